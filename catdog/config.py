@@ -1,0 +1,39 @@
+"""The facts every other module reads: image size, batch size, seeds, data and folders."""
+
+import os
+from pathlib import Path
+
+IMAGE_SIZE = (160, 160)
+BATCH_SIZE = 32
+SPLIT_SEED = 1337
+# Share of the validation files held out as the test split when a data set has no test/.
+TEST_FRACTION = 0.2
+# Share of the images held out for validation (and then test) when a folder has class folders only.
+VALIDATION_FRACTION = 0.3
+
+SPLITS = ("train", "validation", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+DATASET_NAME = "cats_and_dogs_filtered"
+DATASET_FILE = "cats_and_dogs.zip"
+DATASET_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
+DATASET_BYTES = 68_606_236
+
+# Uploads larger than this are refused before decoding; pixel counts above MAX_PIXELS are bombs.
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+MAX_PIXELS = 120_000_000
+
+
+def keras_home() -> Path:
+    """Keras's own cache folder, where get_file keeps downloads and weights."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+
+
+def runs_dir(override: str | os.PathLike | None = None) -> Path:
+    return Path(override or os.environ.get("CATDOG_RUNS_DIR") or "runs").expanduser().resolve()
+
+
+def cache_dir() -> Path:
+    """Scans, decoded pixels and backbone features, reused across runs and processes."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catdog"
+    return Path(os.environ.get("CATDOG_CACHE_DIR") or default).expanduser()

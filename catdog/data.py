@@ -1,0 +1,303 @@
+"""Finding, checking, splitting and decoding the images of a data set.
+
+A data set is either the default `cats_and_dogs_filtered` download or a folder laid out as
+`train/`, `validation/` (optional) and `test/` (optional), each with one subfolder per class,
+or just one subfolder per class. Every file is decoded once per content and image size; the
+result (a report and the resized pixels) is cached on disk, so a second look is instant.
+"""
+
+import hashlib
+import os
+import random
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from catdog import config
+from catdog.images import ImageError, open_image, stored_size, to_model_input
+from catdog.storage import read_json, write_json_atomic
+
+Progress = Callable[[int, int], None]
+
+
+class DataError(ValueError):
+    """A data folder that cannot be used; the message is one line for the user."""
+
+
+@dataclass
+class Scan:
+    """What is in a data folder: the usable files per split and class, and what was skipped."""
+
+    root: Path
+    classes: list[str]
+    files: dict[str, list[tuple[str, int]]]
+    skipped: list[dict[str, str]]
+    sizes: dict[str, tuple[int, int]]
+    digests: dict[str, str]
+    key: str = ""
+    pixels: np.ndarray | None = field(default=None, repr=False)
+    index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            split: {name: sum(1 for _, label in items if label == i) for i, name in enumerate(self.classes)}
+            for split, items in self.files.items()
+        }
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Resized uint8 pixels and integer labels of one split, in file order."""
+        rows = [self.index[name] for name, _ in self.files[split]]
+        labels = np.array([label for _, label in self.files[split]], dtype=np.int32)
+        return self.pixels[rows], labels
+
+    def content_key(self, split: str) -> str:
+        """Identifies a split by its files' content, for caches derived from its pixels."""
+        digest = hashlib.sha256()
+        for name, label in self.files[split]:
+            digest.update(f"{self.digests[name]}:{label};".encode())
+        return digest.hexdigest()[:24]
+
+
+def default_dataset_dir() -> Path:
+    return config.keras_home() / "datasets" / "cats_and_dogs_extracted" / config.DATASET_NAME
+
+
+def download_default_dataset(progress: Progress | None = None) -> Path:
+    """Fetches cats_and_dogs_filtered into the Keras cache (once) and returns its folder."""
+    folder = default_dataset_dir()
+    if folder.is_dir():
+        return folder
+    archive = config.keras_home() / "datasets" / config.DATASET_FILE
+    if not archive.exists():
+        _download(config.DATASET_URL, archive, progress)
+    import keras  # here, so that scanning folders never pays TensorFlow's start-up time
+
+    extracted = keras.utils.get_file(
+        config.DATASET_FILE,
+        origin=config.DATASET_URL,
+        extract=True,
+        cache_dir=str(config.keras_home()),
+    )
+    return Path(extracted) / config.DATASET_NAME
+
+
+def _download(url: str, target: Path, progress: Progress | None) -> None:
+    """Streams to a partial file first, so an interrupted download never looks complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or config.DATASET_BYTES)
+            done = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+    except (urllib.error.URLError, OSError) as error:
+        partial.unlink(missing_ok=True)
+        reason = getattr(error, "reason", error)
+        raise DataError(f"could not download {url}: {reason} (is the network reachable?)") from None
+    partial.replace(target)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None, progress: Progress | None = None) -> Path:
+    """The folder to read: the default set (downloaded if needed) or a checked user folder."""
+    if data_dir is None or str(data_dir).strip() == "":
+        return download_default_dataset(progress)
+    path = Path(str(data_dir).strip()).expanduser().resolve()
+    if not path.exists():
+        raise DataError(f"{path} does not exist")
+    if not path.is_dir():
+        raise DataError(f"{path} is a file, not a folder of class folders")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise DataError(f"{path} cannot be read (permission denied)")
+    return path
+
+
+def _subfolders(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def _class_files(folder: Path) -> list[Path]:
+    """Every file below a class folder; junk among them is reported by the scan, not hidden."""
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def _layout(root: Path) -> dict[str, dict[str, list[Path]]]:
+    """Files per split per class folder name, as laid out on disk (split '' = not yet split)."""
+    split_dirs = {split: root / split for split in config.SPLITS if (root / split).is_dir()}
+    if "train" in split_dirs:
+        return {
+            split: {folder.name: _class_files(folder) for folder in _subfolders(path)}
+            for split, path in split_dirs.items()
+        }
+    return {"": {folder.name: _class_files(folder) for folder in _subfolders(root)}}
+
+
+def _fingerprint(root: Path, layout: dict[str, dict[str, list[Path]]]) -> str:
+    """Cheap identity of a folder's state (names, sizes, times) to find a cached scan."""
+    digest = hashlib.sha256(f"{root}|{config.IMAGE_SIZE}".encode())
+    for split, classes in layout.items():
+        for name, files in classes.items():
+            for path in files:
+                try:
+                    stat = path.stat()
+                    digest.update(f"{split}/{name}/{path}|{stat.st_size}|{stat.st_mtime_ns};".encode())
+                except OSError:
+                    digest.update(f"{path}|missing;".encode())
+    return digest.hexdigest()[:24]
+
+
+def _decode(path: Path) -> tuple[np.ndarray, tuple[int, int], str]:
+    """Model-size pixels, original size and content digest of one file; ImageError if unusable."""
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise ImageError("cannot be read (permission denied)") from None
+    except OSError as error:
+        raise ImageError(f"cannot be read ({error.strerror or error})") from None
+    image = open_image(data, max_side=2 * max(config.IMAGE_SIZE))
+    return to_model_input(image), stored_size(data), hashlib.sha256(data).hexdigest()[:32]
+
+
+def _assign_splits(
+    layout: dict[str, dict[str, list[str]]], classes: list[str], seed: int
+) -> dict[str, list[tuple[str, int]]]:
+    """Seeded, stratified, file-level splits: the same seed always gives the same files."""
+
+    def holdout(files: list[str], fraction: float, name: str) -> tuple[list[str], list[str]]:
+        shuffled = sorted(files)
+        random.Random(f"{seed}:{name}").shuffle(shuffled)
+        count = round(len(shuffled) * fraction)
+        return sorted(shuffled[count:]), sorted(shuffled[:count])
+
+    splits: dict[str, list[tuple[str, int]]] = {split: [] for split in config.SPLITS}
+    for label, name in enumerate(classes):
+        per_split = {split: layout.get(split, {}).get(name, []) for split in ("", *config.SPLITS)}
+        train, validation, test = per_split["train"], per_split["validation"], per_split["test"]
+        if per_split[""]:
+            train, validation = holdout(per_split[""], config.VALIDATION_FRACTION, f"all:{name}")
+        elif not validation:
+            train, validation = holdout(train, config.VALIDATION_FRACTION, f"train:{name}")
+        if not test:
+            validation, test = holdout(validation, config.TEST_FRACTION, f"validation:{name}")
+        for split, files in zip(config.SPLITS, (train, validation, test)):
+            splits[split].extend((file, label) for file in files)
+    return splits
+
+
+def scan(
+    data_dir: str | os.PathLike | None = None,
+    seed: int = config.SPLIT_SEED,
+    progress: Progress | None = None,
+) -> Scan:
+    """Checks every file of a data set and splits the good ones; cached by folder state."""
+    root = resolve_data_dir(data_dir, progress)
+    layout = _layout(root)
+    if not any(layout.values()):
+        raise DataError(f"{root} has no class folders (expected one subfolder per class)")
+    key = _fingerprint(root, layout)
+    report_path = config.cache_dir() / "scans" / f"{key}.json"
+    pixels_path = report_path.with_suffix(".npy")
+    report = _read_report(report_path, pixels_path)
+    if report is None:
+        report = _build_report(root, layout, pixels_path, progress)
+        write_json_atomic(report_path, report)
+    return _make_scan(root, layout, report, np.load(pixels_path, mmap_mode="r"), key, seed)
+
+
+def _read_report(report_path: Path, pixels_path: Path) -> dict | None:
+    report = read_json(report_path)
+    return report if isinstance(report, dict) and pixels_path.exists() else None
+
+
+def _build_report(
+    root: Path, layout: dict[str, dict[str, list[Path]]], pixels_path: Path, progress: Progress | None
+) -> dict:
+    paths = [path for classes in layout.values() for files in classes.values() for path in files]
+    results: list = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for done, result in enumerate(pool.map(_try_decode, paths), start=1):
+            results.append(result)
+            if progress and (done % 25 == 0 or done == len(paths)):
+                progress(done, len(paths))
+    good = [(path, result) for path, result in zip(paths, results) if not isinstance(result, str)]
+    pixels = np.stack([result[0] for _, result in good]) if good else np.zeros((0, *config.IMAGE_SIZE, 3), np.uint8)
+    pixels_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = pixels_path.with_name(f"{pixels_path.stem}.{os.getpid()}.partial.npy")
+    np.save(partial, pixels)
+    partial.replace(pixels_path)
+    relative = lambda path: path.relative_to(root).as_posix()  # noqa: E731
+    return {
+        "good": [relative(path) for path, _ in good],
+        "sizes": {relative(path): list(result[1]) for path, result in good},
+        "digests": {relative(path): result[2] for path, result in good},
+        "skipped": [
+            {"file": relative(path), "reason": result}
+            for path, result in zip(paths, results)
+            if isinstance(result, str)
+        ],
+    }
+
+
+def _try_decode(path: Path):
+    try:
+        return _decode(path)
+    except ImageError as error:
+        return str(error)
+
+
+def _make_scan(
+    root: Path,
+    layout: dict[str, dict[str, list[Path]]],
+    report: dict,
+    pixels: np.ndarray,
+    key: str,
+    seed: int,
+) -> Scan:
+    good = set(report["good"])
+    skipped = list(report["skipped"])
+    by_split: dict[str, dict[str, list[str]]] = {}
+    for split, folders in layout.items():
+        for name, files in folders.items():
+            names = [path.relative_to(root).as_posix() for path in files]
+            by_split.setdefault(split, {})[name] = [n for n in names if n in good]
+    first = "train" if "train" in by_split else ""
+    classes = [name for name, files in by_split[first].items() if files]
+    for split, folders in by_split.items():
+        for name, files in folders.items():
+            where = f"{split}/{name}/" if split else f"{name}/"
+            if not files:
+                skipped.append({"file": where, "reason": "class folder has no usable images"})
+            elif name not in classes:
+                skipped.append({"file": where, "reason": f"class '{name}' has no training images"})
+    if len(classes) < 2:
+        found = ", ".join(classes) or "none"
+        raise DataError(
+            f"{root} needs at least two class folders with images; found {len(classes)} ({found})"
+        )
+    return Scan(
+        root=root,
+        classes=classes,
+        files=_assign_splits(by_split, classes, seed),
+        skipped=skipped,
+        sizes={name: tuple(size) for name, size in report["sizes"].items()},
+        digests=report["digests"],
+        key=key,
+        pixels=pixels,
+        index={name: i for i, name in enumerate(report["good"])},
+    )
+
+
+def clear_cache() -> None:
+    shutil.rmtree(config.cache_dir() / "scans", ignore_errors=True)

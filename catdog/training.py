@@ -1,0 +1,218 @@
+"""The training process: `python -m catdog.training RUN_DIR` trains one run and records it.
+
+It runs at low priority in its own process (see runs.py), so the dashboard keeps a core.
+"""
+
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from catdog import config
+from catdog.augment import AugmentConfig
+from catdog.data import scan
+from catdog.models import get_architecture, unfreeze_top
+from catdog.runs import Run
+from catdog.storage import append_jsonl, write_json_atomic
+
+# Batch-progress lines are written at most this often, so history stays small.
+PROGRESS_INTERVAL_S = 1.0
+
+
+class RunCancelled(Exception):
+    """Raised from a callback to leave fit() at once when the user cancels."""
+
+
+def make_dataset(
+    pixels: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0
+) -> tf.data.Dataset:
+    """Already-decoded pixels, so an epoch costs no JPEG decoding: shuffle, batch, prefetch."""
+    dataset = tf.data.Dataset.from_tensor_slices((pixels, labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(
+        lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def default_run_config(arch: str, **overrides) -> dict:
+    """A complete, validated run config: what `RunStore.submit` records."""
+    architecture = get_architecture(arch)
+    augmentation = AugmentConfig.from_dict(overrides.pop("augmentation", None))
+    run_config = {
+        "arch": arch,
+        "epochs": 5,
+        "fine_tune_epochs": 2 if architecture.fine_tune else 0,
+        "batch_size": config.BATCH_SIZE,
+        "learning_rate": architecture.learning_rate,
+        "augmentation": augmentation.to_dict(),
+        "seed": 0,
+        "data_dir": None,
+        "split_seed": config.SPLIT_SEED,
+        "fast": False,
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+        },
+    }
+    unknown = set(overrides) - set(run_config)
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    run_config.update({k: v for k, v in overrides.items() if v is not None})
+    _check(run_config, architecture)
+    return run_config
+
+
+def _check(run_config: dict, architecture) -> None:
+    if not 1 <= int(run_config["epochs"]) <= 500:
+        raise ValueError("epochs must be between 1 and 500")
+    if not 1 <= int(run_config["batch_size"]) <= 1024:
+        raise ValueError("batch size must be between 1 and 1024")
+    if not 0 < float(run_config["learning_rate"]) <= 1:
+        raise ValueError("learning rate must be in (0, 1]")
+    if run_config["fast"] and not architecture.uses_backbone:
+        raise ValueError(f"the fast path needs a frozen backbone; {architecture.name} has none")
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Writes history lines, keeps the best model, and stops at the next batch on cancel."""
+
+    def __init__(self, run: Run, phase: str, best: float = -1.0, epoch_offset: int = 0):
+        super().__init__()
+        self.run, self.phase, self.best, self.epoch_offset = run, phase, best, epoch_offset
+        self._last_write = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._epoch_start = epoch, time.time()
+
+    def _check_cancel(self) -> None:
+        if self.run.cancel_flag.exists():
+            raise RunCancelled()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check_cancel()
+        now = time.time()
+        steps = self.params.get("steps") or 0
+        if now - self._last_write >= PROGRESS_INTERVAL_S or batch + 1 == steps:
+            self._last_write = now
+            append_jsonl(
+                self.run.path / "history.jsonl",
+                {
+                    "type": "batch",
+                    "epoch": self._epoch_number(self._epoch),
+                    "batch": batch + 1,
+                    "batches": steps,
+                    "elapsed": round(now - self._epoch_start, 2),
+                    "phase": self.phase,
+                },
+            )
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._check_cancel()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        record = {
+            "type": "epoch",
+            "epoch": self._epoch_number(epoch),
+            "phase": self.phase,
+            "seconds": round(time.time() - self._epoch_start, 2),
+            **{key: _round(logs.get(key)) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
+        }
+        append_jsonl(self.run.path / "history.jsonl", record)
+        if record["val_accuracy"] is not None and record["val_accuracy"] > self.best:
+            self.best = record["val_accuracy"]
+            save_model_atomic(self.model, self.run.model_path)
+
+    def _epoch_number(self, epoch: int) -> int:
+        return self.epoch_offset + epoch + 1
+
+
+def _round(value) -> float | None:
+    return None if value is None else round(float(value), 5)
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """A reader (the Predict page) never loads a half-written model file."""
+    partial = path.with_name(f".partial-{os.getpid()}.keras")
+    model.save(partial)
+    partial.replace(path)
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def _fit(model, run: Run, train, validation, epochs: int, phase: str, best: float, offset: int) -> float:
+    recorder = RunRecorder(run, phase, best, offset)
+    board = keras.callbacks.TensorBoard(str(run.path / "tensorboard"), write_graph=False, profile_batch=0)
+    model.fit(
+        train, validation_data=validation, epochs=epochs, callbacks=[recorder, board], shuffle=False, verbose=0
+    )
+    return recorder.best
+
+
+def train(run: Run) -> dict:
+    """Trains one run as its config says; returns the final status fields."""
+    cfg = run.config
+    architecture = get_architecture(cfg["arch"])
+    keras.utils.set_random_seed(int(cfg["seed"]))
+    data = scan(cfg["data_dir"], int(cfg["split_seed"]))
+    write_json_atomic(
+        run.path / "data.json",
+        {"root": str(data.root), "classes": data.classes, "counts": data.counts(), "skipped": len(data.skipped)},
+    )
+    augmentation = AugmentConfig.from_dict(cfg["augmentation"])
+    batch_size = int(cfg["batch_size"])
+    model = architecture.build(len(data.classes), augmentation)
+    compile_model(model, float(cfg["learning_rate"]))
+    train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=int(cfg["seed"]))
+    validation_ds = make_dataset(*data.arrays("validation"), batch_size)
+    best = _fit(model, run, train_ds, validation_ds, int(cfg["epochs"]), "train", -1.0, 0)
+    if architecture.fine_tune and int(cfg["fine_tune_epochs"]) > 0:
+        unfreeze_top(model)
+        compile_model(model, float(cfg["learning_rate"]) / 10)
+        train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=int(cfg["seed"]) + 1)
+        validation_ds = make_dataset(*data.arrays("validation"), batch_size)
+        done = len(run.history())
+        best = _fit(model, run, train_ds, validation_ds, int(cfg["fine_tune_epochs"]), "fine-tune", best, done)
+    return {"best_val_accuracy": best}
+
+
+def main(run_dir: str) -> int:
+    run = Run(Path(run_dir))
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    try:
+        result = train(run)
+    except RunCancelled:
+        run.mark("cancelled")
+        return 0
+    except Exception as error:
+        traceback.print_exc()
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        run.mark("failed", error=message)
+        return 1
+    run.mark("finished", **result)
+    print(json.dumps({"run": run.id, **result}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
