@@ -29,6 +29,11 @@ def keras_home() -> Path:
     return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
 
 
+def data_dir() -> str | None:
+    """The data folder used when none is given; None means the default download."""
+    return os.environ.get("CATDOG_DATA_DIR") or None
+
+
 def runs_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get("CATDOG_RUNS_DIR") or "runs").expanduser().resolve()
 

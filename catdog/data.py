@@ -109,6 +109,7 @@ def _download(url: str, target: Path, progress: Progress | None) -> None:
 
 def resolve_data_dir(data_dir: str | os.PathLike | None, progress: Progress | None = None) -> Path:
     """The folder to read: the default set (downloaded if needed) or a checked user folder."""
+    data_dir = data_dir or config.data_dir()
     if data_dir is None or str(data_dir).strip() == "":
         return download_default_dataset(progress)
     path = Path(str(data_dir).strip()).expanduser().resolve()

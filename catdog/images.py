@@ -9,7 +9,8 @@ from PIL import Image, ImageOps
 from catdog.config import IMAGE_SIZE, MAX_PIXELS, MAX_UPLOAD_BYTES
 
 # Only these decoders ever see user bytes: no PostScript, PSD, ICO or other rarely-audited parsers.
-FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+Image.init()  # registers all decoders, so FORMATS can name those Pillow loads lazily (WebP, TIFF)
 _SIGNATURES = (
     (b"PK\x03\x04", "a ZIP archive"),
     (b"\x1f\x8b", "a gzip archive"),

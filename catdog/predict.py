@@ -1,0 +1,107 @@
+"""Using a trained run: class probabilities for a photo, and scores on the held-out test split."""
+
+import threading
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from catdog.data import scan
+from catdog.images import ImageError, load_image, to_model_input
+from catdog.runs import Run, RunError
+from catdog.storage import read_json, write_json_atomic
+
+__all__ = ["ImageError", "load_image", "load_model", "class_names", "predict", "evaluate"]
+
+_models: dict[tuple[str, int], keras.Model] = {}
+_models_lock = threading.Lock()
+
+
+def load_model(run: Run) -> keras.Model:
+    """The run's best model, loaded once per saved version, and only with safe_mode on."""
+    path = run.model_path
+    if not path.is_file():
+        raise RunError(f"run {run.id} has no saved model yet")
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    with _models_lock:
+        if key not in _models:
+            for stale in [k for k in _models if k[0] == key[0]]:
+                del _models[stale]
+            _models[key] = keras.models.load_model(path, safe_mode=True, compile=False)
+        return _models[key]
+
+
+def class_names(run: Run) -> list[str]:
+    classes = (read_json(run.path / "data.json") or {}).get("classes")
+    if not classes:
+        raise RunError(f"run {run.id} has no recorded classes (did it start training?)")
+    return classes
+
+
+def probabilities(model: keras.Model, pixels: np.ndarray, flip_average: bool = False) -> np.ndarray:
+    """Softmax of the logits for a batch of model-size images; optionally averaged with mirrors."""
+    x = np.asarray(pixels, dtype=np.float32)
+    logits = model.predict_on_batch(x) if len(x) <= 64 else model.predict(x, batch_size=64, verbose=0)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    if flip_average:
+        probs = (probs + probabilities(model, x[:, :, ::-1])) / 2
+    return probs
+
+
+def predict(run: Run, image: np.ndarray) -> dict[str, float]:
+    """Class probabilities for one RGB image of any size."""
+    probs = probabilities(load_model(run), to_model_input(image)[None])[0]
+    return {name: float(p) for name, p in zip(class_names(run), probs)}
+
+
+def evaluate(run: Run) -> dict:
+    """Accuracy, per-class accuracy, confusion matrix and per-image results on the test split.
+
+    The test split comes from the run's own data folder and split seed, so its files are
+    disjoint from the ones the run trained and validated on. Cached per saved model.
+    """
+    model_path = run.model_path
+    cached = read_json(run.path / "evaluation.json") or {}
+    if model_path.is_file() and cached.get("model_mtime_ns") == model_path.stat().st_mtime_ns:
+        return cached
+    cfg, classes = run.config, class_names(run)
+    data = scan(cfg.get("data_dir"), cfg.get("split_seed"))
+    if data.classes != classes:
+        raise RunError(f"the data folder's classes changed since run {run.id} trained: {data.classes}")
+    pixels, labels = data.arrays("test")
+    if not len(labels):
+        raise RunError("the test split is empty")
+    probs = probabilities(load_model(run), pixels)
+    predicted = probs.argmax(axis=1)
+    confusion = np.zeros((len(classes), len(classes)), dtype=int)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = {
+        name: float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None
+        for i, name in enumerate(classes)
+    }
+    result = {
+        "run": run.id,
+        "test_accuracy": float((predicted == labels).mean()),
+        "n": int(len(labels)),
+        "classes": classes,
+        "per_class": per_class,
+        "confusion_matrix": confusion.tolist(),
+        "data_root": str(data.root),
+        "images": [
+            {
+                "file": name,
+                "label": classes[label],
+                "predicted": classes[guess],
+                "confidence": float(p[guess]),
+                "correct": bool(label == guess),
+            }
+            for (name, label), guess, p in zip(data.files["test"], predicted, probs)
+        ],
+        "model_mtime_ns": model_path.stat().st_mtime_ns,
+    }
+    write_json_atomic(run.path / "evaluation.json", result)
+    return result
+
+
+def image_path(evaluation: dict, name: str) -> Path:
+    return Path(evaluation["data_root"]) / name
