@@ -238,7 +238,7 @@ def _build_report(
     partial = pixels_path.with_name(f"{pixels_path.stem}.{os.getpid()}.partial.npy")
     np.save(partial, pixels)
     partial.replace(pixels_path)
-    relative = lambda path: path.relative_to(root).as_posix()  # noqa: E731
+    relative = lambda path: path.relative_to(root).as_posix()
     return {
         "good": [relative(path) for path, _ in good],
         "sizes": {relative(path): list(result[1]) for path, result in good},

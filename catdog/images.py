@@ -1,23 +1,49 @@
 """Turning bytes from anywhere (uploads, data folders) into RGB pixels, or one clear error."""
 
 import io
+import re
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from catdog.config import IMAGE_SIZE, MAX_PIXELS, MAX_UPLOAD_BYTES
 
 # Only these decoders ever see user bytes: no PostScript, PSD, ICO or other rarely-audited parsers.
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 Image.init()  # registers all decoders, so FORMATS can name those Pillow loads lazily (WebP, TIFF)
+# open_image enforces its own MAX_PIXELS limit. A process-wide filter, because
+# warnings.catch_warnings() is not thread-safe and data scans decode in a thread pool.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 _SIGNATURES = (
     (b"PK\x03\x04", "a ZIP archive"),
     (b"\x1f\x8b", "a gzip archive"),
     (b"Rar!", "a RAR archive"),
     (b"7z\xbc\xaf", "a 7z archive"),
     (b"%PDF", "a PDF document"),
+    (b"8BPS", "a Photoshop document (save it as JPEG or PNG)"),
+    (b"\0\0\1\0", "an icon file (save it as JPEG or PNG)"),
 )
+# Files that start like a supported image but that Pillow could not even identify.
+_IMAGE_SIGNATURES = (
+    (b"\xff\xd8", "JPEG"),
+    (b"\x89PNG", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\0", "TIFF"),
+    (b"MM\0*", "TIFF"),
+)
+_ORIENTATION = 0x0112
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class ImageError(ValueError):
@@ -28,17 +54,35 @@ def _describe(data: bytes) -> str:
     """Names what a non-image file most likely is, so the error says more than 'invalid'."""
     for signature, name in _SIGNATURES:
         if data.startswith(signature):
-            return name
+            return f"not an image: {name}"
+    for signature, name in _IMAGE_SIGNATURES:
+        if data.startswith(signature):
+            return f"truncated or corrupt {name} file (its header cannot be read)"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "truncated or corrupt WebP file (its header cannot be read)"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12].decode("ascii", "replace").strip()
+        kind = "an AVIF" if brand.startswith("avi") else "a HEIC" if brand.startswith(("hei", "mif")) else "a video or HEIF"
+        return f"{kind} file is not supported (save it as JPEG or PNG)"
     head = data[:512].lstrip().lower()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
-        return "an SVG drawing (vector images are not supported)"
+        return "not an image: an SVG drawing (vector images are not supported)"
     if head.startswith((b"<!doctype html", b"<html")):
-        return "an HTML page"
+        return "not an image: an HTML page"
+    if _is_text(data[:4096]):
+        return "not an image: a text file"
+    return "not an image: an unsupported format (use JPEG, PNG, GIF, BMP, WebP or TIFF)"
+
+
+def _is_text(head: bytes) -> bool:
+    if any(byte < 32 and byte not in b"\t\n\r\f" for byte in head):
+        return False
     try:
-        data[:4096].decode("utf-8")
-    except UnicodeDecodeError:
-        return "not a supported image (JPEG, PNG, GIF, BMP, WebP or TIFF)"
-    return "a text file"
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A character cut by the 4096-byte window is still text.
+        return error.start >= len(head) - 3
+    return True
 
 
 def _flatten_alpha(image: Image.Image) -> Image.Image:
@@ -48,18 +92,55 @@ def _flatten_alpha(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
+def _wide_to_rgb(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float pixels scaled by their format's range, so a photo keeps its
+    brightness (a plain convert("RGB") clips them to white); values outside any known range
+    are stretched to 0-255."""
+    values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(values.min()), float(values.max())
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and 255 < high <= 65535):
+        scaled = values / 257
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scaled = values * 255
+    elif low >= 0 and high <= 255:
+        scaled = values
+    else:
+        scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
+    return Image.fromarray(np.round(scaled).astype(np.uint8)).convert("RGB")
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        # Wide-range pixels: a plain convert("RGB") would clip them to white.
-        values = np.asarray(image, dtype=np.float64)
-        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
-        return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
+        return _wide_to_rgb(image)
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         return _flatten_alpha(image)
     return image.convert("RGB")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Applies the EXIF orientation. Unlike ImageOps.exif_transpose this never rewrites the
+    EXIF block, which raises on damaged phone EXIF; a photo with unreadable EXIF is used as stored."""
+    try:
+        method = _UPRIGHT.get(int(image.getexif().get(_ORIENTATION, 1)))
+    except Exception:  # noqa: BLE001 - any EXIF damage means "as stored"
+        return image
+    return image.transpose(method) if method is not None else image
+
+
+def _too_large(size: int) -> str:
+    return f"file is too large ({size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB)"
+
+
+def _decode_failure(error: BaseException, fmt: str | None) -> str:
+    """One line that says what is wrong, without Python's exception names or multi-line text."""
+    what = f"{fmt} " if fmt else ""
+    text = " ".join(str(error).split())
+    if "truncated" in text.lower():
+        return f"truncated {what}image data (the file is cut off, e.g. an unfinished download)"
+    if isinstance(error, (OSError, SyntaxError, ValueError, EOFError)) and text:
+        return f"corrupt {what}image data ({text[:80]})"
+    return f"corrupt {what}image data (the decoder could not read it)"
 
 
 def open_image(data: bytes, max_side: int | None = None) -> Image.Image:
@@ -67,45 +148,52 @@ def open_image(data: bytes, max_side: int | None = None) -> Image.Image:
     if not data:
         raise ImageError("empty file")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageError(
-            f"file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB"
-        )
+        raise ImageError(_too_large(len(data)))
+    fmt = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(
-                    f"image is {width} × {height} pixels, over the {MAX_PIXELS // 10**6} megapixel "
-                    "limit (possible decompression bomb)"
-                )
-            if max_side and image.format in ("JPEG", "MPO"):
-                # DCT scaling decodes a 12 MP JPEG at 1/2-1/8 size, several times faster.
-                image.draft("RGB", (max_side, max_side))
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            image = _to_rgb(image)
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        fmt = image.format
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageError(_too_many_pixels(f"{width} × {height} pixels"))
+        if max_side and image.format in ("JPEG", "MPO"):
+            # DCT scaling decodes a 12 MP JPEG at 1/2-1/8 size, several times faster.
+            image.draft("RGB", (max_side, max_side))
+        image.load()
+        image = _to_rgb(_upright(image))
     except ImageError:
         raise
-    except Image.DecompressionBombError:
-        raise ImageError("image has too many pixels (possible decompression bomb)") from None
+    except Image.DecompressionBombError as error:
+        # Pillow refuses before we see the size; its message carries the pixel count.
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = f"{int(found.group(1)) / 10**6:.0f} megapixels" if found else "too many pixels"
+        raise ImageError(_too_many_pixels(pixels)) from None
     except Image.UnidentifiedImageError:
         raise ImageError(_describe(data)) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as error:
-        reason = "truncated" if "truncated" in str(error) else "corrupt"
-        raise ImageError(f"{reason} image data ({str(error).splitlines()[0][:80]})") from None
     except MemoryError:
-        raise ImageError("image is too large to decode") from None
+        raise ImageError("image is too large to decode (out of memory)") from None
+    except Exception as error:  # noqa: BLE001 - see below
+        # Damaged files make decoders fail in many ways (struct.error, KeyError, ...);
+        # each must become a message, never crash a whole data scan.
+        raise ImageError(_decode_failure(error, fmt)) from None
     if max_side and max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return image
 
 
+def _too_many_pixels(found: str) -> str:
+    return f"image is {found}, over the {MAX_PIXELS // 10**6} megapixel limit (possible decompression bomb)"
+
+
 def stored_size(data: bytes) -> tuple[int, int]:
     """Width and height as stored in the header, without decoding the pixels."""
-    with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-        return image.size
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+            return image.size
+    except Image.UnidentifiedImageError:
+        raise ImageError(_describe(data)) from None
+    except Exception as error:  # noqa: BLE001 - damaged headers fail in many ways
+        raise ImageError(_decode_failure(error, None)) from None
 
 
 def load_image(data: bytes, max_side: int | None = 1024) -> np.ndarray:
@@ -117,4 +205,6 @@ def to_model_input(image: Image.Image | np.ndarray) -> np.ndarray:
     """The IMAGE_SIZE pixels a model sees, made the same way for training and prediction."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
+    if image.mode != "RGB":
+        image = _to_rgb(image)
     return np.asarray(image.resize(IMAGE_SIZE[::-1], Image.Resampling.BILINEAR))

@@ -6,7 +6,7 @@ Every model takes IMAGE_SIZE RGB pixels in 0..255 and returns logits, so one los
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import keras
 from keras import layers
@@ -27,7 +27,7 @@ def _inputs() -> keras.KerasTensor:
     return keras.Input(shape=(*config.IMAGE_SIZE, 3), name="image")
 
 
-def _preprocess_input() -> layers.Layer:
+def preprocess_input() -> layers.Layer:
     """mobilenet_v2.preprocess_input (x / 127.5 - 1) as a layer, so safe_mode can load it."""
     return layers.Rescaling(scale=1 / 127.5, offset=-1.0, name="preprocess_input")
 
@@ -58,7 +58,7 @@ def build_model2(num_classes: int, augmentation: AugmentConfig | None = None) ->
 
 def build_model3(num_classes: int, augmentation: AugmentConfig | None = None) -> keras.Model:
     inputs = _inputs()
-    x = _preprocess_input()(inputs)
+    x = preprocess_input()(inputs)
     x = build_augmentation(augmentation or AugmentConfig())(x)
     return keras.Model(inputs, _small_cnn(x, num_classes), name="model3")
 
@@ -69,7 +69,7 @@ def build_backbone(weights: str | None = "imagenet") -> keras.Model:
         backbone = keras.applications.MobileNetV2(
             input_shape=(*config.IMAGE_SIZE, 3), include_top=False, weights=weights, name="backbone"
         )
-    except Exception as error:  # get_file raises a bare Exception for network failures
+    except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
         name = BACKBONE_WEIGHTS_FILE.format(size=config.IMAGE_SIZE[0])
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise WeightsUnavailable(
@@ -84,17 +84,17 @@ def build_model4(
     num_classes: int, augmentation: AugmentConfig | None = None, weights: str | None = "imagenet"
 ) -> keras.Model:
     inputs = _inputs()
-    x = _preprocess_input()(inputs)
+    x = preprocess_input()(inputs)
     x = build_augmentation(augmentation or AugmentConfig())(x)
     # training=False keeps the frozen backbone's BatchNorm statistics fixed, even when fine-tuning.
     x = build_backbone(weights)(x, training=False)
+    x = layers.GlobalMaxPooling2D(name="pool")(x)
     return keras.Model(inputs, build_head(x, num_classes), name="model4")
 
 
-def build_head(features: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
-    """model4's classifier on the backbone's feature map."""
-    x = layers.GlobalMaxPooling2D(name="pool")(features)
-    x = layers.Dropout(0.2, name="head_dropout")(x)
+def build_head(pooled: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
+    """model4's trainable head on pooled backbone features; the fast path trains it alone."""
+    x = layers.Dropout(0.2, name="head_dropout")(pooled)
     x = layers.Dense(64, activation="relu", name="head_dense")(x)
     return layers.Dense(num_classes, name="logits")(x)
 
@@ -179,7 +179,7 @@ def build(name: str, num_classes: int, augmentation: AugmentConfig | None = None
     return get_architecture(name).build(num_classes, augmentation)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _blueprint(name: str, num_classes: int) -> keras.Model:
     """The model with random weights: enough to count and list its layers, no download needed."""
     arch = get_architecture(name)

@@ -11,7 +11,7 @@ from catdog.images import ImageError, load_image, to_model_input
 from catdog.runs import Run, RunError
 from catdog.storage import read_json, write_json_atomic
 
-__all__ = ["ImageError", "load_image", "load_model", "class_names", "predict", "evaluate"]
+__all__ = ["ImageError", "class_names", "evaluate", "load_image", "load_model", "predict"]
 
 _models: dict[tuple[str, int], keras.Model] = {}
 _models_lock = threading.Lock()
@@ -82,7 +82,7 @@ def evaluate(run: Run) -> dict:
     result = {
         "run": run.id,
         "test_accuracy": float((predicted == labels).mean()),
-        "n": int(len(labels)),
+        "n": len(labels),
         "classes": classes,
         "per_class": per_class,
         "confusion_matrix": confusion.tolist(),

@@ -9,6 +9,7 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -17,7 +18,8 @@ import tensorflow as tf
 
 from catdog import config
 from catdog.augment import AugmentConfig
-from catdog.data import scan
+from catdog.data import Scan, scan
+from catdog.features import FeatureCache, build_head_model, copy_head_weights
 from catdog.models import get_architecture, unfreeze_top
 from catdog.runs import Run
 from catdog.storage import append_jsonl, write_json_atomic
@@ -49,7 +51,8 @@ def default_run_config(arch: str, **overrides) -> dict:
     augmentation = AugmentConfig.from_dict(overrides.pop("augmentation", None))
     run_config = {
         "arch": arch,
-        "epochs": 5,
+        # Head epochs on cached features take a fraction of a second each.
+        "epochs": 10 if overrides.get("fast") else 5,
         "fine_tune_epochs": 2 if architecture.fine_tune else 0,
         "batch_size": config.BATCH_SIZE,
         "learning_rate": architecture.learning_rate,
@@ -58,6 +61,7 @@ def default_run_config(arch: str, **overrides) -> dict:
         "data_dir": None,
         "split_seed": config.SPLIT_SEED,
         "fast": False,
+        "feature_copies": 1,
         "versions": {
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
@@ -85,11 +89,12 @@ def _check(run_config: dict, architecture) -> None:
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Writes history lines, keeps the best model, and stops at the next batch on cancel."""
+    """Writes history lines, hands on the best model, and stops at the next batch on cancel."""
 
-    def __init__(self, run: Run, phase: str, best: float = -1.0, epoch_offset: int = 0):
+    def __init__(self, run: Run, phase: str, on_best: Callable[[keras.Model], None], best: float, epoch_offset: int):
         super().__init__()
-        self.run, self.phase, self.best, self.epoch_offset = run, phase, best, epoch_offset
+        self.run, self.phase, self.on_best = run, phase, on_best
+        self.best, self.epoch_offset = best, epoch_offset
         self._last_write = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -105,17 +110,7 @@ class RunRecorder(keras.callbacks.Callback):
         steps = self.params.get("steps") or 0
         if now - self._last_write >= PROGRESS_INTERVAL_S or batch + 1 == steps:
             self._last_write = now
-            append_jsonl(
-                self.run.path / "history.jsonl",
-                {
-                    "type": "batch",
-                    "epoch": self._epoch_number(self._epoch),
-                    "batch": batch + 1,
-                    "batches": steps,
-                    "elapsed": round(now - self._epoch_start, 2),
-                    "phase": self.phase,
-                },
-            )
+            record_progress(self.run, self.phase, self._epoch_number(self._epoch), batch + 1, steps, now - self._epoch_start)
 
     def on_test_batch_end(self, batch, logs=None):
         self._check_cancel()
@@ -132,10 +127,17 @@ class RunRecorder(keras.callbacks.Callback):
         append_jsonl(self.run.path / "history.jsonl", record)
         if record["val_accuracy"] is not None and record["val_accuracy"] > self.best:
             self.best = record["val_accuracy"]
-            save_model_atomic(self.model, self.run.model_path)
+            self.on_best(self.model)
 
     def _epoch_number(self, epoch: int) -> int:
         return self.epoch_offset + epoch + 1
+
+
+def record_progress(run: Run, phase: str, epoch: int, done: int, total: int, elapsed: float) -> None:
+    append_jsonl(
+        run.path / "history.jsonl",
+        {"type": "batch", "epoch": epoch, "batch": done, "batches": total, "elapsed": round(elapsed, 2), "phase": phase},
+    )
 
 
 def _round(value) -> float | None:
@@ -157,13 +159,40 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
     )
 
 
-def _fit(model, run: Run, train, validation, epochs: int, phase: str, best: float, offset: int) -> float:
-    recorder = RunRecorder(run, phase, best, offset)
+def _fit(model, run: Run, train, validation, epochs: int, phase: str, on_best, best: float = -1.0) -> float:
+    recorder = RunRecorder(run, phase, on_best, best, epoch_offset=len(run.history()))
     board = keras.callbacks.TensorBoard(str(run.path / "tensorboard"), write_graph=False, profile_batch=0)
     model.fit(
         train, validation_data=validation, epochs=epochs, callbacks=[recorder, board], shuffle=False, verbose=0
     )
     return recorder.best
+
+
+def _train_head_on_features(run: Run, data: Scan, model: keras.Model, cfg: dict) -> float:
+    """The fast path: model4's head on cached backbone features; model gets the best head."""
+    start = time.time()
+    cache = FeatureCache(data, lambda done, total: record_progress(run, "features", 0, done, total, time.time() - start))
+    augmentation = AugmentConfig.from_dict(cfg["augmentation"])
+    x_train, y_train = cache.features("train", int(cfg["feature_copies"]), augmentation)
+    x_val, y_val = cache.features("validation")
+    append_jsonl(run.path / "history.jsonl", {"type": "features", "seconds": round(time.time() - start, 2)})
+    head = build_head_model(x_train.shape[1], len(data.classes))
+    compile_model(head, float(cfg["learning_rate"]))
+    best_weights: dict = {}
+    batch_size, seed = int(cfg["batch_size"]), int(cfg["seed"])
+    best = _fit(
+        head,
+        run,
+        make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed),
+        make_dataset(x_val, y_val, batch_size),
+        int(cfg["epochs"]),
+        "head",
+        lambda trained: best_weights.update(weights=trained.get_weights()),
+    )
+    head.set_weights(best_weights["weights"])
+    copy_head_weights(head, model)
+    save_model_atomic(model, run.model_path)
+    return best
 
 
 def train(run: Run) -> dict:
@@ -176,20 +205,21 @@ def train(run: Run) -> dict:
         run.path / "data.json",
         {"root": str(data.root), "classes": data.classes, "counts": data.counts(), "skipped": len(data.skipped)},
     )
-    augmentation = AugmentConfig.from_dict(cfg["augmentation"])
-    batch_size = int(cfg["batch_size"])
-    model = architecture.build(len(data.classes), augmentation)
-    compile_model(model, float(cfg["learning_rate"]))
-    train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=int(cfg["seed"]))
-    validation_ds = make_dataset(*data.arrays("validation"), batch_size)
-    best = _fit(model, run, train_ds, validation_ds, int(cfg["epochs"]), "train", -1.0, 0)
+    model = architecture.build(len(data.classes), AugmentConfig.from_dict(cfg["augmentation"]))
+    save_best = lambda trained: save_model_atomic(trained, run.model_path)
+    batch_size, seed = int(cfg["batch_size"]), int(cfg["seed"])
+    validation = make_dataset(*data.arrays("validation"), batch_size)
+    if cfg["fast"]:
+        best = _train_head_on_features(run, data, model, cfg)
+    else:
+        compile_model(model, float(cfg["learning_rate"]))
+        train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=seed)
+        best = _fit(model, run, train_ds, validation, int(cfg["epochs"]), "train", save_best)
     if architecture.fine_tune and int(cfg["fine_tune_epochs"]) > 0:
         unfreeze_top(model)
         compile_model(model, float(cfg["learning_rate"]) / 10)
-        train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=int(cfg["seed"]) + 1)
-        validation_ds = make_dataset(*data.arrays("validation"), batch_size)
-        done = len(run.history())
-        best = _fit(model, run, train_ds, validation_ds, int(cfg["fine_tune_epochs"]), "fine-tune", best, done)
+        train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=seed + 1)
+        best = _fit(model, run, train_ds, validation, int(cfg["fine_tune_epochs"]), "fine-tune", save_best, best)
     return {"best_val_accuracy": best}
 
 
@@ -204,7 +234,7 @@ def main(run_dir: str) -> int:
     except RunCancelled:
         run.mark("cancelled")
         return 0
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 -- any failure must end as a recorded status
         traceback.print_exc()
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         run.mark("failed", error=message)
