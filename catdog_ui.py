@@ -1,0 +1,235 @@
+"""What every dashboard page shares: the error guard, the run-status badge and cached loaders.
+
+Pages stay thin views over the catdog library; anything here is about showing things, never
+about training or data rules.
+"""
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import keras
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from catdog import config, data, predict
+from catdog.augment import AugmentConfig
+from catdog.runs import ACTIVE, Run, RunStore
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+LOGO = ASSETS / "logo.svg"
+STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
+STATUS_REFRESH_S = 2.0
+
+log = logging.getLogger("catdog.dashboard")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@contextmanager
+def guard(where: str) -> Iterator[None]:
+    """Turns an unexpected exception into one short line on the page and a logged traceback.
+
+    Streamlit's own rerun and stop signals derive from BaseException, so they pass through.
+    """
+    try:
+        yield
+    except Exception as error:
+        log.exception("unexpected error in %s", where)
+        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        st.error(f"{where} hit an unexpected problem: {reason}. The details are in the server log.", icon="⚠️")
+
+
+def guarded(where: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """The guard for fragments, which rerun on their own, outside the page's guard."""
+
+    def decorate(func: Callable[P, None]) -> Callable[P, None]:
+        @wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+            with guard(where):
+                func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def setup_page() -> None:
+    st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
+    st.logo(str(LOGO), size="large")
+
+
+# --- formatting -------------------------------------------------------------------------
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def planned_epochs(run_config: dict) -> int:
+    return int(run_config.get("epochs") or 0) + int(run_config.get("fine_tune_epochs") or 0)
+
+
+def time_left(run_config: dict, history: list[dict], progress: dict | None) -> float | None:
+    """Seconds until a run ends: the rest of this epoch plus the remaining epochs at the pace so far."""
+    if not progress or not progress.get("batch"):
+        return None
+    per_batch = progress["elapsed"] / progress["batch"]
+    this_epoch = per_batch * (progress["batches"] - progress["batch"])
+    epoch_seconds = [h["seconds"] for h in history if h.get("seconds")]
+    per_epoch = float(np.mean(epoch_seconds)) if epoch_seconds else per_batch * progress["batches"]
+    later_epochs = max(planned_epochs(run_config) - int(progress["epoch"]), 0)
+    return this_epoch + later_epochs * per_epoch
+
+
+def run_label(run: Run) -> str:
+    summary = run.summary()
+    return f"{run.id} · {summary['status']} · best val {percent(summary['best_val_accuracy'])}"
+
+
+# --- the run-status badge shown on every page --------------------------------------------
+
+
+def status_line(run: Run) -> tuple[str, str]:
+    """The badge text and a one-line detail for the current or last run."""
+    status, history, progress = run.status(), run.history(), run.progress()
+    state = status["state"]
+    total = planned_epochs(run.config)
+    if state == "running" and progress:
+        epoch = f"epoch {progress['epoch']}/{total}"
+    else:
+        epoch = f"{len(history)}/{total} epochs"
+    val = [h["val_accuracy"] for h in history if h.get("val_accuracy") is not None]
+    detail = f"{run.config.get('arch', '?')} · {epoch} · val acc {percent(val[-1] if val else None)}"
+    return state, detail
+
+
+@st.fragment(run_every=STATUS_REFRESH_S)
+@guarded("The run status")
+def run_status() -> None:
+    run = RunStore().latest()
+    st.caption("Training")
+    if run is None:
+        st.caption("No runs yet: start one on the Train page.")
+        return
+    state, detail = status_line(run)
+    st.badge(state, color=STATE_COLORS[state], icon=":material/model_training:")
+    st.caption(detail)
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def dataset_downloaded() -> bool:
+    """Whether the default set is on disk already (unpacking a cached archive needs no network)."""
+    archive = config.keras_home() / "datasets" / config.DATASET_FILE
+    return data.default_dataset_dir().is_dir() or archive.is_file()
+
+
+def download_panel() -> None:
+    """The default set's download button, with progress and a one-line error when offline."""
+    size = f"≈ {config.DATASET_BYTES / 1e6:.0f} MB"
+    st.info(f"The default data set, cats_and_dogs_filtered ({size}), is not downloaded yet.")
+    if not st.button(f"Download cats_and_dogs_filtered ({size})", type="primary", icon=":material/download:"):
+        return
+    bar = st.progress(0.0, text="Connecting…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(done / total, 1.0), text=f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB")
+
+    try:
+        data.download_default_dataset(progress)
+    except data.DataError as error:
+        bar.empty()
+        st.error(f"Download failed: {error}")
+        return
+    bar.empty()
+    st.rerun()
+
+
+def chosen_data_dir() -> str | None:
+    """The folder picked on the Dataset page; else CATDOG_DATA_DIR; None means the default set."""
+    return st.session_state.get("data_dir", config.data_dir())
+
+
+def remember_data_dir(folder: str | None) -> None:
+    st.session_state["data_dir"] = folder
+
+
+def chosen_augmentation() -> AugmentConfig:
+    return AugmentConfig.from_dict(st.session_state.get("augmentation"))
+
+
+def remember_augmentation(augmentation: AugmentConfig) -> None:
+    st.session_state["augmentation"] = augmentation.to_dict()
+
+
+# A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
+@st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
+def load_scan(folder: str | None) -> data.Scan:
+    """The scan of a folder (None = default set), with a progress bar the first time."""
+    bar = st.progress(0.0, text="Checking the images…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"Checking the images… {done} of {total}")
+
+    try:
+        return data.scan(folder, progress=progress)
+    finally:
+        bar.empty()
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def thumbnail(scan_key: str, name: str, _scan: data.Scan) -> bytes:
+    """One data-set image as a small JPEG, from the scan's decoded pixels (no file is re-read)."""
+    return jpeg(np.asarray(_scan.pixels[_scan.index[name]]))
+
+
+def jpeg(pixels: np.ndarray, quality: int = 85) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+# --- runs and models --------------------------------------------------------------------
+
+
+def runs_with_model() -> list[Run]:
+    """Runs that have saved a model, newest first: the ones that can predict."""
+    return [run for run in reversed(RunStore().runs()) if run.model_path.is_file()]
+
+
+def is_active(run: Run) -> bool:
+    return run.state in ACTIVE
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _model(run_path: str, model_mtime_ns: int) -> keras.Model:
+    return predict.load_model(Run(Path(run_path)))
+
+
+def load_model(run: Run) -> keras.Model:
+    """The run's saved model, reloaded when training saves a better one."""
+    return _model(str(run.path), run.model_path.stat().st_mtime_ns)
+
+
+def started_ago(run: Run) -> str:
+    created = run.config.get("created")
+    return "–" if not created else f"{duration(time.time() - created)} ago"

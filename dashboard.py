@@ -1,0 +1,77 @@
+"""catdog's dashboard: `streamlit run dashboard.py`. Home page, navigation and run status."""
+
+import streamlit as st
+
+import catdog_ui as ui
+from catdog import config
+from catdog.data import DataError
+from catdog.runs import RunStore
+
+TOUR = (
+    ("pages/dataset.py", ":material/photo_library:", "Dataset",
+     "Browse the photos per split and class, see how balanced they are and which files were skipped."),
+    ("pages/augmentation.py", ":material/flip:", "Augmentation",
+     "Flip and rotate a photo live and see what one training batch looks like to the model."),
+    ("pages/train.py", ":material/model_training:", "Train",
+     "Train four classic architectures, from a plain CNN to transfer learning, and watch the curves."),
+    ("pages/predict.py", ":material/pets:", "Predict",
+     "Upload a pet photo: get the prediction and a Grad-CAM heat map of where the model looked."),
+)
+
+
+def home() -> None:
+    st.title("catdog")
+    st.markdown(
+        "Train and understand image classifiers, cats vs. dogs first. "
+        "Follow the pages in order, or jump straight to a trained model."
+    )
+    columns = st.columns(len(TOUR))
+    for column, (page, icon, title, text) in zip(columns, TOUR):
+        with column.container(border=True, height="stretch"):
+            st.page_link(page, label=title, icon=icon)
+            st.caption(text)
+
+    st.subheader("Data set")
+    data_state()
+
+    st.subheader("Training runs")
+    runs = RunStore().runs()
+    if not runs:
+        st.caption("No runs yet.")
+        st.page_link("pages/train.py", label="Train a first model", icon=":material/arrow_forward:")
+        return
+    finished = [run for run in runs if run.state == "finished"]
+    left, middle, right = st.columns(3)
+    left.metric("Runs", len(runs))
+    middle.metric("Finished", len(finished))
+    best = max((run.summary()["best_val_accuracy"] or 0 for run in finished), default=None)
+    right.metric("Best validation accuracy", ui.percent(best))
+
+
+def data_state() -> None:
+    folder = ui.chosen_data_dir()
+    if folder is None and not ui.dataset_downloaded():
+        ui.download_panel()
+        return
+    try:
+        scan = ui.load_scan(folder)
+    except DataError as error:
+        st.error(f"The data folder cannot be used: {error}")
+        return
+    counts = scan.counts()
+    per_split = ", ".join(f"{sum(counts[split].values())} {split}" for split in config.SPLITS)
+    st.success(f"Ready: {len(scan.classes)} classes ({', '.join(scan.classes)}); {per_split} images.")
+    st.caption(f"Folder: `{scan.root}`")
+
+
+ui.setup_page()
+page = st.navigation(
+    [
+        st.Page(home, title="Home", icon=":material/home:", default=True),
+        *(st.Page(path, title=title, icon=icon) for path, icon, title, _ in TOUR),
+    ]
+)
+with st.sidebar:
+    ui.run_status()
+with ui.guard(page.title):
+    page.run()

@@ -1,0 +1,181 @@
+"""Predict: a trained model's answer for your photos, where it looked, and how it does on unseen photos.
+
+Uploaded bytes stay in memory: nothing is written under the uploader's file name.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+import catdog_ui as ui
+from catdog import config
+from catdog.data import DataError, Scan
+from catdog.explain import grad_cam, overlay
+from catdog.images import ImageError, load_image, to_model_input
+from catdog.predict import class_names, evaluate, probabilities
+from catdog.runs import Run, RunError
+
+UPLOAD_TYPES = [suffix.lstrip(".") for suffix in config.IMAGE_SUFFIXES]
+GALLERY_PAGE = 24
+GALLERY_COLUMNS = 8
+CONFIDENT_MISTAKES = 8
+
+
+def main() -> None:
+    st.title("Predict")
+    run = choose_run()
+    if run is None:
+        return
+    your_photos(run)
+    st.divider()
+    test_set(run)
+
+
+def choose_run() -> Run | None:
+    runs = ui.runs_with_model()
+    if not runs:
+        st.info("No trained model yet.")
+        st.page_link("pages/train.py", label="Train one on the Train page", icon=":material/model_training:")
+        return None
+    finished = [run for run in runs if run.state == "finished"]
+    default = runs.index(finished[0]) if finished else 0
+    by_id = {run.id: run for run in runs}
+    chosen = st.selectbox("Model", list(by_id), index=default, format_func=lambda i: label(by_id[i]), key="predict_run")
+    run = by_id[chosen]
+    if ui.is_active(run):
+        st.caption("This run is still training: its best model so far answers.")
+    return run
+
+
+def label(run: Run) -> str:
+    summary = run.summary()
+    return f"{summary['arch']} · {run.id} · {summary['status']} · best val acc {ui.percent(summary['best_val_accuracy'])}"
+
+
+def your_photos(run: Run) -> None:
+    st.subheader("Your photos")
+    uploads = st.file_uploader(
+        "Pet photos", type=UPLOAD_TYPES, accept_multiple_files=True, key="predict_uploads",
+        help=f"JPEG, PNG, GIF, BMP, WebP or TIFF, up to {config.MAX_UPLOAD_BYTES // 2**20} MB each.",
+    )
+    photos = [(upload.name, upload.getvalue()) for upload in uploads or []]
+    if st.toggle("Use the camera", key="predict_camera"):
+        shot = st.camera_input("Take a photo", key="predict_shot")
+        if shot is not None:
+            photos.append(("camera photo", shot.getvalue()))
+    if not photos:
+        st.caption("Upload one or more photos of a cat or a dog, or take one with the camera.")
+        return
+    for name, data in photos:
+        show_prediction(run, name, data)
+
+
+@st.cache_data(show_spinner="Asking the model…", max_entries=32)
+def analyse(run_path: str, model_mtime_ns: int, data: bytes) -> dict:
+    """Probabilities, the model's input and the Grad-CAM overlay for one photo's bytes."""
+    run = Run(Path(run_path))
+    model = ui.load_model(run)
+    photo = load_image(data)
+    pixels = to_model_input(photo)
+    probs = probabilities(model, pixels[None])[0]
+    best = int(np.argmax(probs))
+    return {
+        "photo": photo,
+        "pixels": pixels,
+        "probabilities": dict(zip(class_names(run), map(float, probs))),
+        "predicted": class_names(run)[best],
+        "grad_cam": overlay(photo, grad_cam(model, pixels, best)),
+    }
+
+
+def show_prediction(run: Run, name: str, data: bytes) -> None:
+    try:
+        result = analyse(str(run.path), run.model_path.stat().st_mtime_ns, data)
+    except ImageError as error:
+        st.error(f"{name}: {error}")
+        return
+    with st.container(border=True):
+        photo, answer, seen, heat = st.columns([1.3, 1.2, 1, 1])
+        photo.image(result["photo"], caption=name, width="stretch")
+        with answer:
+            confidence = result["probabilities"][result["predicted"]]
+            st.markdown(f"### {result['predicted']}")
+            st.caption(f"{confidence:.1%} sure")
+            st.plotly_chart(probability_bars(result["probabilities"]), key=f"probs-{name}-{hash(data)}")
+        seen.image(result["pixels"], caption=f"What the model sees ({config.IMAGE_SIZE[0]} px)", width="stretch")
+        heat.image(result["grad_cam"], caption="Grad-CAM: where it looked", width="stretch")
+
+
+def probability_bars(probs: dict[str, float]) -> go.Figure:
+    figure = px.bar(x=list(probs.values()), y=list(probs), orientation="h", text=[f"{p:.0%}" for p in probs.values()])
+    figure.update_layout(height=60 + 35 * len(probs), margin={"t": 10, "b": 10, "l": 10, "r": 10})
+    figure.update_xaxes(range=[0, 1], visible=False)
+    figure.update_yaxes(title=None, autorange="reversed")
+    return figure
+
+
+@st.cache_data(show_spinner="Scoring the test photos…", max_entries=16)
+def evaluation(run_path: str, model_mtime_ns: int) -> dict:
+    return evaluate(Run(Path(run_path)))
+
+
+def test_set(run: Run) -> None:
+    st.subheader("Held-out test set")
+    st.caption("Photos the model never saw while training or choosing its best epoch.")
+    try:
+        result = evaluation(str(run.path), run.model_path.stat().st_mtime_ns)
+        scan = ui.load_scan(run.config.get("data_dir"))
+    except (RunError, DataError) as error:
+        st.error(f"The test set cannot be scored: {error}")
+        return
+    cols = st.columns(1 + len(result["classes"]))
+    cols[0].metric("Test accuracy", ui.percent(result["test_accuracy"]), help=f"On {result['n']} photos.")
+    for col, (name, accuracy) in zip(cols[1:], result["per_class"].items()):
+        col.metric(f"{name} recognised", ui.percent(accuracy))
+    matrix, mistakes = st.columns([1, 2])
+    matrix.plotly_chart(confusion(result), key="confusion")
+    with mistakes:
+        st.markdown("**Most confident mistakes**")
+        wrong = sorted((i for i in result["images"] if not i["correct"]), key=lambda i: -i["confidence"])
+        if wrong:
+            gallery(wrong[:CONFIDENT_MISTAKES], scan, columns=4)
+        else:
+            st.success("No mistakes on the test set.")
+    st.markdown("**All test photos**")
+    mistakes_only = st.toggle("Mistakes only", key="predict_mistakes_only")
+    images = [i for i in result["images"] if not (mistakes_only and i["correct"])]
+    if not images:
+        st.caption("Nothing to show.")
+        return
+    pages = (len(images) - 1) // GALLERY_PAGE + 1
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="predict_page") if pages > 1 else 1
+    gallery(images[(page - 1) * GALLERY_PAGE : page * GALLERY_PAGE], scan, columns=GALLERY_COLUMNS)
+
+
+def confusion(result: dict) -> go.Figure:
+    classes = result["classes"]
+    figure = px.imshow(
+        pd.DataFrame(result["confusion_matrix"], index=classes, columns=classes),
+        text_auto=True, color_continuous_scale="Blues", labels={"x": "predicted", "y": "true", "color": "photos"},
+        title="Confusion matrix",
+    )
+    figure.update_layout(height=320, margin={"t": 50, "b": 10, "l": 10, "r": 10}, coloraxis_showscale=False)
+    return figure
+
+
+def gallery(images: list[dict], scan: Scan, columns: int) -> None:
+    grid = st.columns(columns)
+    for i, item in enumerate(images):
+        if item["file"] not in scan.index:
+            continue
+        mark = f"✅ {item['label']}" if item["correct"] else f"❌ {item['label']} → {item['predicted']}"
+        grid[i % columns].image(
+            ui.thumbnail(scan.key, item["file"], scan), caption=f"{mark} · {item['confidence']:.0%}", width="stretch"
+        )
+
+
+main()
