@@ -34,6 +34,7 @@ _IMAGE_SIGNATURES = (
     (b"II*\0", "TIFF"),
     (b"MM\0*", "TIFF"),
 )
+_FORMAT_NAMES = {"WEBP": "WebP", "MPO": "JPEG"}
 _ORIENTATION = 0x0112
 _UPRIGHT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -55,11 +56,9 @@ def _describe(data: bytes) -> str:
     for signature, name in _SIGNATURES:
         if data.startswith(signature):
             return f"not an image: {name}"
-    for signature, name in _IMAGE_SIGNATURES:
-        if data.startswith(signature):
-            return f"truncated or corrupt {name} file (its header cannot be read)"
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "truncated or corrupt WebP file (its header cannot be read)"
+    fmt = _guess_format(data)
+    if fmt:
+        return f"truncated or corrupt {fmt} file (its header cannot be read)"
     if data[4:8] == b"ftyp":
         brand = data[8:12].decode("ascii", "replace").strip()
         kind = "an AVIF" if brand.startswith("avi") else "a HEIC" if brand.startswith(("hei", "mif")) else "a video or HEIF"
@@ -72,6 +71,13 @@ def _describe(data: bytes) -> str:
     if _is_text(data[:4096]):
         return "not an image: a text file"
     return "not an image: an unsupported format (use JPEG, PNG, GIF, BMP, WebP or TIFF)"
+
+
+def _guess_format(data: bytes) -> str | None:
+    """The supported format a file claims by its first bytes, to name it in errors."""
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for signature, name in _IMAGE_SIGNATURES if data.startswith(signature)), None)
 
 
 def _is_text(head: bytes) -> bool:
@@ -134,7 +140,7 @@ def _too_large(size: int) -> str:
 
 def _decode_failure(error: BaseException, fmt: str | None) -> str:
     """One line that says what is wrong, without Python's exception names or multi-line text."""
-    what = f"{fmt} " if fmt else ""
+    what = f"{_FORMAT_NAMES.get(fmt, fmt)} " if fmt else ""
     text = " ".join(str(error).split())
     if "truncated" in text.lower():
         return f"truncated {what}image data (the file is cut off, e.g. an unfinished download)"
@@ -164,10 +170,7 @@ def open_image(data: bytes, max_side: int | None = None) -> Image.Image:
     except ImageError:
         raise
     except Image.DecompressionBombError as error:
-        # Pillow refuses before we see the size; its message carries the pixel count.
-        found = re.search(r"\((\d+) pixels\)", str(error))
-        pixels = f"{int(found.group(1)) / 10**6:.0f} megapixels" if found else "too many pixels"
-        raise ImageError(_too_many_pixels(pixels)) from None
+        raise ImageError(_bomb(error)) from None
     except Image.UnidentifiedImageError:
         raise ImageError(_describe(data)) from None
     except MemoryError:
@@ -175,7 +178,7 @@ def open_image(data: bytes, max_side: int | None = None) -> Image.Image:
     except Exception as error:  # noqa: BLE001 - see below
         # Damaged files make decoders fail in many ways (struct.error, KeyError, ...);
         # each must become a message, never crash a whole data scan.
-        raise ImageError(_decode_failure(error, fmt)) from None
+        raise ImageError(_decode_failure(error, fmt or _guess_format(data))) from None
     if max_side and max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return image
@@ -185,15 +188,23 @@ def _too_many_pixels(found: str) -> str:
     return f"image is {found}, over the {MAX_PIXELS // 10**6} megapixel limit (possible decompression bomb)"
 
 
+def _bomb(error: Image.DecompressionBombError) -> str:
+    # Pillow refuses before we see the size; its message carries the pixel count.
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    return _too_many_pixels(f"{int(found.group(1)) / 10**6:.0f} megapixels" if found else "too many pixels")
+
+
 def stored_size(data: bytes) -> tuple[int, int]:
     """Width and height as stored in the header, without decoding the pixels."""
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as image:
             return image.size
+    except Image.DecompressionBombError as error:
+        raise ImageError(_bomb(error)) from None
     except Image.UnidentifiedImageError:
         raise ImageError(_describe(data)) from None
     except Exception as error:  # noqa: BLE001 - damaged headers fail in many ways
-        raise ImageError(_decode_failure(error, None)) from None
+        raise ImageError(_decode_failure(error, _guess_format(data))) from None
 
 
 def load_image(data: bytes, max_side: int | None = 1024) -> np.ndarray:

@@ -1,0 +1,214 @@
+"""Every kind of upload: good files become RGB pixels, anything else one clear ImageError."""
+
+import io
+import random
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catdog import config
+from catdog.images import FORMATS, ImageError, load_image, open_image, stored_size, to_model_input
+from tests import corpus
+
+RED = (255, 0, 0)
+WHITE = (255, 255, 255)
+# What a user must never read: Python's exception names, tracebacks, object reprs.
+TECHNICAL = re.compile(r"Error\b|Exception|Traceback|struct\.|<_io|object at 0x|Errno")
+
+
+def assert_user_message(message: str) -> None:
+    assert message, "empty message"
+    assert "\n" not in message and "\r" not in message, message
+    assert not TECHNICAL.search(message), message
+    assert len(message) < 200, message
+
+
+def close(pixel: np.ndarray, colour: tuple[int, int, int], tolerance: int = 12) -> bool:
+    return bool(np.all(np.abs(pixel.astype(int) - colour) <= tolerance))
+
+
+@pytest.mark.parametrize("name", corpus.GOOD)
+def test_good_files_decode_to_rgb_uint8(name: str) -> None:
+    case = corpus.GOOD[name]
+    pixels = load_image(case.make(), max_side=None)
+    width, height = case.size
+    assert pixels.shape == (height, width, 3)
+    assert pixels.dtype == np.uint8
+    model_input = to_model_input(pixels)
+    assert model_input.shape == (*config.IMAGE_SIZE, 3)
+    assert model_input.dtype == np.uint8
+
+
+@pytest.mark.parametrize("name", corpus.BAD)
+def test_bad_files_raise_one_clear_line(name: str) -> None:
+    case = corpus.BAD[name]
+    with pytest.raises(ImageError) as raised:
+        load_image(case.make())
+    message = str(raised.value)
+    assert_user_message(message)
+    for word in case.words:
+        assert word in message.lower(), f"{word!r} not in {message!r}"
+
+
+def test_default_load_shrinks_a_12_megapixel_photo() -> None:
+    pixels = load_image(corpus.big_jpeg())
+    assert pixels.shape == (768, 1024, 3)
+    # The gradient survives the reduced (draft) decode: red grows left to right.
+    assert pixels[384, 10, 0] < 20 and pixels[384, -10, 0] > 235
+    assert to_model_input(pixels).shape == (*config.IMAGE_SIZE, 3)
+
+
+@pytest.mark.parametrize(
+    ("orientation", "shape", "red_corner"),
+    [
+        (1, (20, 40), (0, 0)),  # as stored: red top-left
+        (3, (20, 40), (-1, -1)),  # upside down: red bottom-right
+        (6, (40, 20), (0, -1)),  # phone held upright: rotate clockwise, red top-right
+        (8, (40, 20), (-1, 0)),  # rotate counter-clockwise: red bottom-left
+        (2, (20, 40), (0, -1)),  # mirrored: red top-right
+    ],
+)
+def test_exif_orientation_is_applied(orientation: int, shape: tuple[int, int], red_corner: tuple[int, int]) -> None:
+    pixels = load_image(corpus.marked_jpeg(orientation))
+    assert pixels.shape[:2] == shape
+    row, col = red_corner
+    assert close(pixels[row, col], RED, 40), pixels[row, col]
+    assert close(pixels[-1 - row, -1 - col], (128, 128, 128), 40)
+
+
+def test_exif_orientation_survives_reduced_jpeg_decode() -> None:
+    """draft() decodes a big JPEG at 1/8 size; the rotation must still be applied afterwards."""
+    pixels = np.full((2000, 3000, 3), 128, np.uint8)
+    pixels[:1000, :1500] = RED
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = corpus.encode(Image.fromarray(pixels), "JPEG", exif=exif.tobytes())
+    upright = load_image(data, max_side=256)
+    assert upright.shape == (256, 171, 3)
+    assert close(upright[5, -5], RED, 40)
+    assert close(upright[5, 5], (128, 128, 128), 40)
+    assert stored_size(data) == (3000, 2000)
+
+
+def test_damaged_exif_keeps_the_photo() -> None:
+    pixels = load_image(corpus.encode(corpus.gradient(), "JPEG", exif=corpus.ODD_EXIF))
+    assert pixels.shape == (40, 30, 3)  # its orientation (6) is still read and applied
+
+
+@pytest.mark.parametrize("name", ["png-rgba", "png-la", "png-palette-transparent", "webp-lossless-alpha"])
+def test_transparency_is_composited_on_white(name: str) -> None:
+    pixels = load_image(corpus.GOOD[name].make())
+    assert close(pixels[5, 2], WHITE, 2), "transparent half must be white, not its hidden colour"
+    assert not close(pixels[5, 17], WHITE, 30), "opaque half keeps its colour"
+
+
+def test_transparent_gif_is_white_where_transparent() -> None:
+    pixels = load_image(corpus.transparent_gif())
+    assert close(pixels[8, 2], WHITE, 0)
+    assert close(pixels[8, 12], RED, 0)
+
+
+def test_animated_gif_gives_its_first_frame() -> None:
+    pixels = load_image(corpus.animated_gif())
+    assert close(pixels[8, 8], RED, 0)
+
+
+@pytest.mark.parametrize("name", ["png-16bit", "tiff-16bit", "tiff-float"])
+def test_wide_range_pixels_are_scaled_not_clipped(name: str) -> None:
+    row = load_image(corpus.GOOD[name].make())[4, :, 0].astype(int)
+    assert row[0] <= 2 and row[-1] >= 253
+    assert np.all(np.diff(row) >= 0), "a ramp stays a ramp"
+    assert len(set(row)) > 20, "levels are kept, not clipped to black and white"
+
+
+def test_flat_16bit_image_keeps_its_brightness() -> None:
+    """Scaling is by the 16-bit range: mid-grey stays mid-grey (a min-max stretch made it black)."""
+    pixels = load_image(corpus.gray16_png(32768))
+    assert close(pixels[0, 0], (128, 128, 128), 1)
+    assert close(load_image(corpus.gray16_png(65535))[0, 0], WHITE, 0)
+
+
+@pytest.mark.parametrize("name", ["jpeg-cmyk", "tiff-cmyk", "jpeg-progressive", "bmp", "webp", "tiff-jpeg-compressed"])
+def test_colour_is_preserved(name: str) -> None:
+    reference = np.asarray(corpus.gradient()).astype(int)
+    pixels = load_image(corpus.GOOD[name].make()).astype(int)
+    assert np.abs(pixels - reference).mean() < 8
+
+
+def test_one_pixel_and_extreme_aspect_images_reach_model_size() -> None:
+    for name in ("png-1x1", "png-3000x2", "jpeg-2x3000"):
+        pixels = load_image(corpus.GOOD[name].make())
+        assert max(pixels.shape[:2]) <= 1024 and min(pixels.shape[:2]) >= 1
+        assert to_model_input(pixels).shape == (*config.IMAGE_SIZE, 3)
+    assert close(to_model_input(load_image(corpus.GOOD["png-1x1"].make()))[80, 80], (9, 8, 7), 0)
+
+
+def test_size_limit_is_checked_before_decoding() -> None:
+    exactly = corpus.encode(corpus.gradient(), "PNG")
+    padded = exactly + b"\0" * (config.MAX_UPLOAD_BYTES - len(exactly))
+    assert load_image(padded).shape == (30, 40, 3)  # trailing bytes after IEND are harmless
+    with pytest.raises(ImageError, match="too large"):
+        load_image(padded + b"\0")
+
+
+def test_only_the_audited_decoders_are_used() -> None:
+    assert set(FORMATS) == {"JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF"}
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
+    with pytest.raises(ImageError, match="not an image"):
+        load_image(eps)
+
+
+def test_stored_size_reads_the_header_or_raises_image_error() -> None:
+    assert stored_size(corpus.marked_jpeg(6)) == (40, 20)
+    with pytest.raises(ImageError, match="text file"):
+        stored_size(b"hello")
+    with pytest.raises(ImageError, match="decompression bomb"):
+        stored_size(corpus.png_bomb())
+
+
+def test_to_model_input_accepts_grey_and_rgba_images() -> None:
+    assert to_model_input(np.zeros((10, 20), np.uint8)).shape == (*config.IMAGE_SIZE, 3)
+    rgba = Image.open(io.BytesIO(corpus.rgba_png()))
+    assert close(to_model_input(rgba)[80, 10], WHITE, 2)
+
+
+def test_open_image_respects_max_side() -> None:
+    image = open_image(corpus.encode(corpus.gradient((900, 300)), "PNG"), max_side=300)
+    assert image.size == (300, 100) and image.mode == "RGB"
+
+
+def test_damaged_files_never_escape_as_other_exceptions() -> None:
+    """Random byte damage to real files: each either decodes or fails with a user message."""
+    rng = random.Random(7)
+    bases = [corpus.GOOD[name].make() for name in ("jpeg", "png", "gif", "webp", "bmp", "tiff", "jpeg-exif-6")]
+    for base in bases:
+        for _ in range(40):
+            data = bytearray(base)
+            start = rng.randrange(len(data))
+            data[start : start + rng.randint(1, 16)] = rng.randbytes(rng.randint(0, 16))
+            try:
+                pixels = load_image(bytes(data))
+            except ImageError as error:
+                assert_user_message(str(error))
+            else:
+                assert pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3
+
+
+def test_concurrent_decoding_matches_serial() -> None:
+    """The data scan decodes in a thread pool: results must not depend on interleaving."""
+    datas = [case.make() for name, case in corpus.GOOD.items() if name != "jpeg-12mp"]
+    datas += [case.make() for name, case in corpus.BAD.items() if name != "too-large"]
+
+    def outcome(data: bytes) -> tuple:
+        try:
+            pixels = load_image(data)
+        except ImageError as error:
+            return ("error", str(error))
+        return ("ok", pixels.shape, int(pixels.astype(np.int64).sum()))
+
+    serial = [outcome(data) for data in datas]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(outcome, datas * 3)) == serial * 3
