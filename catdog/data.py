@@ -10,6 +10,7 @@ import hashlib
 import os
 import random
 import shutil
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog import config
-from catdog.images import ImageError, open_image, stored_size, to_model_input
+from catdog.images import ImageError, _too_large, open_image, stored_size, to_model_input
 from catdog.storage import read_json, write_json_atomic
 
 Progress = Callable[[int, int], None]
@@ -130,13 +131,18 @@ def _subfolders(path: Path) -> list[Path]:
 
 
 def _class_files(folder: Path) -> list[Path]:
-    """Every file below a class folder; junk among them is reported by the scan, not hidden."""
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    """Every file below a class folder; junk among them is reported by the scan, not hidden.
+    Broken links are kept too, so that the scan lists them instead of dropping them silently."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() or (p.is_symlink() and not p.exists()))
 
 
 def _layout(root: Path) -> dict[str, dict[str, list[Path]]]:
     """Files per split per class folder name, as laid out on disk (split '' = not yet split)."""
     split_dirs = {split: root / split for split in config.SPLITS if (root / split).is_dir()}
+    if split_dirs and "train" not in split_dirs:
+        # Otherwise validation/ and test/ would silently become two "classes".
+        found = " and ".join(f"{split}/" for split in split_dirs)
+        raise DataError(f"{root} has {found} but no train/ folder")
     if "train" in split_dirs:
         return {
             split: {folder.name: _class_files(folder) for folder in _subfolders(path)}
@@ -146,23 +152,36 @@ def _layout(root: Path) -> dict[str, dict[str, list[Path]]]:
 
 
 def _fingerprint(root: Path, layout: dict[str, dict[str, list[Path]]]) -> str:
-    """Cheap identity of a folder's state (names, sizes, times) to find a cached scan."""
-    digest = hashlib.sha256(f"{root}|{config.IMAGE_SIZE}".encode())
+    """Cheap identity of a folder's state (names, sizes, times) to find a cached scan.
+    Mode and ctime change with chmod, so a file made readable again is decoded again."""
+    digest = hashlib.sha256(_utf8(f"{root}|{config.IMAGE_SIZE}"))
     for split, classes in layout.items():
         for name, files in classes.items():
             for path in files:
                 try:
                     stat = path.stat()
-                    digest.update(f"{split}/{name}/{path}|{stat.st_size}|{stat.st_mtime_ns};".encode())
+                    digest.update(
+                        _utf8(f"{split}/{name}/{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_mode};")
+                    )
                 except OSError:
-                    digest.update(f"{path}|missing;".encode())
+                    digest.update(_utf8(f"{path}|missing;"))
     return digest.hexdigest()[:24]
+
+
+def _utf8(text: str) -> bytes:
+    # File names that are not valid UTF-8 (old zips, Windows shares) arrive as surrogates.
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _decode(path: Path) -> tuple[np.ndarray, tuple[int, int], str]:
     """Model-size pixels, original size and content digest of one file; ImageError if unusable."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            # A video or disk image dropped among the photos must not be read into memory.
+            size = os.fstat(file.fileno()).st_size
+            if size > config.MAX_UPLOAD_BYTES:
+                raise ImageError(_too_large(size))
+            data = file.read(config.MAX_UPLOAD_BYTES + 1)
     except PermissionError:
         raise ImageError("cannot be read (permission denied)") from None
     except OSError as error:
@@ -210,16 +229,24 @@ def scan(
     key = _fingerprint(root, layout)
     report_path = config.cache_dir() / "scans" / f"{key}.json"
     pixels_path = report_path.with_suffix(".npy")
-    report = _read_report(report_path, pixels_path)
-    if report is None:
+    cached = _read_report(report_path, pixels_path)
+    if cached is None:
         report = _build_report(root, layout, pixels_path, progress)
         write_json_atomic(report_path, report)
-    return _make_scan(root, layout, report, np.load(pixels_path, mmap_mode="r"), key, seed)
+        cached = report, np.load(pixels_path, mmap_mode="r")
+    return _make_scan(root, layout, *cached, key, seed)
 
 
-def _read_report(report_path: Path, pixels_path: Path) -> dict | None:
+def _read_report(report_path: Path, pixels_path: Path) -> tuple[dict, np.ndarray] | None:
+    """The cached report and pixels, or None when either is missing, damaged or they disagree."""
     report = read_json(report_path)
-    return report if isinstance(report, dict) and pixels_path.exists() else None
+    if not isinstance(report, dict) or not {"good", "sizes", "digests", "skipped"} <= report.keys():
+        return None
+    try:
+        pixels = np.load(pixels_path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return (report, pixels) if len(pixels) == len(report["good"]) else None
 
 
 def _build_report(
@@ -235,7 +262,8 @@ def _build_report(
     good = [(path, result) for path, result in zip(paths, results) if not isinstance(result, str)]
     pixels = np.stack([result[0] for _, result in good]) if good else np.zeros((0, *config.IMAGE_SIZE, 3), np.uint8)
     pixels_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = pixels_path.with_name(f"{pixels_path.stem}.{os.getpid()}.partial.npy")
+    # Per thread too: the dashboard may scan the same folder from two sessions of one process.
+    partial = pixels_path.with_name(f"{pixels_path.stem}.{os.getpid()}.{threading.get_ident()}.partial.npy")
     np.save(partial, pixels)
     partial.replace(pixels_path)
     relative = lambda path: path.relative_to(root).as_posix()

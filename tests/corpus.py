@@ -21,10 +21,10 @@ from catdog import config
 def gradient(size: tuple[int, int] = (40, 30), mode: str = "RGB") -> Image.Image:
     """Distinct, smooth pixels (red grows left to right, green top to bottom)."""
     width, height = size
-    yy, xx = np.mgrid[:height, :width]
-    pixels = np.stack(
-        [xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), np.full_like(xx, 128)], axis=-1
-    ).astype(np.uint8)
+    pixels = np.empty((height, width, 3), np.uint8)
+    pixels[..., 0] = (np.arange(width) * 255 // max(width - 1, 1)).astype(np.uint8)[None, :]
+    pixels[..., 1] = (np.arange(height) * 255 // max(height - 1, 1)).astype(np.uint8)[:, None]
+    pixels[..., 2] = 128
     return Image.fromarray(pixels).convert(mode)
 
 

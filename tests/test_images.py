@@ -5,13 +5,13 @@ import random
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+import corpus
 import numpy as np
 import pytest
 from PIL import Image
 
 from catdog import config
 from catdog.images import FORMATS, ImageError, load_image, open_image, stored_size, to_model_input
-from tests import corpus
 
 RED = (255, 0, 0)
 WHITE = (255, 255, 255)

@@ -1,0 +1,355 @@
+"""Data folders: messy content is listed not fatal, splits are seeded and leak-free, scans are cached."""
+
+import os
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import corpus
+import numpy as np
+import pytest
+from conftest import synthetic_image
+
+from catdog import config, data
+from catdog.data import DataError, Scan, scan
+
+TECHNICAL = re.compile(r"Error\b|Exception|Traceback|struct\.|object at 0x|Errno")
+
+
+def write_images(folder: Path, label: int, count: int, start: int = 0, fmt: str = "JPEG", suffix: str = ".jpg") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + count):
+        synthetic_image(label, i).save(folder / f"{folder.name}.{i}{suffix}", format=fmt)
+
+
+def image_bytes(label: int = 0, fmt: str = "JPEG") -> bytes:
+    return corpus.encode(synthetic_image(label, 99), fmt)
+
+
+def all_files(result: Scan) -> dict[str, set[str]]:
+    return {split: {name for name, _ in items} for split, items in result.files.items()}
+
+
+def assert_disjoint(result: Scan) -> None:
+    files = all_files(result)
+    assert not files["train"] & files["validation"]
+    assert not files["train"] & files["test"]
+    assert not files["validation"] & files["test"]
+    for items in result.files.values():
+        assert len(items) == len({name for name, _ in items}), "a file listed twice in one split"
+
+
+def held_out(total: int, fraction: float) -> int:
+    return round(total * fraction)
+
+
+class CountingDecode:
+    """Wraps data._decode to count how many files a scan really decodes (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+        self.lock = threading.Lock()
+        self.real = data._decode
+
+    def __call__(self, path: Path):
+        with self.lock:
+            self.paths.append(path)
+        return self.real(path)
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> CountingDecode:
+    counter = CountingDecode()
+    monkeypatch.setattr(data, "_decode", counter)
+    return counter
+
+
+# --- splits ---------------------------------------------------------------------------------
+
+
+def test_missing_test_folder_is_split_from_validation(tiny_data: Path) -> None:
+    result = scan(tiny_data)
+    assert result.classes == ["cats", "dogs"]
+    test_count = held_out(10, config.TEST_FRACTION)
+    assert result.counts() == {
+        "train": {"cats": 12, "dogs": 12},
+        "validation": {"cats": 10 - test_count, "dogs": 10 - test_count},
+        "test": {"cats": test_count, "dogs": test_count},
+    }
+    assert_disjoint(result)
+    files = all_files(result)
+    assert all(name.startswith("train/") for name in files["train"])
+    assert all(name.startswith("validation/") for name in files["validation"] | files["test"])
+    for split, items in result.files.items():
+        for name, label in items:
+            assert name.split("/")[1] == result.classes[label], f"{name} labelled {label} in {split}"
+
+
+def test_same_seed_same_files_other_seed_other_test_files(tiny_data: Path) -> None:
+    first, again = scan(tiny_data, seed=11), scan(tiny_data, seed=11)
+    assert first.files == again.files
+    others = [scan(tiny_data, seed=seed) for seed in range(12, 17)]
+    assert any(all_files(other)["test"] != all_files(first)["test"] for other in others)
+    for other in others:
+        assert_disjoint(other)
+        assert all_files(other)["train"] == all_files(first)["train"], "train/ is never reshuffled"
+        assert other.counts() == first.counts(), "stratified: same counts per class whatever the seed"
+
+
+def test_class_folders_only_are_split_by_seeded_ratio(tmp_path: Path) -> None:
+    write_images(tmp_path / "cats", 0, 20)
+    write_images(tmp_path / "dogs", 1, 30)
+    result = scan(tmp_path, seed=5)
+    assert result.classes == ["cats", "dogs"]
+    expected = {}
+    for name, total in (("cats", 20), ("dogs", 30)):
+        validation = held_out(total, config.VALIDATION_FRACTION)
+        test = held_out(validation, config.TEST_FRACTION)
+        expected[name] = (total - validation, validation - test, test)
+    counts = result.counts()
+    for name, (train, validation, test) in expected.items():
+        assert (counts["train"][name], counts["validation"][name], counts["test"][name]) == (train, validation, test)
+    assert_disjoint(result)
+    everything = set().union(*all_files(result).values())
+    assert everything == {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.jpg")}
+    assert scan(tmp_path, seed=5).files == result.files
+
+
+def test_train_only_gets_validation_and_test_held_out(tmp_path: Path) -> None:
+    write_images(tmp_path / "train" / "cats", 0, 10)
+    write_images(tmp_path / "train" / "dogs", 1, 10)
+    result = scan(tmp_path)
+    validation = held_out(10, config.VALIDATION_FRACTION)
+    test = held_out(validation, config.TEST_FRACTION)
+    assert result.counts()["train"] == {"cats": 10 - validation, "dogs": 10 - validation}
+    assert result.counts()["test"] == {"cats": test, "dogs": test}
+    assert_disjoint(result)
+
+
+def test_existing_test_folder_is_used_as_is(tmp_path: Path) -> None:
+    for split, count in (("train", 6), ("validation", 5), ("test", 3)):
+        write_images(tmp_path / split / "cats", 0, count, start=100 * len(split))
+        write_images(tmp_path / split / "dogs", 1, count, start=100 * len(split))
+    result = scan(tmp_path)
+    assert result.counts() == {split: {"cats": n, "dogs": n} for split, n in (("train", 6), ("validation", 5), ("test", 3))}
+    assert all(name.startswith("test/") for name in all_files(result)["test"])
+
+
+def test_arrays_give_model_size_pixels_and_labels(tiny_data: Path) -> None:
+    result = scan(tiny_data)
+    pixels, labels = result.arrays("train")
+    assert pixels.shape == (24, *config.IMAGE_SIZE, 3) and pixels.dtype == np.uint8
+    assert labels.tolist() == [label for _, label in result.files["train"]]
+    assert result.content_key("train") != result.content_key("test")
+
+
+# --- messy folders ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def messy(tmp_path: Path) -> Path:
+    """Good images under odd names, and every kind of junk a real folder collects."""
+    root = tmp_path / "messy data"
+    cats, dogs = root / "train" / "cats", root / "train" / "dogs"
+    write_images(cats, 0, 4)
+    write_images(dogs, 1, 4)
+    write_images(root / "validation" / "cats", 0, 3, start=50)
+    write_images(root / "validation" / "dogs", 1, 3, start=50)
+    (cats / "my cät photo.JPG").write_bytes(image_bytes(0))
+    (cats / "really-a-jpeg.png").write_bytes(image_bytes(0))
+    (cats / "no_extension").write_bytes(image_bytes(0, "PNG"))
+    (cats / os.fsdecode(b"caf\xe9.jpeg")).write_bytes(image_bytes(0))  # not UTF-8, as from old zips
+    (cats / "nested" / "deeper").mkdir(parents=True)
+    (cats / "nested" / "deeper" / "cat.WEBP").write_bytes(image_bytes(0, "WEBP"))
+    (cats / "nested" / "readme.md").write_text("# notes\n")
+    (cats / "corrupt.jpg").write_bytes(corpus.truncated(corpus.encode(corpus.gradient((200, 150)), "JPEG")))
+    (cats / "empty.jpg").write_bytes(b"")
+    (cats / ".DS_Store").write_bytes(b"\0\0\0\1Bud1" + b"\0" * 200)
+    (dogs / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 500)
+    (dogs / "notes.txt").write_text("good boy\n")
+    (dogs / "archive.jpg").write_bytes(corpus.zip_bytes())
+    (dogs / "bomb.png").write_bytes(corpus.png_bomb())
+    with open(dogs / "video.jpg", "wb") as video:  # sparse: huge on paper, nothing on disk
+        video.truncate(config.MAX_UPLOAD_BYTES + 1)
+    (dogs / "gone.jpg").symlink_to(root / "nowhere.jpg")
+    (root / "train" / "birds").mkdir()
+    (root / "train" / "birds" / "feather.txt").write_text("no images here")
+    write_images(root / "validation" / "foxes", 0, 2)
+    (root / "stray.txt").write_text("files beside the split folders are ignored")
+    return root
+
+
+def test_messy_folder_trains_on_good_images_and_lists_the_rest(messy: Path) -> None:
+    result = scan(messy)
+    assert result.classes == ["cats", "dogs"]
+    train = all_files(result)["train"]
+    for name in ("my cät photo.JPG", "really-a-jpeg.png", "no_extension", os.fsdecode(b"caf\xe9.jpeg"),
+                 "nested/deeper/cat.WEBP"):
+        assert f"train/cats/{name}" in train, name
+    assert result.counts()["train"] == {"cats": 9, "dogs": 4}
+    reasons = {entry["file"]: entry["reason"] for entry in result.skipped}
+    expected = {
+        "train/cats/corrupt.jpg": "truncated",
+        "train/cats/empty.jpg": "empty",
+        "train/cats/.DS_Store": "not an image",
+        "train/cats/nested/readme.md": "text file",
+        "train/dogs/Thumbs.db": "not an image",
+        "train/dogs/notes.txt": "text file",
+        "train/dogs/archive.jpg": "zip",
+        "train/dogs/bomb.png": "decompression bomb",
+        "train/dogs/video.jpg": "too large",
+        "train/dogs/gone.jpg": "cannot be read",
+        "train/birds/feather.txt": "text file",
+        "train/birds/": "no usable images",
+        "validation/foxes/": "no training images",
+    }
+    for file, words in expected.items():
+        assert file in reasons, f"{file} not listed in skipped"
+        assert words in reasons[file].lower(), (file, reasons[file])
+    assert len(result.skipped) == len(expected)
+    for entry in result.skipped:
+        assert set(entry) == {"file", "reason"}
+        assert "\n" not in entry["reason"] and not TECHNICAL.search(entry["reason"]), entry
+    assert_disjoint(result)
+    assert not any(name.startswith("validation/foxes") for items in all_files(result).values() for name in items)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_is_listed(tmp_path: Path) -> None:
+    write_images(tmp_path / "cats", 0, 4)
+    write_images(tmp_path / "dogs", 1, 4)
+    locked = tmp_path / "cats" / "cats.0.jpg"
+    locked.chmod(0)
+    try:
+        result = scan(tmp_path)
+    finally:
+        locked.chmod(0o644)
+    assert {"file": "cats/cats.0.jpg", "reason": "cannot be read (permission denied)"} in result.skipped
+    assert "cats/cats.0.jpg" in set().union(*all_files(scan(tmp_path)).values()), "readable again: used again"
+
+
+def test_symlinked_files_and_class_folders_are_followed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    write_images(elsewhere / "dogs", 1, 4)
+    root = tmp_path / "data"
+    write_images(root / "cats", 0, 4)
+    (root / "dogs").symlink_to(elsewhere / "dogs")
+    (root / "cats" / "linked.jpg").symlink_to(elsewhere / "dogs" / "dogs.0.jpg")
+    result = scan(root)
+    assert result.classes == ["cats", "dogs"]
+    assert sum(result.counts()[split]["dogs"] for split in config.SPLITS) == 4
+    assert sum(result.counts()[split]["cats"] for split in config.SPLITS) == 5
+
+
+@pytest.mark.parametrize(
+    ("layout", "words"),
+    [
+        ("missing", "does not exist"),
+        ("file", "is a file"),
+        ("empty", "no class folders"),
+        ("one-class", "at least two class folders"),
+        ("all-junk", "at least two class folders"),
+        ("no-train", "no train/"),
+        ("empty-train", "no class folders"),
+    ],
+)
+def test_unusable_folders_raise_one_clear_line(tmp_path: Path, layout: str, words: str) -> None:
+    root = tmp_path / "data set"
+    if layout == "file":
+        root.write_bytes(image_bytes())
+    elif layout != "missing":
+        root.mkdir()
+    if layout == "one-class":
+        write_images(root / "cats", 0, 3)
+    elif layout == "all-junk":
+        for name in ("cats", "dogs"):
+            (root / name).mkdir()
+            (root / name / "a.jpg").write_text("not a picture")
+    elif layout == "no-train":
+        write_images(root / "validation" / "cats", 0, 2)
+        write_images(root / "validation" / "dogs", 1, 2)
+    elif layout == "empty-train":
+        (root / "train").mkdir()
+    with pytest.raises(DataError) as raised:
+        scan(root)
+    message = str(raised.value)
+    assert words in message
+    assert "\n" not in message and not TECHNICAL.search(message)
+    assert str(root) in message
+
+
+# --- the scan cache --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    write_images(tmp_path / "cats", 0, 5)
+    write_images(tmp_path / "dogs", 1, 5)
+    return tmp_path
+
+
+def test_unchanged_folder_is_served_from_cache_without_decoding(small: Path, decodes: CountingDecode) -> None:
+    first = scan(small)
+    assert len(decodes.paths) == 10
+    again = scan(small)
+    assert len(decodes.paths) == 10, "second scan decoded files again"
+    assert again.files == first.files and again.skipped == first.skipped
+    assert again.sizes == first.sizes and again.digests == first.digests
+    np.testing.assert_array_equal(np.asarray(again.pixels), np.asarray(first.pixels))
+
+
+def test_changed_file_invalidates_the_cache(small: Path, decodes: CountingDecode) -> None:
+    scan(small)
+    (small / "cats" / "cats.0.jpg").write_text("overwritten by a text editor")
+    changed = scan(small)
+    assert len(decodes.paths) > 10
+    assert {"file": "cats/cats.0.jpg", "reason": "not an image: a text file"} in changed.skipped
+    write_images(small / "dogs", 1, 1, start=7)
+    assert "dogs/dogs.7.jpg" in set().union(*all_files(scan(small)).values())
+
+
+def test_permission_change_invalidates_the_cache(small: Path, decodes: CountingDecode) -> None:
+    """A file that was unreadable is decoded again once readable (chmod changes no mtime)."""
+    scan(small)
+    (small / "cats" / "cats.0.jpg").chmod(0o600)
+    scan(small)
+    assert len(decodes.paths) == 20
+
+
+def test_damaged_cache_is_rebuilt(small: Path, decodes: CountingDecode) -> None:
+    first = scan(small)
+    expected = np.array(first.pixels)
+    pixels = config.cache_dir() / "scans" / f"{first.key}.npy"
+    pixels.unlink()  # a new file, not a rewrite: first.pixels still maps the old one
+    pixels.write_bytes(b"not numpy")
+    again = scan(small)
+    assert len(decodes.paths) == 20
+    assert again.files == first.files
+    np.testing.assert_array_equal(np.asarray(again.pixels), expected)
+
+
+def test_concurrent_scans_of_one_folder_agree(small: Path) -> None:
+    """The dashboard may scan the same new folder from two sessions at once."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: scan(small), range(3)))
+    assert all(result.files == results[0].files for result in results)
+    assert sum(len(items) for items in results[0].files.values()) == 10
+    assert not list((config.cache_dir() / "scans").glob("*partial*"))
+
+
+# --- the real data set -------------------------------------------------------------------------
+
+
+def test_real_data_counts_and_disjoint_splits(real_data: Path) -> None:
+    result = scan(real_data)
+    assert result.classes == ["cats", "dogs"]
+    assert result.counts() == {
+        "train": {"cats": 1000, "dogs": 1000},
+        "validation": {"cats": 400, "dogs": 400},
+        "test": {"cats": 100, "dogs": 100},
+    }
+    assert result.skipped == []
+    assert_disjoint(result)
+    digests = [result.digests[name] for items in result.files.values() for name, _ in items]
+    assert len(digests) == 3000
