@@ -52,10 +52,10 @@ def build_augmentation(config: AugmentConfig = AugmentConfig()) -> keras.Sequent
     """The augmentation block models train with; active only when called with training=True."""
     steps: list[keras.layers.Layer] = []
     if FLIP_MODES[config.flip]:
-        steps.append(keras.layers.RandomFlip(FLIP_MODES[config.flip], seed=config.seed))
+        steps.append(keras.layers.RandomFlip(FLIP_MODES[config.flip], seed=config.seed, name="flip"))
     if config.rotation != (0.0, 0.0):
         steps.append(
-            keras.layers.RandomRotation(config.rotation, fill_mode=config.fill_mode, seed=config.seed)
+            keras.layers.RandomRotation(config.rotation, fill_mode=config.fill_mode, seed=config.seed, name="rotation")
         )
     return keras.Sequential(steps or [keras.layers.Identity()], name="augmentation")
 

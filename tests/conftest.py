@@ -49,8 +49,8 @@ def synthetic_image(label: int, index: int, size=(64, 48)) -> Image.Image:
     return Image.fromarray(pixels.astype(np.uint8))
 
 
-def make_dataset(root: Path, per_split={"train": 12, "validation": 10}, classes=("cats", "dogs")) -> Path:
-    for split, count in per_split.items():
+def make_dataset(root: Path, per_split=(("train", 12), ("validation", 10)), classes=("cats", "dogs")) -> Path:
+    for split, count in per_split:
         for label, name in enumerate(classes):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,84 @@
+"""The command line, run as a user runs it: a subprocess, JSON on stdout, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, synthetic_image
+
+
+def catdog(*args, env_extra=None, timeout=300):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "catdog", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )
+
+
+def test_data_json_reports_classes_splits_and_skipped(tiny_data, tmp_path):
+    (tiny_data / "train" / "cats" / "notes.txt").write_text("not an image")
+    try:
+        result = catdog("data", "--data-dir", str(tiny_data), "--json")
+    finally:
+        (tiny_data / "train" / "cats" / "notes.txt").unlink()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["classes"] == ["cats", "dogs"]
+    assert report["splits"]["train"] == {"cats": 12, "dogs": 12}
+    assert report["splits"]["validation"] == {"cats": 8, "dogs": 8}
+    assert report["splits"]["test"] == {"cats": 2, "dogs": 2}
+    assert report["skipped"] == [{"file": "train/cats/notes.txt", "reason": "not an image: a text file"}]
+
+
+def test_data_with_a_missing_folder_is_a_one_line_error(tmp_path):
+    result = catdog("data", "--data-dir", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_archs_json_lists_the_registry():
+    result = catdog("archs", "--json")
+    assert result.returncode == 0, result.stderr
+    names = [arch["name"] for arch in json.loads(result.stdout)]
+    assert names == ["model1", "model2", "model3", "model4", "model4-finetune"]
+
+
+def test_train_wait_runs_list_predict_and_evaluate(trained_run_dir, tiny_data, tmp_path):
+    listed = json.loads(catdog("runs", "--runs-dir", str(trained_run_dir), "--json").stdout)
+    [run] = listed
+    assert run["arch"] == "model1" and run["status"] == "finished" and run["epochs"] == 2
+
+    cat = tmp_path / "my cat é.JPG"
+    synthetic_image(0, 99).save(cat, format="JPEG")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    result = catdog("predict", "--run", run["id"], "--runs-dir", str(trained_run_dir), str(cat), str(notes))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    good, bad = (json.loads(line) for line in result.stdout.splitlines())
+    assert good["file"] == str(cat) and good["label"] in ("cats", "dogs")
+    assert abs(sum(good["probabilities"].values()) - 1) < 1e-4
+    assert bad == {"file": str(notes), "error": "not an image: a text file"}
+
+    evaluation = json.loads(catdog("evaluate", "--run", run["id"], "--runs-dir", str(trained_run_dir), "--json").stdout)
+    assert evaluation["n"] == 4 and evaluation["classes"] == ["cats", "dogs"]
+    assert sum(map(sum, evaluation["confusion_matrix"])) == 4
+    assert 0 <= evaluation["test_accuracy"] <= 1
+
+
+def test_train_wait_prints_one_json_line_and_fails_for_a_failed_run(tmp_path, tiny_data):
+    single = tmp_path / "one-class" / "cats"
+    single.mkdir(parents=True)
+    synthetic_image(0, 1).save(single / "a.jpg")
+    result = catdog("train", "--arch", "model1", "--epochs", "1", "--data-dir", str(single.parent),
+                    "--runs-dir", str(tmp_path / "runs"), "--wait")
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "failed" and "two class folders" in summary["error"]
+
+
+def test_cancel_of_an_unknown_run_is_a_clear_error(tmp_path):
+    result = catdog("cancel", "nope", "--runs-dir", str(tmp_path))
+    assert result.returncode == 2 and "no run 'nope'" in result.stderr

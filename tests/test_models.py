@@ -1,0 +1,59 @@
+"""Every architecture builds, has the documented shape, and trains a step."""
+
+import keras
+import numpy as np
+import pytest
+
+from catdog import config
+from catdog.augment import AugmentConfig
+from catdog.models import ARCHITECTURES, WeightsUnavailable, build, parameter_counts, preprocess_input
+
+
+def _weights_available() -> bool:
+    return (config.keras_home() / "models").is_dir() and any((config.keras_home() / "models").glob("mobilenet_v2*"))
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_architecture_builds_and_trains_a_step(name, num_classes):
+    if ARCHITECTURES[name].uses_backbone and not _weights_available():
+        pytest.skip("needs the MobileNetV2 ImageNet weights in the Keras cache: set KERAS_HOME (see README)")
+    model = build(name, num_classes, AugmentConfig(seed=1))
+    x = np.random.default_rng(0).uniform(0, 255, (4, *config.IMAGE_SIZE, 3)).astype("float32")
+    y = np.arange(4) % num_classes
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert model.predict_on_batch(x).shape == (4, num_classes)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_parameter_counts_match_the_reference_shapes():
+    assert parameter_counts("model1") == {"total": 1_355_938, "trainable": 1_355_938, "frozen": 0}
+    model4 = parameter_counts("model4")
+    assert model4["frozen"] == 2_257_984 and model4["trainable"] == 1280 * 64 + 64 + 64 * 2 + 2
+    assert parameter_counts("model4-finetune")["trainable"] > model4["trainable"]
+
+
+def test_preprocess_layer_equals_mobilenet_v2_preprocess_input():
+    x = np.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    expected = keras.applications.mobilenet_v2.preprocess_input(x.copy())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(preprocess_input()(x)), expected, atol=1e-6)
+
+
+def test_missing_weights_give_one_clear_error(tmp_path, monkeypatch):
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", offline)
+    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path), raising=False)
+    with pytest.raises(WeightsUnavailable) as error:
+        build("model4", 2)
+    message = str(error.value)
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5" in message
+    assert "\n" not in message

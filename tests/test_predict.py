@@ -1,0 +1,56 @@
+"""Prediction, held-out evaluation and Grad-CAM on a really trained run."""
+
+import numpy as np
+import pytest
+from conftest import synthetic_image
+
+from catdog.data import scan
+from catdog.explain import grad_cam, overlay
+from catdog.predict import class_names, evaluate, load_model, predict
+from catdog.runs import RunError, RunStore
+
+
+@pytest.fixture
+def run(trained_run_dir):
+    return RunStore(trained_run_dir).runs()[0]
+
+
+def test_predict_returns_probabilities_for_any_image_size(run):
+    for size in [(1, 1), (640, 20), (300, 200)]:
+        probabilities = predict(run, np.asarray(synthetic_image(1, 5, size=size)))
+        assert list(probabilities) == ["cats", "dogs"]
+        assert abs(sum(probabilities.values()) - 1) < 1e-5
+
+
+def test_evaluate_scores_a_test_split_disjoint_from_training(run, tiny_data):
+    result = evaluate(run)
+    data = scan(tiny_data)
+    seen = {name for split in ("train", "validation") for name, _ in data.files[split]}
+    tested = {image["file"] for image in result["images"]}
+    assert tested and not tested & seen
+    assert result["n"] == len(tested) == sum(map(sum, result["confusion_matrix"]))
+    correct = sum(image["correct"] for image in result["images"])
+    assert result["test_accuracy"] == correct / result["n"]
+    assert evaluate(run) == result
+
+
+def test_models_load_with_safe_mode_and_are_cached(run):
+    assert load_model(run) is load_model(run)
+    assert class_names(run) == ["cats", "dogs"]
+
+
+def test_a_run_without_a_model_is_a_clear_error(tmp_path):
+    from catdog.runs import Run
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunError, match="no saved model"):
+        load_model(Run(tmp_path / "empty"))
+
+
+def test_grad_cam_gives_a_normalised_map_and_an_overlay_of_the_photo_size(run):
+    photo = np.asarray(synthetic_image(0, 3, size=(200, 120)))
+    from catdog.images import to_model_input
+
+    heat = grad_cam(load_model(run), to_model_input(photo), 0)
+    assert heat.ndim == 2 and heat.min() >= 0 and heat.max() <= 1
+    assert overlay(photo, heat).shape == photo.shape

@@ -1,0 +1,106 @@
+"""The run lifecycle against real training processes on tiny data."""
+
+import json
+import os
+import signal
+
+import pytest
+from conftest import wait_for
+
+from catdog.runs import RunError, RunStore
+from catdog.training import default_run_config
+
+
+def _config(tiny_data, epochs=2, **overrides):
+    return default_run_config("model1", epochs=epochs, data_dir=str(tiny_data), **overrides)
+
+
+def _running_with_progress(run):
+    return run.state == "running" and run.progress() is not None
+
+
+def test_run_trains_to_finished_with_history_model_and_logs(tiny_data):
+    run = RunStore().submit(_config(tiny_data, epochs=2))
+    assert run.state in ("queued", "running")
+    wait_for(lambda: run.state not in ("queued", "running"), 120, message="run to end")
+    status = run.status()
+    assert status["state"] == "finished", status
+    history = run.history()
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(0 <= h["val_accuracy"] <= 1 and h["seconds"] > 0 for h in history)
+    assert run.progress()["batches"] == run.progress()["batch"]
+    assert run.model_path.is_file()
+    assert any((run.path / "tensorboard").rglob("events.out.tfevents.*"))
+    cfg = json.loads((run.path / "config.json").read_text())
+    assert cfg["arch"] == "model1" and cfg["split_seed"] and cfg["versions"]["tensorflow"]
+    assert json.loads((run.path / "data.json").read_text())["classes"] == ["cats", "dogs"]
+    assert run.summary()["best_val_accuracy"] == max(h["val_accuracy"] for h in history)
+
+
+def test_cancel_stops_a_running_run_within_5_s_and_keeps_history(tiny_data):
+    store = RunStore()
+    run = store.submit(_config(tiny_data, epochs=500))
+    wait_for(lambda: _running_with_progress(run), 120, message="training to start")
+    wait_for(lambda: run.history(), 60, message="a first epoch")
+    store.cancel(run.id)
+    wait_for(lambda: run.state == "cancelled", 5, message="cancel to take effect")
+    assert len(run.history()) >= 1
+    with pytest.raises(RunError, match="already cancelled"):
+        store.cancel(run.id)
+
+
+def test_runs_queue_one_at_a_time_in_order_and_a_killed_run_fails_with_reason(tiny_data):
+    store = RunStore()
+    first = store.submit(_config(tiny_data, epochs=500))
+    second = store.submit(_config(tiny_data, epochs=1))
+    third = store.submit(_config(tiny_data, epochs=1))
+    wait_for(lambda: _running_with_progress(first), 120, message="first run to train")
+    assert second.state == "queued" and third.state == "queued"
+    assert [run.id for run in store.queue()] == [second.id, third.id]
+
+    store.cancel(third.id)
+    assert third.state == "cancelled"
+
+    os.kill(first.status()["pid"], signal.SIGKILL)
+    wait_for(lambda: first.state == "failed", 5, message="killed run to show as failed")
+    assert "killed" in first.status()["error"]
+
+    wait_for(lambda: second.state == "finished", 120, message="queued run to start and finish")
+    assert second.status()["started"] > first.status()["started"]
+    assert third.state == "cancelled" and not third.history()
+
+
+def test_damaged_status_and_torn_history_line_still_list_and_read(tiny_data, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run = store.submit(_config(tiny_data, epochs=1))
+    wait_for(lambda: run.state == "finished", 120, message="run to finish")
+    with open(run.path / "history.jsonl", "a") as history:
+        history.write('{"type": "epoch", "epoch": 2, "loss"')
+    assert len(run.history()) == 1
+    (run.path / "status.json").write_text("{not json")
+    [summary] = [r.summary() for r in store.runs()]
+    assert summary["status"] == "failed" and "damaged" in summary["error"]
+    assert summary["epochs"] == 1
+
+
+def test_unwritable_runs_dir_is_refused_before_training(tmp_path, tiny_data):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RunError, match="not writable"):
+        RunStore(blocker / "runs").submit(_config(tiny_data))
+
+
+def test_run_ids_cannot_reach_outside_the_runs_dir():
+    store = RunStore()
+    for bad in ("../etc", "/etc/passwd", "", "a/b"):
+        with pytest.raises(RunError):
+            store.get(bad)
+
+
+def test_bad_settings_are_refused_with_a_clear_message(tiny_data):
+    with pytest.raises(ValueError, match="epochs"):
+        _config(tiny_data, epochs=0)
+    with pytest.raises(ValueError, match="fast path"):
+        _config(tiny_data, fast=True)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        default_run_config("model9")
