@@ -229,6 +229,23 @@ def test_unreadable_file_is_listed(tmp_path: Path) -> None:
     assert "cats/cats.0.jpg" in set().union(*all_files(scan(tmp_path)).values()), "readable again: used again"
 
 
+def test_permission_denied_is_listed_even_as_root(tmp_path: Path, monkeypatch) -> None:
+    """The same path as chmod 000, simulated, so that it is tested where permissions don't bite."""
+    write_images(tmp_path / "cats", 0, 4)
+    write_images(tmp_path / "dogs", 1, 4)
+    locked = tmp_path / "cats" / "cats.0.jpg"
+
+    def guarded_open(path, *args, **kwargs):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "open", guarded_open, raising=False)
+    result = scan(tmp_path)
+    assert {"file": "cats/cats.0.jpg", "reason": "cannot be read (permission denied)"} in result.skipped
+    assert sum(result.counts()[split]["cats"] for split in config.SPLITS) == 3
+
+
 def test_symlinked_files_and_class_folders_are_followed(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     write_images(elsewhere / "dogs", 1, 4)
