@@ -29,7 +29,7 @@ STATUS_REFRESH_S = 2.0
 
 log = logging.getLogger("catdog.dashboard")
 P = ParamSpec("P")
-R = TypeVar("R")
+T = TypeVar("T")
 
 
 @contextmanager
@@ -145,7 +145,7 @@ def dataset_downloaded() -> bool:
 
 def download_panel() -> None:
     """The default set's download button, with progress and a one-line error when offline."""
-    size = f"≈ {config.DATASET_BYTES / 1e6:.0f} MB"
+    size = f"≈ {config.DATASET_BYTES // 10**6} MB"
     st.info(f"The default data set, cats_and_dogs_filtered ({size}), is not downloaded yet.")
     if not st.button(f"Download cats_and_dogs_filtered ({size})", type="primary", icon=":material/download:"):
         return
@@ -200,6 +200,14 @@ def load_scan(folder: str | None) -> data.Scan:
 def thumbnail(scan_key: str, name: str, _scan: data.Scan) -> bytes:
     """One data-set image as a small JPEG, from the scan's decoded pixels (no file is re-read)."""
     return jpeg(np.asarray(_scan.pixels[_scan.index[name]]))
+
+
+def page_of(items: list[T], page_size: int, key: str) -> list[T]:
+    """The items of the page picked in a pagination widget (shown only when there are several)."""
+    pages = (len(items) - 1) // page_size + 1
+    # The count is part of the key: a new filter starts again at page 1 instead of past the end.
+    page = st.pagination(pages, key=f"{key}-{len(items)}") if pages > 1 else 1
+    return items[(page - 1) * page_size : page * page_size]
 
 
 def jpeg(pixels: np.ndarray, quality: int = 85) -> bytes:

@@ -131,10 +131,8 @@ def browse(scan: Scan) -> None:
     if not files:
         st.info("No images for this choice.")
         return
-    pages = (len(files) - 1) // PAGE_SIZE + 1
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="browse_page") if pages > 1 else 1
-    shown = files[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    st.caption(f"{len(files)} images · showing {len(shown)} · click a name to enlarge")
+    st.caption(f"{len(files)} images · click a name to enlarge")
+    shown = ui.page_of(files, PAGE_SIZE, key=f"browse-page-{split}-{shuffle}-{seed}")
     columns = st.columns(GRID_COLUMNS)
     for i, (name, label) in enumerate(shown):
         with columns[i % GRID_COLUMNS]:

@@ -151,9 +151,7 @@ def test_set(run: Run) -> None:
     if not images:
         st.caption("Nothing to show.")
         return
-    pages = (len(images) - 1) // GALLERY_PAGE + 1
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="predict_page") if pages > 1 else 1
-    gallery(images[(page - 1) * GALLERY_PAGE : page * GALLERY_PAGE], scan, columns=GALLERY_COLUMNS)
+    gallery(ui.page_of(images, GALLERY_PAGE, key="test-page"), scan, columns=GALLERY_COLUMNS)
 
 
 def confusion(result: dict) -> go.Figure:

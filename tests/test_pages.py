@@ -1,0 +1,210 @@
+"""Every dashboard page, run headless with Streamlit's AppTest on tiny data and a tiny trained run."""
+
+import io
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import synthetic_image, wait_for
+from streamlit.testing.v1 import AppTest
+
+from catdog.runs import ACTIVE, RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
+# The first run imports TensorFlow and builds models; later runs are fast.
+TIMEOUT = 120
+
+
+def open_app(page: str | None = None) -> AppTest:
+    app = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=TIMEOUT).run()
+    if page:
+        app.switch_page(page).run()
+    return app
+
+
+def assert_clean(app: AppTest) -> None:
+    assert not app.exception, [e.message for e in app.exception]
+    assert not [e.value for e in app.error if "unexpected problem" in e.value]
+
+
+def jpeg_bytes(label: int) -> bytes:
+    out = io.BytesIO()
+    synthetic_image(label, 4242, size=(120, 90)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def image_urls(app: AppTest) -> list[str]:
+    return [url for image in app.get("image") for url in image.value]
+
+
+@pytest.fixture
+def tiny_env(monkeypatch, tiny_data):
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
+    return tiny_data
+
+
+@pytest.fixture
+def trained_env(monkeypatch, tiny_env, trained_run_dir):
+    monkeypatch.setenv("CATDOG_RUNS_DIR", str(trained_run_dir))
+    return trained_run_dir
+
+
+def test_home_shows_tour_data_state_and_run_status(tiny_env):
+    app = open_app()
+    assert_clean(app)
+    assert app.title[0].value == "catdog"
+    assert any("2 classes (cats, dogs)" in s.value for s in app.success)
+    assert any("No runs yet" in c.value for c in app.sidebar.caption)
+
+
+def test_home_offers_download_and_says_when_offline(monkeypatch, tmp_path):
+    monkeypatch.delenv("CATDOG_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    app = open_app()
+    download = next(b for b in app.button if b.label.startswith("Download cats_and_dogs_filtered"))
+    assert "68 MB" in download.label
+    download.click().run()
+    assert_clean(app)
+    assert any("Download failed" in e.value and "network" in e.value for e in app.error)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_exception(trained_env, page):
+    app = open_app(page)
+    assert_clean(app)
+    assert app.title[0].value == Path(page).stem.capitalize()
+
+
+def test_run_status_badge_shows_the_last_run(trained_env):
+    # AppTest drops the sidebar after switch_page, so the badge is checked on the home page;
+    # the browser test sees it on every page.
+    app = open_app()
+    assert "model1 · 2/2 epochs · val acc" in app.sidebar.caption[1].value
+
+
+def test_unexpected_error_is_one_line_not_a_traceback(tiny_env, monkeypatch):
+    def broken(self):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(RunStore, "runs", broken)
+    app = open_app()
+    assert not app.exception
+    assert any("unexpected problem: disk on fire" in e.value for e in app.error)
+
+
+def test_dataset_shows_counts_baseline_and_thumbnails(tiny_env):
+    app = open_app("pages/dataset.py")
+    assert_clean(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Classes"] == "2"
+    assert metrics["Usable images"] == "44"
+    assert metrics["Majority-class baseline"] == "50.0%"
+    assert len(app.get("plotly_chart")) == 2
+    assert len(image_urls(app)) == 24  # one page of the train split
+
+
+def test_dataset_browse_filters_by_class_and_split(tiny_env):
+    app = open_app("pages/dataset.py")
+    app.button_group(key="browse_classes").set_value(["dogs"]).run()
+    names = [b.label for b in app.button if b.key and b.key.startswith("enlarge-")]
+    assert names and all(name.startswith("dogs.") for name in names)
+    app.button_group(key="browse_split").set_value("validation").run()
+    assert len([b for b in app.button if b.key and b.key.startswith("enlarge-")]) == 8
+
+
+def test_dataset_rejects_unusable_folder_in_one_line(tiny_env, tmp_path):
+    app = open_app("pages/dataset.py")
+    app.button_group(key="data_source").set_value("A folder on this computer").run()
+    app.text_input(key="data_path").set_value(str(tmp_path / "nowhere")).run()
+    assert_clean(app)
+    assert len(app.error) == 1
+    assert "does not exist" in app.error[0].value and "\n" not in app.error[0].value
+
+
+def test_dataset_folder_is_remembered_for_training(monkeypatch, tiny_data):
+    monkeypatch.delenv("CATDOG_DATA_DIR", raising=False)
+    app = open_app("pages/dataset.py")
+    app.button_group(key="data_source").set_value("A folder on this computer").run()
+    app.text_input(key="data_path").set_value(str(tiny_data)).run()
+    assert_clean(app)
+    assert app.session_state["data_dir"] == str(tiny_data)
+    app.switch_page("pages/train.py").run()
+    assert any(str(tiny_data) in m.value for m in app.markdown)
+
+
+def test_augmentation_controls_change_the_preview(tiny_env):
+    app = open_app("pages/augmentation.py")
+    assert_clean(app)
+    before = image_urls(app)
+    assert len(before) == 1 + 8 + 24  # original, variants, one (tiny) training batch
+    app.slider(key="aug_rotation").set_value((0.4, 0.5)).run()
+    after = image_urls(app)
+    assert after[0] == before[0], "the original must not change"
+    assert after[1:9] != before[1:9]
+    assert app.session_state["augmentation"]["rotation"] == (0.4, 0.5)
+    assert "RandomRotation((0.4, 0.5)" in app.code[0].value
+    app.slider(key="aug_variants").set_value(3).run()
+    assert len(image_urls(app)) == 1 + 3 + 24
+
+
+def test_augmentation_apply_again_and_upload(tiny_env):
+    app = open_app("pages/augmentation.py")
+    app.toggle(key="aug_repeated").set_value(True).run()
+    assert "8× applied" in [c for image in app.get("image") for c in image.captions]
+    app.button_group(key="aug_source").set_value("Upload a photo").run()
+    app.file_uploader(key="aug_upload").set_value(("mine.jpg", jpeg_bytes(0), "image/jpeg")).run()
+    assert_clean(app)
+    app.file_uploader(key="aug_upload").set_value(("oops.png", b"not really a png", "image/png")).run()
+    assert [e.value for e in app.error] == ["oops.png: not an image: a text file"]
+
+
+def test_train_start_creates_a_run_that_can_be_cancelled(tiny_env):
+    app = open_app("pages/train.py")
+    assert_clean(app)
+    app.selectbox(key="train_arch").select("model1").run()
+    app.number_input(key="train_epochs").set_value(3)
+    next(b for b in app.get("form_submit_button") if b.label == "Start training").click().run()
+    assert_clean(app)
+    store = RunStore()
+    (run,) = store.runs()
+    assert run.config["arch"] == "model1" and run.config["epochs"] == 3
+    assert run.config["data_dir"] == str(tiny_env)
+    app.run()
+    cancel = app.button(key=f"cancel-{run.id}")
+    cancel.click().run()
+    wait_for(lambda: run.state not in ACTIVE, timeout=90, message="the run to stop")
+    assert run.state in ("cancelled", "finished")
+
+
+def test_predict_labels_uploads_and_names_bad_files(trained_env):
+    app = open_app("pages/predict.py")
+    uploader = app.file_uploader(key="predict_uploads")
+    uploader.set_value([("my cat.jpg", jpeg_bytes(0), "image/jpeg"), ("notes.jpg", b"hello", "image/jpeg")]).run()
+    assert_clean(app)
+    labels = [m.value for m in app.markdown if m.value.startswith("### ")]
+    assert labels == ["### cats"] or labels == ["### dogs"]
+    assert [e.value for e in app.error] == ["notes.jpg: not an image: a text file"]
+    captions = [c for image in app.get("image") for c in image.captions]
+    assert "my cat.jpg" in captions and "Grad-CAM: where it looked" in captions
+
+
+def test_predict_scores_the_test_split(trained_env):
+    app = open_app("pages/predict.py")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Test accuracy"].endswith("%")
+    assert {"cats recognised", "dogs recognised"} <= set(metrics)
+    app.toggle(key="predict_mistakes_only").set_value(True).run()
+    assert_clean(app)
+
+
+def test_predict_without_a_model_points_to_training(tiny_env):
+    app = open_app("pages/predict.py")
+    assert_clean(app)
+    assert any("No trained model yet" in i.value for i in app.info)
