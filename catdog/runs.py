@@ -191,8 +191,8 @@ class RunStore:
                 f"{MIN_FREE_BYTES // 2**20} MB"
             )
 
-    def submit(self, run_config: dict) -> Run:
-        """Records a queued run and makes sure a queue process will train it; returns at once."""
+    def create(self, run_config: dict) -> Run:
+        """Records a queued run; `submit` also gets it trained."""
         self.check_writable()
         created = time.time()
         run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{run_config['arch']}-{secrets.token_hex(2)}"
@@ -200,6 +200,11 @@ class RunStore:
         run.path.mkdir()
         write_json_atomic(run.path / "config.json", {**run_config, "id": run_id, "created": created})
         run.mark("queued", pid=None, created=created, started=None, ended=None, error=None)
+        return run
+
+    def submit(self, run_config: dict) -> Run:
+        """Records a queued run and makes sure a queue process will train it; returns at once."""
+        run = self.create(run_config)
         self._start_queue_process()
         return run
 

@@ -122,6 +122,7 @@ class RunRecorder(keras.callbacks.Callback):
             "epoch": self._epoch_number(epoch),
             "phase": self.phase,
             "seconds": round(time.time() - self._epoch_start, 2),
+            "time": round(time.time(), 3),
             **{key: _round(logs.get(key)) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
         }
         append_jsonl(self.run.path / "history.jsonl", record)

@@ -1,0 +1,228 @@
+"""Side-by-side speed benchmark: the reference posts' model4 pipeline against catdog's.
+
+    python -m benchmarks.speed            # full: real data set, about 15 minutes on 2 cores
+    python -m benchmarks.speed --smoke    # tiny synthetic data: keeps this script working
+
+Writes a JSON file (default benchmarks/results.json) and prints a table. Both pipelines run in
+the same process, on the same data, one after the other, so their ratio is meaningful even on
+a noisy machine. catdog starts cold: its scan, pixel and feature caches live in a fresh folder.
+"""
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from catdog import config
+from catdog.augment import AugmentConfig, preview
+from catdog.data import download_default_dataset, scan
+from catdog.images import load_image
+from catdog.predict import evaluate, load_model, predict, probabilities
+from catdog.runs import RunStore
+from catdog.training import default_run_config, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = 0.97
+
+
+def reference_model4(train_dir: Path, validation_dir: Path, epochs: int) -> dict:
+    """The posts' model4 set-up, ported to Keras 3: every epoch re-decodes every JPEG and runs
+    augmentation and the frozen MobileNetV2 inside the model."""
+    train_dataset = keras.utils.image_dataset_from_directory(
+        train_dir, shuffle=True, batch_size=32, image_size=(160, 160), verbose=False
+    )
+    validation_dataset = keras.utils.image_dataset_from_directory(
+        validation_dir, shuffle=True, batch_size=32, image_size=(160, 160), verbose=False
+    )
+    # The posts' test set: take() of the reshuffled validation set (it leaks; catdog's does not).
+    val_batches = tf.data.experimental.cardinality(validation_dataset)
+    validation_dataset = validation_dataset.skip(val_batches // 5)
+    train_dataset = train_dataset.prefetch(tf.data.AUTOTUNE)
+    validation_dataset = validation_dataset.prefetch(tf.data.AUTOTUNE)
+
+    data_augmentation = keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.2)])
+    base_model = keras.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights="imagenet")
+    base_model.trainable = False
+    inputs = keras.Input(shape=(160, 160, 3))
+    x = keras.applications.mobilenet_v2.preprocess_input(inputs)
+    x = data_augmentation(x)
+    x = base_model(x, training=False)
+    x = keras.layers.GlobalMaxPooling2D()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    outputs = keras.layers.Dense(2)(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=0.0001),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    clock = EpochClock()
+    model.fit(train_dataset, epochs=epochs, validation_data=validation_dataset, callbacks=[clock], verbose=0)
+    return clock.result()
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Wall time of each epoch and of the first epoch at the target; stops the run there."""
+
+    def on_train_begin(self, logs=None):
+        self.start, self.epochs, self.reached = time.time(), [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append({"seconds": time.time() - self.epoch_start, "val_accuracy": float(logs["val_accuracy"])})
+        if self.reached is None and logs["val_accuracy"] >= TARGET:
+            self.reached = {"epoch": epoch + 1, "seconds": time.time() - self.start}
+            self.model.stop_training = True
+
+    def result(self) -> dict:
+        return summarise([e["seconds"] for e in self.epochs], [e["val_accuracy"] for e in self.epochs], self.reached)
+
+
+def summarise(epoch_seconds: list[float], val_accuracy: list[float], reached: dict | None) -> dict:
+    return {
+        "seconds_per_epoch": round(float(np.median(epoch_seconds)), 2),
+        "epochs_run": len(epoch_seconds),
+        "val_accuracy": [round(v, 4) for v in val_accuracy],
+        "seconds_to_target": round(reached["seconds"], 1) if reached else None,
+        "epoch_at_target": reached["epoch"] if reached else None,
+    }
+
+
+def catdog_run(store: RunStore, data_dir: str | None, **settings) -> tuple[dict, object]:
+    """One run through catdog's real training code, timed from the start of train()."""
+    run = store.create(default_run_config(data_dir=data_dir, **settings))
+    start = time.time()
+    train(run)
+    total = time.time() - start
+    run.mark("finished")
+    history = run.history()
+    first = next((h for h in history if h["val_accuracy"] >= TARGET), None)
+    reached = {"epoch": first["epoch"], "seconds": first["time"] - start} if first else None
+    result = summarise([h["seconds"] for h in history], [h["val_accuracy"] for h in history], reached)
+    return {**result, "seconds_total": round(total, 1)}, run
+
+
+def test_accuracy(run) -> dict:
+    """Held-out test accuracy, plain and with horizontal-flip test-time augmentation."""
+    cfg = run.config
+    pixels, labels = scan(cfg["data_dir"], cfg["split_seed"]).arrays("test")
+    model = load_model(run)
+    plain = probabilities(model, pixels).argmax(1)
+    flipped = probabilities(model, pixels, flip_average=True).argmax(1)
+    return {"plain": round(float((plain == labels).mean()), 4), "flip_tta": round(float((flipped == labels).mean()), 4)}
+
+
+def percentiles(samples: list[float]) -> dict:
+    return {"p50_ms": round(float(np.percentile(samples, 50)) * 1000, 1), "p95_ms": round(float(np.percentile(samples, 95)) * 1000, 1)}
+
+
+def timed(fn, repeats: int) -> list[float]:
+    fn()  # warm up: first calls build graphs and load models
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def jpeg_bytes(image: np.ndarray, size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).resize(size, Image.Resampling.BICUBIC).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def make_smoke_data(root: Path) -> Path:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import make_dataset
+
+    return make_dataset(root, per_split=(("train", 24), ("validation", 20)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny synthetic data, 1-2 epochs")
+    parser.add_argument("--reference-epochs", type=int, default=20, help="the posts trained 20 epochs")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    args = parser.parse_args()
+    os.environ["CATDOG_CACHE_DIR"] = tempfile.mkdtemp(prefix="catdog-bench-cache-")
+
+    data_dir = str(make_smoke_data(Path(tempfile.mkdtemp()))) if args.smoke else None
+    root = Path(data_dir) if data_dir else download_default_dataset()
+    reference_epochs = 1 if args.smoke else args.reference_epochs
+    store = RunStore(tempfile.mkdtemp(prefix="catdog-bench-runs-"))
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+        "data": "synthetic (smoke)" if args.smoke else config.DATASET_NAME,
+        "target_val_accuracy": TARGET,
+    }
+
+    print("reference pipeline …", file=sys.stderr)
+    results["reference_model4"] = reference_model4(root / "train", root / "validation", reference_epochs)
+
+    print("catdog model4 …", file=sys.stderr)
+    results["catdog_model4"], _ = catdog_run(store, data_dir, arch="model4", epochs=1 if args.smoke else 3)
+    print("catdog model4 --fast (cold caches) …", file=sys.stderr)
+    results["catdog_model4_fast_cold"], fast_run = catdog_run(store, data_dir, arch="model4", fast=True)
+    print("catdog model4 --fast (warm caches) …", file=sys.stderr)
+    results["catdog_model4_fast_warm"], _ = catdog_run(store, data_dir, arch="model4", fast=True)
+    print("catdog model4-finetune --fast …", file=sys.stderr)
+    results["catdog_model4_finetune_fast"], finetune_run = catdog_run(
+        store, data_dir, arch="model4-finetune", fast=True, fine_tune_epochs=1 if args.smoke else 2
+    )
+    results["test_accuracy"] = {"model4_fast": test_accuracy(fast_run), "model4_finetune_fast": test_accuracy(finetune_run)}
+
+    reference_time = results["reference_model4"]["seconds_to_target"]
+    fast_time = results["catdog_model4_fast_cold"]["seconds_to_target"]
+    results["speedup_to_target_cold"] = round(reference_time / fast_time, 1) if reference_time and fast_time else None
+    results["speedup_per_epoch"] = round(
+        results["reference_model4"]["seconds_per_epoch"] / results["catdog_model4"]["seconds_per_epoch"], 2
+    )
+
+    print("latency …", file=sys.stderr)
+    photo = np.asarray(Image.open(min((root / "train" / "cats").iterdir())).convert("RGB"))
+    big, small = jpeg_bytes(photo, (4000, 3000)), jpeg_bytes(photo, config.IMAGE_SIZE[::-1])
+    results["predict_12mp_jpeg"] = percentiles(timed(lambda: predict(fast_run, load_image(big)), 20))
+    results["predict_160px"] = percentiles(timed(lambda: predict(fast_run, load_image(small)), 20))
+    small_pixels = load_image(small)
+    results["preview_8_variants"] = percentiles(timed(lambda: preview(small_pixels, AugmentConfig(), 8, seed=1), 20))
+    (fast_run.path / "evaluation.json").unlink(missing_ok=True)
+    start = time.perf_counter()
+    evaluate(fast_run)
+    results["evaluation_seconds"] = round(time.perf_counter() - start, 2)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print_table(results)
+
+
+def print_table(results: dict) -> None:
+    rows = [("pipeline", "s/epoch", "epochs", f"s to val≥{TARGET}", "best val")]
+    for key in ("reference_model4", "catdog_model4", "catdog_model4_fast_cold", "catdog_model4_fast_warm", "catdog_model4_finetune_fast"):
+        r = results[key]
+        reached = f"{r['seconds_to_target']} (epoch {r['epoch_at_target']})" if r["seconds_to_target"] else "not reached"
+        rows.append((key, str(r["seconds_per_epoch"]), str(r["epochs_run"]), reached, str(max(r["val_accuracy"]))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    print(f"speed-up to target (cold): {results['speedup_to_target_cold']}×; per epoch: {results['speedup_per_epoch']}×")
+    print(f"test accuracy: {results['test_accuracy']}")
+    print(f"predict 12 MP JPEG: {results['predict_12mp_jpeg']}; 160 px: {results['predict_160px']}")
+    print(f"preview 8 variants: {results['preview_8_variants']}; evaluation: {results['evaluation_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
