@@ -85,6 +85,22 @@ def trained_run_dir(tmp_path_factory, tiny_data) -> Path:
     return runs_dir
 
 
+def catdog(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs the command line as a user does: `python -m catdog ARGS`, text output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "catdog", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def backbone_weights():
+    """Skips, saying why, when the MobileNetV2 ImageNet weights are not in the Keras cache."""
+    from catdog import config
+
+    if not any((config.keras_home() / "models").glob("mobilenet_v2_weights_*_160_no_top.h5")):
+        pytest.skip("needs the MobileNetV2 ImageNet weights in the Keras cache: set KERAS_HOME (see README)")
+
+
 @pytest.fixture
 def real_data():
     """The real cats_and_dogs_filtered set, when the offline Keras cache (or a download) has it."""

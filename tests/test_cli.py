@@ -1,19 +1,8 @@
 """The command line, run as a user runs it: a subprocess, JSON on stdout, one-line errors."""
 
 import json
-import os
-import subprocess
-import sys
 
-from conftest import ROOT, synthetic_image
-
-
-def catdog(*args, env_extra=None, timeout=300):
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "catdog", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-        check=False,
-    )
+from conftest import catdog, synthetic_image
 
 
 def test_data_json_reports_classes_splits_and_skipped(tiny_data, tmp_path):

@@ -9,15 +9,11 @@ from catdog.augment import AugmentConfig
 from catdog.models import ARCHITECTURES, WeightsUnavailable, build, parameter_counts, preprocess_input
 
 
-def _weights_available() -> bool:
-    return (config.keras_home() / "models").is_dir() and any((config.keras_home() / "models").glob("mobilenet_v2*"))
-
-
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 @pytest.mark.parametrize("num_classes", [2, 3])
-def test_architecture_builds_and_trains_a_step(name, num_classes):
-    if ARCHITECTURES[name].uses_backbone and not _weights_available():
-        pytest.skip("needs the MobileNetV2 ImageNet weights in the Keras cache: set KERAS_HOME (see README)")
+def test_architecture_builds_and_trains_a_step(name, num_classes, request):
+    if ARCHITECTURES[name].uses_backbone:
+        request.getfixturevalue("backbone_weights")
     model = build(name, num_classes, AugmentConfig(seed=1))
     x = np.random.default_rng(0).uniform(0, 255, (4, *config.IMAGE_SIZE, 3)).astype("float32")
     y = np.arange(4) % num_classes

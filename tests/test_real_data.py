@@ -2,7 +2,7 @@
 
 import json
 
-from test_cli import catdog
+from conftest import catdog
 
 
 def _train(real_data, tmp_path, *args):
