@@ -133,7 +133,13 @@ def _subfolders(path: Path) -> list[Path]:
 def _class_files(folder: Path) -> list[Path]:
     """Every file below a class folder; junk among them is reported by the scan, not hidden.
     Broken links are kept too, so that the scan lists them instead of dropping them silently."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() or (p.is_symlink() and not p.exists()))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if (p.is_file() or (p.is_symlink() and not p.exists()))
+        # Hidden folders (.thumbnails, .git) hold tool files, not training photos.
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])
+    )
 
 
 def _layout(root: Path) -> dict[str, dict[str, list[Path]]]:

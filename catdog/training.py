@@ -206,22 +206,30 @@ def train(run: Run) -> dict:
         run.path / "data.json",
         {"root": str(data.root), "classes": data.classes, "counts": data.counts(), "skipped": len(data.skipped)},
     )
-    model = architecture.build(len(data.classes), AugmentConfig.from_dict(cfg["augmentation"]))
     save_best = lambda trained: save_model_atomic(trained, run.model_path)
     batch_size, seed = int(cfg["batch_size"]), int(cfg["seed"])
     validation = make_dataset(*data.arrays("validation"), batch_size)
-    if cfg["fast"]:
-        best = _train_head_on_features(run, data, model, cfg)
-    else:
-        compile_model(model, float(cfg["learning_rate"]))
-        train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=seed)
-        best = _fit(model, run, train_ds, validation, int(cfg["epochs"]), "train", save_best)
-    if architecture.fine_tune and int(cfg["fine_tune_epochs"]) > 0:
-        unfreeze_top(model)
-        compile_model(model, float(cfg["learning_rate"]) / 10)
-        train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=seed + 1)
-        best = _fit(model, run, train_ds, validation, int(cfg["fine_tune_epochs"]), "fine-tune", save_best, best)
+    with distribution_strategy().scope():
+        model = architecture.build(len(data.classes), AugmentConfig.from_dict(cfg["augmentation"]))
+        if cfg["fast"]:
+            best = _train_head_on_features(run, data, model, cfg)
+        else:
+            compile_model(model, float(cfg["learning_rate"]))
+            train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=seed)
+            best = _fit(model, run, train_ds, validation, int(cfg["epochs"]), "train", save_best)
+        if architecture.fine_tune and int(cfg["fine_tune_epochs"]) > 0:
+            unfreeze_top(model)
+            compile_model(model, float(cfg["learning_rate"]) / 10)
+            train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=seed + 1)
+            best = _fit(model, run, train_ds, validation, int(cfg["fine_tune_epochs"]), "fine-tune", save_best, best)
     return {"best_val_accuracy": best}
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+    """Several GPUs: mirror the model across them, no code change needed; otherwise the default."""
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def main(run_dir: str) -> int:
