@@ -6,7 +6,8 @@ about training or data rules.
 
 import io
 import logging
-import time
+import runpy
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -22,8 +23,20 @@ from catdog import config, data, predict
 from catdog.augment import AugmentConfig
 from catdog.runs import ACTIVE, Run, RunStore
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ROUTER = Path(__file__).resolve().parent / "dashboard.py"
+ASSETS = ROUTER.parent / "assets"
 LOGO = ASSETS / "logo.svg"
+# The pages after Home, in the order of the story: file, icon, title, what it is for.
+PAGES = (
+    ("pages/dataset.py", ":material/photo_library:", "Dataset",
+     "Browse the photos per split and class, see how balanced they are and which files were skipped."),
+    ("pages/augmentation.py", ":material/flip:", "Augmentation",
+     "Flip and rotate a photo live and see what one training batch looks like to the model."),
+    ("pages/train.py", ":material/model_training:", "Train",
+     "Train four classic architectures, from a plain CNN to transfer learning, and watch the curves."),
+    ("pages/predict.py", ":material/pets:", "Predict",
+     "Upload a pet photo: get the prediction and a Grad-CAM heat map of where the model looked."),
+)
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
 STATUS_REFRESH_S = 2.0
 
@@ -60,6 +73,41 @@ def guarded(where: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
     return decorate
 
 
+# Cats warm and dogs cool, as in the logo; further classes take the palette's next colours.
+CLASS_PALETTE = ("#E4572E", "#2E86AB", "#76B041", "#FFC914", "#8E6C8A", "#17BEBB")
+
+
+def class_colors(classes: list[str]) -> dict[str, str]:
+    return {name: CLASS_PALETTE[i % len(CLASS_PALETTE)] for i, name in enumerate(classes)}
+
+
+_router = threading.local()
+
+
+@contextmanager
+def routed() -> Iterator[None]:
+    """Marks a page run as started by dashboard.py's router."""
+    _router.active = True
+    try:
+        yield
+    finally:
+        _router.active = False
+
+
+def ensure_router() -> None:
+    """Runs a page opened without the router through dashboard.py instead.
+
+    Until some session has called st.navigation, Streamlit treats the pages/ folder as a legacy
+    multipage app (and AppTest does so on every run): a tab reopening /train after a server
+    restart would run the page alone, without navigation, badge or error guard. Running the
+    router here renders the requested page inside it, with this run's widget events intact.
+    """
+    if getattr(_router, "active", False):
+        return
+    runpy.run_path(str(ROUTER))
+    st.stop()
+
+
 def setup_page() -> None:
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
@@ -93,15 +141,28 @@ def time_left(run_config: dict, history: list[dict], progress: dict | None) -> f
         return None
     per_batch = progress["elapsed"] / progress["batch"]
     this_epoch = per_batch * (progress["batches"] - progress["batch"])
+    if preparing(progress):
+        return this_epoch
     epoch_seconds = [h["seconds"] for h in history if h.get("seconds")]
     per_epoch = float(np.mean(epoch_seconds)) if epoch_seconds else per_batch * progress["batches"]
     later_epochs = max(planned_epochs(run_config) - int(progress["epoch"]), 0)
     return this_epoch + later_epochs * per_epoch
 
 
-def run_label(run: Run) -> str:
-    summary = run.summary()
-    return f"{run.id} · {summary['status']} · best val {percent(summary['best_val_accuracy'])}"
+def preparing(progress: dict) -> bool:
+    """Progress before the first epoch: the fast path caching backbone features (epoch 0)."""
+    return not progress.get("epoch")
+
+
+def progress_text(run_config: dict, history: list[dict], progress: dict) -> str:
+    left = f"about {duration(time_left(run_config, history, progress))} left"
+    done, total = progress["batch"], progress["batches"]
+    if preparing(progress):
+        return f"Computing MobileNetV2 features once ({progress['phase']}): {done} of {total} images · {left}"
+    return (
+        f"Epoch {progress['epoch']} of {planned_epochs(run_config)} ({progress['phase']}) · "
+        f"batch {done} of {total} · {left}"
+    )
 
 
 # --- the run-status badge shown on every page --------------------------------------------
@@ -112,7 +173,9 @@ def status_line(run: Run) -> tuple[str, str]:
     status, history, progress = run.status(), run.history(), run.progress()
     state = status["state"]
     total = planned_epochs(run.config)
-    if state == "running" and progress:
+    if state == "running" and progress and preparing(progress):
+        epoch = f"caching features {progress['batch'] / max(progress['batches'], 1):.0%}"
+    elif state == "running" and progress:
         epoch = f"epoch {progress['epoch']}/{total}"
     else:
         epoch = f"{len(history)}/{total} epochs"
@@ -238,6 +301,3 @@ def load_model(run: Run) -> keras.Model:
     return _model(str(run.path), run.model_path.stat().st_mtime_ns)
 
 
-def started_ago(run: Run) -> str:
-    created = run.config.get("created")
-    return "–" if not created else f"{duration(time.time() - created)} ago"

@@ -7,17 +7,6 @@ from catdog import config
 from catdog.data import DataError
 from catdog.runs import RunStore
 
-TOUR = (
-    ("pages/dataset.py", ":material/photo_library:", "Dataset",
-     "Browse the photos per split and class, see how balanced they are and which files were skipped."),
-    ("pages/augmentation.py", ":material/flip:", "Augmentation",
-     "Flip and rotate a photo live and see what one training batch looks like to the model."),
-    ("pages/train.py", ":material/model_training:", "Train",
-     "Train four classic architectures, from a plain CNN to transfer learning, and watch the curves."),
-    ("pages/predict.py", ":material/pets:", "Predict",
-     "Upload a pet photo: get the prediction and a Grad-CAM heat map of where the model looked."),
-)
-
 
 def home() -> None:
     st.title("catdog")
@@ -25,8 +14,8 @@ def home() -> None:
         "Train and understand image classifiers, cats vs. dogs first. "
         "Follow the pages in order, or jump straight to a trained model."
     )
-    columns = st.columns(len(TOUR))
-    for column, (page, icon, title, text) in zip(columns, TOUR):
+    columns = st.columns(len(ui.PAGES))
+    for column, (page, icon, title, text) in zip(columns, ui.PAGES):
         with column.container(border=True, height="stretch"):
             st.page_link(page, label=title, icon=icon)
             st.caption(text)
@@ -68,10 +57,10 @@ ui.setup_page()
 page = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
-        *(st.Page(path, title=title, icon=icon) for path, icon, title, _ in TOUR),
+        *(st.Page(path, title=title, icon=icon) for path, icon, title, _ in ui.PAGES),
     ]
 )
 with st.sidebar:
     ui.run_status()
-with ui.guard(page.title):
+with ui.guard(page.title), ui.routed():
     page.run()

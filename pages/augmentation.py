@@ -12,7 +12,7 @@ from catdog.augment import FILL_MODES, FLIP_MODES, AugmentConfig, augmentation_c
 from catdog.data import DataError, Scan
 from catdog.images import ImageError, load_image, to_model_input
 
-DATA_SET, UPLOAD = "From the data set", "Upload a photo"
+DATA_SET, UPLOAD = "Data set", "Upload"
 ANY_CLASS = "any class"
 BATCH_COLUMNS = 8
 WHY = """
@@ -29,7 +29,7 @@ flip may teach the model things it never needs.
 def main() -> None:
     st.title("Augmentation")
     st.caption("Random flips and rotations, made by the same Keras layers the models train with.")
-    controls, results = st.columns([1, 2.6], gap="large")
+    controls, results = st.columns([1.3, 2.7], gap="large")
     with controls:
         photo = choose_photo()
         augmentation, variants, seed, repeated = choose_augmentation()
@@ -144,4 +144,5 @@ def show_batch(augmentation: AugmentConfig, seed: int) -> None:
         columns[i % BATCH_COLUMNS].image(image, caption=label, width="stretch")
 
 
+ui.ensure_router()
 main()

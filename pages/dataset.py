@@ -82,7 +82,7 @@ def overview(scan: Scan) -> None:
     figure = px.bar(
         table, x="split", y="images", color="class", barmode="group", text="images",
         category_orders={"split": list(config.SPLITS), "class": scan.classes},
-        title="Images per split and class",
+        color_discrete_map=ui.class_colors(scan.classes), title="Images per split and class",
     )
     st.plotly_chart(figure, key="counts")
 
@@ -100,7 +100,8 @@ def sizes(scan: Scan) -> None:
     )
     figure = px.scatter(
         table, x="width", y="height", color="class", hover_name="file", opacity=0.5,
-        marginal_x="histogram", marginal_y="histogram", category_orders={"class": scan.classes},
+        marginal_x="box", marginal_y="box", category_orders={"class": scan.classes},
+        color_discrete_map=ui.class_colors(scan.classes),
     )
     st.plotly_chart(figure, key="sizes")
 
@@ -151,4 +152,5 @@ def enlarge(scan: Scan, name: str, label: str) -> None:
         st.error(f"{name} cannot be shown: {error}")
 
 
+ui.ensure_router()
 main()

@@ -111,8 +111,13 @@ def show_prediction(run: Run, name: str, data: bytes) -> None:
 
 
 def probability_bars(probs: dict[str, float]) -> go.Figure:
-    figure = px.bar(x=list(probs.values()), y=list(probs), orientation="h", text=[f"{p:.0%}" for p in probs.values()])
-    figure.update_layout(height=60 + 35 * len(probs), margin={"t": 10, "b": 10, "l": 10, "r": 10})
+    figure = px.bar(
+        x=list(probs.values()), y=list(probs), color=list(probs), orientation="h",
+        text=[f"{p:.0%}" for p in probs.values()], color_discrete_map=ui.class_colors(list(probs)),
+    )
+    figure.update_layout(
+        height=60 + 35 * len(probs), margin={"t": 10, "b": 10, "l": 10, "r": 10}, showlegend=False
+    )
     figure.update_xaxes(range=[0, 1], visible=False)
     figure.update_yaxes(title=None, autorange="reversed")
     return figure
@@ -176,4 +181,5 @@ def gallery(images: list[dict], scan: Scan, columns: int) -> None:
         )
 
 
+ui.ensure_router()
 main()

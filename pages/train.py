@@ -73,17 +73,18 @@ def start_form(architecture: Architecture) -> None:
     augmentation = ui.chosen_augmentation()
     with st.form("settings", border=True):
         st.markdown(f"**Settings** · data: `{folder or config.DATASET_NAME}`")
-        cols = st.columns(4)
-        epochs = cols[0].number_input("Epochs", 1, 500, 5, key="train_epochs")
+        counts = st.columns(3 if architecture.fine_tune else 2)
+        epochs = counts[0].number_input("Epochs", 1, 500, 5, key="train_epochs")
         fine_tune_epochs = 0
         if architecture.fine_tune:
-            fine_tune_epochs = cols[1].number_input("Fine-tune epochs", 0, 500, 2, key="train_fine_tune")
-        batch_size = cols[2].select_slider("Batch size", BATCH_SIZES, config.BATCH_SIZE, key="train_batch")
+            fine_tune_epochs = counts[1].number_input("Fine-tune epochs", 0, 500, 2, key="train_fine_tune")
+        seed = counts[-1].number_input("Seed", 0, 1_000_000, 0, key="train_seed")
+        sizes = st.columns(2, gap="large")
+        batch_size = sizes[0].select_slider("Batch size", BATCH_SIZES, config.BATCH_SIZE, key="train_batch")
         rates = sorted({*LEARNING_RATES, architecture.learning_rate})
-        learning_rate = cols[3].select_slider(
+        learning_rate = sizes[1].select_slider(
             "Learning rate", rates, architecture.learning_rate, format_func=lambda r: f"{r:g}", key="train_lr"
         )
-        seed = cols[0].number_input("Seed", 0, 1_000_000, 0, key="train_seed")
         if architecture.name == "model1":
             st.caption("model1 trains without augmentation, to show overfitting.")
         else:
@@ -151,12 +152,8 @@ def show_run(run: Run) -> None:
         st.info("Queued: training starts when the runs before it finish.")
     elif state == "running":
         if progress:
-            left = ui.time_left(cfg, history, progress)
-            st.progress(
-                min(progress["batch"] / max(progress["batches"], 1), 1.0),
-                text=f"Epoch {progress['epoch']} of {total} ({progress['phase']}) · batch {progress['batch']} "
-                f"of {progress['batches']} · about {ui.duration(left)} left",
-            )
+            fraction = min(progress["batch"] / max(progress["batches"], 1), 1.0)
+            st.progress(fraction, text=ui.progress_text(cfg, history, progress))
         else:
             st.progress(0.0, text="Preparing data and model…")
     elif state == "failed":
@@ -288,4 +285,5 @@ def tflite_bytes(run: Run) -> bytes:
     return tf.lite.TFLiteConverter.from_keras_model(predict.load_model(run)).convert()
 
 
+ui.ensure_router()
 main()

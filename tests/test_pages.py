@@ -80,13 +80,7 @@ def test_every_page_renders_without_exception(trained_env, page):
     app = open_app(page)
     assert_clean(app)
     assert app.title[0].value == Path(page).stem.capitalize()
-
-
-def test_run_status_badge_shows_the_last_run(trained_env):
-    # AppTest drops the sidebar after switch_page, so the badge is checked on the home page;
-    # the browser test sees it on every page.
-    app = open_app()
-    assert "model1 · 2/2 epochs · val acc" in app.sidebar.caption[1].value
+    assert any("model1 · 2/2 epochs · val acc" in c.value for c in app.sidebar.caption), "no run status"
 
 
 def test_unexpected_error_is_one_line_not_a_traceback(tiny_env, monkeypatch):
@@ -158,7 +152,7 @@ def test_augmentation_apply_again_and_upload(tiny_env):
     app = open_app("pages/augmentation.py")
     app.toggle(key="aug_repeated").set_value(True).run()
     assert "8× applied" in [c for image in app.get("image") for c in image.captions]
-    app.button_group(key="aug_source").set_value("Upload a photo").run()
+    app.button_group(key="aug_source").set_value("Upload").run()
     app.file_uploader(key="aug_upload").set_value(("mine.jpg", jpeg_bytes(0), "image/jpeg")).run()
     assert_clean(app)
     app.file_uploader(key="aug_upload").set_value(("oops.png", b"not really a png", "image/png")).run()
