@@ -89,8 +89,8 @@ def choose_augmentation() -> tuple[AugmentConfig, int, int, bool]:
         help="Each copy is turned by a random angle in this range; 0.25 is a quarter turn.",
     )
     st.caption(f"= {rotation[0] * 360:+.0f}° … {rotation[1] * 360:+.0f}°")
-    fill_mode = st.segmented_control(
-        "Fill mode", FILL_MODES, default="reflect", required=True, key="aug_fill", persist_state="session",
+    fill_mode = st.selectbox(
+        "Fill mode", FILL_MODES, key="aug_fill", persist_state="session",
         help="How the corners uncovered by a rotation are filled.", disabled=rotation == (0.0, 0.0),
     )
     variants = st.slider("Variants", 1, 16, 8, key="aug_variants", persist_state="session")

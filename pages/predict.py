@@ -175,7 +175,8 @@ def gallery(images: list[dict], scan: Scan, columns: int) -> None:
     for i, item in enumerate(images):
         if item["file"] not in scan.index:
             continue
-        mark = f"✅ {item['label']}" if item["correct"] else f"❌ {item['label']} → {item['predicted']}"
+        # Words, not emoji: the marks must read the same on every system font and projector.
+        mark = f"right · {item['label']}" if item["correct"] else f"wrong · {item['label']} → {item['predicted']}"
         grid[i % columns].image(
             ui.thumbnail(scan.key, item["file"], scan), caption=f"{mark} · {item['confidence']:.0%}", width="stretch"
         )

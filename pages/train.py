@@ -18,6 +18,7 @@ from catdog.runs import Run, RunError, RunStore
 from catdog.training import default_run_config
 
 LIVE_REFRESH_S = 1.0
+PLAN_AXIS_EPOCHS = 20
 BATCH_SIZES = (8, 16, 32, 64, 128)
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 FAST_PATH_HELP = (
@@ -189,7 +190,7 @@ def cancel(run: Run) -> None:
 
 
 def curves(history: list[dict], metric: str, planned: int) -> go.Figure:
-    """Train vs validation per epoch; the x axis spans the whole plan, so the chart fills in."""
+    """Train vs validation per epoch, with a line where fine-tuning starts."""
     figure = go.Figure()
     epochs = [h["epoch"] for h in history]
     figure.add_scatter(x=epochs, y=[h.get(metric) for h in history], name="train", mode="lines+markers")
@@ -197,10 +198,12 @@ def curves(history: list[dict], metric: str, planned: int) -> go.Figure:
     fine_tune = next((h["epoch"] for h in history if h.get("phase") == "fine-tune"), None)
     if fine_tune:
         figure.add_vline(x=fine_tune - 0.5, line_dash="dot", annotation_text="fine-tuning")
+    # Short plans show their whole x axis, so the chart visibly fills in; long ones grow with the run.
+    last = max(min(planned, PLAN_AXIS_EPOCHS), epochs[-1] if epochs else 1)
     figure.update_layout(
         title=metric.capitalize(), height=320, margin={"t": 50, "b": 40, "l": 50, "r": 10},
         legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
-        xaxis={"title": "epoch", "range": [0.5, max(planned, 1) + 0.5], "dtick": 1 if planned <= 20 else None},
+        xaxis={"title": "epoch", "range": [0.5, last + 0.5], "dtick": 1 if last <= 20 else None},
     )
     if metric == "accuracy":
         figure.update_yaxes(range=[0, 1.02], tickformat=".0%")

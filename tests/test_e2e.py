@@ -1,0 +1,150 @@
+"""The dashboard in a real browser: `streamlit run dashboard.py` driven by Chromium through Playwright.
+
+Uses the tiny synthetic data set and a copy of the tiny trained run; screenshots go to
+$CATDOG_SCREENSHOTS (default: screenshots/, ignored by git).
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import synthetic_image, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"needs Debian's Chromium at {CHROMIUM} for the browser tests", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+PAGES = ("", "dataset", "augmentation", "train", "predict")
+# Generous: on 2 shared cores TensorFlow alone takes seconds to import, in the app and in training.
+SLOW_MS = 120_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    folder = Path(os.environ.get("CATDOG_SCREENSHOTS") or ROOT / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, tiny_data, trained_run_dir):
+    """A dashboard server on a free port, over tiny data and a private copy of the trained run."""
+    runs = tmp_path_factory.mktemp("e2e") / "runs"
+    shutil.copytree(trained_run_dir, runs, ignore=shutil.ignore_patterns(".queue.lock"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "CATDOG_DATA_DIR": str(tiny_data),
+        "CATDOG_RUNS_DIR": str(runs),
+        "CATDOG_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "cache"),
+    }
+    log_path = runs.parent / "streamlit.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: healthy(url) or server.poll() is not None, timeout=90, message="the server")
+        assert server.poll() is None, log_path.read_text()[-2000:]
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.set_default_timeout(SLOW_MS)
+    yield page
+    page.close()
+
+
+def settle(page) -> None:
+    """Waits until the script run has finished and no spinner is left."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    sync_api.expect(page.locator('[data-testid="stSpinner"]')).to_have_count(0, timeout=SLOW_MS)
+
+
+def assert_no_errors(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    text = page.locator('[data-testid="stApp"]').inner_text()
+    assert "Traceback" not in text and "unexpected problem" not in text
+
+
+def test_every_page_opens_cleanly(page, app_url, screenshots):
+    for name in PAGES:
+        page.goto(f"{app_url}/{name}")
+        settle(page)
+        sync_api.expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("model1 · 2/2 epochs")
+        assert_no_errors(page)
+        page.screenshot(path=screenshots / f"e2e-{name or 'home'}.png", full_page=True)
+
+
+def test_predict_labels_an_uploaded_photo(page, app_url, screenshots, tmp_path):
+    photo = tmp_path / "my pet.jpg"
+    synthetic_image(1, 777, size=(200, 150)).save(photo)
+    page.goto(f"{app_url}/predict")
+    settle(page)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(photo)
+    sync_api.expect(page.get_by_role("heading", name=re.compile(r"^(cats|dogs)$"))).to_be_visible()
+    sync_api.expect(page.get_by_text("Grad-CAM: where it looked")).to_be_visible()
+    settle(page)
+    assert_no_errors(page)
+    page.screenshot(path=screenshots / "e2e-predict-upload.png", full_page=True)
+
+
+def test_training_run_goes_live_and_cancels(page, app_url, screenshots):
+    page.goto(f"{app_url}/train")
+    settle(page)
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("300")  # far more than the test waits for, so the run is still going at Cancel
+    epochs.press("Tab")
+    page.get_by_role("button", name="Start training").click()
+    sync_api.expect(page.get_by_role("heading", name="Live run: model1")).to_be_visible()
+
+    accuracy_points = page.locator('[data-testid="stPlotlyChart"]').first.locator(".scatterlayer path.point")
+    wait_for(lambda: accuracy_points.count() >= 2, timeout=SLOW_MS / 1000, message="the first epoch's points")
+    page.screenshot(path=screenshots / "e2e-train-live.png", full_page=True)
+
+    page.get_by_role("button", name="Cancel").click()
+    sync_api.expect(page.get_by_text(re.compile(r"Cancelled after \d+ of 300 epochs"))).to_be_visible()
+    assert_no_errors(page)
+    page.screenshot(path=screenshots / "e2e-train-cancelled.png", full_page=True)
