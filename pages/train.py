@@ -231,7 +231,9 @@ def past_runs() -> None:
     if not chosen:
         st.caption("Select runs in the table to compare their curves and download their models.")
         return
-    st.plotly_chart(compare(chosen), key="compare")
+    accuracy, loss = st.columns(2)
+    accuracy.plotly_chart(compare(chosen, "val_accuracy"), key="compare-accuracy")
+    loss.plotly_chart(compare(chosen, "val_loss"), key="compare-loss")
     for run in chosen:
         downloads(run)
 
@@ -253,18 +255,23 @@ def run_row(run: Run) -> dict:
     }
 
 
-def compare(runs: list[Run]) -> go.Figure:
+def compare(runs: list[Run], metric: str) -> go.Figure:
     figure = go.Figure()
+    longest = 1
     for run in runs:
         history = run.history()
+        longest = max(longest, len(history))
         figure.add_scatter(
-            x=[h["epoch"] for h in history], y=[h.get("val_accuracy") for h in history],
+            x=[h["epoch"] for h in history], y=[h.get(metric) for h in history],
             name=f"{run.config.get('arch')} · {run.id[:15]}", mode="lines+markers",
         )
     figure.update_layout(
-        title="Validation accuracy", height=360, xaxis_title="epoch", margin={"t": 50, "b": 40, "l": 50, "r": 10}
+        title=f"Validation {metric.removeprefix('val_')}", height=360, margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        xaxis={"title": "epoch", "dtick": 1 if longest <= PLAN_AXIS_EPOCHS else None},
+        legend={"orientation": "h", "y": -0.25},
     )
-    figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    if metric == "val_accuracy":
+        figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return figure
 
 

@@ -131,6 +131,26 @@ def test_predict_labels_an_uploaded_photo(page, app_url, screenshots, tmp_path):
     page.screenshot(path=screenshots / "e2e-predict-upload.png", full_page=True)
 
 
+def test_runs_table_compares_and_downloads(page, app_url, screenshots, tmp_path):
+    page.goto(f"{app_url}/train")
+    settle(page)
+    table = page.locator('[data-testid="stDataFrame"]').last
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    # The grid is drawn on a canvas: the first row's selection box sits under the 35 px header.
+    page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)
+    sync_api.expect(page.get_by_text("Validation accuracy")).to_be_visible()
+    settle(page)
+    page.screenshot(path=screenshots / "e2e-train-compare.png", full_page=True)
+    for label, check in ((".keras", lambda data: data[:2] == b"PK"), ("TFLite", lambda data: data[4:8] == b"TFL3")):
+        with page.expect_download() as download:
+            page.get_by_role("button", name=label).click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        assert check(saved.read_bytes()), f"{label} download is not a {label} model"
+    assert_no_errors(page)
+
+
 def test_training_run_goes_live_and_cancels(page, app_url, screenshots):
     page.goto(f"{app_url}/train")
     settle(page)
