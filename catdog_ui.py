@@ -26,17 +26,6 @@ from catdog.runs import ACTIVE, Run, RunStore
 ROUTER = Path(__file__).resolve().parent / "dashboard.py"
 ASSETS = ROUTER.parent / "assets"
 LOGO = ASSETS / "logo.svg"
-# The pages after Home, in the order of the story: file, icon, title, what it is for.
-PAGES = (
-    ("pages/dataset.py", ":material/photo_library:", "Dataset",
-     "Browse the photos per split and class, see how balanced they are and which files were skipped."),
-    ("pages/augmentation.py", ":material/flip:", "Augmentation",
-     "Flip and rotate a photo live and see what one training batch looks like to the model."),
-    ("pages/train.py", ":material/model_training:", "Train",
-     "Train four classic architectures, from a plain CNN to transfer learning, and watch the curves."),
-    ("pages/predict.py", ":material/pets:", "Predict",
-     "Upload a pet photo: get the prediction and a Grad-CAM heat map of where the model looked."),
-)
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
 STATUS_REFRESH_S = 2.0
 
@@ -56,7 +45,7 @@ def guard(where: str) -> Iterator[None]:
     except Exception as error:
         log.exception("unexpected error in %s", where)
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        st.error(f"{where} hit an unexpected problem: {reason}. The details are in the server log.", icon="⚠️")
+        st.error(f"{where} hit an unexpected problem: {reason}. The details are in the server log.", icon=":material/error:")
 
 
 def guarded(where: str) -> Callable[[Callable[P, None]], Callable[P, None]]:

@@ -7,6 +7,18 @@ from catdog import config
 from catdog.data import DataError
 from catdog.runs import RunStore
 
+# The pages after Home, in the order of the story: file, icon, title, what it is for.
+PAGES = (
+    ("pages/dataset.py", ":material/photo_library:", "Dataset",
+     "Browse the photos per split and class, see how balanced they are and which files were skipped."),
+    ("pages/augmentation.py", ":material/flip:", "Augmentation",
+     "Flip and rotate a photo live and see what one training batch looks like to the model."),
+    ("pages/train.py", ":material/model_training:", "Train",
+     "Train four classic architectures, from a plain CNN to transfer learning, and watch the curves."),
+    ("pages/predict.py", ":material/pets:", "Predict",
+     "Upload a pet photo: get the prediction and a Grad-CAM heat map of where the model looked."),
+)
+
 
 def home() -> None:
     st.title("catdog")
@@ -14,8 +26,8 @@ def home() -> None:
         "Train and understand image classifiers, cats vs. dogs first. "
         "Follow the pages in order, or jump straight to a trained model."
     )
-    columns = st.columns(len(ui.PAGES))
-    for column, (page, icon, title, text) in zip(columns, ui.PAGES):
+    columns = st.columns(len(PAGES))
+    for column, (page, icon, title, text) in zip(columns, PAGES):
         with column.container(border=True, height="stretch"):
             st.page_link(page, label=title, icon=icon)
             st.caption(text)
@@ -29,6 +41,8 @@ def home() -> None:
         st.caption("No runs yet.")
         st.page_link("pages/train.py", label="Train a first model", icon=":material/arrow_forward:")
         return
+    if any(ui.is_active(run) for run in runs):
+        st.page_link("pages/train.py", label="A run is training: watch it live", icon=":material/monitoring:")
     finished = [run for run in runs if run.state == "finished"]
     left, middle, right = st.columns(3)
     left.metric("Runs", len(runs))
@@ -57,7 +71,7 @@ ui.setup_page()
 page = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
-        *(st.Page(path, title=title, icon=icon) for path, icon, title, _ in ui.PAGES),
+        *(st.Page(path, title=title, icon=icon) for path, icon, title, _ in PAGES),
     ]
 )
 with st.sidebar:

@@ -70,8 +70,8 @@ def your_photos(run: Run) -> None:
     if not photos:
         st.caption("Upload one or more photos of a cat or a dog, or take one with the camera.")
         return
-    for name, data in photos:
-        show_prediction(run, name, data)
+    for index, (name, data) in enumerate(photos):
+        show_prediction(run, index, name, data)
 
 
 @st.cache_data(show_spinner="Asking the model…", max_entries=32)
@@ -92,7 +92,7 @@ def analyse(run_path: str, model_mtime_ns: int, data: bytes) -> dict:
     }
 
 
-def show_prediction(run: Run, name: str, data: bytes) -> None:
+def show_prediction(run: Run, index: int, name: str, data: bytes) -> None:
     try:
         result = analyse(str(run.path), run.model_path.stat().st_mtime_ns, data)
     except ImageError as error:
@@ -105,7 +105,7 @@ def show_prediction(run: Run, name: str, data: bytes) -> None:
             confidence = result["probabilities"][result["predicted"]]
             st.markdown(f"### {result['predicted']}")
             st.caption(f"{confidence:.1%} sure")
-            st.plotly_chart(probability_bars(result["probabilities"]), key=f"probs-{name}-{hash(data)}")
+            st.plotly_chart(probability_bars(result["probabilities"]), key=f"probs-{index}")
         seen.image(result["pixels"], caption=f"What the model sees ({config.IMAGE_SIZE[0]} px)", width="stretch")
         heat.image(result["grad_cam"], caption="Grad-CAM: where it looked", width="stretch")
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import synthetic_image, wait_for
 from streamlit.testing.v1 import AppTest
 
+import catdog_ui as ui
 from catdog.runs import ACTIVE, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,3 +203,23 @@ def test_predict_without_a_model_points_to_training(tiny_env):
     app = open_app("pages/predict.py")
     assert_clean(app)
     assert any("No trained model yet" in i.value for i in app.info)
+
+
+def test_dataset_enlarges_a_photo_with_name_and_size(tiny_env):
+    app = open_app("pages/dataset.py")
+    app.button(key="enlarge-train/cats/cats.0.jpg").click().run()
+    assert_clean(app)
+    assert any("train/cats/cats.0.jpg" in c.value and "64 × 48 pixels" in c.value for c in app.caption)
+
+
+def test_progress_text_covers_feature_caching_and_epochs():
+    plan = {"epochs": 4, "fine_tune_epochs": 0}
+    caching = {"epoch": 0, "batch": 500, "batches": 2000, "elapsed": 10.0, "phase": "features"}
+    assert ui.progress_text(plan, [], caching) == (
+        "Computing MobileNetV2 features once (features): 500 of 2000 images · about 30 s left"
+    )
+    history = [{"epoch": 1, "seconds": 60.0}]
+    second = {"epoch": 2, "batch": 10, "batches": 40, "elapsed": 15.0, "phase": "train"}
+    # 30 batches at 1.5 s, then epochs 3 and 4 at the 60 s measured so far.
+    assert ui.time_left(plan, history, second) == 45 + 120
+    assert ui.progress_text(plan, history, second).startswith("Epoch 2 of 4 (train) · batch 10 of 40")
