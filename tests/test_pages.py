@@ -6,7 +6,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import synthetic_image, wait_for
+from conftest import make_dataset, synthetic_image, wait_for
 from streamlit.testing.v1 import AppTest
 
 import catdog_ui as ui
@@ -84,7 +84,7 @@ def test_every_page_renders_without_exception(trained_env, page):
     assert any("model1 · 2/2 epochs · val acc" in c.value for c in app.sidebar.caption), "no run status"
 
 
-def test_unexpected_error_is_one_line_not_a_traceback(tiny_env, monkeypatch):
+def test_unexpected_error_is_one_line_not_a_traceback(tiny_env, monkeypatch, caplog):
     def broken(self):
         raise RuntimeError("disk on fire")
 
@@ -92,6 +92,8 @@ def test_unexpected_error_is_one_line_not_a_traceback(tiny_env, monkeypatch):
     app = open_app()
     assert not app.exception
     assert any("unexpected problem: disk on fire" in e.value for e in app.error)
+    logged = [r for r in caplog.records if r.name == "catdog.dashboard"]
+    assert logged and logged[0].exc_info, "the traceback must reach the server log"
 
 
 def test_dataset_shows_counts_baseline_and_thumbnails(tiny_env):
@@ -112,6 +114,18 @@ def test_dataset_browse_filters_by_class_and_split(tiny_env):
     assert names and all(name.startswith("dogs.") for name in names)
     app.button_group(key="browse_split").set_value("validation").run()
     assert len([b for b in app.button if b.key and b.key.startswith("enlarge-")]) == 8
+
+
+def test_dataset_reports_skipped_files(monkeypatch, tmp_path):
+    folder = make_dataset(tmp_path / "data", per_split=(("train", 3), ("validation", 2)))
+    (folder / "train" / "cats" / "notes.jpg").write_text("not a photo")
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(folder))
+    app = open_app("pages/dataset.py")
+    assert_clean(app)
+    assert {m.label: m.value for m in app.metric}["Skipped files"] == "1"
+    skipped = app.dataframe[0].value
+    assert list(skipped["file"]) == ["train/cats/notes.jpg"]
+    assert "text file" in skipped["reason"][0]
 
 
 def test_dataset_rejects_unusable_folder_in_one_line(tiny_env, tmp_path):
@@ -160,7 +174,7 @@ def test_augmentation_apply_again_and_upload(tiny_env):
     assert [e.value for e in app.error] == ["oops.png: not an image: a text file"]
 
 
-def test_train_start_creates_a_run_that_can_be_cancelled(tiny_env):
+def test_train_start_queue_and_cancel(tiny_env):
     app = open_app("pages/train.py")
     assert_clean(app)
     app.selectbox(key="train_arch").select("model1").run()
@@ -171,9 +185,14 @@ def test_train_start_creates_a_run_that_can_be_cancelled(tiny_env):
     (run,) = store.runs()
     assert run.config["arch"] == "model1" and run.config["epochs"] == 3
     assert run.config["data_dir"] == str(tiny_env)
+    next(b for b in app.get("form_submit_button") if b.label == "Start training").click().run()
+    second = next(r for r in store.runs() if r.id != run.id)
+    wait_for(lambda: run.state == "running", timeout=90, message="the first run to start")
     app.run()
-    cancel = app.button(key=f"cancel-{run.id}")
-    cancel.click().run()
+    assert any("1 waiting" in m.value for m in app.markdown), "the second run should be queued"
+    app.button(key=f"cancel-{second.id}").click().run()
+    assert second.state == "cancelled"
+    app.button(key=f"cancel-{run.id}").click().run()
     wait_for(lambda: run.state not in ACTIVE, timeout=90, message="the run to stop")
     assert run.state in ("cancelled", "finished")
 
