@@ -31,7 +31,8 @@ def main() -> None:
     st.caption("Random flips and rotations, made by the same Keras layers the models train with.")
     controls, results = st.columns([1.3, 2.7], gap="large")
     with controls:
-        photo = choose_photo()
+        scan = data_set()
+        photo = choose_photo(scan)
         augmentation, variants, seed, repeated = choose_augmentation()
     ui.remember_augmentation(augmentation)
     with results:
@@ -39,13 +40,27 @@ def main() -> None:
             st.info("Pick a photo to see its augmented copies.")
         else:
             show_variants(photo, augmentation, variants, seed, repeated)
-        show_batch(augmentation, seed)
+        if scan is not None:
+            show_batch(scan, augmentation, seed)
         st.markdown("**The code.** This is exactly the augmentation above; the Train page uses it.")
         st.code(augmentation_code(augmentation), language="python")
         st.markdown(WHY)
 
 
-def choose_photo() -> np.ndarray | None:
+def data_set() -> Scan | None:
+    """The data set chosen on the Dataset page; this page never starts the default download."""
+    folder = ui.chosen_data_dir()
+    if folder is None and not ui.dataset_downloaded():
+        st.info("The default data set is not downloaded yet: upload a photo, or get it on the Dataset page.")
+        return None
+    try:
+        return ui.load_scan(folder)
+    except DataError as error:
+        st.error(f"The data set cannot be used: {error}. Choose another on the Dataset page.")
+        return None
+
+
+def choose_photo(scan: Scan | None) -> np.ndarray | None:
     """A model-size photo: from the data set by class or at random, or an upload."""
     source = st.segmented_control(
         "Photo", [DATA_SET, UPLOAD], default=DATA_SET, required=True, key="aug_source", persist_state="session"
@@ -59,7 +74,6 @@ def choose_photo() -> np.ndarray | None:
         except ImageError as error:
             st.error(f"{upload.name}: {error}")
             return None
-    scan = data_set()
     if scan is None:
         return None
     wanted = st.selectbox("Class", [ANY_CLASS, *scan.classes], key="aug_class", persist_state="session")
@@ -69,14 +83,6 @@ def choose_photo() -> np.ndarray | None:
     name = random.Random(f"{wanted}:{st.session_state.get('aug_pick', 0)}").choice(files)
     st.caption(f"`{name}`")
     return np.asarray(scan.pixels[scan.index[name]])
-
-
-def data_set() -> Scan | None:
-    try:
-        return ui.load_scan(ui.chosen_data_dir())
-    except DataError as error:
-        st.error(f"The data set cannot be used: {error}. Choose another on the Dataset page.")
-        return None
 
 
 def choose_augmentation() -> tuple[AugmentConfig, int, int, bool]:
@@ -129,11 +135,8 @@ def augmented_batch(scan_key: str, augmentation: dict, seed: int, _scan: Scan) -
     return images, [_scan.classes[label] for label in labels[rows]]
 
 
-def show_batch(augmentation: AugmentConfig, seed: int) -> None:
+def show_batch(scan: Scan, augmentation: AugmentConfig, seed: int) -> None:
     st.subheader("As the model sees it")
-    scan = data_set()
-    if scan is None:
-        return
     st.caption(
         f"One training batch of {config.BATCH_SIZE} photos after augmentation, at the "
         f"{config.IMAGE_SIZE[0]} × {config.IMAGE_SIZE[1]} pixels the model gets. Every epoch draws new poses."

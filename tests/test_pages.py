@@ -242,3 +242,20 @@ def test_progress_text_covers_feature_caching_and_epochs():
     # 30 batches at 1.5 s, then epochs 3 and 4 at the 60 s measured so far.
     assert ui.time_left(plan, history, second) == 45 + 120
     assert ui.progress_text(plan, history, second).startswith("Epoch 2 of 4 (train) · batch 10 of 40")
+
+
+def test_augmentation_without_data_works_on_uploads_and_never_downloads(monkeypatch, tmp_path):
+    monkeypatch.delenv("CATDOG_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("opening the page must not start the 68 MB download")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    app = open_app("pages/augmentation.py")
+    assert_clean(app)
+    assert any("not downloaded yet" in i.value for i in app.info)
+    app.button_group(key="aug_source").set_value("Upload").run()
+    app.file_uploader(key="aug_upload").set_value(("mine.jpg", jpeg_bytes(1), "image/jpeg")).run()
+    assert_clean(app)
+    assert len(image_urls(app)) == 1 + 8
