@@ -74,7 +74,7 @@ def your_photos(run: Run) -> None:
         show_prediction(run, index, name, data)
 
 
-@st.cache_data(show_spinner="Asking the model…", max_entries=32)
+@st.cache_data(show_spinner="Asking the model…", max_entries=16)
 def analyse(run_path: str, model_mtime_ns: int, data: bytes) -> dict:
     """Probabilities, the model's input and the Grad-CAM overlay for one photo's bytes."""
     run = Run(Path(run_path))

@@ -18,10 +18,12 @@ from catdog.runs import Run, RunError, RunStore
 from catdog.training import default_run_config
 
 LIVE_REFRESH_S = 1.0
+# Without a live run the panel still looks now and then, for runs started in another tab.
+IDLE_REFRESH_S = 5.0
 PLAN_AXIS_EPOCHS = 20
 BATCH_SIZES = (8, 16, 32, 64, 128)
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
-FAST_PATH_HELP = (
+FAST_PATH_EXPLANATION = (
     "Fast path: MobileNetV2's features for every training image (plus a few pre-computed "
     "flipped/rotated copies) are computed once and cached on disk; only the small head trains, "
     "in seconds. Augmentation is limited to those cached copies."
@@ -97,7 +99,7 @@ def start_form(architecture: Architecture) -> None:
         fast = False
         if architecture.uses_backbone:
             fast = st.checkbox("Fast path", value=True, key="train_fast")
-            st.caption(FAST_PATH_HELP)
+            st.caption(FAST_PATH_EXPLANATION)
         start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     if architecture.name != "model1":
         st.page_link("pages/augmentation.py", label="Change the augmentation", icon=":material/flip:")
@@ -125,12 +127,12 @@ def live_run() -> None:
         return
     was_active = ui.is_active(shown)
 
-    @st.fragment(run_every=LIVE_REFRESH_S if was_active else None)
+    @st.fragment(run_every=LIVE_REFRESH_S if was_active else IDLE_REFRESH_S)
     @ui.guarded("The live run")
     def live() -> None:
         run = store.latest()
-        if was_active and not ui.is_active(run):
-            # The run just ended: rerun the page so the runs table shows it and polling stops.
+        if run is None or run.id != shown.id or ui.is_active(run) != was_active:
+            # A run started or ended: rerun the page so the runs table and polling rate follow.
             st.rerun()
         show_run(run)
         queue(store, run)
