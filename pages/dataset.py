@@ -147,7 +147,8 @@ def enlarge(scan: Scan, name: str, label: str) -> None:
     width, height = scan.sizes[name]
     st.caption(f"`{name}` · {label} · {width} × {height} pixels")
     try:
-        st.image(load_image((scan.root / name).read_bytes()), width="stretch")
+        # Native size: small originals stay sharp instead of being blown up to the dialog's width.
+        st.image(load_image((scan.root / name).read_bytes()))
     except (OSError, ImageError) as error:
         st.error(f"{name} cannot be shown: {error}")
 
