@@ -40,7 +40,7 @@ def choose_source() -> Scan | None:
             "Folder path", value=remembered or "", key="data_path", persist_state="session",
             placeholder="/path/to/photos",
             help="A folder with train/, validation/ and test/ (each with one subfolder per class), "
-            "or just one subfolder per class: it is then split 70/24/6 with a fixed seed.",
+            f"or just one subfolder per class: it is then split {split_shares()} with a fixed seed.",
         ).strip()
         if not folder:
             st.info("Type the path of a folder of class folders.")
@@ -56,6 +56,12 @@ def choose_source() -> Scan | None:
     ui.remember_data_dir(folder)
     st.caption(f"Using `{scan.root}` · the Train page trains on this data set.")
     return scan
+
+
+def split_shares() -> str:
+    """Train/validation/test shares of a folder that has class folders only, e.g. 70%/24%/6%."""
+    held_out, test = config.VALIDATION_FRACTION, config.TEST_FRACTION
+    return "/".join(f"{share:.0%}" for share in (1 - held_out, held_out * (1 - test), held_out * test))
 
 
 def overview(scan: Scan) -> None:
