@@ -21,7 +21,7 @@ from PIL import Image
 
 from catdog import config, data, predict
 from catdog.augment import AugmentConfig
-from catdog.runs import ACTIVE, Run, RunStore
+from catdog.runs import ACTIVE, Run, RunStore, planned_epochs
 
 ROUTER = Path(__file__).resolve().parent / "dashboard.py"
 ASSETS = ROUTER.parent / "assets"
@@ -120,10 +120,6 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def planned_epochs(run_config: dict) -> int:
-    return int(run_config.get("epochs") or 0) + int(run_config.get("fine_tune_epochs") or 0)
-
-
 def time_left(run_config: dict, history: list[dict], progress: dict | None) -> float | None:
     """Seconds until a run ends: the rest of this epoch plus the remaining epochs at the pace so far."""
     if not progress or not progress.get("batch"):
@@ -187,12 +183,6 @@ def run_status() -> None:
 
 
 # --- data -------------------------------------------------------------------------------
-
-
-def dataset_downloaded() -> bool:
-    """Whether the default set is on disk already (unpacking a cached archive needs no network)."""
-    archive = config.keras_home() / "datasets" / config.DATASET_FILE
-    return data.default_dataset_dir().is_dir() or archive.is_file()
 
 
 def download_panel() -> None:

@@ -4,7 +4,7 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
-from catdog.data import DataError
+from catdog.data import DataError, default_dataset_available
 from catdog.runs import RunStore
 
 # The pages after Home, in the order of the story: file, icon, title, what it is for.
@@ -53,7 +53,7 @@ def home() -> None:
 
 def data_state() -> None:
     folder = ui.chosen_data_dir()
-    if folder is None and not ui.dataset_downloaded():
+    if folder is None and not default_dataset_available():
         ui.download_panel()
         return
     try:

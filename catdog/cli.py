@@ -13,7 +13,7 @@ from pathlib import Path
 from catdog import config
 from catdog.data import DataError, scan
 from catdog.images import ImageError
-from catdog.runs import ACTIVE, RunError, RunStore
+from catdog.runs import ACTIVE, RunError, RunStore, planned_epochs
 
 FOLLOW_INTERVAL_S = 0.5
 
@@ -91,11 +91,13 @@ def cmd_train(args) -> int:
 
 def _follow(run) -> int:
     """Shows a run's progress until it ends; one JSON summary line on stdout."""
-    bar, planned = ProgressBar("training"), run.config.get("epochs", 0) + run.config.get("fine_tune_epochs", 0)
+    bar, planned = ProgressBar("training"), planned_epochs(run.config)
     while (status := run.status())["state"] in ACTIVE:
         progress, history = run.progress(), run.history()
         if status["state"] == "queued":
             bar(0, 1, "queued")
+        elif progress and progress["phase"] == "features":
+            bar(progress["batch"], progress["batches"], "computing backbone features (cached for next time)")
         elif progress:
             batches = progress["batches"] or 1
             done = progress["epoch"] - 1 + progress["batch"] / batches

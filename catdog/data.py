@@ -69,6 +69,12 @@ def default_dataset_dir() -> Path:
     return config.keras_home() / "datasets" / "cats_and_dogs_extracted" / config.DATASET_NAME
 
 
+def default_dataset_available() -> bool:
+    """Whether the default set is on disk (unpacking a cached archive needs no network)."""
+    archive = config.keras_home() / "datasets" / config.DATASET_FILE
+    return default_dataset_dir().is_dir() or archive.is_file()
+
+
 def download_default_dataset(progress: Progress | None = None) -> Path:
     """Fetches cats_and_dogs_filtered into the Keras cache (once) and returns its folder."""
     folder = default_dataset_dir()

@@ -1,6 +1,8 @@
 """Using a trained run: class probabilities for a photo, and scores on the held-out test split."""
 
+import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import keras
@@ -11,9 +13,11 @@ from catdog.images import ImageError, load_image, to_model_input
 from catdog.runs import Run, RunError
 from catdog.storage import read_json, write_json_atomic
 
-__all__ = ["ImageError", "class_names", "evaluate", "load_image", "load_model", "predict"]
+__all__ = ["ImageError", "class_names", "evaluate", "export_tflite", "load_image", "load_model", "predict"]
 
-_models: dict[tuple[str, int], keras.Model] = {}
+# A few models stay loaded (about 10 MB each); the least recently used goes first.
+MODEL_CACHE_SIZE = 4
+_models: OrderedDict[tuple[str, int], keras.Model] = OrderedDict()
 _models_lock = threading.Lock()
 
 
@@ -25,9 +29,10 @@ def load_model(run: Run) -> keras.Model:
     key = (str(path.resolve()), path.stat().st_mtime_ns)
     with _models_lock:
         if key not in _models:
-            for stale in [k for k in _models if k[0] == key[0]]:
-                del _models[stale]
             _models[key] = keras.models.load_model(path, safe_mode=True, compile=False)
+            while len(_models) > MODEL_CACHE_SIZE:
+                _models.popitem(last=False)
+        _models.move_to_end(key)
         return _models[key]
 
 
@@ -101,6 +106,19 @@ def evaluate(run: Run) -> dict:
     }
     write_json_atomic(run.path / "evaluation.json", result)
     return result
+
+
+def export_tflite(run: Run) -> bytes:
+    """The run's best model as TensorFlow Lite, converted once per saved model (it takes seconds)."""
+    import tensorflow as tf
+
+    path = run.path / "model.tflite"
+    model = load_model(run)
+    if not path.is_file() or path.stat().st_mtime_ns < run.model_path.stat().st_mtime_ns:
+        partial = path.with_name(f".partial-{os.getpid()}.tflite")
+        partial.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        partial.replace(path)
+    return path.read_bytes()
 
 
 def image_path(evaluation: dict, name: str) -> Path:

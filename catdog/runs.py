@@ -95,7 +95,11 @@ class Run:
         return [r for r in read_jsonl(self.path / "history.jsonl") if r.get("type") == "epoch"]
 
     def progress(self) -> dict | None:
-        """The latest batch-progress record of the current epoch, if any."""
+        """The latest batch-progress record, if any: {epoch, batch, batches, elapsed, phase}.
+
+        phase is "train", "head" or "fine-tune" for epochs (numbered from 1), and "features"
+        (epoch 0) while the fast path computes backbone features, batch counting images.
+        """
         records = read_jsonl(self.path / "history.jsonl")
         return next((r for r in reversed(records) if r.get("type") == "batch"), None)
 
@@ -109,7 +113,7 @@ class Run:
             "status": status["state"],
             "fast": cfg.get("fast", False),
             "epochs": len(history),
-            "planned_epochs": cfg.get("epochs"),
+            "planned_epochs": planned_epochs(cfg),
             "batch_size": cfg.get("batch_size"),
             "learning_rate": cfg.get("learning_rate"),
             "best_val_accuracy": max(val) if val else None,
@@ -119,6 +123,11 @@ class Run:
             "created": cfg.get("created"),
             "error": status.get("error"),
         }
+
+
+def planned_epochs(run_config: dict) -> int:
+    """Epochs a run will train in all, fine-tuning included."""
+    return int(run_config.get("epochs") or 0) + int(run_config.get("fine_tune_epochs") or 0)
 
 
 def _duration(status: dict) -> float | None:

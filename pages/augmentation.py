@@ -9,7 +9,7 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.augment import FILL_MODES, FLIP_MODES, AugmentConfig, augmentation_code, build_augmentation, preview
-from catdog.data import DataError, Scan
+from catdog.data import DataError, Scan, default_dataset_available
 from catdog.images import ImageError, load_image, to_model_input
 
 DATA_SET, UPLOAD = "Data set", "Upload"
@@ -50,7 +50,7 @@ def main() -> None:
 def data_set() -> Scan | None:
     """The data set chosen on the Dataset page; this page never starts the default download."""
     folder = ui.chosen_data_dir()
-    if folder is None and not ui.dataset_downloaded():
+    if folder is None and not default_dataset_available():
         st.info("The default data set is not downloaded yet: upload a photo, or get it on the Dataset page.")
         return None
     try:

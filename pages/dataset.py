@@ -8,7 +8,7 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
-from catdog.data import DataError, Scan
+from catdog.data import DataError, Scan, default_dataset_available
 from catdog.images import ImageError, load_image
 
 DEFAULT, FOLDER = "Default: cats_and_dogs_filtered", "A folder on this computer"
@@ -45,7 +45,7 @@ def choose_source() -> Scan | None:
         if not folder:
             st.info("Type the path of a folder of class folders.")
             return None
-    elif not ui.dataset_downloaded():
+    elif not default_dataset_available():
         ui.download_panel()
         return None
     try:

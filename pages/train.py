@@ -9,12 +9,12 @@ import functools
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-import tensorflow as tf
 
 import catdog_ui as ui
 from catdog import config, predict
+from catdog.data import default_dataset_available
 from catdog.models import ARCHITECTURES, Architecture, layer_summary, parameter_counts
-from catdog.runs import Run, RunError, RunStore
+from catdog.runs import Run, RunError, RunStore, planned_epochs
 from catdog.training import default_run_config
 
 LIVE_REFRESH_S = 1.0
@@ -69,7 +69,7 @@ def cached_layer_summary(name: str) -> list[dict]:
 
 def start_form(architecture: Architecture) -> None:
     folder = ui.chosen_data_dir()
-    if folder is None and not ui.dataset_downloaded():
+    if folder is None and not default_dataset_available():
         st.warning("The default data set is not downloaded yet.")
         st.page_link("pages/dataset.py", label="Get it on the Dataset page", icon=":material/photo_library:")
         return
@@ -143,7 +143,7 @@ def live_run() -> None:
 def show_run(run: Run) -> None:
     status, history, progress = run.status(), run.history(), run.progress()
     state, cfg = status["state"], run.config
-    total = ui.planned_epochs(cfg)
+    total = planned_epochs(cfg)
     title, badge = st.columns([4, 1], vertical_alignment="center")
     title.subheader(f"{'Live run' if ui.is_active(run) else 'Last run'}: {cfg.get('arch')}")
     badge.badge(state, color=ui.STATE_COLORS[state])
@@ -246,7 +246,7 @@ def run_row(run: Run) -> dict:
         "run": run.id,
         "arch": summary["arch"],
         "status": summary["status"],
-        "epochs": f"{summary['epochs']}/{ui.planned_epochs(run.config)}",
+        "epochs": f"{summary['epochs']}/{planned_epochs(run.config)}",
         "batch": summary["batch_size"],
         "learning rate": summary["learning_rate"],
         "fast": summary["fast"],
@@ -287,14 +287,10 @@ def downloads(run: Run) -> None:
         on_click="ignore", icon=":material/download:", key=f"keras-{run.id}",
     )
     tflite_file.download_button(
-        "TFLite", functools.partial(tflite_bytes, run), file_name=f"{run.id}.tflite",
+        "TFLite", functools.partial(predict.export_tflite, run), file_name=f"{run.id}.tflite",
         mime="application/octet-stream", on_click="ignore", icon=":material/download:", key=f"tflite-{run.id}",
         help="Converted when you click, for phones and microcontrollers; takes a few seconds.",
     )
-
-
-def tflite_bytes(run: Run) -> bytes:
-    return tf.lite.TFLiteConverter.from_keras_model(predict.load_model(run)).convert()
 
 
 ui.ensure_router()
