@@ -100,6 +100,13 @@ def ensure_router() -> None:
 def setup_page() -> None:
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
+    resume_queue(str(config.runs_dir()))
+
+
+@st.cache_resource(show_spinner=False)
+def resume_queue(runs_dir: str) -> None:
+    """Once per server and runs folder: runs left queued by a reboot get a queue process again."""
+    RunStore(runs_dir).resume()
 
 
 # --- formatting -------------------------------------------------------------------------
