@@ -109,3 +109,26 @@ def real_data():
     if not (data.default_dataset_dir().is_dir() or (config.keras_home() / "datasets" / config.DATASET_FILE).exists()):
         pytest.skip("needs cats_and_dogs_filtered in the Keras cache: set KERAS_HOME (see README)")
     return data.download_default_dataset()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium driven by Playwright (tests/browser.py); skips, saying why, when either is missing."""
+    from browser import CHROMIUM, launch_chromium
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"needs Debian's Chromium at {CHROMIUM} for the browser tests")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    from browser import new_page
+
+    page = new_page(browser)
+    yield page
+    page.close()

@@ -7,42 +7,16 @@ $CATDOG_SCREENSHOTS (default: screenshots/, ignored by git).
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import synthetic_image, wait_for
+from browser import SLOW_MS, Dashboard, assert_no_errors, settle
+from conftest import ROOT, synthetic_image, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(f"needs Debian's Chromium at {CHROMIUM} for the browser tests", allow_module_level=True)
+# The browser and page fixtures (conftest.py) skip these tests, saying why, without Chromium or Playwright.
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 PAGES = ("", "dataset", "augmentation", "train", "predict")
-# Generous: on 2 shared cores TensorFlow alone takes seconds to import, in the app and in training.
-SLOW_MS = 120_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -57,56 +31,13 @@ def app_url(tmp_path_factory, tiny_data, trained_run_dir):
     """A dashboard server on a free port, over tiny data and a private copy of the trained run."""
     runs = tmp_path_factory.mktemp("e2e") / "runs"
     shutil.copytree(trained_run_dir, runs, ignore=shutil.ignore_patterns(".queue.lock"))
-    port = free_port()
     env = {
-        **os.environ,
         "CATDOG_DATA_DIR": str(tiny_data),
         "CATDOG_RUNS_DIR": str(runs),
         "CATDOG_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "cache"),
     }
-    log_path = runs.parent / "streamlit.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: healthy(url) or server.poll() is not None, timeout=90, message="the server")
-        assert server.poll() is None, log_path.read_text()[-2000:]
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
-    page.set_default_timeout(SLOW_MS)
-    yield page
-    page.close()
-
-
-def settle(page) -> None:
-    """Waits until the script run has finished and no spinner is left."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
-    sync_api.expect(page.locator('[data-testid="stSpinner"]')).to_have_count(0, timeout=SLOW_MS)
-
-
-def assert_no_errors(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-    text = page.locator('[data-testid="stApp"]').inner_text()
-    assert "Traceback" not in text and "unexpected problem" not in text
+    with Dashboard(env, runs.parent / "streamlit.log") as server:
+        yield server.url
 
 
 def test_every_page_opens_cleanly(page, app_url, screenshots):

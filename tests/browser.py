@@ -1,0 +1,111 @@
+"""The dashboard as a user meets it: `streamlit run dashboard.py` on a free port, driven by Chromium.
+
+Plain functions and classes, no pytest fixtures, so that the browser tests and
+benchmarks/responsiveness.py drive the app the same way. Playwright is imported by whoever
+launches a browser; this module only needs it for the page helpers.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Self
+
+from conftest import ROOT, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+# Generous: on 2 shared cores TensorFlow alone takes seconds to import, in the app and in training.
+SLOW_MS = 120_000
+# Sidebar link names and the title each page shows.
+PAGE_TITLES = {"Home": "catdog", "Dataset": "Dataset", "Augmentation": "Augmentation", "Train": "Train",
+               "Predict": "Predict"}
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class Dashboard:
+    """A dashboard server process; stopping and starting it again keeps its port, as a restart does."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None):
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> Self:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+                 "--server.port", str(self.port), "--server.address", "127.0.0.1"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        wait_for(lambda: healthy(self.url) or self.process.poll() is not None, timeout, message="the server")
+        assert self.process.poll() is None, self.log_path.read_text()[-2000:]
+        return self
+
+    def stop(self) -> None:
+        """Ends the server's whole process group, as closing its terminal would; runs must outlive it."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def new_page(browser_or_context):
+    """A tall page, so whole pages render without scrolling; slow-machine timeouts."""
+    page = browser_or_context.new_page(viewport={"width": 1400, "height": 1600})
+    page.set_default_timeout(SLOW_MS)
+    return page
+
+
+def settle(page, timeout_ms: float = SLOW_MS) -> None:
+    """Waits until the script run has finished and no spinner is left."""
+    from playwright.sync_api import expect
+
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+    expect(page.locator('[data-testid="stSpinner"]')).to_have_count(0, timeout=timeout_ms)
+
+
+def heading(page, text: str):
+    return page.get_by_role("heading", name=text, exact=True, level=1)
+
+
+def nav_link(page, name: str):
+    return page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name, exact=True)
+
+
+def assert_no_errors(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    text = page.locator('[data-testid="stApp"]').inner_text()
+    assert "Traceback" not in text and "unexpected problem" not in text
