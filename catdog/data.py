@@ -13,7 +13,7 @@ import shutil
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +51,12 @@ class Scan:
             for split, items in self.files.items()
         }
 
-    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Resized uint8 pixels and integer labels of one split, in file order."""
-        rows = [self.index[name] for name, _ in self.files[split]]
-        labels = np.array([label for _, label in self.files[split]], dtype=np.int32)
+    def arrays(self, split: str, picks: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Resized uint8 pixels and integer labels of one split, in file order, or of the
+        split's files at positions `picks` only (without copying the whole split)."""
+        items = self.files[split] if picks is None else [self.files[split][i] for i in picks]
+        rows = [self.index[name] for name, _ in items]
+        labels = np.array([label for _, label in items], dtype=np.int32)
         return self.pixels[rows], labels
 
     def content_key(self, split: str) -> str:

@@ -127,12 +127,12 @@ def show_variants(photo: np.ndarray, augmentation: AugmentConfig, n: int, seed: 
 @st.cache_data(show_spinner=False, max_entries=16)
 def augmented_batch(scan_key: str, augmentation: dict, seed: int, _scan: Scan) -> tuple[list[bytes], list[str]]:
     """One shuffled training batch after augmentation, as training would draw it."""
-    pixels, labels = _scan.arrays("train")
-    rows = np.random.default_rng(seed).permutation(len(labels))[: config.BATCH_SIZE]
+    picks = np.random.default_rng(seed).permutation(len(_scan.files["train"]))[: config.BATCH_SIZE]
+    pixels, labels = _scan.arrays("train", picks)
     layers = build_augmentation(AugmentConfig.from_dict({**augmentation, "seed": seed}))
-    batch = keras.ops.convert_to_numpy(layers(pixels[rows].astype(np.float32), training=True))
+    batch = keras.ops.convert_to_numpy(layers(pixels.astype(np.float32), training=True))
     images = [ui.jpeg(image) for image in np.clip(batch, 0, 255).astype(np.uint8)]
-    return images, [_scan.classes[label] for label in labels[rows]]
+    return images, [_scan.classes[label] for label in labels]
 
 
 def show_batch(scan: Scan, augmentation: AugmentConfig, seed: int) -> None:
