@@ -131,9 +131,11 @@ def planned_epochs(run_config: dict) -> int:
 
 
 def _duration(status: dict) -> float | None:
-    if not status.get("started"):
+    started, ended = status.get("started"), status.get("ended")
+    # Times from a damaged or hand-edited status.json may be anything: then there is no duration.
+    if not isinstance(started, int | float) or not started:
         return None
-    return round((status.get("ended") or time.time()) - status["started"], 1)
+    return round((ended if isinstance(ended, int | float) and ended else time.time()) - started, 1)
 
 
 def _alive(pid: int | None, run_path: Path) -> bool:
@@ -188,7 +190,8 @@ class RunStore:
         """A clear error now rather than a crash mid-training."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".probe-{os.getpid()}"
+            # Unique per call: sessions of one web server are threads of one process, starting at once.
+            probe = self.root / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
             probe.write_text("ok")
             probe.unlink()
         except OSError as error:
