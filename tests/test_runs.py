@@ -104,3 +104,11 @@ def test_bad_settings_are_refused_with_a_clear_message(tiny_data):
         _config(tiny_data, fast=True)
     with pytest.raises(ValueError, match="unknown architecture"):
         default_run_config("model9")
+
+
+def test_resume_serves_runs_left_queued_without_a_queue_process(tiny_data):
+    store = RunStore()
+    run = store.create(_config(tiny_data, epochs=1))
+    assert run.state == "queued"
+    store.resume()
+    wait_for(lambda: run.state == "finished", 120, message="resumed run to finish")
