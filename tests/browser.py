@@ -82,9 +82,9 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
-def new_page(browser_or_context):
-    """A tall page, so whole pages render without scrolling; slow-machine timeouts."""
-    page = browser_or_context.new_page(viewport={"width": 1400, "height": 1600})
+def new_page(browser):
+    """A tall page in a context of its own (cookies, storage: another user), slow-machine timeouts."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.set_default_timeout(SLOW_MS)
     return page
 
