@@ -80,6 +80,7 @@ def cmd_train(args) -> int:
         augmentation={"flip": args.flip, "rotation": args.rotation, "fill_mode": args.fill_mode},
         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else config.data_dir(),
         fast=args.fast,
+        feature_copies=args.feature_copies,
     )
     run = RunStore(args.runs_dir).submit(run_config)
     if not args.wait:
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fill-mode", choices=["reflect", "wrap", "constant", "nearest"], default="reflect")
     train.add_argument("--data-dir")
     train.add_argument("--fast", action="store_true", help="train on cached backbone features (model4 family)")
+    train.add_argument("--feature-copies", type=int, help="fast path: augmented copies of the training set (default 0)")
     train.add_argument("--wait", action="store_true", help="follow the run; exit 0 only if it finishes")
     command("runs", cmd_runs, "list runs", runs=True, json_flag=True)
     cancel = command("cancel", cmd_cancel, "cancel a queued or running run", runs=True)

@@ -9,7 +9,6 @@ result (a report and the resized pixels) is cached on disk, so a second look is 
 import hashlib
 import os
 import random
-import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -340,7 +339,3 @@ def _make_scan(
         pixels=pixels,
         index={name: i for i, name in enumerate(report["good"])},
     )
-
-
-def clear_cache() -> None:
-    shutil.rmtree(config.cache_dir() / "scans", ignore_errors=True)

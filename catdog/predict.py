@@ -3,7 +3,6 @@
 import os
 import threading
 from collections import OrderedDict
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -119,7 +118,3 @@ def export_tflite(run: Run) -> bytes:
         partial.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
         partial.replace(path)
     return path.read_bytes()
-
-
-def image_path(evaluation: dict, name: str) -> Path:
-    return Path(evaluation["data_root"]) / name

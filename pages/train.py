@@ -24,9 +24,11 @@ PLAN_AXIS_EPOCHS = 20
 BATCH_SIZES = (8, 16, 32, 64, 128)
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 FAST_PATH_EXPLANATION = (
-    "Fast path: MobileNetV2's features for every training image (plus a few pre-computed "
-    "flipped/rotated copies) are computed once and cached on disk; only the small head trains, "
-    "in seconds. Augmentation is limited to those cached copies."
+    "Fast path: MobileNetV2's features of every training and validation photo are computed once "
+    "and cached on disk; only the small head trains, in seconds. The head then sees each photo "
+    "as it is, with no fresh random flips or rotations per epoch. Augmented copies add that back "
+    "in part: each is one more flipped and rotated version of every training photo, made once "
+    "with the augmentation above and cached too."
 )
 
 
@@ -96,9 +98,11 @@ def start_form(architecture: Architecture) -> None:
                 f"Augmentation from the Augmentation page: flip {augmentation.flip}, rotation "
                 f"{low * 360:+.0f}° … {high * 360:+.0f}°, fill {augmentation.fill_mode}."
             )
-        fast = False
+        fast, copies = False, 0
         if architecture.uses_backbone:
-            fast = st.checkbox("Fast path", value=True, key="train_fast")
+            fast_column, copies_column = st.columns(2, vertical_alignment="bottom")
+            fast = fast_column.checkbox("Fast path", value=True, key="train_fast")
+            copies = copies_column.number_input("Augmented copies (fast path)", 0, 4, 0, key="train_copies")
             st.caption(FAST_PATH_EXPLANATION)
         start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     if architecture.name != "model1":
@@ -109,6 +113,7 @@ def start_form(architecture: Architecture) -> None:
         run_config = default_run_config(
             architecture.name, epochs=epochs, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
             learning_rate=learning_rate, augmentation=augmentation.to_dict(), seed=seed, data_dir=folder, fast=fast,
+            feature_copies=copies,
         )
         run = RunStore().submit(run_config)
     except (ValueError, RunError) as error:

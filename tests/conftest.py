@@ -85,6 +85,26 @@ def trained_run_dir(tmp_path_factory, tiny_data) -> Path:
     return runs_dir
 
 
+# An AppTest's first run imports TensorFlow and builds models; later runs are fast.
+APPTEST_TIMEOUT = 120
+
+
+def open_app(page: str | None = None):
+    """The dashboard in Streamlit's AppTest, optionally switched to one of its pages."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=APPTEST_TIMEOUT).run()
+    if page:
+        app.switch_page(page).run()
+    return app
+
+
+def assert_clean(app) -> None:
+    """No exception and no message from the pages' error guard."""
+    assert not app.exception, [e.message for e in app.exception]
+    assert not [e.value for e in app.error if "unexpected problem" in e.value]
+
+
 def catdog(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs the command line as a user does: `python -m catdog ARGS`, text output captured."""
     return subprocess.run(

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 from browser import PAGE_TITLES, SLOW_MS, Dashboard, assert_no_errors, heading, healthy, new_page, settle
-from conftest import ROOT, synthetic_image, wait_for
+from conftest import ROOT, assert_clean, open_app, synthetic_image, wait_for
 from corpus import BAD, GOOD
-from test_pages import assert_clean, open_app
 
 from catdog.runs import ACTIVE, RunStore
 

@@ -6,28 +6,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import make_dataset, synthetic_image, wait_for
+from conftest import assert_clean, make_dataset, open_app, synthetic_image, wait_for
 from streamlit.testing.v1 import AppTest
 
 import catdog_ui as ui
 from catdog.runs import ACTIVE, RunStore
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
-# The first run imports TensorFlow and builds models; later runs are fast.
-TIMEOUT = 120
-
-
-def open_app(page: str | None = None) -> AppTest:
-    app = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=TIMEOUT).run()
-    if page:
-        app.switch_page(page).run()
-    return app
-
-
-def assert_clean(app: AppTest) -> None:
-    assert not app.exception, [e.message for e in app.exception]
-    assert not [e.value for e in app.error if "unexpected problem" in e.value]
 
 
 def jpeg_bytes(label: int) -> bytes:
