@@ -100,7 +100,8 @@ def ensure_router() -> None:
 def setup_page() -> None:
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
-    resume_queue(str(config.runs_dir()))
+    with guard("Resuming queued runs"):
+        resume_queue(str(config.runs_dir()))
 
 
 @st.cache_resource(show_spinner=False)

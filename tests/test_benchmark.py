@@ -3,25 +3,30 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
 
 
-def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
-    out = tmp_path / "results.json"
+def run_smoke(module: str, out: Path, timeout: float) -> tuple[dict, str]:
+    """Runs `python -m MODULE --smoke`; returns its JSON results and its printed table."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.speed", "--smoke", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+        [sys.executable, "-m", module, "--smoke", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads(out.read_text())
+    return json.loads(out.read_text()), result.stdout
+
+
+def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
+    results, table = run_smoke("benchmarks.speed", tmp_path / "results.json", timeout=900)
     for key in ("reference_model4", "catdog_model4", "catdog_model4_fast_cold", "catdog_model4_fast_warm",
                 "catdog_model4_finetune_fast"):
         assert results[key]["epochs_run"] >= 1 and results[key]["seconds_per_epoch"] > 0
     assert results["predict_12mp_jpeg"]["p50_ms"] > 0 and results["preview_8_variants"]["p95_ms"] > 0
     assert 0 <= results["test_accuracy"]["model4_fast"]["flip_tta"] <= 1
-    assert "speed-up to target" in result.stdout
+    assert "speed-up to target" in table
 
 
 def test_smoke_responsiveness_measures_switches_and_slider_while_training(tmp_path):
@@ -30,13 +35,7 @@ def test_smoke_responsiveness_measures_switches_and_slider_while_training(tmp_pa
     if not CHROMIUM.exists():
         pytest.skip(f"needs Debian's Chromium at {CHROMIUM} to measure the dashboard in a browser")
     pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
-    out = tmp_path / "responsiveness.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.responsiveness", "--smoke", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results, table = run_smoke("benchmarks.responsiveness", tmp_path / "responsiveness.json", timeout=300)
     for key in ("page_switch", "slider"):
         figures = results[key]
         assert figures["n"] == 3 and 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
@@ -44,4 +43,4 @@ def test_smoke_responsiveness_measures_switches_and_slider_while_training(tmp_pa
     assert results["slider"]["copy_changed"]["max_ms"] <= results["slider"]["max_ms"]
     training = results["training"]
     assert training["arch"] == "model1" and training["kept_training"] and training["final_state"] == "cancelled"
-    assert "slider step" in result.stdout
+    assert "slider step" in table
