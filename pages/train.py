@@ -18,6 +18,9 @@ from catdog.runs import Run, RunError, RunStore, planned_epochs
 from catdog.training import default_run_config
 
 LIVE_REFRESH_S = 1.0
+# Curves change once an epoch; redrawing two Plotly charts every second for every open tab
+# would take the 2 cores from the server.
+CHARTS_REFRESH_S = 4.0
 # Without a live run the panel still looks now and then, for runs started in another tab.
 IDLE_REFRESH_S = 5.0
 PLAN_AXIS_EPOCHS = 20
@@ -142,7 +145,17 @@ def live_run() -> None:
         show_run(run)
         queue(store, run)
 
+    @st.fragment(run_every=CHARTS_REFRESH_S if was_active else None)
+    @ui.guarded("The live charts")
+    def charts() -> None:
+        run = store.get(shown.id)
+        total = planned_epochs(run.config)
+        accuracy, loss = st.columns(2)
+        accuracy.plotly_chart(curves(run.history(), "accuracy", total), key="live-accuracy")
+        loss.plotly_chart(curves(run.history(), "loss", total), key="live-loss")
+
     live()
+    charts()
 
 
 def show_run(run: Run) -> None:
@@ -170,9 +183,6 @@ def show_run(run: Run) -> None:
         st.warning(f"Cancelled after {len(history)} of {total} epochs.")
     if ui.is_active(run) and st.button("Cancel", icon=":material/stop:", key=f"cancel-{run.id}"):
         cancel(run)
-    accuracy, loss = st.columns(2)
-    accuracy.plotly_chart(curves(history, "accuracy", total), key="live-accuracy")
-    loss.plotly_chart(curves(history, "loss", total), key="live-loss")
 
 
 def queue(store: RunStore, shown: Run) -> None:

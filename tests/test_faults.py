@@ -123,7 +123,7 @@ def test_two_sessions_starting_at_once_queue_one_run_behind_the_other(browser, s
         assert sorted(run.state for run in store.runs()) == ["queued", "running"]
         # Both sessions see the same queue, whichever started which run.
         for page in pages:
-            expect()(page.get_by_text("Queue · 1 waiting")).to_be_visible()
+            expect()(page.get_by_text("Queue · 1 waiting")).to_be_visible(timeout=SLOW_MS)
             assert_no_errors(page)
         assert len(store.runs()) == 2, "no run lost, none doubled"
     finally:
@@ -165,7 +165,8 @@ def test_five_sessions_open_every_page_while_a_run_trains(browser, server, store
     finally:
         for page in pages:
             page.close()
-    assert run.state == "running" and position(run) > (0, 0, 0, 0)
+    # The load must not break training; on a fast machine the run may even have finished.
+    assert run.state in ("running", "finished") and position(run) > (0, 0, 0, 0)
     with capsys.disabled():
         print(f"\n{SESSIONS} sessions while training: slowest page answer per page (s): "
               + ", ".join(f"{name} {seconds:.1f}" for name, seconds in worst.items()))
