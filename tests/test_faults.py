@@ -159,8 +159,8 @@ def test_five_sessions_open_every_page_while_a_run_trains(browser, server, store
             for page, start in zip(pages, started):
                 expect()(heading(page, PAGE_TITLES[name])).to_be_visible(timeout=PAGE_DEADLINE_S * 1000)
                 worst[name] = max(worst.get(name, 0.0), time.perf_counter() - start)
+            # Not waiting for idle: with five live Train pages polling, some session is always running.
             for page in pages:
-                settle(page)
                 assert_no_errors(page)
     finally:
         for page in pages:
