@@ -24,7 +24,7 @@ LONG_RUN_EPOCHS = 500  # the most the form allows: the run is still training whe
 SESSIONS = 5
 # Five Chromium tabs share the test machine's cores with the server and the training process, so
 # this bounds the whole machine (2 cores in CI), not only the server: a hang or a crash, not a lag.
-PAGE_DEADLINE_S = 90
+PAGE_DEADLINE_S = 300  # speed itself is measured by benchmarks/responsiveness.py
 PAGE_PATHS = {"Home": "", "Dataset": "dataset", "Augmentation": "augmentation", "Train": "train", "Predict": "predict"}
 
 
