@@ -35,6 +35,10 @@ ACTIVE = ("queued", "running")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Refuse to start a run with less free space than a few checkpoints and caches need.
 MIN_FREE_BYTES = 200 * 2**20
+# A cancelled child stops itself at its next batch; one still starting up (TensorFlow import,
+# data, backbone features) is terminated after this long, so cancel always lands within seconds.
+CANCEL_GRACE_S = 2.0
+CANCEL_POLL_S = 0.5
 
 
 class RunError(ValueError):
@@ -226,7 +230,7 @@ class RunStore:
             self._start_queue_process()
 
     def cancel(self, run_id: str) -> dict:
-        """A queued run is cancelled now; a running one stops at its next batch."""
+        """A queued run is cancelled now; a running one at its next batch, or within seconds if still starting."""
         run = self.get(run_id)
         status = run.status()
         if status["state"] not in ACTIVE:
@@ -279,9 +283,22 @@ class RunStore:
                 env=_child_env(),
             )
         run.mark("running", pid=child.pid, started=time.time())
-        returncode = child.wait()
+        returncode = _wait_or_stop(run, child)
         if (read_json(run.path / "status.json") or {}).get("state") == "running":
-            run.mark("failed", error=_exit_reason(returncode))
+            if run.cancel_flag.exists():
+                run.mark("cancelled")
+            else:
+                run.mark("failed", error=_exit_reason(returncode))
+
+
+def _wait_or_stop(run: Run, child: subprocess.Popen) -> int:
+    """The child's exit code, ending the child if it has not acted on a cancel in time."""
+    while True:
+        try:
+            return child.wait(timeout=CANCEL_POLL_S)
+        except subprocess.TimeoutExpired:
+            if run.cancel_flag.exists() and time.time() - run.cancel_flag.stat().st_mtime > CANCEL_GRACE_S:
+                child.terminate()
 
 
 def _child_env() -> dict[str, str]:

@@ -172,16 +172,19 @@ def show_run(run: Run) -> None:
     if state == "queued":
         st.info("Queued: training starts when the runs before it finish.")
     elif state == "running":
-        if progress:
-            fraction = min(progress["batch"] / max(progress["batches"], 1), 1.0)
-            st.progress(fraction, text=ui.progress_text(cfg, history, progress))
+        fraction = min(progress["batch"] / max(progress["batches"], 1), 1.0) if progress else 0.0
+        if run.cancel_flag.exists():
+            text = "Cancelling…"
+        elif progress:
+            text = ui.progress_text(cfg, history, progress)
         else:
-            st.progress(0.0, text="Preparing data and model…")
+            text = "Preparing data and model…"
+        st.progress(fraction, text=text)
     elif state == "failed":
         st.error(f"Training failed: {status.get('error') or 'unknown reason'}")
     elif state == "cancelled":
         st.warning(f"Cancelled after {len(history)} of {total} epochs.")
-    if ui.is_active(run) and st.button("Cancel", icon=":material/stop:", key=f"cancel-{run.id}"):
+    if ui.is_active(run) and not run.cancel_flag.exists() and st.button("Cancel", icon=":material/stop:", key=f"cancel-{run.id}"):
         cancel(run)
 
 

@@ -89,13 +89,17 @@ def test_training_run_goes_live_and_cancels(page, app_url, screenshots):
     epochs.fill("300")  # far more than the test waits for, so the run is still going at Cancel
     epochs.press("Tab")
     page.get_by_role("button", name="Start training").click()
-    sync_api.expect(page.get_by_role("heading", name="Live run: model1")).to_be_visible()
+    sync_api.expect(page.get_by_role("heading", name="Live run: model1")).to_be_visible(timeout=SLOW_MS)
+    # The charts still show the last run's points until the page redraws for the new run.
+    sync_api.expect(page.get_by_text("waiting for the first epoch…").first).to_be_visible(timeout=SLOW_MS)
 
     accuracy_points = page.locator('[data-testid="stPlotlyChart"]').first.locator(".scatterlayer path.point")
     wait_for(lambda: accuracy_points.count() >= 2, timeout=SLOW_MS / 1000, message="the first epoch's points")
     page.screenshot(path=screenshots / "e2e-train-live.png", full_page=True)
 
     page.get_by_role("button", name="Cancel").click()
-    sync_api.expect(page.get_by_text(re.compile(r"Cancelled after \d+ of 300 epochs"))).to_be_visible()
+    cancelled = page.get_by_text(re.compile(r"Cancelled after [1-9]\d* of 300 epochs"))
+    sync_api.expect(cancelled).to_be_visible(timeout=SLOW_MS)
+    settle(page)
     assert_no_errors(page)
     page.screenshot(path=screenshots / "e2e-train-cancelled.png", full_page=True)

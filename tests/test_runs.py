@@ -3,11 +3,13 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from conftest import wait_for
 
-from catdog.runs import RunError, RunStore
+from catdog.runs import Run, RunError, RunStore, _wait_or_stop
 from catdog.training import default_run_config
 
 
@@ -47,6 +49,23 @@ def test_cancel_stops_a_running_run_within_5_s_and_keeps_history(tiny_data):
     assert len(run.history()) >= 1
     with pytest.raises(RunError, match="already cancelled"):
         store.cancel(run.id)
+
+
+def test_cancel_lands_within_5_s_while_the_run_is_still_starting(tiny_data):
+    store = RunStore()
+    run = store.submit(_config(tiny_data, epochs=500))
+    wait_for(lambda: run.state == "running", 120, message="the training process to start")
+    store.cancel(run.id)  # TensorFlow is still importing: no batch will see the flag soon
+    wait_for(lambda: run.state == "cancelled", 5, message="cancel to take effect")
+    assert not run.history()
+
+
+def test_a_training_process_that_does_not_act_on_cancel_is_terminated(tmp_path):
+    """A sleeper stands for a child busy importing TensorFlow or computing features."""
+    run = Run(tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    run.cancel_flag.touch()
+    assert _wait_or_stop(run, child) == -signal.SIGTERM
 
 
 def test_runs_queue_one_at_a_time_in_order_and_a_killed_run_fails_with_reason(tiny_data):
