@@ -26,11 +26,7 @@ def screenshots() -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory, tiny_data, trained_run_dir):
-    """A dashboard server on a free port, over tiny data and a private copy of the trained run."""
-    runs = tmp_path_factory.mktemp("e2e") / "runs"
-    shutil.copytree(trained_run_dir, runs, ignore=shutil.ignore_patterns(".queue.lock"))
+def serve(tmp_path_factory, tiny_data, runs: Path):
     env = {
         "CATDOG_DATA_DIR": str(tiny_data),
         "CATDOG_RUNS_DIR": str(runs),
@@ -38,6 +34,20 @@ def app_url(tmp_path_factory, tiny_data, trained_run_dir):
     }
     with Dashboard(env, runs.parent / "streamlit.log") as server:
         yield server.url
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, tiny_data, trained_run_dir):
+    """A dashboard server on a free port, over tiny data and a private copy of the trained run."""
+    runs = tmp_path_factory.mktemp("e2e") / "runs"
+    shutil.copytree(trained_run_dir, runs, ignore=shutil.ignore_patterns(".queue.lock"))
+    yield from serve(tmp_path_factory, tiny_data, runs)
+
+
+@pytest.fixture
+def fresh_app_url(tmp_path_factory, tiny_data):
+    """A dashboard with no runs yet, so every chart point on the Train page is the new run's."""
+    yield from serve(tmp_path_factory, tiny_data, tmp_path_factory.mktemp("e2e-fresh") / "runs")
 
 
 def test_every_page_opens_cleanly(page, app_url, screenshots):
@@ -82,16 +92,15 @@ def test_runs_table_compares_and_downloads(page, app_url, screenshots, tmp_path)
     assert_no_errors(page)
 
 
-def test_training_run_goes_live_and_cancels(page, app_url, screenshots):
-    page.goto(f"{app_url}/train")
+def test_training_run_goes_live_and_cancels(page, fresh_app_url, screenshots):
+    page.goto(f"{fresh_app_url}/train")
     settle(page)
+    sync_api.expect(page.get_by_text("No runs yet: choose settings above")).to_be_visible()
     epochs = page.get_by_label("Epochs")
     epochs.fill("300")  # far more than the test waits for, so the run is still going at Cancel
     epochs.press("Tab")
     page.get_by_role("button", name="Start training").click()
     sync_api.expect(page.get_by_role("heading", name="Live run: model1")).to_be_visible(timeout=SLOW_MS)
-    # The charts still show the last run's points until the page redraws for the new run.
-    sync_api.expect(page.get_by_text("waiting for the first epoch…").first).to_be_visible(timeout=SLOW_MS)
 
     accuracy_points = page.locator('[data-testid="stPlotlyChart"]').first.locator(".scatterlayer path.point")
     wait_for(lambda: accuracy_points.count() >= 2, timeout=SLOW_MS / 1000, message="the first epoch's points")
