@@ -75,6 +75,7 @@ def cmd_train(args) -> int:
         epochs=args.epochs,
         fine_tune_epochs=args.fine_tune_epochs,
         batch_size=args.batch_size,
+        image_size=args.image_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
         augmentation={"flip": args.flip, "rotation": args.rotation, "fill_mode": args.fill_mode},
@@ -193,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int)
     train.add_argument("--fine-tune-epochs", type=int, help="epochs with the backbone's top unfrozen")
     train.add_argument("--batch-size", type=int)
+    train.add_argument("--image-size", type=int, choices=config.IMAGE_SIDES,
+                       help=f"square side in pixels (default {config.IMAGE_SIZE[0]}; 224 is MobileNetV2's own)")
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--seed", type=int)
     train.add_argument("--flip", choices=["off", "horizontal", "vertical", "both"], default="horizontal")

@@ -43,6 +43,7 @@ class Scan:
     key: str = ""
     pixels: np.ndarray | None = field(default=None, repr=False)
     index: dict[str, int] = field(default_factory=dict, repr=False)
+    _resized: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {
@@ -50,13 +51,23 @@ class Scan:
             for split, items in self.files.items()
         }
 
-    def arrays(self, split: str, picks: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(
+        self, split: str, picks: Sequence[int] | None = None, size: tuple[int, int] = config.IMAGE_SIZE
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Resized uint8 pixels and integer labels of one split, in file order, or of the
         split's files at positions `picks` only (without copying the whole split)."""
         items = self.files[split] if picks is None else [self.files[split][i] for i in picks]
         rows = [self.index[name] for name, _ in items]
         labels = np.array([label for _, label in items], dtype=np.int32)
-        return self.pixels[rows], labels
+        return self._pixels(tuple(size))[rows], labels
+
+    def _pixels(self, size: tuple[int, int]) -> np.ndarray:
+        """The scan keeps IMAGE_SIZE pixels; other sizes are decoded once from the files and cached."""
+        if size == config.IMAGE_SIZE:
+            return self.pixels
+        if size not in self._resized:
+            self._resized[size] = _resized_pixels(self.root, list(self.index), self.key, size)
+        return self._resized[size]
 
     def content_key(self, split: str) -> str:
         """Identifies a split by its files' content, for caches derived from its pixels."""
@@ -186,21 +197,21 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _decode(path: Path) -> tuple[np.ndarray, tuple[int, int], str]:
+def _decode(path: Path, size: tuple[int, int] = config.IMAGE_SIZE) -> tuple[np.ndarray, tuple[int, int], str]:
     """Model-size pixels, original size and content digest of one file; ImageError if unusable."""
     try:
         with open(path, "rb") as file:
             # A video or disk image dropped among the photos must not be read into memory.
-            size = os.fstat(file.fileno()).st_size
-            if size > config.MAX_UPLOAD_BYTES:
-                raise ImageError(_too_large(size))
+            length = os.fstat(file.fileno()).st_size
+            if length > config.MAX_UPLOAD_BYTES:
+                raise ImageError(_too_large(length))
             data = file.read(config.MAX_UPLOAD_BYTES + 1)
     except PermissionError:
         raise ImageError("cannot be read (permission denied)") from None
     except OSError as error:
         raise ImageError(f"cannot be read ({error.strerror or error})") from None
-    image = open_image(data, max_side=2 * max(config.IMAGE_SIZE))
-    return to_model_input(image), stored_size(data), hashlib.sha256(data).hexdigest()[:32]
+    image = open_image(data, max_side=2 * max(size))
+    return to_model_input(image, size), stored_size(data), hashlib.sha256(data).hexdigest()[:32]
 
 
 def _assign_splits(
@@ -274,11 +285,7 @@ def _build_report(
                 progress(done, len(paths))
     good = [(path, result) for path, result in zip(paths, results) if not isinstance(result, str)]
     pixels = np.stack([result[0] for _, result in good]) if good else np.zeros((0, *config.IMAGE_SIZE, 3), np.uint8)
-    pixels_path.parent.mkdir(parents=True, exist_ok=True)
-    # Per thread too: the dashboard may scan the same folder from two sessions of one process.
-    partial = pixels_path.with_name(f"{pixels_path.stem}.{os.getpid()}.{threading.get_ident()}.partial.npy")
-    np.save(partial, pixels)
-    partial.replace(pixels_path)
+    _save_atomic(pixels_path, pixels)
     relative = lambda path: path.relative_to(root).as_posix()
     return {
         "good": [relative(path) for path, _ in good],
@@ -290,6 +297,28 @@ def _build_report(
             if isinstance(result, str)
         ],
     }
+
+
+def _resized_pixels(root: Path, names: list[str], key: str, size: tuple[int, int]) -> np.ndarray:
+    path = config.cache_dir() / "scans" / f"{key}-{size[0]}x{size[1]}.npy"
+    try:
+        pixels = np.load(path, mmap_mode="r")
+        if len(pixels) == len(names):
+            return pixels
+    except (OSError, ValueError):
+        pass
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        decoded = list(pool.map(lambda name: _decode(root / name, size)[0], names))
+    _save_atomic(path, np.stack(decoded) if decoded else np.zeros((0, *size, 3), np.uint8))
+    return np.load(path, mmap_mode="r")
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Per thread too: the dashboard may scan the same folder from two sessions of one process.
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.npy")
+    np.save(partial, array)
+    partial.replace(path)
 
 
 def _try_decode(path: Path):

@@ -20,7 +20,7 @@ import tensorflow as tf
 from catdog import config
 from catdog.augment import AugmentConfig, build_augmentation
 from catdog.data import Scan
-from catdog.models import build_backbone, build_head, preprocess_input
+from catdog.models import ImageSize, build_backbone, build_head, preprocess_input
 
 BATCH = 64
 # Bump when the extractor changes, so stale features are never reused.
@@ -28,10 +28,10 @@ EXTRACTOR_VERSION = 1
 Progress = Callable[[int, int], None]
 
 
-def build_extractor() -> keras.Model:
+def build_extractor(image_size: ImageSize = config.IMAGE_SIZE) -> keras.Model:
     """Pixels in, model4's pooled backbone features out: everything below its trainable head."""
-    inputs = keras.Input(shape=(*config.IMAGE_SIZE, 3))
-    x = build_backbone()(preprocess_input()(inputs), training=False)
+    inputs = keras.Input(shape=(*image_size, 3))
+    x = build_backbone(image_size)(preprocess_input()(inputs), training=False)
     return keras.Model(inputs, keras.layers.GlobalMaxPooling2D(name="pool")(x), name="extractor")
 
 
@@ -49,15 +49,15 @@ def copy_head_weights(head: keras.Model, model: keras.Model) -> None:
 class FeatureCache:
     """Backbone features of a data set's splits, computed at most once per content."""
 
-    def __init__(self, data: Scan, progress: Progress | None = None):
-        self.data, self.progress = data, progress
+    def __init__(self, data: Scan, image_size: ImageSize = config.IMAGE_SIZE, progress: Progress | None = None):
+        self.data, self.image_size, self.progress = data, tuple(image_size), progress
         self.root = config.cache_dir() / "features"
         self._extractor: keras.Model | None = None
         self._extract = None
 
     def _path(self, split: str, copy: int, augmentation: AugmentConfig | None) -> Path:
         key = json.dumps(
-            [EXTRACTOR_VERSION, self.data.content_key(split), config.IMAGE_SIZE, copy, augmentation and augmentation.to_dict()]
+            [EXTRACTOR_VERSION, self.data.content_key(split), self.image_size, copy, augmentation and augmentation.to_dict()]
         )
         return self.root / f"{split}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
 
@@ -65,7 +65,7 @@ class FeatureCache:
         self, split: str, copies: int = 0, augmentation: AugmentConfig | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Features of a split's images, then of `copies` augmented versions, with their labels."""
-        pixels, labels = self.data.arrays(split)
+        pixels, labels = self.data.arrays(split, size=self.image_size)
         blocks = []
         for copy in range(copies + 1):
             aug = augmentation if copy else None
@@ -77,7 +77,7 @@ class FeatureCache:
 
     def _compute(self, pixels: np.ndarray, path: Path, copy: int, augmentation: AugmentConfig | None) -> None:
         if self._extractor is None:
-            self._extractor = build_extractor()
+            self._extractor = build_extractor(self.image_size)
             self._extract = tf.function(lambda x: self._extractor(x, training=False))
         layers = build_augmentation(
             AugmentConfig(augmentation.flip, augmentation.rotation, augmentation.fill_mode, seed=1000 + copy)

@@ -212,10 +212,10 @@ def load_image(data: bytes, max_side: int | None = 1024) -> np.ndarray:
     return np.asarray(open_image(data, max_side))
 
 
-def to_model_input(image: Image.Image | np.ndarray) -> np.ndarray:
-    """The IMAGE_SIZE pixels a model sees, made the same way for training and prediction."""
+def to_model_input(image: Image.Image | np.ndarray, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """The pixels a model sees, made the same way for training and prediction."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     if image.mode != "RGB":
         image = _to_rgb(image)
-    return np.asarray(image.resize(IMAGE_SIZE[::-1], Image.Resampling.BILINEAR))
+    return np.asarray(image.resize(size[::-1], Image.Resampling.BILINEAR))

@@ -1,6 +1,7 @@
 """The four classic architectures of the reference posts, plus fine-tuned model4.
 
-Every model takes IMAGE_SIZE RGB pixels in 0..255 and returns logits, so one loss,
+Every model takes square RGB pixels in 0..255 (IMAGE_SIZE unless a run chooses another of
+IMAGE_SIDES; the model's input shape records it) and returns logits, so one loss,
 `SparseCategoricalCrossentropy(from_logits=True)`, serves all of them for any number of classes.
 """
 
@@ -14,7 +15,10 @@ from keras import layers
 from catdog import config
 from catdog.augment import AugmentConfig, build_augmentation
 
-BACKBONE_WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"
+# Keras publishes one file per input size; convolution weights do not depend on the size, so
+# the one for IMAGE_SIZE serves every size and a user downloads it once.
+BACKBONE_WEIGHTS_FILE = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{config.IMAGE_SIZE[0]}_no_top.h5"
+BACKBONE_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{BACKBONE_WEIGHTS_FILE}"
 # As in TensorFlow's transfer-learning tutorial: layers from here up are unfrozen to fine-tune.
 FINE_TUNE_AT = 100
 
@@ -23,8 +27,11 @@ class WeightsUnavailable(RuntimeError):
     """The ImageNet weights are neither cached nor downloadable; the message says where to put them."""
 
 
-def _inputs() -> keras.KerasTensor:
-    return keras.Input(shape=(*config.IMAGE_SIZE, 3), name="image")
+ImageSize = tuple[int, int]
+
+
+def _inputs(image_size: ImageSize) -> keras.KerasTensor:
+    return keras.Input(shape=(*image_size, 3), name="image")
 
 
 def preprocess_input() -> layers.Layer:
@@ -45,49 +52,65 @@ def _small_cnn(x: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
     return layers.Dense(num_classes, name="logits")(x)
 
 
-def build_model1(num_classes: int, augmentation: AugmentConfig | None = None) -> keras.Model:
-    inputs = _inputs()
+def build_model1(
+    num_classes: int, augmentation: AugmentConfig | None = None, image_size: ImageSize = config.IMAGE_SIZE
+) -> keras.Model:
+    inputs = _inputs(image_size)
     return keras.Model(inputs, _small_cnn(inputs, num_classes), name="model1")
 
 
-def build_model2(num_classes: int, augmentation: AugmentConfig | None = None) -> keras.Model:
-    inputs = _inputs()
+def build_model2(
+    num_classes: int, augmentation: AugmentConfig | None = None, image_size: ImageSize = config.IMAGE_SIZE
+) -> keras.Model:
+    inputs = _inputs(image_size)
     x = build_augmentation(augmentation or AugmentConfig())(inputs)
     return keras.Model(inputs, _small_cnn(x, num_classes), name="model2")
 
 
-def build_model3(num_classes: int, augmentation: AugmentConfig | None = None) -> keras.Model:
-    inputs = _inputs()
+def build_model3(
+    num_classes: int, augmentation: AugmentConfig | None = None, image_size: ImageSize = config.IMAGE_SIZE
+) -> keras.Model:
+    inputs = _inputs(image_size)
     x = preprocess_input()(inputs)
     x = build_augmentation(augmentation or AugmentConfig())(x)
     return keras.Model(inputs, _small_cnn(x, num_classes), name="model3")
 
 
-def build_backbone(weights: str | None = "imagenet") -> keras.Model:
-    """Frozen ImageNet MobileNetV2 without its classifier; a clear error if the weights are missing."""
-    try:
-        backbone = keras.applications.MobileNetV2(
-            input_shape=(*config.IMAGE_SIZE, 3), include_top=False, weights=weights, name="backbone"
-        )
-    except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
-        name = BACKBONE_WEIGHTS_FILE.format(size=config.IMAGE_SIZE[0])
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise WeightsUnavailable(
-            f"MobileNetV2 ImageNet weights unavailable: {name} is not in "
-            f"{config.keras_home() / 'models'} and could not be downloaded ({reason})"
-        ) from None
+def build_backbone(image_size: ImageSize = config.IMAGE_SIZE, weights: str | None = "imagenet") -> keras.Model:
+    """Frozen MobileNetV2 without its classifier, with ImageNet weights unless weights is None."""
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(*image_size, 3), include_top=False, weights=None, name="backbone"
+    )
+    if weights == "imagenet":
+        backbone.load_weights(backbone_weights_path())
     backbone.trainable = False
     return backbone
 
 
+def backbone_weights_path() -> str:
+    """The ImageNet weights from the Keras cache, downloaded there first if need be; a clear
+    error naming the file and the folder if neither works."""
+    try:
+        return keras.utils.get_file(BACKBONE_WEIGHTS_FILE, BACKBONE_WEIGHTS_URL, cache_subdir="models")
+    except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WeightsUnavailable(
+            f"MobileNetV2 ImageNet weights unavailable: {BACKBONE_WEIGHTS_FILE} is not in "
+            f"{config.keras_home() / 'models'} and could not be downloaded ({reason})"
+        ) from None
+
+
 def build_model4(
-    num_classes: int, augmentation: AugmentConfig | None = None, weights: str | None = "imagenet"
+    num_classes: int,
+    augmentation: AugmentConfig | None = None,
+    image_size: ImageSize = config.IMAGE_SIZE,
+    weights: str | None = "imagenet",
 ) -> keras.Model:
-    inputs = _inputs()
+    inputs = _inputs(image_size)
     x = preprocess_input()(inputs)
     x = build_augmentation(augmentation or AugmentConfig())(x)
     # training=False keeps the frozen backbone's BatchNorm statistics fixed, even when fine-tuning.
-    x = build_backbone(weights)(x, training=False)
+    x = build_backbone(image_size, weights)(x, training=False)
     x = layers.GlobalMaxPooling2D(name="pool")(x)
     return keras.Model(inputs, build_head(x, num_classes), name="model4")
 
@@ -175,13 +198,15 @@ def get_architecture(name: str) -> Architecture:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
 
 
-def build(name: str, num_classes: int, augmentation: AugmentConfig | None = None) -> keras.Model:
-    return get_architecture(name).build(num_classes, augmentation)
+def build(
+    name: str, num_classes: int, augmentation: AugmentConfig | None = None, image_size: ImageSize = config.IMAGE_SIZE
+) -> keras.Model:
+    return get_architecture(name).build(num_classes, augmentation, image_size)
 
 
 @cache
 def _blueprint(name: str, num_classes: int) -> keras.Model:
-    """The model with random weights: enough to count and list its layers, no download needed."""
+    """The model at IMAGE_SIZE with random weights: enough to count and list its layers, no download."""
     arch = get_architecture(name)
     model = arch.build(num_classes, weights=None) if arch.uses_backbone else arch.build(num_classes)
     if arch.fine_tune:

@@ -52,9 +52,15 @@ def probabilities(model: keras.Model, pixels: np.ndarray, flip_average: bool = F
     return probs
 
 
+def input_size(model: keras.Model) -> tuple[int, int]:
+    """The pixel size a model was trained at; its input shape records it."""
+    return tuple(model.input_shape[1:3])
+
+
 def predict(run: Run, image: np.ndarray) -> dict[str, float]:
     """Class probabilities for one RGB image of any size."""
-    probs = probabilities(load_model(run), to_model_input(image)[None])[0]
+    model = load_model(run)
+    probs = probabilities(model, to_model_input(image, input_size(model))[None])[0]
     return {name: float(p) for name, p in zip(class_names(run), probs)}
 
 
@@ -72,10 +78,11 @@ def evaluate(run: Run) -> dict:
     data = scan(cfg.get("data_dir"), cfg.get("split_seed"))
     if data.classes != classes:
         raise RunError(f"the data folder's classes changed since run {run.id} trained: {data.classes}")
-    pixels, labels = data.arrays("test")
+    model = load_model(run)
+    pixels, labels = data.arrays("test", size=input_size(model))
     if not len(labels):
         raise RunError("the test split is empty")
-    probs = probabilities(load_model(run), pixels)
+    probs = probabilities(model, pixels)
     predicted = probs.argmax(axis=1)
     confusion = np.zeros((len(classes), len(classes)), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)

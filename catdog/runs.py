@@ -119,6 +119,7 @@ class Run:
             "epochs": len(history),
             "planned_epochs": planned_epochs(cfg),
             "batch_size": cfg.get("batch_size"),
+            "image_size": cfg.get("image_size", config.IMAGE_SIZE[0]),
             "learning_rate": cfg.get("learning_rate"),
             "best_val_accuracy": max(val) if val else None,
             "last_val_accuracy": val[-1] if val else None,

@@ -55,6 +55,7 @@ def default_run_config(arch: str, **overrides) -> dict:
         "epochs": 10 if overrides.get("fast") else 5,
         "fine_tune_epochs": 2 if architecture.fine_tune else 0,
         "batch_size": config.BATCH_SIZE,
+        "image_size": config.IMAGE_SIZE[0],
         "learning_rate": architecture.learning_rate,
         "augmentation": augmentation.to_dict(),
         "seed": 0,
@@ -86,6 +87,8 @@ def _check(run_config: dict, architecture) -> None:
         raise ValueError("batch size must be between 1 and 1024")
     if not 0 < float(run_config["learning_rate"]) <= 1:
         raise ValueError("learning rate must be in (0, 1]")
+    if int(run_config["image_size"]) not in config.IMAGE_SIDES:
+        raise ValueError(f"image size must be one of {', '.join(map(str, config.IMAGE_SIDES))}")
     if not 0 <= int(run_config["feature_copies"]) <= 16:
         raise ValueError("augmented copies must be between 0 and 16")
     if run_config["fast"] and not architecture.uses_backbone:
@@ -176,7 +179,11 @@ def _fit(model, run: Run, train, validation, epochs: int, phase: str, on_best, b
 def _train_head_on_features(run: Run, data: Scan, model: keras.Model, cfg: dict) -> float:
     """The fast path: model4's head on cached backbone features; model gets the best head."""
     start = time.time()
-    cache = FeatureCache(data, lambda done, total: record_progress(run, "features", 0, done, total, time.time() - start))
+    cache = FeatureCache(
+        data,
+        (int(cfg["image_size"]),) * 2,
+        lambda done, total: record_progress(run, "features", 0, done, total, time.time() - start),
+    )
     augmentation = AugmentConfig.from_dict(cfg["augmentation"])
     x_train, y_train = cache.features("train", int(cfg["feature_copies"]), augmentation)
     x_val, y_val = cache.features("validation")
@@ -211,20 +218,21 @@ def train(run: Run) -> dict:
         {"root": str(data.root), "classes": data.classes, "counts": data.counts(), "skipped": len(data.skipped)},
     )
     save_best = lambda trained: save_model_atomic(trained, run.model_path)
-    batch_size, seed = int(cfg["batch_size"]), int(cfg["seed"])
-    validation = make_dataset(*data.arrays("validation"), batch_size)
+    batch_size, seed, size = int(cfg["batch_size"]), int(cfg["seed"]), (int(cfg["image_size"]),) * 2
     with distribution_strategy().scope():
-        model = architecture.build(len(data.classes), AugmentConfig.from_dict(cfg["augmentation"]))
+        model = architecture.build(len(data.classes), AugmentConfig.from_dict(cfg["augmentation"]), size)
         if cfg["fast"]:
             best = _train_head_on_features(run, data, model, cfg)
         else:
             compile_model(model, float(cfg["learning_rate"]))
-            train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=seed)
+            validation = make_dataset(*data.arrays("validation", size=size), batch_size)
+            train_ds = make_dataset(*data.arrays("train", size=size), batch_size, shuffle=True, seed=seed)
             best = _fit(model, run, train_ds, validation, int(cfg["epochs"]), "train", save_best)
         if architecture.fine_tune and int(cfg["fine_tune_epochs"]) > 0:
             unfreeze_top(model)
             compile_model(model, float(cfg["learning_rate"]) / 10)
-            train_ds = make_dataset(*data.arrays("train"), batch_size, shuffle=True, seed=seed + 1)
+            validation = make_dataset(*data.arrays("validation", size=size), batch_size)
+            train_ds = make_dataset(*data.arrays("train", size=size), batch_size, shuffle=True, seed=seed + 1)
             best = _fit(model, run, train_ds, validation, int(cfg["fine_tune_epochs"]), "fine-tune", save_best, best)
     return {"best_val_accuracy": best}
 

@@ -16,7 +16,7 @@ from catdog import config
 from catdog.data import DataError, Scan
 from catdog.explain import grad_cam, overlay
 from catdog.images import ImageError, load_image, to_model_input
-from catdog.predict import class_names, evaluate, probabilities
+from catdog.predict import class_names, evaluate, input_size, probabilities
 from catdog.runs import Run, RunError
 
 UPLOAD_TYPES = [suffix.lstrip(".") for suffix in config.IMAGE_SUFFIXES]
@@ -80,7 +80,7 @@ def analyse(run_path: str, model_mtime_ns: int, data: bytes) -> dict:
     run = Run(Path(run_path))
     model = ui.load_model(run)
     photo = load_image(data)
-    pixels = to_model_input(photo)
+    pixels = to_model_input(photo, input_size(model))
     probs = probabilities(model, pixels[None])[0]
     best = int(np.argmax(probs))
     return {
@@ -106,7 +106,7 @@ def show_prediction(run: Run, index: int, name: str, data: bytes) -> None:
             st.markdown(f"### {result['predicted']}")
             st.caption(f"{confidence:.1%} sure")
             st.plotly_chart(probability_bars(result["probabilities"]), key=f"probs-{index}")
-        seen.image(result["pixels"], caption=f"What the model sees ({config.IMAGE_SIZE[0]} px)", width="stretch")
+        seen.image(result["pixels"], caption=f"What the model sees ({len(result['pixels'])} px)", width="stretch")
         heat.image(result["grad_cam"], caption="Grad-CAM: where it looked", width="stretch")
 
 

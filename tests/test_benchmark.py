@@ -22,10 +22,11 @@ def run_smoke(module: str, out: Path, timeout: float) -> tuple[dict, str]:
 def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
     results, table = run_smoke("benchmarks.speed", tmp_path / "results.json", timeout=900)
     for key in ("reference_model4", "catdog_model4", "catdog_model4_fast_cold", "catdog_model4_fast_warm",
-                "catdog_model4_finetune_fast"):
+                "catdog_model4_finetune_fast", "catdog_model4_fast_224"):
         assert results[key]["epochs_run"] >= 1 and results[key]["seconds_per_epoch"] > 0
     assert results["predict_12mp_jpeg"]["p50_ms"] > 0 and results["preview_8_variants"]["p95_ms"] > 0
     assert 0 <= results["test_accuracy"]["model4_fast"]["flip_tta"] <= 1
+    assert 0 <= results["test_accuracy"]["model4_fast_224"]["plain"] <= 1
     assert "speed-up to target" in table
 
 

@@ -52,10 +52,10 @@ class CountingDecode:
         self.lock = threading.Lock()
         self.real = data._decode
 
-    def __call__(self, path: Path):
+    def __call__(self, path: Path, *size):
         with self.lock:
             self.paths.append(path)
-        return self.real(path)
+        return self.real(path, *size)
 
 
 @pytest.fixture
@@ -304,6 +304,17 @@ def small(tmp_path: Path) -> Path:
     write_images(tmp_path / "cats", 0, 5)
     write_images(tmp_path / "dogs", 1, 5)
     return tmp_path
+
+
+def test_other_image_sizes_are_decoded_once_from_the_files_and_cached(small: Path, decodes: CountingDecode) -> None:
+    first = scan(small)
+    pixels, labels = first.arrays("train", size=(96, 96))
+    assert pixels.shape == (len(labels), 96, 96, 3) and pixels.dtype == np.uint8
+    assert labels.tolist() == first.arrays("train")[1].tolist()
+    assert len(decodes.paths) == 20, "the scan and then the 96 px pixels decode each file once"
+    again, _ = scan(small).arrays("train", size=(96, 96))
+    assert len(decodes.paths) == 20, "a second look at 96 px decoded files again"
+    np.testing.assert_array_equal(again, pixels)
 
 
 def test_unchanged_folder_is_served_from_cache_without_decoding(small: Path, decodes: CountingDecode) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from catdog import config
 from catdog.augment import AugmentConfig
-from catdog.models import ARCHITECTURES, WeightsUnavailable, build, parameter_counts, preprocess_input
+from catdog.models import ARCHITECTURES, WeightsUnavailable, build, build_backbone, parameter_counts, preprocess_input
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
@@ -23,6 +23,15 @@ def test_architecture_builds_and_trains_a_step(name, num_classes, request):
     assert np.isfinite(loss)
     assert model.predict_on_batch(x).shape == (4, num_classes)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_one_weights_file_serves_every_image_size(backbone_weights):
+    reference = build_backbone().get_weights()
+    for side in (config.IMAGE_SIDES[0], config.IMAGE_SIDES[-1]):
+        backbone = build_backbone((side, side))
+        assert backbone.input_shape == (None, side, side, 3) and not backbone.trainable
+        for loaded, expected in zip(backbone.get_weights(), reference, strict=True):
+            np.testing.assert_array_equal(loaded, expected)
 
 
 def test_parameter_counts_match_the_reference_shapes():

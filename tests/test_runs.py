@@ -6,9 +6,11 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import synthetic_image, wait_for
 
+from catdog.predict import evaluate, input_size, load_model, predict
 from catdog.runs import Run, RunError, RunStore, _wait_or_stop
 from catdog.training import default_run_config
 
@@ -37,6 +39,16 @@ def test_run_trains_to_finished_with_history_model_and_logs(tiny_data):
     assert cfg["arch"] == "model1" and cfg["split_seed"] and cfg["versions"]["tensorflow"]
     assert json.loads((run.path / "data.json").read_text())["classes"] == ["cats", "dogs"]
     assert run.summary()["best_val_accuracy"] == max(h["val_accuracy"] for h in history)
+
+
+def test_a_run_at_another_image_size_trains_predicts_and_evaluates_at_that_size(tiny_data):
+    run = RunStore().submit(_config(tiny_data, epochs=1, image_size=96))
+    wait_for(lambda: run.state not in ("queued", "running"), 120, message="run to end")
+    assert run.state == "finished", run.status()
+    model = load_model(run)
+    assert input_size(model) == (96, 96)
+    assert abs(sum(predict(run, np.asarray(synthetic_image(0, 3, size=(300, 200)))).values()) - 1) < 1e-5
+    assert evaluate(run)["n"] > 0
 
 
 def test_cancel_stops_a_running_run_within_5_s_and_keeps_history(tiny_data):
@@ -117,6 +129,8 @@ def test_run_ids_cannot_reach_outside_the_runs_dir():
 
 
 def test_bad_settings_are_refused_with_a_clear_message(tiny_data):
+    with pytest.raises(ValueError, match="image size"):
+        _config(tiny_data, image_size=100)
     with pytest.raises(ValueError, match="epochs"):
         _config(tiny_data, epochs=0)
     with pytest.raises(ValueError, match="fast path"):
