@@ -300,6 +300,8 @@ def _build_report(
 
 
 def _resized_pixels(root: Path, names: list[str], key: str, size: tuple[int, int]) -> np.ndarray:
+    """Pixels at another size, in scan order; decoded from the originals (not upscaled from the
+    scan's pixels, which would add no detail) and kept beside the scan's cache."""
     path = config.cache_dir() / "scans" / f"{key}-{size[0]}x{size[1]}.npy"
     try:
         pixels = np.load(path, mmap_mode="r")

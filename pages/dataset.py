@@ -101,8 +101,9 @@ def sizes(scan: Scan) -> None:
     )
     st.subheader("Image sizes")
     st.caption(
-        f"Every photo is resized to {config.IMAGE_SIZE[0]} × {config.IMAGE_SIZE[1]} pixels before the "
-        "model sees it, so wide or tiny originals get squeezed or blurred."
+        f"Every photo is resized to {config.IMAGE_SIZE[0]} × {config.IMAGE_SIZE[1]} pixels (or the size a "
+        "run chooses on the Train page) before the model sees it, so wide or tiny originals get squeezed "
+        "or blurred."
     )
     figure = px.scatter(
         table, x="width", y="height", color="class", hover_name="file", opacity=0.5,
