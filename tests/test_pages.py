@@ -163,12 +163,13 @@ def test_train_start_queue_and_cancel(tiny_env):
     app = open_app("pages/train.py")
     assert_clean(app)
     app.selectbox(key="train_arch").select("model1").run()
-    app.number_input(key="train_epochs").set_value(3)
+    # Far more epochs than the test takes, so the first run is still training when it is cancelled.
+    app.number_input(key="train_epochs").set_value(300)
     next(b for b in app.get("form_submit_button") if b.label == "Start training").click().run()
     assert_clean(app)
     store = RunStore()
     (run,) = store.runs()
-    assert run.config["arch"] == "model1" and run.config["epochs"] == 3
+    assert run.config["arch"] == "model1" and run.config["epochs"] == 300
     assert run.config["data_dir"] == str(tiny_env)
     next(b for b in app.get("form_submit_button") if b.label == "Start training").click().run()
     second = next(r for r in store.runs() if r.id != run.id)
