@@ -119,7 +119,7 @@ class Run:
             "epochs": len(history),
             "planned_epochs": planned_epochs(cfg),
             "batch_size": cfg.get("batch_size"),
-            "image_size": cfg.get("image_size", config.IMAGE_SIZE[0]),
+            "image_size": image_size(cfg)[0],
             "learning_rate": cfg.get("learning_rate"),
             "best_val_accuracy": max(val) if val else None,
             "last_val_accuracy": val[-1] if val else None,
@@ -128,6 +128,12 @@ class Run:
             "created": cfg.get("created"),
             "error": status.get("error"),
         }
+
+
+def image_size(run_config: dict) -> tuple[int, int]:
+    """The pixel size a run trains at; runs from before the setting existed used IMAGE_SIZE."""
+    side = run_config.get("image_size")
+    return (int(side), int(side)) if side else config.IMAGE_SIZE
 
 
 def planned_epochs(run_config: dict) -> int:

@@ -3,6 +3,7 @@
 It runs at low priority in its own process (see runs.py), so the dashboard keeps a core.
 """
 
+import functools
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ from catdog.augment import AugmentConfig
 from catdog.data import Scan, scan
 from catdog.features import FeatureCache, build_head_model, copy_head_weights
 from catdog.models import get_architecture, unfreeze_top
-from catdog.runs import Run
+from catdog.runs import Run, image_size
 from catdog.storage import append_jsonl, write_json_atomic
 
 # Batch-progress lines are written at most this often, so history stays small.
@@ -180,9 +181,7 @@ def _train_head_on_features(run: Run, data: Scan, model: keras.Model, cfg: dict)
     """The fast path: model4's head on cached backbone features; model gets the best head."""
     start = time.time()
     cache = FeatureCache(
-        data,
-        (int(cfg["image_size"]),) * 2,
-        lambda done, total: record_progress(run, "features", 0, done, total, time.time() - start),
+        data, image_size(cfg), lambda done, total: record_progress(run, "features", 0, done, total, time.time() - start)
     )
     augmentation = AugmentConfig.from_dict(cfg["augmentation"])
     x_train, y_train = cache.features("train", int(cfg["feature_copies"]), augmentation)
@@ -218,22 +217,21 @@ def train(run: Run) -> dict:
         {"root": str(data.root), "classes": data.classes, "counts": data.counts(), "skipped": len(data.skipped)},
     )
     save_best = lambda trained: save_model_atomic(trained, run.model_path)
-    batch_size, seed, size = int(cfg["batch_size"]), int(cfg["seed"]), (int(cfg["image_size"]),) * 2
+    batch_size, seed, size = int(cfg["batch_size"]), int(cfg["seed"]), image_size(cfg)
+    # Built when a phase first needs it: the fast path trains on features and needs no pixels.
+    validation = functools.cache(lambda: make_dataset(*data.arrays("validation", size=size), batch_size))
+    training = lambda shuffle_seed: make_dataset(*data.arrays("train", size=size), batch_size, shuffle=True, seed=shuffle_seed)
     with distribution_strategy().scope():
         model = architecture.build(len(data.classes), AugmentConfig.from_dict(cfg["augmentation"]), size)
         if cfg["fast"]:
             best = _train_head_on_features(run, data, model, cfg)
         else:
             compile_model(model, float(cfg["learning_rate"]))
-            validation = make_dataset(*data.arrays("validation", size=size), batch_size)
-            train_ds = make_dataset(*data.arrays("train", size=size), batch_size, shuffle=True, seed=seed)
-            best = _fit(model, run, train_ds, validation, int(cfg["epochs"]), "train", save_best)
+            best = _fit(model, run, training(seed), validation(), int(cfg["epochs"]), "train", save_best)
         if architecture.fine_tune and int(cfg["fine_tune_epochs"]) > 0:
             unfreeze_top(model)
             compile_model(model, float(cfg["learning_rate"]) / 10)
-            validation = make_dataset(*data.arrays("validation", size=size), batch_size)
-            train_ds = make_dataset(*data.arrays("train", size=size), batch_size, shuffle=True, seed=seed + 1)
-            best = _fit(model, run, train_ds, validation, int(cfg["fine_tune_epochs"]), "fine-tune", save_best, best)
+            best = _fit(model, run, training(seed + 1), validation(), int(cfg["fine_tune_epochs"]), "fine-tune", save_best, best)
     return {"best_val_accuracy": best}
 
 

@@ -14,7 +14,7 @@ import catdog_ui as ui
 from catdog import config, predict
 from catdog.data import default_dataset_available
 from catdog.models import ARCHITECTURES, Architecture, layer_summary, parameter_counts
-from catdog.runs import Run, RunError, RunStore, planned_epochs
+from catdog.runs import Run, RunError, RunStore, image_size, planned_epochs
 from catdog.training import default_run_config
 
 LIVE_REFRESH_S = 1.0
@@ -169,13 +169,13 @@ def live_run() -> None:
 
 def show_run(run: Run) -> None:
     status, history, progress = run.status(), run.history(), run.progress()
-    state, cfg = status["state"], run.config
+    state, cfg, cancelling = status["state"], run.config, run.cancel_flag.exists()
     total = planned_epochs(cfg)
     title, badge = st.columns([4, 1], vertical_alignment="center")
     title.subheader(f"{'Live run' if ui.is_active(run) else 'Last run'}: {cfg.get('arch')}")
     badge.badge(state, color=ui.STATE_COLORS[state])
     st.caption(
-        f"`{run.id}` · batch {cfg.get('batch_size')} · {cfg.get('image_size', config.IMAGE_SIZE[0])} px"
+        f"`{run.id}` · batch {cfg.get('batch_size')} · {image_size(cfg)[0]} px"
         f" · learning rate {cfg.get('learning_rate'):g}"
         f"{' · fast path' if cfg.get('fast') else ''}"
     )
@@ -183,7 +183,7 @@ def show_run(run: Run) -> None:
         st.info("Queued: training starts when the runs before it finish.")
     elif state == "running":
         fraction = min(progress["batch"] / max(progress["batches"], 1), 1.0) if progress else 0.0
-        if run.cancel_flag.exists():
+        if cancelling:
             text = "Cancelling…"
         elif progress:
             text = ui.progress_text(cfg, history, progress)
@@ -194,7 +194,7 @@ def show_run(run: Run) -> None:
         st.error(f"Training failed: {status.get('error') or 'unknown reason'}")
     elif state == "cancelled":
         st.warning(f"Cancelled after {len(history)} of {total} epochs.")
-    if ui.is_active(run) and not run.cancel_flag.exists() and st.button("Cancel", icon=":material/stop:", key=f"cancel-{run.id}"):
+    if ui.is_active(run) and not cancelling and st.button("Cancel", icon=":material/stop:", key=f"cancel-{run.id}"):
         cancel(run)
 
 
