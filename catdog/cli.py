@@ -16,6 +16,7 @@ from catdog.images import ImageError
 from catdog.runs import ACTIVE, RunError, RunStore, planned_epochs
 
 FOLLOW_INTERVAL_S = 0.5
+FLIP_TTA_HELP = "average each answer with the mirror image's (test-time augmentation)"
 
 
 class ProgressBar:
@@ -142,14 +143,14 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from catdog.images import load_image
+    from catdog.images import load_image, read_upload
     from catdog.predict import predict
 
     run = RunStore(args.runs_dir).get(args.run)
     failed = False
     for name in args.images:
         try:
-            probabilities = predict(run, load_image(Path(name).read_bytes()))
+            probabilities = predict(run, load_image(read_upload(Path(name))), args.flip_tta)
         except (ImageError, OSError) as error:
             failed = True
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
@@ -162,8 +163,8 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     from catdog.predict import evaluate
 
-    result = evaluate(RunStore(args.runs_dir).get(args.run))
-    summary = {key: result[key] for key in ("run", "test_accuracy", "n", "classes", "per_class", "confusion_matrix")}
+    result = evaluate(RunStore(args.runs_dir).get(args.run), args.flip_tta)
+    summary = {key: result[key] for key in ("run", "flip_average", "test_accuracy", "n", "classes", "per_class", "confusion_matrix")}
     if args.json:
         _print_json(summary)
         return 0
@@ -212,8 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict = command("predict", cmd_predict, "classify images with a finished run", runs=True)
     predict.add_argument("--run", required=True)
     predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
     evaluate = command("evaluate", cmd_evaluate, "score a run on its held-out test split", runs=True, json_flag=True)
     evaluate.add_argument("--run", required=True)
+    evaluate.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
     return parser
 
 

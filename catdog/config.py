@@ -15,7 +15,6 @@ TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.3
 
 SPLITS = ("train", "validation", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 DATASET_NAME = "cats_and_dogs_filtered"
 DATASET_FILE = "cats_and_dogs.zip"

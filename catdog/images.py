@@ -3,6 +3,7 @@
 import io
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -205,6 +206,14 @@ def stored_size(data: bytes) -> tuple[int, int]:
         raise ImageError(_describe(data)) from None
     except Exception as error:  # noqa: BLE001 - damaged headers fail in many ways
         raise ImageError(_decode_failure(error, _guess_format(data))) from None
+
+
+def read_upload(path: Path) -> bytes:
+    """A file's bytes, refused by its size before anything is read."""
+    size = path.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise ImageError(_too_large(size))
+    return path.read_bytes()
 
 
 def load_image(data: bytes, max_side: int | None = 1024) -> np.ndarray:

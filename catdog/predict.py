@@ -57,21 +57,22 @@ def input_size(model: keras.Model) -> tuple[int, int]:
     return tuple(model.input_shape[1:3])
 
 
-def predict(run: Run, image: np.ndarray) -> dict[str, float]:
+def predict(run: Run, image: np.ndarray, flip_average: bool = False) -> dict[str, float]:
     """Class probabilities for one RGB image of any size."""
     model = load_model(run)
-    probs = probabilities(model, to_model_input(image, input_size(model))[None])[0]
+    probs = probabilities(model, to_model_input(image, input_size(model))[None], flip_average)[0]
     return {name: float(p) for name, p in zip(class_names(run), probs)}
 
 
-def evaluate(run: Run) -> dict:
+def evaluate(run: Run, flip_average: bool = False) -> dict:
     """Accuracy, per-class accuracy, confusion matrix and per-image results on the test split.
 
     The test split comes from the run's own data folder and split seed, so its files are
-    disjoint from the ones the run trained and validated on. Cached per saved model.
+    disjoint from the ones the run trained and validated on. Cached per saved model and setting.
     """
     model_path = run.model_path
-    cached = read_json(run.path / "evaluation.json") or {}
+    cache_path = run.path / ("evaluation-flip.json" if flip_average else "evaluation.json")
+    cached = read_json(cache_path) or {}
     if model_path.is_file() and cached.get("model_mtime_ns") == model_path.stat().st_mtime_ns:
         return cached
     cfg, classes = run.config, class_names(run)
@@ -82,7 +83,7 @@ def evaluate(run: Run) -> dict:
     pixels, labels = data.arrays("test", size=input_size(model))
     if not len(labels):
         raise RunError("the test split is empty")
-    probs = probabilities(model, pixels)
+    probs = probabilities(model, pixels, flip_average)
     predicted = probs.argmax(axis=1)
     confusion = np.zeros((len(classes), len(classes)), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
@@ -92,6 +93,7 @@ def evaluate(run: Run) -> dict:
     }
     result = {
         "run": run.id,
+        "flip_average": flip_average,
         "test_accuracy": float((predicted == labels).mean()),
         "n": len(labels),
         "classes": classes,
@@ -110,7 +112,7 @@ def evaluate(run: Run) -> dict:
         ],
         "model_mtime_ns": model_path.stat().st_mtime_ns,
     }
-    write_json_atomic(run.path / "evaluation.json", result)
+    write_json_atomic(cache_path, result)
     return result
 
 

@@ -19,7 +19,6 @@ from catdog.images import ImageError, load_image, to_model_input
 from catdog.predict import class_names, evaluate, input_size, probabilities
 from catdog.runs import Run, RunError
 
-UPLOAD_TYPES = [suffix.lstrip(".") for suffix in config.IMAGE_SUFFIXES]
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 8
 CONFIDENT_MISTAKES = 8
@@ -30,9 +29,14 @@ def main() -> None:
     run = choose_run()
     if run is None:
         return
-    your_photos(run)
+    flip_average = st.toggle(
+        "Also ask about the mirror image", key="predict_flip",
+        help="Test-time augmentation: each answer averages the photo's and its left-right mirror's. "
+        "Twice the work; often a little more accurate, because a mirrored pet is still the same pet.",
+    )
+    your_photos(run, flip_average)
     st.divider()
-    test_set(run)
+    test_set(run, flip_average)
 
 
 def choose_run() -> Run | None:
@@ -56,10 +60,11 @@ def label(run: Run) -> str:
     return f"{summary['arch']} · {run.id} · {summary['status']} · best val acc {ui.percent(summary['best_val_accuracy'])}"
 
 
-def your_photos(run: Run) -> None:
+def your_photos(run: Run, flip_average: bool) -> None:
     st.subheader("Your photos")
+    # No extension filter: a folder's worth of files may be dropped, and the content decides.
     uploads = st.file_uploader(
-        "Pet photos", type=UPLOAD_TYPES, accept_multiple_files=True, key="predict_uploads",
+        "Pet photos", accept_multiple_files=True, key="predict_uploads",
         help=f"JPEG, PNG, GIF, BMP, WebP or TIFF, up to {config.MAX_UPLOAD_BYTES // 2**20} MB each.",
     )
     photos = [(upload.name, upload.getvalue()) for upload in uploads or []]
@@ -71,17 +76,18 @@ def your_photos(run: Run) -> None:
         st.caption("Upload one or more photos of a cat or a dog, or take one with the camera.")
         return
     for index, (name, data) in enumerate(photos):
-        show_prediction(run, index, name, data)
+        with ui.guard(name):
+            show_prediction(run, index, name, data, flip_average)
 
 
 @st.cache_data(show_spinner="Asking the model…", max_entries=16)
-def analyse(run_path: str, model_mtime_ns: int, data: bytes) -> dict:
+def analyse(run_path: str, model_mtime_ns: int, data: bytes, flip_average: bool) -> dict:
     """Probabilities, the model's input and the Grad-CAM overlay for one photo's bytes."""
     run = Run(Path(run_path))
     model = ui.load_model(run)
     photo = load_image(data)
     pixels = to_model_input(photo, input_size(model))
-    probs = probabilities(model, pixels[None])[0]
+    probs = probabilities(model, pixels[None], flip_average)[0]
     best = int(np.argmax(probs))
     return {
         "photo": photo,
@@ -92,9 +98,9 @@ def analyse(run_path: str, model_mtime_ns: int, data: bytes) -> dict:
     }
 
 
-def show_prediction(run: Run, index: int, name: str, data: bytes) -> None:
+def show_prediction(run: Run, index: int, name: str, data: bytes, flip_average: bool) -> None:
     try:
-        result = analyse(str(run.path), run.model_path.stat().st_mtime_ns, data)
+        result = analyse(str(run.path), run.model_path.stat().st_mtime_ns, data, flip_average)
     except ImageError as error:
         st.error(f"{name}: {error}")
         return
@@ -124,15 +130,16 @@ def probability_bars(probs: dict[str, float]) -> go.Figure:
 
 
 @st.cache_data(show_spinner="Scoring the test photos…", max_entries=16)
-def evaluation(run_path: str, model_mtime_ns: int) -> dict:
-    return evaluate(Run(Path(run_path)))
+def evaluation(run_path: str, model_mtime_ns: int, flip_average: bool) -> dict:
+    return evaluate(Run(Path(run_path)), flip_average)
 
 
-def test_set(run: Run) -> None:
+def test_set(run: Run, flip_average: bool) -> None:
     st.subheader("Held-out test set")
-    st.caption("Photos the model never saw while training or choosing its best epoch.")
+    mirrored = " Each answer averages the photo's and its mirror image's." if flip_average else ""
+    st.caption(f"Photos the model never saw while training or choosing its best epoch.{mirrored}")
     try:
-        result = evaluation(str(run.path), run.model_path.stat().st_mtime_ns)
+        result = evaluation(str(run.path), run.model_path.stat().st_mtime_ns, flip_average)
         scan = ui.load_scan(run.config.get("data_dir"))
     except (RunError, DataError) as error:
         st.error(f"The test set cannot be scored: {error}")

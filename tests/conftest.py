@@ -133,11 +133,17 @@ def real_data():
 
 @pytest.fixture(scope="module")
 def browser():
-    """Chromium driven by Playwright (tests/browser.py); skips, saying why, when either is missing."""
+    """Chromium driven by Playwright (tests/browser.py); skips, saying why, when either is missing.
+
+    CI installs Chromium, and sets CATDOG_REQUIRE_BROWSER so that its absence fails, not skips.
+    """
     from browser import CHROMIUM, launch_chromium
 
     if not CHROMIUM.exists():
-        pytest.skip(f"needs Debian's Chromium at {CHROMIUM} for the browser tests")
+        reason = f"needs Debian's Chromium at {CHROMIUM} for the browser tests"
+        if os.environ.get("CATDOG_REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
     with sync_api.sync_playwright() as playwright:
         chromium = launch_chromium(playwright)

@@ -205,5 +205,7 @@ BAD: dict[str, Bad] = {
     "ico": Bad(lambda: encode(gradient((16, 16)), "ICO"), ("not an image", "icon")),
     "psd-like": Bad(lambda: b"8BPS\x00\x01" + b"\0" * 100, ("not an image", "photoshop")),
     "webp-header-only": Bad(lambda: encode(gradient(), "WEBP")[:16], ("webp",)),
+    "ds-store": Bad(lambda: b"\0\0\0\x01Bud1" + b"\0" * 2048, ("not an image",)),
+    "thumbs-db": Bad(lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 2048, ("not an image",)),
     "heic": Bad(lambda: b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64, ("heic",)),
 }

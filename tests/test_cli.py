@@ -2,6 +2,7 @@
 
 import json
 
+import corpus
 from conftest import catdog, synthetic_image
 
 
@@ -55,6 +56,32 @@ def test_train_wait_runs_list_predict_and_evaluate(trained_run_dir, tiny_data, t
     assert evaluation["n"] == 4 and evaluation["classes"] == ["cats", "dogs"]
     assert sum(map(sum, evaluation["confusion_matrix"])) == 4
     assert 0 <= evaluation["test_accuracy"] <= 1
+
+
+def test_predict_names_every_bad_file_in_one_json_line(trained_run_dir, tmp_path):
+    run_id = json.loads(catdog("runs", "--runs-dir", str(trained_run_dir), "--json").stdout)[0]["id"]
+    expected = {}
+    for key, bad in corpus.BAD.items():
+        path = tmp_path / f"{key}.jpg"
+        path.write_bytes(bad.make())
+        expected[str(path)] = bad.words
+    expected[str(tmp_path / "missing.jpg")] = ("no such file",)
+    expected[str(tmp_path)] = ("is a directory",)
+    result = catdog("predict", "--run", run_id, "--runs-dir", str(trained_run_dir), *expected)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [answer["file"] for answer in answers] == list(expected)
+    for answer in answers:
+        assert "label" not in answer
+        assert all(word in answer["error"].lower() for word in expected[answer["file"]]), answer
+
+
+def test_evaluate_with_flip_tta_says_so(trained_run_dir):
+    run_id = json.loads(catdog("runs", "--runs-dir", str(trained_run_dir), "--json").stdout)[0]["id"]
+    result = catdog("evaluate", "--run", run_id, "--runs-dir", str(trained_run_dir), "--flip-tta", "--json")
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads(result.stdout)
+    assert evaluation["flip_average"] is True and evaluation["n"] == 4
 
 
 def test_train_wait_prints_one_json_line_and_fails_for_a_failed_run(tmp_path, tiny_data):

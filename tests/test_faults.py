@@ -180,6 +180,11 @@ IMAGE_SUFFIX = {"jpeg": ".jpg", "mpo": ".jpg", "png": ".png", "gif": ".gif", "we
                 "tiff": ".tiff"}
 
 
+# Names such files really have: the uploader takes any name, the content decides.
+NON_IMAGE_NAME = {"text": "README", "html": "index.html", "svg": "cat drawing.svg", "zip": "photos.zip",
+                  "gzip": "backup.tar.gz", "pdf": "vet bill.pdf", "random-binary": "data.bin", "ico": "favicon.ico",
+                  "psd-like": "poster.psd", "ds-store": ".DS_Store", "thumbs-db": "Thumbs.db", "heic": "IMG_0042.HEIC"}
+
 # Bad files that never reach the app: Streamlit's uploader refuses them in the browser.
 REFUSED_BY_BROWSER = {"too-large": "File must be 25.0MB or smaller"}
 
@@ -205,7 +210,7 @@ def dropped(browser, tmp_path_factory, trained_run_dir):
     cache = tmp_path_factory.getbasetemp() / "cache"
     env = {"CATDOG_RUNS_DIR": str(runs), "CATDOG_CACHE_DIR": str(cache)}
     good = {odd_name(key, i): key for i, key in enumerate(GOOD)}
-    bad = {odd_name(key, i): key for i, key in enumerate(BAD)}
+    bad = {NON_IMAGE_NAME.get(key) or odd_name(key, i): key for i, key in enumerate(BAD)}
     files = [{"name": name, "mimeType": "application/octet-stream", "buffer": GOOD[key].make()}
              for name, key in good.items()]
     files += [{"name": name, "mimeType": "application/octet-stream", "buffer": BAD[key].make()}

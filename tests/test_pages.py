@@ -5,6 +5,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import corpus
 import pytest
 from conftest import assert_clean, make_dataset, open_app, synthetic_image, wait_for
 from streamlit.testing.v1 import AppTest
@@ -15,9 +16,9 @@ from catdog.runs import ACTIVE, RunStore
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
 
 
-def jpeg_bytes(label: int) -> bytes:
+def jpeg_bytes(label: int, seed: int = 4242) -> bytes:
     out = io.BytesIO()
-    synthetic_image(label, 4242, size=(120, 90)).save(out, format="JPEG")
+    synthetic_image(label, seed, size=(120, 90)).save(out, format="JPEG")
     return out.getvalue()
 
 
@@ -159,6 +160,18 @@ def test_augmentation_apply_again_and_upload(tiny_env):
     assert [e.value for e in app.error] == ["oops.png: not an image: a text file"]
 
 
+def test_augmentation_names_every_bad_upload_in_one_line(tiny_env):
+    app = open_app("pages/augmentation.py")
+    app.button_group(key="aug_source").set_value("Upload").run()
+    for key, bad in corpus.BAD.items():
+        name = f"{key}.jpg"
+        app.file_uploader(key="aug_upload").set_value((name, bad.make(), "image/jpeg")).run()
+        assert_clean(app)
+        [error] = [e.value for e in app.error]
+        assert error.startswith(f"{name}: ") and "\n" not in error
+        assert all(word in error.lower() for word in bad.words), error
+
+
 def test_train_start_queue_and_cancel(tiny_env):
     app = open_app("pages/train.py")
     assert_clean(app)
@@ -193,6 +206,50 @@ def test_predict_labels_uploads_and_names_bad_files(trained_env):
     assert [e.value for e in app.error] == ["notes.jpg: not an image: a text file"]
     captions = [c for image in app.get("image") for c in image.captions]
     assert "my cat.jpg" in captions and "Grad-CAM: where it looked" in captions
+
+
+def test_predict_takes_any_file_name_and_lets_the_content_decide(trained_env):
+    app = open_app("pages/predict.py")
+    uploads = [("IMG_0001", jpeg_bytes(1, seed=77), "application/octet-stream"),
+               (".DS_Store", b"\0\0\0\x01Bud1" + b"\0" * 64, "application/octet-stream")]
+    app.file_uploader(key="predict_uploads").set_value(uploads).run()
+    assert_clean(app)
+    assert len([m for m in app.markdown if m.value.startswith("### ")]) == 1
+    assert [e.value for e in app.error] == [".DS_Store: not an image: an unsupported format (use JPEG, PNG, GIF, BMP, WebP or TIFF)"]
+
+
+def test_one_photo_that_breaks_the_analysis_does_not_take_the_others_down(trained_env, monkeypatch):
+    import catdog.explain
+
+    real, calls = catdog.explain.grad_cam, []
+
+    def first_call_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("simulated failure")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(catdog.explain, "grad_cam", first_call_fails)
+    app = open_app("pages/predict.py")
+    uploads = [("first.jpg", jpeg_bytes(0, seed=91), "image/jpeg"), ("second.jpg", jpeg_bytes(1, seed=92), "image/jpeg")]
+    app.file_uploader(key="predict_uploads").set_value(uploads).run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "first.jpg hit an unexpected problem: simulated failure. The details are in the server log."
+    ]
+    assert len([m for m in app.markdown if m.value.startswith("### ")]) == 1
+    assert "second.jpg" in [c for image in app.get("image") for c in image.captions]
+    assert any(m.label == "Test accuracy" for m in app.metric), "the rest of the page must still show"
+
+
+def test_predict_flip_tta_scores_with_the_mirror_too(trained_env):
+    app = open_app("pages/predict.py")
+    app.file_uploader(key="predict_uploads").set_value([("cat.jpg", jpeg_bytes(0, seed=5), "image/jpeg")]).run()
+    app.toggle(key="predict_flip").set_value(True).run()
+    assert_clean(app)
+    assert len([m for m in app.markdown if m.value.startswith("### ")]) == 1
+    assert any(m.label == "Test accuracy" for m in app.metric)
+    assert any("averages the photo's and its mirror image's" in c.value for c in app.caption)
 
 
 def test_predict_scores_the_test_split(trained_env):

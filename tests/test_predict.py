@@ -34,9 +34,39 @@ def test_evaluate_scores_a_test_split_disjoint_from_training(run, tiny_data):
     assert evaluate(run) == result
 
 
+def test_flip_tta_averages_the_photo_and_its_mirror(run):
+    photo = np.asarray(synthetic_image(1, 8, size=(90, 60)))
+    plain, mirrored = predict(run, photo), predict(run, photo[:, ::-1])
+    averaged = predict(run, photo, flip_average=True)
+    for name in averaged:
+        assert averaged[name] == pytest.approx((plain[name] + mirrored[name]) / 2, abs=1e-5)
+
+
+def test_flip_tta_evaluation_is_kept_apart_from_the_plain_one(run):
+    plain, flipped = evaluate(run), evaluate(run, flip_average=True)
+    assert plain["flip_average"] is False and flipped["flip_average"] is True
+    assert (run.path / "evaluation.json").is_file() and (run.path / "evaluation-flip.json").is_file()
+    assert evaluate(run) == plain and evaluate(run, flip_average=True) == flipped
+
+
 def test_models_load_with_safe_mode_and_are_cached(run):
     assert load_model(run) is load_model(run)
     assert class_names(run) == ["cats", "dogs"]
+
+
+def test_a_model_with_python_code_in_it_is_refused(tmp_path):
+    """A Lambda layer would run arbitrary code on load: safe_mode must refuse it."""
+    import keras
+
+    from catdog.runs import Run
+
+    inputs = keras.Input((4,))
+    tampered = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    run = Run(tmp_path / "tampered")
+    run.path.mkdir()
+    tampered.save(run.model_path)
+    with pytest.raises(ValueError, match="(?i)lambda"):
+        load_model(run)
 
 
 def test_a_run_without_a_model_is_a_clear_error(tmp_path):
