@@ -28,6 +28,7 @@ ASSETS = ROUTER.parent / "assets"
 LOGO = ASSETS / "logo.svg"
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
 STATUS_REFRESH_S = 2.0
+RESUME_EVERY_S = 30
 
 log = logging.getLogger("catdog.dashboard")
 P = ParamSpec("P")
@@ -104,9 +105,12 @@ def setup_page() -> None:
         resume_queue(str(config.runs_dir()))
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, ttl=RESUME_EVERY_S)
 def resume_queue(runs_dir: str) -> None:
-    """Once per server and runs folder: runs left queued by a reboot get a queue process again."""
+    """Runs left queued with no queue process (a reboot, a killed process) get one again.
+
+    At most every RESUME_EVERY_S per server and runs folder: a page view must stay cheap.
+    """
     RunStore(runs_dir).resume()
 
 

@@ -25,6 +25,8 @@ def load_model(run: Run) -> keras.Model:
     path = run.model_path
     if not path.is_file():
         raise RunError(f"run {run.id} has no saved model yet")
+    if path.is_symlink():
+        raise RunError(f"run {run.id}'s model is a link; only model files the app saved are loaded")
     key = (str(path.resolve()), path.stat().st_mtime_ns)
     with _models_lock:
         if key not in _models:
@@ -36,7 +38,7 @@ def load_model(run: Run) -> keras.Model:
 
 
 def class_names(run: Run) -> list[str]:
-    classes = (read_json(run.path / "data.json") or {}).get("classes")
+    classes = run.data().get("classes")
     if not classes:
         raise RunError(f"run {run.id} has no recorded classes (did it start training?)")
     return classes

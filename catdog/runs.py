@@ -5,6 +5,7 @@ A run is a folder under the runs directory:
     config.json     what to train (architecture, hyperparameters, data, seed, versions)
     status.json     queued | running | finished | failed | cancelled, with pid, times, error
     history.jsonl   one line per epoch, plus batch-progress lines
+    data.json       what training found in the data folder: classes, counts, skipped files
     model.keras     the weights with the best validation accuracy so far
     tensorboard/    TensorBoard event files
     train.log       the training process's output
@@ -68,6 +69,10 @@ class Run:
     @property
     def log_path(self) -> Path:
         return self.path / "train.log"
+
+    def data(self) -> dict:
+        """What training found in the data folder: root, classes, counts and skipped files."""
+        return read_json(self.path / "data.json") or {}
 
     def status(self) -> dict:
         """The recorded status, corrected when the training process has died without saying so."""
@@ -176,7 +181,8 @@ class RunStore:
         """All runs, oldest first."""
         if not self.root.is_dir():
             return []
-        runs = [Run(p) for p in self.root.iterdir() if p.is_dir() and _RUN_ID.match(p.name)]
+        # A link could point anywhere: only the folders the app made here are runs.
+        runs = [Run(p) for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _RUN_ID.match(p.name)]
         return sorted(runs, key=lambda run: (run.config.get("created") or 0, run.id))
 
     def get(self, run_id: str) -> Run:
@@ -184,7 +190,7 @@ class RunStore:
         if not _RUN_ID.match(run_id or ""):
             raise RunError(f"invalid run id {run_id!r}")
         path = self.root / run_id
-        if not (path / "config.json").is_file():
+        if path.is_symlink() or not (path / "config.json").is_file():
             raise RunError(f"no run {run_id!r} in {self.root}")
         return Run(path)
 

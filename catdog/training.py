@@ -214,7 +214,7 @@ def train(run: Run) -> dict:
     data = scan(cfg["data_dir"], int(cfg["split_seed"]))
     write_json_atomic(
         run.path / "data.json",
-        {"root": str(data.root), "classes": data.classes, "counts": data.counts(), "skipped": len(data.skipped)},
+        {"root": str(data.root), "classes": data.classes, "counts": data.counts(), "skipped": data.skipped},
     )
     save_best = lambda trained: save_model_atomic(trained, run.model_path)
     batch_size, seed, size = int(cfg["batch_size"]), int(cfg["seed"]), image_size(cfg)

@@ -9,10 +9,11 @@ from pathlib import Path
 import corpus
 import numpy as np
 import pytest
-from conftest import synthetic_image
+from conftest import assert_clean, catdog, open_app, synthetic_image
 
 from catdog import config, data
 from catdog.data import DataError, Scan, scan
+from catdog.runs import RunStore
 
 TECHNICAL = re.compile(r"Error\b|Exception|Traceback|struct\.|object at 0x|Errno")
 
@@ -178,6 +179,22 @@ def messy(tmp_path: Path) -> Path:
     write_images(root / "validation" / "foxes", 0, 2)
     (root / "stray.txt").write_text("files beside the split folders are ignored")
     return root
+
+
+def test_a_run_on_a_messy_folder_trains_on_the_good_images_and_shows_the_rest(messy, tmp_path, monkeypatch):
+    runs_dir = tmp_path / "runs"
+    result = catdog("train", "--arch", "model1", "--epochs", "1", "--data-dir", str(messy),
+                    "--runs-dir", str(runs_dir), "--wait")
+    assert result.returncode == 0, result.stderr
+    (run,) = RunStore(runs_dir).runs()
+    recorded = run.data()
+    assert recorded["counts"]["train"] == {"cats": 9, "dogs": 4}
+    assert sorted(entry["file"] for entry in recorded["skipped"]) == sorted(e["file"] for e in scan(messy).skipped)
+
+    monkeypatch.setenv("CATDOG_RUNS_DIR", str(runs_dir))
+    app = open_app("pages/train.py")
+    assert_clean(app)
+    assert any(f"{len(recorded['skipped'])} files in the data folder were skipped" in e.label for e in app.expander)
 
 
 def test_messy_folder_trains_on_good_images_and_lists_the_rest(messy: Path) -> None:

@@ -2,9 +2,11 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,6 +128,48 @@ def test_run_ids_cannot_reach_outside_the_runs_dir():
     for bad in ("../etc", "/etc/passwd", "", "a/b"):
         with pytest.raises(RunError):
             store.get(bad)
+
+
+def _queue_processes(store: RunStore) -> list[int]:
+    """The pids of the queue processes serving this runs folder: one per submit, one at work."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"catdog.runs" in argv and str(store.root).encode() in argv:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_killed_queue_processes_are_replaced_and_the_queue_goes_on(tiny_data):
+    store = RunStore()
+    first = store.submit(_config(tiny_data, epochs=300))
+    second = store.submit(_config(tiny_data, epochs=1))
+    wait_for(lambda: _running_with_progress(first), 120, message="the first run to train")
+    for pid in _queue_processes(store):
+        os.kill(pid, signal.SIGKILL)
+    store.cancel(first.id)
+    wait_for(lambda: first.state == "cancelled", 60, message="the first run to stop by itself")
+    assert second.state == "queued", "nothing serves the queue now"
+    store.resume()
+    wait_for(lambda: second.state == "finished", 120, message="the queued run to train")
+
+
+def test_links_in_the_runs_dir_are_not_runs_and_linked_models_are_not_loaded(trained_run_dir, tmp_path):
+    (real,) = RunStore(trained_run_dir).runs()
+    store = RunStore(tmp_path / "runs")
+    store.root.mkdir()
+    (store.root / "elsewhere").symlink_to(real.path, target_is_directory=True)
+    assert store.runs() == []
+    with pytest.raises(RunError, match="no run"):
+        store.get("elsewhere")
+    copied = store.root / "copied"
+    shutil.copytree(real.path, copied, ignore=shutil.ignore_patterns("model.keras"))
+    (copied / "model.keras").symlink_to(real.model_path)
+    with pytest.raises(RunError, match="link"):
+        load_model(store.get("copied"))
 
 
 def test_bad_settings_are_refused_with_a_clear_message(tiny_data):
