@@ -5,7 +5,8 @@
 
 Writes a JSON file (default benchmarks/results.json) and prints a table. Both pipelines run in
 the same process, on the same data, one after the other, so their ratio is meaningful even on
-a noisy machine. catdog starts cold: its scan, pixel and feature caches live in a fresh folder.
+a noisy machine. catdog's cold runs start from an empty cache folder: scanning and decoding the
+images and computing backbone features are all inside their time.
 """
 
 import argparse
@@ -25,9 +26,9 @@ from PIL import Image
 
 from catdog import config
 from catdog.augment import AugmentConfig, preview
-from catdog.data import download_default_dataset, scan
+from catdog.data import download_default_dataset
 from catdog.images import load_image
-from catdog.predict import evaluate, input_size, load_model, predict, probabilities
+from catdog.predict import evaluate, predict
 from catdog.runs import RunStore
 from catdog.training import default_run_config, train
 
@@ -119,13 +120,13 @@ def catdog_run(store: RunStore, data_dir: str | None, **settings) -> tuple[dict,
 
 
 def test_accuracy(run) -> dict:
-    """Held-out test accuracy, plain and with horizontal-flip test-time augmentation."""
-    cfg = run.config
-    model = load_model(run)
-    pixels, labels = scan(cfg["data_dir"], cfg["split_seed"]).arrays("test", size=input_size(model))
-    plain = probabilities(model, pixels).argmax(1)
-    flipped = probabilities(model, pixels, flip_average=True).argmax(1)
-    return {"plain": round(float((plain == labels).mean()), 4), "flip_tta": round(float((flipped == labels).mean()), 4)}
+    """Held-out test accuracy through catdog's own evaluation, plain and with flip TTA."""
+    return {"plain": evaluate(run)["test_accuracy"], "flip_tta": evaluate(run, flip_average=True)["test_accuracy"]}
+
+
+def fresh_cache() -> None:
+    """A cold start: no scan, decoded pixels or backbone features from an earlier run."""
+    os.environ["CATDOG_CACHE_DIR"] = tempfile.mkdtemp(prefix="catdog-bench-cache-")
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -161,7 +162,6 @@ def main() -> None:
     parser.add_argument("--reference-epochs", type=int, default=20, help="the posts trained 20 epochs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
     args = parser.parse_args()
-    os.environ["CATDOG_CACHE_DIR"] = tempfile.mkdtemp(prefix="catdog-bench-cache-")
 
     data_dir = str(make_smoke_data(Path(tempfile.mkdtemp()))) if args.smoke else None
     root = Path(data_dir) if data_dir else download_default_dataset()
@@ -177,8 +177,10 @@ def main() -> None:
     results["reference_model4"] = reference_model4(root / "train", root / "validation", reference_epochs)
 
     print("catdog model4 …", file=sys.stderr)
+    fresh_cache()
     results["catdog_model4"], _ = catdog_run(store, data_dir, arch="model4", epochs=1 if args.smoke else 3)
     print("catdog model4 --fast (cold caches) …", file=sys.stderr)
+    fresh_cache()
     results["catdog_model4_fast_cold"], fast_run = catdog_run(store, data_dir, arch="model4", fast=True)
     print("catdog model4 --fast (warm caches) …", file=sys.stderr)
     results["catdog_model4_fast_warm"], _ = catdog_run(store, data_dir, arch="model4", fast=True)
@@ -186,10 +188,14 @@ def main() -> None:
     results["catdog_model4_finetune_fast"], finetune_run = catdog_run(
         store, data_dir, arch="model4-finetune", fast=True, fine_tune_epochs=1 if args.smoke else 2
     )
-    print("catdog model4 --fast --image-size 224 (cold features) …", file=sys.stderr)
+    print("catdog model4 --fast --image-size 224 (cold caches) …", file=sys.stderr)
+    fresh_cache()
     results["catdog_model4_fast_224"], hires_run = catdog_run(
         store, data_dir, arch="model4", fast=True, image_size=HIRES
     )
+    start = time.perf_counter()
+    evaluate(fast_run)
+    results["evaluation_seconds"] = round(time.perf_counter() - start, 2)
     results["test_accuracy"] = {
         "model4_fast": test_accuracy(fast_run),
         "model4_finetune_fast": test_accuracy(finetune_run),
@@ -214,10 +220,6 @@ def main() -> None:
     results["predict_160px"] = percentiles(timed(lambda: predict(fast_run, load_image(small)), 20))
     small_pixels = load_image(small)
     results["preview_8_variants"] = percentiles(timed(lambda: preview(small_pixels, AugmentConfig(), 8, seed=1), 20))
-    (fast_run.path / "evaluation.json").unlink(missing_ok=True)
-    start = time.perf_counter()
-    evaluate(fast_run)
-    results["evaluation_seconds"] = round(time.perf_counter() - start, 2)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
