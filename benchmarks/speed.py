@@ -1,6 +1,6 @@
 """Side-by-side speed benchmark: the reference posts' model4 pipeline against catdog's.
 
-    python -m benchmarks.speed            # full: real data set, about 15 minutes on 2 cores
+    python -m benchmarks.speed            # full: real data set, about 17 minutes on 2 cores
     python -m benchmarks.speed --smoke    # tiny synthetic data: keeps this script working
 
 Writes a JSON file (default benchmarks/results.json) and prints a table. Both pipelines run in
