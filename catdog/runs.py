@@ -80,12 +80,16 @@ class Run:
         if not isinstance(status, dict) or status.get("state") not in STATES:
             status = {"state": "failed", "error": "status.json is damaged or missing"}
         if status["state"] == "running" and not _alive(status.get("pid"), self.path):
-            # Not written back: the queue process, if alive, records the exact exit reason.
-            status = {
-                **status,
-                "state": "failed",
-                "error": "the training process ended without a final status (killed, or out of memory)",
-            }
+            # Not written back: the queue process, if alive, records the exact outcome, which
+            # for a cancelled run is "cancelled" (it may have ended the process itself).
+            if self.cancel_flag.exists():
+                status = {**status, "state": "cancelled"}
+            else:
+                status = {
+                    **status,
+                    "state": "failed",
+                    "error": "the training process ended without a final status (killed, or out of memory)",
+                }
         return status
 
     @property

@@ -196,7 +196,7 @@ def show_run(run: Run) -> None:
         st.warning(f"Cancelled after {len(history)} of {total} epochs.")
     skipped = run.data().get("skipped")
     if skipped:
-        with st.expander(f"{len(skipped)} files in the data folder were skipped: they are not usable images"):
+        with st.expander(f"{len(skipped)} files or folders in the data folder were not used for training"):
             st.dataframe(skipped, hide_index=True, width="stretch")
     if ui.is_active(run) and not cancelling and st.button("Cancel", icon=":material/stop:", key=f"cancel-{run.id}"):
         cancel(run)

@@ -194,7 +194,7 @@ def test_a_run_on_a_messy_folder_trains_on_the_good_images_and_shows_the_rest(me
     monkeypatch.setenv("CATDOG_RUNS_DIR", str(runs_dir))
     app = open_app("pages/train.py")
     assert_clean(app)
-    assert any(f"{len(recorded['skipped'])} files in the data folder were skipped" in e.label for e in app.expander)
+    assert any(f"{len(recorded['skipped'])} files or folders in the data folder were not used for training" in e.label for e in app.expander)
 
 
 def test_messy_folder_trains_on_good_images_and_lists_the_rest(messy: Path) -> None:

@@ -130,6 +130,19 @@ def test_run_ids_cannot_reach_outside_the_runs_dir():
             store.get(bad)
 
 
+def test_a_run_whose_process_died_reads_as_its_outcome_before_the_queue_records_it(tmp_path):
+    """Between a training process's death and the queue process's record, readers must not see
+    a cancelled run as failed."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    run.mark("running", pid=dead.pid)
+    assert run.state == "failed" and "without a final status" in run.status()["error"]
+    run.cancel_flag.touch()
+    assert run.state == "cancelled"
+
+
 def _queue_processes(store: RunStore) -> list[int]:
     """The pids of the queue processes serving this runs folder: one per submit, one at work."""
     pids = []
