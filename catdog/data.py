@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog import config
-from catdog.images import ImageError, _too_large, open_image, stored_size, to_model_input
+from catdog.images import ImageError, open_image, read_upload, stored_size, to_model_input
 from catdog.storage import read_json, write_json_atomic
 
 Progress = Callable[[int, int], None]
@@ -200,12 +200,7 @@ def _utf8(text: str) -> bytes:
 def _decode(path: Path, size: tuple[int, int] = config.IMAGE_SIZE) -> tuple[np.ndarray, tuple[int, int], str]:
     """Model-size pixels, original size and content digest of one file; ImageError if unusable."""
     try:
-        with open(path, "rb") as file:
-            # A video or disk image dropped among the photos must not be read into memory.
-            length = os.fstat(file.fileno()).st_size
-            if length > config.MAX_UPLOAD_BYTES:
-                raise ImageError(_too_large(length))
-            data = file.read(config.MAX_UPLOAD_BYTES + 1)
+        data = read_upload(path)
     except PermissionError:
         raise ImageError("cannot be read (permission denied)") from None
     except OSError as error:

@@ -1,6 +1,7 @@
 """Turning bytes from anywhere (uploads, data folders) into RGB pixels, or one clear error."""
 
 import io
+import os
 import re
 import warnings
 from pathlib import Path
@@ -209,11 +210,17 @@ def stored_size(data: bytes) -> tuple[int, int]:
 
 
 def read_upload(path: Path) -> bytes:
-    """A file's bytes, refused by its size before anything is read."""
-    size = path.stat().st_size
-    if size > MAX_UPLOAD_BYTES:
-        raise ImageError(_too_large(size))
-    return path.read_bytes()
+    """A file's bytes, refused by its size before anything is read: a video or disk image
+    among the photos must not be read into memory. OSError if it cannot be read at all."""
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise ImageError(_too_large(size))
+        # Bounded even if the file grows after the size check.
+        data = file.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageError(_too_large(len(data)))
+    return data
 
 
 def load_image(data: bytes, max_side: int | None = 1024) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import assert_clean, catdog, open_app, synthetic_image
 
-from catdog import config, data
+from catdog import config, data, images
 from catdog.data import DataError, Scan, scan
 from catdog.runs import RunStore
 
@@ -257,7 +257,7 @@ def test_permission_denied_is_listed_even_as_root(tmp_path: Path, monkeypatch) -
             raise PermissionError(13, "Permission denied", str(path))
         return open(path, *args, **kwargs)
 
-    monkeypatch.setattr(data, "open", guarded_open, raising=False)
+    monkeypatch.setattr(images, "open", guarded_open, raising=False)
     result = scan(tmp_path)
     assert {"file": "cats/cats.0.jpg", "reason": "cannot be read (permission denied)"} in result.skipped
     assert sum(result.counts()[split]["cats"] for split in config.SPLITS) == 3
