@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import streamlit as st
 from PIL import Image
+from streamlit.runtime.scriptrunner import script_runner
 
 from catdog import config, data, predict
 from catdog.augment import AugmentConfig
@@ -31,6 +32,18 @@ STATUS_REFRESH_S = 2.0
 RESUME_EVERY_S = 30
 
 log = logging.getLogger("catdog.dashboard")
+
+
+def _keep_keras_state() -> None:
+    """Streamlit calls keras.backend.clear_session() after every script and fragment run, for
+    apps that build a new model each run. This app keeps its models loaded across runs, and that
+    call's full garbage collection holds the server's interpreter for about 0.4 s each time:
+    with a few tabs polling a live run, it starved the server (measured with py-spy, and in
+    tests/test_faults.py's five-session test). So the server leaves Keras's state alone."""
+    script_runner._clean_problem_modules = lambda: None
+
+
+_keep_keras_state()
 P = ParamSpec("P")
 T = TypeVar("T")
 
