@@ -49,7 +49,7 @@ from browser import (
     new_page,
     settle,
 )
-from conftest import make_dataset, wait_for
+from support import make_dataset, wait_for
 
 TARGET_MS = 1000
 # The order a user tours the app in; each switch goes to the next page, round and round.

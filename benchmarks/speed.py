@@ -151,7 +151,7 @@ def jpeg_bytes(image: np.ndarray, size: tuple[int, int]) -> bytes:
 
 def make_smoke_data(root: Path) -> Path:
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import make_dataset
+    from support import make_dataset
 
     return make_dataset(root, per_split=(("train", 24), ("validation", 20)))
 

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
-from conftest import ROOT, wait_for
+from support import ROOT, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import synthetic_image
+from support import synthetic_image
 
 from catdog.augment import AugmentConfig, augmentation_code, build_augmentation, preview
 from catdog.models import build_model2

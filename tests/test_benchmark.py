@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 
 def run_smoke(module: str, out: Path, timeout: float) -> tuple[dict, str]:

@@ -3,7 +3,7 @@
 import json
 
 import corpus
-from conftest import catdog, synthetic_image
+from support import catdog, synthetic_image
 
 
 def test_data_json_reports_classes_splits_and_skipped(tiny_data, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import corpus
 import numpy as np
 import pytest
-from conftest import assert_clean, catdog, open_app, synthetic_image
+from support import assert_clean, catdog, open_app, synthetic_image
 
 from catdog import config, data, images
 from catdog.data import DataError, Scan, scan

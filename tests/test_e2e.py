@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from browser import SLOW_MS, Dashboard, assert_no_errors, settle
-from conftest import ROOT, synthetic_image, wait_for
+from support import ROOT, synthetic_image, wait_for
 
 # The browser and page fixtures (conftest.py) skip these tests, saying why, without Chromium or Playwright.
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from browser import PAGE_TITLES, SLOW_MS, Dashboard, assert_no_errors, heading, healthy, new_page, settle
-from conftest import ROOT, assert_clean, open_app, synthetic_image, wait_for
 from corpus import BAD, GOOD
+from support import ROOT, assert_clean, open_app, synthetic_image, wait_for
 
 from catdog.runs import ACTIVE, RunStore
 

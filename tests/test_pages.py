@@ -7,8 +7,8 @@ from pathlib import Path
 
 import corpus
 import pytest
-from conftest import assert_clean, make_dataset, open_app, synthetic_image, wait_for
 from streamlit.testing.v1 import AppTest
+from support import assert_clean, make_dataset, open_app, synthetic_image, wait_for
 
 import catdog_ui as ui
 from catdog.runs import ACTIVE, RunStore

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import synthetic_image
+from support import synthetic_image
 
 from catdog.data import scan
 from catdog.explain import grad_cam, overlay

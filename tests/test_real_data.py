@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import catdog
+from support import catdog
 
 
 def _train(real_data, tmp_path, *args):

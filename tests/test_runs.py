@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import synthetic_image, wait_for
+from support import synthetic_image, wait_for
 
 from catdog.predict import evaluate, input_size, load_model, predict
 from catdog.runs import Run, RunError, RunStore, _wait_or_stop

@@ -1,0 +1,85 @@
+"""Helpers the tests and benchmarks share: synthetic images and data sets, polling, the app and the CLI."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_KERAS_HOME = ROOT.parent / "shared" / "bin" / "keras-home"
+
+
+def _configure_keras_home() -> None:
+    """Points Keras at the offline cache beside the project when there is one (CI, developers)."""
+    if "KERAS_HOME" not in os.environ and SHARED_KERAS_HOME.exists():
+        home = subprocess.run([str(SHARED_KERAS_HOME)], capture_output=True, text=True, check=True)
+        os.environ["KERAS_HOME"] = home.stdout.strip()
+
+
+_configure_keras_home()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Polls until predicate() is truthy; returns its value or fails after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def synthetic_image(label: int, index: int, size=(64, 48)) -> Image.Image:
+    """Class 0 is warm with a bright disc, class 1 cool with a dark bar: learnable in one epoch."""
+    rng = np.random.default_rng(index * 7 + label)
+    width, height = size
+    base = np.array([200, 90, 60] if label == 0 else [60, 90, 200], dtype=np.float32)
+    pixels = np.clip(base + rng.normal(0, 25, (height, width, 3)), 0, 255)
+    yy, xx = np.mgrid[:height, :width]
+    if label == 0:
+        pixels[(yy - height / 2) ** 2 + (xx - width / 2) ** 2 < (height / 4) ** 2] = 250
+    else:
+        pixels[:, width // 3 : width // 2] = 20
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def make_dataset(root: Path, per_split=(("train", 12), ("validation", 10)), classes=("cats", "dogs")) -> Path:
+    for split, count in per_split:
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                synthetic_image(label, i + 1000 * (split == "validation")).save(folder / f"{name}.{i}.jpg")
+    return root
+
+
+# An AppTest's first run imports TensorFlow and builds models; later runs are fast.
+APPTEST_TIMEOUT = 120
+
+
+def open_app(page: str | None = None):
+    """The dashboard in Streamlit's AppTest, optionally switched to one of its pages."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=APPTEST_TIMEOUT).run()
+    if page:
+        app.switch_page(page).run()
+    return app
+
+
+def assert_clean(app) -> None:
+    """No exception and no message from the pages' error guard."""
+    assert not app.exception, [e.message for e in app.exception]
+    assert not [e.value for e in app.error if "unexpected problem" in e.value]
+
+
+def catdog(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs the command line as a user does: `python -m catdog ARGS`, text output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "catdog", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
