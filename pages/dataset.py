@@ -9,7 +9,7 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.data import DataError, Scan, default_dataset_available
-from catdog.images import ImageError, load_image
+from catdog.images import ImageError, load_image, read_upload
 
 DEFAULT, FOLDER = "Default: cats_and_dogs_filtered", "A folder on this computer"
 PAGE_SIZE = 24
@@ -155,7 +155,7 @@ def enlarge(scan: Scan, name: str, label: str) -> None:
     st.caption(f"`{name}` · {label} · {width} × {height} pixels")
     try:
         # Native size: small originals stay sharp instead of being blown up to the dialog's width.
-        st.image(load_image((scan.root / name).read_bytes()))
+        st.image(load_image(read_upload(scan.root / name)))
     except (OSError, ImageError) as error:
         st.error(f"{name} cannot be shown: {error}")
 

@@ -261,6 +261,7 @@ def past_runs() -> None:
             "last val acc": st.column_config.NumberColumn(format="percent"),
         },
     )
+    tensorboard_hint()
     chosen = [runs[i] for i in event.selection.rows]
     if not chosen:
         st.caption("Select runs in the table to compare their curves and download their models.")
@@ -270,6 +271,13 @@ def past_runs() -> None:
     loss.plotly_chart(compare(chosen, "val_loss"), key="compare-loss")
     for run in chosen:
         downloads(run)
+
+
+def tensorboard_hint() -> None:
+    """Every run also logs TensorBoard events: the way to its deeper views (graphs, histograms)."""
+    with st.expander("Open these runs in TensorBoard"):
+        st.caption("In a terminal on the machine that trains (TensorBoard is installed with catdog):")
+        st.code(f"tensorboard --logdir {RunStore().root}", language="bash")
 
 
 def run_row(run: Run) -> dict:

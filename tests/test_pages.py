@@ -38,15 +38,23 @@ def trained_env(monkeypatch, tiny_env, trained_run_dir):
     return trained_run_dir
 
 
-def test_script_runs_leave_keras_state_alone(monkeypatch):
-    """Streamlit's clear_session after every run cost the server ~0.4 s of garbage collection each."""
+def test_script_runs_leave_keras_state_alone(monkeypatch, tiny_env):
+    """Streamlit's clear_session after every run cost the server ~0.4 s of garbage collection each.
+
+    The dashboard replaces the hook Streamlit calls after each script run; this fails if Streamlit
+    stops calling that hook (the replacement would then guard nothing) or if Keras is cleared.
+    """
     import keras
     from streamlit.runtime.scriptrunner import script_runner
 
-    calls = []
-    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: calls.append(args))
-    script_runner._clean_problem_modules()
-    assert calls == []
+    open_app()  # imports catdog_ui, which installs the replacement
+    hook_calls, clears = [], []
+    replacement = script_runner._clean_problem_modules
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", lambda: (hook_calls.append(1), replacement()))
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: clears.append(args))
+    open_app()
+    assert hook_calls, "Streamlit no longer calls _clean_problem_modules after a script run"
+    assert clears == []
 
 
 def test_home_shows_tour_data_state_and_run_status(tiny_env):
@@ -285,6 +293,19 @@ def test_dataset_enlarges_a_photo_with_name_and_size(tiny_env):
     assert any("train/cats/cats.0.jpg" in c.value and "64 × 48 pixels" in c.value for c in app.caption)
 
 
+def test_dataset_enlarged_view_refuses_a_file_grown_past_the_limit(monkeypatch, tmp_path):
+    """The enlarged view reads the file again: it must be bounded like every other read, or a
+    photo replaced by a huge file after the scan is read whole into the server's memory."""
+    folder = make_dataset(tmp_path / "data")
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(folder))
+    app = open_app("pages/dataset.py")
+    with open(folder / "train" / "cats" / "cats.0.jpg", "r+b") as photo:
+        photo.truncate(2**40)  # sparse: a terabyte on paper, nothing on disk
+    app.button(key="enlarge-train/cats/cats.0.jpg").click().run()
+    assert_clean(app)
+    assert any("cats.0.jpg cannot be shown" in e.value and "too large" in e.value for e in app.error)
+
+
 def test_progress_text_covers_feature_caching_and_epochs():
     plan = {"epochs": 4, "fine_tune_epochs": 0}
     caching = {"epoch": 0, "batch": 500, "batches": 2000, "elapsed": 10.0, "phase": "features"}
@@ -313,3 +334,9 @@ def test_augmentation_without_data_works_on_uploads_and_never_downloads(monkeypa
     app.file_uploader(key="aug_upload").set_value(("mine.jpg", jpeg_bytes(1), "image/jpeg")).run()
     assert_clean(app)
     assert len(image_urls(app)) == 1 + 8
+
+
+def test_train_shows_how_to_open_the_runs_in_tensorboard(trained_env):
+    app = open_app("pages/train.py")
+    assert_clean(app)
+    assert any(c.value == f"tensorboard --logdir {trained_env}" for c in app.code)
