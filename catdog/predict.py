@@ -288,7 +288,7 @@ class Evaluation:
 
     @classmethod
     def load(cls, path: Path) -> "Evaluation | None":
-        """The saved evaluation, or None when it is missing, damaged or of an older format."""
+        """The saved evaluation, or None when it is missing or damaged."""
         try:
             return cls.from_dict(read_json(path))
         except (KeyError, TypeError, ValueError):

@@ -198,10 +198,10 @@ def test_sessions_asking_for_a_new_evaluation_at_once_wait_for_one_scoring(fresh
 
 
 @pytest.mark.parametrize("moment", ["scan", "probabilities"])
-def test_an_evaluation_records_the_model_version_it_scored(fresh_run, monkeypatch, moment):
+def test_an_evaluation_records_the_model_version_it_scored(run, fresh_run, monkeypatch, moment):
     """Training may save a better model at any moment of an evaluation, here while reading the
-    test split (before the model is loaded) or while scoring it (after)."""
-    newer = fifty_fifty_model(input_size(load_model(fresh_run)))
+    test split (before the copy's model is first loaded) or while scoring it (after)."""
+    newer = fifty_fifty_model(input_size(load_model(run)))
     real = getattr(predict_module, moment)
 
     def then_training_saves_a_newer_model(*args, **kwargs):
