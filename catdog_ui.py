@@ -14,13 +14,12 @@ from functools import wraps
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-import keras
 import numpy as np
 import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner import script_runner
 
-from catdog import config, data, predict
+from catdog import config, data
 from catdog.augment import AugmentConfig
 from catdog.runs import ACTIVE, Run, RunStore, planned_epochs
 
@@ -293,15 +292,3 @@ def runs_with_model() -> list[Run]:
 
 def is_active(run: Run) -> bool:
     return run.state in ACTIVE
-
-
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def _model(run_path: str, model_mtime_ns: int) -> keras.Model:
-    return predict.load_model(Run(Path(run_path)))
-
-
-def load_model(run: Run) -> keras.Model:
-    """The run's saved model, reloaded when training saves a better one."""
-    return _model(str(run.path), run.model_path.stat().st_mtime_ns)
-
-

@@ -121,7 +121,7 @@ def catdog_run(store: RunStore, data_dir: str | None, **settings) -> tuple[dict,
 
 def test_accuracy(run) -> dict:
     """Held-out test accuracy through catdog's own evaluation, plain and with flip TTA."""
-    return {"plain": evaluate(run)["test_accuracy"], "flip_tta": evaluate(run, flip_average=True)["test_accuracy"]}
+    return {"plain": evaluate(run).test_accuracy, "flip_tta": evaluate(run, flip_average=True).test_accuracy}
 
 
 def fresh_cache() -> None:

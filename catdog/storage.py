@@ -7,17 +7,27 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Readers see the old file or the new one, never a torn write (rename is atomic)."""
+def write_bytes_atomic(path: Path, data: bytes, mtime_ns: int | None = None) -> None:
+    """Readers see the old file or the new one, never a torn write (rename is atomic).
+
+    Each call writes its own temporary file, so threads and processes writing the same path at
+    once never share one. mtime_ns, when given, is the file's time from the moment it appears.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out, indent=1)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_bytes_atomic(path, json.dumps(data, indent=1).encode())
 
 
 def read_json(path: Path, default: Any = None) -> Any:

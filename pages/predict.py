@@ -5,7 +5,6 @@ Uploaded bytes stay in memory: nothing is written under the uploader's file name
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -14,9 +13,8 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.data import DataError, Scan
-from catdog.explain import grad_cam, overlay
-from catdog.images import ImageError, load_image, to_model_input
-from catdog.predict import class_names, evaluate, input_size, probabilities
+from catdog.images import ImageError
+from catdog.predict import Evaluation, ImageResult, Prediction, analyse_photo, evaluate, model_version
 from catdog.runs import Run, RunError
 
 GALLERY_PAGE = 24
@@ -80,40 +78,28 @@ def your_photos(run: Run, flip_average: bool) -> None:
             show_prediction(run, index, name, data, flip_average)
 
 
+# Reruns (any widget) show the same photos again: their answers are kept for a while, keyed by
+# the photo's bytes and the model version, so a better model saved by training answers anew.
 @st.cache_data(show_spinner="Asking the model…", max_entries=16)
-def analyse(run_path: str, model_mtime_ns: int, data: bytes, flip_average: bool) -> dict:
-    """Probabilities, the model's input and the Grad-CAM overlay for one photo's bytes."""
-    run = Run(Path(run_path))
-    model = ui.load_model(run)
-    photo = load_image(data)
-    pixels = to_model_input(photo, input_size(model))
-    probs = probabilities(model, pixels[None], flip_average)[0]
-    best = int(np.argmax(probs))
-    return {
-        "photo": photo,
-        "pixels": pixels,
-        "probabilities": dict(zip(class_names(run), map(float, probs))),
-        "predicted": class_names(run)[best],
-        "grad_cam": overlay(photo, grad_cam(model, pixels, best)),
-    }
+def analysed(run_path: str, version: int, data: bytes, flip_average: bool) -> Prediction:
+    return analyse_photo(Run(Path(run_path)), data, flip_average)
 
 
 def show_prediction(run: Run, index: int, name: str, data: bytes, flip_average: bool) -> None:
     try:
-        result = analyse(str(run.path), run.model_path.stat().st_mtime_ns, data, flip_average)
+        result = analysed(str(run.path), model_version(run), data, flip_average)
     except ImageError as error:
         st.error(f"{name}: {error}")
         return
     with st.container(border=True):
         photo, answer, seen, heat = st.columns([1.3, 1.2, 1, 1])
-        photo.image(result["photo"], caption=name, width="stretch")
+        photo.image(result.photo, caption=name, width="stretch")
         with answer:
-            confidence = result["probabilities"][result["predicted"]]
-            st.markdown(f"### {result['predicted']}")
-            st.caption(f"{confidence:.1%} sure")
-            st.plotly_chart(probability_bars(result["probabilities"]), key=f"probs-{index}")
-        seen.image(result["pixels"], caption=f"What the model sees ({len(result['pixels'])} px)", width="stretch")
-        heat.image(result["grad_cam"], caption="Grad-CAM: where it looked", width="stretch")
+            st.markdown(f"### {result.label}")
+            st.caption(f"{result.confidence:.1%} sure")
+            st.plotly_chart(probability_bars(result.probabilities), key=f"probs-{index}")
+        seen.image(result.pixels, caption=f"What the model sees ({len(result.pixels)} px)", width="stretch")
+        heat.image(result.grad_cam, caption="Grad-CAM: where it looked", width="stretch")
 
 
 def probability_bars(probs: dict[str, float]) -> go.Figure:
@@ -129,47 +115,61 @@ def probability_bars(probs: dict[str, float]) -> go.Figure:
     return figure
 
 
-@st.cache_data(show_spinner="Scoring the test photos…", max_entries=16)
-def evaluation(run_path: str, model_mtime_ns: int, flip_average: bool) -> dict:
-    return evaluate(Run(Path(run_path)), flip_average)
-
-
 def test_set(run: Run, flip_average: bool) -> None:
     st.subheader("Held-out test set")
     mirrored = " Each answer averages the photo's and its mirror image's." if flip_average else ""
     st.caption(f"Photos the model never saw while training or choosing its best epoch.{mirrored}")
     try:
-        result = evaluation(str(run.path), run.model_path.stat().st_mtime_ns, flip_average)
+        with st.spinner("Scoring the test photos…"):
+            result = evaluate(run, flip_average)
         scan = ui.load_scan(run.config.get("data_dir"))
     except (RunError, DataError) as error:
         st.error(f"The test set cannot be scored: {error}")
         return
-    cols = st.columns(1 + len(result["classes"]))
-    cols[0].metric("Test accuracy", ui.percent(result["test_accuracy"]), help=f"On {result['n']} photos.")
-    for col, (name, accuracy) in zip(cols[1:], result["per_class"].items()):
-        col.metric(f"{name} recognised", ui.percent(accuracy))
+    cols = st.columns(1 + len(result.classes))
+    cols[0].metric("Test accuracy", ui.percent(result.test_accuracy), help=f"On {result.n} photos.")
+    for col, (name, scores) in zip(cols[1:], result.per_class.items()):
+        col.metric(
+            f"{name} recognised", ui.percent(scores.recall),
+            help=f"Recall: of the {scores.support} test photos of {name}, the share the model called {name}.",
+        )
+    st.dataframe(class_table(result), hide_index=True)
     matrix, mistakes = st.columns([1, 2])
     matrix.plotly_chart(confusion(result), key="confusion")
     with mistakes:
         st.markdown("**Most confident mistakes**")
-        wrong = sorted((i for i in result["images"] if not i["correct"]), key=lambda i: -i["confidence"])
+        wrong = result.confident_mistakes(CONFIDENT_MISTAKES)
         if wrong:
-            gallery(wrong[:CONFIDENT_MISTAKES], scan, columns=4)
+            gallery(wrong, scan, columns=4)
         else:
             st.success("No mistakes on the test set.")
     st.markdown("**All test photos**")
     mistakes_only = st.toggle("Mistakes only", key="predict_mistakes_only")
-    images = [i for i in result["images"] if not (mistakes_only and i["correct"])]
+    images = [i for i in result.images if not (mistakes_only and i.correct)]
     if not images:
         st.caption("Nothing to show.")
         return
     gallery(ui.page_of(images, GALLERY_PAGE, key="test-page"), scan, columns=GALLERY_COLUMNS)
 
 
-def confusion(result: dict) -> go.Figure:
-    classes = result["classes"]
+def class_table(result: Evaluation) -> pd.DataFrame:
+    """Per class: recall, precision and F1 ("–" for a class with no test photos, or never guessed)."""
+    return pd.DataFrame([
+        {
+            "Class": name,
+            "Test photos": scores.support,
+            "Recognised (recall)": ui.percent(scores.recall),
+            "Precision": ui.percent(scores.precision),
+            "F1": ui.percent(scores.f1),
+        }
+        for name, scores in result.per_class.items()
+    ])
+
+
+def confusion(result: Evaluation) -> go.Figure:
+    classes = list(result.classes)
     figure = px.imshow(
-        pd.DataFrame(result["confusion_matrix"], index=classes, columns=classes),
+        pd.DataFrame(result.confusion_matrix, index=classes, columns=classes),
         text_auto=True, color_continuous_scale="Blues", labels={"x": "predicted", "y": "true", "color": "photos"},
         title="Confusion matrix",
     )
@@ -177,15 +177,15 @@ def confusion(result: dict) -> go.Figure:
     return figure
 
 
-def gallery(images: list[dict], scan: Scan, columns: int) -> None:
+def gallery(images: list[ImageResult], scan: Scan, columns: int) -> None:
     grid = st.columns(columns)
     for i, item in enumerate(images):
-        if item["file"] not in scan.index:
+        if item.file not in scan.index:
             continue
         # Words, not emoji: the marks must read the same on every system font and projector.
-        mark = f"right · {item['label']}" if item["correct"] else f"wrong · {item['label']} → {item['predicted']}"
+        mark = f"right · {item.label}" if item.correct else f"wrong · {item.label} → {item.predicted}"
         grid[i % columns].image(
-            ui.thumbnail(scan.key, item["file"], scan), caption=f"{mark} · {item['confidence']:.0%}", width="stretch"
+            ui.thumbnail(scan.key, item.file, scan), caption=f"{mark} · {item.confidence:.0%}", width="stretch"
         )
 
 

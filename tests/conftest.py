@@ -4,12 +4,10 @@ The helpers they use live in support.py.
 """
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import ROOT, make_dataset
+from support import make_dataset, train_model1
 
 
 @pytest.fixture(autouse=True)
@@ -28,14 +26,17 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run_dir(tmp_path_factory, tiny_data) -> Path:
     """A runs folder holding one finished model1 run on tiny_data, trained by the real process."""
-    runs_dir = tmp_path_factory.mktemp("trained-runs")
-    env = {**os.environ, "CATDOG_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "cache")}
-    subprocess.run(
-        [sys.executable, "-m", "catdog", "train", "--arch", "model1", "--epochs", "2",
-         "--data-dir", str(tiny_data), "--runs-dir", str(runs_dir), "--wait"],
-        check=True, cwd=ROOT, env=env, capture_output=True, timeout=300,
-    )
-    return runs_dir
+    return train_model1(tmp_path_factory.mktemp("trained-runs"), tiny_data, 2, tmp_path_factory.getbasetemp() / "cache")
+
+
+@pytest.fixture(scope="session")
+def lopsided_run_dir(tmp_path_factory) -> Path:
+    """A runs folder holding one finished model1 run on data with two validation dogs and no
+    test/ folder: too few to hold one out, so the test split has cats only."""
+    data = make_dataset(tmp_path_factory.mktemp("lopsided-data"))
+    for extra in sorted((data / "validation" / "dogs").iterdir())[2:]:
+        extra.unlink()
+    return train_model1(tmp_path_factory.mktemp("lopsided-runs"), data, 1, tmp_path_factory.getbasetemp() / "cache")
 
 
 @pytest.fixture

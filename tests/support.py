@@ -78,6 +78,16 @@ def assert_clean(app) -> None:
     assert not [e.value for e in app.error if "unexpected problem" in e.value]
 
 
+def train_model1(runs_dir: Path, data_dir: Path, epochs: int, cache_dir: Path) -> Path:
+    """Trains one model1 run to the end with the real command line; returns the runs folder."""
+    subprocess.run(
+        [sys.executable, "-m", "catdog", "train", "--arch", "model1", "--epochs", str(epochs),
+         "--data-dir", str(data_dir), "--runs-dir", str(runs_dir), "--wait"],
+        check=True, cwd=ROOT, env={**os.environ, "CATDOG_CACHE_DIR": str(cache_dir)}, capture_output=True, timeout=300,
+    )
+    return runs_dir
+
+
 def catdog(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs the command line as a user does: `python -m catdog ARGS`, text output captured."""
     return subprocess.run(

@@ -276,8 +276,19 @@ def test_predict_scores_the_test_split(trained_env):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Test accuracy"].endswith("%")
     assert {"cats recognised", "dogs recognised"} <= set(metrics)
+    table = app.dataframe[0].value.set_index("Class")
+    assert list(table.index) == ["cats", "dogs"] and {"Precision", "F1"} <= set(table.columns)
     app.toggle(key="predict_mistakes_only").set_value(True).run()
     assert_clean(app)
+
+
+def test_predict_shows_dashes_for_a_class_without_test_photos(monkeypatch, lopsided_run_dir):
+    monkeypatch.setenv("CATDOG_RUNS_DIR", str(lopsided_run_dir))
+    app = open_app("pages/predict.py")
+    assert_clean(app)
+    assert {m.label: m.value for m in app.metric}["dogs recognised"] == "–"
+    dogs = app.dataframe[0].value.set_index("Class").loc["dogs"]
+    assert dogs["Test photos"] == 0 and dogs["Recognised (recall)"] == dogs["F1"] == "–"
 
 
 def test_predict_without_a_model_points_to_training(tiny_env):

@@ -1,18 +1,79 @@
-"""Prediction, held-out evaluation and Grad-CAM on a really trained run."""
+"""Prediction, held-out evaluation, Grad-CAM and TFLite export on a really trained run."""
 
+import io
+import json
+import logging
+import os
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import keras
 import numpy as np
 import pytest
-from support import synthetic_image
+from support import catdog, synthetic_image
 
+import catdog.predict as predict_module
 from catdog.data import scan
 from catdog.explain import grad_cam, overlay
-from catdog.predict import class_names, evaluate, load_model, predict
-from catdog.runs import RunError, RunStore
+from catdog.images import ImageError, load_image
+from catdog.predict import (
+    Evaluation,
+    analyse_photo,
+    class_names,
+    evaluate,
+    export_tflite,
+    input_size,
+    load_model,
+    model_version,
+    predict,
+)
+from catdog.runs import Run, RunError, RunStore
 
 
 @pytest.fixture
 def run(trained_run_dir):
     return RunStore(trained_run_dir).runs()[0]
+
+
+@pytest.fixture
+def fresh_run(run, tmp_path):
+    """A copy of the trained run with nothing made from its model yet: no evaluation, no TFLite."""
+    target = tmp_path / run.id
+    shutil.copytree(run.path, target, ignore=shutil.ignore_patterns("evaluation*.json", "*.tflite"))
+    return Run(target)
+
+
+def at_once(count: int, call):
+    """call() from `count` threads released together, as sessions opening a page at the same time."""
+    barrier = threading.Barrier(count)
+
+    def task():
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(count) as pool:
+        return [future.result() for future in [pool.submit(task) for _ in range(count)]]
+
+
+def replace_model(run: Run, model: keras.Model) -> None:
+    """Saves another model over the run's the way training does: a complete file renamed into place."""
+    partial = run.path / "partial.keras"
+    model.save(partial)
+    os.replace(partial, run.model_path)
+
+
+def fifty_fifty_model(size: tuple[int, int]) -> keras.Model:
+    """Answers exactly 50:50 for every photo, which tells its scores apart from a trained model's."""
+    inputs = keras.Input((*size, 3))
+    logits = keras.layers.Dense(2, kernel_initializer="zeros")(keras.layers.GlobalAveragePooling2D()(inputs))
+    return keras.Model(inputs, logits)
+
+
+def jpeg(image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="JPEG")
+    return out.getvalue()
 
 
 def test_predict_returns_probabilities_for_any_image_size(run):
@@ -22,16 +83,53 @@ def test_predict_returns_probabilities_for_any_image_size(run):
         assert abs(sum(probabilities.values()) - 1) < 1e-5
 
 
+def test_analyse_photo_answers_and_explains_a_photo_in_one_call(run):
+    photo = synthetic_image(0, 21, size=(200, 120))
+    result = analyse_photo(run, jpeg(photo))
+    assert list(result.probabilities) == ["cats", "dogs"]
+    assert result.probabilities == pytest.approx(predict(run, load_image(jpeg(photo))), abs=1e-6)
+    assert result.label == max(result.probabilities, key=result.probabilities.get)
+    assert result.confidence == result.probabilities[result.label] >= 0.5
+    assert result.photo.shape == (120, 200, 3) and result.grad_cam.shape == result.photo.shape
+    assert result.pixels.shape == (*input_size(load_model(run)), 3)
+    with pytest.raises(ImageError, match="not an image"):
+        analyse_photo(run, b"hello")
+
+
 def test_evaluate_scores_a_test_split_disjoint_from_training(run, tiny_data):
     result = evaluate(run)
     data = scan(tiny_data)
     seen = {name for split in ("train", "validation") for name, _ in data.files[split]}
-    tested = {image["file"] for image in result["images"]}
+    tested = {image.file for image in result.images}
     assert tested and not tested & seen
-    assert result["n"] == len(tested) == sum(map(sum, result["confusion_matrix"]))
-    correct = sum(image["correct"] for image in result["images"])
-    assert result["test_accuracy"] == correct / result["n"]
+    assert result.n == len(tested) == sum(map(sum, result.confusion_matrix))
+    correct = sum(image.correct for image in result.images)
+    assert result.test_accuracy == correct / result.n
     assert evaluate(run) == result
+
+
+def test_per_class_scores_and_confident_mistakes_follow_the_answers(run):
+    result = evaluate(run)
+    for name, scores in result.per_class.items():
+        mine = [image for image in result.images if image.label == name]
+        called = [image for image in result.images if image.predicted == name]
+        assert scores.support == len(mine)
+        assert scores.recall == sum(image.correct for image in mine) / len(mine)
+        if called:
+            assert scores.precision == sum(image.correct for image in called) / len(called)
+        if scores.precision and scores.recall:
+            assert scores.f1 == pytest.approx(2 / (1 / scores.precision + 1 / scores.recall))
+    mistakes = result.confident_mistakes(3)
+    assert mistakes == sorted(mistakes, key=lambda image: -image.confidence)
+    assert len(mistakes) == min(3, sum(not image.correct for image in result.images))
+    assert all(not image.correct for image in mistakes)
+
+
+def test_the_saved_evaluation_reads_back_equal(fresh_run):
+    result = evaluate(fresh_run, flip_average=True)
+    saved = json.loads((fresh_run.path / "evaluation-flip.json").read_text())
+    assert saved == json.loads(json.dumps(result.to_dict()))
+    assert Evaluation.from_dict(saved) == result
 
 
 def test_flip_tta_averages_the_photo_and_its_mirror(run):
@@ -44,7 +142,7 @@ def test_flip_tta_averages_the_photo_and_its_mirror(run):
 
 def test_flip_tta_evaluation_is_kept_apart_from_the_plain_one(run):
     plain, flipped = evaluate(run), evaluate(run, flip_average=True)
-    assert plain["flip_average"] is False and flipped["flip_average"] is True
+    assert plain.flip_average is False and flipped.flip_average is True
     assert (run.path / "evaluation.json").is_file() and (run.path / "evaluation-flip.json").is_file()
     assert evaluate(run) == plain and evaluate(run, flip_average=True) == flipped
 
@@ -84,3 +182,80 @@ def test_grad_cam_gives_a_normalised_map_and_an_overlay_of_the_photo_size(run):
     heat = grad_cam(load_model(run), to_model_input(photo), 0)
     assert heat.ndim == 2 and heat.min() >= 0 and heat.max() <= 1
     assert overlay(photo, heat).shape == photo.shape
+
+
+def test_sessions_opening_a_new_model_at_once_load_it_once(fresh_run):
+    models = at_once(4, lambda: load_model(fresh_run))
+    assert all(model is models[0] for model in models)
+
+
+def test_sessions_asking_for_a_new_evaluation_at_once_wait_for_one_scoring(fresh_run, caplog):
+    caplog.set_level(logging.INFO, logger="catdog.predict")
+    results = at_once(4, lambda: evaluate(fresh_run))
+    assert all(result is results[0] for result in results)
+    assert len([r for r in caplog.records if "scored" in r.getMessage()]) == 1
+    assert evaluate(fresh_run) is results[0]
+
+
+@pytest.mark.parametrize("moment", ["scan", "probabilities"])
+def test_an_evaluation_records_the_model_version_it_scored(run, fresh_run, monkeypatch, moment):
+    """Training may save a better model at any moment of an evaluation, here while reading the
+    test split (before the copy's model is first loaded) or while scoring it (after)."""
+    newer = fifty_fifty_model(input_size(load_model(run)))
+    real = getattr(predict_module, moment)
+
+    def then_training_saves_a_newer_model(*args, **kwargs):
+        monkeypatch.setattr(predict_module, moment, real)
+        result = real(*args, **kwargs)
+        replace_model(fresh_run, newer)
+        return result
+
+    monkeypatch.setattr(predict_module, moment, then_training_saves_a_newer_model)
+    first, latest = evaluate(fresh_run), evaluate(fresh_run)
+    newer_answers = lambda result: {image.confidence for image in result.images} == {0.5}
+    assert newer_answers(first) == (first.model_mtime_ns == model_version(fresh_run)), "answers and version agree"
+    assert latest.model_mtime_ns == model_version(fresh_run)
+    assert newer_answers(latest)
+    assert Evaluation.load(fresh_run.path / "evaluation.json") == latest
+
+
+def test_a_class_without_test_photos_has_no_scores_and_nothing_breaks(lopsided_run_dir):
+    run = RunStore(lopsided_run_dir).runs()[0]
+    result = evaluate(run)
+    dogs, cats = result.per_class["dogs"], result.per_class["cats"]
+    assert dogs.support == 0 and dogs.recall is None and dogs.f1 is None
+    assert cats.support == result.n > 0 and cats.recall is not None
+    assert json.loads(json.dumps(result.to_dict()))["per_class"]["dogs"]["recall"] is None
+
+    printed = catdog("evaluate", "--run", run.id, "--runs-dir", str(lopsided_run_dir))
+    assert printed.returncode == 0, printed.stderr
+    [dogs_line] = [line for line in printed.stdout.splitlines() if line.strip().startswith("dogs")]
+    assert "recall -" in dogs_line and "support 0" in dogs_line
+
+
+def test_evaluate_json_keeps_its_keys_with_per_class_scores(run, trained_run_dir):
+    result = catdog("evaluate", "--run", run.id, "--runs-dir", str(trained_run_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads(result.stdout)
+    assert set(evaluation) == {"run", "flip_average", "test_accuracy", "n", "classes", "per_class", "confusion_matrix"}
+    assert list(evaluation["per_class"]) == evaluation["classes"] == ["cats", "dogs"]
+    for scores in evaluation["per_class"].values():
+        assert set(scores) == {"recall", "precision", "f1", "support"}
+        assert all(scores[key] is None or 0 <= scores[key] <= 1 for key in ("recall", "precision", "f1"))
+    assert sum(scores["support"] for scores in evaluation["per_class"].values()) == evaluation["n"]
+
+
+def test_sessions_exporting_tflite_at_once_get_one_valid_conversion(fresh_run, caplog):
+    import tensorflow as tf
+
+    caplog.set_level(logging.INFO, logger="catdog.predict")
+    first, second = at_once(2, lambda: export_tflite(fresh_run))
+    assert first == second
+    assert len([r for r in caplog.records if "converted" in r.getMessage()]) == 1
+    interpreter = tf.lite.Interpreter(model_content=first)
+    interpreter.allocate_tensors()
+    assert tuple(interpreter.get_input_details()[0]["shape"][1:3]) == input_size(load_model(fresh_run))
+    assert sorted(path.name for path in fresh_run.path.iterdir() if "tflite" in path.name) == ["model.tflite"]
+
+    replace_model(fresh_run, fifty_fifty_model(input_size(load_model(fresh_run))))
+    assert export_tflite(fresh_run) != first, "a newer model is converted anew"

@@ -50,7 +50,7 @@ def test_a_run_at_another_image_size_trains_predicts_and_evaluates_at_that_size(
     model = load_model(run)
     assert input_size(model) == (96, 96)
     assert abs(sum(predict(run, np.asarray(synthetic_image(0, 3, size=(300, 200)))).values()) - 1) < 1e-5
-    assert evaluate(run)["n"] > 0
+    assert evaluate(run).n > 0
 
 
 def test_cancel_stops_a_running_run_within_5_s_and_keeps_history(tiny_data):
