@@ -169,7 +169,7 @@ BATCH_SIZE_RANGE = (1, 1024)
 # Steps the dashboard offers; any value in range is valid.
 BATCH_SIZE_CHOICES = (8, 16, 32, 64, 128)
 LEARNING_RATE_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
-SEED_RANGE = (0, 2**31 - 1)  # valid for every random generator training seeds
+SEED_RANGE = (0, 2**31 - 1)  # accepted by every random generator training seeds
 FEATURE_COPIES_RANGE = (0, 16)
 # Fine-tuning archs train this many epochs with the backbone's top unfrozen, after the head.
 FINE_TUNE_EPOCHS = 2
