@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog.runs import RunStore
-from catdog.training import default_run_config
+from catdog.settings import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # The browser tests' helpers are the one way this project drives the dashboard; reuse them.
@@ -150,7 +150,7 @@ def main() -> None:
     timeout_ms = 120_000
 
     with Dashboard(env, work / "streamlit.log") as server:
-        run = store.submit(default_run_config(arch, epochs=epochs, data_dir=data_dir))
+        run = store.submit(RunConfig(arch, epochs=epochs, data_dir=data_dir).to_dict())
         print(f"{arch} run {run.id}: waiting for its training epochs …", file=sys.stderr)
         # Epoch 2's batches: past the first epoch's graph tracing and validation, training at its steady pace.
         wait_for(

@@ -30,7 +30,8 @@ from catdog.data import download_default_dataset
 from catdog.images import load_image
 from catdog.predict import evaluate, predict
 from catdog.runs import RunStore
-from catdog.training import default_run_config, train
+from catdog.settings import RunConfig
+from catdog.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.97
@@ -107,7 +108,7 @@ def summarise(epoch_seconds: list[float], val_accuracy: list[float], reached: di
 
 def catdog_run(store: RunStore, data_dir: str | None, **settings) -> tuple[dict, object]:
     """One run through catdog's real training code, timed from the start of train()."""
-    run = store.create(default_run_config(data_dir=data_dir, **settings))
+    run = store.create(RunConfig(data_dir=data_dir, **settings).to_dict())
     start = time.time()
     train(run)
     total = time.time() - start

@@ -1,51 +1,9 @@
-"""Data augmentation: one config, the Keras layers training uses, and previews made by them."""
-
-from dataclasses import asdict, dataclass
+"""Data augmentation: the Keras layers an AugmentConfig (catdog.settings) trains with, and previews made by them."""
 
 import keras
 import numpy as np
 
-FLIP_MODES = {
-    "off": None,
-    "horizontal": "horizontal",
-    "vertical": "vertical",
-    "both": "horizontal_and_vertical",
-}
-FILL_MODES = ("reflect", "wrap", "constant", "nearest")
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Flip and rotation as in the reference posts; rotation is a fraction of a full turn."""
-
-    flip: str = "horizontal"
-    rotation: tuple[float, float] = (-0.2, 0.2)
-    fill_mode: str = "reflect"
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.flip not in FLIP_MODES:
-            raise ValueError(f"flip must be one of {', '.join(FLIP_MODES)}; got {self.flip!r}")
-        if self.fill_mode not in FILL_MODES:
-            raise ValueError(f"fill mode must be one of {', '.join(FILL_MODES)}; got {self.fill_mode!r}")
-        low, high = self.rotation
-        if not -1 <= low <= high <= 1:
-            raise ValueError(f"rotation range must satisfy -1 <= low <= high <= 1; got {self.rotation}")
-        object.__setattr__(self, "rotation", (float(low), float(high)))
-
-    @property
-    def is_identity(self) -> bool:
-        return self.flip == "off" and self.rotation == (0.0, 0.0)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> "AugmentConfig":
-        data = dict(data or {})
-        if "rotation" in data:
-            data["rotation"] = tuple(data["rotation"])
-        return cls(**data)
+from catdog.settings import FLIP_MODES, AugmentConfig
 
 
 def build_augmentation(config: AugmentConfig = AugmentConfig()) -> keras.Sequential:

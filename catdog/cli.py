@@ -1,49 +1,132 @@
-"""`python -m catdog …`: the same library the dashboard uses, from a terminal.
+"""The command line: the same library the dashboard uses, from a terminal.
 
-Machine-readable results go to stdout (JSON with --json); progress bars and errors go to
-stderr, each error as one line.
+`catdog VERB …` once installed, or `python -m catdog VERB …`. Machine-readable results go to
+stdout (JSON with --json); progress and errors go to stderr, each error as one line. Exit
+status: 0 done, 1 failed, 2 wrong usage. Verbs that need no model never import TensorFlow.
 """
 
 import argparse
+import contextlib
+import dataclasses
 import json
+import math
+import os
+import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from catdog import config
+from catdog import __version__, config
 from catdog.data import DataError, scan
 from catdog.images import ImageError
 from catdog.runs import ACTIVE, RunError, RunStore, planned_epochs
+from catdog.settings import (
+    ARCHITECTURES,
+    BATCH_SIZE_RANGE,
+    EPOCHS_RANGE,
+    FEATURE_COPIES_RANGE,
+    FILL_MODES,
+    FINE_TUNE_EPOCHS,
+    FLIP_MODES,
+    SEED_RANGE,
+    AugmentConfig,
+    RunConfig,
+    SettingsError,
+    default_epochs,
+)
 
 FOLLOW_INTERVAL_S = 0.5
+# Without a terminal, progress is one plain line per new stage, else one at most this often.
+PLAIN_PROGRESS_INTERVAL_S = 5.0
 FLIP_TTA_HELP = "average each answer with the mirror image's (test-time augmentation)"
+# What a verb can run into at run time: exit status 1 and the message as one line.
+FAILURES = (DataError, RunError, ImageError, OSError)
 
 
-class ProgressBar:
-    """A one-line text bar on stderr, redrawn in place."""
+class BarProgress:
+    """Progress on a terminal: one rich bar, redrawn in place."""
 
-    def __init__(self, label: str, width: int = 30):
-        self.label, self.width = label, width
+    def __init__(self, label: str):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    def __call__(self, done: float, total: float, note: str = "") -> None:
-        fraction = min(max(done / total, 0.0), 1.0) if total else 0.0
-        filled = int(fraction * self.width)
-        bar = "█" * filled + "·" * (self.width - filled)
-        sys.stderr.write(f"\r{self.label} {bar} {fraction:4.0%} {note}".ljust(100))
-        sys.stderr.flush()
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"), console=Console(stderr=True),
+        )
+        self._task = self._bar.add_task(label, total=None, note="")
+        self._bar.start()
+
+    def __call__(self, done: float, total: float, stage: str = "", note: str = "") -> None:
+        self._bar.update(self._task, completed=done, total=total or None, note=note)
 
     def close(self) -> None:
-        sys.stderr.write("\n")
+        self._bar.stop()
+
+
+class LineProgress:
+    """Progress into a log or a pipe: plain lines, never redrawn, so logs stay readable."""
+
+    def __init__(self, label: str):
+        self.label, self._shown_state, self._shown_at = label, None, -math.inf
+
+    def __call__(self, done: float, total: float, stage: str = "", note: str = "") -> None:
+        # A new stage, or the end of one, is always shown; the rest at most every few seconds.
+        state, now = (stage, bool(total) and done >= total), time.monotonic()
+        if state == self._shown_state and now - self._shown_at < PLAIN_PROGRESS_INTERVAL_S:
+            return
+        self._shown_state, self._shown_at = state, now
+        share = f" {min(done / total, 1):.0%}" if total else ""
+        print(f"{self.label}{share} {note}".rstrip(), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress(label: str) -> Iterator[BarProgress | LineProgress]:
+    reporter = BarProgress(label) if sys.stderr.isatty() else LineProgress(label)
+    try:
+        yield reporter
+    finally:
+        reporter.close()
+
+
+@contextlib.contextmanager
+def native_logs_silenced() -> Iterator[None]:
+    """TensorFlow's C++ libraries write start-up chatter (CPU features, missing CUDA) straight to
+    file descriptor 2, partly before TF_CPP_MIN_LOG_LEVEL applies. That descriptor goes to the null
+    device meanwhile; Python's sys.stderr keeps the real one, so catdog's messages still show."""
+    sys.stderr.flush()
+    original = sys.stderr
+    with (
+        open(os.dup(2), "w", encoding=original.encoding, errors=original.errors, buffering=1) as real,
+        open(os.devnull, "wb") as null,
+    ):
+        os.dup2(null.fileno(), 2)
+        sys.stderr = real
+        try:
+            yield
+        finally:
+            real.flush()
+            os.dup2(real.fileno(), 2)
+            sys.stderr = original
 
 
 def _print_json(data) -> None:
     print(json.dumps(data), flush=True)
 
 
+def _print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
+    widths = [max(map(len, column)) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
 def cmd_data(args) -> int:
-    bar = ProgressBar("scanning")
-    data = scan(args.data_dir, progress=bar)
-    bar.close()
+    with progress("scanning") as report:
+        data = scan(args.data_dir, progress=report)
     result = {"root": str(data.root), "classes": data.classes, "splits": data.counts(), "skipped": data.skipped}
     if args.json:
         _print_json(result)
@@ -69,22 +152,23 @@ def cmd_archs(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from catdog.training import default_run_config
-
-    run_config = default_run_config(
+    run_config = RunConfig(
         args.arch,
         epochs=args.epochs,
         fine_tune_epochs=args.fine_tune_epochs,
         batch_size=args.batch_size,
         image_size=args.image_size,
         learning_rate=args.learning_rate,
+        augmentation=AugmentConfig(args.flip, tuple(args.rotation), args.fill_mode),
         seed=args.seed,
-        augmentation={"flip": args.flip, "rotation": args.rotation, "fill_mode": args.fill_mode},
-        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else config.data_dir(),
+        data_dir=str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else config.data_dir(),
         fast=args.fast,
         feature_copies=args.feature_copies,
     )
-    run = RunStore(args.runs_dir).submit(run_config)
+    # A data set training cannot use is refused here, in one line, not minutes later in the run.
+    with progress("checking the data") as report:
+        scan(run_config.data_dir, run_config.split_seed, progress=report).check_trainable()
+    run = RunStore(args.runs_dir).submit(run_config.to_dict())
     if not args.wait:
         print(run.id)
         return 0
@@ -94,20 +178,21 @@ def cmd_train(args) -> int:
 
 def _follow(run) -> int:
     """Shows a run's progress until it ends; one JSON summary line on stdout."""
-    bar, planned = ProgressBar("training"), planned_epochs(run.config)
-    while (status := run.status())["state"] in ACTIVE:
-        progress, history = run.progress(), run.history()
-        if status["state"] == "queued":
-            bar(0, 1, "queued")
-        elif progress and progress["phase"] == "features":
-            bar(progress["batch"], progress["batches"], "computing backbone features (cached for next time)")
-        elif progress:
-            batches = progress["batches"] or 1
-            done = progress["epoch"] - 1 + progress["batch"] / batches
-            val = f"val_acc {history[-1]['val_accuracy']:.3f}" if history else ""
-            bar(done, planned, f"epoch {progress['epoch']}/{planned} {val}")
-        time.sleep(FOLLOW_INTERVAL_S)
-    bar.close()
+    planned = planned_epochs(run.config)
+    with progress("training") as report:
+        while (status := run.status())["state"] in ACTIVE:
+            step = run.progress()
+            if status["state"] == "queued":
+                report(0, planned, "queued", "queued behind other runs")
+            elif step and step["phase"] == "features":
+                report(step["batch"], step["batches"], "features", "computing backbone features (cached for next time)")
+            elif step:
+                history = run.history()
+                val = history[-1].get("val_accuracy") if history else None
+                note = f"epoch {step['epoch']}/{planned}" + (f" · val_acc {val:.3f}" if val is not None else "")
+                done = step["epoch"] - 1 + step["batch"] / (step["batches"] or 1)
+                report(done, planned, f"epoch {step['epoch']}", note)
+            time.sleep(FOLLOW_INTERVAL_S)
     summary = run.summary()
     _print_json(
         {
@@ -130,15 +215,36 @@ def cmd_runs(args) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    for row in rows:
-        acc = f"{row['best_val_accuracy']:.3f}" if row["best_val_accuracy"] is not None else "-"
-        print(f"{row['id']:<36} {row['arch']:<16} {row['status']:<10} epochs {row['epochs']:<3} val_acc {acc}")
+    if not rows:
+        print(f"no runs in {store.root}")
+        return 0
+    _print_table(
+        ("RUN", "ARCH", "STATUS", "EPOCHS", "BEST VAL ACC", "SECONDS", "ERROR"),
+        [
+            (
+                row["id"],
+                str(row["arch"]),
+                row["status"],
+                f"{row['epochs']}/{row['planned_epochs']}",
+                "–" if row["best_val_accuracy"] is None else f"{row['best_val_accuracy']:.4f}",
+                "–" if row["seconds"] is None else f"{row['seconds']:.0f}",
+                row["error"] or "",
+            )
+            for row in rows
+        ],
+    )
     return 0
 
 
 def cmd_cancel(args) -> int:
     status = RunStore(args.runs_dir).cancel(args.run)
     print(f"{args.run}: {'cancelled' if status['state'] == 'cancelled' else 'stopping at the next batch'}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    RunStore(args.runs_dir).delete(args.run)
+    print(f"{args.run}: deleted")
     return 0
 
 
@@ -176,58 +282,137 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def dashboard_script() -> Path | None:
+    """dashboard.py beside the catdog package: there in a checkout (installed editable or not),
+    absent from a wheel, which holds the library alone."""
+    script = Path(__file__).resolve().parent.parent / "dashboard.py"
+    return script if script.is_file() else None
+
+
+def cmd_dashboard(args) -> int:
+    script = dashboard_script()
+    if script is None:
+        print("error: the dashboard runs from a checkout of catdog; run `catdog dashboard` there", file=sys.stderr)
+        return 1
+    with subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), *args.streamlit_args]) as server:
+        try:
+            return server.wait()
+        except KeyboardInterrupt:  # the server got the same Ctrl-C and is shutting down
+            return server.wait()
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where it has none of its own (its help says what decides)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m catdog", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="catdog", description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
+        epilog="exit status: 0 done, 1 failed, 2 wrong usage",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="VERB")
 
     def command(name: str, handler, help_text: str, runs: bool = False, json_flag: bool = False):
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
         sub.set_defaults(handler=handler)
         if runs:
-            sub.add_argument("--runs-dir", help="where runs live (default: $CATDOG_RUNS_DIR or ./runs)")
+            sub.add_argument("--runs-dir", help="where runs live (default: $CATDOG_RUNS_DIR, else ./runs)")
         if json_flag:
             sub.add_argument("--json", action="store_true", help="print JSON")
         return sub
 
+    data_dir_help = "a folder of class folders (default: $CATDOG_DATA_DIR, else cats_and_dogs_filtered)"
     data = command("data", cmd_data, "scan a data set: classes, counts per split, skipped files", json_flag=True)
-    data.add_argument("--data-dir", help="a folder of class folders (default: cats_and_dogs_filtered)")
+    data.add_argument("--data-dir", help=data_dir_help)
     command("archs", cmd_archs, "list the architectures", json_flag=True)
+
     train = command("train", cmd_train, "start a training run in the background", runs=True)
-    train.add_argument("--arch", required=True, help="model1, model2, model3, model4 or model4-finetune")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--fine-tune-epochs", type=int, help="epochs with the backbone's top unfrozen")
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--image-size", type=int, choices=config.IMAGE_SIDES,
-                       help=f"square side in pixels (default {config.IMAGE_SIZE[0]}; 224 is MobileNetV2's own)")
-    train.add_argument("--learning-rate", type=float)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--flip", choices=["off", "horizontal", "vertical", "both"], default="horizontal")
-    train.add_argument("--rotation", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(-0.2, 0.2),
-                       help="rotation range as fractions of a full turn")
-    train.add_argument("--fill-mode", choices=["reflect", "wrap", "constant", "nearest"], default="reflect")
-    train.add_argument("--data-dir")
-    train.add_argument("--fast", action="store_true", help="train on cached backbone features (model4 family)")
-    train.add_argument("--feature-copies", type=int, help="fast path: augmented copies of the training set (default 0)")
+    run_defaults = {field.name: field.default for field in dataclasses.fields(RunConfig)}
+    augment_defaults = AugmentConfig()
+    learning_rates = ", ".join(f"{arch.name} {arch.learning_rate:g}" for arch in ARCHITECTURES.values())
+    train.add_argument("--arch", required=True, choices=ARCHITECTURES, help="the architecture (see `catdog archs`)")
+    train.add_argument(
+        "--epochs", type=int, help=f"{EPOCHS_RANGE[0]} to {EPOCHS_RANGE[1]} "
+        f"(default: {default_epochs(fast=False)}, or {default_epochs(fast=True)} with --fast)",
+    )
+    train.add_argument(
+        "--fine-tune-epochs", type=int,
+        help=f"model4-finetune: epochs with the backbone's top unfrozen (default: {FINE_TUNE_EPOCHS})",
+    )
+    train.add_argument(
+        "--batch-size", type=int, default=run_defaults["batch_size"],
+        help=f"images per step, {BATCH_SIZE_RANGE[0]} to {BATCH_SIZE_RANGE[1]}",
+    )
+    train.add_argument(
+        "--image-size", type=int, choices=config.IMAGE_SIDES, default=run_defaults["image_size"],
+        help="square side in pixels; 224 is MobileNetV2's own",
+    )
+    train.add_argument(
+        "--learning-rate", type=float,
+        help=f"Adam's, in (0, 1]; fine-tuning uses a tenth (default: the architecture's: {learning_rates})",
+    )
+    train.add_argument(
+        "--seed", type=int, default=run_defaults["seed"], help=f"{SEED_RANGE[0]} to {SEED_RANGE[1]}; same seed, same run"
+    )
+    train.add_argument("--flip", choices=FLIP_MODES, default=augment_defaults.flip, help="random flips while training")
+    train.add_argument(
+        "--rotation", type=float, nargs=2, metavar=("LOW", "HIGH"), default=augment_defaults.rotation,
+        help="random rotation range, in fractions of a full turn",
+    )
+    train.add_argument(
+        "--fill-mode", choices=FILL_MODES, default=augment_defaults.fill_mode,
+        help="how corners uncovered by a rotation are filled",
+    )
+    train.add_argument("--data-dir", help=data_dir_help)
+    train.add_argument("--fast", action="store_true", help="model4 family: train the head on cached backbone features")
+    train.add_argument(
+        "--feature-copies", type=int, default=run_defaults["feature_copies"],
+        help=f"fast path: cached augmented copies of the training set, {FEATURE_COPIES_RANGE[0]} to "
+        f"{FEATURE_COPIES_RANGE[1]}",
+    )
     train.add_argument("--wait", action="store_true", help="follow the run; exit 0 only if it finishes")
+
     command("runs", cmd_runs, "list runs", runs=True, json_flag=True)
     cancel = command("cancel", cmd_cancel, "cancel a queued or running run", runs=True)
-    cancel.add_argument("run")
+    cancel.add_argument("run", help="the run's id")
+    delete = command("delete", cmd_delete, "delete a run that is not queued or running, with its files", runs=True)
+    delete.add_argument("run", help="the run's id")
     predict = command("predict", cmd_predict, "classify images with a finished run", runs=True)
-    predict.add_argument("--run", required=True)
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--run", required=True, help="the run's id")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
     evaluate = command("evaluate", cmd_evaluate, "score a run on its held-out test split", runs=True, json_flag=True)
-    evaluate.add_argument("--run", required=True)
+    evaluate.add_argument("--run", required=True, help="the run's id")
     evaluate.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
+    command(
+        "dashboard", cmd_dashboard,
+        "start the dashboard from a checkout; other arguments go to `streamlit run` (e.g. --server.port 8502)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "dashboard":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.streamlit_args = extra
+    # The dashboard's server keeps the real stderr: its logs are what a user reads there.
+    quiet = contextlib.nullcontext() if args.command == "dashboard" else native_logs_silenced()
     try:
-        return args.handler(args)
-    except (DataError, RunError, ValueError, OSError) as error:
+        with quiet:
+            return args.handler(args)
+    except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except FAILURES as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,7 @@ result (a report and the resized pixels) is cached on disk, so a second look is 
 """
 
 import hashlib
+import itertools
 import os
 import random
 import threading
@@ -50,6 +51,15 @@ class Scan:
             split: {name: sum(1 for _, label in items if label == i) for i, name in enumerate(self.classes)}
             for split, items in self.files.items()
         }
+
+    def check_trainable(self) -> None:
+        """A one-line refusal up front when training could not measure itself: no validation photos."""
+        if not self.files["validation"]:
+            raise DataError(
+                f"{self.root}: the validation split is empty: each class needs at least "
+                f"{_min_photos_per_class()} photos (a {config.VALIDATION_FRACTION:.0%} share is held out "
+                "for validation), or a validation/ folder"
+            )
 
     def arrays(
         self, split: str, picks: Sequence[int] | None = None, size: tuple[int, int] = config.IMAGE_SIZE
@@ -209,6 +219,15 @@ def _decode(path: Path, size: tuple[int, int] = config.IMAGE_SIZE) -> tuple[np.n
     return to_model_input(image, size), stored_size(data), hashlib.sha256(data).hexdigest()[:32]
 
 
+def _held_out(count: int, fraction: float) -> int:
+    return round(count * fraction)
+
+
+def _min_photos_per_class() -> int:
+    """The fewest photos of a class from which a validation photo is held out."""
+    return next(n for n in itertools.count(1) if _held_out(n, config.VALIDATION_FRACTION))
+
+
 def _assign_splits(
     layout: dict[str, dict[str, list[str]]], classes: list[str], seed: int
 ) -> dict[str, list[tuple[str, int]]]:
@@ -217,7 +236,7 @@ def _assign_splits(
     def holdout(files: list[str], fraction: float, name: str) -> tuple[list[str], list[str]]:
         shuffled = sorted(files)
         random.Random(f"{seed}:{name}").shuffle(shuffled)
-        count = round(len(shuffled) * fraction)
+        count = _held_out(len(shuffled), fraction)
         return sorted(shuffled[count:]), sorted(shuffled[:count])
 
     splits: dict[str, list[tuple[str, int]]] = {split: [] for split in config.SPLITS}

@@ -1,4 +1,6 @@
-"""The four classic architectures of the reference posts, plus fine-tuned model4.
+"""The four classic architectures of the reference posts, plus fine-tuned model4, as Keras models.
+
+Their names, descriptions and training defaults are in catdog.settings, which needs no TensorFlow.
 
 Every model takes square RGB pixels in 0..255 (IMAGE_SIZE unless a run chooses another of
 IMAGE_SIDES; the model's input shape records it) and returns logits, so one loss,
@@ -6,21 +8,19 @@ IMAGE_SIDES; the model's input shape records it) and returns logits, so one loss
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 
 import keras
 from keras import layers
 
 from catdog import config
-from catdog.augment import AugmentConfig, build_augmentation
+from catdog.augment import build_augmentation
+from catdog.settings import ARCHITECTURES, FINE_TUNE_AT, AugmentConfig, get_architecture
 
 # Keras publishes one file per input size; convolution weights do not depend on the size, so
 # the one for IMAGE_SIZE serves every size and a user downloads it once.
 BACKBONE_WEIGHTS_FILE = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{config.IMAGE_SIZE[0]}_no_top.h5"
 BACKBONE_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{BACKBONE_WEIGHTS_FILE}"
-# As in TensorFlow's transfer-learning tutorial: layers from here up are unfrozen to fine-tune.
-FINE_TUNE_AT = 100
 
 
 class WeightsUnavailable(RuntimeError):
@@ -130,85 +130,27 @@ def unfreeze_top(model: keras.Model) -> None:
         layer.trainable = False
 
 
-@dataclass(frozen=True)
-class Architecture:
-    name: str
-    title: str
-    description: str
-    build: Callable[..., keras.Model]
-    fine_tune: bool = False
-    uses_backbone: bool = False
-    learning_rate: float = 1e-3
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    arch.name: arch
-    for arch in (
-        Architecture(
-            "model1",
-            "Plain CNN",
-            "Three convolution and pooling blocks learn edges, textures and shapes from scratch, "
-            "then a small dense layer decides. With only 2000 training photos it memorises them: "
-            "training accuracy climbs towards 100 % while validation accuracy stalls around 70 %.",
-            build_model1,
-        ),
-        Architecture(
-            "model2",
-            "CNN + augmentation",
-            "The same CNN, but every training photo is randomly flipped and rotated each time it "
-            "is seen, so the network cannot memorise exact pixels. It learns more slowly, "
-            "overfits less, and validation accuracy keeps rising for longer.",
-            build_model2,
-        ),
-        Architecture(
-            "model3",
-            "CNN + augmentation + scaling",
-            "Adds MobileNetV2's preprocess_input, which scales pixels from 0..255 to -1..1 before "
-            "augmentation. Inputs centred near zero keep the first layers' activations in a good "
-            "range, so training is steadier.",
-            build_model3,
-        ),
-        Architecture(
-            "model4",
-            "Transfer learning (frozen MobileNetV2)",
-            "Reuses MobileNetV2, already trained on 1.4 million ImageNet photos, as a frozen "
-            "feature extractor, and trains only a small head on top (max pooling, dropout, two "
-            "dense layers). It reaches about 97 % validation accuracy within a few epochs.",
-            build_model4,
-            uses_backbone=True,
-        ),
-        Architecture(
-            "model4-finetune",
-            "Transfer learning + fine-tuning",
-            "Trains model4's head first, then unfreezes the top of MobileNetV2 and keeps training "
-            f"at a tenth of the learning rate (layers from {FINE_TUNE_AT} up), adapting ImageNet "
-            "features to cats and dogs without destroying them.",
-            build_model4,
-            fine_tune=True,
-            uses_backbone=True,
-        ),
-    )
+# How each architecture of catdog.settings.ARCHITECTURES is built.
+BUILDERS: dict[str, Callable[..., keras.Model]] = {
+    "model1": build_model1,
+    "model2": build_model2,
+    "model3": build_model3,
+    "model4": build_model4,
+    "model4-finetune": build_model4,
 }
-
-
-def get_architecture(name: str) -> Architecture:
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
 
 
 def build(
     name: str, num_classes: int, augmentation: AugmentConfig | None = None, image_size: ImageSize = config.IMAGE_SIZE
 ) -> keras.Model:
-    return get_architecture(name).build(num_classes, augmentation, image_size)
+    return BUILDERS[get_architecture(name).name](num_classes, augmentation, image_size)
 
 
 @cache
 def _blueprint(name: str, num_classes: int) -> keras.Model:
     """The model at IMAGE_SIZE with random weights: enough to count and list its layers, no download."""
-    arch = get_architecture(name)
-    model = arch.build(num_classes, weights=None) if arch.uses_backbone else arch.build(num_classes)
+    arch, builder = get_architecture(name), BUILDERS[name]
+    model = builder(num_classes, weights=None) if arch.uses_backbone else builder(num_classes)
     if arch.fine_tune:
         unfreeze_top(model)
     return model

@@ -6,7 +6,6 @@ It runs at low priority in its own process (see runs.py), so the dashboard keeps
 import functools
 import json
 import os
-import platform
 import sys
 import time
 import traceback
@@ -17,12 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catdog import config
-from catdog.augment import AugmentConfig
 from catdog.data import Scan, scan
 from catdog.features import FeatureCache, build_head_model, copy_head_weights
-from catdog.models import get_architecture, unfreeze_top
+from catdog.models import build, unfreeze_top
 from catdog.runs import Run, image_size
+from catdog.settings import AugmentConfig, get_architecture
 from catdog.storage import append_jsonl, write_json_atomic
 
 # Batch-progress lines are written at most this often, so history stays small.
@@ -44,56 +42,6 @@ def make_dataset(
         lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def default_run_config(arch: str, **overrides) -> dict:
-    """A complete, validated run config: what `RunStore.submit` records."""
-    architecture = get_architecture(arch)
-    augmentation = AugmentConfig.from_dict(overrides.pop("augmentation", None))
-    run_config = {
-        "arch": arch,
-        # Head epochs on cached features take a fraction of a second each.
-        "epochs": 10 if overrides.get("fast") else 5,
-        "fine_tune_epochs": 2 if architecture.fine_tune else 0,
-        "batch_size": config.BATCH_SIZE,
-        "image_size": config.IMAGE_SIZE[0],
-        "learning_rate": architecture.learning_rate,
-        "augmentation": augmentation.to_dict(),
-        "seed": 0,
-        "data_dir": None,
-        "split_seed": config.SPLIT_SEED,
-        "fast": False,
-        # Measured on cats_and_dogs_filtered: augmented copies did not raise validation
-        # accuracy and each costs a backbone pass over the training set on a cold cache.
-        "feature_copies": 0,
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-        },
-    }
-    unknown = set(overrides) - set(run_config)
-    if unknown:
-        raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    run_config.update({k: v for k, v in overrides.items() if v is not None})
-    _check(run_config, architecture)
-    return run_config
-
-
-def _check(run_config: dict, architecture) -> None:
-    if not 1 <= int(run_config["epochs"]) <= 500:
-        raise ValueError("epochs must be between 1 and 500")
-    if not 1 <= int(run_config["batch_size"]) <= 1024:
-        raise ValueError("batch size must be between 1 and 1024")
-    if not 0 < float(run_config["learning_rate"]) <= 1:
-        raise ValueError("learning rate must be in (0, 1]")
-    if int(run_config["image_size"]) not in config.IMAGE_SIDES:
-        raise ValueError(f"image size must be one of {', '.join(map(str, config.IMAGE_SIDES))}")
-    if not 0 <= int(run_config["feature_copies"]) <= 16:
-        raise ValueError("augmented copies must be between 0 and 16")
-    if run_config["fast"] and not architecture.uses_backbone:
-        raise ValueError(f"the fast path needs a frozen backbone; {architecture.name} has none")
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -216,13 +164,14 @@ def train(run: Run) -> dict:
         run.path / "data.json",
         {"root": str(data.root), "classes": data.classes, "counts": data.counts(), "skipped": data.skipped},
     )
+    data.check_trainable()
     save_best = lambda trained: save_model_atomic(trained, run.model_path)
     batch_size, seed, size = int(cfg["batch_size"]), int(cfg["seed"]), image_size(cfg)
     # Built when a phase first needs it: the fast path trains on features and needs no pixels.
     validation = functools.cache(lambda: make_dataset(*data.arrays("validation", size=size), batch_size))
     training = lambda shuffle_seed: make_dataset(*data.arrays("train", size=size), batch_size, shuffle=True, seed=shuffle_seed)
     with distribution_strategy().scope():
-        model = architecture.build(len(data.classes), AugmentConfig.from_dict(cfg["augmentation"]), size)
+        model = build(cfg["arch"], len(data.classes), AugmentConfig.from_dict(cfg["augmentation"]), size)
         if cfg["fast"]:
             best = _train_head_on_features(run, data, model, cfg)
         else:

@@ -8,9 +8,10 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
-from catdog.augment import FILL_MODES, FLIP_MODES, AugmentConfig, augmentation_code, build_augmentation, preview
+from catdog.augment import augmentation_code, build_augmentation, preview
 from catdog.data import DataError, Scan, default_dataset_available
 from catdog.images import ImageError, load_image, to_model_input
+from catdog.settings import FILL_MODES, FLIP_MODES, ROTATION_RANGE, AugmentConfig
 
 DATA_SET, UPLOAD = "Data set", "Upload"
 ANY_CLASS = "any class"
@@ -86,17 +87,18 @@ def choose_photo(scan: Scan | None) -> np.ndarray | None:
 
 
 def choose_augmentation() -> tuple[AugmentConfig, int, int, bool]:
+    defaults = AugmentConfig()
     flip = st.segmented_control(
-        "Flip", list(FLIP_MODES), default="horizontal", required=True, key="aug_flip", persist_state="session"
+        "Flip", list(FLIP_MODES), default=defaults.flip, required=True, key="aug_flip", persist_state="session"
     )
     rotation = st.slider(
-        "Rotation range (fraction of a full turn)", -1.0, 1.0, (-0.2, 0.2), step=0.01,
+        "Rotation range (fraction of a full turn)", *ROTATION_RANGE, defaults.rotation, step=0.01,
         key="aug_rotation", persist_state="session",
         help="Each copy is turned by a random angle in this range; 0.25 is a quarter turn.",
     )
     st.caption(f"= {rotation[0] * 360:+.0f}° … {rotation[1] * 360:+.0f}°")
     fill_mode = st.selectbox(
-        "Fill mode", FILL_MODES, key="aug_fill", persist_state="session",
+        "Fill mode", FILL_MODES, FILL_MODES.index(defaults.fill_mode), key="aug_fill", persist_state="session",
         help="How the corners uncovered by a rotation are filled.", disabled=rotation == (0.0, 0.0),
     )
     variants = st.slider("Variants", 1, 16, 8, key="aug_variants", persist_state="session")

@@ -13,9 +13,19 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config, predict
 from catdog.data import default_dataset_available
-from catdog.models import ARCHITECTURES, Architecture, layer_summary, parameter_counts
+from catdog.models import layer_summary, parameter_counts
 from catdog.runs import Run, RunError, RunStore, image_size, planned_epochs
-from catdog.training import default_run_config
+from catdog.settings import (
+    ARCHITECTURES,
+    BATCH_SIZE_CHOICES,
+    EPOCHS_RANGE,
+    FEATURE_COPIES_RANGE,
+    FINE_TUNE_EPOCHS_RANGE,
+    LEARNING_RATE_CHOICES,
+    SEED_RANGE,
+    Architecture,
+    RunConfig,
+)
 
 LIVE_REFRESH_S = 1.0
 # Curves change once an epoch; redrawing two Plotly charts every second for every open tab
@@ -24,8 +34,6 @@ CHARTS_REFRESH_S = 4.0
 # Without a live run the panel still looks now and then, for runs started in another tab.
 IDLE_REFRESH_S = 5.0
 PLAN_AXIS_EPOCHS = 20
-BATCH_SIZES = (8, 16, 32, 64, 128)
-LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 IMAGE_SIZE_HELP = (
     f"Photos are resized to this square before training. {config.IMAGE_SIZE[0]} px is the reference "
     "posts' choice; 224 px is the size MobileNetV2 learned ImageNet at and keeps more detail, so "
@@ -84,23 +92,33 @@ def start_form(architecture: Architecture) -> None:
         st.page_link("pages/dataset.py", label="Get it on the Dataset page", icon=":material/photo_library:")
         return
     augmentation = ui.chosen_augmentation()
+    # Outside the form, so that the epochs below follow the path's default at once.
+    fast = architecture.uses_backbone and st.checkbox(
+        "Fast path", value=True, key="train_fast", help="Train the head on cached backbone features: seconds, not minutes."
+    )
+    defaults = RunConfig(architecture.name, fast=fast)
     with st.form("settings", border=True):
         st.markdown(f"**Settings** · data: `{folder or config.DATASET_NAME}`")
         counts = st.columns(3 if architecture.fine_tune else 2)
-        epochs = counts[0].number_input("Epochs", 1, 500, 5, key="train_epochs")
+        # Each path and architecture keeps its own value, starting from its own default.
+        epochs = counts[0].number_input(
+            "Epochs", *EPOCHS_RANGE, defaults.epochs, key="train_epochs_fast" if fast else "train_epochs"
+        )
         fine_tune_epochs = 0
         if architecture.fine_tune:
-            fine_tune_epochs = counts[1].number_input("Fine-tune epochs", 0, 500, 2, key="train_fine_tune")
-        seed = counts[-1].number_input("Seed", 0, 1_000_000, 0, key="train_seed")
+            fine_tune_epochs = counts[1].number_input(
+                "Fine-tune epochs", *FINE_TUNE_EPOCHS_RANGE, defaults.fine_tune_epochs, key="train_fine_tune"
+            )
+        seed = counts[-1].number_input("Seed", *SEED_RANGE, defaults.seed, key="train_seed")
         sizes = st.columns(3, gap="large")
-        batch_size = sizes[0].select_slider("Batch size", BATCH_SIZES, config.BATCH_SIZE, key="train_batch")
+        batch_size = sizes[0].select_slider("Batch size", BATCH_SIZE_CHOICES, defaults.batch_size, key="train_batch")
         image_size = sizes[1].select_slider(
-            "Image size", config.IMAGE_SIDES, config.IMAGE_SIZE[0], format_func=lambda s: f"{s} px",
+            "Image size", config.IMAGE_SIDES, defaults.image_size, format_func=lambda s: f"{s} px",
             key="train_image_size", help=IMAGE_SIZE_HELP,
         )
-        rates = sorted({*LEARNING_RATES, architecture.learning_rate})
         learning_rate = sizes[2].select_slider(
-            "Learning rate", rates, architecture.learning_rate, format_func=lambda r: f"{r:g}", key="train_lr"
+            "Learning rate", sorted({*LEARNING_RATE_CHOICES, defaults.learning_rate}), defaults.learning_rate,
+            format_func=lambda r: f"{r:g}", key=f"train_lr_{architecture.name}",
         )
         if architecture.name == "model1":
             st.caption("model1 trains without augmentation, to show overfitting.")
@@ -110,11 +128,11 @@ def start_form(architecture: Architecture) -> None:
                 f"Augmentation from the Augmentation page: flip {augmentation.flip}, rotation "
                 f"{low * 360:+.0f}° … {high * 360:+.0f}°, fill {augmentation.fill_mode}."
             )
-        fast, copies = False, 0
-        if architecture.uses_backbone:
-            fast_column, copies_column = st.columns(2, vertical_alignment="bottom")
-            fast = fast_column.checkbox("Fast path", value=True, key="train_fast")
-            copies = copies_column.number_input("Augmented copies (fast path)", 0, 4, 0, key="train_copies")
+        copies = defaults.feature_copies
+        if fast:
+            copies = st.number_input(
+                "Augmented copies (fast path)", *FEATURE_COPIES_RANGE, defaults.feature_copies, key="train_copies"
+            )
             st.caption(FAST_PATH_EXPLANATION)
         start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     if architecture.name != "model1":
@@ -122,12 +140,13 @@ def start_form(architecture: Architecture) -> None:
     if not start:
         return
     try:
-        run_config = default_run_config(
+        run_config = RunConfig(
             architecture.name, epochs=epochs, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
-            image_size=image_size, learning_rate=learning_rate, augmentation=augmentation.to_dict(), seed=seed, data_dir=folder, fast=fast,
-            feature_copies=copies,
+            image_size=image_size, learning_rate=learning_rate, augmentation=augmentation, seed=seed,
+            data_dir=folder, fast=fast, feature_copies=copies,
         )
-        run = RunStore().submit(run_config)
+        ui.load_scan(folder).check_trainable()
+        run = RunStore().submit(run_config.to_dict())
     except (ValueError, RunError) as error:
         st.error(f"Training could not start: {error}")
         return

@@ -1,9 +1,24 @@
 """The command line, run as a user runs it: a subprocess, JSON on stdout, one-line errors."""
 
+import argparse
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import corpus
-from support import catdog, synthetic_image
+import pytest
+from support import ROOT, catdog, make_dataset, synthetic_image
+
+import catdog as package
+from catdog.cli import build_parser
+from catdog.runs import RunStore
+from catdog.settings import RunConfig
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error")]
 
 
 def test_data_json_reports_classes_splits_and_skipped(tiny_data, tmp_path):
@@ -23,16 +38,65 @@ def test_data_json_reports_classes_splits_and_skipped(tiny_data, tmp_path):
 
 def test_data_with_a_missing_folder_is_a_one_line_error(tmp_path):
     result = catdog("data", "--data-dir", str(tmp_path / "nowhere"))
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in result.stderr
 
 
-def test_archs_json_lists_the_registry():
+def test_archs_json_lists_the_registry_without_tensorflow_start_up_logs():
     result = catdog("archs", "--json")
     assert result.returncode == 0, result.stderr
     names = [arch["name"] for arch in json.loads(result.stdout)]
     assert names == ["model1", "model2", "model3", "model4", "model4-finetune"]
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--version"], ["--help"], ["train", "--help"], ["runs"], ["data", "--data-dir", "TINY"], ["cancel", "nope"],
+     ["delete", "nope"]],
+    ids=lambda argv: " ".join(argv),
+)
+def test_verbs_that_need_no_model_never_import_tensorflow(argv, tiny_data):
+    argv = [str(tiny_data) if arg == "TINY" else arg for arg in argv]
+    code = (
+        "import sys\nfrom catdog.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "[]", result.stderr
+
+
+def test_version_is_the_package_version():
+    result = catdog("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"catdog {package.__version__}"
+
+
+def test_every_option_has_help_and_settings_show_their_defaults():
+    parser = build_parser()
+    verbs = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    for name, verb in verbs.choices.items():
+        for action in verb._actions:
+            assert action.help, f"{name} {action.dest} has no help"
+    train_help = catdog("train", "--help").stdout
+    for shown in ("(default: 32)", "(default: 160)", "(default: horizontal)", "(default: 5, or 10 with --fast)"):
+        assert shown in " ".join(train_help.split()), shown
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--epochs", "0"], "epochs must be between 1 and 500; got 0"),
+     (["--fast"], "the fast path needs a frozen backbone; model1 has none"),
+     (["--rotation", "0.3", "0.1"], "got (0.3, 0.1)"),
+     (["--fine-tune-epochs", "3"], "model1 does not fine-tune; got 3")],
+)
+def test_bad_settings_are_usage_errors_naming_the_value(args, message, tmp_path, tiny_data):
+    result = catdog("train", "--arch", "model1", "--data-dir", str(tiny_data), "--runs-dir", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert error_lines(result) == [f"error: {error_lines(result)[0].removeprefix('error: ')}"]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_train_wait_runs_list_predict_and_evaluate(trained_run_dir, tiny_data, tmp_path):
@@ -84,17 +148,85 @@ def test_evaluate_with_flip_tta_says_so(trained_run_dir):
     assert evaluation["flip_average"] is True and evaluation["n"] == 4
 
 
-def test_train_wait_prints_one_json_line_and_fails_for_a_failed_run(tmp_path, tiny_data):
+def test_train_refuses_a_single_class_folder_up_front(tmp_path):
     single = tmp_path / "one-class" / "cats"
     single.mkdir(parents=True)
     synthetic_image(0, 1).save(single / "a.jpg")
     result = catdog("train", "--arch", "model1", "--epochs", "1", "--data-dir", str(single.parent),
                     "--runs-dir", str(tmp_path / "runs"), "--wait")
-    assert result.returncode == 1
-    summary = json.loads(result.stdout)
-    assert summary["status"] == "failed" and "two class folders" in summary["error"]
+    assert result.returncode == 1 and result.stdout == ""
+    [error] = error_lines(result)
+    assert "two class folders" in error and "Traceback" not in result.stderr
+
+
+def test_train_refuses_a_folder_that_leaves_validation_empty(tmp_path):
+    data = make_dataset(tmp_path / "one-each", per_split=(("train", 1),))
+    result = catdog("train", "--arch", "model4", "--fast", "--data-dir", str(data), "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 1 and result.stdout == ""
+    [error] = error_lines(result)
+    assert "validation split is empty" in error and "at least 2 photos" in error, error
+    assert "Traceback" not in result.stderr
+    assert RunStore(tmp_path / "runs").runs() == []
 
 
 def test_cancel_of_an_unknown_run_is_a_clear_error(tmp_path):
     result = catdog("cancel", "nope", "--runs-dir", str(tmp_path))
-    assert result.returncode == 2 and "no run 'nope'" in result.stderr
+    assert result.returncode == 1 and error_lines(result) == ["error: no run 'nope' in " + str(tmp_path)]
+
+
+def test_runs_prints_an_aligned_table(trained_run_dir):
+    result = catdog("runs", "--runs-dir", str(trained_run_dir))
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split() == ["RUN", "ARCH", "STATUS", "EPOCHS", "BEST", "VAL", "ACC", "SECONDS", "ERROR"]
+    for column, cell in (("ARCH", "model1"), ("STATUS", "finished"), ("EPOCHS", "2/2")):
+        assert row[header.index(column) :].split()[0] == cell, (header, row)
+
+
+def stored_run(runs_dir, tiny_data, state: str) -> str:
+    run = RunStore(runs_dir).create(RunConfig("model1", data_dir=str(tiny_data)).to_dict())
+    run.mark(state)
+    return run.id
+
+
+def test_delete_removes_an_ended_run_and_refuses_an_active_one(tmp_path, tiny_data):
+    finished, queued = stored_run(tmp_path, tiny_data, "finished"), stored_run(tmp_path, tiny_data, "queued")
+    result = catdog("delete", finished, "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / finished).exists()
+    result = catdog("delete", queued, "--runs-dir", str(tmp_path))
+    assert result.returncode == 1 and len(error_lines(result)) == 1 and "Traceback" not in result.stderr
+    assert (tmp_path / queued).is_dir()
+
+
+def test_train_wait_progress_in_a_log_is_plain_lines(tmp_path, tiny_data):
+    result = catdog("train", "--arch", "model1", "--epochs", "2", "--data-dir", str(tiny_data),
+                    "--runs-dir", str(tmp_path / "runs"), "--wait")
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("training") and "epoch 2/2" in line for line in lines), lines
+    assert len(lines) < 20, lines
+
+
+def test_progress_on_a_terminal_is_a_live_bar(tmp_path, tiny_data):
+    parent, child = pty.openpty()
+    env = {**os.environ, "CATDOG_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "100"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "catdog", "data", "--data-dir", str(tiny_data), "--json"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=child,
+    )
+    os.close(child)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(parent, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(parent)
+    assert process.wait(timeout=120) == 0
+    text = shown.decode(errors="replace")
+    assert "scanning" in text and "100%" in text and "\x1b[" in text, text

@@ -139,11 +139,11 @@ def test_two_sessions_starting_at_once_queue_one_run_behind_the_other(browser, s
 
 
 def test_five_sessions_open_every_page_while_a_run_trains(browser, server, store, capsys):
-    from catdog.training import default_run_config
+    from catdog.settings import RunConfig
 
     # Batches of 2 make tiny epochs slow enough that the run outlasts the test.
     run = store.submit(
-        default_run_config("model1", epochs=LONG_RUN_EPOCHS, batch_size=2, data_dir=os.environ["CATDOG_DATA_DIR"])
+        RunConfig("model1", epochs=LONG_RUN_EPOCHS, batch_size=2, data_dir=os.environ["CATDOG_DATA_DIR"]).to_dict()
     )
     wait_for(lambda: training(run), 120, message="the run to train")
     warm = open_train_page(browser, server)  # the server's first visit imports TensorFlow: not load
@@ -357,7 +357,7 @@ def test_runs_with_damaged_status_or_torn_history_are_still_listed(trained_run_d
 
 def test_many_sessions_starting_at_once_in_one_server_all_get_their_run(tiny_data):
     """Sessions are threads of one server process: their checks of the runs folder must not collide."""
-    from catdog.training import default_run_config
+    from catdog.settings import RunConfig
 
     store, sessions, clicks = RunStore(), 16, 4
     barrier = threading.Barrier(sessions)
@@ -367,7 +367,7 @@ def test_many_sessions_starting_at_once_in_one_server_all_get_their_run(tiny_dat
         barrier.wait()
         for _ in range(clicks):
             try:
-                store.create(default_run_config("model1", epochs=1, data_dir=str(tiny_data)))
+                store.create(RunConfig("model1", epochs=1, data_dir=str(tiny_data)).to_dict())
             except Exception as error:  # noqa: BLE001 -- collected and reported below
                 errors.append(error)
 

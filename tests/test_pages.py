@@ -12,6 +12,7 @@ from support import assert_clean, make_dataset, open_app, synthetic_image, wait_
 
 import catdog_ui as ui
 from catdog.runs import ACTIVE, RunStore
+from catdog.settings import ARCHITECTURES, ROTATION_RANGE, AugmentConfig, RunConfig
 
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
 
@@ -351,3 +352,32 @@ def test_train_shows_how_to_open_the_runs_in_tensorboard(trained_env):
     app = open_app("pages/train.py")
     assert_clean(app)
     assert any(c.value == f"tensorboard --logdir {trained_env}" for c in app.code)
+
+
+def test_train_page_starts_from_the_library_defaults(tiny_env):
+    app = open_app("pages/train.py")
+    for arch in ARCHITECTURES.values():
+        app.selectbox(key="train_arch").select(arch.name).run()
+        for fast in (True, False) if arch.uses_backbone else (False,):
+            if arch.uses_backbone:
+                app.checkbox(key="train_fast").set_value(fast).run()
+            shown = RunConfig(arch.name, fast=fast)
+            assert app.number_input(key="train_epochs_fast" if fast else "train_epochs").value == shown.epochs
+            assert app.number_input(key="train_seed").value == shown.seed
+            assert app.select_slider(key="train_batch").value == shown.batch_size
+            assert app.select_slider(key="train_image_size").value == shown.image_size
+            assert app.select_slider(key=f"train_lr_{arch.name}").value == shown.learning_rate
+            if arch.fine_tune:
+                assert app.number_input(key="train_fine_tune").value == shown.fine_tune_epochs
+            if fast:
+                assert app.number_input(key="train_copies").value == shown.feature_copies
+    assert_clean(app)
+
+
+def test_augmentation_page_starts_from_the_library_defaults(tiny_env):
+    app = open_app("pages/augmentation.py")
+    defaults = AugmentConfig()
+    assert app.button_group(key="aug_flip").value == defaults.flip
+    rotation = app.slider(key="aug_rotation")
+    assert rotation.value == defaults.rotation and (rotation.min, rotation.max) == ROTATION_RANGE
+    assert app.selectbox(key="aug_fill").value == defaults.fill_mode

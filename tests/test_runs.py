@@ -14,11 +14,11 @@ from support import synthetic_image, wait_for
 
 from catdog.predict import evaluate, input_size, load_model, predict
 from catdog.runs import Run, RunError, RunStore, _wait_or_stop
-from catdog.training import default_run_config
+from catdog.settings import RunConfig
 
 
 def _config(tiny_data, epochs=2, **overrides):
-    return default_run_config("model1", epochs=epochs, data_dir=str(tiny_data), **overrides)
+    return RunConfig("model1", epochs=epochs, data_dir=str(tiny_data), **overrides).to_dict()
 
 
 def _running_with_progress(run):
@@ -193,7 +193,7 @@ def test_bad_settings_are_refused_with_a_clear_message(tiny_data):
     with pytest.raises(ValueError, match="fast path"):
         _config(tiny_data, fast=True)
     with pytest.raises(ValueError, match="unknown architecture"):
-        default_run_config("model9")
+        RunConfig("model9")
 
 
 def test_resume_serves_runs_left_queued_without_a_queue_process(tiny_data):

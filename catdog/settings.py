@@ -1,0 +1,248 @@
+"""What a run can be asked to do: the architectures, every setting, its default, range and choices.
+
+The one place for these facts: the command line builds its options from them, the dashboard its
+widgets, and `RunConfig` checks a run against them before it is recorded. No TensorFlow here, so
+checking settings, listing runs and `--help` stay instant.
+"""
+
+import numbers
+import platform
+from dataclasses import asdict, dataclass
+from importlib import metadata
+
+from catdog import config
+
+
+class SettingsError(ValueError):
+    """A setting outside its range or choices; the message names the value received."""
+
+
+def _check_choice(label: str, value, choices):
+    if value not in choices:
+        raise SettingsError(f"{label} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    return value
+
+
+def _whole(label: str, value, bounds: tuple[int, int] | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SettingsError(f"{label} must be a whole number; got {value!r}")
+    number = int(value)
+    if bounds and not bounds[0] <= number <= bounds[1]:
+        raise SettingsError(f"{label} must be between {bounds[0]} and {bounds[1]}; got {number}")
+    return number
+
+
+def _learning_rate(value) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"learning rate must be a number; got {value!r}") from None
+    if not 0 < rate <= 1:
+        raise SettingsError(f"learning rate must be in (0, 1]; got {value!r}")
+    return rate
+
+
+# --- augmentation ------------------------------------------------------------------------
+
+# Choice -> keras.layers.RandomFlip mode.
+FLIP_MODES = {
+    "off": None,
+    "horizontal": "horizontal",
+    "vertical": "vertical",
+    "both": "horizontal_and_vertical",
+}
+FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+# Rotations are fractions of a full turn, at most one turn either way.
+ROTATION_RANGE = (-1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Flip and rotation as in the reference posts; rotation is a fraction of a full turn."""
+
+    flip: str = "horizontal"
+    rotation: tuple[float, float] = (-0.2, 0.2)
+    fill_mode: str = "reflect"
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("flip", self.flip, FLIP_MODES)
+        _check_choice("fill mode", self.fill_mode, FILL_MODES)
+        low, high = self.rotation
+        lowest, highest = ROTATION_RANGE
+        if not lowest <= low <= high <= highest:
+            raise SettingsError(
+                f"rotation range must satisfy {lowest:g} <= low <= high <= {highest:g}; got {self.rotation}"
+            )
+        object.__setattr__(self, "rotation", (float(low), float(high)))
+
+    @property
+    def is_identity(self) -> bool:
+        return self.flip == "off" and self.rotation == (0.0, 0.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "AugmentConfig":
+        data = dict(data or {})
+        if "rotation" in data:
+            data["rotation"] = tuple(data["rotation"])
+        return cls(**data)
+
+
+# --- architectures -----------------------------------------------------------------------
+
+# As in TensorFlow's transfer-learning tutorial: MobileNetV2's layers from here up are unfrozen to fine-tune.
+FINE_TUNE_AT = 100
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a learner and a run need to know of an architecture; catdog.models builds it."""
+
+    name: str
+    title: str
+    description: str
+    fine_tune: bool = False
+    uses_backbone: bool = False
+    learning_rate: float = 1e-3
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    arch.name: arch
+    for arch in (
+        Architecture(
+            "model1",
+            "Plain CNN",
+            "Three convolution and pooling blocks learn edges, textures and shapes from scratch, "
+            "then a small dense layer decides. With only 2000 training photos it memorises them: "
+            "training accuracy climbs towards 100 % while validation accuracy stalls around 70 %.",
+        ),
+        Architecture(
+            "model2",
+            "CNN + augmentation",
+            "The same CNN, but every training photo is randomly flipped and rotated each time it "
+            "is seen, so the network cannot memorise exact pixels. It learns more slowly, "
+            "overfits less, and validation accuracy keeps rising for longer.",
+        ),
+        Architecture(
+            "model3",
+            "CNN + augmentation + scaling",
+            "Adds MobileNetV2's preprocess_input, which scales pixels from 0..255 to -1..1 before "
+            "augmentation. Inputs centred near zero keep the first layers' activations in a good "
+            "range, so training is steadier.",
+        ),
+        Architecture(
+            "model4",
+            "Transfer learning (frozen MobileNetV2)",
+            "Reuses MobileNetV2, already trained on 1.4 million ImageNet photos, as a frozen "
+            "feature extractor, and trains only a small head on top (max pooling, dropout, two "
+            "dense layers). It reaches about 97 % validation accuracy within a few epochs.",
+            uses_backbone=True,
+        ),
+        Architecture(
+            "model4-finetune",
+            "Transfer learning + fine-tuning",
+            "Trains model4's head first, then unfreezes the top of MobileNetV2 and keeps training "
+            f"at a tenth of the learning rate (layers from {FINE_TUNE_AT} up), adapting ImageNet "
+            "features to cats and dogs without destroying them.",
+            fine_tune=True,
+            uses_backbone=True,
+        ),
+    )
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise SettingsError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
+
+
+# --- runs --------------------------------------------------------------------------------
+
+EPOCHS_RANGE = (1, 500)
+FINE_TUNE_EPOCHS_RANGE = (0, 500)
+BATCH_SIZE_RANGE = (1, 1024)
+# Steps the dashboard offers; any value in range is valid.
+BATCH_SIZE_CHOICES = (8, 16, 32, 64, 128)
+LEARNING_RATE_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+SEED_RANGE = (0, 2**31 - 1)  # accepted by every random generator training seeds
+FEATURE_COPIES_RANGE = (0, 16)
+# Fine-tuning archs train this many epochs with the backbone's top unfrozen, after the head.
+FINE_TUNE_EPOCHS = 2
+
+
+def default_epochs(fast: bool) -> int:
+    """Head epochs on cached features take a fraction of a second each, so the fast path trains more."""
+    return 10 if fast else 5
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A complete, checked run config; `to_dict` is what `RunStore.submit` records as config.json.
+
+    epochs, fine_tune_epochs and learning_rate left as None take the defaults of the path
+    (`default_epochs`) and of the architecture.
+    """
+
+    arch: str
+    epochs: int | None = None
+    fine_tune_epochs: int | None = None
+    batch_size: int = config.BATCH_SIZE
+    image_size: int = config.IMAGE_SIZE[0]
+    learning_rate: float | None = None
+    augmentation: AugmentConfig = AugmentConfig()
+    seed: int = 0
+    data_dir: str | None = None
+    split_seed: int = config.SPLIT_SEED
+    fast: bool = False
+    # Measured on cats_and_dogs_filtered: augmented copies did not raise validation
+    # accuracy and each costs a backbone pass over the training set on a cold cache.
+    feature_copies: int = 0
+
+    def __post_init__(self) -> None:
+        architecture = get_architecture(self.arch)
+        if self.fast and not architecture.uses_backbone:
+            raise SettingsError(f"the fast path needs a frozen backbone; {self.arch} has none")
+        if not isinstance(self.augmentation, AugmentConfig):
+            raise SettingsError(f"augmentation must be an AugmentConfig; got {self.augmentation!r}")
+        epochs = default_epochs(self.fast) if self.epochs is None else self.epochs
+        fine_tune_epochs = self.fine_tune_epochs
+        if fine_tune_epochs is None:
+            fine_tune_epochs = FINE_TUNE_EPOCHS if architecture.fine_tune else 0
+        elif fine_tune_epochs and not architecture.fine_tune:
+            raise SettingsError(f"{self.arch} does not fine-tune; got {fine_tune_epochs} fine-tune epochs")
+        learning_rate = architecture.learning_rate if self.learning_rate is None else self.learning_rate
+        checked = {
+            "epochs": _whole("epochs", epochs, EPOCHS_RANGE),
+            "fine_tune_epochs": _whole("fine-tune epochs", fine_tune_epochs, FINE_TUNE_EPOCHS_RANGE),
+            "batch_size": _whole("batch size", self.batch_size, BATCH_SIZE_RANGE),
+            "image_size": _check_choice("image size", _whole("image size", self.image_size), config.IMAGE_SIDES),
+            "learning_rate": _learning_rate(learning_rate),
+            "seed": _whole("seed", self.seed, SEED_RANGE),
+            "split_seed": _whole("split seed", self.split_seed),
+            "feature_copies": _whole("augmented copies", self.feature_copies, FEATURE_COPIES_RANGE),
+            "fast": bool(self.fast),
+            "data_dir": None if self.data_dir is None else str(self.data_dir),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    def to_dict(self) -> dict:
+        """The config.json record: these settings and the library versions they train with."""
+        return {**asdict(self), "versions": library_versions()}
+
+
+def library_versions() -> dict[str, str | None]:
+    """Read from installed package metadata, so recording a run never waits for TensorFlow to import."""
+    return {"python": platform.python_version(), **{name: _installed(name) for name in ("tensorflow", "keras", "numpy")}}
+
+
+def _installed(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,90 @@
+"""catdog as an installed package: a wheel of the library with a `catdog` command, and the
+dashboard started from a checkout by that command."""
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from browser import free_port, healthy
+from support import ROOT, wait_for
+
+import catdog
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built, as pip builds one, from a copy of the checkout (so no build files land in it)."""
+    if importlib.util.find_spec("setuptools") is None:
+        pytest.skip("needs setuptools to build a wheel without a network")
+    source = tmp_path_factory.mktemp("source")
+    shutil.copy(ROOT / "pyproject.toml", source)
+    shutil.copy(ROOT / "README.md", source)
+    shutil.copytree(ROOT / "catdog", source / "catdog", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )
+    [built] = out.glob("catdog-*.whl")
+    return built
+
+
+def test_the_wheel_holds_the_library_alone_and_the_catdog_command(wheel):
+    dist_info = f"catdog-{catdog.__version__}.dist-info/"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = archive.read(f"{dist_info}entry_points.txt").decode()
+        metadata = archive.read(f"{dist_info}METADATA").decode()
+    assert [name for name in names if not name.startswith(("catdog/", dist_info))] == []
+    assert "catdog/cli.py" in names and "catdog/settings.py" in names
+    assert "[console_scripts]\ncatdog = catdog.cli:main" in entry_points
+    assert f"Version: {catdog.__version__}\n" in metadata
+    assert "Requires-Dist: tensorflow" in metadata
+
+
+def installed(wheel: Path, folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`catdog ARGS` as installed from the wheel: its files alone on the path, run from elsewhere."""
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(folder / "site-packages")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(folder / "site-packages")
+    code = "import sys; from catdog.cli import main; sys.exit(main(sys.argv[1:]))"  # what the console script runs
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_the_installed_command_reports_its_version(wheel, tmp_path):
+    result = installed(wheel, tmp_path, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"catdog {catdog.__version__}"
+
+
+def test_the_dashboard_from_a_wheel_says_to_run_it_from_a_checkout(wheel, tmp_path):
+    result = installed(wheel, tmp_path, "dashboard")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: the dashboard runs from a checkout of catdog; run `catdog dashboard` there"
+
+
+def test_the_dashboard_from_a_checkout_starts_the_app(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(tmp_path / "dashboard.log", "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "catdog", "dashboard", "--server.headless", "true", "--server.port", str(port),
+             "--server.address", "127.0.0.1"],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_for(lambda: healthy(url) or server.poll() is not None, 90, message="the dashboard")
+        assert server.poll() is None, (tmp_path / "dashboard.log").read_text()[-2000:]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

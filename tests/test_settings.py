@@ -1,0 +1,59 @@
+"""The one source of run settings: defaults per path and architecture, checks, and the record runs keep."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from support import ROOT
+
+from catdog import config
+from catdog.settings import ARCHITECTURES, AugmentConfig, RunConfig, SettingsError, default_epochs
+
+
+def test_defaults_follow_the_path_and_the_architecture():
+    assert RunConfig("model1").epochs == default_epochs(fast=False)
+    assert RunConfig("model4", fast=True).epochs == default_epochs(fast=True) != default_epochs(fast=False)
+    assert RunConfig("model4-finetune").fine_tune_epochs > 0 and RunConfig("model4").fine_tune_epochs == 0
+    for arch in ARCHITECTURES.values():
+        assert RunConfig(arch.name).learning_rate == arch.learning_rate
+
+
+def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
+    record = json.loads(json.dumps(RunConfig("model4", fast=True, data_dir="/data").to_dict()))
+    assert list(record) == [
+        "arch", "epochs", "fine_tune_epochs", "batch_size", "image_size", "learning_rate", "augmentation", "seed",
+        "data_dir", "split_seed", "fast", "feature_copies", "versions",
+    ]
+    assert record["augmentation"] == {"flip": "horizontal", "rotation": [-0.2, 0.2], "fill_mode": "reflect", "seed": None}
+    assert record["batch_size"] == config.BATCH_SIZE and record["split_seed"] == config.SPLIT_SEED
+    assert set(record["versions"]) == {"python", "tensorflow", "keras", "numpy"}
+    assert all(record["versions"].values())
+    assert AugmentConfig.from_dict(record["augmentation"]) == AugmentConfig()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"epochs": 0}, "epochs must be between 1 and 500; got 0"),
+        ({"epochs": 2.5}, "epochs must be a whole number; got 2.5"),
+        ({"batch_size": 4096}, "batch size must be between 1 and 1024; got 4096"),
+        ({"learning_rate": 2.0}, "learning rate must be in (0, 1]; got 2.0"),
+        ({"image_size": 100}, "image size must be one of 96, 128, 160, 192, 224; got 100"),
+        ({"feature_copies": 17, "arch": "model4", "fast": True}, "augmented copies must be between 0 and 16; got 17"),
+        ({"fast": True}, "the fast path needs a frozen backbone; model1 has none"),
+        ({"arch": "model9"}, "unknown architecture 'model9'"),
+        ({"augmentation": {"flip": "both"}}, "augmentation must be an AugmentConfig"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_value(settings, message):
+    settings = {"arch": "model1", **settings}
+    with pytest.raises(SettingsError) as refused:
+        RunConfig(**settings)
+    assert message in str(refused.value)
+
+
+def test_settings_need_no_tensorflow():
+    code = "import sys, catdog.settings; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
