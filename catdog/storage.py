@@ -3,21 +3,46 @@
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Readers see the old file or the new one, never a torn write (rename is atomic)."""
+@contextmanager
+def _replaced_atomically(path: Path, mode: str) -> Iterator[IO]:
+    """Readers see the old file or the new one, never a torn write (rename is atomic).
+
+    The temporary name is unique per call, so writers in other processes or threads (two
+    queues filling one cache, two sessions of one web server) never write into each other's.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out, indent=1)
+        with os.fdopen(fd, mode) as out:
+            yield out
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    with _replaced_atomically(path, "w") as out:
+        json.dump(data, out, indent=1)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with _replaced_atomically(path, "w") as out:
+        out.write(text)
+
+
+def save_npy_atomic(path: Path, array) -> None:
+    """An .npy file that a reader (another queue, a memory map) never sees half-written."""
+    import numpy as np  # here, so that reading runs and statuses never pays numpy's import
+
+    with _replaced_atomically(path, "wb") as out:
+        np.save(out, array)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
