@@ -13,7 +13,7 @@ from pathlib import Path
 from catdog import config
 from catdog.data import DataError, scan
 from catdog.images import ImageError
-from catdog.runs import ACTIVE, RunError, RunStore, planned_epochs
+from catdog.runs import ACTIVE, PHASE_FEATURES, RunError, RunStore, planned_epochs
 
 FOLLOW_INTERVAL_S = 0.5
 FLIP_TTA_HELP = "average each answer with the mirror image's (test-time augmentation)"
@@ -99,7 +99,7 @@ def _follow(run) -> int:
         progress, history = run.progress(), run.history()
         if status["state"] == "queued":
             bar(0, 1, "queued")
-        elif progress and progress["phase"] == "features":
+        elif progress and progress["phase"] == PHASE_FEATURES:
             bar(progress["batch"], progress["batches"], "computing backbone features (cached for next time)")
         elif progress:
             batches = progress["batches"] or 1

@@ -14,7 +14,7 @@ import catdog_ui as ui
 from catdog import config, predict
 from catdog.data import default_dataset_available
 from catdog.models import ARCHITECTURES, Architecture, layer_summary, parameter_counts
-from catdog.runs import Run, RunError, RunStore, image_size, planned_epochs
+from catdog.runs import PHASE_FINE_TUNE, Run, RunError, RunStore, image_size, planned_epochs
 from catdog.training import default_run_config
 
 LIVE_REFRESH_S = 1.0
@@ -158,10 +158,10 @@ def live_run() -> None:
     @ui.guarded("The live charts")
     def charts() -> None:
         run = store.get(shown.id)
-        total = planned_epochs(run.config)
+        history, total = run.history(), planned_epochs(run.config)
         accuracy, loss = st.columns(2)
-        accuracy.plotly_chart(curves(run.history(), "accuracy", total), key="live-accuracy")
-        loss.plotly_chart(curves(run.history(), "loss", total), key="live-loss")
+        accuracy.plotly_chart(curves(history, "accuracy", total), key="live-accuracy")
+        loss.plotly_chart(curves(history, "loss", total), key="live-loss")
 
     live()
     charts()
@@ -169,7 +169,7 @@ def live_run() -> None:
 
 def show_run(run: Run) -> None:
     status, history, progress = run.status(), run.history(), run.progress()
-    state, cfg, cancelling = status["state"], run.config, run.cancel_flag.exists()
+    state, cfg, cancelling = status["state"], run.config, run.cancel_requested
     total = planned_epochs(cfg)
     title, badge = st.columns([4, 1], vertical_alignment="center")
     title.subheader(f"{'Live run' if ui.is_active(run) else 'Last run'}: {cfg.get('arch')}")
@@ -229,7 +229,7 @@ def curves(history: list[dict], metric: str, planned: int) -> go.Figure:
     epochs = [h["epoch"] for h in history]
     figure.add_scatter(x=epochs, y=[h.get(metric) for h in history], name="train", mode="lines+markers")
     figure.add_scatter(x=epochs, y=[h.get(f"val_{metric}") for h in history], name="validation", mode="lines+markers")
-    fine_tune = next((h["epoch"] for h in history if h.get("phase") == "fine-tune"), None)
+    fine_tune = next((h["epoch"] for h in history if h.get("phase") == PHASE_FINE_TUNE), None)
     if fine_tune:
         figure.add_vline(x=fine_tune - 0.5, line_dash="dot", annotation_text="fine-tuning")
     # Short plans show their whole x axis, so the chart visibly fills in; long ones grow with the run.
@@ -278,7 +278,7 @@ def run_row(run: Run) -> dict:
         "run": run.id,
         "arch": summary["arch"],
         "status": summary["status"],
-        "epochs": f"{summary['epochs']}/{planned_epochs(run.config)}",
+        "epochs": f"{summary['epochs']}/{summary['planned_epochs']}",
         "batch": summary["batch_size"],
         "px": summary["image_size"],
         "learning rate": summary["learning_rate"],

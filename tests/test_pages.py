@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from support import assert_clean, make_dataset, open_app, synthetic_image, wait_for
 
 import catdog_ui as ui
-from catdog.runs import ACTIVE, RunStore
+from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_TRAIN, RunStore
 
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
 
@@ -287,12 +287,12 @@ def test_dataset_enlarges_a_photo_with_name_and_size(tiny_env):
 
 def test_progress_text_covers_feature_caching_and_epochs():
     plan = {"epochs": 4, "fine_tune_epochs": 0}
-    caching = {"epoch": 0, "batch": 500, "batches": 2000, "elapsed": 10.0, "phase": "features"}
+    caching = {"epoch": 0, "batch": 500, "batches": 2000, "elapsed": 10.0, "phase": PHASE_FEATURES}
     assert ui.progress_text(plan, [], caching) == (
         "Computing MobileNetV2 features once (features): 500 of 2000 images · about 30 s left"
     )
     history = [{"epoch": 1, "seconds": 60.0}]
-    second = {"epoch": 2, "batch": 10, "batches": 40, "elapsed": 15.0, "phase": "train"}
+    second = {"epoch": 2, "batch": 10, "batches": 40, "elapsed": 15.0, "phase": PHASE_TRAIN}
     # 30 batches at 1.5 s, then epochs 3 and 4 at the 60 s measured so far.
     assert ui.time_left(plan, history, second) == 45 + 120
     assert ui.progress_text(plan, history, second).startswith("Epoch 2 of 4 (train) · batch 10 of 40")
