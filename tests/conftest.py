@@ -4,6 +4,7 @@ The helpers they use live in support.py.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,17 @@ def trained_run_dir(tmp_path_factory, tiny_data) -> Path:
         check=True, cwd=ROOT, env=env, capture_output=True, timeout=300,
     )
     return runs_dir
+
+
+@pytest.fixture
+def copied_runs(trained_run_dir, tmp_path, monkeypatch) -> Path:
+    """A private runs folder with two copies of the trained run, for tests that change or delete runs."""
+    (original,) = [path for path in trained_run_dir.iterdir() if path.is_dir()]
+    root = tmp_path / "runs"
+    for copy in ("a", "b"):
+        shutil.copytree(original, root / f"{original.name}-{copy}")
+    monkeypatch.setenv("CATDOG_RUNS_DIR", str(root))
+    return root
 
 
 @pytest.fixture
