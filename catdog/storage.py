@@ -32,11 +32,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
         json.dump(data, out, indent=1)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    with _replaced_atomically(path, "w") as out:
-        out.write(text)
-
-
 def save_npy_atomic(path: Path, array) -> None:
     """An .npy file that a reader (another queue, a memory map) never sees half-written."""
     import numpy as np  # here, so that reading runs and statuses never pays numpy's import
