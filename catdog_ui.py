@@ -21,7 +21,7 @@ from streamlit.runtime.scriptrunner import script_runner
 
 from catdog import config, data
 from catdog.augment import AugmentConfig
-from catdog.runs import ACTIVE, Run, RunStore, planned_epochs
+from catdog.runs import ACTIVE, PHASE_FEATURES, Run, RunStore, planned_epochs
 
 ROUTER = Path(__file__).resolve().parent / "dashboard.py"
 ASSETS = ROUTER.parent / "assets"
@@ -159,8 +159,8 @@ def time_left(run_config: dict, history: list[dict], progress: dict | None) -> f
 
 
 def preparing(progress: dict) -> bool:
-    """Progress before the first epoch: the fast path caching backbone features (epoch 0)."""
-    return not progress.get("epoch")
+    """Progress before the first epoch: the fast path caching backbone features."""
+    return progress.get("phase") == PHASE_FEATURES
 
 
 def progress_text(run_config: dict, history: list[dict], progress: dict) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.runs import RunStore
+from catdog.runs import PHASE_TRAIN, RunStore
 from catdog.settings import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,14 +101,14 @@ def move_slider(page, timeout_ms: float) -> tuple[float, float]:
 
 def in_training_epoch(run, epoch: int) -> bool:
     progress = run.progress() or {}
-    return progress.get("phase") == "train" and progress.get("epoch", 0) >= epoch
+    return progress.get("phase") == PHASE_TRAIN and progress.get("epoch", 0) >= epoch
 
 
 def early_in_epoch(run) -> bool:
     """In the first third of an epoch's training batches; any time when epochs are a batch or two."""
     progress = run.progress() or {}
     batches = progress.get("batches", 0)
-    return progress.get("phase") == "train" and (batches < 3 or progress.get("batch", 0) <= batches // 3)
+    return progress.get("phase") == PHASE_TRAIN and (batches < 3 or progress.get("batch", 0) <= batches // 3)
 
 
 def training_state(run) -> dict:

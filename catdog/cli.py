@@ -20,7 +20,7 @@ from pathlib import Path
 from catdog import __version__, config
 from catdog.data import DataError, scan
 from catdog.images import ImageError
-from catdog.runs import ACTIVE, RunError, RunStore, planned_epochs
+from catdog.runs import ACTIVE, PHASE_FEATURES, RunError, RunStore, planned_epochs
 from catdog.settings import (
     ARCHITECTURES,
     BATCH_SIZE_RANGE,
@@ -184,8 +184,8 @@ def _follow(run) -> int:
             step = run.progress()
             if status["state"] == "queued":
                 report(0, planned, "queued", "queued behind other runs")
-            elif step and step["phase"] == "features":
-                report(step["batch"], step["batches"], "features", "computing backbone features (cached for next time)")
+            elif step and step["phase"] == PHASE_FEATURES:
+                report(step["batch"], step["batches"], PHASE_FEATURES, "computing backbone features (cached for next time)")
             elif step:
                 history = run.history()
                 val = history[-1].get("val_accuracy") if history else None

@@ -10,7 +10,6 @@ import hashlib
 import itertools
 import os
 import random
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ import numpy as np
 
 from catdog import config
 from catdog.images import ImageError, open_image, read_upload, stored_size, to_model_input
-from catdog.storage import read_json, write_json_atomic
+from catdog.storage import read_json, save_npy_atomic, write_json_atomic
 
 Progress = Callable[[int, int], None]
 
@@ -299,7 +298,7 @@ def _build_report(
                 progress(done, len(paths))
     good = [(path, result) for path, result in zip(paths, results) if not isinstance(result, str)]
     pixels = np.stack([result[0] for _, result in good]) if good else np.zeros((0, *config.IMAGE_SIZE, 3), np.uint8)
-    _save_atomic(pixels_path, pixels)
+    save_npy_atomic(pixels_path, pixels)
     relative = lambda path: path.relative_to(root).as_posix()
     return {
         "good": [relative(path) for path, _ in good],
@@ -325,16 +324,8 @@ def _resized_pixels(root: Path, names: list[str], key: str, size: tuple[int, int
         pass
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         decoded = list(pool.map(lambda name: _decode(root / name, size)[0], names))
-    _save_atomic(path, np.stack(decoded) if decoded else np.zeros((0, *size, 3), np.uint8))
+    save_npy_atomic(path, np.stack(decoded) if decoded else np.zeros((0, *size, 3), np.uint8))
     return np.load(path, mmap_mode="r")
-
-
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Per thread too: the dashboard may scan the same folder from two sessions of one process.
-    partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.npy")
-    np.save(partial, array)
-    partial.replace(path)
 
 
 def _try_decode(path: Path):

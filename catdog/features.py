@@ -21,6 +21,7 @@ from catdog import config
 from catdog.augment import AugmentConfig, build_augmentation
 from catdog.data import Scan
 from catdog.models import ImageSize, build_backbone, build_head, preprocess_input
+from catdog.storage import save_npy_atomic
 
 BATCH = 64
 # Bump when the extractor changes, so stale features are never reused.
@@ -90,7 +91,4 @@ class FeatureCache:
             out.append(self._extract(batch).numpy())
             if self.progress:
                 self.progress(min(start + BATCH, len(pixels)), len(pixels))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial.npy")
-        np.save(partial, np.concatenate(out) if out else np.zeros((0, 1280), np.float32))
-        partial.replace(path)
+        save_npy_atomic(path, np.concatenate(out) if out else np.zeros((0, 1280), np.float32))

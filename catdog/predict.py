@@ -31,8 +31,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-EVALUATION_FILES = {False: "evaluation.json", True: "evaluation-flip.json"}
-TFLITE_FILE = "model.tflite"
 
 
 class _OncePerKey:
@@ -305,7 +303,7 @@ def evaluate(run: Run, flip_average: bool = False) -> Evaluation:
     disjoint from the ones the run trained and validated on. Made once per saved model version
     and setting, for every session, and kept on disk beside the model.
     """
-    path = run.path / EVALUATION_FILES[flip_average]
+    path = run.evaluation_path(flip_average)
 
     def saved_or_scored(version: int) -> Evaluation:
         saved = Evaluation.load(path)
@@ -357,7 +355,7 @@ def export_tflite(run: Run) -> bytes:
     The converted file's modification time is set to the model version it came from, so it is
     known to be current without a second file.
     """
-    path = run.path / TFLITE_FILE
+    path = run.tflite_path
 
     def saved_or_converted(version: int) -> bytes:
         if path.is_file() and path.stat().st_mtime_ns == version:

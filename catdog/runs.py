@@ -1,14 +1,19 @@
 """Training runs: folders on disk, a queue, and the processes that work through it.
 
-A run is a folder under the runs directory:
+A run is a folder under the runs directory, and `Run` is the one reader and writer of its files:
 
     config.json     what to train (architecture, hyperparameters, data, seed, versions)
     status.json     queued | running | finished | failed | cancelled, with pid, times, error
-    history.jsonl   one line per epoch, plus batch-progress lines
+    history.jsonl   one line per epoch (and one for the fast path's feature caching)
+    progress.json   where a live run is within its epoch, rewritten in place about every second
     data.json       what training found in the data folder: classes, counts, skipped files
+    note.json       the user's note about the run
+    cancel          present once the user asked to cancel
     model.keras     the weights with the best validation accuracy so far
     tensorboard/    TensorBoard event files
     train.log       the training process's output
+    evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.predict)
+    model.tflite    the saved model converted for phones, made on request (catdog.predict)
 
 Each submitted run starts a small queue process that waits for the queue lock and then trains
 queued runs oldest first, each in a fresh child process. The lock dies with its holder, so a
@@ -16,7 +21,6 @@ killed queue process never blocks the ones after it. Nothing here imports Tensor
 runs stays instant.
 """
 
-import fcntl
 import os
 import re
 import secrets
@@ -27,12 +31,26 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import filelock
+import psutil
 
 from catdog import config
-from catdog.storage import read_json, read_jsonl, write_json_atomic
+from catdog.storage import append_jsonl, read_json, read_jsonl, write_json_atomic
+
+if TYPE_CHECKING:
+    from catdog.data import Scan
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
+FINAL = ("finished", "failed", "cancelled")
+# Kinds of history.jsonl records.
+RECORD_EPOCH, RECORD_FEATURES = "epoch", "features"
+# Phases of epoch records and progress. Epochs are numbered from 1 across phases; PHASE_FEATURES
+# (epoch 0) is the fast path computing backbone features, its batches counting images.
+PHASE_TRAIN, PHASE_HEAD, PHASE_FINE_TUNE, PHASE_FEATURES = "train", "head", "fine-tune", "features"
+NOTE_MAX_CHARS = 500
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Refuse to start a run with less free space than a few checkpoints and caches need.
 MIN_FREE_BYTES = 200 * 2**20
@@ -40,6 +58,11 @@ MIN_FREE_BYTES = 200 * 2**20
 # data, backbone features) is terminated after this long, so cancel always lands within seconds.
 CANCEL_GRACE_S = 2.0
 CANCEL_POLL_S = 0.5
+# How often a waiting queue process tries the lock: a run starts this soon after the one before.
+QUEUE_POLL_S = 0.5
+# A process's creation time is derived from the boot time, which clock adjustments can shift a
+# little; a later process reusing the pid was created far later than this.
+CREATE_TIME_TOLERANCE_S = 1.0
 
 
 class RunError(ValueError):
@@ -58,31 +81,60 @@ class Run:
     def config(self) -> dict:
         return read_json(self.path / "config.json", {})
 
+    def write_config(self, run_config: dict) -> None:
+        write_json_atomic(self.path / "config.json", run_config)
+
     @property
     def model_path(self) -> Path:
         return self.path / "model.keras"
 
     @property
-    def cancel_flag(self) -> Path:
-        return self.path / "cancel"
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
 
     @property
     def log_path(self) -> Path:
         return self.path / "train.log"
 
+    @property
+    def tflite_path(self) -> Path:
+        return self.path / "model.tflite"
+
+    def evaluation_path(self, flip_average: bool) -> Path:
+        """The held-out scores of the saved model, one file per test-time setting."""
+        return self.path / ("evaluation-flip.json" if flip_average else "evaluation.json")
+
+    @property
+    def _cancel_flag(self) -> Path:
+        return self.path / "cancel"
+
+    def request_cancel(self) -> None:
+        """A flag, not a status change: the training process polls it between batches."""
+        self._cancel_flag.touch()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_flag.exists()
+
     def data(self) -> dict:
         """What training found in the data folder: root, classes, counts and skipped files."""
         return read_json(self.path / "data.json") or {}
+
+    def record_data(self, scan: "Scan") -> None:
+        write_json_atomic(
+            self.path / "data.json",
+            {"root": str(scan.root), "classes": scan.classes, "counts": scan.counts(), "skipped": scan.skipped},
+        )
 
     def status(self) -> dict:
         """The recorded status, corrected when the training process has died without saying so."""
         status = read_json(self.path / "status.json")
         if not isinstance(status, dict) or status.get("state") not in STATES:
             status = {"state": "failed", "error": "status.json is damaged or missing"}
-        if status["state"] == "running" and not _alive(status.get("pid"), self.path):
+        if status["state"] == "running" and not _alive(status.get("pid"), status.get("create_time")):
             # Not written back: the queue process, if alive, records the exact outcome, which
             # for a cancelled run is "cancelled" (it may have ended the process itself).
-            if self.cancel_flag.exists():
+            if self.cancel_requested:
                 status = {**status, "state": "cancelled"}
             else:
                 status = {
@@ -97,24 +149,65 @@ class Run:
         return self.status()["state"]
 
     def mark(self, state: str, **fields) -> dict:
-        status = {**(read_json(self.path / "status.json") or {}), "state": state, **fields}
-        if state not in ACTIVE:
-            status["ended"] = status.get("ended") or time.time()
-        write_json_atomic(self.path / "status.json", status)
-        return status
+        """Records a new state; a final one is kept, whoever writes after it.
+
+        The queue and the training process both write here, in an order nobody controls: a child
+        that ends at once records "finished" before the queue records it as running.
+        """
+        with filelock.FileLock(self.path / ".status.lock"):
+            recorded = read_json(self.path / "status.json")
+            recorded = recorded if isinstance(recorded, dict) else {}
+            if recorded.get("state") in FINAL:
+                return recorded
+            status = {**recorded, "state": state, **fields}
+            if state in FINAL:
+                status["ended"] = status.get("ended") or time.time()
+            write_json_atomic(self.path / "status.json", status)
+            return status
 
     def history(self) -> list[dict]:
         """Per-epoch records, in order."""
-        return [r for r in read_jsonl(self.path / "history.jsonl") if r.get("type") == "epoch"]
+        return [r for r in read_jsonl(self.path / "history.jsonl") if r.get("type") == RECORD_EPOCH]
+
+    def record_epoch(self, epoch: int, phase: str, seconds: float, metrics: dict[str, float | None]) -> None:
+        record = {"epoch": epoch, "phase": phase, "seconds": round(seconds, 2), **metrics}
+        append_jsonl(self.path / "history.jsonl", {"type": RECORD_EPOCH, **record, "time": round(time.time(), 3)})
+
+    def record_features(self, seconds: float) -> None:
+        """How long the fast path took to get its backbone features (from the cache, or computed)."""
+        append_jsonl(self.path / "history.jsonl", {"type": RECORD_FEATURES, "seconds": round(seconds, 2)})
 
     def progress(self) -> dict | None:
-        """The latest batch-progress record, if any: {epoch, batch, batches, elapsed, phase}.
+        """The latest batch progress, if any: {epoch, batch, batches, elapsed, phase}.
 
-        phase is "train", "head" or "fine-tune" for epochs (numbered from 1), and "features"
-        (epoch 0) while the fast path computes backbone features, batch counting images.
+        A few bytes to read, whatever the run's length: pages poll it every second.
         """
-        records = read_jsonl(self.path / "history.jsonl")
-        return next((r for r in reversed(records) if r.get("type") == "batch"), None)
+        progress = read_json(self.path / "progress.json")
+        return progress if isinstance(progress, dict) else None
+
+    def record_progress(self, phase: str, epoch: int, done: int, total: int, elapsed: float) -> None:
+        progress = {"epoch": epoch, "batch": done, "batches": total, "elapsed": round(elapsed, 2), "phase": phase}
+        try:
+            write_json_atomic(self.path / "progress.json", progress)
+        except OSError:
+            # Progress is advisory and the next write is a second away; a reader holding the
+            # file open (Windows refuses to replace it then) must not fail the training.
+            pass
+
+    @property
+    def note(self) -> str:
+        note = read_json(self.path / "note.json", "")
+        return note if isinstance(note, str) else ""
+
+    def set_note(self, text: str) -> None:
+        """The user's words about the run; an empty text removes the note."""
+        text = text.strip()
+        if len(text) > NOTE_MAX_CHARS:
+            raise RunError(f"a note can be at most {NOTE_MAX_CHARS} characters; this one has {len(text)}")
+        if text:
+            write_json_atomic(self.path / "note.json", text)
+        else:
+            (self.path / "note.json").unlink(missing_ok=True)
 
     def summary(self) -> dict:
         """What a runs table shows: settings, state and accuracy, one flat dict."""
@@ -136,6 +229,7 @@ class Run:
             "seconds": _duration(status),
             "created": cfg.get("created"),
             "error": status.get("error"),
+            "note": self.note,
         }
 
 
@@ -158,21 +252,26 @@ def _duration(status: dict) -> float | None:
     return round((ended if isinstance(ended, int | float) and ended else time.time()) - started, 1)
 
 
-def _alive(pid: int | None, run_path: Path) -> bool:
-    """Whether pid is still the process training this run (not a zombie, not a reused pid)."""
-    if not pid:
+def _alive(pid: int | None, create_time: float | None) -> bool:
+    """Whether the recorded process still runs: not ended, not a zombie, and not a later
+    process that was given the same pid (its creation time differs)."""
+    if not isinstance(pid, int) or pid <= 0 or not isinstance(create_time, int | float):
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
+        process = psutil.Process(pid)
+        same = abs(process.create_time() - create_time) < CREATE_TIME_TOLERANCE_S
+        return same and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-    return str(run_path).encode() in cmdline
+
+
+def _identity(pid: int) -> dict:
+    """What status.json records to recognise a process later: its pid and creation time."""
+    try:
+        create_time = psutil.Process(pid).create_time()
+    except psutil.Error:  # already gone: then it reads as dead, which it is
+        create_time = None
+    return {"pid": pid, "create_time": create_time}
 
 
 class RunStore:
@@ -231,7 +330,7 @@ class RunStore:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{run_config['arch']}-{secrets.token_hex(2)}"
         run = Run(self.root / run_id)
         run.path.mkdir()
-        write_json_atomic(run.path / "config.json", {**run_config, "id": run_id, "created": created})
+        run.write_config({**run_config, "id": run_id, "created": created})
         run.mark("queued", pid=None, created=created, started=None, ended=None, error=None)
         return run
 
@@ -252,43 +351,53 @@ class RunStore:
         status = run.status()
         if status["state"] not in ACTIVE:
             raise RunError(f"run {run_id} is already {status['state']}")
-        run.cancel_flag.touch()
+        run.request_cancel()
         if status["state"] == "queued":
             return run.mark("cancelled", error=None)
         return status
 
-    def _lock_path(self) -> Path:
-        return self.root / ".queue.lock"
+    def delete(self, run_id: str) -> None:
+        """Removes a run's folder: model, history, logs and all; refused while it is queued or running."""
+        run = self.get(run_id)
+        state = run.state
+        if state in ACTIVE:
+            raise RunError(f"run {run_id} is {state}: cancel it before deleting it")
+        # Renamed first, at once, to a name that is no run id: no reader ever lists half a run.
+        doomed = run.path.with_name(f".deleted-{run_id}-{secrets.token_hex(2)}")
+        try:
+            run.path.rename(doomed)
+        except OSError as error:
+            raise RunError(f"run {run_id} could not be deleted ({error.strerror or error})") from None
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def _queue_lock(self) -> filelock.BaseFileLock:
+        # flock on POSIX, msvcrt locking on Windows: the OS releases it when its holder dies.
+        return filelock.FileLock(self.root / ".queue.lock", poll_interval=QUEUE_POLL_S)
 
     def _queue_is_idle(self) -> bool:
-        with open(self._lock_path(), "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            return True
+        try:
+            with self._queue_lock().acquire(blocking=False):
+                return True
+        except filelock.Timeout:
+            return False
 
     def _start_queue_process(self) -> None:
-        # A new session: the queue outlives the web server or terminal that started it.
         subprocess.Popen(
             [sys.executable, "-m", "catdog.runs", str(self.root)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            env=_child_env(),
+            **_detached(),
         )
 
     def serve_queue(self) -> None:
         """Waits for the queue lock, then trains queued runs oldest first until none is left."""
-        with open(self._lock_path(), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._queue_lock():
             while queued := self.queue():
                 self._train(queued[0])
 
     def _train(self, run: Run) -> None:
-        if run.cancel_flag.exists():
+        if run.cancel_requested:
             run.mark("cancelled")
             return
         with open(run.log_path, "ab") as log:
@@ -297,15 +406,29 @@ class RunStore:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=_child_env(),
+                **_windowless(),
             )
-        run.mark("running", pid=child.pid, started=time.time())
+        # If the child has already ended, its final status stands: mark() keeps it.
+        run.mark("running", started=time.time(), **_identity(child.pid))
         returncode = _wait_or_stop(run, child)
-        if (read_json(run.path / "status.json") or {}).get("state") == "running":
-            if run.cancel_flag.exists():
-                run.mark("cancelled")
-            else:
-                run.mark("failed", error=_exit_reason(returncode))
+        # Lands only when the child died without recording its outcome.
+        if run.cancel_requested:
+            run.mark("cancelled")
+        else:
+            run.mark("failed", error=_exit_reason(returncode))
+
+
+def _detached() -> dict:
+    """Popen options for a queue process that outlives the web server or terminal that started it."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS}
+    return {"start_new_session": True}
+
+
+def _windowless() -> dict:
+    """Popen options for the training process: on Windows, a console program started by a
+    detached process would open a console window of its own."""
+    return {"creationflags": subprocess.CREATE_NO_WINDOW} if sys.platform == "win32" else {}
 
 
 def _wait_or_stop(run: Run, child: subprocess.Popen) -> int:
@@ -314,21 +437,16 @@ def _wait_or_stop(run: Run, child: subprocess.Popen) -> int:
         try:
             return child.wait(timeout=CANCEL_POLL_S)
         except subprocess.TimeoutExpired:
-            if run.cancel_flag.exists() and time.time() - run.cancel_flag.stat().st_mtime > CANCEL_GRACE_S:
+            if run.cancel_requested and time.time() - run._cancel_flag.stat().st_mtime > CANCEL_GRACE_S:
                 child.terminate()
-
-
-def _child_env() -> dict[str, str]:
-    """The child sees the same catdog package, wherever the parent imported it from."""
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    return env
 
 
 def _exit_reason(returncode: int) -> str:
     if returncode < 0:
-        name = signal.Signals(-returncode).name
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
         hint = " (out of memory?)" if name == "SIGKILL" else ""
         return f"the training process was killed by {name}{hint}"
     return f"the training process exited with code {returncode} without a final status; see train.log"

@@ -3,21 +3,25 @@
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
-def write_bytes_atomic(path: Path, data: bytes, mtime_ns: int | None = None) -> None:
+@contextmanager
+def _replaced_atomically(path: Path, mode: str, mtime_ns: int | None = None) -> Iterator[IO]:
     """Readers see the old file or the new one, never a torn write (rename is atomic).
 
-    Each call writes its own temporary file, so threads and processes writing the same path at
-    once never share one. mtime_ns, when given, is the file's time from the moment it appears.
+    The temporary name is unique per call, so writers in other processes or threads (two
+    queues filling one cache, two sessions of one web server) never write into each other's.
+    mtime_ns, when given, is the file's time from the moment it appears.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        with os.fdopen(fd, mode) as out:
+            yield out
         if mtime_ns is not None:
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, path)
@@ -26,8 +30,22 @@ def write_bytes_atomic(path: Path, data: bytes, mtime_ns: int | None = None) -> 
         raise
 
 
+def write_bytes_atomic(path: Path, data: bytes, mtime_ns: int | None = None) -> None:
+    with _replaced_atomically(path, "wb", mtime_ns) as out:
+        out.write(data)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_bytes_atomic(path, json.dumps(data, indent=1).encode())
+    with _replaced_atomically(path, "w") as out:
+        json.dump(data, out, indent=1)
+
+
+def save_npy_atomic(path: Path, array) -> None:
+    """An .npy file that a reader (another queue, a memory map) never sees half-written."""
+    import numpy as np  # here, so that reading runs and statuses never pays numpy's import
+
+    with _replaced_atomically(path, "wb") as out:
+        np.save(out, array)
 
 
 def read_json(path: Path, default: Any = None) -> Any:

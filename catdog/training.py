@@ -14,16 +14,16 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import psutil
 import tensorflow as tf
 
 from catdog.data import Scan, scan
 from catdog.features import FeatureCache, build_head_model, copy_head_weights
 from catdog.models import build, unfreeze_top
-from catdog.runs import Run, image_size
+from catdog.runs import PHASE_FEATURES, PHASE_FINE_TUNE, PHASE_HEAD, PHASE_TRAIN, Run, image_size
 from catdog.settings import AugmentConfig, get_architecture
-from catdog.storage import append_jsonl, write_json_atomic
 
-# Batch-progress lines are written at most this often, so history stays small.
+# Batch progress is written at most this often: a file replace per batch would slow small models.
 PROGRESS_INTERVAL_S = 1.0
 
 
@@ -45,7 +45,7 @@ def make_dataset(
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Writes history lines, hands on the best model, and stops at the next batch on cancel."""
+    """Records epochs and progress, hands on the best model, and stops at the next batch on cancel."""
 
     def __init__(self, run: Run, phase: str, on_best: Callable[[keras.Model], None], best: float, epoch_offset: int):
         super().__init__()
@@ -57,7 +57,7 @@ class RunRecorder(keras.callbacks.Callback):
         self._epoch, self._epoch_start = epoch, time.time()
 
     def _check_cancel(self) -> None:
-        if self.run.cancel_flag.exists():
+        if self.run.cancel_requested:
             raise RunCancelled()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -66,35 +66,21 @@ class RunRecorder(keras.callbacks.Callback):
         steps = self.params.get("steps") or 0
         if now - self._last_write >= PROGRESS_INTERVAL_S or batch + 1 == steps:
             self._last_write = now
-            record_progress(self.run, self.phase, self._epoch_number(self._epoch), batch + 1, steps, now - self._epoch_start)
+            self.run.record_progress(self.phase, self._epoch_number(self._epoch), batch + 1, steps, now - self._epoch_start)
 
     def on_test_batch_end(self, batch, logs=None):
         self._check_cancel()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        record = {
-            "type": "epoch",
-            "epoch": self._epoch_number(epoch),
-            "phase": self.phase,
-            "seconds": round(time.time() - self._epoch_start, 2),
-            "time": round(time.time(), 3),
-            **{key: _round(logs.get(key)) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
-        }
-        append_jsonl(self.run.path / "history.jsonl", record)
-        if record["val_accuracy"] is not None and record["val_accuracy"] > self.best:
-            self.best = record["val_accuracy"]
+        metrics = {key: _round(logs.get(key)) for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        self.run.record_epoch(self._epoch_number(epoch), self.phase, time.time() - self._epoch_start, metrics)
+        if metrics["val_accuracy"] is not None and metrics["val_accuracy"] > self.best:
+            self.best = metrics["val_accuracy"]
             self.on_best(self.model)
 
     def _epoch_number(self, epoch: int) -> int:
         return self.epoch_offset + epoch + 1
-
-
-def record_progress(run: Run, phase: str, epoch: int, done: int, total: int, elapsed: float) -> None:
-    append_jsonl(
-        run.path / "history.jsonl",
-        {"type": "batch", "epoch": epoch, "batch": done, "batches": total, "elapsed": round(elapsed, 2), "phase": phase},
-    )
 
 
 def _round(value) -> float | None:
@@ -118,7 +104,7 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
 
 def _fit(model, run: Run, train, validation, epochs: int, phase: str, on_best, best: float = -1.0) -> float:
     recorder = RunRecorder(run, phase, on_best, best, epoch_offset=len(run.history()))
-    board = keras.callbacks.TensorBoard(str(run.path / "tensorboard"), write_graph=False, profile_batch=0)
+    board = keras.callbacks.TensorBoard(str(run.tensorboard_dir), write_graph=False, profile_batch=0)
     model.fit(
         train, validation_data=validation, epochs=epochs, callbacks=[recorder, board], shuffle=False, verbose=0
     )
@@ -129,12 +115,12 @@ def _train_head_on_features(run: Run, data: Scan, model: keras.Model, cfg: dict)
     """The fast path: model4's head on cached backbone features; model gets the best head."""
     start = time.time()
     cache = FeatureCache(
-        data, image_size(cfg), lambda done, total: record_progress(run, "features", 0, done, total, time.time() - start)
+        data, image_size(cfg), lambda done, total: run.record_progress(PHASE_FEATURES, 0, done, total, time.time() - start)
     )
     augmentation = AugmentConfig.from_dict(cfg["augmentation"])
     x_train, y_train = cache.features("train", int(cfg["feature_copies"]), augmentation)
     x_val, y_val = cache.features("validation")
-    append_jsonl(run.path / "history.jsonl", {"type": "features", "seconds": round(time.time() - start, 2)})
+    run.record_features(time.time() - start)
     head = build_head_model(x_train.shape[1], len(data.classes))
     compile_model(head, float(cfg["learning_rate"]))
     best_weights: dict = {}
@@ -145,7 +131,7 @@ def _train_head_on_features(run: Run, data: Scan, model: keras.Model, cfg: dict)
         make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed),
         make_dataset(x_val, y_val, batch_size),
         int(cfg["epochs"]),
-        "head",
+        PHASE_HEAD,
         lambda trained: best_weights.update(weights=trained.get_weights()),
     )
     head.set_weights(best_weights["weights"])
@@ -160,10 +146,7 @@ def train(run: Run) -> dict:
     architecture = get_architecture(cfg["arch"])
     keras.utils.set_random_seed(int(cfg["seed"]))
     data = scan(cfg["data_dir"], int(cfg["split_seed"]))
-    write_json_atomic(
-        run.path / "data.json",
-        {"root": str(data.root), "classes": data.classes, "counts": data.counts(), "skipped": data.skipped},
-    )
+    run.record_data(data)
     data.check_trainable()
     save_best = lambda trained: save_model_atomic(trained, run.model_path)
     batch_size, seed, size = int(cfg["batch_size"]), int(cfg["seed"]), image_size(cfg)
@@ -176,11 +159,11 @@ def train(run: Run) -> dict:
             best = _train_head_on_features(run, data, model, cfg)
         else:
             compile_model(model, float(cfg["learning_rate"]))
-            best = _fit(model, run, training(seed), validation(), int(cfg["epochs"]), "train", save_best)
+            best = _fit(model, run, training(seed), validation(), int(cfg["epochs"]), PHASE_TRAIN, save_best)
         if architecture.fine_tune and int(cfg["fine_tune_epochs"]) > 0:
             unfreeze_top(model)
             compile_model(model, float(cfg["learning_rate"]) / 10)
-            best = _fit(model, run, training(seed + 1), validation(), int(cfg["fine_tune_epochs"]), "fine-tune", save_best, best)
+            best = _fit(model, run, training(seed + 1), validation(), int(cfg["fine_tune_epochs"]), PHASE_FINE_TUNE, save_best, best)
     return {"best_val_accuracy": best}
 
 
@@ -193,10 +176,7 @@ def distribution_strategy() -> tf.distribute.Strategy:
 
 def main(run_dir: str) -> int:
     run = Run(Path(run_dir))
-    try:
-        os.nice(10)
-    except OSError:
-        pass
+    _lower_priority()
     try:
         result = train(run)
     except RunCancelled:
@@ -210,6 +190,17 @@ def main(run_dir: str) -> int:
     run.mark("finished", **result)
     print(json.dumps({"run": run.id, **result}), flush=True)
     return 0
+
+
+def _lower_priority() -> None:
+    """Training yields the CPU to the dashboard and the rest of the computer."""
+    try:
+        if hasattr(os, "nice"):
+            os.nice(10)
+        else:
+            psutil.Process().nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)
+    except (OSError, psutil.Error):
+        pass
 
 
 if __name__ == "__main__":

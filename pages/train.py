@@ -14,7 +14,7 @@ import catdog_ui as ui
 from catdog import config, predict
 from catdog.data import default_dataset_available
 from catdog.models import layer_summary, parameter_counts
-from catdog.runs import Run, RunError, RunStore, image_size, planned_epochs
+from catdog.runs import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run, RunError, RunStore, image_size, planned_epochs
 from catdog.settings import (
     ARCHITECTURES,
     BATCH_SIZE_CHOICES,
@@ -177,10 +177,10 @@ def live_run() -> None:
     @ui.guarded("The live charts")
     def charts() -> None:
         run = store.get(shown.id)
-        total = planned_epochs(run.config)
+        history, total = run.history(), planned_epochs(run.config)
         accuracy, loss = st.columns(2)
-        accuracy.plotly_chart(curves(run.history(), "accuracy", total), key="live-accuracy")
-        loss.plotly_chart(curves(run.history(), "loss", total), key="live-loss")
+        accuracy.plotly_chart(curves(history, "accuracy", total), key="live-accuracy")
+        loss.plotly_chart(curves(history, "loss", total), key="live-loss")
 
     live()
     charts()
@@ -188,7 +188,7 @@ def live_run() -> None:
 
 def show_run(run: Run) -> None:
     status, history, progress = run.status(), run.history(), run.progress()
-    state, cfg, cancelling = status["state"], run.config, run.cancel_flag.exists()
+    state, cfg, cancelling = status["state"], run.config, run.cancel_requested
     total = planned_epochs(cfg)
     title, badge = st.columns([4, 1], vertical_alignment="center")
     title.subheader(f"{'Live run' if ui.is_active(run) else 'Last run'}: {cfg.get('arch')}")
@@ -248,7 +248,7 @@ def curves(history: list[dict], metric: str, planned: int) -> go.Figure:
     epochs = [h["epoch"] for h in history]
     figure.add_scatter(x=epochs, y=[h.get(metric) for h in history], name="train", mode="lines+markers")
     figure.add_scatter(x=epochs, y=[h.get(f"val_{metric}") for h in history], name="validation", mode="lines+markers")
-    fine_tune = next((h["epoch"] for h in history if h.get("phase") == "fine-tune"), None)
+    fine_tune = next((h["epoch"] for h in history if h.get("phase") == PHASE_FINE_TUNE), None)
     if fine_tune:
         figure.add_vline(x=fine_tune - 0.5, line_dash="dot", annotation_text="fine-tuning")
     # Short plans show their whole x axis, so the chart visibly fills in; long ones grow with the run.
@@ -278,18 +278,20 @@ def past_runs() -> None:
         column_config={
             "best val acc": st.column_config.NumberColumn(format="percent"),
             "last val acc": st.column_config.NumberColumn(format="percent"),
+            "note": st.column_config.TextColumn(width="medium"),
         },
     )
     tensorboard_hint()
     chosen = [runs[i] for i in event.selection.rows]
     if not chosen:
-        st.caption("Select runs in the table to compare their curves and download their models.")
+        st.caption("Select runs in the table to compare their curves, note what you learned, download or delete them.")
         return
     accuracy, loss = st.columns(2)
     accuracy.plotly_chart(compare(chosen, "val_accuracy"), key="compare-accuracy")
     loss.plotly_chart(compare(chosen, "val_loss"), key="compare-loss")
     for run in chosen:
-        downloads(run)
+        selected_run(run)
+    delete_runs(chosen)
 
 
 def tensorboard_hint() -> None:
@@ -305,7 +307,7 @@ def run_row(run: Run) -> dict:
         "run": run.id,
         "arch": summary["arch"],
         "status": summary["status"],
-        "epochs": f"{summary['epochs']}/{planned_epochs(run.config)}",
+        "epochs": f"{summary['epochs']}/{summary['planned_epochs']}",
         "batch": summary["batch_size"],
         "px": summary["image_size"],
         "learning rate": summary["learning_rate"],
@@ -314,6 +316,7 @@ def run_row(run: Run) -> dict:
         "last val acc": summary["last_val_accuracy"],
         "duration": ui.duration(summary["seconds"]),
         "error": summary["error"] or "",
+        "note": summary["note"],
     }
 
 
@@ -337,11 +340,16 @@ def compare(runs: list[Run], metric: str) -> go.Figure:
     return figure
 
 
-def downloads(run: Run) -> None:
+def selected_run(run: Run) -> None:
+    """A selected run's note, and its best model's downloads."""
+    name, note, keras_file, tflite_file = st.columns([2, 3, 1, 1], vertical_alignment="center")
+    name.caption(f"`{run.id}`")
+    note.text_input(
+        "Note", run.note, max_chars=NOTE_MAX_CHARS, key=f"note-{run.id}", on_change=save_note, args=(run,),
+        placeholder="A note: what you tried, what you learned", label_visibility="collapsed",
+    )
     if not run.model_path.is_file():
         return
-    name, keras_file, tflite_file = st.columns([3, 1, 1], vertical_alignment="center")
-    name.caption(f"`{run.id}` · best model")
     keras_file.download_button(
         ".keras", run.model_path.read_bytes, file_name=f"{run.id}.keras", mime="application/octet-stream",
         on_click="ignore", icon=":material/download:", key=f"keras-{run.id}",
@@ -351,6 +359,51 @@ def downloads(run: Run) -> None:
         mime="application/octet-stream", on_click="ignore", icon=":material/download:", key=f"tflite-{run.id}",
         help="Converted when you click, for phones and microcontrollers; takes a few seconds.",
     )
+
+
+def save_note(run: Run) -> None:
+    try:
+        run.set_note(st.session_state[f"note-{run.id}"])
+    except RunError as error:
+        st.error(f"The note was not saved: {error}")
+        return
+    st.toast(f"Note saved for {run.id}", icon=":material/edit_note:")
+
+
+def delete_runs(chosen: list[Run]) -> None:
+    """Deleting is two clicks: the second names what goes, as nothing brings it back."""
+    ids = [run.id for run in chosen]
+    active = [run.id for run in chosen if ui.is_active(run)]
+    if st.session_state.get("delete_pending") != ids:
+        st.button(
+            f"Delete {len(ids)} selected run{'s' if len(ids) > 1 else ''}…", icon=":material/delete:",
+            key="delete", disabled=bool(active), on_click=lambda: st.session_state.update(delete_pending=ids),
+        )
+        if active:
+            st.caption(f"Queued and running runs cannot be deleted; cancel them first: {', '.join(active)}.")
+        return
+    st.warning(
+        f"Delete {', '.join(ids)} for good? The model{'s' if len(ids) > 1 else ''}, curves and logs go too.",
+        icon=":material/delete_forever:",
+    )
+    confirm, keep = st.columns([1, 5])
+    if keep.button("Keep", key="delete-keep"):
+        del st.session_state["delete_pending"]
+        st.rerun()
+    if not confirm.button("Delete", type="primary", key="delete-confirm"):
+        return
+    del st.session_state["delete_pending"]
+    errors = []
+    for run_id in ids:
+        try:
+            RunStore().delete(run_id)
+        except RunError as error:
+            errors.append(str(error))
+    if errors:
+        st.error(f"Not deleted: {'; '.join(errors)}")
+        return
+    st.toast(f"Deleted {', '.join(ids)}", icon=":material/delete:")
+    st.rerun()
 
 
 ui.ensure_router()

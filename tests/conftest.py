@@ -4,6 +4,7 @@ The helpers they use live in support.py.
 """
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,17 @@ def lopsided_run_dir(tmp_path_factory) -> Path:
     for extra in sorted((data / "validation" / "dogs").iterdir())[2:]:
         extra.unlink()
     return train_model1(tmp_path_factory.mktemp("lopsided-runs"), data, 1, tmp_path_factory.getbasetemp() / "cache")
+
+
+@pytest.fixture
+def copied_runs(trained_run_dir, tmp_path, monkeypatch) -> Path:
+    """A private runs folder with two copies of the trained run, for tests that change or delete runs."""
+    (original,) = [path for path in trained_run_dir.iterdir() if path.is_dir()]
+    root = tmp_path / "runs"
+    for copy in ("a", "b"):
+        shutil.copytree(original, root / f"{original.name}-{copy}")
+    monkeypatch.setenv("CATDOG_RUNS_DIR", str(root))
+    return root
 
 
 @pytest.fixture

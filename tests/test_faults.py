@@ -18,7 +18,7 @@ from browser import PAGE_TITLES, SLOW_MS, Dashboard, assert_no_errors, heading, 
 from corpus import BAD, GOOD
 from support import ROOT, assert_clean, open_app, synthetic_image, wait_for
 
-from catdog.runs import ACTIVE, RunStore
+from catdog.runs import ACTIVE, PHASE_TRAIN, RunStore
 
 LONG_RUN_EPOCHS = 500  # the most the form allows: the run is still training when a test ends
 SESSIONS = 5
@@ -54,7 +54,7 @@ def server(store, tmp_path):
 
 
 def training(run) -> bool:
-    return run.state == "running" and (run.progress() or {}).get("phase") == "train"
+    return run.state == "running" and (run.progress() or {}).get("phase") == PHASE_TRAIN
 
 
 def position(run) -> tuple:

@@ -1,6 +1,7 @@
 """Every dashboard page, run headless with Streamlit's AppTest on tiny data and a tiny trained run."""
 
 import io
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -8,10 +9,10 @@ from pathlib import Path
 import corpus
 import pytest
 from streamlit.testing.v1 import AppTest
-from support import assert_clean, make_dataset, open_app, synthetic_image, wait_for
+from support import assert_clean, make_dataset, open_app, process_identity, synthetic_image, wait_for
 
 import catdog_ui as ui
-from catdog.runs import ACTIVE, RunStore
+from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_TRAIN, RunStore
 from catdog.settings import ARCHITECTURES, ROTATION_RANGE, AugmentConfig, RunConfig
 
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
@@ -216,6 +217,48 @@ def test_train_start_queue_and_cancel(tiny_env):
     assert run.state in ("cancelled", "finished")
 
 
+def _select_runs(app: AppTest, rows: list[int]) -> list[str]:
+    """Selects rows of the runs table, newest first as shown; returns their run ids."""
+    runs = [run.id for run in reversed(RunStore().runs())]
+    app.session_state[f"runs-{len(runs)}"] = {"selection": {"rows": rows, "columns": []}}
+    app.run()
+    return [runs[row] for row in rows]
+
+
+def test_train_deletes_ended_runs_after_a_confirmation_and_never_active_ones(tiny_env, copied_runs):
+    store = RunStore()
+    active = store.create(RunConfig("model1", data_dir=str(tiny_env)).to_dict())
+    active.mark("running", **process_identity(os.getpid()))
+    app = open_app("pages/train.py")
+    assert _select_runs(app, [0, 1, 2])[0] == active.id
+    assert app.button(key="delete").disabled
+    assert any("cannot be deleted; cancel them first" in c.value and active.id in c.value for c in app.caption)
+
+    ended = _select_runs(app, [1, 2])
+    app.button(key="delete").click().run()
+    assert any("for good" in w.value for w in app.warning)
+    app.button(key="delete-keep").click().run()
+    assert len(store.runs()) == 3, "Keep keeps them"
+    app.button(key="delete").click().run()
+    app.button(key="delete-confirm").click().run()
+    assert_clean(app)
+    assert [run.id for run in store.runs()] == [active.id]
+    assert next(frame.value for frame in app.dataframe if frame.key == "runs-1")["run"].tolist() == [active.id]
+    assert not any((copied_runs / run_id).exists() for run_id in ended)
+
+
+def test_train_notes_are_edited_per_selected_run_and_listed_in_the_table(tiny_env, copied_runs):
+    app = open_app("pages/train.py")
+    (run_id,) = _select_runs(app, [1])
+    app.text_input(key=f"note-{run_id}").set_value("same as a, on purpose: checks determinism").run()
+    assert_clean(app)
+    assert RunStore().get(run_id).note == "same as a, on purpose: checks determinism"
+    table = next(frame.value for frame in app.dataframe if frame.key == "runs-2")
+    assert dict(zip(table["run"], table["note"])) == {
+        **dict.fromkeys(table["run"], ""), run_id: "same as a, on purpose: checks determinism"
+    }
+
+
 def test_predict_labels_uploads_and_names_bad_files(trained_env):
     app = open_app("pages/predict.py")
     uploader = app.file_uploader(key="predict_uploads")
@@ -320,12 +363,12 @@ def test_dataset_enlarged_view_refuses_a_file_grown_past_the_limit(monkeypatch, 
 
 def test_progress_text_covers_feature_caching_and_epochs():
     plan = {"epochs": 4, "fine_tune_epochs": 0}
-    caching = {"epoch": 0, "batch": 500, "batches": 2000, "elapsed": 10.0, "phase": "features"}
+    caching = {"epoch": 0, "batch": 500, "batches": 2000, "elapsed": 10.0, "phase": PHASE_FEATURES}
     assert ui.progress_text(plan, [], caching) == (
         "Computing MobileNetV2 features once (features): 500 of 2000 images · about 30 s left"
     )
     history = [{"epoch": 1, "seconds": 60.0}]
-    second = {"epoch": 2, "batch": 10, "batches": 40, "elapsed": 15.0, "phase": "train"}
+    second = {"epoch": 2, "batch": 10, "batches": 40, "elapsed": 15.0, "phase": PHASE_TRAIN}
     # 30 batches at 1.5 s, then epochs 3 and 4 at the 60 s measured so far.
     assert ui.time_left(plan, history, second) == 45 + 120
     assert ui.progress_text(plan, history, second).startswith("Epoch 2 of 4 (train) · batch 10 of 40")

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
-from support import synthetic_image, wait_for
+from support import ROOT, process_identity, synthetic_image, wait_for
 
 from catdog.predict import evaluate, input_size, load_model, predict
-from catdog.runs import Run, RunError, RunStore, _wait_or_stop
+from catdog.runs import NOTE_MAX_CHARS, RECORD_EPOCH, Run, RunError, RunStore, _wait_or_stop
 from catdog.settings import RunConfig
+from catdog.storage import read_jsonl
 
 
 def _config(tiny_data, epochs=2, **overrides):
@@ -35,6 +37,7 @@ def test_run_trains_to_finished_with_history_model_and_logs(tiny_data):
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(0 <= h["val_accuracy"] <= 1 and h["seconds"] > 0 for h in history)
     assert run.progress()["batches"] == run.progress()["batch"]
+    assert {r["type"] for r in read_jsonl(run.path / "history.jsonl")} == {RECORD_EPOCH}, "progress has its own file"
     assert run.model_path.is_file()
     assert any((run.path / "tensorboard").rglob("events.out.tfevents.*"))
     cfg = json.loads((run.path / "config.json").read_text())
@@ -78,7 +81,7 @@ def test_a_training_process_that_does_not_act_on_cancel_is_terminated(tmp_path):
     """A sleeper stands for a child busy importing TensorFlow or computing features."""
     run = Run(tmp_path)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    run.cancel_flag.touch()
+    run.request_cancel()
     assert _wait_or_stop(run, child) == -signal.SIGTERM
 
 
@@ -134,26 +137,64 @@ def test_a_run_whose_process_died_reads_as_its_outcome_before_the_queue_records_
     """Between a training process's death and the queue process's record, readers must not see
     a cancelled run as failed."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    identity = process_identity(dead.pid)
     dead.wait()
-    run = Run(tmp_path / "run")
-    run.path.mkdir()
-    run.mark("running", pid=dead.pid)
+    run = _running_as(tmp_path, identity)
     assert run.state == "failed" and "without a final status" in run.status()["error"]
-    run.cancel_flag.touch()
+    run.request_cancel()
     assert run.state == "cancelled"
 
 
-def _queue_processes(store: RunStore) -> list[int]:
-    """The pids of the queue processes serving this runs folder: one per submit, one at work."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"catdog.runs" in argv and str(store.root).encode() in argv:
-            pids.append(int(proc.name))
-    return pids
+def _running_as(tmp_path: Path, identity: dict) -> Run:
+    """A run whose status says that this process trains it."""
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    run.mark("running", **identity)
+    return run
+
+
+def test_a_run_whose_process_is_alive_reads_as_running(tmp_path):
+    assert _running_as(tmp_path, process_identity(os.getpid())).state == "running"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no zombie processes")
+def test_a_zombie_training_process_is_dead(tmp_path):
+    """An ended child nobody has waited for yet still has its pid: it must not read as running."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        identity = process_identity(child.pid)
+        wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, 30, message="a zombie")
+        assert _running_as(tmp_path, identity).state == "failed"
+    finally:
+        child.wait()
+
+
+def test_a_reused_pid_is_not_the_training_process(tmp_path):
+    """A pid the training process had, now another process's: its creation time tells them apart."""
+    this = process_identity(os.getpid())
+    run = _running_as(tmp_path, {**this, "create_time": this["create_time"] - 3600})
+    assert run.state == "failed"
+
+
+def test_a_final_status_is_kept_whoever_writes_after_it(tmp_path):
+    """A training process can end before its queue process records it as running."""
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    run.mark("queued")
+    run.mark("finished", best_val_accuracy=0.75)  # the child, done at once
+    run.mark("running", started=1.0, **process_identity(os.getpid()))  # the queue, after spawning it
+    assert run.status()["state"] == "finished" and run.status()["best_val_accuracy"] == 0.75
+    run.mark("failed", error="late bookkeeping")
+    assert run.status()["state"] == "finished" and "error" not in run.status()
+
+
+def _queue_processes(store: RunStore) -> list[psutil.Process]:
+    """The queue processes serving this runs folder: one per submit, one at work."""
+    return [
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if {"catdog.runs", str(store.root)} <= set(process.info["cmdline"] or ())
+    ]
 
 
 def test_killed_queue_processes_are_replaced_and_the_queue_goes_on(tiny_data):
@@ -161,8 +202,8 @@ def test_killed_queue_processes_are_replaced_and_the_queue_goes_on(tiny_data):
     first = store.submit(_config(tiny_data, epochs=300))
     second = store.submit(_config(tiny_data, epochs=1))
     wait_for(lambda: _running_with_progress(first), 120, message="the first run to train")
-    for pid in _queue_processes(store):
-        os.kill(pid, signal.SIGKILL)
+    for process in _queue_processes(store):
+        process.kill()
     store.cancel(first.id)
     wait_for(lambda: first.state == "cancelled", 60, message="the first run to stop by itself")
     assert second.state == "queued", "nothing serves the queue now"
@@ -202,3 +243,58 @@ def test_resume_serves_runs_left_queued_without_a_queue_process(tiny_data):
     assert run.state == "queued"
     store.resume()
     wait_for(lambda: run.state == "finished", 120, message="resumed run to finish")
+
+
+def test_the_queue_trains_where_fcntl_does_not_exist(tiny_data, tmp_path):
+    """Windows has no fcntl: here it cannot be imported by any process of the run."""
+    no_fcntl = tmp_path / "no-fcntl"
+    no_fcntl.mkdir()
+    (no_fcntl / "fcntl.py").write_text("raise ImportError('no fcntl on this platform')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(no_fcntl), os.environ.get("PYTHONPATH")]))}
+    script = (
+        "import sys\n"
+        "from catdog.runs import RunStore\n"
+        "from catdog.settings import RunConfig\n"
+        "assert sys.modules.get('fcntl') is None\n"
+        f"run = RunStore().submit(RunConfig('model1', epochs=1, data_dir={str(tiny_data)!r}).to_dict())\n"
+        "print(run.id)\n"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert started.returncode == 0, started.stderr
+    run = RunStore().get(started.stdout.strip())
+    wait_for(lambda: run.state not in ("queued", "running"), 120, message="the run to end")
+    assert run.state == "finished", (run.status(), run.log_path.read_text()[-2000:])
+    assert "ImportError: no fcntl" not in run.log_path.read_text()
+
+
+def test_delete_removes_ended_runs_and_refuses_active_ones(tiny_data, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    queued = store.create(_config(tiny_data))
+    with pytest.raises(RunError, match="queued: cancel it"):
+        store.delete(queued.id)
+    running = store.create(_config(tiny_data))
+    running.mark("running", **process_identity(os.getpid()))
+    with pytest.raises(RunError, match="running: cancel it"):
+        store.delete(running.id)
+    store.cancel(queued.id)
+    store.delete(queued.id)
+    assert [run.id for run in store.runs()] == [running.id]
+    assert not queued.path.exists() and [p.name for p in store.root.iterdir() if p.name.startswith(".deleted")] == []
+    with pytest.raises(RunError, match="no run"):
+        store.delete(queued.id)
+
+
+def test_a_note_is_kept_with_its_run_bounded_and_removable(tiny_data, tmp_path):
+    run = RunStore(tmp_path / "runs").create(_config(tiny_data))
+    assert run.note == "" and run.summary()["note"] == ""
+    run.set_note("  lr 3e-4 overfits after epoch 3 · ünïcödé  ")
+    assert run.note == "lr 3e-4 overfits after epoch 3 · ünïcödé"
+    assert run.summary()["note"] == run.note
+    with pytest.raises(RunError, match=f"at most {NOTE_MAX_CHARS} characters") as error:
+        run.set_note("x" * (NOTE_MAX_CHARS + 1))
+    assert "\n" not in str(error.value)
+    assert run.note == "lr 3e-4 overfits after epoch 3 · ünïcödé"
+    run.set_note("")
+    assert run.note == ""
