@@ -13,7 +13,8 @@ A run is a folder under the runs directory:
 Each submitted run starts a small queue process that waits for the queue lock and then trains
 queued runs oldest first, each in a fresh child process. The lock dies with its holder, so a
 killed queue process never blocks the ones after it. Nothing here imports TensorFlow: listing
-runs stays instant.
+runs stays instant. With CATDOG_RAY_ADDRESS set, runs go to a Ray cluster instead (cluster.py);
+such a run records "ray_address" in status.json.
 """
 
 import fcntl
@@ -79,6 +80,8 @@ class Run:
         status = read_json(self.path / "status.json")
         if not isinstance(status, dict) or status.get("state") not in STATES:
             status = {"state": "failed", "error": "status.json is damaged or missing"}
+        if status.get("ray_address") and status["state"] in ACTIVE:
+            return _cluster().job_status(self, status)
         if status["state"] == "running" and not _alive(status.get("pid"), self.path):
             # Not written back: the queue process, if alive, records the exact outcome, which
             # for a cancelled run is "cancelled" (it may have ended the process itself).
@@ -224,26 +227,28 @@ class RunStore:
                 f"{MIN_FREE_BYTES // 2**20} MB"
             )
 
-    def create(self, run_config: dict) -> Run:
-        """Records a queued run; `submit` also gets it trained."""
+    def create(self, run_config: dict, **status) -> Run:
+        """Records a queued run, with any further status fields; `submit` also gets it trained."""
         self.check_writable()
         created = time.time()
         run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{run_config['arch']}-{secrets.token_hex(2)}"
         run = Run(self.root / run_id)
         run.path.mkdir()
         write_json_atomic(run.path / "config.json", {**run_config, "id": run_id, "created": created})
-        run.mark("queued", pid=None, created=created, started=None, ended=None, error=None)
+        run.mark("queued", pid=None, created=created, started=None, ended=None, error=None, **status)
         return run
 
     def submit(self, run_config: dict) -> Run:
-        """Records a queued run and makes sure a queue process will train it; returns at once."""
+        """Records a queued run and makes sure a queue process (or a Ray cluster) will train it; returns at once."""
+        if config.ray_address():
+            return _cluster().submit(self, run_config)
         run = self.create(run_config)
         self._start_queue_process()
         return run
 
     def resume(self) -> None:
         """Starts a queue process if runs are waiting with none to serve them (after a reboot)."""
-        if self.queue() and self._queue_is_idle():
+        if self._local_queue() and self._queue_is_idle():
             self._start_queue_process()
 
     def cancel(self, run_id: str) -> dict:
@@ -253,9 +258,15 @@ class RunStore:
         if status["state"] not in ACTIVE:
             raise RunError(f"run {run_id} is already {status['state']}")
         run.cancel_flag.touch()
+        if status.get("ray_address"):
+            _cluster().stop(run, status)
         if status["state"] == "queued":
             return run.mark("cancelled", error=None)
         return status
+
+    def _local_queue(self) -> list[Run]:
+        """The queued runs this machine trains: not those waiting in a Ray cluster's queue."""
+        return [run for run in self.queue() if not run.status().get("ray_address")]
 
     def _lock_path(self) -> Path:
         return self.root / ".queue.lock"
@@ -284,7 +295,7 @@ class RunStore:
         """Waits for the queue lock, then trains queued runs oldest first until none is left."""
         with open(self._lock_path(), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            while queued := self.queue():
+            while queued := self._local_queue():
                 self._train(queued[0])
 
     def _train(self, run: Run) -> None:
@@ -316,6 +327,13 @@ def _wait_or_stop(run: Run, child: subprocess.Popen) -> int:
         except subprocess.TimeoutExpired:
             if run.cancel_flag.exists() and time.time() - run.cancel_flag.stat().st_mtime > CANCEL_GRACE_S:
                 child.terminate()
+
+
+def _cluster():
+    """catdog.cluster, imported only for runs on a Ray cluster (it builds on this module)."""
+    from catdog import cluster
+
+    return cluster
 
 
 def _child_env() -> dict[str, str]:

@@ -23,7 +23,7 @@ from catdog.data import Scan, scan
 from catdog.features import FeatureCache, build_head_model, copy_head_weights
 from catdog.models import get_architecture, unfreeze_top
 from catdog.runs import Run, image_size
-from catdog.storage import append_jsonl, write_json_atomic
+from catdog.storage import append_jsonl, read_json, write_json_atomic
 
 # Batch-progress lines are written at most this often, so history stays small.
 PROGRESS_INTERVAL_S = 1.0
@@ -244,6 +244,9 @@ def distribution_strategy() -> tf.distribute.Strategy:
 
 def main(run_dir: str) -> int:
     run = Run(Path(run_dir))
+    # The local queue marks its child running; a run started by a Ray cluster marks itself.
+    if (read_json(run.path / "status.json") or {}).get("state") == "queued":
+        run.mark("running", pid=os.getpid(), started=time.time())
     try:
         os.nice(10)
     except OSError:
