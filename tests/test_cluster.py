@@ -12,9 +12,10 @@ import pytest
 from browser import free_port
 from support import ROOT, assert_clean, open_app, wait_for
 
-from catdog.runs import RunStore
+from catdog.runs import RunError, RunStore
 from catdog.training import default_run_config
 
+NEEDS_RAY = "needs Ray: pip install '.[ray]' (CI installs it)"
 HEAD_CPUS = 2
 # The smallest object store Ray accepts: runs pass no objects through it.
 OBJECT_STORE_BYTES = 80 * 2**20
@@ -35,7 +36,7 @@ def ray_head(monkeypatch):
     Started with --block in a session of its own, so that stopping it ends this head's processes
     and no other Ray on the machine.
     """
-    pytest.importorskip("ray.job_submission", reason="needs Ray: pip install '.[ray]' (CI installs it)")
+    pytest.importorskip("ray.job_submission", reason=NEEDS_RAY)
     temp_dir = tempfile.mkdtemp(prefix="ray")  # short: Ray's Unix sockets live under it
     dashboard = free_port()
     ports = {
@@ -86,6 +87,15 @@ def _config(tiny_data, epochs: int) -> dict:
     return default_run_config("model1", epochs=epochs, data_dir=str(tiny_data))
 
 
+def test_an_unreachable_cluster_is_refused_before_a_run_is_recorded(monkeypatch, tiny_data):
+    pytest.importorskip("ray.job_submission", reason=NEEDS_RAY)
+    monkeypatch.setenv("CATDOG_RAY_ADDRESS", f"http://127.0.0.1:{free_port()}")
+    store = RunStore()
+    with pytest.raises(RunError, match="no Ray job server answers"):
+        store.submit(_config(tiny_data, 1))
+    assert store.runs() == []
+
+
 def _jobs(address: str) -> dict[str, str]:
     """What `ray job list` shows: each job's status by submission id."""
     from ray.job_submission import JobSubmissionClient
@@ -108,6 +118,7 @@ def test_runs_train_at_once_on_a_ray_cluster_cancel_and_fail_with_ray_s_reason(r
     # Two CPUs, one per run: the first two train together while the others wait in Ray's queue.
     wait_for(lambda: first.state == "running" and second.state == "running", 120, message="two runs at once")
     assert third.state == "queued" and fourth.state == "queued"
+    store.resume()  # as every page view does: no local queue process takes runs that wait in Ray's queue
     wait_for(lambda: first.state == "finished" and second.state == "finished", 180, message="both runs to finish")
     a, b = first.status(), second.status()
     assert a["started"] < b["ended"] and b["started"] < a["ended"], "the two runs did not overlap"
@@ -117,6 +128,8 @@ def test_runs_train_at_once_on_a_ray_cluster_cancel_and_fail_with_ray_s_reason(r
 
     # Room again: the queued two start, and the Train page shows both live.
     wait_for(lambda: _started(third) and _started(fourth), 120, message="the queued runs to start")
+    for run in (third, fourth):
+        assert "catdog.runs" not in " ".join(psutil.Process(run.status()["pid"]).parent().cmdline())
     app = open_app("pages/train.py")
     assert_clean(app)
     assert [h.value for h in app.subheader if h.value.startswith("Live run")] == ["Live run: model1"] * 2
