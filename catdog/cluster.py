@@ -56,7 +56,7 @@ def job_status(run: Run, recorded: dict) -> dict:
     if job.status == "PENDING":
         return {**recorded, "state": "queued"}
     if job.status == "RUNNING":
-        # Between the job's start and the training process marking itself running.
+        # Ray's word until the training process, still importing TensorFlow, marks itself running.
         return {**recorded, "state": "running"}
     # The job has ended, and a training process records its end before it exits.
     if (read_json(run.path / "status.json") or {}).get("state") not in ACTIVE:
