@@ -44,3 +44,26 @@ def cache_dir() -> Path:
     """Scans, decoded pixels and backbone features, reused across runs and processes."""
     default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catdog"
     return Path(os.environ.get("CATDOG_CACHE_DIR") or default).expanduser()
+
+
+RAY_ADDRESS_VAR = "CATDOG_RAY_ADDRESS"
+
+
+def ray_address() -> str | None:
+    """The Ray head's job-server address (http://HEAD:8265) runs go to; None: this machine's own queue."""
+    return os.environ.get(RAY_ADDRESS_VAR) or None
+
+
+def folder_env(runs_root: Path) -> dict[str, str]:
+    """The folder settings as this process resolves them, for a training process on another node.
+
+    On a cluster these folders must be on storage every node sees, at the same path.
+    """
+    env = {
+        "CATDOG_RUNS_DIR": str(runs_root),
+        "CATDOG_CACHE_DIR": str(cache_dir().resolve()),
+        "KERAS_HOME": str(keras_home().resolve()),
+    }
+    if data_dir():
+        env["CATDOG_DATA_DIR"] = str(Path(data_dir()).expanduser().resolve())
+    return env

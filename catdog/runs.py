@@ -18,7 +18,8 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
 Each submitted run starts a small queue process that waits for the queue lock and then trains
 queued runs oldest first, each in a fresh child process. The lock dies with its holder, so a
 killed queue process never blocks the ones after it. Nothing here imports TensorFlow: listing
-runs stays instant.
+runs stays instant. With CATDOG_RAY_ADDRESS set, runs go to a Ray cluster instead (cluster.py);
+such a run records "ray_address" in status.json.
 """
 
 import os
@@ -131,6 +132,8 @@ class Run:
         status = read_json(self.path / "status.json")
         if not isinstance(status, dict) or status.get("state") not in STATES:
             status = {"state": "failed", "error": "status.json is damaged or missing"}
+        if status.get("ray_address") and status["state"] in ACTIVE:
+            return _cluster().job_status(self, status)
         if status["state"] == "running" and not _alive(status.get("pid"), status.get("create_time")):
             # Not written back: the queue process, if alive, records the exact outcome, which
             # for a cancelled run is "cancelled" (it may have ended the process itself).
@@ -265,7 +268,7 @@ def _alive(pid: int | None, create_time: float | None) -> bool:
         return False
 
 
-def _identity(pid: int) -> dict:
+def process_identity(pid: int) -> dict:
     """What status.json records to recognise a process later: its pid and creation time."""
     try:
         create_time = psutil.Process(pid).create_time()
@@ -323,26 +326,28 @@ class RunStore:
                 f"{MIN_FREE_BYTES // 2**20} MB"
             )
 
-    def create(self, run_config: dict) -> Run:
-        """Records a queued run; `submit` also gets it trained."""
+    def create(self, run_config: dict, **status) -> Run:
+        """Records a queued run, with any further status fields; `submit` also gets it trained."""
         self.check_writable()
         created = time.time()
         run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{run_config['arch']}-{secrets.token_hex(2)}"
         run = Run(self.root / run_id)
         run.path.mkdir()
         run.write_config({**run_config, "id": run_id, "created": created})
-        run.mark("queued", pid=None, created=created, started=None, ended=None, error=None)
+        run.mark("queued", pid=None, created=created, started=None, ended=None, error=None, **status)
         return run
 
     def submit(self, run_config: dict) -> Run:
-        """Records a queued run and makes sure a queue process will train it; returns at once."""
+        """Records a queued run and makes sure a queue process (or a Ray cluster) will train it; returns at once."""
+        if config.ray_address():
+            return _cluster().submit(self, run_config)
         run = self.create(run_config)
         self._start_queue_process()
         return run
 
     def resume(self) -> None:
         """Starts a queue process if runs are waiting with none to serve them (after a reboot)."""
-        if self.queue() and self._queue_is_idle():
+        if self._local_queue() and self._queue_is_idle():
             self._start_queue_process()
 
     def cancel(self, run_id: str) -> dict:
@@ -352,6 +357,8 @@ class RunStore:
         if status["state"] not in ACTIVE:
             raise RunError(f"run {run_id} is already {status['state']}")
         run.request_cancel()
+        if status.get("ray_address"):
+            _cluster().stop(run, status)
         if status["state"] == "queued":
             return run.mark("cancelled", error=None)
         return status
@@ -374,6 +381,10 @@ class RunStore:
         # flock on POSIX, msvcrt locking on Windows: the OS releases it when its holder dies.
         return filelock.FileLock(self.root / ".queue.lock", poll_interval=QUEUE_POLL_S)
 
+    def _local_queue(self) -> list[Run]:
+        """The queued runs this machine trains: not those waiting in a Ray cluster's queue."""
+        return [run for run in self.queue() if not run.status().get("ray_address")]
+
     def _queue_is_idle(self) -> bool:
         try:
             with self._queue_lock().acquire(blocking=False):
@@ -393,7 +404,7 @@ class RunStore:
     def serve_queue(self) -> None:
         """Waits for the queue lock, then trains queued runs oldest first until none is left."""
         with self._queue_lock():
-            while queued := self.queue():
+            while queued := self._local_queue():
                 self._train(queued[0])
 
     def _train(self, run: Run) -> None:
@@ -409,7 +420,7 @@ class RunStore:
                 **_windowless(),
             )
         # If the child has already ended, its final status stands: mark() keeps it.
-        run.mark("running", started=time.time(), **_identity(child.pid))
+        run.mark("running", started=time.time(), **process_identity(child.pid))
         returncode = _wait_or_stop(run, child)
         # Lands only when the child died without recording its outcome.
         if run.cancel_requested:
@@ -439,6 +450,13 @@ def _wait_or_stop(run: Run, child: subprocess.Popen) -> int:
         except subprocess.TimeoutExpired:
             if run.cancel_requested and time.time() - run._cancel_flag.stat().st_mtime > CANCEL_GRACE_S:
                 child.terminate()
+
+
+def _cluster():
+    """catdog.cluster, imported only for runs on a Ray cluster (it builds on this module)."""
+    from catdog import cluster
+
+    return cluster
 
 
 def _exit_reason(returncode: int) -> str:

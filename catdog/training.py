@@ -20,7 +20,15 @@ import tensorflow as tf
 from catdog.data import Scan, scan
 from catdog.features import FeatureCache, build_head_model, copy_head_weights
 from catdog.models import build, unfreeze_top
-from catdog.runs import PHASE_FEATURES, PHASE_FINE_TUNE, PHASE_HEAD, PHASE_TRAIN, Run, image_size
+from catdog.runs import (
+    PHASE_FEATURES,
+    PHASE_FINE_TUNE,
+    PHASE_HEAD,
+    PHASE_TRAIN,
+    Run,
+    image_size,
+    process_identity,
+)
 from catdog.settings import AugmentConfig, get_architecture
 
 # Batch progress is written at most this often: a file replace per batch would slow small models.
@@ -176,6 +184,9 @@ def distribution_strategy() -> tf.distribute.Strategy:
 
 def main(run_dir: str) -> int:
     run = Run(Path(run_dir))
+    # A run started by a Ray cluster has no local queue to record its process; the queue, when
+    # there is one, records the same identity.
+    run.mark("running", started=time.time(), **process_identity(os.getpid()))
     _lower_priority()
     try:
         result = train(run)

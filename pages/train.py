@@ -154,36 +154,47 @@ def start_form(architecture: Architecture) -> None:
 
 
 def live_run() -> None:
-    """The running run (else the newest), polled from disk while it is queued or running."""
+    """Every running run (several train at once on a cluster), else the newest, polled from disk."""
     store = RunStore()
-    shown = store.latest()
-    if shown is None:
+    shown = live_runs(store)
+    if not shown:
         st.subheader("Live run")
         st.info("No runs yet: choose settings above and start one.")
         return
-    was_active = ui.is_active(shown)
+    seen = [(run.id, ui.is_active(run)) for run in shown]
+    was_active = seen[0][1]
 
     @st.fragment(run_every=LIVE_REFRESH_S if was_active else IDLE_REFRESH_S)
     @ui.guarded("The live run")
-    def live() -> None:
-        run = store.latest()
-        if run is None or run.id != shown.id or ui.is_active(run) != was_active:
-            # A run started or ended: rerun the page so the runs table and polling rate follow.
-            st.rerun()
-        show_run(run)
-        queue(store, run)
+    def live(run_id: str) -> None:
+        show_run(store.get(run_id))
 
     @st.fragment(run_every=CHARTS_REFRESH_S if was_active else None)
     @ui.guarded("The live charts")
-    def charts() -> None:
-        run = store.get(shown.id)
+    def charts(run_id: str) -> None:
+        run = store.get(run_id)
         history, total = run.history(), planned_epochs(run.config)
         accuracy, loss = st.columns(2)
-        accuracy.plotly_chart(curves(history, "accuracy", total), key="live-accuracy")
-        loss.plotly_chart(curves(history, "loss", total), key="live-loss")
+        accuracy.plotly_chart(curves(history, "accuracy", total), key=f"live-accuracy-{run_id}")
+        loss.plotly_chart(curves(history, "loss", total), key=f"live-loss-{run_id}")
 
-    live()
-    charts()
+    @st.fragment(run_every=LIVE_REFRESH_S if was_active else IDLE_REFRESH_S)
+    @ui.guarded("The queue")
+    def waiting() -> None:
+        if [(run.id, ui.is_active(run)) for run in live_runs(store)] != seen:
+            # A run started or ended: rerun the page so the live runs, runs table and polling rate follow.
+            st.rerun()
+        queue(store, [run_id for run_id, _ in seen])
+
+    for run_id, _ in seen:
+        live(run_id)
+        charts(run_id)
+    waiting()
+
+
+def live_runs(store: RunStore) -> list[Run]:
+    runs = store.runs()
+    return [run for run in runs if run.state == "running"] or runs[-1:]
 
 
 def show_run(run: Run) -> None:
@@ -221,8 +232,8 @@ def show_run(run: Run) -> None:
         cancel(run)
 
 
-def queue(store: RunStore, shown: Run) -> None:
-    waiting = [run for run in store.queue() if run.id != shown.id]
+def queue(store: RunStore, shown: list[str]) -> None:
+    waiting = [run for run in store.queue() if run.id not in shown]
     if not waiting:
         return
     st.markdown(f"**Queue** · {len(waiting)} waiting")

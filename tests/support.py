@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,11 +32,6 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "c
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
-def process_identity(pid: int) -> dict:
-    """The status fields that name a run's training process: pid and creation time."""
-    return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
 
 
 def synthetic_image(label: int, index: int, size=(64, 48)) -> Image.Image:

@@ -9,10 +9,10 @@ from pathlib import Path
 import corpus
 import pytest
 from streamlit.testing.v1 import AppTest
-from support import assert_clean, make_dataset, open_app, process_identity, synthetic_image, wait_for
+from support import assert_clean, make_dataset, open_app, synthetic_image, wait_for
 
 import catdog_ui as ui
-from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_TRAIN, RunStore
+from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_TRAIN, RunStore, process_identity
 from catdog.settings import ARCHITECTURES, ROTATION_RANGE, AugmentConfig, RunConfig
 
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")

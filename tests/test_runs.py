@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from support import ROOT, process_identity, synthetic_image, wait_for
+from support import ROOT, synthetic_image, wait_for
 
 from catdog.predict import evaluate, input_size, load_model, predict
-from catdog.runs import NOTE_MAX_CHARS, RECORD_EPOCH, Run, RunError, RunStore, _wait_or_stop
+from catdog.runs import NOTE_MAX_CHARS, RECORD_EPOCH, Run, RunError, RunStore, _wait_or_stop, process_identity
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
 
