@@ -17,7 +17,6 @@ import sys
 
 from catdog import config
 from catdog.runs import ACTIVE, Run, RunError, RunStore
-from catdog.storage import read_json
 
 # Ray's message for a failed entrypoint goes on with the job's whole log; the run keeps the reason.
 _LOG_IN_MESSAGE = ", last available logs"
@@ -59,9 +58,9 @@ def job_status(run: Run, recorded: dict) -> dict:
         # Ray's word until the training process, still importing TensorFlow, marks itself running.
         return {**recorded, "state": "running"}
     # The job has ended, and a training process records its end before it exits.
-    if (read_json(run.path / "status.json") or {}).get("state") not in ACTIVE:
+    if run.recorded_status().get("state") not in ACTIVE:
         return run.status()
-    if job.status == "STOPPED" or run.cancel_flag.exists():
+    if job.status == "STOPPED" or run.cancel_requested:
         return run.mark("cancelled")
     reason = (job.message or job.status).splitlines()[0].split(_LOG_IN_MESSAGE)[0]
     return run.mark("failed", error=f"the Ray job failed: {reason} (its log: ray job logs {run.id})")

@@ -127,10 +127,15 @@ class Run:
             {"root": str(scan.root), "classes": scan.classes, "counts": scan.counts(), "skipped": scan.skipped},
         )
 
+    def recorded_status(self) -> dict:
+        """status.json as last written, without the corrections `status` makes ({} if unreadable)."""
+        recorded = read_json(self.path / "status.json")
+        return recorded if isinstance(recorded, dict) else {}
+
     def status(self) -> dict:
         """The recorded status, corrected when the training process has died without saying so."""
-        status = read_json(self.path / "status.json")
-        if not isinstance(status, dict) or status.get("state") not in STATES:
+        status = self.recorded_status()
+        if status.get("state") not in STATES:
             status = {"state": "failed", "error": "status.json is damaged or missing"}
         if status.get("ray_address") and status["state"] in ACTIVE:
             return _cluster().job_status(self, status)
@@ -158,8 +163,7 @@ class Run:
         that ends at once records "finished" before the queue records it as running.
         """
         with filelock.FileLock(self.path / ".status.lock"):
-            recorded = read_json(self.path / "status.json")
-            recorded = recorded if isinstance(recorded, dict) else {}
+            recorded = self.recorded_status()
             if recorded.get("state") in FINAL:
                 return recorded
             status = {**recorded, "state": state, **fields}
