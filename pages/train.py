@@ -5,6 +5,7 @@ shows the same live run.
 """
 
 import functools
+import time
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -15,6 +16,7 @@ from catdog import config, predict
 from catdog.data import default_dataset_available
 from catdog.models import ARCHITECTURES, Architecture, layer_summary, parameter_counts
 from catdog.runs import Run, RunError, RunStore, image_size, planned_epochs
+from catdog.schedule import Slot, queue_plan
 from catdog.training import default_run_config
 
 LIVE_REFRESH_S = 1.0
@@ -116,7 +118,13 @@ def start_form(architecture: Architecture) -> None:
             fast = fast_column.checkbox("Fast path", value=True, key="train_fast")
             copies = copies_column.number_input("Augmented copies (fast path)", 0, 4, 0, key="train_copies")
             st.caption(FAST_PATH_EXPLANATION)
-        start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+        locked = not ui.teacher_unlocked()
+        start = st.form_submit_button(
+            "Start training", type="primary", icon=":material/play_arrow:", disabled=locked,
+            help=ui.LOCKED if locked else None,
+        )
+        if locked:
+            st.caption(ui.LOCKED)
     if architecture.name != "model1":
         st.page_link("pages/augmentation.py", label="Change the augmentation", icon=":material/flip:")
     if not start:
@@ -198,20 +206,39 @@ def show_run(run: Run) -> None:
     if skipped:
         with st.expander(f"{len(skipped)} files or folders in the data folder were not used for training"):
             st.dataframe(skipped, hide_index=True, width="stretch")
-    if ui.is_active(run) and not cancelling and st.button("Cancel", icon=":material/stop:", key=f"cancel-{run.id}"):
+    locked = not ui.teacher_unlocked()
+    if ui.is_active(run) and not cancelling and st.button(
+        "Cancel", icon=":material/stop:", key=f"cancel-{run.id}", disabled=locked, help=ui.LOCKED if locked else None
+    ):
         cancel(run)
 
 
 def queue(store: RunStore, shown: Run) -> None:
-    waiting = [run for run in store.queue() if run.id != shown.id]
+    """Every waiting run with its place in the queue and when it should start."""
+    waiting = [slot for slot in queue_plan(store) if slot.run.id != shown.id]
     if not waiting:
         return
     st.markdown(f"**Queue** · {len(waiting)} waiting")
-    for run in waiting:
+    locked = not ui.teacher_unlocked()
+    for slot in waiting:
+        run = slot.run
         name, button = st.columns([5, 1], vertical_alignment="center")
-        name.caption(f"`{run.id}` · {run.config.get('epochs')} epochs")
-        if button.button("Cancel", key=f"cancel-{run.id}", type="tertiary"):
+        name.caption(
+            f"{slot.position}. `{run.id}` · {run.config.get('arch')} · {planned_epochs(run.config)} epochs · "
+            f"{starts(slot)}"
+        )
+        if button.button("Cancel", key=f"cancel-{run.id}", type="tertiary", disabled=locked,
+                         help=ui.LOCKED if locked else None):
             cancel(run)
+
+
+def starts(slot: Slot) -> str:
+    if slot.starts_in is None:
+        return "start time unknown: no finished run of this kind to time it by"
+    if slot.starts_in < 60:
+        return "starts in under a minute"
+    clock = time.strftime("%H:%M", time.localtime(time.time() + slot.starts_in))
+    return f"starts in about {ui.duration(slot.starts_in)} (≈ {clock})"
 
 
 def cancel(run: Run) -> None:
