@@ -350,7 +350,7 @@ def test_the_teacher_unlocks_and_locks_in_the_browser(page, tmp_path, tiny_data,
         expect()(page.get_by_text(ui.LOCKED).first).to_be_visible()
         page.screenshot(path=screenshots / "teacher-train-locked.png", full_page=True)
 
-        password = page.get_by_label("Teacher password")
+        password = page.get_by_role("textbox", name="Teacher password")
         password.fill("a guess")
         page.get_by_role("button", name="Unlock").click()
         expect()(page.get_by_text("Wrong password.")).to_be_visible()
@@ -365,20 +365,20 @@ def test_the_teacher_unlocks_and_locks_in_the_browser(page, tmp_path, tiny_data,
 
         nav_link(page, "Dataset").click()  # within the session: still unlocked
         settle(page)
-        folder = page.get_by_role("button", name=FOLDER)
+        folder = page.get_by_role("radio", name=FOLDER)
         expect()(folder).to_be_enabled()
         page.get_by_role("button", name="Lock").click()
         expect()(folder).to_be_disabled()
-        expect()(page.get_by_label("Folder path")).to_be_disabled()
+        expect()(page.get_by_role("textbox", name="Folder path")).to_be_disabled()
         settle(page)
         page.screenshot(path=screenshots / "teacher-dataset-locked.png", full_page=True)
 
-        page.get_by_label("Teacher password").fill(PASSWORD)
+        page.get_by_role("textbox", name="Teacher password").fill(PASSWORD)
         page.get_by_role("button", name="Unlock").click()
         expect()(folder).to_be_enabled()
         page.reload()  # a new browser session starts locked
         settle(page)
-        expect()(page.get_by_role("button", name=FOLDER)).to_be_disabled()
+        expect()(page.get_by_role("radio", name=FOLDER)).to_be_disabled()
 
 
 def test_two_sessions_keep_their_data_augmentation_and_photos_apart(browser, tmp_path, tiny_data, trained_run_dir,
@@ -394,13 +394,13 @@ def test_two_sessions_keep_their_data_augmentation_and_photos_apart(browser, tmp
         try:
             a.goto(f"{server.url}/dataset")
             settle(a)
-            path = a.get_by_label("Folder path")
+            path = a.get_by_role("textbox", name="Folder path")
             path.fill(str(other))
             path.press("Enter")
             expect()(a.get_by_text(f"Using `{other}`")).to_be_visible()
             nav_link(a, "Augmentation").click()
             settle(a)
-            a.get_by_role("button", name="vertical", exact=True).click()
+            a.get_by_role("radio", name="vertical", exact=True).click()
             settle(a)
             nav_link(a, "Predict").click()
             settle(a)
@@ -422,7 +422,7 @@ def test_two_sessions_keep_their_data_augmentation_and_photos_apart(browser, tmp
             b.screenshot(path=screenshots / "sessions-b-predict.png", full_page=True)
             nav_link(b, "Dataset").click()
             settle(b)
-            expect()(b.get_by_label("Folder path")).to_have_value(str(tiny_data))
+            expect()(b.get_by_role("textbox", name="Folder path")).to_have_value(str(tiny_data))
             expect()(b.get_by_text("owls")).to_have_count(0)
             a.screenshot(path=screenshots / "sessions-a-train.png", full_page=True)
         finally:
