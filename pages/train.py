@@ -234,7 +234,7 @@ def queue(store: RunStore, shown: Run) -> None:
 
 def starts(slot: Slot) -> str:
     if slot.starts_in is None:
-        return "start time unknown: no finished run of this kind to time it by"
+        return "start time unknown: no finished run yet to time a run ahead of it by"
     if slot.starts_in < 60:
         return "starts in under a minute"
     clock = time.strftime("%H:%M", time.localtime(time.time() + slot.starts_in))

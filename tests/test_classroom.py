@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import Dashboard, nav_link, new_page, settle
+from browser import SLOW_MS, Dashboard, nav_link, new_page, settle
 from streamlit.testing.v1 import AppTest
 from support import APPTEST_TIMEOUT, ROOT, assert_clean, make_dataset, open_app, synthetic_image, wait_for
 
@@ -314,8 +314,8 @@ def test_train_page_shows_each_queued_runs_place_and_start(tiny_env_no_password,
     assert len(lines) == 3
     assert lines[0].startswith(f"1. `{queued[0].id}` · model1 · 2 epochs · starts in about 1 min 00 s (≈ ")
     assert lines[1].startswith(f"2. `{queued[1].id}` · model4 · 1 epochs · starts in about 2 min 40 s (≈ ")
-    assert lines[2] == (f"3. `{queued[2].id}` · model1 · 2 epochs · start time unknown: no finished run of this "
-                        "kind to time it by")
+    assert lines[2] == (f"3. `{queued[2].id}` · model1 · 2 epochs · start time unknown: no finished run yet to "
+                        "time a run ahead of it by")
     assert "3 in the queue" in [c.value for c in app.sidebar.caption]
 
 
@@ -346,39 +346,39 @@ def test_the_teacher_unlocks_and_locks_in_the_browser(page, tmp_path, tiny_data,
         page.goto(f"{server.url}/train")
         settle(page)
         start = page.get_by_role("button", name="Start training")
-        expect()(start).to_be_disabled()
-        expect()(page.get_by_text(ui.LOCKED).first).to_be_visible()
+        expect()(start).to_be_disabled(timeout=SLOW_MS)
+        expect()(page.get_by_text(ui.LOCKED).first).to_be_visible(timeout=SLOW_MS)
         page.screenshot(path=screenshots / "teacher-train-locked.png", full_page=True)
 
         password = page.get_by_role("textbox", name="Teacher password")
         password.fill("a guess")
         page.get_by_role("button", name="Unlock").click()
-        expect()(page.get_by_text("Wrong password.")).to_be_visible()
+        expect()(page.get_by_text("Wrong password.")).to_be_visible(timeout=SLOW_MS)
         settle(page)
         page.screenshot(path=screenshots / "teacher-wrong-password.png", full_page=True)
         password.fill(PASSWORD)
         page.get_by_role("button", name="Unlock").click()
-        expect()(start).to_be_enabled()
-        expect()(page.get_by_text(ui.LOCKED)).to_have_count(0)
+        expect()(start).to_be_enabled(timeout=SLOW_MS)
+        expect()(page.get_by_text(ui.LOCKED)).to_have_count(0, timeout=SLOW_MS)
         settle(page)
         page.screenshot(path=screenshots / "teacher-train-unlocked.png", full_page=True)
 
         nav_link(page, "Dataset").click()  # within the session: still unlocked
         settle(page)
         folder = page.get_by_role("radio", name=FOLDER)
-        expect()(folder).to_be_enabled()
+        expect()(folder).to_be_enabled(timeout=SLOW_MS)
         page.get_by_role("button", name="Lock").click()
-        expect()(folder).to_be_disabled()
-        expect()(page.get_by_role("textbox", name="Folder path")).to_be_disabled()
+        expect()(folder).to_be_disabled(timeout=SLOW_MS)
+        expect()(page.get_by_role("textbox", name="Folder path")).to_be_disabled(timeout=SLOW_MS)
         settle(page)
         page.screenshot(path=screenshots / "teacher-dataset-locked.png", full_page=True)
 
         page.get_by_role("textbox", name="Teacher password").fill(PASSWORD)
         page.get_by_role("button", name="Unlock").click()
-        expect()(folder).to_be_enabled()
+        expect()(folder).to_be_enabled(timeout=SLOW_MS)
         page.reload()  # a new browser session starts locked
         settle(page)
-        expect()(page.get_by_role("radio", name=FOLDER)).to_be_disabled()
+        expect()(page.get_by_role("radio", name=FOLDER)).to_be_disabled(timeout=SLOW_MS)
 
 
 def test_two_sessions_keep_their_data_augmentation_and_photos_apart(browser, tmp_path, tiny_data, trained_run_dir,
@@ -397,33 +397,35 @@ def test_two_sessions_keep_their_data_augmentation_and_photos_apart(browser, tmp
             path = a.get_by_role("textbox", name="Folder path")
             path.fill(str(other))
             path.press("Enter")
-            expect()(a.get_by_text(f"Using `{other}`")).to_be_visible()
+            expect()(a.get_by_text("Using")).to_contain_text(str(other), timeout=SLOW_MS)
             nav_link(a, "Augmentation").click()
             settle(a)
             a.get_by_role("radio", name="vertical", exact=True).click()
             settle(a)
+            expect()(a.locator('[data-testid="stCode"]')).to_contain_text('RandomFlip("vertical")', timeout=SLOW_MS)
             nav_link(a, "Predict").click()
             settle(a)
             a.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(photo)
-            expect()(a.get_by_text("Grad-CAM: where it looked")).to_be_visible()
+            expect()(a.get_by_text("Grad-CAM: where it looked")).to_be_visible(timeout=SLOW_MS)
             nav_link(a, "Train").click()
             settle(a)
-            expect()(a.get_by_text(f"data: {other}")).to_be_visible()
-            expect()(a.get_by_text("flip vertical")).to_be_visible()
+            expect()(a.get_by_text(f"data: {other}")).to_be_visible(timeout=SLOW_MS)
 
             b.goto(f"{server.url}/train")
             settle(b)
-            expect()(b.get_by_text(f"data: {tiny_data}")).to_be_visible()
-            expect()(b.get_by_text("flip horizontal")).to_be_visible()
+            expect()(b.get_by_text(f"data: {tiny_data}")).to_be_visible(timeout=SLOW_MS)
+            nav_link(b, "Augmentation").click()
+            settle(b)
+            expect()(b.get_by_role("radio", name="horizontal", exact=True)).to_be_checked(timeout=SLOW_MS)
             nav_link(b, "Predict").click()
             settle(b)
-            expect()(b.get_by_text("Upload one or more photos")).to_be_visible()
+            expect()(b.get_by_text("Upload one or more photos")).to_be_visible(timeout=SLOW_MS)
             assert b.locator('[data-testid="stImageCaption"]').filter(has_text="my cat.jpg").count() == 0
             b.screenshot(path=screenshots / "sessions-b-predict.png", full_page=True)
             nav_link(b, "Dataset").click()
             settle(b)
-            expect()(b.get_by_role("textbox", name="Folder path")).to_have_value(str(tiny_data))
-            expect()(b.get_by_text("owls")).to_have_count(0)
+            expect()(b.get_by_role("textbox", name="Folder path")).to_have_value(str(tiny_data), timeout=SLOW_MS)
+            expect()(b.get_by_text("owls")).to_have_count(0, timeout=SLOW_MS)
             a.screenshot(path=screenshots / "sessions-a-train.png", full_page=True)
         finally:
             a.close()
