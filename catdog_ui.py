@@ -7,6 +7,7 @@ about training or data rules.
 import io
 import logging
 import runpy
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,9 +20,10 @@ import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner import script_runner
 
-from catdog import config, data
-from catdog.augment import AugmentConfig
-from catdog.runs import ACTIVE, PHASE_FEATURES, Run, RunStore, planned_epochs
+from catdog import access, config, data
+from catdog.runs import ACTIVE, Run, RunStore, planned_epochs
+from catdog.schedule import preparing, time_left
+from catdog.settings import AugmentConfig
 
 ROUTER = Path(__file__).resolve().parent / "dashboard.py"
 ASSETS = ROUTER.parent / "assets"
@@ -144,25 +146,6 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def time_left(run_config: dict, history: list[dict], progress: dict | None) -> float | None:
-    """Seconds until a run ends: the rest of this epoch plus the remaining epochs at the pace so far."""
-    if not progress or not progress.get("batch"):
-        return None
-    per_batch = progress["elapsed"] / progress["batch"]
-    this_epoch = per_batch * (progress["batches"] - progress["batch"])
-    if preparing(progress):
-        return this_epoch
-    epoch_seconds = [h["seconds"] for h in history if h.get("seconds")]
-    per_epoch = float(np.mean(epoch_seconds)) if epoch_seconds else per_batch * progress["batches"]
-    later_epochs = max(planned_epochs(run_config) - int(progress["epoch"]), 0)
-    return this_epoch + later_epochs * per_epoch
-
-
-def preparing(progress: dict) -> bool:
-    """Progress before the first epoch: the fast path caching backbone features."""
-    return progress.get("phase") == PHASE_FEATURES
-
-
 def progress_text(run_config: dict, history: list[dict], progress: dict) -> str:
     left = f"about {duration(time_left(run_config, history, progress))} left"
     done, total = progress["batch"], progress["batches"]
@@ -196,7 +179,8 @@ def status_line(run: Run) -> tuple[str, str]:
 @st.fragment(run_every=STATUS_REFRESH_S)
 @guarded("The run status")
 def run_status() -> None:
-    run = RunStore().latest()
+    store = RunStore()
+    run = store.latest()
     st.caption("Training")
     if run is None:
         st.caption("No runs yet: start one on the Train page.")
@@ -204,6 +188,8 @@ def run_status() -> None:
     state, detail = status_line(run)
     st.badge(state, color=STATE_COLORS[state], icon=":material/model_training:")
     st.caption(detail)
+    if waiting := len(store.queue()):
+        st.caption(f"{waiting} in the queue")
 
 
 # --- data -------------------------------------------------------------------------------
@@ -213,7 +199,14 @@ def download_panel() -> None:
     """The default set's download button, with progress and a one-line error when offline."""
     size = f"≈ {config.DATASET_BYTES // 10**6} MB"
     st.info(f"The default data set, cats_and_dogs_filtered ({size}), is not downloaded yet.")
-    if not st.button(f"Download cats_and_dogs_filtered ({size})", type="primary", icon=":material/download:"):
+    locked = not teacher_unlocked()
+    clicked = st.button(
+        f"Download cats_and_dogs_filtered ({size})", type="primary", icon=":material/download:",
+        disabled=locked, help=LOCKED if locked else None,
+    )
+    if locked:
+        st.caption(LOCKED)
+    if not clicked:
         return
     bar = st.progress(0.0, text="Connecting…")
 
@@ -247,17 +240,25 @@ def remember_augmentation(augmentation: AugmentConfig) -> None:
     st.session_state["augmentation"] = augmentation.to_dict()
 
 
+def load_scan(folder: str | None) -> data.Scan:
+    """The scan of a folder (None = default set), with a progress bar the first time. With a
+    teacher password, typed folders are read only from the folders the server shares."""
+    shared_only = teacher_password() is not None
+    if folder:
+        data.confine(folder, shared_only)  # on every call: a cached scan must not skip the check
+    return _scan(folder, shared_only)
+
+
 # A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
-def load_scan(folder: str | None) -> data.Scan:
-    """The scan of a folder (None = default set), with a progress bar the first time."""
+def _scan(folder: str | None, shared_only: bool) -> data.Scan:
     bar = st.progress(0.0, text="Checking the images…")
 
     def progress(done: int, total: int) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"Checking the images… {done} of {total}")
 
     try:
-        return data.scan(folder, progress=progress)
+        return data.scan(folder, progress=progress, shared_only=shared_only)
     finally:
         bar.empty()
 
@@ -292,3 +293,50 @@ def runs_with_model() -> list[Run]:
 
 def is_active(run: Run) -> bool:
     return run.state in ACTIVE
+
+
+# --- the teacher's lock -----------------------------------------------------------------
+
+LOCKED = "Locked by the teacher: unlock in the sidebar."
+UNLOCKED_KEY = "teacher_unlocked"
+
+
+def teacher_password() -> str | None:
+    """CATDOG_TEACHER_PASSWORD, else `teacher_password` in the app's secrets.toml; None: no lock."""
+    if password := config.teacher_password():
+        return password
+    if st.secrets.load_if_toml_exists() and (password := st.secrets.get("teacher_password")):
+        return str(password)
+    return None
+
+
+def teacher_unlocked() -> bool:
+    """Whether this browser session may start, cancel and delete runs and change the data."""
+    return teacher_password() is None or st.session_state.get(UNLOCKED_KEY, False)
+
+
+def teacher_panel() -> None:
+    """The sidebar's unlock form and Lock button, shown only when a teacher password is set."""
+    password = teacher_password()
+    if password is None:
+        return
+    st.caption("Teacher")
+    if st.session_state.get(UNLOCKED_KEY):
+        st.badge("unlocked", color="green", icon=":material/lock_open:")
+        if st.button("Lock", icon=":material/lock:", key="teacher_lock"):
+            del st.session_state[UNLOCKED_KEY]
+            st.rerun()
+        return
+    with st.form("teacher_unlock", clear_on_submit=True, border=False):
+        attempt = st.text_input("Teacher password", type="password", key="teacher_attempt")
+        submitted = st.form_submit_button("Unlock", icon=":material/lock_open:")
+    if not submitted:
+        return
+    # A random key per session, so the throttle counts this session's tries apart from others'.
+    session = st.session_state.setdefault("teacher_session", secrets.token_hex(8))
+    verdict = access.GATE.unlock(attempt, password, session)
+    if not verdict.unlocked:
+        st.error(verdict.message, icon=":material/lock:")
+        return
+    st.session_state[UNLOCKED_KEY] = True
+    st.rerun()

@@ -76,5 +76,6 @@ page = st.navigation(
 )
 with st.sidebar:
     ui.run_status()
+    ui.teacher_panel()
 with ui.guard(page.title), ui.routed():
     page.run()

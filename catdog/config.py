@@ -25,6 +25,23 @@ DATASET_BYTES = 68_606_236
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 120_000_000
 
+# A scan stops at this many files and folders (CATDOG_MAX_SCAN_FILES), and at folders nested
+# deeper than this below a class folder: a typed "/" must not stall a shared server.
+MAX_SCAN_FILES = 100_000
+MAX_SCAN_DEPTH = 8
+
+# Unlocking the teacher's controls: a browser session may fail this often before each further
+# try waits twice as long as the last, from the first wait up to the longest.
+UNLOCK_FREE_TRIES = 3
+UNLOCK_FIRST_WAIT_S = 2.0
+UNLOCK_LONGEST_WAIT_S = 300.0
+# The same across all sessions of the server, so that opening new tabs does not buy new tries;
+# the cap is short because it also delays the teacher's own unlock.
+SERVER_FREE_TRIES = 20
+SERVER_LONGEST_WAIT_S = 60.0
+# Failures older than this are forgotten.
+UNLOCK_FORGET_S = 15 * 60
+
 
 def keras_home() -> Path:
     """Keras's own cache folder, where get_file keeps downloads and weights."""
@@ -34,6 +51,23 @@ def keras_home() -> Path:
 def data_dir() -> str | None:
     """The data folder used when none is given; None means the default download."""
     return os.environ.get("CATDOG_DATA_DIR") or None
+
+
+def data_roots() -> list[Path]:
+    """The folders a typed data folder must lie in (CATDOG_DATA_ROOTS, os.pathsep-separated),
+    resolved; empty when unset."""
+    paths = os.environ.get("CATDOG_DATA_ROOTS", "").split(os.pathsep)
+    return [Path(path.strip()).expanduser().resolve() for path in paths if path.strip()]
+
+
+def max_scan_files() -> int:
+    return int(os.environ.get("CATDOG_MAX_SCAN_FILES") or MAX_SCAN_FILES)
+
+
+def teacher_password() -> str | None:
+    """The password that unlocks starting, cancelling and deleting runs and changing the data;
+    None: everyone may. The dashboard also reads `teacher_password` from its secrets.toml."""
+    return os.environ.get("CATDOG_TEACHER_PASSWORD") or None
 
 
 def runs_dir(override: str | os.PathLike | None = None) -> Path:

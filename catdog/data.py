@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import os
 import random
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -135,12 +136,15 @@ def _download(url: str, target: Path, progress: Progress | None) -> None:
     partial.replace(target)
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None, progress: Progress | None = None) -> Path:
-    """The folder to read: the default set (downloaded if needed) or a checked user folder."""
+def resolve_data_dir(
+    data_dir: str | os.PathLike | None, progress: Progress | None = None, shared_only: bool | None = None
+) -> Path:
+    """The folder to read: the default set (downloaded if needed) or a checked user folder,
+    confined to the folders this server shares (see `confine`)."""
     data_dir = data_dir or config.data_dir()
     if data_dir is None or str(data_dir).strip() == "":
         return download_default_dataset(progress)
-    path = Path(str(data_dir).strip()).expanduser().resolve()
+    path = confine(data_dir, shared_only)
     if not path.exists():
         raise DataError(f"{path} does not exist")
     if not path.is_dir():
@@ -150,38 +154,113 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, progress: Progress | No
     return path
 
 
-def _subfolders(path: Path) -> list[Path]:
+def confine(folder: str | os.PathLike, shared_only: bool | None = None) -> Path:
+    """A typed folder, resolved with its links followed, if this server lets it be read.
+
+    With CATDOG_DATA_ROOTS set it must lie inside one of them. Without, any folder may be read
+    (one's own machine), unless `shared_only` (default: a teacher password is set), when typed
+    folders are refused altogether. CATDOG_DATA_DIR, set by whoever runs the server, is allowed.
+    Nothing inside the folder is read here.
+    """
+    path = Path(str(folder).strip()).expanduser().resolve()
+    if config.data_dir() and path == Path(config.data_dir()).expanduser().resolve():
+        return path
+    roots = config.data_roots()
+    if roots and not any(path.is_relative_to(root) for root in roots):
+        raise DataError(f"{folder} is outside the folders this server shares (CATDOG_DATA_ROOTS)")
+    if shared_only is None:
+        shared_only = config.teacher_password() is not None
+    if not roots and shared_only:
+        raise DataError("this server reads no typed folders: its CATDOG_DATA_ROOTS is not set")
+    return path
+
+
+class _Walk:
+    """Lists the files below class folders, counting every entry as it goes, so that a huge or
+    deeply nested folder is refused at the cap instead of being walked to its end."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.limit = config.max_scan_files()
+        self.seen = 0
+        self.unreadable: list[dict[str, str]] = []
+
+    def entries(self, folder: Path) -> list[os.DirEntry]:
+        """The folder's entries, counted; an unreadable folder is listed as skipped."""
+        found = []
+        try:
+            with os.scandir(folder) as listing:
+                for entry in listing:
+                    self.seen += 1
+                    if self.seen > self.limit:
+                        raise DataError(
+                            f"{self.root} has more than {self.limit:,} files and folders, more than this "
+                            "server scans (CATDOG_MAX_SCAN_FILES)"
+                        )
+                    found.append(entry)
+        except OSError as error:
+            where = folder.relative_to(self.root).as_posix()
+            self.unreadable.append({"file": f"{where}/", "reason": f"folder cannot be read ({error.strerror or error})"})
+        return found
+
+    def subfolders(self, path: Path) -> list[Path]:
+        return sorted(
+            Path(e.path) for e in self.entries(path) if not e.name.startswith(".") and _is_dir(e)
+        )
+
+    def class_files(self, folder: Path) -> list[Path]:
+        """Every file below a class folder; junk among them is reported by the scan, not hidden.
+        Broken links are kept too, so that the scan lists them instead of dropping them silently."""
+        files, pending = [], [(folder, 0)]
+        while pending:
+            current, depth = pending.pop()
+            for entry in self.entries(current):
+                if _is_dir(entry):
+                    # Hidden folders (.thumbnails, .git) hold tool files, not training photos.
+                    if entry.name.startswith("."):
+                        continue
+                    if depth == config.MAX_SCAN_DEPTH:
+                        raise DataError(
+                            f"{Path(entry.path).relative_to(self.root)} is more than {config.MAX_SCAN_DEPTH} "
+                            f"folders below its class folder in {self.root}, deeper than this server scans"
+                        )
+                    pending.append((Path(entry.path), depth + 1))
+                elif _is_file(entry):
+                    files.append(Path(entry.path))
+        return sorted(files)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
     try:
-        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return entry.is_dir()
     except OSError:
-        return []
+        return False
 
 
-def _class_files(folder: Path) -> list[Path]:
-    """Every file below a class folder; junk among them is reported by the scan, not hidden.
-    Broken links are kept too, so that the scan lists them instead of dropping them silently."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if (p.is_file() or (p.is_symlink() and not p.exists()))
-        # Hidden folders (.thumbnails, .git) hold tool files, not training photos.
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])
-    )
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
+    except OSError:
+        return False
 
 
-def _layout(root: Path) -> dict[str, dict[str, list[Path]]]:
-    """Files per split per class folder name, as laid out on disk (split '' = not yet split)."""
+def _layout(root: Path) -> tuple[dict[str, dict[str, list[Path]]], list[dict[str, str]]]:
+    """Files per split per class folder name, as laid out on disk (split '' = not yet split),
+    and the folders that could not be read."""
+    walk = _Walk(root)
     split_dirs = {split: root / split for split in config.SPLITS if (root / split).is_dir()}
     if split_dirs and "train" not in split_dirs:
         # Otherwise validation/ and test/ would silently become two "classes".
         found = " and ".join(f"{split}/" for split in split_dirs)
         raise DataError(f"{root} has {found} but no train/ folder")
     if "train" in split_dirs:
-        return {
-            split: {folder.name: _class_files(folder) for folder in _subfolders(path)}
+        layout = {
+            split: {folder.name: walk.class_files(folder) for folder in walk.subfolders(path)}
             for split, path in split_dirs.items()
         }
-    return {"": {folder.name: _class_files(folder) for folder in _subfolders(root)}}
+    else:
+        layout = {"": {folder.name: walk.class_files(folder) for folder in walk.subfolders(root)}}
+    return layout, walk.unreadable
 
 
 def _fingerprint(root: Path, layout: dict[str, dict[str, list[Path]]]) -> str:
@@ -257,21 +336,37 @@ def scan(
     data_dir: str | os.PathLike | None = None,
     seed: int = config.SPLIT_SEED,
     progress: Progress | None = None,
+    shared_only: bool | None = None,
 ) -> Scan:
-    """Checks every file of a data set and splits the good ones; cached by folder state."""
-    root = resolve_data_dir(data_dir, progress)
-    layout = _layout(root)
+    """Checks every file of a data set and splits the good ones; cached by folder state.
+    `shared_only` is `confine`'s: whether typed folders need CATDOG_DATA_ROOTS."""
+    root = resolve_data_dir(data_dir, progress, shared_only)
+    layout, unreadable = _layout(root)
     if not any(layout.values()):
         raise DataError(f"{root} has no class folders (expected one subfolder per class)")
     key = _fingerprint(root, layout)
     report_path = config.cache_dir() / "scans" / f"{key}.json"
     pixels_path = report_path.with_suffix(".npy")
-    cached = _read_report(report_path, pixels_path)
-    if cached is None:
-        report = _build_report(root, layout, pixels_path, progress)
-        write_json_atomic(report_path, report)
-        cached = report, np.load(pixels_path, mmap_mode="r")
-    return _make_scan(root, layout, *cached, key, seed)
+    # Sessions asking for one new folder at once: the first decodes it, the others wait and read its cache.
+    with _lock_for(key):
+        cached = _read_report(report_path, pixels_path)
+        if cached is None:
+            report = _build_report(root, layout, pixels_path, progress)
+            write_json_atomic(report_path, report)
+            cached = report, np.load(pixels_path, mmap_mode="r")
+    result = _make_scan(root, layout, *cached, key, seed)
+    result.skipped.extend(unreadable)
+    return result
+
+
+_locks: dict[str, threading.Lock] = {}
+_locks_lock = threading.Lock()
+
+
+def _lock_for(key: str) -> threading.Lock:
+    """One lock per folder state; a few bytes each, kept for the life of the process."""
+    with _locks_lock:
+        return _locks.setdefault(key, threading.Lock())
 
 
 def _read_report(report_path: Path, pixels_path: Path) -> tuple[dict, np.ndarray] | None:

@@ -30,17 +30,18 @@ def main() -> None:
 def choose_source() -> Scan | None:
     """The data set to show and train on; a usable choice is remembered for the Train page."""
     remembered = ui.chosen_data_dir()
+    locked = not ui.teacher_unlocked()
     source = st.segmented_control(
         "Source", [DEFAULT, FOLDER], default=FOLDER if remembered else DEFAULT, required=True,
-        key="data_source", persist_state="session",
+        key="data_source", persist_state="session", disabled=locked, help=ui.LOCKED if locked else None,
     )
     folder = None
     if source == FOLDER:
         folder = st.text_input(
             "Folder path", value=remembered or "", key="data_path", persist_state="session",
-            placeholder="/path/to/photos",
-            help="A folder with train/, validation/ and test/ (each with one subfolder per class), "
-            f"or just one subfolder per class: it is then split {split_shares()} with a fixed seed.",
+            placeholder="/path/to/photos", disabled=locked,
+            help=ui.LOCKED if locked else "A folder with train/, validation/ and test/ (each with one subfolder "
+            f"per class), or just one subfolder per class: it is then split {split_shares()} with a fixed seed.",
         ).strip()
         if not folder:
             st.info("Type the path of a folder of class folders.")
@@ -48,6 +49,8 @@ def choose_source() -> Scan | None:
     elif not default_dataset_available():
         ui.download_panel()
         return None
+    if locked:
+        st.caption(ui.LOCKED)
     try:
         scan = ui.load_scan(folder)
     except DataError as error:

@@ -5,6 +5,7 @@ shows the same live run.
 """
 
 import functools
+import time
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -15,6 +16,7 @@ from catdog import config, predict
 from catdog.data import default_dataset_available
 from catdog.models import layer_summary, parameter_counts
 from catdog.runs import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run, RunError, RunStore, image_size, planned_epochs
+from catdog.schedule import Slot, queue_plan
 from catdog.settings import (
     ARCHITECTURES,
     BATCH_SIZE_CHOICES,
@@ -134,7 +136,13 @@ def start_form(architecture: Architecture) -> None:
                 "Augmented copies (fast path)", *FEATURE_COPIES_RANGE, defaults.feature_copies, key="train_copies"
             )
             st.caption(FAST_PATH_EXPLANATION)
-        start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+        locked = not ui.teacher_unlocked()
+        start = st.form_submit_button(
+            "Start training", type="primary", icon=":material/play_arrow:", disabled=locked,
+            help=ui.LOCKED if locked else None,
+        )
+        if locked:
+            st.caption(ui.LOCKED)
     if architecture.name != "model1":
         st.page_link("pages/augmentation.py", label="Change the augmentation", icon=":material/flip:")
     if not start:
@@ -228,20 +236,39 @@ def show_run(run: Run) -> None:
     if skipped:
         with st.expander(f"{len(skipped)} files or folders in the data folder were not used for training"):
             st.dataframe(skipped, hide_index=True, width="stretch")
-    if ui.is_active(run) and not cancelling and st.button("Cancel", icon=":material/stop:", key=f"cancel-{run.id}"):
+    locked = not ui.teacher_unlocked()
+    if ui.is_active(run) and not cancelling and st.button(
+        "Cancel", icon=":material/stop:", key=f"cancel-{run.id}", disabled=locked, help=ui.LOCKED if locked else None
+    ):
         cancel(run)
 
 
 def queue(store: RunStore, shown: list[str]) -> None:
-    waiting = [run for run in store.queue() if run.id not in shown]
+    """Every waiting run with its place in the queue and when it should start."""
+    waiting = [slot for slot in queue_plan(store) if slot.run.id not in shown]
     if not waiting:
         return
     st.markdown(f"**Queue** · {len(waiting)} waiting")
-    for run in waiting:
+    locked = not ui.teacher_unlocked()
+    for slot in waiting:
+        run = slot.run
         name, button = st.columns([5, 1], vertical_alignment="center")
-        name.caption(f"`{run.id}` · {run.config.get('epochs')} epochs")
-        if button.button("Cancel", key=f"cancel-{run.id}", type="tertiary"):
+        name.caption(
+            f"{slot.position}. `{run.id}` · {run.config.get('arch')} · {planned_epochs(run.config)} epochs · "
+            f"{starts(slot)}"
+        )
+        if button.button("Cancel", key=f"cancel-{run.id}", type="tertiary", disabled=locked,
+                         help=ui.LOCKED if locked else None):
             cancel(run)
+
+
+def starts(slot: Slot) -> str:
+    if slot.starts_in is None:
+        return "start time unknown: no finished run yet to time a run ahead of it by"
+    if slot.starts_in < 60:
+        return "starts in under a minute"
+    clock = time.strftime("%H:%M", time.localtime(time.time() + slot.starts_in))
+    return f"starts in about {ui.duration(slot.starts_in)} (≈ {clock})"
 
 
 def cancel(run: Run) -> None:
@@ -355,9 +382,11 @@ def selected_run(run: Run) -> None:
     """A selected run's note, and its best model's downloads."""
     name, note, keras_file, tflite_file = st.columns([2, 3, 1, 1], vertical_alignment="center")
     name.caption(f"`{run.id}`")
+    locked = not ui.teacher_unlocked()
     note.text_input(
         "Note", run.note, max_chars=NOTE_MAX_CHARS, key=f"note-{run.id}", on_change=save_note, args=(run,),
         placeholder="A note: what you tried, what you learned", label_visibility="collapsed",
+        disabled=locked, help=ui.LOCKED if locked else None,
     )
     if not run.model_path.is_file():
         return
@@ -385,10 +414,12 @@ def delete_runs(chosen: list[Run]) -> None:
     """Deleting is two clicks: the second names what goes, as nothing brings it back."""
     ids = [run.id for run in chosen]
     active = [run.id for run in chosen if ui.is_active(run)]
-    if st.session_state.get("delete_pending") != ids:
+    locked = not ui.teacher_unlocked()
+    if locked or st.session_state.get("delete_pending") != ids:
         st.button(
             f"Delete {len(ids)} selected run{'s' if len(ids) > 1 else ''}…", icon=":material/delete:",
-            key="delete", disabled=bool(active), on_click=lambda: st.session_state.update(delete_pending=ids),
+            key="delete", disabled=bool(active) or locked, help=ui.LOCKED if locked else None,
+            on_click=lambda: st.session_state.update(delete_pending=ids),
         )
         if active:
             st.caption(f"Queued and running runs cannot be deleted; cancel them first: {', '.join(active)}.")

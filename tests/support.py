@@ -93,3 +93,13 @@ def catdog(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "catdog", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def select_runs(app, rows: list[int]) -> list[str]:
+    """Selects rows of the runs table, newest first as shown; returns their run ids."""
+    from catdog.runs import RunStore
+
+    runs = [run.id for run in reversed(RunStore().runs())]
+    app.session_state[f"runs-{len(runs)}"] = {"selection": {"rows": rows, "columns": []}}
+    app.run()
+    return [runs[row] for row in rows]

@@ -13,7 +13,7 @@ from browser import free_port
 from support import ROOT, assert_clean, open_app, wait_for
 
 from catdog.runs import RunError, RunStore
-from catdog.training import default_run_config
+from catdog.settings import RunConfig
 
 NEEDS_RAY = "needs Ray: pip install '.[ray]' (CI installs it)"
 HEAD_CPUS = 2
@@ -84,7 +84,7 @@ def _session(pid: int) -> int | None:
 
 
 def _config(tiny_data, epochs: int) -> dict:
-    return default_run_config("model1", epochs=epochs, data_dir=str(tiny_data))
+    return RunConfig("model1", epochs=epochs, data_dir=str(tiny_data)).to_dict()
 
 
 def test_an_unreachable_cluster_is_refused_before_a_run_is_recorded(monkeypatch, tiny_data):

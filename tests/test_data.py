@@ -398,3 +398,111 @@ def test_real_data_counts_and_disjoint_splits(real_data: Path) -> None:
     assert_disjoint(result)
     digests = [result.digests[name] for items in result.files.values() for name, _ in items]
     assert len(digests) == 3000
+
+
+# --- a shared server: only shared folders, bounded scans, one scan per folder -------------------
+
+
+def test_a_folder_outside_the_data_roots_is_refused_before_anything_is_read(small: Path, monkeypatch, decodes) -> None:
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", os.pathsep.join([str(small / "cats"), "/nonexistent/share"]))
+    walked = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: walked.append(path) or real_scandir(path))
+    with pytest.raises(DataError) as raised:
+        scan("/usr")
+    assert str(raised.value) == "/usr is outside the folders this server shares (CATDOG_DATA_ROOTS)"
+    assert walked == [] and decodes.paths == []
+
+
+def test_a_link_inside_a_data_root_to_a_folder_outside_is_refused(small: Path, tmp_path_factory, monkeypatch) -> None:
+    share = tmp_path_factory.mktemp("share")
+    (share / "photos").symlink_to(small)
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(share))
+    with pytest.raises(DataError, match="outside the folders this server shares"):
+        scan(share / "photos")
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(small.parent))
+    assert scan(share / "photos").classes == ["cats", "dogs"], "a link to a shared folder is fine"
+
+
+def test_with_a_teacher_password_and_no_data_roots_typed_folders_are_refused(small: Path, monkeypatch) -> None:
+    monkeypatch.delenv("CATDOG_DATA_ROOTS", raising=False)
+    monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "s3cret")
+    with pytest.raises(DataError, match="CATDOG_DATA_ROOTS is not set"):
+        scan(small)
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(small))
+    assert scan(small).classes == ["cats", "dogs"], "the server's own CATDOG_DATA_DIR is not typed"
+    monkeypatch.delenv("CATDOG_TEACHER_PASSWORD")
+    assert scan(small, shared_only=False).classes == ["cats", "dogs"]
+
+
+def test_a_folder_with_more_entries_than_the_cap_is_one_line_error(small: Path, monkeypatch, decodes) -> None:
+    write_images(small / "dogs" / "more", 1, 45)
+    monkeypatch.setenv("CATDOG_MAX_SCAN_FILES", "50")
+    with pytest.raises(DataError) as raised:
+        scan(small)
+    message = str(raised.value)
+    assert message == f"{small} has more than 50 files and folders, more than this server scans (CATDOG_MAX_SCAN_FILES)"
+    assert decodes.paths == [], "nothing is decoded once the cap is hit"
+
+
+def test_the_walk_stops_at_the_cap(tmp_path: Path, monkeypatch) -> None:
+    """A folder of a million files must not be listed to the end before it is refused."""
+    write_images(tmp_path / "cats", 0, 2)
+    for i in range(300):
+        (tmp_path / "cats" / f"{i}.txt").touch()
+    monkeypatch.setenv("CATDOG_MAX_SCAN_FILES", "20")
+    seen = []
+    real_scandir = os.scandir
+
+    class Counting:
+        def __init__(self, path):
+            self.listing = real_scandir(path)
+
+        def __enter__(self):
+            return (seen.append(entry) or entry for entry in self.listing)
+
+        def __exit__(self, *exc):
+            self.listing.close()
+
+    monkeypatch.setattr(os, "scandir", Counting)
+    with pytest.raises(DataError, match="more than 20 files"):
+        scan(tmp_path)
+    assert len(seen) == 21
+
+
+def test_folders_nested_deeper_than_the_limit_are_a_one_line_error(small: Path) -> None:
+    deep = small / "cats" / Path(*[f"level{i}" for i in range(1, config.MAX_SCAN_DEPTH + 1)])
+    write_images(deep, 0, 1)
+    deepest = (deep / "level8.0.jpg").relative_to(small).as_posix()
+    assert deepest in set().union(*all_files(scan(small)).values()), "the deepest allowed level is scanned"
+    write_images(deep / "too-deep", 0, 1)
+    with pytest.raises(DataError) as raised:
+        scan(small)
+    message = str(raised.value)
+    assert f"more than {config.MAX_SCAN_DEPTH} folders below its class folder" in message and "\n" not in message
+
+
+def test_an_unreadable_subfolder_is_listed_not_skipped_silently(small: Path, monkeypatch) -> None:
+    locked = small / "cats" / "private"
+    write_images(locked, 0, 2)
+    real_scandir = os.scandir
+
+    def guarded_scandir(path):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", guarded_scandir)
+    result = scan(small)
+    assert {"file": "cats/private/", "reason": "folder cannot be read (Permission denied)"} in result.skipped
+    assert sum(result.counts()[split]["cats"] for split in config.SPLITS) == 5
+
+
+def test_concurrent_scans_of_a_new_folder_decode_it_once(small: Path, decodes: CountingDecode) -> None:
+    """Several sessions asking for one new folder at once: one decodes, the others read its cache."""
+    totals = []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: scan(small, progress=lambda done, total: totals.append(total)), range(4)))
+    assert len(decodes.paths) == 10
+    assert totals == [10], "only one scan reports decoding progress"
+    assert all(result.files == results[0].files for result in results)

@@ -9,7 +9,7 @@ from pathlib import Path
 import corpus
 import pytest
 from streamlit.testing.v1 import AppTest
-from support import assert_clean, make_dataset, open_app, synthetic_image, wait_for
+from support import assert_clean, make_dataset, open_app, select_runs, synthetic_image, wait_for
 
 import catdog_ui as ui
 from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_TRAIN, RunStore, process_identity
@@ -217,24 +217,16 @@ def test_train_start_queue_and_cancel(tiny_env):
     assert run.state in ("cancelled", "finished")
 
 
-def _select_runs(app: AppTest, rows: list[int]) -> list[str]:
-    """Selects rows of the runs table, newest first as shown; returns their run ids."""
-    runs = [run.id for run in reversed(RunStore().runs())]
-    app.session_state[f"runs-{len(runs)}"] = {"selection": {"rows": rows, "columns": []}}
-    app.run()
-    return [runs[row] for row in rows]
-
-
 def test_train_deletes_ended_runs_after_a_confirmation_and_never_active_ones(tiny_env, copied_runs):
     store = RunStore()
     active = store.create(RunConfig("model1", data_dir=str(tiny_env)).to_dict())
     active.mark("running", **process_identity(os.getpid()))
     app = open_app("pages/train.py")
-    assert _select_runs(app, [0, 1, 2])[0] == active.id
+    assert select_runs(app, [0, 1, 2])[0] == active.id
     assert app.button(key="delete").disabled
     assert any("cannot be deleted; cancel them first" in c.value and active.id in c.value for c in app.caption)
 
-    ended = _select_runs(app, [1, 2])
+    ended = select_runs(app, [1, 2])
     app.button(key="delete").click().run()
     assert any("for good" in w.value for w in app.warning)
     app.button(key="delete-keep").click().run()
@@ -249,7 +241,7 @@ def test_train_deletes_ended_runs_after_a_confirmation_and_never_active_ones(tin
 
 def test_train_notes_are_edited_per_selected_run_and_listed_in_the_table(tiny_env, copied_runs):
     app = open_app("pages/train.py")
-    (run_id,) = _select_runs(app, [1])
+    (run_id,) = select_runs(app, [1])
     app.text_input(key=f"note-{run_id}").set_value("same as a, on purpose: checks determinism").run()
     assert_clean(app)
     assert RunStore().get(run_id).note == "same as a, on purpose: checks determinism"

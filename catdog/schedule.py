@@ -1,0 +1,90 @@
+"""When the running run ends and each queued run starts: estimates from live progress and past runs.
+
+The queue trains one run at a time, oldest first, so a queued run starts once the running run
+and every run queued before it are done. A run's expected duration comes from finished runs
+of the same kind (architecture, fast path, image size). Nothing here imports TensorFlow.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from catdog.runs import PHASE_FEATURES, Run, RunStore, image_size, planned_epochs
+
+
+def preparing(progress: dict) -> bool:
+    """Progress before the first epoch: the fast path caching backbone features."""
+    return progress.get("phase") == PHASE_FEATURES
+
+
+def time_left(run_config: dict, history: list[dict], progress: dict | None) -> float | None:
+    """Seconds until a run ends: the rest of this epoch plus the remaining epochs at the pace so far."""
+    if not progress or not progress.get("batch"):
+        return None
+    per_batch = progress["elapsed"] / progress["batch"]
+    this_epoch = per_batch * (progress["batches"] - progress["batch"])
+    if preparing(progress):
+        return this_epoch
+    epoch_seconds = [h["seconds"] for h in history if h.get("seconds")]
+    per_epoch = float(np.mean(epoch_seconds)) if epoch_seconds else per_batch * progress["batches"]
+    later_epochs = max(planned_epochs(run_config) - int(progress["epoch"]), 0)
+    return this_epoch + later_epochs * per_epoch
+
+
+def kind(run_config: dict) -> tuple:
+    """What a run's speed depends on most: architecture, fast path and image size."""
+    return run_config.get("arch"), bool(run_config.get("fast")), image_size(run_config)
+
+
+def expected_seconds(run_config: dict, finished: list[Run]) -> float | None:
+    """How long a run of these settings takes, start-up included: the start-up and seconds per
+    epoch measured on finished runs of its kind; None when there is no such run yet."""
+    start_ups, epochs = [], []
+    for run in finished:
+        if kind(run.config) != kind(run_config):
+            continue
+        seconds = [h["seconds"] for h in run.history() if h.get("seconds")]
+        total = run.summary()["seconds"]
+        if seconds and total:
+            epochs.extend(seconds)
+            start_ups.append(max(total - sum(seconds), 0.0))
+    if not epochs:
+        return None
+    return float(np.mean(start_ups)) + planned_epochs(run_config) * float(np.mean(epochs))
+
+
+def remaining_seconds(run: Run, finished: list[Run]) -> float | None:
+    """The running run's time left: from its progress, else its expected duration less the time so far."""
+    left = time_left(run.config, run.history(), run.progress())
+    if left is not None:
+        return left
+    expected, started = expected_seconds(run.config, finished), run.status().get("started")
+    if expected is None or not isinstance(started, int | float):
+        return None
+    return max(expected - (time.time() - started), 0.0)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A queued run, its place in the queue (1 starts next) and seconds until it starts, if known."""
+
+    run: Run
+    position: int
+    starts_in: float | None
+
+
+def queue_plan(store: RunStore) -> list[Slot]:
+    """Every queued run in training order, with when it is expected to start."""
+    by_state: dict[str, list[Run]] = {}
+    for run in store.runs():
+        by_state.setdefault(run.state, []).append(run)
+    finished = by_state.get("finished", [])
+    running = by_state.get("running", [])
+    wait = remaining_seconds(running[-1], finished) if running else 0.0
+    slots = []
+    for position, run in enumerate(by_state.get("queued", []), start=1):
+        slots.append(Slot(run, position, wait))
+        expected = expected_seconds(run.config, finished)
+        wait = None if wait is None or expected is None else wait + expected
+    return slots
