@@ -185,6 +185,7 @@ def summarize(visits: list[Visit], browsers: int) -> dict:
                                         for step in ("page_ready_s", "answer_s")}
     result["answered"] = sum(v.answer is not None for v in visits)
     result["sessions_with_errors"] = sum(bool(v.errors) for v in visits)
+    result["missing_images"] = sum(v.missing_images for v in visits)
     result["per_session"] = per_session
     return result
 
@@ -282,7 +283,8 @@ def main() -> None:
 
 def print_table(label: str, results: dict) -> None:
     print(f"{label}: {results['answered']} of {results['sessions']} answered, "
-          f"{results['sessions_with_errors']} sessions with errors, wall {results['wall_s']} s")
+          f"{results['sessions_with_errors']} sessions with errors, {results['missing_images']} images missing, "
+          f"wall {results['wall_s']} s")
     for step in ("home_s", "page_ready_s", "answer_s"):
         f = results[step]
         if f["n"]:

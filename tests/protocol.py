@@ -7,7 +7,7 @@ would measure the browsers. This client does what a tab does on the wire and not
   `rerun_script` BackMsgs (a page is a run with that page's script hash);
 - reruns each fragment at the interval its AutoRerun ForwardMsg asks for, as the frontend's
   timers do (the sidebar's run-status badge polls this way);
-- fetches the images a run shows once per URL, as a browser's cache does, in the background;
+- fetches each image a run shows as its element arrives, once per URL, as a browser does;
 - uploads a photo as the file_uploader widget does: a FileURLsRequest BackMsg for an upload URL,
   a multipart PUT with the XSRF token, then a rerun with the widget's FileUploaderState.
 
@@ -47,7 +47,6 @@ class Run:
     markdown: list[str] = field(default_factory=list)
     uploader_id: str | None = None
     errors: list[str] = field(default_factory=list)
-    image_urls: list[str] = field(default_factory=list)
 
 
 def xsrf_token(url: str) -> str:
@@ -67,6 +66,9 @@ class Session:
         self.page_hash = ""
         self.widgets: dict[str, WidgetState] = {}
         self.errors: list[str] = []
+        # Not errors of the session: an image of a run that a newer run replaced may be gone
+        # before a busy client asks for it, and a browser then simply shows the newer one.
+        self.missing_images: list[str] = []
         self._run = Run()
         self._finished: asyncio.Future[Run] | None = None
         self._file_urls: dict[str, asyncio.Future] = {}
@@ -95,11 +97,8 @@ class Session:
         self.widgets = {}
         return await self._rerun(timeout)
 
-    async def upload(self, name: str, data: bytes, timeout: float = 300) -> Run:
-        """Uploads one file into the page's file uploader and waits for the rerun it causes to end."""
-        uploader = self._run.uploader_id
-        if uploader is None:
-            raise ProtocolError("the page shows no file uploader")
+    async def upload(self, uploader: str, name: str, data: bytes, timeout: float = 300) -> Run:
+        """Uploads one file into the file uploader widget `uploader` and waits for the rerun it causes to end."""
         request_id = uuid.uuid4().hex
         answer = self._file_urls[request_id] = asyncio.get_running_loop().create_future()
         await self._send(BackMsg(file_urls_request=FileURLsRequest(
@@ -188,7 +187,7 @@ class Session:
         elif kind == "file_uploader":
             self._run.uploader_id = element.file_uploader.id
         elif kind == "imgs":
-            self._run.image_urls.extend(image.url for image in element.imgs.imgs)
+            self._fetch_images([image.url for image in element.imgs.imgs])
         elif kind == "exception":
             self._error(f"exception: {element.exception.type}: {element.exception.message[:200]}")
         elif kind == "alert" and element.alert.format == ERROR_ALERT:
@@ -201,10 +200,9 @@ class Session:
     def _script_finished(self, status: int) -> None:
         if status == COMPILE_ERROR:
             self._error("the script did not compile")
-        if status in (FULL_RUN_FINISHED, COMPILE_ERROR):
-            self._fetch_images(self._run.image_urls)
-            if self._finished is not None and not self._finished.done():
-                self._finished.set_result(self._run)
+        waiting = self._finished is not None and not self._finished.done()
+        if status in (FULL_RUN_FINISHED, COMPILE_ERROR) and waiting:
+            self._finished.set_result(self._run)
 
     def _repeat(self, fragment_id: str, interval: float) -> None:
         """Reruns a fragment every `interval` seconds, as the frontend's timer does."""
@@ -219,8 +217,8 @@ class Session:
         self._fragment_timers[fragment_id] = asyncio.create_task(tick())
 
     def _fetch_images(self, urls: list[str]) -> None:
-        """Fetches each image once, in the background: the server's work a browser causes."""
-        new = [url for url in dict.fromkeys(urls) if url not in self._fetched]
+        """Fetches each new image in the background: the server's work a browser causes."""
+        new = [url for url in urls if url not in self._fetched]
         self._fetched.update(new)
         if new:
             task = asyncio.create_task(asyncio.to_thread(self._get_all, new))
@@ -234,7 +232,7 @@ class Session:
                 with urllib.request.urlopen(full, timeout=120) as response:
                     response.read()
             except OSError as error:
-                self.errors.append(f"image {url}: {error}")
+                self.missing_images.append(f"{url}: {error}")
 
 
 @dataclass
@@ -246,6 +244,7 @@ class Visit:
     answer_s: float | None = None
     answer: str | None = None
     errors: list[str] = field(default_factory=list)
+    missing_images: int = 0
 
 
 async def visit(url: str, xsrf: str, page: str, photo: tuple[str, bytes], labels: list[str],
@@ -268,7 +267,7 @@ async def visit(url: str, xsrf: str, page: str, photo: tuple[str, bytes], labels
             raise ProtocolError(f"{page} showed no file uploader")
         result.page_ready_s = time.perf_counter() - start
         start = time.perf_counter()
-        answered = await session.upload(*photo, timeout=timeout)
+        answered = await session.upload(shown.uploader_id, *photo, timeout=timeout)
         headings = {f"### {label}": label for label in labels}
         result.answer = next((headings[text] for text in answered.markdown if text in headings), None)
         if result.answer is None:
@@ -281,6 +280,7 @@ async def visit(url: str, xsrf: str, page: str, photo: tuple[str, bytes], labels
             await together.wait()
         await session.close()
     result.errors.extend(session.errors)
+    result.missing_images = len(session.missing_images)
     return result
 
 
