@@ -136,7 +136,7 @@ def start_form(architecture: Architecture) -> None:
 
 def live_run() -> None:
     """The running run (else the newest), polled from disk while it is queued or running."""
-    store = RunStore()
+    store = ui.shared_runs()
     shown = store.latest()
     if shown is None:
         st.subheader("Live run")
@@ -248,7 +248,7 @@ def curves(history: list[dict], metric: str, planned: int) -> go.Figure:
 
 def past_runs() -> None:
     st.subheader("All runs")
-    runs = list(reversed(RunStore().runs()))
+    runs = list(reversed(ui.shared_runs().runs()))
     if not runs:
         st.caption("Finished runs will be listed here.")
         return
