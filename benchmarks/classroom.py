@@ -28,7 +28,6 @@ measurement to a JSON file (default benchmarks/classroom.json) under `--label` a
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import platform
@@ -51,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from browser import CHROMIUM, CHROMIUM_ARGS, IDLE, Dashboard
 from protocol import Visit, visit, xsrf_token
-from support import make_dataset, synthetic_image, wait_for
+from support import make_dataset, synthetic_photos, wait_for
 
 GOALS_S = {"page_ready": 5.0, "answer": 3.0}
 GOALS_WHILE_TRAINING_S = {"page_ready": 10.0, "answer": 10.0}
@@ -74,12 +73,7 @@ def train_served_run(work: Path, smoke: bool, env: dict[str, str]) -> None:
 def class_photos(count: int, smoke: bool) -> list[tuple[str, bytes]]:
     """One photo per session, cats and dogs in turn: real validation photos, or synthetic ones."""
     if smoke:
-        photos = []
-        for i in range(count):
-            out = io.BytesIO()
-            synthetic_image(i % 2, 5000 + i).save(out, format="JPEG")
-            photos.append((f"pet-{i}.jpg", out.getvalue()))
-        return photos
+        return synthetic_photos(count)
     from catdog.data import default_dataset_dir
 
     folder = default_dataset_dir() / "validation"
