@@ -116,6 +116,8 @@ def show_prediction(run: Run, index: int, name: str, data: bytes, flip_average: 
         heat.image(result["grad_cam"], caption="Grad-CAM: where it looked", width="stretch")
 
 
+# Built once per server, not on every rerun of every session: Plotly Express takes ~0.1 s a figure.
+@st.cache_resource(show_spinner=False, max_entries=64)
 def probability_bars(probs: dict[str, float]) -> go.Figure:
     figure = px.bar(
         x=list(probs.values()), y=list(probs), color=list(probs), orientation="h",
@@ -166,6 +168,7 @@ def test_set(run: Run, flip_average: bool) -> None:
     gallery(ui.page_of(images, GALLERY_PAGE, key="test-page"), scan, columns=GALLERY_COLUMNS)
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)  # the same for the whole class
 def confusion(result: dict) -> go.Figure:
     classes = result["classes"]
     figure = px.imshow(
