@@ -103,7 +103,10 @@ class Session:
         answer = self._file_urls[request_id] = asyncio.get_running_loop().create_future()
         await self._send(BackMsg(file_urls_request=FileURLsRequest(
             request_id=request_id, file_names=[name], session_id=self.session_id)))
-        response = await asyncio.wait_for(answer, timeout)
+        try:
+            response = await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            raise ProtocolError(f"no upload URL within {timeout:.0f} s") from None
         if response.error_msg:
             raise ProtocolError(f"no upload URL: {response.error_msg}")
         urls = response.file_urls[0]
