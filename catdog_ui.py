@@ -6,12 +6,13 @@ about training or data rules.
 
 import io
 import logging
+import os
 import runpy
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import wraps
+from functools import cached_property, wraps
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -29,7 +30,11 @@ ROUTER = Path(__file__).resolve().parent / "dashboard.py"
 ASSETS = ROUTER.parent / "assets"
 LOGO = ASSETS / "logo.svg"
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
-STATUS_REFRESH_S = 2.0
+# Every open tab reruns the status badge this often; 30 tabs at 2 s kept the server busy.
+STATUS_REFRESH_S = 5.0
+# How long the runs table every session reads is kept while no run file changes: a training
+# process that dies without a word is noticed this late at most (see shared_runs).
+RUNS_TTL_S = 2.0
 RESUME_EVERY_S = 30
 
 log = logging.getLogger("catdog.dashboard")
@@ -179,7 +184,7 @@ def status_line(run: Run) -> tuple[str, str]:
 @st.fragment(run_every=STATUS_REFRESH_S)
 @guarded("The run status")
 def run_status() -> None:
-    store = RunStore()
+    store = shared_runs()
     run = store.latest()
     st.caption("Training")
     if run is None:
@@ -286,9 +291,83 @@ def jpeg(pixels: np.ndarray, quality: int = 85) -> bytes:
 # --- runs and models --------------------------------------------------------------------
 
 
+class RunSnapshot(Run):
+    """A run whose files are read at most once: what every session shows of it for a moment."""
+
+    @cached_property
+    def config(self) -> dict:
+        return super().config
+
+    @cached_property
+    def _status(self) -> dict:
+        return super().status()
+
+    def status(self) -> dict:
+        return self._status
+
+    @cached_property
+    def _history(self) -> list[dict]:
+        return super().history()
+
+    def history(self) -> list[dict]:
+        return self._history
+
+    @cached_property
+    def _progress(self) -> dict | None:
+        return super().progress()
+
+    def progress(self) -> dict | None:
+        return self._progress
+
+    @cached_property
+    def _data(self) -> dict:
+        return super().data()
+
+    def data(self) -> dict:
+        return self._data
+
+
+class SharedRuns(RunStore):
+    """The runs folder as the pages read it: one snapshot per server while no run file changes.
+
+    Each open tab polls the run status; parsing every run's files once per poll and tab made the
+    server's work grow with the class. A few stat calls tell whether the snapshot is current.
+    """
+
+    def runs(self) -> list[Run]:
+        return list(_runs_snapshot(str(self.root), _runs_version(self.root)))
+
+    def get(self, run_id: str) -> Run:
+        return next((run for run in self.runs() if run.id == run_id), None) or super().get(run_id)
+
+
+def _runs_version(root: Path) -> tuple:
+    """Changes whenever a run's files do: writes replace files in its folder (so the folder's
+    time changes), except history.jsonl, which grows in place."""
+    stamps = []
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                history = Path(entry.path, "history.jsonl")
+                stamps.append((entry.name, entry.stat().st_mtime_ns, history.exists() and history.stat().st_mtime_ns))
+    except OSError:  # no runs folder yet, or a run removed while looking: the next look is exact
+        return ()
+    return tuple(sorted(stamps))
+
+
+@st.cache_resource(show_spinner=False, ttl=RUNS_TTL_S, max_entries=4)
+def _runs_snapshot(runs_dir: str, version: tuple) -> tuple[RunSnapshot, ...]:
+    """Every run, its files read at most once; `version` (see _runs_version) keys it to their state."""
+    return tuple(RunSnapshot(run.path) for run in RunStore(runs_dir).runs())
+
+
+def shared_runs() -> SharedRuns:
+    return SharedRuns()
+
+
 def runs_with_model() -> list[Run]:
     """Runs that have saved a model, newest first: the ones that can predict."""
-    return [run for run in reversed(RunStore().runs()) if run.model_path.is_file()]
+    return [run for run in reversed(shared_runs().runs()) if run.model_path.is_file()]
 
 
 def is_active(run: Run) -> bool:

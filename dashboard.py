@@ -5,7 +5,6 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.data import DataError, default_dataset_available
-from catdog.runs import RunStore
 
 # The pages after Home, in the order of the story: file, icon, title, what it is for.
 PAGES = (
@@ -36,7 +35,7 @@ def home() -> None:
     data_state()
 
     st.subheader("Training runs")
-    runs = RunStore().runs()
+    runs = ui.shared_runs().runs()
     if not runs:
         st.caption("No runs yet.")
         st.page_link("pages/train.py", label="Train a first model", icon=":material/arrow_forward:")

@@ -102,6 +102,8 @@ def show_prediction(run: Run, index: int, name: str, data: bytes, flip_average: 
         heat.image(result.grad_cam, caption="Grad-CAM: where it looked", width="stretch")
 
 
+# Built once per server, not on every rerun of every session: Plotly Express takes ~0.1 s a figure.
+@st.cache_resource(show_spinner=False, max_entries=64)
 def probability_bars(probs: dict[str, float]) -> go.Figure:
     figure = px.bar(
         x=list(probs.values()), y=list(probs), color=list(probs), orientation="h",
@@ -135,7 +137,7 @@ def test_set(run: Run, flip_average: bool) -> None:
         )
     st.dataframe(class_table(result), hide_index=True)
     matrix, mistakes = st.columns([1, 2])
-    matrix.plotly_chart(confusion(result), key="confusion")
+    matrix.plotly_chart(confusion(result.run, result.model_mtime_ns, result.flip_average, result), key="confusion")
     with mistakes:
         st.markdown("**Most confident mistakes**")
         wrong = result.confident_mistakes(CONFIDENT_MISTAKES)
@@ -166,10 +168,11 @@ def class_table(result: Evaluation) -> pd.DataFrame:
     ])
 
 
-def confusion(result: Evaluation) -> go.Figure:
-    classes = list(result.classes)
+@st.cache_resource(show_spinner=False, max_entries=16)  # the same for the whole class
+def confusion(run_id: str, version: int, flip_average: bool, _result: Evaluation) -> go.Figure:
+    classes = list(_result.classes)
     figure = px.imshow(
-        pd.DataFrame(result.confusion_matrix, index=classes, columns=classes),
+        pd.DataFrame(_result.confusion_matrix, index=classes, columns=classes),
         text_auto=True, color_continuous_scale="Blues", labels={"x": "predicted", "y": "true", "color": "photos"},
         title="Confusion matrix",
     )

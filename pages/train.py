@@ -163,7 +163,7 @@ def start_form(architecture: Architecture) -> None:
 
 def live_run() -> None:
     """Every running run (several train at once on a cluster), else the newest, polled from disk."""
-    store = RunStore()
+    store = ui.shared_runs()
     shown = live_runs(store)
     if not shown:
         st.subheader("Live run")
@@ -305,7 +305,7 @@ def curves(history: list[dict], metric: str, planned: int) -> go.Figure:
 
 def past_runs() -> None:
     st.subheader("All runs")
-    runs = list(reversed(RunStore().runs()))
+    runs = list(reversed(ui.shared_runs().runs()))
     if not runs:
         st.caption("Finished runs will be listed here.")
         return

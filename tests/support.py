@@ -1,5 +1,6 @@
 """Helpers the tests and benchmarks share: synthetic images and data sets, polling, the app and the CLI."""
 
+import io
 import os
 import subprocess
 import sys
@@ -46,6 +47,16 @@ def synthetic_image(label: int, index: int, size=(64, 48)) -> Image.Image:
     else:
         pixels[:, width // 3 : width // 2] = 20
     return Image.fromarray(pixels.astype(np.uint8))
+
+
+def synthetic_photos(count: int) -> list[tuple[str, bytes]]:
+    """Named JPEG files of both classes in turn, each different, as a class of pupils would upload."""
+    photos = []
+    for i in range(count):
+        out = io.BytesIO()
+        synthetic_image(i % 2, 5000 + i).save(out, format="JPEG")
+        photos.append((f"pet-{i}.jpg", out.getvalue()))
+    return photos
 
 
 def make_dataset(root: Path, per_split=(("train", 12), ("validation", 10)), classes=("cats", "dogs")) -> Path:

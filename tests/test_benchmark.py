@@ -9,10 +9,10 @@ import pytest
 from support import ROOT
 
 
-def run_smoke(module: str, out: Path, timeout: float) -> tuple[dict, str]:
-    """Runs `python -m MODULE --smoke`; returns its JSON results and its printed table."""
+def run_smoke(module: str, out: Path, timeout: float, *args: str) -> tuple[dict, str]:
+    """Runs `python -m MODULE --smoke ARGS`; returns its JSON results and its printed table."""
     result = subprocess.run(
-        [sys.executable, "-m", module, "--smoke", "--out", str(out)],
+        [sys.executable, "-m", module, "--smoke", "--out", str(out), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -45,3 +45,13 @@ def test_smoke_responsiveness_measures_switches_and_slider_while_training(tmp_pa
     training = results["training"]
     assert training["arch"] == "model1" and training["kept_training"] and training["final_state"] == "cancelled"
     assert "slider step" in table
+
+
+def test_smoke_classroom_every_session_gets_its_answer(tmp_path):
+    results, table = run_smoke("benchmarks.classroom", tmp_path / "classroom.json", 600, "--sessions", "3")
+    (measured,) = results.values()
+    assert measured["sessions"] == 3 and measured["answered"] == 3 and measured["sessions_with_errors"] == 0
+    assert [s["answer"] in ("cats", "dogs") for s in measured["per_session"]] == [True] * 3
+    assert measured["page_ready_s"]["n"] == measured["answer_s"]["n"] == 3
+    assert measured["server_cpu_s"] > 0 and measured["load_average_before"]
+    assert "3 of 3 answered" in table
