@@ -193,7 +193,9 @@ def _follow(run) -> int:
                 done = step["epoch"] - 1 + step["batch"] / (step["batches"] or 1)
                 report(done, planned, f"epoch {step['epoch']}", note)
             time.sleep(FOLLOW_INTERVAL_S)
-    summary = run.summary()
+        summary = run.summary()
+        # The last stage may pass between two looks: the end is always said.
+        report(summary["epochs"], planned, "ended", f"{summary['status']} after {summary['epochs']}/{planned} epochs")
     _print_json(
         {
             "run": run.id,
