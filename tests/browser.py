@@ -10,11 +10,10 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Self
 
-from support import ROOT, wait_for
+from support import ROOT, answers, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,11 +35,7 @@ def free_port() -> int:
 
 
 def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return answers(f"{url}/_stcore/health")
 
 
 class Dashboard:

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,15 @@ def _configure_keras_home() -> None:
 
 
 _configure_keras_home()
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP endpoint on this machine answers 200 right now."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):

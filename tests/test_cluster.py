@@ -5,12 +5,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 
 import psutil
 import pytest
 from browser import free_port
-from support import ROOT, assert_clean, open_app, wait_for
+from support import ROOT, answers, assert_clean, open_app, wait_for
 
 from catdog.runs import RunError, RunStore
 from catdog.settings import RunConfig
@@ -19,14 +18,6 @@ NEEDS_RAY = "needs Ray: pip install '.[ray]' (CI installs it)"
 HEAD_CPUS = 2
 # The smallest object store Ray accepts: runs pass no objects through it.
 OBJECT_STORE_BYTES = 80 * 2**20
-
-
-def _job_api_answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/version", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -57,7 +48,7 @@ def ray_head(monkeypatch):
     )
     address = f"http://127.0.0.1:{dashboard}"
     try:
-        wait_for(lambda: _job_api_answers(address) or head.poll() is not None, 120, message="the Ray head")
+        wait_for(lambda: answers(f"{address}/api/version") or head.poll() is not None, 120, message="the Ray head")
         assert head.poll() is None, "ray start exited"
         monkeypatch.setenv("CATDOG_RAY_ADDRESS", address)
         yield address
