@@ -43,7 +43,7 @@ import psutil
 
 from benchmarks.responsiveness import in_training_epoch, training_state
 from catdog.runs import RunStore
-from catdog.training import default_run_config
+from catdog.settings import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # The tests' helpers are the one way this project drives the dashboard; reuse them.
@@ -224,7 +224,7 @@ def main() -> None:
             sys.exit(f"the warm-up visit failed: {warm_up.errors}; see {work / 'streamlit.log'}")
         if args.while_training:
             arch, epochs = ("model1", 500) if args.smoke else ("model4", 20)
-            training = store.submit(default_run_config(arch, epochs=epochs, data_dir=env.get("CATDOG_DATA_DIR")))
+            training = store.submit(RunConfig(arch, epochs=epochs, data_dir=env.get("CATDOG_DATA_DIR")).to_dict())
             print(f"{arch} run {training.id}: waiting for its training epochs …", file=sys.stderr)
             wait_for(lambda: in_training_epoch(training, 1) or training.state not in ("queued", "running"),
                      timeout=900, interval=1, message="the run to train")
