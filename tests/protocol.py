@@ -11,8 +11,9 @@ would measure the browsers. This client does what a tab does on the wire and not
 - uploads a photo as the file_uploader widget does: a FileURLsRequest BackMsg for an upload URL,
   a multipart PUT with the XSRF token, then a rerun with the widget's FileUploaderState.
 
-Times are wall clock in this process; `run_page` and `upload` return when the page's script run
-has finished (the script_finished ForwardMsg of a full run).
+Times are wall clock in this process; `run_page` returns when the page's script run has finished
+(the script_finished ForwardMsg of a full run), `upload` when the rerun the widget causes has: the
+page's, or, for a widget inside a fragment, that fragment's.
 """
 
 import asyncio
@@ -32,6 +33,7 @@ from websockets.exceptions import ConnectionClosedError
 
 XSRF_COOKIE = "_streamlit_xsrf"
 FULL_RUN_FINISHED = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
+FRAGMENT_RUN_FINISHED = ForwardMsg.ScriptFinishedStatus.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
 COMPILE_ERROR = ForwardMsg.ScriptFinishedStatus.FINISHED_WITH_COMPILE_ERROR
 ERROR_ALERT = 1  # Alert.Format.ERROR
 
@@ -65,12 +67,15 @@ class Session:
         self.pages: dict[str, str] = {}  # url path name -> page script hash
         self.page_hash = ""
         self.widgets: dict[str, WidgetState] = {}
+        # A widget inside a fragment reruns that fragment alone, as in a browser.
+        self.widget_fragments: dict[str, str] = {}
         self.errors: list[str] = []
         # Not errors of the session: an image of a run that a newer run replaced may be gone
         # before a busy client asks for it, and a browser then simply shows the newer one.
         self.missing_images: list[str] = []
         self._run = Run()
         self._finished: asyncio.Future[Run] | None = None
+        self._awaited_fragment = ""
         self._file_urls: dict[str, asyncio.Future] = {}
         self._fragment_timers: dict[str, asyncio.Task] = {}
         self._fetched: set[str] = set()
@@ -114,7 +119,7 @@ class Session:
         info = UploadedFileInfo(name=name, size=len(data), file_id=urls.file_id, file_urls=urls)
         self.widgets[uploader] = WidgetState(
             id=uploader, file_uploader_state_value=FileUploaderState(uploaded_file_info=[info]))
-        return await self._rerun(timeout)
+        return await self._rerun(timeout, self.widget_fragments.get(uploader, ""))
 
     def _put(self, upload_url: str, name: str, data: bytes) -> None:
         url = upload_url if upload_url.startswith("http") else self.url + upload_url
@@ -125,18 +130,20 @@ class Session:
         if response.status_code != 204:
             raise ProtocolError(f"upload refused: HTTP {response.status_code} {response.text[:200]}")
 
-    async def _rerun(self, timeout: float) -> Run:
+    async def _rerun(self, timeout: float, fragment_id: str = "") -> Run:
+        """A full run of the page, or a run of one fragment; waits for it to end."""
         self._finished = asyncio.get_running_loop().create_future()
-        await self._send(BackMsg(rerun_script=self._client_state()))
+        self._awaited_fragment = fragment_id
+        await self._send(BackMsg(rerun_script=self._client_state(fragment_id)))
         try:
             return await asyncio.wait_for(self._finished, timeout)
         except TimeoutError:
             raise ProtocolError(f"no finished script run within {timeout:.0f} s") from None
 
-    def _client_state(self, fragment_id: str = "") -> ClientState:
+    def _client_state(self, fragment_id: str = "", timed: bool = False) -> ClientState:
         return ClientState(
             query_string="", page_script_hash=self.page_hash, fragment_id=fragment_id,
-            is_auto_rerun=bool(fragment_id), widget_states=WidgetStates(widgets=list(self.widgets.values())),
+            is_auto_rerun=timed, widget_states=WidgetStates(widgets=list(self.widgets.values())),
         )
 
     async def _send(self, message: BackMsg) -> None:
@@ -160,17 +167,21 @@ class Session:
 
     def _handle(self, message: ForwardMsg) -> None:
         kind = message.WhichOneof("type")
-        if kind == "new_session":  # the start of every full run
+        if kind == "new_session":  # the start of every run, of the page or of fragments
             self.session_id = message.new_session.initialize.session_id or self.session_id
-            self._run = Run()
-            for timer in self._fragment_timers.values():
-                timer.cancel()
-            self._fragment_timers.clear()
+            fragments = message.metadata.run.fragment_ids
+            if not fragments:  # the whole page runs again: its fragments start anew
+                self._run = Run()
+                for timer in self._fragment_timers.values():
+                    timer.cancel()
+                self._fragment_timers.clear()
+            elif self._awaited_fragment in fragments:
+                self._run = Run()
         elif kind == "navigation":
             self.pages = {page.url_pathname: page.page_script_hash for page in message.navigation.app_pages}
             self.page_hash = message.navigation.page_script_hash
         elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
-            self._element(message.delta.new_element)
+            self._element(message.delta.new_element, message.delta.fragment_id)
         elif kind == "auto_rerun":
             self._repeat(message.auto_rerun.fragment_id, message.auto_rerun.interval)
         elif kind == "stop_auto_rerun":
@@ -181,14 +192,15 @@ class Session:
             if answer := self._file_urls.pop(message.file_urls_response.response_id, None):
                 answer.set_result(message.file_urls_response)
         elif kind == "script_finished":
-            self._script_finished(message.script_finished)
+            self._script_finished(message.script_finished, message.metadata.run.fragment_ids)
 
-    def _element(self, element) -> None:
+    def _element(self, element, fragment_id: str) -> None:
         kind = element.WhichOneof("type")
         if kind == "markdown":
             self._run.markdown.append(element.markdown.body)
         elif kind == "file_uploader":
             self._run.uploader_id = element.file_uploader.id
+            self.widget_fragments[element.file_uploader.id] = fragment_id
         elif kind == "imgs":
             self._fetch_images([image.url for image in element.imgs.imgs])
         elif kind == "exception":
@@ -200,11 +212,16 @@ class Session:
         self._run.errors.append(text)
         self.errors.append(text)
 
-    def _script_finished(self, status: int) -> None:
+    def _script_finished(self, status: int, fragments) -> None:
         if status == COMPILE_ERROR:
             self._error("the script did not compile")
-        waiting = self._finished is not None and not self._finished.done()
-        if status in (FULL_RUN_FINISHED, COMPILE_ERROR) and waiting:
+        if self._finished is None or self._finished.done():
+            return
+        if self._awaited_fragment:
+            done = status == FRAGMENT_RUN_FINISHED and self._awaited_fragment in fragments
+        else:
+            done = status in (FULL_RUN_FINISHED, COMPILE_ERROR)
+        if done:
             self._finished.set_result(self._run)
 
     def _repeat(self, fragment_id: str, interval: float) -> None:
@@ -213,7 +230,7 @@ class Session:
         async def tick() -> None:
             while True:
                 await asyncio.sleep(interval)
-                await self._send(BackMsg(rerun_script=self._client_state(fragment_id)))
+                await self._send(BackMsg(rerun_script=self._client_state(fragment_id, timed=True)))
 
         if timer := self._fragment_timers.pop(fragment_id, None):
             timer.cancel()
