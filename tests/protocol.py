@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosedError
 XSRF_COOKIE = "_streamlit_xsrf"
 FULL_RUN_FINISHED = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
 FRAGMENT_RUN_FINISHED = ForwardMsg.ScriptFinishedStatus.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+STOPPED_FOR_RERUN = ForwardMsg.ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN
 COMPILE_ERROR = ForwardMsg.ScriptFinishedStatus.FINISHED_WITH_COMPILE_ERROR
 ERROR_ALERT = 1  # Alert.Format.ERROR
 
@@ -217,10 +218,10 @@ class Session:
             self._error("the script did not compile")
         if self._finished is None or self._finished.done():
             return
-        if self._awaited_fragment:
-            done = status == FRAGMENT_RUN_FINISHED and self._awaited_fragment in fragments
-        else:
-            done = status in (FULL_RUN_FINISHED, COMPILE_ERROR)
+        # A fragment's rerun may be served by a run of the whole page (the server's choice), and a
+        # timed rerun of another fragment may stop it early: a tab then shows what had arrived.
+        done = status in (FULL_RUN_FINISHED, COMPILE_ERROR) or (
+            status in (FRAGMENT_RUN_FINISHED, STOPPED_FOR_RERUN) and self._awaited_fragment in fragments)
         if done:
             self._finished.set_result(self._run)
 
