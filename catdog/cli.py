@@ -22,6 +22,7 @@ from catdog.data import DataError, scan
 from catdog.images import ImageError
 from catdog.runs import ACTIVE, PHASE_FEATURES, RunError, RunStore, planned_epochs
 from catdog.settings import (
+    AMOUNT_RANGES,
     ARCHITECTURES,
     BATCH_SIZE_RANGE,
     EPOCHS_RANGE,
@@ -29,6 +30,7 @@ from catdog.settings import (
     FILL_MODES,
     FINE_TUNE_EPOCHS,
     FLIP_MODES,
+    PRESETS,
     SEED_RANGE,
     AugmentConfig,
     RunConfig,
@@ -151,6 +153,13 @@ def cmd_archs(args) -> int:
     return 0
 
 
+def chosen_augmentation(args) -> AugmentConfig:
+    """The preset, with each augmentation flag given on the command line in its place."""
+    given = {name: getattr(args, name) for name in ("flip", "rotation", "fill_mode", *AMOUNT_RANGES)}
+    given = {name: tuple(value) if name == "rotation" else value for name, value in given.items() if value is not None}
+    return dataclasses.replace(PRESETS[args.augmentation_preset], **given)
+
+
 def cmd_train(args) -> int:
     run_config = RunConfig(
         args.arch,
@@ -159,7 +168,7 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size,
         image_size=args.image_size,
         learning_rate=args.learning_rate,
-        augmentation=AugmentConfig(args.flip, tuple(args.rotation), args.fill_mode),
+        augmentation=chosen_augmentation(args),
         seed=args.seed,
         data_dir=str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else config.data_dir(),
         fast=args.fast,
@@ -334,7 +343,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = command("train", cmd_train, "start a training run in the background", runs=True)
     run_defaults = {field.name: field.default for field in dataclasses.fields(RunConfig)}
-    augment_defaults = AugmentConfig()
     learning_rates = ", ".join(f"{arch.name} {arch.learning_rate:g}" for arch in ARCHITECTURES.values())
     train.add_argument("--arch", required=True, choices=ARCHITECTURES, help="the architecture (see `catdog archs`)")
     train.add_argument(
@@ -360,15 +368,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--seed", type=int, default=run_defaults["seed"], help=f"{SEED_RANGE[0]} to {SEED_RANGE[1]}; same seed, same run"
     )
-    train.add_argument("--flip", choices=FLIP_MODES, default=augment_defaults.flip, help="random flips while training")
     train.add_argument(
-        "--rotation", type=float, nargs=2, metavar=("LOW", "HIGH"), default=augment_defaults.rotation,
-        help="random rotation range, in fractions of a full turn",
+        "--augmentation-preset", choices=PRESETS, default="posts",
+        help="the augmentation to start from; the flags below change single settings of it",
     )
+    train.add_argument("--flip", choices=FLIP_MODES, help="random flips while training")
     train.add_argument(
-        "--fill-mode", choices=FILL_MODES, default=augment_defaults.fill_mode,
-        help="how corners uncovered by a rotation are filled",
+        "--rotation", type=float, nargs=2, metavar=("LOW", "HIGH"), help="random rotation range, in fractions of a full turn"
     )
+    train.add_argument("--fill-mode", choices=FILL_MODES, help="how corners uncovered by a rotation, zoom or shift are filled")
+    for name, (low, high) in AMOUNT_RANGES.items():
+        train.add_argument(f"--{name}", type=float, help=f"largest random {name} either way, {low:g} to {high:g}; 0 is off")
     train.add_argument("--data-dir", help=data_dir_help)
     train.add_argument("--fast", action="store_true", help="model4 family: train the head on cached backbone features")
     train.add_argument(

@@ -54,16 +54,40 @@ FLIP_MODES = {
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 # Rotations are fractions of a full turn, at most one turn either way.
 ROTATION_RANGE = (-1.0, 1.0)
+# The largest draw either way, as a fraction: of the photo's size (zoom), of its side (translation),
+# of the contrast (RandomContrast's factor), of the 0..255 pixel range (brightness).
+ZOOM_RANGE = (0.0, 0.5)
+TRANSLATION_RANGE = (0.0, 0.5)
+CONTRAST_RANGE = (0.0, 1.0)
+BRIGHTNESS_RANGE = (0.0, 1.0)
+AMOUNT_RANGES = {"zoom": ZOOM_RANGE, "translation": TRANSLATION_RANGE, "contrast": CONTRAST_RANGE,
+                 "brightness": BRIGHTNESS_RANGE}
+
+
+def _amount(label: str, value, bounds: tuple[float, float]) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SettingsError(f"{label} must be a number; got {value!r}")
+    if not bounds[0] <= value <= bounds[1]:
+        raise SettingsError(f"{label} must be between {bounds[0]:g} and {bounds[1]:g}; got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Flip and rotation as in the reference posts; rotation is a fraction of a full turn."""
+    """Flip and rotation as in the reference posts, and optional zoom, shift, contrast and brightness.
+
+    Rotation is a fraction of a full turn; the other amounts are the largest draw either way
+    (see AMOUNT_RANGES). Each is off at 0, so a config.json from before they existed reads the same.
+    """
 
     flip: str = "horizontal"
     rotation: tuple[float, float] = (-0.2, 0.2)
     fill_mode: str = "reflect"
     seed: int | None = None
+    zoom: float = 0.0
+    translation: float = 0.0
+    contrast: float = 0.0
+    brightness: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("flip", self.flip, FLIP_MODES)
@@ -75,10 +99,14 @@ class AugmentConfig:
                 f"rotation range must satisfy {lowest:g} <= low <= high <= {highest:g}; got {self.rotation}"
             )
         object.__setattr__(self, "rotation", (float(low), float(high)))
+        for name, bounds in AMOUNT_RANGES.items():
+            object.__setattr__(self, name, _amount(name, getattr(self, name), bounds))
 
     @property
     def is_identity(self) -> bool:
-        return self.flip == "off" and self.rotation == (0.0, 0.0)
+        return self.flip == "off" and self.rotation == (0.0, 0.0) and not any(
+            getattr(self, name) for name in AMOUNT_RANGES
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +117,21 @@ class AugmentConfig:
         if "rotation" in data:
             data["rotation"] = tuple(data["rotation"])
         return cls(**data)
+
+
+# Starting points for a lesson; the dashboard's preset selector and `catdog train --augmentation-preset`.
+PRESETS: dict[str, AugmentConfig] = {
+    "none": AugmentConfig(flip="off", rotation=(0.0, 0.0)),
+    "posts": AugmentConfig(),
+    "light": AugmentConfig(rotation=(-0.05, 0.05), zoom=0.1, contrast=0.1),
+    "heavy": AugmentConfig(rotation=(-0.25, 0.25), zoom=0.3, translation=0.2, contrast=0.5, brightness=0.3),
+}
+PRESET_DESCRIPTIONS = {
+    "none": "no augmentation: every epoch sees the same pixels",
+    "posts": "as in the reference posts: horizontal flips and small turns",
+    "light": "small turns, zooms and contrast changes",
+    "heavy": "large turns, zooms, shifts, contrast and brightness changes",
+}
 
 
 # --- architectures -----------------------------------------------------------------------
