@@ -111,6 +111,18 @@ class AugmentConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        """One line for people: the chosen transformations in the order the layers apply them."""
+        low, high = self.rotation
+        parts = [
+            f"flip {self.flip}" if FLIP_MODES[self.flip] else "",
+            f"rotation {low * 360:+.0f}° … {high * 360:+.0f}°" if self.rotation != (0.0, 0.0) else "",
+            *(f"{name} ±{getattr(self, name):.0%}" for name in AMOUNT_RANGES if getattr(self, name)),
+        ]
+        chosen = ", ".join(part for part in parts if part)
+        geometric = self.rotation != (0.0, 0.0) or self.zoom or self.translation
+        return f"{chosen}, fill {self.fill_mode}" if geometric else chosen or "none"
+
     @classmethod
     def from_dict(cls, data: dict | None) -> "AugmentConfig":
         data = dict(data or {})
