@@ -3,6 +3,7 @@ layers training uses. Every setting lives in the page's address, so a link shows
 
 import random
 import urllib.parse
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -26,6 +27,8 @@ from catdog.settings import (
 DATA_SET, UPLOAD = "Data set", "Upload"
 ANY_CLASS = "any class"
 BATCH_COLUMNS = 8
+# Streamlit addresses a page by its file's name.
+PAGE_PATH = Path(__file__).stem
 # The data set photo in the address; an upload cannot be shared.
 PHOTO_PARAM = "aug_photo"
 # Widgets whose values presets set; each also names its value in the address.
@@ -200,16 +203,21 @@ def show_variants(
     if not presenting:
         original, grid = st.columns([1, 3])
         original.image(photo, caption="Original", width="stretch")
-        columns = grid.columns(VARIANT_COLUMNS)
-        for i, (image, caption) in enumerate(zip(images, captions)):
-            columns[i % VARIANT_COLUMNS].image(image, caption=caption, width="stretch")
+        with grid:
+            for row in rows(list(zip(images, captions)), VARIANT_COLUMNS):
+                for column, (image, caption) in zip(st.columns(VARIANT_COLUMNS), row):
+                    column.image(image, caption=caption, width="stretch")
         return
     # Captions as headings: readable from the back of a classroom.
-    columns = st.columns(PRESENTER_COLUMNS, gap="medium")
-    for i, (image, caption) in enumerate(zip([ui.jpeg(photo), *images], ["Original", *captions])):
-        with columns[i % PRESENTER_COLUMNS]:
-            st.image(image, width="stretch")
-            st.subheader(caption, anchor=False)
+    for row in rows(list(zip([ui.jpeg(photo), *images], ["Original", *captions])), PRESENTER_COLUMNS):
+        for column, (image, caption) in zip(st.columns(PRESENTER_COLUMNS, gap="medium"), row):
+            column.image(image, width="stretch")
+            column.subheader(caption, anchor=False)
+
+
+def rows(tiles: list, width: int) -> list[list]:
+    """Tiles in rows of their own columns, so that long captions never push a row out of line."""
+    return [tiles[start : start + width] for start in range(0, len(tiles), width)]
 
 
 def share(name: str | None) -> None:
@@ -223,7 +231,9 @@ def share(name: str | None) -> None:
     values = {PHOTO_PARAM: name, **{key: st.session_state[key] for key in SHARED_KEYS}}
     query = urllib.parse.urlencode({key: _query_value(value) for key, value in values.items()}, doseq=True)
     st.markdown("**Share.** This link opens the page with this photo and these settings:")
-    st.code(f"{st.context.url or ''}?{query}", language=None, wrap_lines=True)
+    # The server's address is only known from the browser, with or without the page's path.
+    server = (st.context.url or "").rstrip("/").removesuffix(f"/{PAGE_PATH}")
+    st.code(f"{server}/{PAGE_PATH}?{query}", language=None, wrap_lines=True)
 
 
 def _query_value(value) -> str | list[str]:
