@@ -123,7 +123,8 @@ def _draws(layer: keras.layers.Layer, transformation: dict, n: int) -> list[Draw
     values = {key: keras.ops.convert_to_numpy(value) for key, value in transformation.items()
               if key in ("flips", "angle", "height_zoom", "translations", "contrast_factor", "rgb_delta")}
     if layer.name == "flip":
-        return [Draw(flip_horizontal=bool(f) and "horizontal" in layer.mode, flip_vertical=bool(f) and "vertical" in layer.mode)
+        horizontal, vertical = "horizontal" in layer.mode, "vertical" in layer.mode
+        return [Draw(flip_horizontal=bool(f) and horizontal, flip_vertical=bool(f) and vertical)
                 for f in values["flips"].reshape(n)]
     if layer.name == "rotation":
         return [Draw(angle=float(a)) for a in values["angle"].reshape(n)]

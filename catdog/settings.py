@@ -257,6 +257,9 @@ class RunConfig:
     # Measured on cats_and_dogs_filtered: augmented copies did not raise validation
     # accuracy and each costs a backbone pass over the training set on a cold cache.
     feature_copies: int = 0
+    # An experiment is a set of runs that differ in one setting, named here (catdog.lesson).
+    experiment: str | None = None
+    varied: str | None = None
 
     def __post_init__(self) -> None:
         architecture = get_architecture(self.arch)
