@@ -16,6 +16,7 @@ LESSON_EPOCHS = 10
 # Small photos and few epochs: curves within minutes on a laptop, enough to see the gap open.
 QUICK = {"epochs": 3, "image_size": 96}
 AUGMENTATION = "augmentation"
+WITHOUT, WITH = "without augmentation", "with augmentation"
 
 
 def augmentation_experiment(
@@ -41,6 +42,10 @@ def experiment_runs(store: RunStore, experiment: str | None = None) -> list[Run]
     runs = [run for run in store.runs() if run.config.get("experiment")]
     experiment = experiment or (runs[-1].config["experiment"] if runs else None)
     return [run for run in runs if run.config.get("experiment") == experiment]
+
+
+def run_label(run: Run) -> str:
+    return WITHOUT if AugmentConfig.from_dict(run.config["augmentation"]).is_identity else WITH
 
 
 def gaps(run: Run) -> list[float]:

@@ -23,6 +23,7 @@ from support import (
 
 import catdog_ui as ui
 from catdog.augment import augmentation_code
+from catdog.lesson import WITH, WITHOUT, run_label
 from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_TRAIN, RunStore, process_identity
 from catdog.settings import AMOUNT_RANGES, ARCHITECTURES, PRESETS, ROTATION_RANGE, AugmentConfig, RunConfig
 
@@ -258,6 +259,21 @@ def test_a_shared_link_opens_the_same_photo_settings_and_pictures(tiny_env):
     assert image_captions(other)[:9] == image_captions(app)[:9]
     assert image_urls(other)[:9] == image_urls(app)[:9]
     assert shared_link(other) == link
+
+
+def test_the_augmentation_lesson_trains_both_runs_live_and_concludes(tiny_env):
+    app = open_app("pages/augmentation.py")
+    app.toggle(key="aug_lesson_quick").set_value(True).run()
+    next(b for b in app.button if b.label == "Run the experiment").click().run()
+    assert_clean(app)
+    runs = RunStore().runs()
+    assert [run_label(run) for run in runs] == [WITHOUT, WITH]
+    assert {run.config["experiment"] for run in runs} == {app.session_state["aug_experiment"]}
+    assert len(app.get("plotly_chart")) == 2
+    wait_for(lambda: all(run.state not in ACTIVE for run in runs), timeout=300, message="both runs to end")
+    app.run()
+    assert [run.state for run in runs] == ["finished", "finished"]
+    assert [s.value for s in app.success if "a gap of" in s.value]
 
 
 def test_augmentation_names_every_bad_upload_in_one_line(tiny_env):
