@@ -78,7 +78,7 @@ def main() -> None:
         st.caption("Random flips, turns, zooms, shifts and colour changes, made by the same Keras layers the models "
                    "train with. Each copy says what was drawn for it.")
     # Presenting, the controls move to the sidebar and the pictures get the whole width.
-    controls, results = (st.sidebar, st.container()) if presenting else st.columns([1.3, 2.7], gap="large")
+    controls, results = (st.sidebar, st.container()) if presenting else st.columns([1.5, 2.5], gap="large")
     with controls:
         scan = data_set()
         photo, name = choose_photo(scan)
@@ -365,7 +365,7 @@ def gap_curves(runs: list[Run]) -> go.Figure:
         label = run_label(run)
         measured = gaps(run)
         figure.add_scatter(
-            x=list(range(1, len(measured) + 1)), y=measured, name=label, mode="lines+markers", fill="tozeroy",
+            x=list(range(1, len(measured) + 1)), y=measured, name=label, mode="lines+markers",
             line={"color": LESSON_COLORS[label]},
         )
     return _layout(figure, "Gap: training − validation accuracy")
@@ -373,8 +373,8 @@ def gap_curves(runs: list[Run]) -> go.Figure:
 
 def _layout(figure: go.Figure, title: str) -> go.Figure:
     figure.update_layout(
-        title=title, height=340, margin={"t": 50, "b": 40, "l": 50, "r": 10},
-        legend={"orientation": "h", "y": -0.2}, xaxis={"title": "epoch", "dtick": 1},
+        title=title, height=400, margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        legend={"orientation": "h", "y": -0.3}, xaxis={"title": "epoch", "dtick": 1},
     )
     return figure.update_yaxes(tickformat=".0%")
 
