@@ -82,7 +82,7 @@ def main() -> None:
     with controls:
         scan = data_set()
         photo, name = choose_photo(scan)
-        augmentation, variants, seed, repeated = choose_augmentation()
+        augmentation, variants, seed, repeated = choose_augmentation(presenting)
         st.toggle(
             "Presenter mode", key="aug_presenter", persist_state="session",
             help="Large pictures and captions for a classroom screen; the controls move to the sidebar.",
@@ -162,9 +162,8 @@ def forget_preset() -> None:
     st.session_state["aug_preset"] = None
 
 
-def choose_augmentation() -> tuple[AugmentConfig, int, int, bool]:
+def choose_augmentation(presenting: bool) -> tuple[AugmentConfig, int, int, bool]:
     defaults = AugmentConfig()
-    presenting = st.session_state.get("aug_presenter", False)
     preset = st.segmented_control(
         "Preset", list(PRESETS), key="aug_preset", on_change=apply_preset,
         help="A starting point; every control below stays free to change.",
@@ -193,7 +192,8 @@ def choose_augmentation() -> tuple[AugmentConfig, int, int, bool]:
         "Fill mode", FILL_MODES, FILL_MODES.index(defaults.fill_mode), key="aug_fill",
         help="How the parts uncovered by a turn, zoom or shift are filled.", disabled=not geometric, **changed,
     )
-    with st.container() if not presenting else st.expander("Variants and seed"):
+    # Presenting, only what changes the lesson's pictures stays in sight.
+    with st.expander("Variants and seed") if presenting else st.container():
         variants = st.slider("Variants", 1, 16, 8, key="aug_variants", bind="query-params")
         seed = st.number_input("Seed", 0, 1_000_000, 0, key="aug_seed", bind="query-params")
     repeated = st.toggle(
