@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import SLOW_MS, Dashboard, assert_no_errors, new_page, settle
+from browser import SLOW_MS, Dashboard, assert_no_errors, heading, new_page, settle
 from support import ROOT, synthetic_image, wait_for
 
 # The browser and page fixtures (conftest.py) skip these tests, saying why, without Chromium or Playwright.
@@ -162,7 +162,7 @@ def test_presenter_mode_shows_large_pictures_and_captions(browser, app_url, scre
         assert images.first.bounding_box()["width"] > 250
         original = page.get_by_role("heading", name="Original")
         sync_api.expect(original).to_be_visible()
-        page.get_by_role("heading", name="Augmentation").scroll_into_view_if_needed()
+        heading(page, "Augmentation").scroll_into_view_if_needed()
         page.screenshot(path=screenshots / "e2e-augmentation-presenter.png")
     finally:
         page.close()
