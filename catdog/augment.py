@@ -14,8 +14,8 @@ PIXEL_RANGE = (0, 255)
 def _layer_specs(config: AugmentConfig, value_range: tuple[float, float]) -> list[tuple[str, str, dict]]:
     """(name, keras.layers class, arguments) of each chosen layer, in the one order they run.
 
-    Geometry first, as in the keras-io examples, then colour; one list so the built block and
-    the code shown to learners cannot disagree.
+    Geometry, then colour; one list, so the built block and the code shown to learners cannot
+    disagree.
     """
     zoom, shift, fill = config.zoom, config.translation, {"fill_mode": config.fill_mode}
     chosen = [
@@ -51,6 +51,7 @@ def augmentation_code(config: AugmentConfig) -> str:
     """Python that builds exactly this augmentation, for learners to copy."""
     lines = ["import keras", "", "augmentation = keras.Sequential(["]
     for _, cls, kwargs in _layer_specs(config, PIXEL_RANGE):
+        # 0..255 is Keras' own default: learners augment photos as loaded.
         kwargs = {key: value for key, value in kwargs.items() if key != "value_range"}
         lines.append(f"    keras.layers.{cls}({', '.join(_argument(key, value) for key, value in kwargs.items())}),")
     if config.is_identity:
