@@ -54,25 +54,29 @@ def gaps(run: Run) -> list[float]:
             if h.get("accuracy") is not None and h.get("val_accuracy") is not None]
 
 
+def _points(record: dict) -> tuple[int, int]:
+    """Training and validation accuracy in whole percent, as the sentences show them."""
+    return round(record["accuracy"] * 100), round(record["val_accuracy"] * 100)
+
+
 def conclusion(without: Run, with_augmentation: Run) -> str:
     """A few sentences with the measured numbers, for the end of the lesson."""
     plain, augmented = without.history(), with_augmentation.history()
     if not plain or not augmented:
         return "The runs have no finished epoch yet."
-    a, b = plain[-1], augmented[-1]
-    gap_a, gap_b = gaps(without)[-1], gaps(with_augmentation)[-1]
-    without_words = (f"After {a['epoch']} epochs without augmentation, training accuracy is {a['accuracy']:.0%} "
-                     f"and validation accuracy {a['val_accuracy']:.0%}: a gap of {gap_a * 100:.0f} points.")
+    (train_a, val_a), (train_b, val_b) = _points(plain[-1]), _points(augmented[-1])
+    # Differences of the numbers as shown, so that the sentences add up.
+    gap_a, gap_b, change = train_a - val_a, train_b - val_b, val_b - val_a
     sentences = [
-        without_words,
-        f"With augmentation: {b['accuracy']:.0%} and {b['val_accuracy']:.0%}, a gap of {gap_b * 100:.0f} points.",
+        (f"After {plain[-1]['epoch']} epochs without augmentation, training accuracy is {train_a}% and validation "
+         f"accuracy {val_a}%: a gap of {gap_a} points."),
+        f"With augmentation: {train_b}% and {val_b}%, a gap of {gap_b} points.",
     ]
     if gap_b < gap_a:
-        sentences.append(f"Augmentation narrowed the gap by {(gap_a - gap_b) * 100:.0f} points: the model "
-                         "memorised its training photos less.")
+        sentences.append(f"Augmentation narrowed the gap by {gap_a - gap_b} points: the model memorised its "
+                         "training photos less.")
     else:
         sentences.append("Augmentation did not narrow the gap here; a few epochs may be too few for it to show.")
-    change = round((b["val_accuracy"] - a["val_accuracy"]) * 100)
     if change:
         sentences.append(f"Validation accuracy, the one that counts for new photos, {'rose' if change > 0 else 'fell'} "
                          f"by {abs(change)} points.")
