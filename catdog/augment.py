@@ -112,11 +112,17 @@ class Draw:
             f"flipped {flips}" if flips else "",
             f"turned {self.angle:+.0f}°" if round(self.angle) else "",
             f"size ×{self.scale:.2f}" if round(self.scale, 2) != 1 else "",
-            "shifted {:+.0f}, {:+.0f} px".format(*self.shift) if any(map(round, self.shift)) else "",
+            f"shifted {self._arrows()}" if any(map(round, self.shift)) else "",
             f"contrast ×{self.contrast:.2f}" if round(self.contrast, 2) != 1 else "",
             f"brightness {self.brightness:+.0f}" if round(self.brightness) else "",
         ]
         return " · ".join(part for part in parts if part) or "unchanged"
+
+    def _arrows(self) -> str:
+        """A shift as a learner reads it: "→31 ↑14 px" rather than signs of axes that point down."""
+        x, y = map(round, self.shift)
+        steps = [f"{'→' if x > 0 else '←'}{abs(x)}" if x else "", f"{'↓' if y > 0 else '↑'}{abs(y)}" if y else ""]
+        return " ".join(step for step in steps if step) + " px"
 
 
 def _draws(layer: keras.layers.Layer, transformation: dict, n: int) -> list[Draw]:

@@ -167,3 +167,17 @@ def test_apply_again_labels_the_total_that_one_application_reproduces():
 def test_bad_settings_are_refused_naming_the_value(bad, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         AugmentConfig(**bad)
+
+
+def moved_away(tile: np.ndarray, x: int, y: int) -> float:
+    """How far the tile's pixels x right and y down are from the original's (interpolation blurs a little)."""
+    return np.abs(tile[40 + y : 120 + y, 40 + x : 120 + x].astype(int) - IMAGE[40:120, 40:120]).mean()
+
+
+def test_a_shift_is_labelled_the_way_the_photo_moved():
+    config = AugmentConfig(flip="off", rotation=(0, 0), fill_mode="constant", translation=0.1)
+    tiles, draws = preview(IMAGE, config, n=4, seed=1)
+    for tile, draw in zip(tiles, draws):
+        dx, dy = map(round, draw.shift)
+        assert ("→" if dx > 0 else "←") in draw.describe() and ("↓" if dy > 0 else "↑") in draw.describe()
+        assert moved_away(tile, dx, dy) < 10 and 3 * moved_away(tile, dx, dy) < moved_away(tile, -dx, -dy)
