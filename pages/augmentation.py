@@ -165,14 +165,14 @@ def forget_preset() -> None:
 def choose_augmentation(presenting: bool) -> tuple[AugmentConfig, int, int, bool]:
     defaults = AugmentConfig()
     preset = st.segmented_control(
-        "Preset", list(PRESETS), key="aug_preset", on_change=apply_preset,
+        "Preset", list(PRESETS), key="aug_preset", on_change=apply_preset, wrap=True,
         help="A starting point; every control below stays free to change.",
     )
     if preset:
         st.caption(PRESET_DESCRIPTIONS[preset].capitalize() + ".")
     changed = {"on_change": forget_preset, "bind": "query-params"}
     flip = st.segmented_control(
-        "Flip", list(FLIP_MODES), default=defaults.flip, required=True, key="aug_flip", **changed
+        "Flip", list(FLIP_MODES), default=defaults.flip, required=True, key="aug_flip", wrap=True, **changed
     )
     rotation = st.slider(
         "Rotation range (fraction of a full turn)", *ROTATION_RANGE, defaults.rotation, step=0.01,
