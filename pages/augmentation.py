@@ -61,8 +61,8 @@ VARIANT_COLUMNS, PRESENTER_COLUMNS = 4, 3
 LESSON_REFRESH_S = 3.0
 LESSON_COLORS = {WITHOUT: "#d62728", WITH: "#1f77b4"}
 WHY = """
-**Why it helps.** A cat is still a cat when the photo is mirrored or tilted, but to a network
-these are different pixels. Showing each training photo in a new random pose every epoch
+**Why it helps.** A cat is still a cat when the photo is mirrored, tilted, zoomed, shifted or
+lit differently, but to a network these are different pixels. Showing each training photo in a new random pose every epoch
 teaches that *invariance* directly, and the network can no longer memorise exact pixels, so
 it **overfits less**: training accuracy rises more slowly, validation accuracy keeps up for longer.
 Augmentation runs only while training; at prediction time the photo passes through unchanged.
