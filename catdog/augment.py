@@ -23,6 +23,7 @@ def _layer_specs(config: AugmentConfig, value_range: tuple[float, float]) -> lis
         ("rotation", "RandomRotation", {"factor": config.rotation, **fill}, config.rotation != (0.0, 0.0)),
         ("zoom", "RandomZoom", {"height_factor": (-zoom, zoom), **fill}, zoom),
         ("translation", "RandomTranslation", {"height_factor": shift, "width_factor": shift, **fill}, shift),
+        ("grayscale", "RandomGrayscale", {"factor": config.grayscale}, config.grayscale),
         # As a pair: Keras 3 reads a single contrast factor f as 1 .. 1 + f, never lowering the contrast.
         ("contrast", "RandomContrast", {"factor": (config.contrast,) * 2, "value_range": value_range},
          config.contrast),
@@ -85,6 +86,7 @@ class Draw:
     angle: float = 0.0  # degrees, anticlockwise
     scale: float = 1.0  # the photo's apparent size: RandomZoom's factor z shows it at 1 / z
     shift: tuple[float, float] = (0.0, 0.0)  # pixels right and down
+    grey: bool = False
     contrast: float = 1.0  # spread of the pixel values about their mean
     brightness: float = 0.0  # added to every 0..255 value
 
@@ -101,6 +103,7 @@ class Draw:
             angle=(angle + step.angle + 180) % 360 - 180,
             scale=self.scale * step.scale,
             shift=(x * step.scale + step.shift[0], y * step.scale + step.shift[1]),
+            grey=self.grey or step.grey,
             contrast=self.contrast * step.contrast,
             brightness=self.brightness + step.brightness,
         )
@@ -113,6 +116,7 @@ class Draw:
             f"turned {self.angle:+.0f}°" if round(self.angle) else "",
             f"size ×{self.scale:.2f}" if round(self.scale, 2) != 1 else "",
             f"shifted {self._arrows()}" if any(map(round, self.shift)) else "",
+            "grey" if self.grey else "",
             f"contrast ×{self.contrast:.2f}" if round(self.contrast, 2) != 1 else "",
             f"brightness {self.brightness:+.0f}" if round(self.brightness) else "",
         ]
@@ -125,8 +129,10 @@ class Draw:
         return " ".join(step for step in steps if step) + " px"
 
 
-def _draws(layer: keras.layers.Layer, transformation: dict, n: int) -> list[Draw]:
+def _draws(layer: keras.layers.Layer, transformation, n: int) -> list[Draw]:
     """One Draw per image from a layer's transformation, keyed by the layer's name in the block."""
+    if layer.name == "grayscale":  # its transformation is the bare per-image choice
+        return [Draw(grey=bool(g)) for g in keras.ops.convert_to_numpy(transformation).reshape(n)]
     values = {key: keras.ops.convert_to_numpy(value) for key, value in transformation.items()
               if key in ("flips", "angle", "height_zoom", "translations", "contrast_factor", "rgb_delta")}
     if layer.name == "flip":

@@ -22,6 +22,7 @@ from catdog.data import DataError, scan
 from catdog.images import ImageError
 from catdog.runs import ACTIVE, PHASE_FEATURES, RunError, RunStore, planned_epochs
 from catdog.settings import (
+    AMOUNT_MEANINGS,
     AMOUNT_RANGES,
     ARCHITECTURES,
     BATCH_SIZE_RANGE,
@@ -411,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--fill-mode", choices=FILL_MODES, help="how corners uncovered by a rotation, zoom or shift are filled")
     for name, (low, high) in AMOUNT_RANGES.items():
-        train.add_argument(f"--{name}", type=float, help=f"largest random {name} either way, {low:g} to {high:g}; 0 is off")
+        train.add_argument(f"--{name}", type=float, help=f"{AMOUNT_MEANINGS[name]}; {low:g} to {high:g}, 0 is off")
     train.add_argument("--data-dir", help=data_dir_help)
     train.add_argument("--fast", action="store_true", help="model4 family: train the head on cached backbone features")
     train.add_argument(

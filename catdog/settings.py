@@ -54,14 +54,21 @@ FLIP_MODES = {
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 # Rotations are fractions of a full turn, at most one turn either way.
 ROTATION_RANGE = (-1.0, 1.0)
-# The largest draw either way, as a fraction: of the photo's size (zoom), of its side (translation),
-# of the contrast (RandomContrast's factor), of the 0..255 pixel range (brightness).
+# Settings that are off at 0, in the order their layers run, with what their amount means.
 ZOOM_RANGE = (0.0, 0.5)
 TRANSLATION_RANGE = (0.0, 0.5)
+GRAYSCALE_RANGE = (0.0, 1.0)
 CONTRAST_RANGE = (0.0, 1.0)
 BRIGHTNESS_RANGE = (0.0, 1.0)
-AMOUNT_RANGES = {"zoom": ZOOM_RANGE, "translation": TRANSLATION_RANGE, "contrast": CONTRAST_RANGE,
-                 "brightness": BRIGHTNESS_RANGE}
+AMOUNT_RANGES = {"zoom": ZOOM_RANGE, "translation": TRANSLATION_RANGE, "grayscale": GRAYSCALE_RANGE,
+                 "contrast": CONTRAST_RANGE, "brightness": BRIGHTNESS_RANGE}
+AMOUNT_MEANINGS = {
+    "zoom": "each copy is zoomed in or out by up to this fraction of its size",
+    "translation": "each copy is shifted by up to this fraction of its width and of its height",
+    "grayscale": "this share of the copies lose their colour: a cat is a cat in any colour",
+    "contrast": "each copy's contrast is multiplied by 1 ± up to this much",
+    "brightness": "each copy is made brighter or darker by up to this fraction of the 0..255 range",
+}
 
 
 def _amount(label: str, value, bounds: tuple[float, float]) -> float:
@@ -74,10 +81,10 @@ def _amount(label: str, value, bounds: tuple[float, float]) -> float:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Flip and rotation as in the reference posts, and optional zoom, shift, contrast and brightness.
+    """Flip and rotation as in the reference posts, and optional zoom, shift, grey, contrast and brightness.
 
-    Rotation is a fraction of a full turn; the other amounts are the largest draw either way
-    (see AMOUNT_RANGES). Each is off at 0, so a config.json from before they existed reads the same.
+    Rotation is a fraction of a full turn; AMOUNT_MEANINGS says what the other amounts mean. Each
+    is off at 0, so a config.json from before they existed reads the same.
     """
 
     flip: str = "horizontal"
@@ -86,6 +93,7 @@ class AugmentConfig:
     seed: int | None = None
     zoom: float = 0.0
     translation: float = 0.0
+    grayscale: float = 0.0
     contrast: float = 0.0
     brightness: float = 0.0
 
@@ -117,7 +125,8 @@ class AugmentConfig:
         parts = [
             f"flip {self.flip}" if FLIP_MODES[self.flip] else "",
             f"rotation {low * 360:+.0f}° … {high * 360:+.0f}°" if self.rotation != (0.0, 0.0) else "",
-            *(f"{name} ±{getattr(self, name):.0%}" for name in AMOUNT_RANGES if getattr(self, name)),
+            *(f"{name} {'' if name == 'grayscale' else '±'}{getattr(self, name):.0%}"
+              for name in AMOUNT_RANGES if getattr(self, name)),
         ]
         chosen = ", ".join(part for part in parts if part)
         geometric = self.rotation != (0.0, 0.0) or self.zoom or self.translation
@@ -136,13 +145,15 @@ PRESETS: dict[str, AugmentConfig] = {
     "none": AugmentConfig(flip="off", rotation=(0.0, 0.0)),
     "posts": AugmentConfig(),
     "light": AugmentConfig(rotation=(-0.05, 0.05), zoom=0.1, contrast=0.1),
-    "heavy": AugmentConfig(rotation=(-0.25, 0.25), zoom=0.3, translation=0.2, contrast=0.5, brightness=0.3),
+    "heavy": AugmentConfig(
+        rotation=(-0.25, 0.25), zoom=0.3, translation=0.2, grayscale=0.2, contrast=0.5, brightness=0.3
+    ),
 }
 PRESET_DESCRIPTIONS = {
     "none": "no augmentation: every epoch sees the same pixels",
     "posts": "as in the reference posts: horizontal flips and small turns",
     "light": "small turns, zooms and contrast changes",
-    "heavy": "large turns, zooms, shifts, contrast and brightness changes",
+    "heavy": "large turns, zooms and shifts, some grey copies, contrast and brightness changes",
 }
 
 

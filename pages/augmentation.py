@@ -29,6 +29,7 @@ from catdog.lesson import (
 )
 from catdog.runs import Run, RunError, RunStore
 from catdog.settings import (
+    AMOUNT_MEANINGS,
     AMOUNT_RANGES,
     FILL_MODES,
     FLIP_MODES,
@@ -48,12 +49,6 @@ PHOTO_PARAM = "aug_photo"
 # Widgets whose values presets set; each also names its value in the address.
 AUGMENT_KEYS = {"flip": "aug_flip", "rotation": "aug_rotation", "fill_mode": "aug_fill",
                 **{name: f"aug_{name}" for name in AMOUNT_RANGES}}
-AMOUNT_HELP = {
-    "zoom": "Each copy is zoomed in or out by up to this fraction of its size.",
-    "translation": "Each copy is shifted by up to this fraction of its width and of its height.",
-    "contrast": "Each copy's contrast is multiplied by 1 ± up to this much.",
-    "brightness": "Each copy is made brighter or darker by up to this fraction of the 0..255 range.",
-}
 # What a shared link carries besides the photo: every control that changes the pictures.
 SHARED_KEYS = ("aug_class", *AUGMENT_KEYS.values(), "aug_variants", "aug_seed", "aug_repeated")
 VARIANT_COLUMNS, PRESENTER_COLUMNS = 4, 3
@@ -182,8 +177,8 @@ def choose_augmentation(presenting: bool) -> tuple[AugmentConfig, int, int, bool
     st.caption(f"= {rotation[0] * 360:+.0f}° … {rotation[1] * 360:+.0f}°")
     amounts = {
         name: st.slider(
-            f"{name.capitalize()} (largest, either way)", *bounds, getattr(defaults, name), step=0.05,
-            key=AUGMENT_KEYS[name], help=AMOUNT_HELP[name], **changed,
+            name.capitalize(), *bounds, getattr(defaults, name), step=0.05,
+            key=AUGMENT_KEYS[name], help=AMOUNT_MEANINGS[name].capitalize() + ".", **changed,
         )
         for name, bounds in AMOUNT_RANGES.items()
     }

@@ -78,7 +78,8 @@ def test_code_and_built_layers_agree_in_order_and_settings_for_each_preset(prese
 
 def test_presets_keep_the_posts_setting_as_the_default_and_grow_from_none_to_heavy():
     assert PRESETS["posts"] == AugmentConfig() and PRESETS["none"].is_identity
-    order = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness"]
+    order = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomGrayscale", "RandomContrast",
+             "RandomBrightness"]
     assert [name for name, _ in layer_configs(build_augmentation(PRESETS["heavy"]))] == order
     assert len(build_augmentation(PRESETS["light"]).layers) < len(order)
 
@@ -93,7 +94,7 @@ def test_colour_layers_clip_to_the_range_of_the_pixels_they_get():
 def test_an_old_config_json_record_reads_as_flip_and_rotation_only():
     old = {"flip": "vertical", "rotation": [-0.1, 0.1], "fill_mode": "wrap", "seed": None}
     config = AugmentConfig.from_dict(old)
-    assert (config.zoom, config.translation, config.contrast, config.brightness) == (0, 0, 0, 0)
+    assert (config.zoom, config.translation, config.grayscale, config.contrast, config.brightness) == (0,) * 5
     assert [layer.name for layer in build_augmentation(config).layers] == ["flip", "rotation"]
 
 
@@ -112,6 +113,16 @@ def test_tiles_labelled_flipped_are_the_mirror_and_the_others_the_original():
     assert set(captions) == {"flipped ↔", "unchanged"}
     for tile, caption in zip(tiles, captions):
         np.testing.assert_array_equal(tile, IMAGE[:, ::-1] if caption == "flipped ↔" else IMAGE)
+
+
+def test_tiles_labelled_grey_have_lost_their_colour_and_the_others_kept_it():
+    tiles, draws = preview(IMAGE, AugmentConfig(flip="off", rotation=(0, 0), grayscale=0.5), n=8, seed=2)
+    assert {draw.describe() for draw in draws} == {"grey", "unchanged"}
+    for tile, draw in zip(tiles, draws):
+        if draw.grey:
+            assert np.array_equal(tile[..., 0], tile[..., 1]) and np.array_equal(tile[..., 1], tile[..., 2])
+        else:
+            np.testing.assert_array_equal(tile, IMAGE)
 
 
 def test_the_labelled_angle_reproduces_the_tile_with_the_same_layer():
@@ -162,7 +173,8 @@ def test_apply_again_labels_the_total_that_one_application_reproduces():
      ({"zoom": 0.7}, "zoom must be between 0 and 0.5; got 0.7"),
      ({"translation": -0.1}, "translation must be between 0 and 0.5; got -0.1"),
      ({"contrast": "lots"}, "contrast must be a number; got 'lots'"),
-     ({"brightness": 1.5}, "brightness must be between 0 and 1; got 1.5")],
+     ({"brightness": 1.5}, "brightness must be between 0 and 1; got 1.5"),
+     ({"grayscale": 2}, "grayscale must be between 0 and 1; got 2")],
 )
 def test_bad_settings_are_refused_naming_the_value(bad, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):

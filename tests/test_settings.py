@@ -27,7 +27,7 @@ def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
     ]
     assert record["augmentation"] == {
         "flip": "horizontal", "rotation": [-0.2, 0.2], "fill_mode": "reflect", "seed": None,
-        "zoom": 0.0, "translation": 0.0, "contrast": 0.0, "brightness": 0.0,
+        "zoom": 0.0, "translation": 0.0, "grayscale": 0.0, "contrast": 0.0, "brightness": 0.0,
     }
     assert record["batch_size"] == config.BATCH_SIZE and record["split_seed"] == config.SPLIT_SEED
     assert set(record["versions"]) == {"python", "tensorflow", "keras", "numpy"}
