@@ -17,11 +17,13 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from catdog import __version__, config
+from catdog import __version__, config, lesson
 from catdog.data import DataError, scan
 from catdog.images import ImageError
 from catdog.runs import ACTIVE, PHASE_FEATURES, RunError, RunStore, planned_epochs
 from catdog.settings import (
+    AMOUNT_MEANINGS,
+    AMOUNT_RANGES,
     ARCHITECTURES,
     BATCH_SIZE_RANGE,
     EPOCHS_RANGE,
@@ -29,6 +31,7 @@ from catdog.settings import (
     FILL_MODES,
     FINE_TUNE_EPOCHS,
     FLIP_MODES,
+    PRESETS,
     SEED_RANGE,
     AugmentConfig,
     RunConfig,
@@ -151,6 +154,13 @@ def cmd_archs(args) -> int:
     return 0
 
 
+def chosen_augmentation(args) -> AugmentConfig:
+    """The preset, with each augmentation flag given on the command line in its place."""
+    given = {name: getattr(args, name) for name in ("flip", "rotation", "fill_mode", *AMOUNT_RANGES)}
+    given = {name: tuple(value) if name == "rotation" else value for name, value in given.items() if value is not None}
+    return dataclasses.replace(PRESETS[args.augmentation_preset], **given)
+
+
 def cmd_train(args) -> int:
     run_config = RunConfig(
         args.arch,
@@ -159,7 +169,7 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size,
         image_size=args.image_size,
         learning_rate=args.learning_rate,
-        augmentation=AugmentConfig(args.flip, tuple(args.rotation), args.fill_mode),
+        augmentation=chosen_augmentation(args),
         seed=args.seed,
         data_dir=str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else config.data_dir(),
         fast=args.fast,
@@ -178,8 +188,15 @@ def cmd_train(args) -> int:
 
 def _follow(run) -> int:
     """Shows a run's progress until it ends; one JSON summary line on stdout."""
+    summary = _watch(run)
+    _print_json(summary)
+    return 0 if summary["status"] == "finished" else 1
+
+
+def _watch(run, label: str = "training") -> dict:
+    """Shows a run's progress until it ends; returns what `_follow` prints of it."""
     planned = planned_epochs(run.config)
-    with progress("training") as report:
+    with progress(label) as report:
         while (status := run.status())["state"] in ACTIVE:
             step = run.progress()
             if status["state"] == "queued":
@@ -196,18 +213,44 @@ def _follow(run) -> int:
         summary = run.summary()
         # The last stage may pass between two looks: the end is always said.
         report(summary["epochs"], planned, "ended", f"{summary['status']} after {summary['epochs']}/{planned} epochs")
-    _print_json(
-        {
-            "run": run.id,
-            "status": summary["status"],
-            "epochs": summary["epochs"],
-            "accuracy": summary["accuracy"],
-            "val_accuracy": summary["best_val_accuracy"],
-            "seconds": summary["seconds"],
-            **({"error": summary["error"]} if summary["error"] else {}),
-        }
+    return {
+        "run": run.id,
+        "status": summary["status"],
+        "epochs": summary["epochs"],
+        "accuracy": summary["accuracy"],
+        "val_accuracy": summary["best_val_accuracy"],
+        "seconds": summary["seconds"],
+        **({"error": summary["error"]} if summary["error"] else {}),
+    }
+
+
+def cmd_lesson(args) -> int:
+    quick = lesson.QUICK if args.quick else {}
+    run_configs = lesson.augmentation_experiment(
+        PRESETS[args.augmentation_preset],
+        epochs=args.epochs or quick.get("epochs", lesson.LESSON_EPOCHS),
+        image_size=args.image_size or quick.get("image_size", config.IMAGE_SIZE[0]),
+        seed=args.seed,
+        data_dir=str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else config.data_dir(),
     )
-    return 0 if summary["status"] == "finished" else 1
+    with progress("checking the data") as report:
+        scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report).check_trainable()
+    runs = lesson.submit_experiment(RunStore(args.runs_dir), run_configs)
+    experiment = run_configs[0].experiment
+    if not args.wait:
+        if args.json:
+            _print_json({"experiment": experiment, "runs": [run.id for run in runs]})
+        else:
+            print("\n".join(run.id for run in runs))
+        return 0
+    summaries = [_watch(run, label) for run, label in zip(runs, ("without augmentation", "with augmentation"))]
+    finished = all(summary["status"] == "finished" for summary in summaries)
+    words = lesson.conclusion(*runs) if finished else "A run did not finish: no conclusion."
+    if args.json:
+        _print_json({"experiment": experiment, "runs": summaries, "conclusion": words})
+    else:
+        print(words)
+    return 0 if finished else 1
 
 
 def cmd_runs(args) -> int:
@@ -336,7 +379,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = command("train", cmd_train, "start a training run in the background", runs=True)
     run_defaults = {field.name: field.default for field in dataclasses.fields(RunConfig)}
-    augment_defaults = AugmentConfig()
     learning_rates = ", ".join(f"{arch.name} {arch.learning_rate:g}" for arch in ARCHITECTURES.values())
     train.add_argument("--arch", required=True, choices=ARCHITECTURES, help="the architecture (see `catdog archs`)")
     train.add_argument(
@@ -362,15 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--seed", type=int, default=run_defaults["seed"], help=f"{SEED_RANGE[0]} to {SEED_RANGE[1]}; same seed, same run"
     )
-    train.add_argument("--flip", choices=FLIP_MODES, default=augment_defaults.flip, help="random flips while training")
     train.add_argument(
-        "--rotation", type=float, nargs=2, metavar=("LOW", "HIGH"), default=augment_defaults.rotation,
-        help="random rotation range, in fractions of a full turn",
+        "--augmentation-preset", choices=PRESETS, default="posts",
+        help="the augmentation to start from; the flags below change single settings of it",
     )
+    train.add_argument("--flip", choices=FLIP_MODES, help="random flips while training")
     train.add_argument(
-        "--fill-mode", choices=FILL_MODES, default=augment_defaults.fill_mode,
-        help="how corners uncovered by a rotation are filled",
+        "--rotation", type=float, nargs=2, metavar=("LOW", "HIGH"), help="random rotation range, in fractions of a full turn"
     )
+    train.add_argument("--fill-mode", choices=FILL_MODES, help="how corners uncovered by a rotation, zoom or shift are filled")
+    for name, (low, high) in AMOUNT_RANGES.items():
+        train.add_argument(f"--{name}", type=float, help=f"{AMOUNT_MEANINGS[name]}; {low:g} to {high:g}, 0 is off")
     train.add_argument("--data-dir", help=data_dir_help)
     train.add_argument("--fast", action="store_true", help="model4 family: train the head on cached backbone features")
     train.add_argument(
@@ -379,6 +423,30 @@ def build_parser() -> argparse.ArgumentParser:
         f"{FEATURE_COPIES_RANGE[1]}",
     )
     train.add_argument("--wait", action="store_true", help="follow the run; exit 0 only if it finishes")
+
+    lesson_parser = command(
+        "lesson", cmd_lesson,
+        "a lesson as an experiment: `lesson augmentation` trains model2 without and with augmentation, alike otherwise",
+        runs=True, json_flag=True,
+    )
+    quick_epochs, quick_size = lesson.QUICK["epochs"], lesson.QUICK["image_size"]
+    lesson_parser.add_argument("topic", choices=["augmentation"], help="what the lesson asks: does augmentation help?")
+    lesson_parser.add_argument(
+        "--quick", action="store_true", help=f"{quick_epochs} epochs at {quick_size} px: curves within minutes"
+    )
+    lesson_parser.add_argument(
+        "--epochs", type=int, help=f"epochs of each run (default: {lesson.LESSON_EPOCHS}, or {quick_epochs} with --quick)"
+    )
+    lesson_parser.add_argument(
+        "--image-size", type=int, choices=config.IMAGE_SIDES,
+        help=f"square side in pixels (default: {config.IMAGE_SIZE[0]}, or {quick_size} with --quick)",
+    )
+    lesson_parser.add_argument(
+        "--augmentation-preset", choices=PRESETS, default="posts", help="the augmentation to compare with none"
+    )
+    lesson_parser.add_argument("--seed", type=int, default=run_defaults["seed"], help="the same for both runs")
+    lesson_parser.add_argument("--data-dir", help=data_dir_help)
+    lesson_parser.add_argument("--wait", action="store_true", help="follow both runs, then say what they show")
 
     command("runs", cmd_runs, "list runs", runs=True, json_flag=True)
     cancel = command("cancel", cmd_cancel, "cancel a queued or running run", runs=True)

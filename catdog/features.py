@@ -8,6 +8,7 @@ cached too. Features are cached on disk, keyed by the images' content, the backb
 image size and (for copies) the augmentation, so they are shared across runs and processes.
 """
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -80,9 +81,7 @@ class FeatureCache:
         if self._extractor is None:
             self._extractor = build_extractor(self.image_size)
             self._extract = tf.function(lambda x: self._extractor(x, training=False))
-        layers = build_augmentation(
-            AugmentConfig(augmentation.flip, augmentation.rotation, augmentation.fill_mode, seed=1000 + copy)
-        ) if augmentation else None
+        layers = build_augmentation(dataclasses.replace(augmentation, seed=1000 + copy)) if augmentation else None
         out = []
         for start in range(0, len(pixels), BATCH):
             batch = tf.convert_to_tensor(np.asarray(pixels[start : start + BATCH], dtype=np.float32))

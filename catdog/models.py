@@ -34,6 +34,10 @@ def _inputs(image_size: ImageSize) -> keras.KerasTensor:
     return keras.Input(shape=(*image_size, 3), name="image")
 
 
+# What preprocess_input makes of 0..255 pixels; augmentation after it must clip colours to this.
+PREPROCESSED_RANGE = (-1.0, 1.0)
+
+
 def preprocess_input() -> layers.Layer:
     """mobilenet_v2.preprocess_input (x / 127.5 - 1) as a layer, so safe_mode can load it."""
     return layers.Rescaling(scale=1 / 127.5, offset=-1.0, name="preprocess_input")
@@ -72,7 +76,7 @@ def build_model3(
 ) -> keras.Model:
     inputs = _inputs(image_size)
     x = preprocess_input()(inputs)
-    x = build_augmentation(augmentation or AugmentConfig())(x)
+    x = build_augmentation(augmentation or AugmentConfig(), PREPROCESSED_RANGE)(x)
     return keras.Model(inputs, _small_cnn(x, num_classes), name="model3")
 
 
@@ -108,7 +112,7 @@ def build_model4(
 ) -> keras.Model:
     inputs = _inputs(image_size)
     x = preprocess_input()(inputs)
-    x = build_augmentation(augmentation or AugmentConfig())(x)
+    x = build_augmentation(augmentation or AugmentConfig(), PREPROCESSED_RANGE)(x)
     # training=False keeps the frozen backbone's BatchNorm statistics fixed, even when fine-tuning.
     x = build_backbone(image_size, weights)(x, training=False)
     x = layers.GlobalMaxPooling2D(name="pool")(x)

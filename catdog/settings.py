@@ -54,16 +54,48 @@ FLIP_MODES = {
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 # Rotations are fractions of a full turn, at most one turn either way.
 ROTATION_RANGE = (-1.0, 1.0)
+# Settings that are off at 0, in the order their layers run, with what their amount means.
+ZOOM_RANGE = (0.0, 0.5)
+TRANSLATION_RANGE = (0.0, 0.5)
+GRAYSCALE_RANGE = (0.0, 1.0)
+CONTRAST_RANGE = (0.0, 1.0)
+BRIGHTNESS_RANGE = (0.0, 1.0)
+AMOUNT_RANGES = {"zoom": ZOOM_RANGE, "translation": TRANSLATION_RANGE, "grayscale": GRAYSCALE_RANGE,
+                 "contrast": CONTRAST_RANGE, "brightness": BRIGHTNESS_RANGE}
+AMOUNT_MEANINGS = {
+    "zoom": "each copy is zoomed in or out by up to this fraction of its size",
+    "translation": "each copy is shifted by up to this fraction of its width and of its height",
+    "grayscale": "this share of the copies lose their colour: a cat is a cat in any colour",
+    "contrast": "each copy's contrast is multiplied by 1 ± up to this much",
+    "brightness": "each copy is made brighter or darker by up to this fraction of the 0..255 range",
+}
+
+
+def _amount(label: str, value, bounds: tuple[float, float]) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SettingsError(f"{label} must be a number; got {value!r}")
+    if not bounds[0] <= value <= bounds[1]:
+        raise SettingsError(f"{label} must be between {bounds[0]:g} and {bounds[1]:g}; got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Flip and rotation as in the reference posts; rotation is a fraction of a full turn."""
+    """Flip and rotation as in the reference posts, and optional zoom, shift, grey, contrast and brightness.
+
+    Rotation is a fraction of a full turn; AMOUNT_MEANINGS says what the other amounts mean. Each
+    is off at 0, so a config.json from before they existed reads the same.
+    """
 
     flip: str = "horizontal"
     rotation: tuple[float, float] = (-0.2, 0.2)
     fill_mode: str = "reflect"
     seed: int | None = None
+    zoom: float = 0.0
+    translation: float = 0.0
+    grayscale: float = 0.0
+    contrast: float = 0.0
+    brightness: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("flip", self.flip, FLIP_MODES)
@@ -75,13 +107,30 @@ class AugmentConfig:
                 f"rotation range must satisfy {lowest:g} <= low <= high <= {highest:g}; got {self.rotation}"
             )
         object.__setattr__(self, "rotation", (float(low), float(high)))
+        for name, bounds in AMOUNT_RANGES.items():
+            object.__setattr__(self, name, _amount(name, getattr(self, name), bounds))
 
     @property
     def is_identity(self) -> bool:
-        return self.flip == "off" and self.rotation == (0.0, 0.0)
+        return self.flip == "off" and self.rotation == (0.0, 0.0) and not any(
+            getattr(self, name) for name in AMOUNT_RANGES
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def describe(self) -> str:
+        """One line for people: the chosen transformations in the order the layers apply them."""
+        low, high = self.rotation
+        parts = [
+            f"flip {self.flip}" if FLIP_MODES[self.flip] else "",
+            f"rotation {low * 360:+.0f}° … {high * 360:+.0f}°" if self.rotation != (0.0, 0.0) else "",
+            *(f"{name} {'' if name == 'grayscale' else '±'}{getattr(self, name):.0%}"
+              for name in AMOUNT_RANGES if getattr(self, name)),
+        ]
+        chosen = ", ".join(part for part in parts if part)
+        geometric = self.rotation != (0.0, 0.0) or self.zoom or self.translation
+        return f"{chosen}, fill {self.fill_mode}" if geometric else chosen or "none"
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "AugmentConfig":
@@ -89,6 +138,23 @@ class AugmentConfig:
         if "rotation" in data:
             data["rotation"] = tuple(data["rotation"])
         return cls(**data)
+
+
+# Starting points for a lesson; the dashboard's preset selector and `catdog train --augmentation-preset`.
+PRESETS: dict[str, AugmentConfig] = {
+    "none": AugmentConfig(flip="off", rotation=(0.0, 0.0)),
+    "posts": AugmentConfig(),
+    "light": AugmentConfig(rotation=(-0.05, 0.05), zoom=0.1, contrast=0.1),
+    "heavy": AugmentConfig(
+        rotation=(-0.25, 0.25), zoom=0.3, translation=0.2, grayscale=0.2, contrast=0.5, brightness=0.3
+    ),
+}
+PRESET_DESCRIPTIONS = {
+    "none": "no augmentation: every epoch sees the same pixels",
+    "posts": "as in the reference posts: horizontal flips and small turns",
+    "light": "small turns, zooms and contrast changes",
+    "heavy": "large turns, zooms and shifts, some grey copies, contrast and brightness changes",
+}
 
 
 # --- architectures -----------------------------------------------------------------------
@@ -202,6 +268,9 @@ class RunConfig:
     # Measured on cats_and_dogs_filtered: augmented copies did not raise validation
     # accuracy and each costs a backbone pass over the training set on a cold cache.
     feature_copies: int = 0
+    # An experiment is a set of runs that differ in one setting, named here (catdog.lesson).
+    experiment: str | None = None
+    varied: str | None = None
 
     def __post_init__(self) -> None:
         architecture = get_architecture(self.arch)

@@ -1,9 +1,13 @@
-"""Augmentation: what random flips and rotations do to a photo, live, with the very layers training uses."""
+"""Augmentation: what random flips, turns, zooms, shifts and colour changes do to a photo, live, with the very
+layers training uses. Every setting lives in the page's address, so a link shows others the same pictures."""
 
 import random
+import urllib.parse
+from pathlib import Path
 
 import keras
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 import catdog_ui as ui
@@ -11,14 +15,49 @@ from catdog import config
 from catdog.augment import augmentation_code, build_augmentation, preview
 from catdog.data import DataError, Scan, default_dataset_available
 from catdog.images import ImageError, load_image, to_model_input
-from catdog.settings import FILL_MODES, FLIP_MODES, ROTATION_RANGE, AugmentConfig
+from catdog.lesson import (
+    LESSON_ARCH,
+    QUICK,
+    WITH,
+    WITHOUT,
+    augmentation_experiment,
+    conclusion,
+    experiment_runs,
+    gaps,
+    run_label,
+    submit_experiment,
+)
+from catdog.runs import Run, RunError, RunStore
+from catdog.settings import (
+    AMOUNT_MEANINGS,
+    AMOUNT_RANGES,
+    FILL_MODES,
+    FLIP_MODES,
+    PRESET_DESCRIPTIONS,
+    PRESETS,
+    ROTATION_RANGE,
+    AugmentConfig,
+)
 
 DATA_SET, UPLOAD = "Data set", "Upload"
 ANY_CLASS = "any class"
 BATCH_COLUMNS = 8
+# Streamlit addresses a page by its file's name.
+PAGE_PATH = Path(__file__).stem
+# The data set photo in the address; an upload cannot be shared.
+PHOTO_PARAM = "aug_photo"
+# Widgets whose values presets set; each also names its value in the address.
+AUGMENT_KEYS = {"flip": "aug_flip", "rotation": "aug_rotation", "fill_mode": "aug_fill",
+                **{name: f"aug_{name}" for name in AMOUNT_RANGES}}
+# What a shared link carries besides the photo: every control that changes the pictures.
+SHARED_KEYS = ("aug_class", *AUGMENT_KEYS.values(), "aug_variants", "aug_seed", "aug_repeated")
+VARIANT_COLUMNS, PRESENTER_COLUMNS = 4, 3
+# How often the experiment's chart looks for new epochs while its runs train.
+LESSON_REFRESH_S = 3.0
+LESSON_COLORS = {WITHOUT: "#d62728", WITH: "#1f77b4"}
 WHY = """
-**Why it helps.** A cat is still a cat when the photo is mirrored or tilted, but to a network
-these are different pixels. Showing each training photo in a new random pose every epoch
+**Why it helps.** A cat is still a cat when the photo is mirrored, tilted, zoomed, shifted or
+lit differently, but to a network these are different pixels. Showing each training photo in a new random pose every epoch
 teaches that *invariance* directly, and the network can no longer memorise exact pixels, so
 it **overfits less**: training accuracy rises more slowly, validation accuracy keeps up for longer.
 Augmentation runs only while training; at prediction time the photo passes through unchanged.
@@ -29,23 +68,35 @@ flip may teach the model things it never needs.
 
 def main() -> None:
     st.title("Augmentation")
-    st.caption("Random flips and rotations, made by the same Keras layers the models train with.")
-    controls, results = st.columns([1.3, 2.7], gap="large")
+    presenting = st.session_state.get("aug_presenter", False)
+    if not presenting:
+        st.caption("Random flips, turns, zooms, shifts and colour changes, made by the same Keras layers the models "
+                   "train with. Each copy says what was drawn for it.")
+    # Presenting, the controls move to the sidebar and the pictures get the whole width.
+    controls, results = (st.sidebar, st.container()) if presenting else st.columns([1.5, 2.5], gap="large")
     with controls:
         scan = data_set()
-        photo = choose_photo(scan)
-        augmentation, variants, seed, repeated = choose_augmentation()
+        photo, name = choose_photo(scan)
+        augmentation, variants, seed, repeated = choose_augmentation(presenting)
+        st.toggle(
+            "Presenter mode", key="aug_presenter", persist_state="session",
+            help="Large pictures and captions for a classroom screen; the controls move to the sidebar.",
+        )
     ui.remember_augmentation(augmentation)
     with results:
         if photo is None:
             st.info("Pick a photo to see its augmented copies.")
         else:
-            show_variants(photo, augmentation, variants, seed, repeated)
-        if scan is not None:
+            show_variants(photo, augmentation, variants, seed, repeated, presenting)
+        if not presenting:
+            share(name)
+        if scan is not None and not presenting:
             show_batch(scan, augmentation, seed)
         st.markdown("**The code.** This is exactly the augmentation above; the Train page uses it.")
         st.code(augmentation_code(augmentation), language="python")
-        st.markdown(WHY)
+        if not presenting:
+            st.markdown(WHY)
+        lesson(augmentation)
 
 
 def data_set() -> Scan | None:
@@ -61,69 +112,150 @@ def data_set() -> Scan | None:
         return None
 
 
-def choose_photo(scan: Scan | None) -> np.ndarray | None:
-    """A model-size photo: from the data set by class or at random, or an upload."""
+def choose_photo(scan: Scan | None) -> tuple[np.ndarray | None, str | None]:
+    """A model-size photo, from the data set by class or an upload, and its name in the data set."""
     source = st.segmented_control(
-        "Photo", [DATA_SET, UPLOAD], default=DATA_SET, required=True, key="aug_source", persist_state="session"
+        "Photo", [DATA_SET, UPLOAD], default=DATA_SET, required=True, key="aug_source", bind="query-params"
     )
     if source == UPLOAD:
         upload = st.file_uploader("Upload a photo", key="aug_upload", label_visibility="collapsed")
         if upload is None:
-            return None
+            return None, None
         try:
-            return to_model_input(load_image(upload.getvalue()))
+            return to_model_input(load_image(upload.getvalue())), None
         except ImageError as error:
             st.error(f"{upload.name}: {error}")
-            return None
+            return None, None
     if scan is None:
-        return None
-    wanted = st.selectbox("Class", [ANY_CLASS, *scan.classes], key="aug_class", persist_state="session")
-    if st.button("Another photo", icon=":material/shuffle:"):
-        st.session_state["aug_pick"] = st.session_state.get("aug_pick", 0) + 1
+        return None, None
+    wanted = st.selectbox("Class", [ANY_CLASS, *scan.classes], key="aug_class", bind="query-params")
     files = [name for name, label in scan.files["train"] if wanted in (ANY_CLASS, scan.classes[label])]
-    name = random.Random(f"{wanted}:{st.session_state.get('aug_pick', 0)}").choice(files)
+    if st.query_params.get(PHOTO_PARAM) not in files:
+        st.query_params[PHOTO_PARAM] = random.Random(wanted).choice(files)
+    st.button("Another photo", icon=":material/shuffle:", on_click=another_photo, args=(files,))
+    name = st.query_params[PHOTO_PARAM]
     st.caption(f"`{name}`")
-    return np.asarray(scan.pixels[scan.index[name]])
+    return np.asarray(scan.pixels[scan.index[name]]), name
 
 
-def choose_augmentation() -> tuple[AugmentConfig, int, int, bool]:
+def another_photo(files: list[str]) -> None:
+    others = [name for name in files if name != st.query_params.get(PHOTO_PARAM)]
+    st.query_params[PHOTO_PARAM] = random.choice(others or files)
+
+
+def apply_preset() -> None:
+    """Sets the controls to the chosen preset; they stay free to change afterwards."""
+    preset = st.session_state.get("aug_preset")
+    if preset is None:
+        return
+    for name, key in AUGMENT_KEYS.items():
+        st.session_state[key] = getattr(PRESETS[preset], name)
+
+
+def forget_preset() -> None:
+    """A control moved away from the preset: no preset is shown as chosen any more."""
+    st.session_state["aug_preset"] = None
+
+
+def choose_augmentation(presenting: bool) -> tuple[AugmentConfig, int, int, bool]:
     defaults = AugmentConfig()
+    preset = st.segmented_control(
+        "Preset", list(PRESETS), key="aug_preset", on_change=apply_preset, wrap=True,
+        help="A starting point; every control below stays free to change.",
+    )
+    if preset:
+        st.caption(PRESET_DESCRIPTIONS[preset].capitalize() + ".")
+    changed = {"on_change": forget_preset, "bind": "query-params"}
     flip = st.segmented_control(
-        "Flip", list(FLIP_MODES), default=defaults.flip, required=True, key="aug_flip", persist_state="session"
+        "Flip", list(FLIP_MODES), default=defaults.flip, required=True, key="aug_flip", wrap=True, **changed
     )
     rotation = st.slider(
         "Rotation range (fraction of a full turn)", *ROTATION_RANGE, defaults.rotation, step=0.01,
-        key="aug_rotation", persist_state="session",
-        help="Each copy is turned by a random angle in this range; 0.25 is a quarter turn.",
+        key="aug_rotation", help="Each copy is turned by a random angle in this range; 0.25 is a quarter turn.",
+        **changed,
     )
     st.caption(f"= {rotation[0] * 360:+.0f}° … {rotation[1] * 360:+.0f}°")
+    amounts = {
+        name: st.slider(
+            name.capitalize(), *bounds, getattr(defaults, name), step=0.05,
+            key=AUGMENT_KEYS[name], help=AMOUNT_MEANINGS[name].capitalize() + ".", **changed,
+        )
+        for name, bounds in AMOUNT_RANGES.items()
+    }
+    geometric = rotation != (0.0, 0.0) or amounts["zoom"] or amounts["translation"]
     fill_mode = st.selectbox(
-        "Fill mode", FILL_MODES, FILL_MODES.index(defaults.fill_mode), key="aug_fill", persist_state="session",
-        help="How the corners uncovered by a rotation are filled.", disabled=rotation == (0.0, 0.0),
+        "Fill mode", FILL_MODES, FILL_MODES.index(defaults.fill_mode), key="aug_fill",
+        help="How the parts uncovered by a turn, zoom or shift are filled.", disabled=not geometric, **changed,
     )
-    variants = st.slider("Variants", 1, 16, 8, key="aug_variants", persist_state="session")
-    seed = st.number_input("Seed", 0, 1_000_000, 0, key="aug_seed", persist_state="session")
+    # Presenting, only what changes the lesson's pictures stays in sight.
+    with st.expander("Variants and seed") if presenting else st.container():
+        variants = st.slider("Variants", 1, 16, 8, key="aug_variants", bind="query-params")
+        seed = st.number_input("Seed", 0, 1_000_000, 0, key="aug_seed", bind="query-params")
     repeated = st.toggle(
-        "Apply again", key="aug_repeated", persist_state="session",
+        "Apply again", key="aug_repeated", bind="query-params",
         help="Each copy is the layers applied to the previous copy, so the changes pile up.",
     )
-    return AugmentConfig(flip, rotation, fill_mode), variants, seed, repeated
+    augmentation = AugmentConfig(flip=flip, rotation=rotation, fill_mode=fill_mode, **amounts)
+    return augmentation, variants, seed, repeated
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def variant_images(photo: np.ndarray, augmentation: dict, n: int, seed: int, repeated: bool) -> list[bytes]:
-    copies = preview(photo, AugmentConfig.from_dict(augmentation), n=n, seed=seed, repeated=repeated)
-    return [ui.jpeg(copy) for copy in copies]
+def variant_images(
+    photo: np.ndarray, augmentation: dict, n: int, seed: int, repeated: bool
+) -> tuple[list[bytes], list[str]]:
+    """The copies and their captions: what was drawn for each, in total when applied again."""
+    copies, draws = preview(photo, AugmentConfig.from_dict(augmentation), n=n, seed=seed, repeated=repeated)
+    captions = [f"{i}× applied: {draw.describe()}" if repeated else draw.describe() for i, draw in enumerate(draws, 1)]
+    return [ui.jpeg(copy) for copy in copies], captions
 
 
-def show_variants(photo: np.ndarray, augmentation: AugmentConfig, n: int, seed: int, repeated: bool) -> None:
-    original, grid = st.columns([1, 3])
-    original.image(photo, caption="Original", width="stretch")
-    images = variant_images(photo, augmentation.to_dict(), n, seed, repeated)
-    captions = [f"{i}× applied" if repeated else f"Copy {i}" for i in range(1, n + 1)]
-    columns = grid.columns(4)
-    for i, (image, caption) in enumerate(zip(images, captions)):
-        columns[i % 4].image(image, caption=caption, width="stretch")
+def show_variants(
+    photo: np.ndarray, augmentation: AugmentConfig, n: int, seed: int, repeated: bool, presenting: bool
+) -> None:
+    images, captions = variant_images(photo, augmentation.to_dict(), n, seed, repeated)
+    if not presenting:
+        original, grid = st.columns([1, 3])
+        original.image(photo, caption="Original", width="stretch")
+        with grid:
+            for row in rows(list(zip(images, captions)), VARIANT_COLUMNS):
+                for column, (image, caption) in zip(st.columns(VARIANT_COLUMNS), row):
+                    column.image(image, caption=caption, width="stretch")
+        return
+    # Captions as headings: readable from the back of a classroom.
+    for row in rows(list(zip([ui.jpeg(photo), *images], ["Original", *captions])), PRESENTER_COLUMNS):
+        for column, (image, caption) in zip(st.columns(PRESENTER_COLUMNS, gap="medium"), row):
+            column.image(image, width="stretch")
+            column.subheader(caption, anchor=False)
+
+
+def rows(tiles: list, width: int) -> list[list]:
+    """Tiles in rows of their own columns, so that long captions never push a row out of line."""
+    return [tiles[start : start + width] for start in range(0, len(tiles), width)]
+
+
+def share(name: str | None) -> None:
+    """The page's address with every setting, defaults too: opened anywhere, it draws the same copies.
+
+    Built from the controls, not read from the address: the browser updates that after the run.
+    """
+    if name is None:
+        st.caption("A link cannot carry an uploaded photo: choose a data set photo to share these copies.")
+        return
+    values = {PHOTO_PARAM: name, **{key: st.session_state[key] for key in SHARED_KEYS}}
+    query = urllib.parse.urlencode({key: _query_value(value) for key, value in values.items()}, doseq=True)
+    st.markdown("**Share.** This link opens the page with this photo and these settings:")
+    # The server's address is only known from the browser, with or without the page's path.
+    server = (st.context.url or "").rstrip("/").removesuffix(f"/{PAGE_PATH}")
+    st.code(f"{server}/{PAGE_PATH}?{query}", language=None, wrap_lines=True)
+
+
+def _query_value(value) -> str | list[str]:
+    """As Streamlit writes a bound widget's value in the address: true/false, 5 for 5.0, a range as two."""
+    if isinstance(value, (list, tuple)):
+        return [_query_value(item) for item in value]
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -147,6 +279,99 @@ def show_batch(scan: Scan, augmentation: AugmentConfig, seed: int) -> None:
     columns = st.columns(BATCH_COLUMNS)
     for i, (image, label) in enumerate(zip(images, labels)):
         columns[i % BATCH_COLUMNS].image(image, caption=label, width="stretch")
+
+
+def lesson(augmentation: AugmentConfig) -> None:
+    """Does augmentation help? Two runs that differ in it alone, their curves, and what they show."""
+    st.subheader("Does augmentation help?")
+    st.caption(
+        f"Trains {LESSON_ARCH} twice on the same photos, with the same seed and epochs: without augmentation, "
+        "and with the augmentation above. The gap between training and validation accuracy is how much "
+        "better the model knows the photos it learned from than new ones."
+    )
+    quick = st.toggle(
+        "Quick", key="aug_lesson_quick",
+        help=f"{QUICK['epochs']} epochs at {QUICK['image_size']} px: curves within minutes, a smaller effect.",
+    )
+    locked = not ui.teacher_unlocked()
+    if st.button(
+        "Run the experiment", icon=":material/science:", disabled=locked or augmentation.is_identity,
+        help=ui.LOCKED if locked else "Choose some augmentation first." if augmentation.is_identity else None,
+    ):
+        start_lesson(augmentation, quick)
+    experiment_chart()
+
+
+def start_lesson(augmentation: AugmentConfig, quick: bool) -> None:
+    folder = ui.chosen_data_dir()
+    try:
+        run_configs = augmentation_experiment(augmentation, data_dir=folder, **(QUICK if quick else {}))
+        ui.load_scan(folder).check_trainable()
+        submit_experiment(RunStore(), run_configs)
+    except (ValueError, RunError) as error:
+        st.error(f"The experiment could not start: {error}")
+        return
+    st.session_state["aug_experiment"] = run_configs[0].experiment
+
+
+def experiment_chart() -> None:
+    """This session's experiment, else the newest one (the teacher's), live while it trains."""
+    store = RunStore()
+    runs = experiment_runs(store, st.session_state.get("aug_experiment"))
+    if not runs:
+        return
+    was_active = any(ui.is_active(run) for run in runs)
+
+    @st.fragment(run_every=LESSON_REFRESH_S if was_active else None)
+    @ui.guarded("The experiment")
+    def chart() -> None:
+        current = [store.get(run.id) for run in runs]
+        if any(ui.is_active(run) for run in current) != was_active:
+            st.rerun()  # it ended: stop polling, and conclude
+        states = ", ".join(f"{run_label(run)}: {run.state}" for run in current)
+        st.caption(f"Experiment `{current[0].config['experiment']}` · {states}")
+        accuracy, gap = st.columns(2)
+        accuracy.plotly_chart(accuracy_curves(current), key="lesson-accuracy")
+        gap.plotly_chart(gap_curves(current), key="lesson-gap")
+        if all(run.state == "finished" for run in current):
+            st.success(conclusion(*current))
+
+    chart()
+
+
+def accuracy_curves(runs: list[Run]) -> go.Figure:
+    """Training (solid) and validation (dotted) accuracy of both runs on one chart."""
+    figure = go.Figure()
+    for run in runs:
+        history, label = run.history(), run_label(run)
+        epochs = [h["epoch"] for h in history]
+        for metric, dash, name in (("accuracy", "solid", "training"), ("val_accuracy", "dot", "validation")):
+            figure.add_scatter(
+                x=epochs, y=[h.get(metric) for h in history], name=f"{name}, {label}", mode="lines+markers",
+                line={"color": LESSON_COLORS[label], "dash": dash},
+            )
+    return _layout(figure, "Accuracy")
+
+
+def gap_curves(runs: list[Run]) -> go.Figure:
+    """The generalisation gap per epoch: training minus validation accuracy."""
+    figure = go.Figure()
+    for run in runs:
+        label = run_label(run)
+        measured = gaps(run)
+        figure.add_scatter(
+            x=list(range(1, len(measured) + 1)), y=measured, name=label, mode="lines+markers",
+            line={"color": LESSON_COLORS[label]},
+        )
+    return _layout(figure, "Gap: training − validation accuracy")
+
+
+def _layout(figure: go.Figure, title: str) -> go.Figure:
+    figure.update_layout(
+        title=title, height=400, margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        legend={"orientation": "h", "y": -0.3}, xaxis={"title": "epoch", "dtick": 1},
+    )
+    return figure.update_yaxes(tickformat=".0%")
 
 
 ui.ensure_router()

@@ -125,11 +125,7 @@ def start_form(architecture: Architecture) -> None:
         if architecture.name == "model1":
             st.caption("model1 trains without augmentation, to show overfitting.")
         else:
-            low, high = augmentation.rotation
-            st.caption(
-                f"Augmentation from the Augmentation page: flip {augmentation.flip}, rotation "
-                f"{low * 360:+.0f}° … {high * 360:+.0f}°, fill {augmentation.fill_mode}."
-            )
+            st.caption(f"Augmentation from the Augmentation page: {augmentation.describe()}.")
         copies = defaults.feature_copies
         if fast:
             copies = st.number_input(

@@ -80,7 +80,7 @@ def test_every_option_has_help_and_settings_show_their_defaults():
         for action in verb._actions:
             assert action.help, f"{name} {action.dest} has no help"
     train_help = catdog("train", "--help").stdout
-    for shown in ("(default: 32)", "(default: 160)", "(default: horizontal)", "(default: 5, or 10 with --fast)"):
+    for shown in ("(default: 32)", "(default: 160)", "(default: posts)", "(default: 5, or 10 with --fast)"):
         assert shown in " ".join(train_help.split()), shown
 
 
@@ -89,6 +89,7 @@ def test_every_option_has_help_and_settings_show_their_defaults():
     [(["--epochs", "0"], "epochs must be between 1 and 500; got 0"),
      (["--fast"], "the fast path needs a frozen backbone; model1 has none"),
      (["--rotation", "0.3", "0.1"], "got (0.3, 0.1)"),
+     (["--augmentation-preset", "heavy", "--zoom", "0.7"], "zoom must be between 0 and 0.5; got 0.7"),
      (["--fine-tune-epochs", "3"], "model1 does not fine-tune; got 3")],
 )
 def test_bad_settings_are_usage_errors_naming_the_value(args, message, tmp_path, tiny_data):

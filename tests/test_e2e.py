@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import SLOW_MS, Dashboard, assert_no_errors, settle
+from browser import SLOW_MS, Dashboard, assert_no_errors, heading, new_page, settle
 from support import ROOT, synthetic_image, wait_for
 
 # The browser and page fixtures (conftest.py) skip these tests, saying why, without Chromium or Playwright.
@@ -112,3 +112,57 @@ def test_training_run_goes_live_and_cancels(page, fresh_app_url, screenshots):
     settle(page)
     assert_no_errors(page)
     page.screenshot(path=screenshots / "e2e-train-cancelled.png", full_page=True)
+
+
+def augmentation_pictures(page) -> list[bytes]:
+    """The original and its variants as the browser received them."""
+    sources = page.locator('[data-testid="stImage"] img').evaluate_all("images => images.map(i => i.src)")
+    return [page.request.get(source).body() for source in sources[:9]]
+
+
+def test_a_shared_augmentation_link_shows_the_same_pictures_in_a_new_browser(browser, app_url, screenshots):
+    teacher, pupil = new_page(browser), new_page(browser)  # two browser contexts: nothing shared but the link
+    try:
+        teacher.goto(f"{app_url}/augmentation")
+        settle(teacher)
+        teacher.get_by_role("radio", name="heavy", exact=True).click()
+        settle(teacher)
+        seed = teacher.get_by_label("Seed")
+        seed.fill("7")
+        seed.press("Enter")
+        shared = teacher.locator('[data-testid="stCode"]').filter(has_text="aug_photo=")
+        sync_api.expect(shared).to_contain_text("aug_seed=7")
+        settle(teacher)
+        link = shared.inner_text().strip()
+        assert link.startswith(f"{app_url}/augmentation?aug_photo="), link
+        teacher.screenshot(path=screenshots / "e2e-augmentation-heavy.png", full_page=True)
+
+        pupil.goto(link)
+        settle(pupil)
+        assert_no_errors(pupil)
+        sync_api.expect(pupil.get_by_label("Seed")).to_have_value("7")
+        assert augmentation_pictures(pupil) == augmentation_pictures(teacher)
+    finally:
+        teacher.close()
+        pupil.close()
+
+
+def test_presenter_mode_shows_large_pictures_and_captions(browser, app_url, screenshots):
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.set_default_timeout(SLOW_MS)
+    try:
+        page.goto(f"{app_url}/augmentation")
+        settle(page)
+        page.get_by_text("Presenter mode").click()
+        settle(page)
+        assert_no_errors(page)
+        images = page.locator('[data-testid="stMain"] [data-testid="stImage"] img')
+        sync_api.expect(images).to_have_count(9)
+        # Three across on a 1280 px screen: each picture about a third of the width.
+        assert images.first.bounding_box()["width"] > 250
+        original = page.get_by_role("heading", name="Original")
+        sync_api.expect(original).to_be_visible()
+        heading(page, "Augmentation").scroll_into_view_if_needed()
+        page.screenshot(path=screenshots / "e2e-augmentation-presenter.png")
+    finally:
+        page.close()

@@ -3,19 +3,32 @@
 import io
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import corpus
 import pytest
 from streamlit.testing.v1 import AppTest
-from support import assert_clean, make_dataset, open_app, select_runs, synthetic_image, wait_for
+from support import (
+    APPTEST_TIMEOUT,
+    ROOT,
+    assert_clean,
+    make_dataset,
+    open_app,
+    select_runs,
+    synthetic_image,
+    wait_for,
+)
 
 import catdog_ui as ui
+from catdog.augment import augmentation_code
+from catdog.lesson import WITH, WITHOUT, run_label
 from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_TRAIN, RunStore, process_identity
-from catdog.settings import ARCHITECTURES, ROTATION_RANGE, AugmentConfig, RunConfig
+from catdog.settings import AMOUNT_RANGES, ARCHITECTURES, PRESETS, ROTATION_RANGE, AugmentConfig, RunConfig
 
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
+PHOTO_PARAM = "aug_photo"
 
 
 def jpeg_bytes(label: int, seed: int = 4242) -> bytes:
@@ -26,6 +39,20 @@ def jpeg_bytes(label: int, seed: int = 4242) -> bytes:
 
 def image_urls(app: AppTest) -> list[str]:
     return [url for image in app.get("image") for url in image.value]
+
+
+def image_captions(app: AppTest) -> list[str]:
+    return [caption for image in app.get("image") for caption in image.captions]
+
+
+def python_code(app: AppTest) -> str:
+    [code] = [c.value for c in app.code if c.language == "python"]
+    return code
+
+
+def shared_link(app: AppTest) -> str:
+    [link] = [c.value for c in app.code if f"{PHOTO_PARAM}=" in c.value]
+    return link
 
 
 @pytest.fixture
@@ -165,7 +192,7 @@ def test_augmentation_controls_change_the_preview(tiny_env):
     assert after[0] == before[0], "the original must not change"
     assert after[1:9] != before[1:9]
     assert app.session_state["augmentation"]["rotation"] == (0.4, 0.5)
-    assert "RandomRotation((0.4, 0.5)" in app.code[0].value
+    assert "RandomRotation((0.4, 0.5)" in python_code(app)
     app.slider(key="aug_variants").set_value(3).run()
     assert len(image_urls(app)) == 1 + 3 + 24
 
@@ -173,12 +200,80 @@ def test_augmentation_controls_change_the_preview(tiny_env):
 def test_augmentation_apply_again_and_upload(tiny_env):
     app = open_app("pages/augmentation.py")
     app.toggle(key="aug_repeated").set_value(True).run()
-    assert "8× applied" in [c for image in app.get("image") for c in image.captions]
+    assert any(c.startswith("8× applied: ") for image in app.get("image") for c in image.captions)
     app.button_group(key="aug_source").set_value("Upload").run()
     app.file_uploader(key="aug_upload").set_value(("mine.jpg", jpeg_bytes(0), "image/jpeg")).run()
     assert_clean(app)
     app.file_uploader(key="aug_upload").set_value(("oops.png", b"not really a png", "image/png")).run()
     assert [e.value for e in app.error] == ["oops.png: not an image: a text file"]
+
+
+def shown_augmentation(app: AppTest) -> AugmentConfig:
+    return AugmentConfig(
+        flip=app.button_group(key="aug_flip").value, rotation=app.slider(key="aug_rotation").value,
+        fill_mode=app.selectbox(key="aug_fill").value,
+        **{name: app.slider(key=f"aug_{name}").value for name in AMOUNT_RANGES},
+    )
+
+
+def test_every_variant_is_captioned_with_its_draw(tiny_env):
+    app = open_app("pages/augmentation.py")
+    variants = image_captions(app)[1:9]
+    assert all("turned" in caption for caption in variants), variants
+    app.slider(key="aug_rotation").set_value((0.0, 0.0)).run()
+    assert set(image_captions(app)[1:9]) == {"flipped ↔", "unchanged"}
+
+
+def test_the_preset_selector_sets_the_controls_until_one_moves(tiny_env):
+    app = open_app("pages/augmentation.py")
+    for name, preset in PRESETS.items():
+        app.button_group(key="aug_preset").set_value(name).run()
+        assert_clean(app)
+        assert shown_augmentation(app) == preset
+        assert python_code(app) == augmentation_code(preset)
+    app.slider(key="aug_zoom").set_value(0.05).run()
+    assert app.button_group(key="aug_preset").value is None
+    assert shown_augmentation(app).zoom == 0.05 and shown_augmentation(app).contrast == PRESETS["heavy"].contrast
+
+
+def test_a_shared_link_opens_the_same_photo_settings_and_pictures(tiny_env):
+    app = open_app("pages/augmentation.py")
+    app.selectbox(key="aug_class").select("dogs").run()
+    next(b for b in app.button if b.label == "Another photo").click().run()
+    app.button_group(key="aug_flip").set_value("both").run()
+    app.slider(key="aug_zoom").set_value(0.2).run()
+    app.number_input(key="aug_seed").set_value(5).run()
+    app.toggle(key="aug_repeated").set_value(True).run()
+    link = shared_link(app)
+    # Without a browser the server's address is unknown: the link is relative to it.
+    assert link.startswith("/augmentation?") and "aug_seed=5" in link and "aug_flip=both" in link
+
+    # A new session, as in another browser: only the link is shared.
+    other = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=APPTEST_TIMEOUT)
+    other.query_params.update(urllib.parse.parse_qs(urllib.parse.urlsplit(link).query))
+    other.run().switch_page("pages/augmentation.py").run()
+    assert_clean(other)
+    assert shown_augmentation(other) == shown_augmentation(app)
+    assert other.number_input(key="aug_seed").value == 5 and other.toggle(key="aug_repeated").value
+    assert other.selectbox(key="aug_class").value == "dogs"
+    assert image_captions(other)[:9] == image_captions(app)[:9]
+    assert image_urls(other)[:9] == image_urls(app)[:9]
+    assert shared_link(other) == link
+
+
+def test_the_augmentation_lesson_trains_both_runs_live_and_concludes(tiny_env):
+    app = open_app("pages/augmentation.py")
+    app.toggle(key="aug_lesson_quick").set_value(True).run()
+    next(b for b in app.button if b.label == "Run the experiment").click().run()
+    assert_clean(app)
+    runs = RunStore().runs()
+    assert [run_label(run) for run in runs] == [WITHOUT, WITH]
+    assert {run.config["experiment"] for run in runs} == {app.session_state["aug_experiment"]}
+    assert len(app.get("plotly_chart")) == 2
+    wait_for(lambda: all(run.state not in ACTIVE for run in runs), timeout=300, message="both runs to end")
+    app.run()
+    assert [run.state for run in runs] == ["finished", "finished"]
+    assert [s.value for s in app.success if "a gap of" in s.value]
 
 
 def test_augmentation_names_every_bad_upload_in_one_line(tiny_env):

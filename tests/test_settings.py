@@ -23,9 +23,12 @@ def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
     record = json.loads(json.dumps(RunConfig("model4", fast=True, data_dir="/data").to_dict()))
     assert list(record) == [
         "arch", "epochs", "fine_tune_epochs", "batch_size", "image_size", "learning_rate", "augmentation", "seed",
-        "data_dir", "split_seed", "fast", "feature_copies", "versions",
+        "data_dir", "split_seed", "fast", "feature_copies", "experiment", "varied", "versions",
     ]
-    assert record["augmentation"] == {"flip": "horizontal", "rotation": [-0.2, 0.2], "fill_mode": "reflect", "seed": None}
+    assert record["augmentation"] == {
+        "flip": "horizontal", "rotation": [-0.2, 0.2], "fill_mode": "reflect", "seed": None,
+        "zoom": 0.0, "translation": 0.0, "grayscale": 0.0, "contrast": 0.0, "brightness": 0.0,
+    }
     assert record["batch_size"] == config.BATCH_SIZE and record["split_seed"] == config.SPLIT_SEED
     assert set(record["versions"]) == {"python", "tensorflow", "keras", "numpy"}
     assert all(record["versions"].values())
