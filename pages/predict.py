@@ -6,8 +6,6 @@ Uploaded bytes stay in memory: nothing is written under the uploader's file name
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
 
 import catdog_ui as ui
@@ -100,23 +98,16 @@ def show_prediction(run: Run, index: int, name: str, data: bytes, flip_average: 
         with answer:
             st.markdown(f"### {result.label}")
             st.caption(f"{result.confidence:.1%} sure")
-            st.plotly_chart(probability_bars(result.probabilities), key=f"probs-{index}")
+            probability_bars(result.probabilities)
         seen.image(result.pixels, caption=f"What the model sees ({len(result.pixels)} px)", width="stretch")
         heat.image(result.grad_cam, caption="Grad-CAM: where it looked", width="stretch")
 
 
-def probability_bars(probs: dict[str, float]) -> go.Figure:
-    # Plain graph objects: Plotly Express took ~0.1 s a figure, a tenth of a class's upload time.
-    names, colors = list(probs), ui.class_colors(list(probs))
-    figure = go.Figure(go.Bar(
-        x=list(probs.values()), y=names, orientation="h", marker_color=[colors[name] for name in names],
-        text=[f"{p:.0%}" for p in probs.values()], textposition="auto",
-    ))
-    figure.update_layout(
-        height=60 + 35 * len(probs), margin={"t": 10, "b": 10, "l": 10, "r": 10}, showlegend=False,
-        xaxis={"range": [0, 1], "visible": False}, yaxis={"autorange": "reversed"},
-    )
-    return figure
+def probability_bars(probs: dict[str, float]) -> None:
+    # Plain bars, not a chart: a class's browsers share the server's cores, and a chart library
+    # in every tab cost them more than the server spent answering.
+    for name, p in sorted(probs.items(), key=lambda item: -item[1]):
+        st.progress(p, text=f"{name} · {p:.0%}")
 
 
 def test_set(run: Run, flip_average: bool) -> None:
@@ -137,9 +128,12 @@ def test_set(run: Run, flip_average: bool) -> None:
             f"{name} recognised", ui.percent(scores.recall),
             help=f"Recall: of the {scores.support} test photos of {name}, the share the model called {name}.",
         )
-    st.dataframe(class_table(result), hide_index=True)
+    st.table(class_table(result).set_index("Class"))
     matrix, mistakes = st.columns([1, 2])
-    matrix.plotly_chart(confusion(result.run, result.model_mtime_ns, result.flip_average, result), key="confusion")
+    with matrix:
+        st.markdown("**Confusion matrix**")
+        st.table(confusion(result))
+        st.caption("Rows: the true class; columns: the model's answer.")
     with mistakes:
         st.markdown("**Most confident mistakes**")
         wrong = result.confident_mistakes(CONFIDENT_MISTAKES)
@@ -170,16 +164,9 @@ def class_table(result: Evaluation) -> pd.DataFrame:
     ])
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)  # the same for the whole class
-def confusion(run_id: str, version: int, flip_average: bool, _result: Evaluation) -> go.Figure:
-    classes = list(_result.classes)
-    figure = px.imshow(
-        pd.DataFrame(_result.confusion_matrix, index=classes, columns=classes),
-        text_auto=True, color_continuous_scale="Blues", labels={"x": "predicted", "y": "true", "color": "photos"},
-        title="Confusion matrix",
-    )
-    figure.update_layout(height=320, margin={"t": 50, "b": 10, "l": 10, "r": 10}, coloraxis_showscale=False)
-    return figure
+def confusion(result: Evaluation) -> pd.DataFrame:
+    classes = list(result.classes)
+    return pd.DataFrame(result.confusion_matrix, index=classes, columns=classes)
 
 
 def gallery(images: list[ImageResult], scan: Scan, columns: int) -> None:

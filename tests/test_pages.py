@@ -407,8 +407,9 @@ def test_predict_scores_the_test_split(trained_env):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Test accuracy"].endswith("%")
     assert {"cats recognised", "dogs recognised"} <= set(metrics)
-    table = app.dataframe[0].value.set_index("Class")
-    assert list(table.index) == ["cats", "dogs"] and {"Precision", "F1"} <= set(table.columns)
+    scores, matrix = (table.value for table in app.table)
+    assert list(scores.index) == ["cats", "dogs"] and {"Precision", "F1"} <= set(scores.columns)
+    assert list(matrix.index) == list(matrix.columns) == ["cats", "dogs"]
     app.toggle(key="predict_mistakes_only").set_value(True).run()
     assert_clean(app)
 
@@ -418,7 +419,7 @@ def test_predict_shows_dashes_for_a_class_without_test_photos(monkeypatch, lopsi
     app = open_app("pages/predict.py")
     assert_clean(app)
     assert {m.label: m.value for m in app.metric}["dogs recognised"] == "–"
-    dogs = app.dataframe[0].value.set_index("Class").loc["dogs"]
+    dogs = app.table[0].value.loc["dogs"]
     assert dogs["Test photos"] == 0 and dogs["Recognised (recall)"] == dogs["F1"] == "–"
 
 
