@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-
 class _OncePerKey:
     """Values made once per key, however many threads ask at the same time: the first caller
     makes the value while the others wait for it. The `size` most recently used are kept."""

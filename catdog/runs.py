@@ -304,11 +304,14 @@ class RunStore:
             raise RunError(f"no run {run_id!r} in {self.root}")
         return Run(path)
 
+    def live(self) -> list[Run]:
+        """Every running run (several train at once on a cluster), else the newest alone."""
+        runs = self.runs()
+        return [run for run in runs if run.state == "running"] or runs[-1:]
+
     def latest(self) -> Run | None:
         """The run a status badge shows: the running one, else the newest."""
-        runs = self.runs()
-        running = [run for run in runs if run.state == "running"]
-        return (running or runs or [None])[-1]
+        return (self.live() or [None])[-1]
 
     def queue(self) -> list[Run]:
         return [run for run in self.runs() if run.state == "queued"]

@@ -160,7 +160,7 @@ def start_form(architecture: Architecture) -> None:
 def live_run() -> None:
     """Every running run (several train at once on a cluster), else the newest, polled from disk."""
     store = ui.shared_runs()
-    shown = live_runs(store)
+    shown = store.live()
     if not shown:
         st.subheader("Live run")
         st.info("No runs yet: choose settings above and start one.")
@@ -185,7 +185,7 @@ def live_run() -> None:
     @st.fragment(run_every=LIVE_REFRESH_S if was_active else IDLE_REFRESH_S)
     @ui.guarded("The queue")
     def waiting() -> None:
-        if [(run.id, ui.is_active(run)) for run in live_runs(store)] != seen:
+        if [(run.id, ui.is_active(run)) for run in store.live()] != seen:
             # A run started or ended: rerun the page so the live runs, runs table and polling rate follow.
             st.rerun()
         queue(store, [run_id for run_id, _ in seen])
@@ -194,11 +194,6 @@ def live_run() -> None:
         live(run_id)
         charts(run_id)
     waiting()
-
-
-def live_runs(store: RunStore) -> list[Run]:
-    runs = store.runs()
-    return [run for run in runs if run.state == "running"] or runs[-1:]
 
 
 def show_run(run: Run) -> None:
