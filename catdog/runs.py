@@ -390,7 +390,8 @@ class RunStore:
 
     def _local_queue(self) -> list[Run]:
         """The queued runs this machine trains: not those waiting in a Ray cluster's queue."""
-        return [run for run in self.queue() if not run.status().get("ray_address")]
+        queued = ((run, run.status()) for run in self.runs())
+        return [run for run, status in queued if status["state"] == "queued" and not status.get("ray_address")]
 
     def _queue_is_idle(self) -> bool:
         try:
