@@ -132,5 +132,9 @@ def test_runs_train_at_once_on_a_ray_cluster_cancel_and_fail_with_ray_s_reason(r
     psutil.Process(fourth.status()["pid"]).kill()
     wait_for(lambda: fourth.state == "failed", 10, message="the killed run to read as failed")
     assert "exit code" in fourth.status()["error"], fourth.status()
-    jobs = _jobs(ray_head)
-    assert jobs[third.id] == "STOPPED" and jobs[fourth.id] == "FAILED"
+    # As above, Ray settles each job a moment after the run records its end.
+    wait_for(
+        lambda: (_jobs(ray_head)[third.id], _jobs(ray_head)[fourth.id]) == ("STOPPED", "FAILED"),
+        60,
+        message="the cancelled job to read STOPPED and the killed one FAILED",
+    )
