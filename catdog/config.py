@@ -30,6 +30,12 @@ MAX_PIXELS = 120_000_000
 MAX_SCAN_FILES = 100_000
 MAX_SCAN_DEPTH = 8
 
+# An uploaded zip of photos is refused beyond these: its unpacked bytes in all, its entries,
+# and any entry that unpacks to more than this many times its packed size (a zip bomb).
+MAX_ARCHIVE_BYTES = 2 * 1024**3
+MAX_ARCHIVE_ENTRIES = 20_000
+MAX_COMPRESSION_RATIO = 100
+
 # Unlocking the teacher's controls: a browser session may fail this often before each further
 # try waits twice as long as the last, from the first wait up to the longest.
 UNLOCK_FREE_TRIES = 3
@@ -74,6 +80,17 @@ def runs_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get("CATDOG_RUNS_DIR") or "runs").expanduser().resolve()
 
 
+DATASETS_DIR_VAR = "CATDOG_DATASETS_DIR"
+# The folder beside the runs that holds the data sets the app makes (uploads, copies, built classes).
+DATASETS_DIR_NAME = "datasets"
+
+
+def datasets_dir() -> Path:
+    """The app's own data sets, one folder each; beside the runs unless CATDOG_DATASETS_DIR says otherwise."""
+    override = os.environ.get(DATASETS_DIR_VAR)
+    return Path(override).expanduser().resolve() if override else runs_dir().parent / DATASETS_DIR_NAME
+
+
 def cache_dir() -> Path:
     """Scans, decoded pixels and backbone features, reused across runs and processes."""
     default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catdog"
@@ -97,6 +114,7 @@ def folder_env(runs_root: Path) -> dict[str, str]:
         "CATDOG_RUNS_DIR": str(runs_root),
         "CATDOG_CACHE_DIR": str(cache_dir().resolve()),
         "KERAS_HOME": str(keras_home().resolve()),
+        DATASETS_DIR_VAR: str(datasets_dir()),
     }
     if data_dir():
         env["CATDOG_DATA_DIR"] = str(Path(data_dir()).expanduser().resolve())

@@ -57,7 +57,7 @@ class Scan:
         if not self.files["validation"]:
             raise DataError(
                 f"{self.root}: the validation split is empty: each class needs at least "
-                f"{_min_photos_per_class()} photos (a {config.VALIDATION_FRACTION:.0%} share is held out "
+                f"{min_photos_per_class()} photos (a {config.VALIDATION_FRACTION:.0%} share is held out "
                 "for validation), or a validation/ folder"
             )
 
@@ -159,11 +159,13 @@ def confine(folder: str | os.PathLike, shared_only: bool | None = None) -> Path:
 
     With CATDOG_DATA_ROOTS set it must lie inside one of them. Without, any folder may be read
     (one's own machine), unless `shared_only` (default: a teacher password is set), when typed
-    folders are refused altogether. CATDOG_DATA_DIR, set by whoever runs the server, is allowed.
-    Nothing inside the folder is read here.
+    folders are refused altogether. CATDOG_DATA_DIR, set by whoever runs the server, is allowed,
+    and so are the app's own data sets (catdog.datasets). Nothing inside the folder is read here.
     """
     path = Path(str(folder).strip()).expanduser().resolve()
     if config.data_dir() and path == Path(config.data_dir()).expanduser().resolve():
+        return path
+    if path.parent == config.datasets_dir() and not path.name.startswith("."):
         return path
     roots = config.data_roots()
     if roots and not any(path.is_relative_to(root) for root in roots):
@@ -301,8 +303,9 @@ def _held_out(count: int, fraction: float) -> int:
     return round(count * fraction)
 
 
-def _min_photos_per_class() -> int:
-    """The fewest photos of a class from which a validation photo is held out."""
+def min_photos_per_class() -> int:
+    """The fewest photos of a class from which a validation photo is held out: the least a class
+    needs to be trained on (the class builder asks for it too)."""
     return next(n for n in itertools.count(1) if _held_out(n, config.VALIDATION_FRACTION))
 
 

@@ -6,7 +6,8 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
     status.json     queued | running | finished | failed | cancelled, with pid, times, error
     history.jsonl   one line per epoch (and one for the fast path's feature caching)
     progress.json   where a live run is within its epoch, rewritten in place about every second
-    data.json       what training found in the data folder: classes, counts, skipped files
+    data.json       what training found in the data folder: classes, counts, skipped files, and
+                    each split's files with their labels (kept when the data set changes later)
     note.json       the user's note about the run
     cancel          present once the user asked to cancel
     model.keras     the weights with the best validation accuracy so far
@@ -14,6 +15,7 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
     train.log       the training process's output
     evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.predict)
     model.tflite    the saved model converted for phones, made on request (catdog.predict)
+    photo-scores.json   the saved model's class probabilities per photo content, for top losses (catdog.predict)
 
 Each submitted run starts a small queue process that waits for the queue lock and then trains
 queued runs oldest first, each in a fresh child process. The lock dies with its holder, so a
@@ -106,6 +108,10 @@ class Run:
         return self.path / ("evaluation-flip.json" if flip_average else "evaluation.json")
 
     @property
+    def photo_scores_path(self) -> Path:
+        return self.path / "photo-scores.json"
+
+    @property
     def _cancel_flag(self) -> Path:
         return self.path / "cancel"
 
@@ -118,13 +124,18 @@ class Run:
         return self._cancel_flag.exists()
 
     def data(self) -> dict:
-        """What training found in the data folder: root, classes, counts and skipped files."""
+        """What training found in the data folder: root, classes, counts, skipped files, and the
+        files of each split as [name, label] pairs."""
         return read_json(self.path / "data.json") or {}
 
     def record_data(self, scan: "Scan") -> None:
+        """Kept with the run: a data set fixed later does not change what this run trained on."""
         write_json_atomic(
             self.path / "data.json",
-            {"root": str(scan.root), "classes": scan.classes, "counts": scan.counts(), "skipped": scan.skipped},
+            {
+                "root": str(scan.root), "classes": scan.classes, "counts": scan.counts(), "skipped": scan.skipped,
+                "files": {split: [list(item) for item in items] for split, items in scan.files.items()},
+            },
         )
 
     def recorded_status(self) -> dict:

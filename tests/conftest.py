@@ -13,8 +13,9 @@ from support import make_dataset, train_model1
 
 @pytest.fixture(autouse=True)
 def private_dirs(tmp_path_factory, monkeypatch):
-    """Every test gets its own runs folder; caches are shared per session for speed."""
+    """Every test gets its own runs and datasets folders; caches are shared per session for speed."""
     monkeypatch.setenv("CATDOG_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+    monkeypatch.setenv("CATDOG_DATASETS_DIR", str(tmp_path_factory.mktemp("datasets")))
     monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 

@@ -209,3 +209,72 @@ BAD: dict[str, Bad] = {
     "thumbs-db": Bad(lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 2048, ("not an image",)),
     "heic": Bad(lambda: b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64, ("heic",)),
 }
+
+
+# --- zips of class folders, as a user uploads them ------------------------------------------------
+
+
+def photo(label: int, index: int) -> bytes:
+    """A small synthetic JPEG of class 0 (warm) or 1 (cool), different per index."""
+    from support import synthetic_image
+
+    return encode(synthetic_image(label, index), "JPEG")
+
+
+def make_zip(entries: dict[str, bytes], links: dict[str, str] | None = None, stored: bool = False) -> bytes:
+    """A zip of these files (and symbolic links, as Unix zip stores them: mode bits in external_attr)."""
+    out = io.BytesIO()
+    method = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(out, "w", method) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3
+            info.external_attr = (0o120777 << 16)
+            archive.writestr(info, target)
+    return out.getvalue()
+
+
+def class_photos(classes=("cats", "dogs"), per_class: int = 4, prefix: str = "") -> dict[str, bytes]:
+    return {f"{prefix}{name}/{name}-{i}.jpg": photo(label % 2, 100 * label + i)
+            for label, name in enumerate(classes) for i in range(per_class)}
+
+
+def bomb_zip() -> bytes:
+    """One entry of 64 MB of zeros, packed to a few dozen KB."""
+    return make_zip({**class_photos(), "cats/zeros.jpg": b"\0" * (64 * 2**20)})
+
+
+@dataclass(frozen=True)
+class Archive:
+    make: Callable[[], bytes]
+    refused: tuple[str, ...] = ()  # lower-case words of the one-line refusal; empty: accepted
+    skipped: tuple[str, ...] = ()  # entries that must be listed as skipped when accepted
+    classes: tuple[str, ...] = ("cats", "dogs")
+
+
+ARCHIVES: dict[str, Archive] = {
+    "good": Archive(lambda: make_zip(class_photos())),
+    "good-wrapped": Archive(lambda: make_zip(class_photos(prefix="my photos/"))),
+    "good-splits": Archive(lambda: make_zip({**class_photos(prefix="train/"), **class_photos(prefix="validation/", per_class=2)})),
+    "good-three-classes": Archive(lambda: make_zip(class_photos(("cats", "dogs", "rabbits"))), classes=("cats", "dogs", "rabbits")),
+    "junk-and-nested": Archive(
+        lambda: make_zip({
+            **class_photos(), "cats/notes.txt": b"my cats\n", "dogs/more.zip": zip_bytes(),
+            "dogs/broken.jpg": truncated(encode(gradient((200, 150)), "JPEG")), "readme.md": b"hello",
+            "__MACOSX/cats/._cat.jpg": b"\0\5\26\7", "cats/.DS_Store": b"\0\0\0\1Bud1",
+        }),
+        skipped=("cats/notes.txt", "dogs/more.zip", "dogs/broken.jpg", "readme.md"),
+    ),
+    "bomb": Archive(bomb_zip, refused=("zip bomb",)),
+    "traversal": Archive(lambda: make_zip({**class_photos(), "cats/../../evil.jpg": photo(0, 1)}), refused=("outside",)),
+    "traversal-backslash": Archive(lambda: make_zip({**class_photos(), "cats\\..\\..\\evil.jpg": photo(0, 1)}), refused=("outside",)),
+    "absolute": Archive(lambda: make_zip({**class_photos(), "/tmp/evil.jpg": photo(0, 1)}), refused=("absolute",)),
+    "absolute-drive": Archive(lambda: make_zip({**class_photos(), "C:/evil.jpg": photo(0, 1)}), refused=("absolute",)),
+    "link": Archive(lambda: make_zip(class_photos(), links={"cats/passwd.jpg": "/etc/passwd"}), refused=("link",)),
+    "one-class": Archive(lambda: make_zip(class_photos(("cats",))), refused=("two classes",)),
+    "too-few": Archive(lambda: make_zip(class_photos(per_class=1)), refused=("at least", "photos")),
+    "not-a-zip": Archive(lambda: encode(gradient(), "JPEG"), refused=("not a readable zip",)),
+    "only-junk": Archive(lambda: make_zip({"cats/a.txt": b"a", "dogs/b.txt": b"b"}), refused=("two classes",)),
+}

@@ -1,0 +1,524 @@
+"""The app's own data sets: uploaded zips, classes built from photos, editable copies, and their fixes.
+
+Each data set is a folder in the datasets folder (config.datasets_dir()) named as the data set,
+in a layout catdog.data reads: `train/` (and `validation/`, `test/`) with one folder per class,
+or one folder per class. A new data set is written into a hidden `.incoming-…` folder beside
+them and renamed into place only once complete, so a failed upload leaves nothing behind.
+
+Photos are never deleted: removing one moves it into the data set's hidden `.trash/` folder,
+and `.trash/journal.json` records every move and removal so that each can be undone or
+restored. Scans skip hidden folders, so the trash is never trained on. Nothing here imports
+TensorFlow.
+"""
+
+import os
+import re
+import secrets
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import filelock
+
+from catdog import config
+from catdog.data import DataError, min_photos_per_class, resolve_data_dir
+from catdog.images import ImageError, open_image
+from catdog.runs import ACTIVE, RunStore
+from catdog.storage import read_json, write_json_atomic
+
+Progress = Callable[[int, int], None]
+
+# Letters, digits, spaces, dots, dashes and underscores; a letter or digit first and last, so a
+# name is the same folder on every system (no trailing dot or space, which Windows drops).
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9])?$")
+# Names Windows reserves for devices, whatever the extension.
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+TRASH = ".trash"
+JOURNAL = "journal.json"
+_INCOMING, _DELETED = ".incoming-", ".deleted-"
+# Photos are checked at no more than this side: enough to prove they decode, quick for big JPEGs.
+_CHECK_SIDE = 2 * max(config.IMAGE_SIZE)
+# Entries that tools add to archives; not photos, not worth a line among the skipped files.
+_ARCHIVE_NOISE = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
+REMOVE, MOVE = "remove", "move"
+
+
+class DatasetError(DataError):
+    """A data set that cannot be made, found or changed; the message is one line for the user."""
+
+
+def check_name(name: str, what: str = "data set") -> str:
+    """A name that is one safe folder on every system, or a one-line refusal."""
+    name = (name or "").strip()
+    if not _NAME.match(name) or name.split(".")[0].lower() in _RESERVED:
+        raise DatasetError(
+            f"{name!r} cannot name a {what}: use up to 64 letters, digits, spaces, dots, dashes or "
+            "underscores, starting and ending with a letter or digit"
+        )
+    return name
+
+
+def check_classes(counts: dict[str, int]) -> None:
+    """At least two classes, each with enough photos for training to hold some out for validation."""
+    minimum = min_photos_per_class()
+    if len(counts) < 2:
+        raise DatasetError(f"a data set needs at least two classes with photos; this one has {len(counts)}")
+    short = [f"{name} has {count}" for name, count in counts.items() if count < minimum]
+    if short:
+        raise DatasetError(f"each class needs at least {minimum} photos: {', '.join(short)}")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One move or removal of a photo, as the journal records it; `to` is where the photo went."""
+
+    id: str
+    action: str
+    file: str
+    to: str
+    time: float
+    undone: bool = False
+
+    def describe(self) -> str:
+        if self.action == REMOVE:
+            return f"removed {self.file}"
+        return f"moved {self.file} to {self.to}"
+
+
+@dataclass(frozen=True)
+class Made:
+    """A new data set and the files of its source that were left out, each with the reason."""
+
+    dataset: "Dataset"
+    skipped: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def _split_layout(self) -> bool:
+        return (self.root / "train").is_dir()
+
+    def classes(self) -> list[str]:
+        """The class folders, as a photo can be moved between them."""
+        top = self.root / "train" if self._split_layout else self.root
+        return sorted(p.name for p in top.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def version(self) -> int:
+        """Changes with every move, removal, undo and restore: scans of the data set key on it."""
+        try:
+            return self._journal_path.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    # --- moving and removing photos, never destructively -------------------------------
+
+    @property
+    def _journal_path(self) -> Path:
+        return self.root / TRASH / JOURNAL
+
+    def _lock(self) -> filelock.BaseFileLock:
+        (self.root / TRASH).mkdir(exist_ok=True)
+        return filelock.FileLock(self.root / TRASH / ".lock")
+
+    def changes(self) -> list[Change]:
+        """Every move and removal, oldest first."""
+        recorded = read_json(self._journal_path, [])
+        return [Change(**change) for change in recorded] if isinstance(recorded, list) else []
+
+    def _record(self, changes: list[Change]) -> None:
+        write_json_atomic(self._journal_path, [asdict(change) for change in changes])
+
+    def photo(self, file: str) -> Path:
+        """A photo of this data set by its path as scans name it; nothing outside it, nor in the trash."""
+        parts = PurePosixPath(file).parts
+        bad = not file or file.startswith(("/", "\\")) or len(parts) < 2
+        if bad or any(part in ("..", ".") or part.startswith(".") or "\\" in part for part in parts):
+            raise DatasetError(f"{file!r} is not a photo of data set {self.name}")
+        path = self.root.joinpath(*parts)
+        if path.is_symlink() or not path.is_file():
+            raise DatasetError(f"{file} is not in data set {self.name}")
+        return path
+
+    def remove(self, file: str) -> Change:
+        """Moves a photo into the trash, from where undo or restore brings it back."""
+        with self._lock():
+            self.photo(file)
+            change_id = f"{time.time_ns()}-{secrets.token_hex(2)}"
+            change = Change(change_id, REMOVE, file, f"{TRASH}/{change_id}/{file}", time.time())
+            self._rename(file, change.to)
+            self._record([*self.changes(), change])
+        return change
+
+    def move(self, file: str, to_class: str) -> Change:
+        """Moves a photo into another class's folder of the same split."""
+        with self._lock():
+            self.photo(file)
+            if to_class not in self.classes():
+                raise DatasetError(f"data set {self.name} has no class {to_class!r}")
+            parts = list(PurePosixPath(file).parts)
+            parts[1 if self._split_layout else 0] = to_class
+            target = self._free("/".join(parts))
+            if target == file:
+                raise DatasetError(f"{file} is already in class {to_class}")
+            change = Change(f"{time.time_ns()}-{secrets.token_hex(2)}", MOVE, file, target, time.time())
+            self._rename(file, target)
+            self._record([*self.changes(), change])
+        return change
+
+    def undo(self) -> Change | None:
+        """Reverses the latest change not yet undone; None when there is none."""
+        with self._lock():
+            changes = self.changes()
+            for i in reversed(range(len(changes))):
+                if not changes[i].undone:
+                    changes[i] = self._reverse(changes[i])
+                    self._record(changes)
+                    return changes[i]
+        return None
+
+    def trash(self) -> list[Change]:
+        """The removed photos still in the trash, oldest first."""
+        return [change for change in self.changes() if change.action == REMOVE and not change.undone]
+
+    def restore(self, files: Sequence[str] = ()) -> list[Change]:
+        """Brings photos back from the trash to where they were: those named, or all."""
+        with self._lock():
+            changes = self.changes()
+            trashed = {change.file: i for i, change in enumerate(changes) if change.action == REMOVE and not change.undone}
+            unknown = [file for file in files if file not in trashed]
+            if unknown:
+                raise DatasetError(f"not in the trash of data set {self.name}: {', '.join(unknown)}")
+            restored = []
+            for file, i in trashed.items():
+                if not files or file in files:
+                    changes[i] = self._reverse(changes[i])
+                    restored.append(changes[i])
+            self._record(changes)
+        return restored
+
+    def _reverse(self, change: Change) -> Change:
+        """Puts the photo back where it was (beside it, renamed, if another photo took its place)."""
+        back = self._free(change.file)
+        self._rename(change.to, back)
+        return Change(change.id, change.action, back, change.to, change.time, undone=True)
+
+    def _free(self, file: str) -> str:
+        """`file`, or the first `name-N.ext` beside it that no photo uses."""
+        path = PurePosixPath(file)
+        candidate, n = file, 1
+        while (self.root / candidate).exists():
+            candidate, n = str(path.with_name(f"{path.stem}-{n}{path.suffix}")), n + 1
+        return candidate
+
+    def _rename(self, source: str, target: str) -> None:
+        destination = self.root / target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            (self.root / source).rename(destination)
+        except OSError as error:
+            raise DatasetError(f"{source} could not be moved ({error.strerror or error})") from None
+
+
+class DatasetStore:
+    """The datasets folder: list, find, make, rename and delete data sets."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root).expanduser().resolve() if root else config.datasets_dir()
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            (p.name for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _NAME.match(p.name)),
+            key=str.lower,
+        )
+
+    def get(self, name: str) -> Dataset:
+        path = self.root / check_name(name)
+        if path.is_symlink() or not path.is_dir():
+            raise DatasetError(f"no data set {name!r} in {self.root}")
+        return Dataset(path)
+
+    def find(self, folder: str | os.PathLike | None) -> Dataset | None:
+        """The data set a data folder is, if it is one of these (else None: not editable here)."""
+        if not folder:
+            return None
+        path = Path(folder).expanduser().resolve()
+        if path.parent != self.root or path.name not in self.names():
+            return None
+        return Dataset(path)
+
+    def users(self, dataset: Dataset) -> list[str]:
+        """The queued and running runs that train on this data set."""
+        runs = RunStore().runs()
+        return [
+            run.id for run in runs
+            if run.state in ACTIVE
+            and any(Path(p).resolve() == dataset.root for p in (run.config.get("data_dir"), run.data().get("root")) if p)
+        ]
+
+    def _refuse_if_used(self, dataset: Dataset, doing: str) -> None:
+        if users := self.users(dataset):
+            raise DatasetError(f"data set {dataset.name} is used by {', '.join(users)}: {doing} it when they end")
+
+    def rename(self, old: str, new: str) -> Dataset:
+        dataset = self.get(old)
+        with self._lock():
+            self._refuse_if_used(dataset, "rename")
+            target = self._new_path(new)
+            try:
+                dataset.root.rename(target)
+            except OSError as error:
+                raise DatasetError(f"data set {old} could not be renamed ({error.strerror or error})") from None
+        return Dataset(target)
+
+    def delete(self, name: str) -> None:
+        """Removes a data set with its photos and trash; refused while a queued or running run uses it."""
+        dataset = self.get(name)
+        with self._lock():
+            self._refuse_if_used(dataset, "delete")
+            # Renamed first, at once, so that no reader ever lists half a data set.
+            doomed = self.root / f"{_DELETED}{name}-{secrets.token_hex(2)}"
+            try:
+                dataset.root.rename(doomed)
+            except OSError as error:
+                raise DatasetError(f"data set {name} could not be deleted ({error.strerror or error})") from None
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    # --- making data sets ----------------------------------------------------------------
+
+    def import_zip(self, archive: str | os.PathLike | BinaryIO, name: str, progress: Progress | None = None) -> Made:
+        """A data set from a zip of class folders (either layout), unpacked safely (see `unpack`)."""
+        with self._incoming(name) as folder:
+            skipped = unpack(archive, folder, progress)
+            _check_layout(folder)
+        return Made(self.get(name), skipped)
+
+    def create(self, name: str, photos: dict[str, Sequence[tuple[str, bytes]]]) -> Made:
+        """A data set from photos per class name, as the class builder collects them."""
+        for class_name in photos:
+            check_name(class_name, "class")
+        counts = {class_name: 0 for class_name in photos}
+        skipped = []
+        with self._incoming(name) as folder:
+            for class_name, items in photos.items():
+                for i, (file_name, data) in enumerate(items):
+                    shown = f"{class_name}/{file_name}"
+                    try:
+                        open_image(data, _CHECK_SIDE)
+                    except ImageError as error:
+                        skipped.append({"file": shown, "reason": str(error)})
+                        continue
+                    target = folder / class_name / _photo_name(file_name, i)
+                    target.parent.mkdir(exist_ok=True)
+                    target.write_bytes(data)
+                    counts[class_name] += 1
+            check_classes(counts)
+        return Made(self.get(name), skipped)
+
+    def copy(self, source: str | os.PathLike | None, name: str, progress: Progress | None = None) -> Made:
+        """An editable copy of a data folder (None: the default set), confined as typed folders are.
+        Regular files only: links are left out, so a copy never reaches outside its source."""
+        source_root = resolve_data_dir(source, progress)
+        files, skipped = _listing(source_root)
+        total = sum(size for _, size in files) or 1
+        done = 0
+        with self._incoming(name) as folder:
+            for relative, size in files:
+                target = folder / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source_root / relative, target)
+                done += size
+                if progress:
+                    progress(done, total)
+            _check_layout(folder)
+        return Made(self.get(name), skipped)
+
+    def _lock(self) -> filelock.BaseFileLock:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(self.root / ".lock")
+
+    def _new_path(self, name: str) -> Path:
+        path = self.root / check_name(name)
+        if path.exists():
+            raise DatasetError(f"a data set named {name!r} already exists")
+        return path
+
+    @contextmanager
+    def _incoming(self, name: str) -> Iterator[Path]:
+        """A hidden folder to fill, renamed to the data set's name only once filled without error."""
+        self._new_path(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=self.root, prefix=_INCOMING))
+        try:
+            yield folder
+            with self._lock():
+                folder.rename(self._new_path(name))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _photo_name(file_name: str, index: int) -> str:
+    """A safe file name for an uploaded photo: its own where safe, else a numbered one."""
+    stem, suffix = os.path.splitext(os.path.basename(file_name.replace("\\", "/")))
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-")[:60] or "photo"
+    suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", suffix) else ".jpg"
+    return f"{index:04d}-{safe}{suffix}"
+
+
+def _listing(source: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]]]:
+    """The regular files below a data folder (relative path, size), hidden ones left out, and
+    the entries skipped; refused past the scan's entry limit or the archive byte limit."""
+    limit, seen, total = config.max_scan_files(), 0, 0
+    files, skipped = [], []
+    for folder, folders, names in os.walk(source):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        for entry in sorted(names):
+            seen += 1
+            if seen > limit:
+                raise DatasetError(f"{source} has more than {limit:,} files, more than this server copies")
+            path = Path(folder, entry)
+            relative = path.relative_to(source).as_posix()
+            if entry.startswith("."):
+                continue
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode):
+                skipped.append({"file": relative, "reason": "a link or special file, not copied"})
+                continue
+            total += info.st_size
+            if total > config.MAX_ARCHIVE_BYTES:
+                raise DatasetError(f"{source} holds more than {config.MAX_ARCHIVE_BYTES / 2**30:.0f} GB, more than a data set may")
+            files.append((relative, info.st_size))
+    return files, skipped
+
+
+def _check_layout(folder: Path) -> None:
+    """Enough classes and photos to train on, counted from the files without decoding them."""
+    split = (folder / "train").is_dir()
+    top = folder / "train" if split else folder
+    counts = {
+        p.name: sum(1 for f in p.rglob("*") if f.is_file())
+        for p in top.iterdir() if p.is_dir() and not p.name.startswith(".")
+    }
+    counts = {name: n for name, n in counts.items() if n}
+    if split and (folder / "validation").is_dir():
+        # Validation photos come from their own folder: one training photo per class is enough.
+        if len(counts) < 2:
+            raise DatasetError(f"a data set needs at least two classes with photos; this one has {len(counts)}")
+        return
+    check_classes(counts)
+
+
+# --- unpacking uploads ------------------------------------------------------------------
+
+
+def unpack(archive: str | os.PathLike | BinaryIO, target: Path, progress: Progress | None = None) -> list[dict[str, str]]:
+    """Unpacks the photos of a zip of class folders into `target`; returns the entries skipped.
+
+    Refused, in one line, before anything is written: a file that is no zip, more entries or
+    unpacked bytes than the limits, an entry that unpacks to far more than its packed size (a
+    zip bomb), an absolute path or one with `..`, and links. Nested archives, non-images and
+    damaged images are skipped and listed; each photo is checked by decoding it. A single folder
+    wrapping the class folders (as zipping a folder makes) is unwrapped.
+    """
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            plan = _plan(zf.infolist())
+            total = sum(info.file_size for _, info in plan) or 1
+            skipped, done = [], 0
+            for parts, info in plan:
+                reason = _unpack_one(zf, info, parts, target)
+                if reason:
+                    skipped.append({"file": info.filename, "reason": reason})
+                done += info.file_size
+                if progress:
+                    progress(done, total)
+    except zipfile.BadZipFile as error:
+        raise DatasetError(f"not a readable zip archive ({error})") from None
+    except (zipfile.LargeZipFile, NotImplementedError, RuntimeError) as error:
+        raise DatasetError(f"the zip archive cannot be unpacked ({error})") from None
+    return skipped
+
+
+def _plan(infos: list[zipfile.ZipInfo]) -> list[tuple[tuple[str, ...], zipfile.ZipInfo]]:
+    """The files to unpack, each with its path inside the data set; refuses unsafe archives."""
+    if len(infos) > config.MAX_ARCHIVE_ENTRIES:
+        raise DatasetError(f"the zip has {len(infos):,} entries, more than the {config.MAX_ARCHIVE_ENTRIES:,} allowed")
+    total = sum(info.file_size for info in infos)
+    if total > config.MAX_ARCHIVE_BYTES:
+        raise DatasetError(
+            f"the zip unpacks to {total / 2**30:.1f} GB, more than the {config.MAX_ARCHIVE_BYTES / 2**30:.0f} GB allowed"
+        )
+    plan = []
+    for info in infos:
+        parts = _safe_parts(info)
+        if info.is_dir() or any(part.startswith(".") or part in _ARCHIVE_NOISE for part in parts):
+            continue
+        if info.file_size > info.compress_size * config.MAX_COMPRESSION_RATIO and info.file_size > 2**20:
+            raise DatasetError(
+                f"{info.filename} unpacks to {info.file_size / max(info.compress_size, 1):.0f} times its packed "
+                f"size, more than {config.MAX_COMPRESSION_RATIO} (a zip bomb?); refused"
+            )
+        plan.append((parts, info))
+    # Zipping a folder wraps its class folders in it: unwrap single folders above them.
+    depth = 0
+    while plan and len({parts[depth] for parts, _ in plan}) == 1 and min(len(parts) for parts, _ in plan) > depth + 2:
+        depth += 1
+    return [(parts[depth:], info) for parts, info in plan]
+
+
+def _safe_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
+    """An entry's path as folder names; refuses absolute paths, `..` and links."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise DatasetError(f"the zip holds an absolute path ({info.filename}); refused")
+    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if ".." in parts:
+        raise DatasetError(f"the zip holds a path that leads outside it ({info.filename}); refused")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise DatasetError(f"the zip holds a link ({info.filename}); links are refused")
+    return parts
+
+
+def _unpack_one(zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: tuple[str, ...], target: Path) -> str | None:
+    """Writes one photo below `target`; returns why it was skipped instead, if it was."""
+    if len(parts) < 2:
+        return "not inside a class folder"
+    mode = info.external_attr >> 16
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+        return "not a regular file"
+    if any(ord(char) < 32 for char in info.filename):
+        return "a file name with control characters"
+    if info.file_size > config.MAX_UPLOAD_BYTES:
+        return f"file is too large ({info.file_size / 2**20:.1f} MB; the limit is {config.MAX_UPLOAD_BYTES // 2**20} MB)"
+    with zf.open(info) as entry:
+        # Bounded whatever the header claims.
+        data = entry.read(config.MAX_UPLOAD_BYTES + 1)
+    try:
+        open_image(data, _CHECK_SIDE)
+    except ImageError as error:
+        return str(error)
+    path = target.joinpath(*parts)
+    if not path.resolve().is_relative_to(target.resolve()):  # never, given _safe_parts; checked all the same
+        return "a path outside the data set"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "xb") as out:
+            out.write(data)
+    except FileExistsError:
+        return "a second entry with the same name (names differing only in case count as the same)"
+    return None

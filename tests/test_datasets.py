@@ -1,0 +1,201 @@
+"""Managed data sets: safe zip uploads, the class builder's library side, copies, fixes and undo."""
+
+import io
+import os
+
+import pytest
+from corpus import ARCHIVES, bomb_zip, class_photos, make_zip, photo
+from support import make_dataset
+
+from catdog import config, data
+from catdog.datasets import DatasetError, DatasetStore, check_name
+from catdog.runs import RunStore
+
+
+def everything_below(folder) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHIVES))
+def test_zip_corpus_is_unpacked_or_refused_in_one_line(name, tmp_path):
+    archive = ARCHIVES[name]
+    store = DatasetStore(tmp_path / "datasets")
+    if archive.refused:
+        with pytest.raises(DatasetError) as refusal:
+            store.import_zip(io.BytesIO(archive.make()), "upload")
+        message = str(refusal.value)
+        assert "\n" not in message and all(word in message.lower() for word in archive.refused), message
+        # A failed upload leaves nothing behind: no data set, no half-unpacked folder, nothing outside.
+        assert store.names() == []
+        assert everything_below(store.root) <= {".lock"}
+        assert not (tmp_path / "evil.jpg").exists()
+        return
+    made = store.import_zip(io.BytesIO(archive.make()), "upload")
+    assert store.names() == ["upload"]
+    assert sorted(item["file"] for item in made.skipped) == sorted(archive.skipped)
+    assert all(item["reason"] for item in made.skipped)
+    scan = data.scan(made.dataset.root)
+    assert scan.classes == list(archive.classes)
+    assert not scan.skipped  # what the scan trains on is photos only
+    assert all(path.resolve().is_relative_to(made.dataset.root) for path in made.dataset.root.rglob("*"))
+
+
+def test_zip_limits_on_entries_and_bytes_are_refused(tmp_path, monkeypatch):
+    store = DatasetStore(tmp_path)
+    good = make_zip(class_photos())
+    monkeypatch.setattr(config, "MAX_ARCHIVE_ENTRIES", 5)
+    with pytest.raises(DatasetError, match="8 entries, more than the 5 allowed"):
+        store.import_zip(io.BytesIO(good), "many")
+    monkeypatch.setattr(config, "MAX_ARCHIVE_ENTRIES", 100)
+    monkeypatch.setattr(config, "MAX_ARCHIVE_BYTES", 1000)
+    with pytest.raises(DatasetError, match="more than the 0 GB allowed"):
+        store.import_zip(io.BytesIO(good), "big")
+    assert store.names() == []
+
+
+def test_a_bomb_is_refused_before_anything_is_unpacked(tmp_path, monkeypatch):
+    written = []
+    monkeypatch.setattr("catdog.datasets._unpack_one", lambda *args: written.append(args))
+    with pytest.raises(DatasetError, match="zip bomb"):
+        DatasetStore(tmp_path).import_zip(io.BytesIO(bomb_zip()), "bomb")
+    assert written == []
+
+
+def test_unpacking_reports_progress_to_the_end(tmp_path):
+    seen = []
+    DatasetStore(tmp_path).import_zip(io.BytesIO(make_zip(class_photos())), "p", lambda done, total: seen.append((done, total)))
+    assert len(seen) == 8 and seen[-1][0] == seen[-1][1]
+
+
+@pytest.mark.parametrize("bad", ["", "..", ".hidden", "a/b", "con", "x" * 65, "trailing.", "évier", "a\\b"])
+def test_unsafe_names_are_refused(bad):
+    with pytest.raises(DatasetError, match="cannot name"):
+        check_name(bad)
+
+
+def test_names_are_unique_and_renaming_and_deleting_work(tmp_path):
+    store = DatasetStore(tmp_path)
+    store.import_zip(io.BytesIO(make_zip(class_photos())), "pets")
+    with pytest.raises(DatasetError, match="already exists"):
+        store.import_zip(io.BytesIO(make_zip(class_photos())), "pets")
+    renamed = store.rename("pets", "my pets")
+    assert store.names() == ["my pets"] and data.scan(renamed.root).classes == ["cats", "dogs"]
+    store.delete("my pets")
+    assert store.names() == [] and everything_below(tmp_path) <= {".lock"}
+    with pytest.raises(DatasetError, match="no data set"):
+        store.get("my pets")
+
+
+def test_a_data_set_in_use_by_a_queued_run_is_neither_deleted_nor_renamed(tmp_path):
+    store = DatasetStore(tmp_path)
+    dataset = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets").dataset
+    run = RunStore().create({"arch": "model1", "data_dir": str(dataset.root)})
+    for action in (lambda: store.delete("pets"), lambda: store.rename("pets", "other")):
+        with pytest.raises(DatasetError, match=f"used by {run.id}"):
+            action()
+    run.mark("cancelled")
+    store.delete("pets")
+    assert store.names() == []
+
+
+def test_class_builder_needs_two_classes_and_enough_photos_each(tmp_path):
+    store = DatasetStore(tmp_path)
+    minimum = data.min_photos_per_class()
+    photos = lambda n, label: [(f"shot-{i}.jpg", photo(label, i)) for i in range(n)]
+    with pytest.raises(DatasetError, match="at least two classes"):
+        store.create("one", {"cats": photos(5, 0)})
+    with pytest.raises(DatasetError, match=f"at least {minimum} photos: dogs has {minimum - 1}"):
+        store.create("few", {"cats": photos(5, 0), "dogs": photos(minimum - 1, 1)})
+    with pytest.raises(DatasetError, match="cannot name a class"):
+        store.create("bad", {"../cats": photos(5, 0), "dogs": photos(5, 1)})
+    made = store.create("built", {"cats": [*photos(3, 0), ("notes.txt", b"hello")], "dogs": photos(3, 1)})
+    assert made.skipped == [{"file": "cats/notes.txt", "reason": "not an image: a text file"}]
+    assert store.names() == ["built"]
+    assert data.scan(made.dataset.root).counts()["train"] == {"cats": 2, "dogs": 2}
+
+
+def test_editable_copy_of_a_folder_keeps_its_layout_and_leaves_links_out(tmp_path, monkeypatch):
+    source = make_dataset(tmp_path / "source")
+    os.symlink("/etc/passwd", source / "train" / "cats" / "passwd.jpg")
+    store = DatasetStore(tmp_path / "datasets")
+    made = store.copy(source, "copy")
+    assert made.skipped == [{"file": "train/cats/passwd.jpg", "reason": "a link or special file, not copied"}]
+    assert data.scan(made.dataset.root).counts() == data.scan(source).counts()
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "elsewhere"))
+    with pytest.raises(data.DataError, match="outside the folders this server shares"):
+        store.copy(source, "confined")
+    assert store.names() == ["copy"]
+
+
+def test_remove_move_undo_and_restore_with_the_scan_after_each(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_DATASETS_DIR", str(tmp_path))
+    store = DatasetStore()
+    dataset = store.copy(make_dataset(tmp_path / "source"), "fixable").dataset
+    counts = lambda: data.scan(dataset.root).counts()["train"]
+    assert counts() == {"cats": 12, "dogs": 12}
+    before = dataset.version()
+
+    removed = dataset.remove("train/cats/cats.0.jpg")
+    assert counts() == {"cats": 11, "dogs": 12} and dataset.version() != before
+    assert [change.file for change in dataset.trash()] == ["train/cats/cats.0.jpg"]
+    assert (dataset.root / removed.to).is_file()  # in the trash, not deleted
+
+    moved = dataset.move("train/cats/cats.1.jpg", "dogs")
+    assert moved.to == "train/dogs/cats.1.jpg" and counts() == {"cats": 10, "dogs": 13}
+
+    assert dataset.undo().describe() == "moved train/cats/cats.1.jpg to train/dogs/cats.1.jpg"
+    assert counts() == {"cats": 11, "dogs": 12}
+    assert dataset.undo().file == "train/cats/cats.0.jpg"
+    assert counts() == {"cats": 12, "dogs": 12} and dataset.trash() == []
+    assert dataset.undo() is None
+
+    dataset.remove("train/cats/cats.0.jpg")
+    dataset.remove("train/dogs/dogs.3.jpg")
+    assert [change.file for change in dataset.restore(["train/dogs/dogs.3.jpg"])] == ["train/dogs/dogs.3.jpg"]
+    assert counts() == {"cats": 11, "dogs": 12}
+    with pytest.raises(DatasetError, match="not in the trash"):
+        dataset.restore(["train/dogs/dogs.3.jpg"])
+    dataset.restore()
+    assert counts() == {"cats": 12, "dogs": 12} and dataset.trash() == []
+
+
+def test_fixes_refuse_paths_outside_the_data_set_and_into_the_trash(tmp_path):
+    store = DatasetStore(tmp_path)
+    dataset = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets").dataset
+    dataset.remove("cats/cats-0.jpg")
+    for bad in ("../outside.jpg", "/etc/passwd", ".trash/journal.json", "cats/missing.jpg", "cats"):
+        with pytest.raises(DatasetError):
+            dataset.remove(bad)
+    with pytest.raises(DatasetError, match="no class 'rabbits'"):
+        dataset.move("cats/cats-1.jpg", "rabbits")
+
+
+def test_a_restored_photo_never_overwrites_one_that_took_its_place(tmp_path):
+    dataset = DatasetStore(tmp_path).import_zip(io.BytesIO(make_zip(class_photos())), "pets").dataset
+    original = (dataset.root / "cats/cats-0.jpg").read_bytes()
+    dataset.remove("cats/cats-0.jpg")
+    (dataset.root / "cats/cats-0.jpg").write_bytes(photo(0, 999))
+    assert dataset.undo().file == "cats/cats-0-1.jpg"
+    assert (dataset.root / "cats/cats-0-1.jpg").read_bytes() == original
+
+
+def test_managed_data_sets_may_be_read_where_typed_folders_are_confined(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "secret")
+    dataset = DatasetStore().import_zip(io.BytesIO(make_zip(class_photos())), "pets").dataset
+    assert data.scan(dataset.root).classes == ["cats", "dogs"]
+    with pytest.raises(data.DataError, match="reads no typed folders"):
+        data.scan(make_dataset(tmp_path / "typed"))
+
+
+def test_a_run_keeps_the_files_it_trained_on(tmp_path):
+    scan = data.scan(make_dataset(tmp_path / "d"))
+    run = RunStore().create({"arch": "model1"})
+    run.record_data(scan)
+    recorded = run.data()["files"]
+    assert {split: [tuple(item) for item in items] for split, items in recorded.items()} == scan.files
+
+
+def test_a_zip_is_read_from_a_path_too(tmp_path):
+    path = tmp_path / "pets.zip"
+    path.write_bytes(make_zip(class_photos()))
+    assert DatasetStore(tmp_path / "datasets").import_zip(path, "pets").dataset.classes() == ["cats", "dogs"]
