@@ -19,6 +19,7 @@ from pathlib import Path
 
 from catdog import __version__, config, lesson
 from catdog.data import DataError, scan
+from catdog.datasets import DatasetStore
 from catdog.images import ImageError
 from catdog.runs import ACTIVE, PHASE_FEATURES, RunError, RunStore, planned_epochs
 from catdog.settings import (
@@ -127,9 +128,16 @@ def _print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+def chosen_data_dir(args) -> str | None:
+    """--dataset's folder, --data-dir resolved, else $CATDOG_DATA_DIR (None: the default set)."""
+    if args.dataset:
+        return str(DatasetStore().get(args.dataset).root)
+    return str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else config.data_dir()
+
+
 def cmd_data(args) -> int:
     with progress("scanning") as report:
-        data = scan(args.data_dir, progress=report)
+        data = scan(chosen_data_dir(args), progress=report)
     result = {"root": str(data.root), "classes": data.classes, "splits": data.counts(), "skipped": data.skipped}
     if args.json:
         _print_json(result)
@@ -171,7 +179,7 @@ def cmd_train(args) -> int:
         learning_rate=args.learning_rate,
         augmentation=chosen_augmentation(args),
         seed=args.seed,
-        data_dir=str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else config.data_dir(),
+        data_dir=chosen_data_dir(args),
         fast=args.fast,
         feature_copies=args.feature_copies,
     )
@@ -231,7 +239,7 @@ def cmd_lesson(args) -> int:
         epochs=args.epochs or quick.get("epochs", lesson.LESSON_EPOCHS),
         image_size=args.image_size or quick.get("image_size", config.IMAGE_SIZE[0]),
         seed=args.seed,
-        data_dir=str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else config.data_dir(),
+        data_dir=chosen_data_dir(args),
     )
     with progress("checking the data") as report:
         scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report).check_trainable()
@@ -327,6 +335,80 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_dataset(args) -> int:
+    return args.dataset_handler(args, DatasetStore())
+
+
+def dataset_list(args, store: DatasetStore) -> int:
+    rows = [store.get(name).summary() for name in store.names()]
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        print(f"no data sets in {store.root}")
+    else:
+        _print_table(
+            ("DATA SET", "CLASSES", "FILES", "IN TRASH"),
+            [(row["name"], ", ".join(row["classes"]), str(row["files"]), str(row["trash"])) for row in rows],
+        )
+    return 0
+
+
+def _print_made(made) -> int:
+    for item in made.skipped:
+        print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
+    print(made.dataset.name)
+    return 0
+
+
+def dataset_import(args, store: DatasetStore) -> int:
+    with progress("unpacking") as report:
+        return _print_made(store.import_zip(Path(args.zip), args.name, report))
+
+
+def dataset_copy(args, store: DatasetStore) -> int:
+    with progress("copying") as report:
+        return _print_made(store.copy(args.source, args.name, report))
+
+
+def dataset_rename(args, store: DatasetStore) -> int:
+    print(store.rename(args.old, args.new).name)
+    return 0
+
+
+def dataset_delete(args, store: DatasetStore) -> int:
+    store.delete(args.name)
+    print(f"{args.name}: deleted")
+    return 0
+
+
+def dataset_remove(args, store: DatasetStore) -> int:
+    dataset = store.get(args.name)
+    for file in args.files:
+        print(dataset.remove(file).describe())
+    return 0
+
+
+def dataset_move(args, store: DatasetStore) -> int:
+    print(store.get(args.name).move(args.file, args.to_class).describe())
+    return 0
+
+
+def dataset_trash(args, store: DatasetStore) -> int:
+    removed = store.get(args.name).trash()
+    if args.json:
+        _print_json([{"file": change.file, "removed": change.time} for change in removed])
+        return 0
+    for change in removed:
+        print(f"{change.file}  (removed {time.strftime('%Y-%m-%d %H:%M', time.localtime(change.time))})")
+    return 0
+
+
+def dataset_restore(args, store: DatasetStore) -> int:
+    for change in store.get(args.name).restore(args.files):
+        print(f"restored {change.file}")
+    return 0
+
+
 def dashboard_script() -> Path | None:
     """dashboard.py beside the catdog package: there in a checkout (installed editable or not),
     absent from a wheel, which holds the library alone."""
@@ -372,9 +454,15 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--json", action="store_true", help="print JSON")
         return sub
 
-    data_dir_help = "a folder of class folders (default: $CATDOG_DATA_DIR, else cats_and_dogs_filtered)"
+    def data_source(sub: argparse.ArgumentParser) -> None:
+        source = sub.add_mutually_exclusive_group()
+        source.add_argument(
+            "--data-dir", help="a folder of class folders (default: $CATDOG_DATA_DIR, else cats_and_dogs_filtered)"
+        )
+        source.add_argument("--dataset", metavar="NAME", help="one of the app's own data sets (see `catdog dataset list`)")
+
     data = command("data", cmd_data, "scan a data set: classes, counts per split, skipped files", json_flag=True)
-    data.add_argument("--data-dir", help=data_dir_help)
+    data_source(data)
     command("archs", cmd_archs, "list the architectures", json_flag=True)
 
     train = command("train", cmd_train, "start a training run in the background", runs=True)
@@ -415,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fill-mode", choices=FILL_MODES, help="how corners uncovered by a rotation, zoom or shift are filled")
     for name, (low, high) in AMOUNT_RANGES.items():
         train.add_argument(f"--{name}", type=float, help=f"{AMOUNT_MEANINGS[name]}; {low:g} to {high:g}, 0 is off")
-    train.add_argument("--data-dir", help=data_dir_help)
+    data_source(train)
     train.add_argument("--fast", action="store_true", help="model4 family: train the head on cached backbone features")
     train.add_argument(
         "--feature-copies", type=int, default=run_defaults["feature_copies"],
@@ -445,9 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--augmentation-preset", choices=PRESETS, default="posts", help="the augmentation to compare with none"
     )
     lesson_parser.add_argument("--seed", type=int, default=run_defaults["seed"], help="the same for both runs")
-    lesson_parser.add_argument("--data-dir", help=data_dir_help)
+    data_source(lesson_parser)
     lesson_parser.add_argument("--wait", action="store_true", help="follow both runs, then say what they show")
 
+    dataset_verbs(command("dataset", cmd_dataset, "the app's own data sets: list, import a zip, copy, rename, fix"))
     command("runs", cmd_runs, "list runs", runs=True, json_flag=True)
     cancel = command("cancel", cmd_cancel, "cancel a queued or running run", runs=True)
     cancel.add_argument("run", help="the run's id")
@@ -465,6 +554,43 @@ def build_parser() -> argparse.ArgumentParser:
         "start the dashboard from a checkout; other arguments go to `streamlit run` (e.g. --server.port 8502)",
     )
     return parser
+
+
+def dataset_verbs(parser: argparse.ArgumentParser) -> None:
+    verbs = parser.add_subparsers(dest="dataset_verb", required=True, metavar="VERB", help="what to do")
+
+    def verb(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
+        sub.set_defaults(dataset_handler=handler)
+        return sub
+
+    verb("list", dataset_list, "list the data sets").add_argument("--json", action="store_true", help="print JSON")
+    imported = verb("import", dataset_import, "a new data set from a zip of class folders (either layout)")
+    imported.add_argument("zip", metavar="ZIP", help="the zip file")
+    imported.add_argument("--name", required=True, help="the new data set's name")
+    copied = verb("copy", dataset_copy, "a new data set, an editable copy of a data folder")
+    copied.add_argument("--from", dest="source", metavar="DIR", help="the folder (default: $CATDOG_DATA_DIR, else cats_and_dogs_filtered)")
+    copied.add_argument("--name", required=True, help="the new data set's name")
+    renamed = verb("rename", dataset_rename, "rename a data set no queued or running run uses")
+    renamed.add_argument("old", metavar="OLD", help="its name now")
+    renamed.add_argument("new", metavar="NEW", help="its new name")
+    name_help = "the data set's name"
+    deleted = verb("delete", dataset_delete, "delete a data set no queued or running run uses, photos and trash")
+    deleted.add_argument("name", metavar="NAME", help=name_help)
+    removed = verb("remove", dataset_remove, "move photos into the data set's trash (see `restore`)")
+    removed.add_argument("name", metavar="NAME", help=name_help)
+    file_help = "a photo as `catdog data --dataset NAME --json` names it, e.g. cats/cat.1.jpg"
+    removed.add_argument("files", nargs="+", metavar="FILE", help=file_help)
+    moved = verb("move", dataset_move, "move a photo to another class of the same split")
+    moved.add_argument("name", metavar="NAME", help=name_help)
+    moved.add_argument("file", metavar="FILE", help=file_help)
+    moved.add_argument("to_class", metavar="CLASS", help="the class it belongs to")
+    trash = verb("trash", dataset_trash, "list the photos in a data set's trash")
+    trash.add_argument("name", metavar="NAME", help=name_help)
+    trash.add_argument("--json", action="store_true", help="print JSON")
+    restored = verb("restore", dataset_restore, "bring photos back from the trash to where they were")
+    restored.add_argument("name", metavar="NAME", help=name_help)
+    restored.add_argument("files", nargs="*", metavar="FILE", help="the photos to restore (default: all)")
 
 
 def main(argv: list[str] | None = None) -> int:

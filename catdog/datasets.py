@@ -117,6 +117,15 @@ class Dataset:
         top = self.root / "train" if self._split_layout else self.root
         return sorted(p.name for p in top.iterdir() if p.is_dir() and not p.name.startswith("."))
 
+    def summary(self) -> dict:
+        """What a list of data sets shows: name, folder, classes, files (without decoding) and trash."""
+        files = sum(
+            1 for path in self.root.rglob("*")
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(self.root).parts)
+        )
+        return {"name": self.name, "path": str(self.root), "classes": self.classes(), "files": files,
+                "trash": len(self.trash())}
+
     def version(self) -> int:
         """Changes with every move, removal, undo and restore: scans of the data set key on it."""
         try:

@@ -54,7 +54,7 @@ def test_archs_json_lists_the_registry_without_tensorflow_start_up_logs():
 @pytest.mark.parametrize(
     "argv",
     [["--version"], ["--help"], ["train", "--help"], ["runs"], ["data", "--data-dir", "TINY"], ["cancel", "nope"],
-     ["delete", "nope"]],
+     ["delete", "nope"], ["dataset", "list"], ["dataset", "restore", "nope"]],
     ids=lambda argv: " ".join(argv),
 )
 def test_verbs_that_need_no_model_never_import_tensorflow(argv, tiny_data):
@@ -231,3 +231,49 @@ def test_progress_on_a_terminal_is_a_live_bar(tmp_path, tiny_data):
     assert process.wait(timeout=120) == 0
     text = shown.decode(errors="replace")
     assert "scanning" in text and "100%" in text and "\x1b[" in text, text
+
+
+def test_dataset_verbs_import_scan_fix_restore_rename_and_delete(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_DATASETS_DIR", str(tmp_path / "datasets"))
+    archive = tmp_path / "pets.zip"
+    archive.write_bytes(corpus.ARCHIVES["junk-and-nested"].make())
+    imported = catdog("dataset", "import", str(archive), "--name", "pets")
+    assert imported.returncode == 0 and imported.stdout.strip() == "pets", imported.stderr
+    assert "skipped dogs/more.zip: not an image: a ZIP archive" in imported.stderr
+
+    counts = lambda: json.loads(catdog("data", "--dataset", "pets", "--json").stdout)["splits"]["train"]
+    assert counts() == {"cats": 3, "dogs": 3}
+    assert catdog("dataset", "remove", "pets", "cats/cats-0.jpg").stdout.strip() == "removed cats/cats-0.jpg"
+    moved = catdog("dataset", "move", "pets", "dogs/dogs-1.jpg", "cats")
+    assert moved.stdout.strip() == "moved dogs/dogs-1.jpg to cats/dogs-1.jpg", moved.stderr
+    assert json.loads(catdog("data", "--dataset", "pets", "--json").stdout)["splits"]["validation"] == {"cats": 1, "dogs": 1}
+    trash = json.loads(catdog("dataset", "trash", "pets", "--json").stdout)
+    assert [item["file"] for item in trash] == ["cats/cats-0.jpg"]
+    assert catdog("dataset", "restore", "pets", "cats/cats-0.jpg").stdout.strip() == "restored cats/cats-0.jpg"
+    assert json.loads(catdog("dataset", "trash", "pets", "--json").stdout) == []
+
+    assert catdog("dataset", "rename", "pets", "my pets").returncode == 0
+    listed = json.loads(catdog("dataset", "list", "--json").stdout)
+    assert [(row["name"], row["classes"], row["files"], row["trash"]) for row in listed] == [("my pets", ["cats", "dogs"], 8, 0)]
+    assert catdog("dataset", "delete", "my pets").returncode == 0
+    assert catdog("dataset", "list").stdout.startswith("no data sets in ")
+
+
+@pytest.mark.parametrize("name", ["traversal", "link", "bomb", "one-class"])
+def test_dataset_import_refuses_unsafe_zips_in_one_line(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDOG_DATASETS_DIR", str(tmp_path / "datasets"))
+    archive = tmp_path / "upload.zip"
+    archive.write_bytes(corpus.ARCHIVES[name].make())
+    result = catdog("dataset", "import", str(archive), "--name", "upload")
+    assert result.returncode == 1 and len(error_lines(result)) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert catdog("dataset", "list", "--json").stdout.strip() == "[]"
+
+
+def test_dataset_copy_of_a_folder_and_training_options_exclude_each_other(tmp_path, tiny_data, monkeypatch):
+    monkeypatch.setenv("CATDOG_DATASETS_DIR", str(tmp_path / "datasets"))
+    assert catdog("dataset", "copy", "--from", str(tiny_data), "--name", "copy").returncode == 0
+    both = catdog("data", "--dataset", "copy", "--data-dir", str(tiny_data))
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    missing = catdog("train", "--arch", "model1", "--dataset", "nope", "--runs-dir", str(tmp_path / "runs"))
+    assert missing.returncode == 1 and "no data set 'nope'" in missing.stderr
