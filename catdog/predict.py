@@ -18,14 +18,14 @@ import keras
 import numpy as np
 
 from catdog import explain
-from catdog.data import scan
+from catdog.data import Scan, scan
 from catdog.images import ImageError, load_image, to_model_input
 from catdog.runs import Run, RunError
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
-    "ClassScores", "Evaluation", "ImageError", "ImageResult", "Prediction", "analyse_photo", "class_names",
-    "evaluate", "export_tflite", "load_image", "load_model", "model_version", "predict",
+    "ClassScores", "Evaluation", "ImageError", "ImageResult", "Prediction", "Suspect", "analyse_photo", "class_names",
+    "evaluate", "export_tflite", "load_image", "load_model", "model_version", "predict", "top_losses",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,9 @@ class _OncePerKey:
 _models = _OncePerKey(size=4)
 _evaluations = _OncePerKey(size=16)
 _tflite = _OncePerKey(size=2)
+# Per model version, each photo's class probabilities by its content; and the ranked training split.
+_photo_scores = _OncePerKey(size=4)
+_rankings = _OncePerKey(size=16)
 
 
 class _ModelChanged(Exception):
@@ -343,6 +346,67 @@ def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
         data_root=str(data.root),
         model_mtime_ns=version,
     )
+
+
+# --- the training photos the model disputes ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A training photo and how strongly the model disagrees with its label."""
+
+    file: str
+    label: str
+    predicted: str
+    confidence: float  # the model's probability for `predicted`
+    loss: float  # the label's cross-entropy: high when the model is sure of another class
+
+
+def top_losses(run: Run, data: Scan, count: int) -> list[Suspect]:
+    """The training photos of `data` ranked by the model's loss on their labels, highest first:
+    mislabeled photos rise to the top (the model learned their class from all the others).
+
+    Ranked once per model version and training-split content, for every session. Each photo's
+    probabilities are kept per model version and photo content, in memory and beside the model,
+    so after a photo is moved or removed only photos new to the split are scored again.
+    """
+    classes = class_names(run)
+    if data.classes != classes:
+        raise RunError(f"run {run.id} knows the classes {', '.join(classes)}; this data set has {', '.join(data.classes)}")
+    key = (str(run.photo_scores_path.resolve()), data.content_key("train"))
+    ranked = _current(run, lambda version: _rankings.get((*key, version), lambda: _rank(run, version, data)))
+    return ranked[:count]
+
+
+def _rank(run: Run, version: int, data: Scan) -> list[Suspect]:
+    classes, scores = list(data.classes), _scores_at(run, version)
+    train = data.files["train"]
+    missing = [i for i, (name, _) in enumerate(train) if data.digests[name] not in scores]
+    if missing:
+        model = _model_at(run, version)
+        pixels, _ = data.arrays("train", missing, size=input_size(model))
+        for i, probs in zip(missing, probabilities(model, pixels)):
+            scores[data.digests[train[i][0]]] = [float(p) for p in probs]
+        write_json_atomic(run.photo_scores_path, {"model_mtime_ns": version, "probabilities": dict(scores)})
+        log.info("run %s: scored %d training photos for top losses", run.id, len(missing))
+    suspects = []
+    for name, label in train:
+        probs = np.asarray(scores[data.digests[name]])
+        guess = int(probs.argmax())
+        loss = float(-np.log(max(probs[label], 1e-7)))
+        suspects.append(Suspect(name, classes[label], classes[guess], float(probs[guess]), loss))
+    return sorted(suspects, key=lambda suspect: -suspect.loss)
+
+
+def _scores_at(run: Run, version: int) -> dict[str, list[float]]:
+    """Photo content digest → class probabilities for this model version (saved ones, if current)."""
+
+    def saved() -> dict[str, list[float]]:
+        recorded = read_json(run.photo_scores_path)
+        current = isinstance(recorded, dict) and recorded.get("model_mtime_ns") == version
+        return dict(recorded.get("probabilities") or {}) if current else {}
+
+    return _photo_scores.get((str(run.photo_scores_path.resolve()), version), saved)
 
 
 # --- export --------------------------------------------------------------------------------

@@ -199,3 +199,30 @@ def test_a_zip_is_read_from_a_path_too(tmp_path):
     path = tmp_path / "pets.zip"
     path.write_bytes(make_zip(class_photos()))
     assert DatasetStore(tmp_path / "datasets").import_zip(path, "pets").dataset.classes() == ["cats", "dogs"]
+
+
+@pytest.fixture
+def trained_run(copied_runs):
+    """A private copy of the trained model1 run: top losses write their scores beside its model."""
+    return RunStore().runs()[0]
+
+
+def test_top_losses_find_a_mislabeled_photo_and_follow_fixes_without_rescoring(trained_run, tiny_data, monkeypatch):
+    from catdog import predict
+
+    dataset = DatasetStore().copy(tiny_data, "fixable").dataset
+    (dataset.root / "train/cats/cats.0.jpg").rename(dataset.root / "train/dogs/really-a-cat.jpg")
+    scored = []
+    original = predict.probabilities
+    monkeypatch.setattr(predict, "probabilities", lambda model, pixels, *a: scored.append(len(pixels)) or original(model, pixels, *a))
+
+    top = predict.top_losses(trained_run, data.scan(dataset.root), 3)
+    assert top[0].file == "train/dogs/really-a-cat.jpg" and top[0].predicted == "cats"
+    assert top[0].loss > top[1].loss >= top[2].loss and scored == [24]
+    assert predict.top_losses(trained_run, data.scan(dataset.root), 3) == top and scored == [24]
+
+    dataset.move("train/dogs/really-a-cat.jpg", "cats")
+    after = predict.top_losses(trained_run, data.scan(dataset.root), 24)
+    assert "train/dogs/really-a-cat.jpg" not in [s.file for s in after]
+    assert next(s for s in after if s.file == "train/cats/really-a-cat.jpg").loss < top[0].loss
+    assert scored == [24]  # the same photos, one with a new label: nothing scored again
