@@ -21,7 +21,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner import script_runner
 
-from catdog import access, config, data
+from catdog import access, config, data, datasets
 from catdog.runs import ACTIVE, Run, RunStore, planned_epochs
 from catdog.schedule import preparing, time_left
 from catdog.settings import AugmentConfig
@@ -247,16 +247,18 @@ def remember_augmentation(augmentation: AugmentConfig) -> None:
 
 def load_scan(folder: str | None) -> data.Scan:
     """The scan of a folder (None = default set), with a progress bar the first time. With a
-    teacher password, typed folders are read only from the folders the server shares."""
+    teacher password, typed folders are read only from the folders the server shares. A data
+    set of the app's own is scanned anew after every fix, in every session."""
     shared_only = teacher_password() is not None
     if folder:
         data.confine(folder, shared_only)  # on every call: a cached scan must not skip the check
-    return _scan(folder, shared_only)
+    managed = datasets.DatasetStore().find(folder)
+    return _scan(folder, shared_only, managed.version() if managed else 0)
 
 
 # A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
-def _scan(folder: str | None, shared_only: bool) -> data.Scan:
+def _scan(folder: str | None, shared_only: bool, version: int) -> data.Scan:
     bar = st.progress(0.0, text="Checking the images…")
 
     def progress(done: int, total: int) -> None:
@@ -266,6 +268,43 @@ def _scan(folder: str | None, shared_only: bool) -> data.Scan:
         return data.scan(folder, progress=progress, shared_only=shared_only)
     finally:
         bar.empty()
+
+
+def fix_photo(dataset: datasets.Dataset | None, file: str, label: str, classes: list[str], key: str) -> None:
+    """Move a photo to another class or remove it (into the trash); only on the app's own data sets."""
+    if dataset is None:
+        return
+    locked = not teacher_unlocked()
+    with st.popover("Fix", icon=":material/edit:", disabled=locked, help=LOCKED if locked else None, width="stretch"):
+        for name in classes:
+            if name != label:
+                st.button(f"Move to {name}", key=f"{key}-to-{name}", on_click=_fix, args=(dataset, file, name))
+        st.button("Remove", icon=":material/delete:", key=f"{key}-remove", on_click=_fix, args=(dataset, file, None),
+                  help="Into the data set's trash: undo or restore brings it back.")
+
+
+def _fix(dataset: datasets.Dataset, file: str, to_class: str | None) -> None:
+    """Runs before the page reruns, so the rerun already shows the data set changed."""
+    try:
+        dataset.move(file, to_class) if to_class else dataset.remove(file)
+    except datasets.DatasetError as error:
+        st.session_state["fix_error"] = str(error)
+
+
+def undo_bar(dataset: datasets.Dataset | None) -> None:
+    """The latest fix of the data set, with Undo; and the last fix's error, if it failed."""
+    if error := st.session_state.pop("fix_error", None):
+        st.error(error)
+    if dataset is None:
+        return
+    changes = dataset.changes()
+    if not changes or changes[-1].undone:
+        return
+    locked = not teacher_unlocked()
+    text, button = st.columns([4, 1], vertical_alignment="center")
+    text.info(f"Last change to {dataset.name}: {changes[-1].describe()}.", icon=":material/history:")
+    button.button("Undo", icon=":material/undo:", key=f"undo-{dataset.name}", on_click=dataset.undo,
+                  disabled=locked, help=LOCKED if locked else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)

@@ -11,6 +11,7 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.data import DataError, Scan
+from catdog.datasets import DatasetStore
 from catdog.images import ImageError
 from catdog.predict import Evaluation, ImageResult, Prediction, analyse_photo, evaluate, model_version
 from catdog.runs import Run, RunError
@@ -131,9 +132,7 @@ def test_set(run: Run, flip_average: bool) -> None:
     st.table(class_table(result).set_index("Class"))
     matrix, mistakes = st.columns([1, 2])
     with matrix:
-        st.markdown("**Confusion matrix**")
-        st.table(confusion(result))
-        st.caption("Rows: the true class; columns: the model's answer.")
+        cell = confusion_matrix(result)
     with mistakes:
         st.markdown("**Most confident mistakes**")
         wrong = result.confident_mistakes(CONFIDENT_MISTAKES)
@@ -141,6 +140,8 @@ def test_set(run: Run, flip_average: bool) -> None:
             gallery(wrong, scan, columns=4)
         else:
             st.success("No mistakes on the test set.")
+    if cell:
+        cell_photos(result, scan, *cell)
     st.markdown("**All test photos**")
     mistakes_only = st.toggle("Mistakes only", key="predict_mistakes_only")
     images = [i for i in result.images if not (mistakes_only and i.correct)]
@@ -167,6 +168,30 @@ def class_table(result: Evaluation) -> pd.DataFrame:
 def confusion(result: Evaluation) -> pd.DataFrame:
     classes = list(result.classes)
     return pd.DataFrame(result.confusion_matrix, index=classes, columns=classes)
+
+
+def confusion_matrix(result: Evaluation) -> tuple[str, str] | None:
+    """The matrix, each cell clickable; returns the clicked cell as (true class, answer)."""
+    st.markdown("**Confusion matrix**")
+    event = st.dataframe(confusion(result), on_select="rerun", selection_mode="single-cell", key="confusion_cell")
+    st.caption("Rows: the true class; columns: the model's answer. Click a number to see its photos.")
+    cells = event.selection.cells
+    return (result.classes[cells[0][0]], cells[0][1]) if cells else None
+
+
+def cell_photos(result: Evaluation, scan: Scan, label: str, predicted: str) -> None:
+    """One cell's test photos; on the app's own data sets each can be moved or removed."""
+    dataset = DatasetStore().find(scan.root)
+    images = [i for i in result.images if i.label == label and i.predicted == predicted and i.file in scan.index]
+    st.markdown(f"**{label} photos the model called {predicted}: {len(images)}**")
+    ui.undo_bar(dataset)
+    if not dataset:
+        st.caption("Make an editable copy of this data set on the Dataset page to move or remove photos.")
+    grid = st.columns(GALLERY_COLUMNS)
+    for i, item in enumerate(ui.page_of(images, GALLERY_PAGE, key="cell-page")):
+        with grid[i % GALLERY_COLUMNS]:
+            st.image(ui.thumbnail(scan.key, item.file, scan), caption=f"{item.confidence:.0%} {item.predicted}", width="stretch")
+            ui.fix_photo(dataset, item.file, item.label, scan.classes, key=f"cell-{item.file}")
 
 
 def gallery(images: list[ImageResult], scan: Scan, columns: int) -> None:
