@@ -65,3 +65,72 @@ def test_the_class_builder_takes_files_and_camera_shots_and_says_what_is_missing
     assert_clean(app)
     assert app.selectbox(key="dataset_name").value == "built"
     assert data.scan(DatasetStore().get("built").root).counts()["train"] == {"cats": 2, "dogs": 1}
+
+
+@pytest.fixture
+def fixable(copied_runs, tiny_data, monkeypatch):
+    """An editable copy of tiny_data with a cat among the dogs, a trained run pointed at it, chosen."""
+    dataset = DatasetStore().copy(tiny_data, "fixable").dataset
+    (dataset.root / "train/cats/cats.0.jpg").rename(dataset.root / "train/dogs/really-a-cat.jpg")
+    for run in RunStore().runs():
+        run.write_config({**run.config, "data_dir": str(dataset.root)})
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(dataset.root))
+    return dataset
+
+
+def popover_buttons(app, prefix: str) -> dict[str, object]:
+    return {button.key: button for button in app.button if button.key and button.key.startswith(prefix)}
+
+
+def test_most_likely_mislabeled_then_move_undo_remove_and_restore(fixable):
+    app = managed_page()
+    assert_clean(app)
+    suspect = "train/dogs/really-a-cat.jpg"
+    captions = [c.value for c in app.caption if c.value.startswith("labelled ")]
+    assert captions[0].startswith("labelled dogs · model: cats")
+    counts = lambda: data.scan(fixable.root).counts()["train"]
+
+    popover_buttons(app, f"suspect-{suspect}")[f"suspect-{suspect}-to-cats"].click().run()
+    assert_clean(app)
+    assert counts() == {"cats": 12, "dogs": 12}
+    assert any("moved train/dogs/really-a-cat.jpg to train/cats/really-a-cat.jpg" in i.value for i in app.info)
+    assert {m.label: m.value for m in app.metric}["Usable images"] == "44"
+
+    app.button(key="undo-fixable").click().run()
+    assert counts() == {"cats": 11, "dogs": 13}
+    popover_buttons(app, f"suspect-{suspect}")[f"suspect-{suspect}-remove"].click().run()
+    assert_clean(app)
+    assert counts() == {"cats": 11, "dogs": 12}
+    assert [change.file for change in fixable.trash()] == [suspect]
+    assert {m.label: m.value for m in app.metric}["Usable images"] == "43"
+    app.button(key="dataset_restore").click().run()
+    assert counts() == {"cats": 11, "dogs": 13} and fixable.trash() == []
+    # The run keeps its own record of what it trained on.
+    recorded = RunStore().runs()[0].data()["files"]["train"]
+    assert ["train/dogs/really-a-cat.jpg", 1] not in recorded and ["train/cats/cats.0.jpg", 0] in recorded
+
+
+def test_fixes_wait_for_the_teacher(fixable, monkeypatch):
+    monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "secret")
+    app = open_app("pages/dataset.py")  # CATDOG_DATA_DIR is the data set: it is shown first
+    assert_clean(app)
+    assert app.selectbox(key="dataset_name").value == "fixable"
+    locked = {p.proto.popover.label: p.proto.popover.disabled for p in app.get("popover")}
+    assert locked["Fix"] and locked["Rename"] and locked["Delete"], locked
+    assert app.file_uploader(key="dataset_zip").disabled and app.button(key="builder_create").disabled
+
+
+def test_a_confusion_matrix_cell_shows_its_photos_to_fix(fixable):
+    app = open_app("pages/predict.py")
+    assert_clean(app)
+    app.session_state["confusion_cell"] = {"selection": {"rows": [], "columns": [], "cells": [[0, "cats"]]}}
+    app.run()
+    assert_clean(app)
+    [heading] = [m.value for m in app.markdown if m.value.startswith("**cats photos the model called cats")]
+    shown = int(heading.rstrip("*").rsplit(" ", 1)[-1])
+    cell_buttons = [b.key for b in app.button if b.key and b.key.startswith("cell-") and b.key.endswith("-remove")]
+    assert shown and len(cell_buttons) == shown
+    app.button(key=cell_buttons[0]).click().run()
+    assert_clean(app)
+    assert len(fixable.trash()) == 1
+    assert any(i.value.startswith("Last change to fixable: removed") for i in app.info)

@@ -407,7 +407,8 @@ def test_predict_scores_the_test_split(trained_env):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Test accuracy"].endswith("%")
     assert {"cats recognised", "dogs recognised"} <= set(metrics)
-    scores, matrix = (table.value for table in app.table)
+    [scores] = (table.value for table in app.table)
+    [matrix] = (frame.value for frame in app.dataframe if list(frame.value.columns) == ["cats", "dogs"])
     assert list(scores.index) == ["cats", "dogs"] and {"Precision", "F1"} <= set(scores.columns)
     assert list(matrix.index) == list(matrix.columns) == ["cats", "dogs"]
     app.toggle(key="predict_mistakes_only").set_value(True).run()
