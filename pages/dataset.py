@@ -148,7 +148,8 @@ def class_photos(name: str, minimum: int, locked: bool) -> list[tuple[str, bytes
             if shot is not None:
                 shots.setdefault(shot.file_id, (f"camera-{len(shots) + 1}.jpg", shot.getvalue()))
         photos = [(upload.name, upload.getvalue()) for upload in files or []] + list(shots.values())
-        text = f"{len(photos)} photos" + ("" if len(photos) >= minimum else f" · at least {minimum} needed")
+        text = f"{len(photos)} photo{'' if len(photos) == 1 else 's'}"
+        text += "" if len(photos) >= minimum else f" · at least {minimum} needed"
         st.caption(text)
     return photos
 

@@ -73,8 +73,8 @@ class Dashboard:
         self.stop()
 
 
-def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def launch_chromium(playwright, extra_args: tuple[str, ...] = ()):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args])
 
 
 def new_page(browser):
