@@ -393,7 +393,7 @@ def _rank(run: Run, version: int, data: Scan) -> list[Suspect]:
     for name, label in train:
         probs = np.asarray(scores[data.digests[name]])
         guess = int(probs.argmax())
-        loss = float(-np.log(max(probs[label], 1e-7)))
+        loss = max(0.0, float(-np.log(max(probs[label], 1e-7))))  # never shown as -0.00
         suspects.append(Suspect(name, classes[label], classes[guess], float(probs[guess]), loss))
     return sorted(suspects, key=lambda suspect: -suspect.loss)
 

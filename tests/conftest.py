@@ -72,6 +72,16 @@ def real_data():
 
 
 @pytest.fixture(scope="module")
+def screenshots() -> Path:
+    """Where browser tests save what they saw: $CATDOG_SCREENSHOTS, else screenshots/ (ignored by git)."""
+    from support import ROOT
+
+    folder = Path(os.environ.get("CATDOG_SCREENSHOTS") or ROOT / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
 def browser():
     """Chromium driven by Playwright (tests/browser.py); skips, saying why, when either is missing.
 

@@ -4,26 +4,18 @@ Uses the tiny synthetic data set and a copy of the tiny trained run; screenshots
 $CATDOG_SCREENSHOTS (default: screenshots/, ignored by git).
 """
 
-import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 from browser import SLOW_MS, Dashboard, assert_no_errors, heading, new_page, settle
-from support import ROOT, synthetic_image, wait_for
+from support import synthetic_image, wait_for
 
 # The browser and page fixtures (conftest.py) skip these tests, saying why, without Chromium or Playwright.
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
 
 PAGES = ("", "dataset", "augmentation", "train", "predict")
-
-
-@pytest.fixture(scope="module")
-def screenshots() -> Path:
-    folder = Path(os.environ.get("CATDOG_SCREENSHOTS") or ROOT / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def serve(tmp_path_factory, tiny_data, runs: Path):
