@@ -374,6 +374,38 @@ def is_active(run: Run) -> bool:
     return run.state in ACTIVE
 
 
+# --- inside the model -------------------------------------------------------------------
+
+
+def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
+    """A photo's feature maps, layer by layer, worked out only while their expander is open."""
+    section = st.expander("Inside the model", key=key, on_change="rerun", icon=":material/layers:")
+    with section:
+        if not section.open:
+            return
+        from catdog.predict import model_version
+
+        layers = feature_maps(str(run.path), model_version(run), pixels)
+        st.caption(
+            "What each convolution layer makes of the photo: one map per channel (filter), bright where the "
+            "photo matches what the filter learned to look for. The most active channels come first."
+        )
+        for layer in layers:
+            height, width = layer.grid
+            st.markdown(f"**{layer.name}** · {layer.channels} channels of {height}×{width}")
+            st.image(layer.sheet(), caption=f"channels {', '.join(map(str, layer.top))}", width="content")
+            st.caption(layer.sentence)
+
+
+@st.cache_data(show_spinner="Looking inside the model…", max_entries=16)
+def feature_maps(run_path: str, version: int, pixels: np.ndarray) -> list:
+    """Kept per photo and saved model version, for every session, like the photo's answer."""
+    # Imported here: the pages that show no model start without TensorFlow.
+    from catdog import inside, predict
+
+    return inside.feature_maps(predict.load_model(Run(Path(run_path))), pixels)
+
+
 # --- the teacher's lock -----------------------------------------------------------------
 
 LOCKED = "Locked by the teacher: unlock in the sidebar."
