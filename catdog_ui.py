@@ -391,7 +391,7 @@ def experiment_view(experiment: Experiment, key: str) -> None:
     @st.fragment(run_every=EXPERIMENT_REFRESH_S if was_active else None)
     @guarded("The experiment")
     def chart() -> None:
-        store = RunStore()
+        store = shared_runs()  # one read of the run files per server while they do not change
         current = Experiment(experiment.id, tuple(store.get(run_id) for run_id in ids))
         if current.active != was_active:
             st.rerun()  # it ended: stop polling, and conclude

@@ -69,7 +69,7 @@ def result(store: RunStore, seconds: float, command: str, load_before: tuple[flo
 def table(results: dict) -> str:
     lines = ["| lesson | settings | wall time | run | best val acc | final gap |", "|---|---|---|---|---|---|"]
     for key, measured in results.items():
-        settings = f"{measured['epochs']} epochs @ {measured['image_size']} px"
+        settings = f"{measured['epochs']} epoch{'s' * (measured['epochs'] != 1)} @ {measured['image_size']} px"
         for i, run in enumerate(measured["runs"]):
             first = (key, settings, f"{measured['seconds']:.0f} s") if i == 0 else ("", "", "")
             lines.append(

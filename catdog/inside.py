@@ -36,7 +36,7 @@ class LayerMaps:
     maps: np.ndarray  # (len(top), height, width) uint8, each map scaled to its own maximum
     sentence: str
 
-    def sheet(self, tile: int = 72, gap: int = 3) -> np.ndarray:
+    def sheet(self, tile: int = 96, gap: int = 3) -> np.ndarray:
         """The maps side by side as one grey image: one picture to send instead of many."""
         tiles = [Image.fromarray(m).resize((tile, tile), Image.Resampling.NEAREST) for m in self.maps]
         sheet = np.full((tile, len(tiles) * (tile + gap) - gap), 255, dtype=np.uint8)
