@@ -330,11 +330,13 @@ def compare_architectures() -> None:
         f"{lesson.LESSON_IMAGE_SIZE} px; measured on 2 CPU cores: "
         f"{ui.duration(lesson.MEASURED_SECONDS['architectures quick'])} for all four.",
     )
-    locked = not ui.teacher_unlocked()
-    if not st.button("Compare the four architectures", icon=":material/science:", key="compare-architectures",
-                     disabled=locked, help=ui.LOCKED if locked else None):
+    folder, locked = ui.chosen_data_dir(), not ui.teacher_unlocked()
+    no_data = folder is None and not default_dataset_available()
+    if not st.button(
+        "Compare the four architectures", icon=":material/science:", key="compare-architectures",
+        disabled=locked or no_data, help=ui.LOCKED if locked else "Get the data set first." if no_data else None,
+    ):
         return
-    folder = ui.chosen_data_dir()
     try:
         run_configs = lesson.architecture_experiment(
             ui.chosen_augmentation(), data_dir=folder, **(lesson.ARCHITECTURES_QUICK if quick else {})
