@@ -59,7 +59,8 @@ def result(store: RunStore, seconds: float, command: str, load_before: tuple[flo
         "epochs": experiment["epochs"],
         "image_size": experiment["image_size"],
         "runs": [
-            {key: run[key] for key in ("label", "best_val_accuracy", "final_gap", "seconds")}
+            {"label": run["label"], "best_val_accuracy": run["best_val_accuracy"],
+             "final_gap": round(run["final_gap"], 4), "seconds": run["seconds"]}
             for run in experiment["runs"]
         ],
         "conclusion": experiment["conclusion"],
@@ -74,7 +75,7 @@ def table(results: dict) -> str:
             first = (key, settings, f"{measured['seconds']:.0f} s") if i == 0 else ("", "", "")
             lines.append(
                 f"| {' | '.join(first)} | {run['label']} | {run['best_val_accuracy']:.1%} "
-                f"| {run['final_gap'] * 100:+.0f} points |"
+                f"| {run['final_gap'] * 100:+.1f} points |"
             )
     return "\n".join(lines)
 

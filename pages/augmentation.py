@@ -290,8 +290,8 @@ def lesson(augmentation: AugmentConfig) -> None:
         f"{LESSON_IMAGE_SIZE} px: curves within minutes.",
     )
     st.caption(
-        f"Measured on 2 CPU cores, both runs together: {ui.duration(MEASURED_SECONDS['augmentation quick'])} quick, "
-        f"{ui.duration(MEASURED_SECONDS['augmentation full'])} with the posts' settings."
+        f"Measured on 2 busy CPU cores, both runs together: {ui.duration(MEASURED_SECONDS['augmentation quick'])} "
+        f"quick, {ui.duration(MEASURED_SECONDS['augmentation full'])} with the posts' settings."
     )
     locked = not ui.teacher_unlocked()
     if st.button(

@@ -327,7 +327,7 @@ def compare_architectures() -> None:
     quick = st.toggle(
         "Quick", key="train_compare_quick",
         help=f"{quick_epochs} epochs at {quick_size} px instead of {lesson.LESSON_EPOCHS} at "
-        f"{lesson.LESSON_IMAGE_SIZE} px; measured on 2 CPU cores: "
+        f"{lesson.LESSON_IMAGE_SIZE} px; measured on 2 busy CPU cores: "
         f"{ui.duration(lesson.MEASURED_SECONDS['architectures quick'])} for all four.",
     )
     folder, locked = ui.chosen_data_dir(), not ui.teacher_unlocked()
