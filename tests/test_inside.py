@@ -33,7 +33,7 @@ def test_each_convolution_layer_shows_its_most_active_channels_first(trained_mod
     convolutions = [layer for layer in trained_model1.layers if isinstance(layer, keras.layers.Conv2D)]
     for layer, convolution in zip(layers, convolutions):
         # The same answer from a sub-model built here, independently of the traced one.
-        values = keras.Model(trained_model1.inputs, convolution.output)(pixels[None].astype(np.float32))
+        values = keras.Model(trained_model1.inputs, convolution.output)([pixels[None].astype(np.float32)])
         activity = np.asarray(values)[0].mean(axis=(0, 1))
         assert layer.name == convolution.name
         assert list(layer.top) == list(np.argsort(-activity, kind="stable")[:5])
