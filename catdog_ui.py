@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner import script_runner
 
 from catdog import access, config, data, datasets
+from catdog.lesson import Experiment, gaps, run_label
 from catdog.runs import ACTIVE, Run, RunStore, planned_epochs
 from catdog.schedule import preparing, time_left
 from catdog.settings import AugmentConfig
@@ -411,6 +413,102 @@ def runs_with_model() -> list[Run]:
 
 def is_active(run: Run) -> bool:
     return run.state in ACTIVE
+
+
+# --- experiments ------------------------------------------------------------------------
+
+# Without augmentation red and with it blue, as the lesson was first drawn; then further runs' colours.
+EXPERIMENT_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")
+# How often an experiment's charts look for new epochs while its runs train.
+EXPERIMENT_REFRESH_S = 3.0
+
+
+def experiment_view(experiment: Experiment, key: str) -> None:
+    """An experiment's curves overlaid, its gaps, and at the end its verdict; live while it trains."""
+    was_active, ids = experiment.active, [run.id for run in experiment.runs]
+
+    @st.fragment(run_every=EXPERIMENT_REFRESH_S if was_active else None)
+    @guarded("The experiment")
+    def chart() -> None:
+        store = shared_runs()  # one read of the run files per server while they do not change
+        current = Experiment(experiment.id, tuple(store.get(run_id) for run_id in ids))
+        if current.active != was_active:
+            st.rerun()  # it ended: stop polling, and conclude
+        states = ", ".join(f"{run_label(run)}: {run.state}" for run in current.runs)
+        st.caption(f"Experiment `{current.id}` · {current.varied} varies · {states}")
+        accuracy, gap = st.columns(2)
+        accuracy.plotly_chart(accuracy_curves(current.runs), key=f"{key}-accuracy")
+        gap.plotly_chart(gap_curves(current.runs), key=f"{key}-gap")
+        if verdict := current.conclusion():
+            st.success(verdict)
+
+    chart()
+
+
+def accuracy_curves(runs: tuple[Run, ...]) -> go.Figure:
+    """Training (solid) and validation (dotted) accuracy of every run on one chart."""
+    figure = go.Figure()
+    for run, color in zip(runs, EXPERIMENT_COLORS):
+        history, label = run.history(), run_label(run)
+        epochs = [h["epoch"] for h in history]
+        for metric, dash, name in (("accuracy", "solid", "training"), ("val_accuracy", "dot", "validation")):
+            figure.add_scatter(
+                x=epochs, y=[h.get(metric) for h in history], name=f"{name}, {label}", mode="lines+markers",
+                line={"color": color, "dash": dash},
+            )
+    return _experiment_layout(figure, "Accuracy")
+
+
+def gap_curves(runs: tuple[Run, ...]) -> go.Figure:
+    """The generalisation gap per epoch: training minus validation accuracy."""
+    figure = go.Figure()
+    for run, color in zip(runs, EXPERIMENT_COLORS):
+        measured = gaps(run)
+        figure.add_scatter(
+            x=list(range(1, len(measured) + 1)), y=measured, name=run_label(run), mode="lines+markers",
+            line={"color": color},
+        )
+    return _experiment_layout(figure, "Gap: training − validation accuracy")
+
+
+def _experiment_layout(figure: go.Figure, title: str) -> go.Figure:
+    figure.update_layout(
+        title=title, height=400, margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        legend={"orientation": "h", "y": -0.3}, xaxis={"title": "epoch", "dtick": 1},
+    )
+    return figure.update_yaxes(tickformat=".0%")
+
+
+# --- inside the model -------------------------------------------------------------------
+
+
+def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
+    """A photo's feature maps, layer by layer, worked out only while their expander is open."""
+    section = st.expander("Inside the model", key=key, on_change="rerun", icon=":material/layers:")
+    with section:
+        if not section.open:
+            return
+        from catdog.predict import model_version
+
+        layers = feature_maps(str(run.path), model_version(run), pixels)
+        st.caption(
+            "What each convolution layer makes of the photo: one map per channel (filter), bright where the "
+            "photo matches what the filter learned to look for. The most active channels come first."
+        )
+        for layer in layers:
+            height, width = layer.grid
+            st.markdown(f"**{layer.name}** · {layer.channels} channels of {height}×{width}")
+            st.image(layer.sheet(), caption=f"channels {', '.join(map(str, layer.top))}", width="content")
+            st.caption(layer.sentence)
+
+
+@st.cache_data(show_spinner="Looking inside the model…", max_entries=16)
+def feature_maps(run_path: str, version: int, pixels: np.ndarray) -> list:
+    """Kept per photo and saved model version, for every session, like the photo's answer."""
+    # Imported here: the pages that show no model start without TensorFlow.
+    from catdog import inside, predict
+
+    return inside.feature_maps(predict.load_model(Run(Path(run_path))), pixels)
 
 
 # --- the teacher's lock -----------------------------------------------------------------

@@ -233,17 +233,20 @@ def _watch(run, label: str = "training") -> dict:
 
 
 def cmd_lesson(args) -> int:
-    quick = lesson.QUICK if args.quick else {}
-    run_configs = lesson.augmentation_experiment(
+    varied = lesson.TOPICS[args.topic]
+    quick = lesson.QUICK_SETTINGS[varied] if args.quick else {}
+    make = lesson.augmentation_experiment if varied == lesson.AUGMENTATION else lesson.architecture_experiment
+    run_configs = make(
         PRESETS[args.augmentation_preset],
         epochs=args.epochs or quick.get("epochs", lesson.LESSON_EPOCHS),
-        image_size=args.image_size or quick.get("image_size", config.IMAGE_SIZE[0]),
+        image_size=args.image_size or quick.get("image_size", lesson.LESSON_IMAGE_SIZE),
         seed=args.seed,
         data_dir=chosen_data_dir(args),
     )
     with progress("checking the data") as report:
         scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report).check_trainable()
-    runs = lesson.submit_experiment(RunStore(args.runs_dir), run_configs)
+    store = RunStore(args.runs_dir)
+    runs = lesson.submit_experiment(store, run_configs)
     experiment = run_configs[0].experiment
     if not args.wait:
         if args.json:
@@ -251,14 +254,48 @@ def cmd_lesson(args) -> int:
         else:
             print("\n".join(run.id for run in runs))
         return 0
-    summaries = [_watch(run, label) for run, label in zip(runs, ("without augmentation", "with augmentation"))]
-    finished = all(summary["status"] == "finished" for summary in summaries)
-    words = lesson.conclusion(*runs) if finished else "A run did not finish: no conclusion."
+    for run in runs:
+        _watch(run, lesson.run_label(run))
+    result = lesson.find_experiment(store, experiment).summary()
     if args.json:
-        _print_json({"experiment": experiment, "runs": summaries, "conclusion": words})
+        _print_json(result)
     else:
-        print(words)
-    return 0 if finished else 1
+        print(result["conclusion"] or "A run did not finish: no conclusion.")
+    return 0 if result["status"] == "finished" else 1
+
+
+def cmd_experiments(args) -> int:
+    store = RunStore(args.runs_dir)
+    store.resume()
+    listed = [experiment.summary() for experiment in lesson.experiments(store)]
+    if args.json:
+        _print_json(listed)
+        return 0
+    if not listed:
+        print(f"no experiments in {store.root}")
+        return 0
+    _print_table(
+        ("EXPERIMENT", "VARIES", "STATUS", "EPOCHS", "PX", "RUNS: BEST VAL ACC / FINAL GAP"),
+        [
+            (
+                row["experiment"], row["varied"], row["status"], str(row["epochs"]), str(row["image_size"]),
+                "  ".join(f"{run['label']}: {_fraction(run['best_val_accuracy'])} / {_fraction(run['final_gap'])}"
+                          for run in row["runs"]),
+            )
+            for row in listed
+        ],
+    )
+    return 0
+
+
+def cmd_delete_experiment(args) -> int:
+    deleted = lesson.delete_experiment(RunStore(args.runs_dir), args.experiment)
+    print(f"{args.experiment}: deleted with its runs {', '.join(deleted)}")
+    return 0
+
+
+def _fraction(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def cmd_runs(args) -> int:
@@ -279,7 +316,7 @@ def cmd_runs(args) -> int:
                 str(row["arch"]),
                 row["status"],
                 f"{row['epochs']}/{row['planned_epochs']}",
-                "–" if row["best_val_accuracy"] is None else f"{row['best_val_accuracy']:.4f}",
+                _fraction(row["best_val_accuracy"]),
                 "–" if row["seconds"] is None else f"{row['seconds']:.0f}",
                 row["error"] or "",
             )
@@ -514,27 +551,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     lesson_parser = command(
         "lesson", cmd_lesson,
-        "a lesson as an experiment: `lesson augmentation` trains model2 without and with augmentation, alike otherwise",
+        "a lesson as an experiment, runs alike but for one setting: `lesson augmentation` trains model2 without "
+        "and with augmentation, `lesson architectures` model1 to model4",
         runs=True, json_flag=True,
     )
-    quick_epochs, quick_size = lesson.QUICK["epochs"], lesson.QUICK["image_size"]
-    lesson_parser.add_argument("topic", choices=["augmentation"], help="what the lesson asks: does augmentation help?")
+    quick = {topic: lesson.QUICK_SETTINGS[varied] for topic, varied in lesson.TOPICS.items()}
+    quick_epochs = " or ".join(f"{q['epochs']} ({topic})" for topic, q in quick.items())
+    quick_sizes = " or ".join(f"{q['image_size']} ({topic})" for topic, q in quick.items())
     lesson_parser.add_argument(
-        "--quick", action="store_true", help=f"{quick_epochs} epochs at {quick_size} px: curves within minutes"
+        "topic", choices=lesson.TOPICS, help="does augmentation help? or: how do the four architectures compare?"
     )
     lesson_parser.add_argument(
-        "--epochs", type=int, help=f"epochs of each run (default: {lesson.LESSON_EPOCHS}, or {quick_epochs} with --quick)"
+        "--quick", action="store_true", help="fewer epochs on smaller photos: the lesson within a class period"
+    )
+    lesson_parser.add_argument(
+        "--epochs", type=int, help=f"epochs of each run (default: {lesson.LESSON_EPOCHS}, with --quick {quick_epochs})"
     )
     lesson_parser.add_argument(
         "--image-size", type=int, choices=config.IMAGE_SIDES,
-        help=f"square side in pixels (default: {config.IMAGE_SIZE[0]}, or {quick_size} with --quick)",
+        help=f"square side in pixels (default: {lesson.LESSON_IMAGE_SIZE}, with --quick {quick_sizes})",
     )
     lesson_parser.add_argument(
-        "--augmentation-preset", choices=PRESETS, default="posts", help="the augmentation to compare with none"
+        "--augmentation-preset", choices=PRESETS, default="posts",
+        help="augmentation: the one compared with none; architectures: the one model2 to model4 train with",
     )
-    lesson_parser.add_argument("--seed", type=int, default=run_defaults["seed"], help="the same for both runs")
+    lesson_parser.add_argument("--seed", type=int, default=run_defaults["seed"], help="the same for every run")
     data_source(lesson_parser)
-    lesson_parser.add_argument("--wait", action="store_true", help="follow both runs, then say what they show")
+    lesson_parser.add_argument(
+        "--wait", action="store_true",
+        help="follow the runs, then print each one's best validation accuracy and final gap, and what they show",
+    )
+    command("experiments", cmd_experiments, "list experiments: runs that differ in one setting", runs=True,
+            json_flag=True)
+    delete_experiment = command(
+        "delete-experiment", cmd_delete_experiment,
+        "delete an experiment's runs, with their files; refused while any is queued or running", runs=True,
+    )
+    delete_experiment.add_argument("experiment", help="the experiment's id (see `catdog experiments`)")
 
     dataset_verbs(command("dataset", cmd_dataset, "the app's own data sets: list, import a zip, copy, rename, fix"))
     command("runs", cmd_runs, "list runs", runs=True, json_flag=True)

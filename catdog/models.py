@@ -23,6 +23,10 @@ BACKBONE_WEIGHTS_FILE = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{c
 BACKBONE_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{BACKBONE_WEIGHTS_FILE}"
 
 
+# The frozen MobileNetV2 inside model4: fine-tuning and the Predict page's feature maps find it by name.
+BACKBONE = "backbone"
+
+
 class WeightsUnavailable(RuntimeError):
     """The ImageNet weights are neither cached nor downloadable; the message says where to put them."""
 
@@ -83,7 +87,7 @@ def build_model3(
 def build_backbone(image_size: ImageSize = config.IMAGE_SIZE, weights: str | None = "imagenet") -> keras.Model:
     """Frozen MobileNetV2 without its classifier, with ImageNet weights unless weights is None."""
     backbone = keras.applications.MobileNetV2(
-        input_shape=(*image_size, 3), include_top=False, weights=None, name="backbone"
+        input_shape=(*image_size, 3), include_top=False, weights=None, name=BACKBONE
     )
     if weights == "imagenet":
         backbone.load_weights(backbone_weights_path())
@@ -128,7 +132,7 @@ def build_head(pooled: keras.KerasTensor, num_classes: int) -> keras.KerasTensor
 
 def unfreeze_top(model: keras.Model) -> None:
     """Makes the top of model4's backbone trainable for fine-tuning."""
-    backbone = model.get_layer("backbone")
+    backbone = model.get_layer(BACKBONE)
     backbone.trainable = True
     for layer in backbone.layers[:FINE_TUNE_AT]:
         layer.trainable = False

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 import catdog_ui as ui
@@ -16,18 +15,17 @@ from catdog.augment import augmentation_code, build_augmentation, preview
 from catdog.data import DataError, Scan, default_dataset_available
 from catdog.images import ImageError, load_image, to_model_input
 from catdog.lesson import (
+    AUGMENTATION,
     LESSON_ARCH,
+    LESSON_EPOCHS,
+    LESSON_IMAGE_SIZE,
+    MEASURED_SECONDS,
     QUICK,
-    WITH,
-    WITHOUT,
     augmentation_experiment,
-    conclusion,
-    experiment_runs,
-    gaps,
-    run_label,
+    find_experiment,
     submit_experiment,
 )
-from catdog.runs import Run, RunError, RunStore
+from catdog.runs import RunError, RunStore
 from catdog.settings import (
     AMOUNT_MEANINGS,
     AMOUNT_RANGES,
@@ -52,9 +50,6 @@ AUGMENT_KEYS = {"flip": "aug_flip", "rotation": "aug_rotation", "fill_mode": "au
 # What a shared link carries besides the photo: every control that changes the pictures.
 SHARED_KEYS = ("aug_class", *AUGMENT_KEYS.values(), "aug_variants", "aug_seed", "aug_repeated")
 VARIANT_COLUMNS, PRESENTER_COLUMNS = 4, 3
-# How often the experiment's chart looks for new epochs while its runs train.
-LESSON_REFRESH_S = 3.0
-LESSON_COLORS = {WITHOUT: "#d62728", WITH: "#1f77b4"}
 WHY = """
 **Why it helps.** A cat is still a cat when the photo is mirrored, tilted, zoomed, shifted or
 lit differently, but to a network these are different pixels. Showing each training photo in a new random pose every epoch
@@ -291,7 +286,12 @@ def lesson(augmentation: AugmentConfig) -> None:
     )
     quick = st.toggle(
         "Quick", key="aug_lesson_quick",
-        help=f"{QUICK['epochs']} epochs at {QUICK['image_size']} px: curves within minutes, a smaller effect.",
+        help=f"{QUICK['epochs']} epochs at {QUICK['image_size']} px instead of the posts' {LESSON_EPOCHS} at "
+        f"{LESSON_IMAGE_SIZE} px: curves within minutes.",
+    )
+    st.caption(
+        f"Measured on 2 busy CPU cores, both runs together: {ui.duration(MEASURED_SECONDS['augmentation quick'])} "
+        f"quick, {ui.duration(MEASURED_SECONDS['augmentation full'])} with the posts' settings."
     )
     locked = not ui.teacher_unlocked()
     if st.button(
@@ -315,63 +315,12 @@ def start_lesson(augmentation: AugmentConfig, quick: bool) -> None:
 
 
 def experiment_chart() -> None:
-    """This session's experiment, else the newest one (the teacher's), live while it trains."""
-    store = RunStore()
-    runs = experiment_runs(store, st.session_state.get("aug_experiment"))
-    if not runs:
-        return
-    was_active = any(ui.is_active(run) for run in runs)
-
-    @st.fragment(run_every=LESSON_REFRESH_S if was_active else None)
-    @ui.guarded("The experiment")
-    def chart() -> None:
-        current = [store.get(run.id) for run in runs]
-        if any(ui.is_active(run) for run in current) != was_active:
-            st.rerun()  # it ended: stop polling, and conclude
-        states = ", ".join(f"{run_label(run)}: {run.state}" for run in current)
-        st.caption(f"Experiment `{current[0].config['experiment']}` · {states}")
-        accuracy, gap = st.columns(2)
-        accuracy.plotly_chart(accuracy_curves(current), key="lesson-accuracy")
-        gap.plotly_chart(gap_curves(current), key="lesson-gap")
-        if all(run.state == "finished" for run in current):
-            st.success(conclusion(*current))
-
-    chart()
-
-
-def accuracy_curves(runs: list[Run]) -> go.Figure:
-    """Training (solid) and validation (dotted) accuracy of both runs on one chart."""
-    figure = go.Figure()
-    for run in runs:
-        history, label = run.history(), run_label(run)
-        epochs = [h["epoch"] for h in history]
-        for metric, dash, name in (("accuracy", "solid", "training"), ("val_accuracy", "dot", "validation")):
-            figure.add_scatter(
-                x=epochs, y=[h.get(metric) for h in history], name=f"{name}, {label}", mode="lines+markers",
-                line={"color": LESSON_COLORS[label], "dash": dash},
-            )
-    return _layout(figure, "Accuracy")
-
-
-def gap_curves(runs: list[Run]) -> go.Figure:
-    """The generalisation gap per epoch: training minus validation accuracy."""
-    figure = go.Figure()
-    for run in runs:
-        label = run_label(run)
-        measured = gaps(run)
-        figure.add_scatter(
-            x=list(range(1, len(measured) + 1)), y=measured, name=label, mode="lines+markers",
-            line={"color": LESSON_COLORS[label]},
-        )
-    return _layout(figure, "Gap: training − validation accuracy")
-
-
-def _layout(figure: go.Figure, title: str) -> go.Figure:
-    figure.update_layout(
-        title=title, height=400, margin={"t": 50, "b": 40, "l": 50, "r": 10},
-        legend={"orientation": "h", "y": -0.3}, xaxis={"title": "epoch", "dtick": 1},
-    )
-    return figure.update_yaxes(tickformat=".0%")
+    """This session's experiment, else the newest augmentation experiment (the teacher's), live while it trains."""
+    experiment = find_experiment(RunStore(), st.session_state.get("aug_experiment"), varied=AUGMENTATION)
+    if experiment is not None:
+        ui.experiment_view(experiment, key="lesson")
+    st.page_link("pages/train.py", label="Every experiment, to open again or delete, is on the Train page",
+                 icon=":material/science:")
 
 
 ui.ensure_router()

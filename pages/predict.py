@@ -102,6 +102,7 @@ def show_prediction(run: Run, index: int, name: str, data: bytes, flip_average: 
             probability_bars(result.probabilities)
         seen.image(result.pixels, caption=f"What the model sees ({len(result.pixels)} px)", width="stretch")
         heat.image(result.grad_cam, caption="Grad-CAM: where it looked", width="stretch")
+        ui.inside_the_model(run, result.pixels, key=f"predict_inside_{index}")
 
 
 def probability_bars(probs: dict[str, float]) -> None:

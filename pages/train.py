@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import catdog_ui as ui
-from catdog import config, predict
+from catdog import config, lesson, predict
 from catdog.data import default_dataset_available
 from catdog.models import layer_summary, parameter_counts
 from catdog.runs import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run, RunError, RunStore, image_size, planned_epochs
@@ -56,6 +56,8 @@ def main() -> None:
     start_form(architecture)
     st.divider()
     live_run()
+    st.divider()
+    experiments()
     st.divider()
     past_runs()
 
@@ -292,6 +294,105 @@ def curves(history: list[dict], metric: str, planned: int) -> go.Figure:
     if not history:
         figure.add_annotation(text="waiting for the first epoch…", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return figure
+
+
+def experiments() -> None:
+    """Runs that differ in one setting: compare the four architectures, and every experiment so far."""
+    st.subheader("Experiments")
+    st.caption("An experiment trains runs that differ in one setting only, so their curves show what that setting does.")
+    compare_architectures()
+    listed = list(reversed(lesson.experiments(ui.shared_runs())))
+    if not listed:
+        st.caption("Experiments will be listed here; the Augmentation page starts one too.")
+        return
+    event = st.dataframe(
+        pd.DataFrame([experiment_row(experiment) for experiment in listed]), hide_index=True,
+        on_select="rerun", selection_mode="single-row",
+        key=f"experiments-{len(listed)}",  # a new experiment shifts the rows: a fresh selection
+        column_config={"best val acc": st.column_config.NumberColumn(format="percent")},
+    )
+    # The one picked in the list, else the one this session started, else the newest.
+    started = next((e for e in listed if e.id == st.session_state.get("train_experiment")), listed[0])
+    chosen = listed[event.selection.rows[0]] if event.selection.rows else started
+    ui.experiment_view(chosen, key="train-experiment")
+    delete_experiment(chosen)
+
+
+def compare_architectures() -> None:
+    quick_epochs, quick_size = lesson.ARCHITECTURES_QUICK["epochs"], lesson.ARCHITECTURES_QUICK["image_size"]
+    st.markdown(
+        f"**Compare the four architectures.** Trains {', '.join(lesson.COMPARED_ARCHS)} on the same photos with the "
+        f"same seed, epochs and augmentation (from the Augmentation page; model1 has none), one after the other."
+    )
+    quick = st.toggle(
+        "Quick", key="train_compare_quick",
+        help=f"{quick_epochs} epochs at {quick_size} px instead of {lesson.LESSON_EPOCHS} at "
+        f"{lesson.LESSON_IMAGE_SIZE} px; measured on 2 busy CPU cores: "
+        f"{ui.duration(lesson.MEASURED_SECONDS['architectures quick'])} for all four.",
+    )
+    folder, locked = ui.chosen_data_dir(), not ui.teacher_unlocked()
+    no_data = folder is None and not default_dataset_available()
+    if not st.button(
+        "Compare the four architectures", icon=":material/science:", key="compare-architectures",
+        disabled=locked or no_data, help=ui.LOCKED if locked else "Get the data set first." if no_data else None,
+    ):
+        return
+    try:
+        run_configs = lesson.architecture_experiment(
+            ui.chosen_augmentation(), data_dir=folder, **(lesson.ARCHITECTURES_QUICK if quick else {})
+        )
+        ui.load_scan(folder).check_trainable()
+        lesson.submit_experiment(RunStore(), run_configs)
+    except (ValueError, RunError) as error:
+        st.error(f"The experiment could not start: {error}")
+        return
+    st.session_state["train_experiment"] = run_configs[0].experiment
+    st.toast(f"Experiment {run_configs[0].experiment} queued", icon=":material/science:")
+
+
+def experiment_row(experiment: lesson.Experiment) -> dict:
+    results = [lesson.run_result(run) for run in experiment.runs]
+    best = [result["best_val_accuracy"] for result in results if result["best_val_accuracy"] is not None]
+    return {
+        "experiment": experiment.id,
+        "varies": experiment.varied,
+        "status": experiment.state,
+        "runs": " · ".join(result["label"] for result in results),
+        "epochs": experiment.runs[0].config.get("epochs"),
+        "px": experiment.runs[0].config.get("image_size"),
+        "best val acc": max(best) if best else None,
+    }
+
+
+def delete_experiment(experiment: lesson.Experiment) -> None:
+    """Two clicks, as for runs: the second names what goes."""
+    locked, pending = not ui.teacher_unlocked(), st.session_state.get("delete_experiment_pending")
+    if locked or pending != experiment.id:
+        st.button(
+            f"Delete experiment {experiment.id} and its {len(experiment.runs)} runs…", icon=":material/delete:",
+            key="delete-experiment", disabled=experiment.active or locked,
+            help=ui.LOCKED if locked else "Cancel its runs first." if experiment.active else None,
+            on_click=lambda: st.session_state.update(delete_experiment_pending=experiment.id),
+        )
+        return
+    st.warning(
+        f"Delete experiment {experiment.id} for good? Its runs go too: "
+        f"{', '.join(run.id for run in experiment.runs)}.", icon=":material/delete_forever:",
+    )
+    confirm, keep = st.columns([1, 5])
+    if keep.button("Keep", key="delete-experiment-keep"):
+        del st.session_state["delete_experiment_pending"]
+        st.rerun()
+    if not confirm.button("Delete", type="primary", key="delete-experiment-confirm"):
+        return
+    del st.session_state["delete_experiment_pending"]
+    try:
+        lesson.delete_experiment(RunStore(), experiment.id)
+    except RunError as error:
+        st.error(f"Not deleted: {error}")
+        return
+    st.toast(f"Deleted experiment {experiment.id}", icon=":material/delete:")
+    st.rerun()
 
 
 def past_runs() -> None:

@@ -55,3 +55,12 @@ def test_smoke_classroom_every_session_gets_its_answer(tmp_path):
     assert measured["page_ready_s"]["n"] == measured["answer_s"]["n"] == 3
     assert measured["server_cpu_s"] > 0 and measured["load_average_before"]
     assert "3 of 3 answered" in table
+
+
+def test_smoke_lesson_times_the_lesson_and_reports_each_run(tmp_path):
+    results, table = run_smoke("benchmarks.lesson", tmp_path / "lesson.json", 600)
+    measured = results["augmentation quick"]
+    assert measured["seconds"] > 0 and measured["cpus"] and measured["epochs"] == 1
+    assert [run["label"] for run in measured["runs"]] == ["without augmentation", "with augmentation"]
+    assert all(0 <= run["best_val_accuracy"] <= 1 and run["final_gap"] is not None for run in measured["runs"])
+    assert measured["conclusion"] and "| augmentation quick | 1 epoch @ 96 px |" in table

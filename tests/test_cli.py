@@ -54,7 +54,8 @@ def test_archs_json_lists_the_registry_without_tensorflow_start_up_logs():
 @pytest.mark.parametrize(
     "argv",
     [["--version"], ["--help"], ["train", "--help"], ["runs"], ["data", "--data-dir", "TINY"], ["cancel", "nope"],
-     ["delete", "nope"], ["dataset", "list"], ["dataset", "restore", "nope"]],
+     ["delete", "nope"], ["dataset", "list"], ["dataset", "restore", "nope"], ["experiments"],
+     ["delete-experiment", "nope"]],
     ids=lambda argv: " ".join(argv),
 )
 def test_verbs_that_need_no_model_never_import_tensorflow(argv, tiny_data):
