@@ -1,15 +1,18 @@
-"""Using a trained run: a photo's answer and Grad-CAM, scores on the held-out test split, TFLite.
+"""Using a trained run: a photo's answer, Grad-CAM and unfamiliarity, many photos' answers as a
+table, scores on the held-out test split, TFLite.
 
 The dashboard serves many sessions from one process, as threads. Models, evaluations and TFLite
 conversions are therefore kept per saved model version and made once, however many sessions ask
 at the same time: the first caller does the work while the others wait for its result.
 """
 
+import csv
+import itertools
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -17,15 +20,17 @@ from typing import TypeVar
 import keras
 import numpy as np
 
-from catdog import explain
+from catdog import explain, familiarity
 from catdog.data import scan
+from catdog.features import extract
 from catdog.images import ImageError, load_image, to_model_input
 from catdog.runs import Run, RunError
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
-    "ClassScores", "Evaluation", "ImageError", "ImageResult", "Prediction", "analyse_photo", "class_names",
-    "evaluate", "export_tflite", "load_image", "load_model", "model_version", "predict",
+    "ClassScores", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction", "analyse_photo",
+    "answer_photos", "answered_batch", "class_names", "evaluate", "export_tflite", "guard", "load_image",
+    "load_model", "model_version", "predict", "write_csv",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,11 @@ class _OncePerKey:
 _models = _OncePerKey(size=4)
 _evaluations = _OncePerKey(size=16)
 _tflite = _OncePerKey(size=2)
+_guards = _OncePerKey(size=4)
+# Answers to many photos at once (rows only, no pixels), by the caller's digest of the photos.
+_batches = _OncePerKey(size=16)
+# Photos decoded and answered together: one model call per this many.
+ANSWER_BATCH = 32
 
 
 class _ModelChanged(Exception):
@@ -138,6 +148,42 @@ def input_size(model: keras.Model) -> tuple[int, int]:
     return tuple(model.input_shape[1:3])
 
 
+def guard(run: Run, progress: familiarity.Progress | None = None) -> familiarity.Guard:
+    """The run's unfamiliarity guard, loaded once per server, and made first for a run that has
+    none (see familiarity.ensure); GuardUnavailable, remembered the same way, if it cannot be."""
+    path = run.familiarity_path
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+
+    def make() -> familiarity.Guard | familiarity.GuardUnavailable:
+        try:
+            return familiarity.ensure(run, progress=progress)
+        except familiarity.GuardUnavailable as error:
+            return error
+
+    found = _guards.get((str(path.resolve()), stamp), make)
+    if isinstance(found, familiarity.GuardUnavailable):
+        raise familiarity.GuardUnavailable(str(found))
+    return found
+
+
+def unfamiliarity(run: Run, images: list[np.ndarray]) -> list[float] | None:
+    """Each RGB image's unfamiliarity score (above familiarity.BORDER: unfamiliar); None without a guard."""
+    try:
+        run_guard = guard(run)
+    except familiarity.GuardUnavailable:
+        return None
+    size = familiarity.GUARD_IMAGE_SIZE
+    pixels = np.stack([to_model_input(image, size) for image in images])
+    return run_guard.unfamiliarity(extract(pixels, size)).tolist()
+
+
+def _unfamiliar(score: float | None) -> bool | None:
+    return None if score is None else score > familiarity.BORDER
+
+
 # --- one photo ---------------------------------------------------------------------------
 
 
@@ -150,10 +196,15 @@ class Prediction:
     probabilities: dict[str, float]
     label: str
     grad_cam: np.ndarray  # the Grad-CAM heat map for the label over the photo: RGB, the photo's size
+    unfamiliarity: float | None  # see catdog.familiarity; None when the run has no guard
 
     @property
     def confidence(self) -> float:
         return self.probabilities[self.label]
+
+    @property
+    def unfamiliar(self) -> bool | None:
+        return _unfamiliar(self.unfamiliarity)
 
 
 def _answer(
@@ -177,7 +228,118 @@ def analyse_photo(run: Run, data: bytes, flip_average: bool = False) -> Predicti
     pixels, probs = _answer(run, model, photo, flip_average)
     label = max(probs, key=probs.get)
     heat = explain.grad_cam(model, pixels, list(probs).index(label))
-    return Prediction(photo, pixels, probs, label, explain.overlay(photo, heat))
+    score = unfamiliarity(run, [photo])
+    return Prediction(photo, pixels, probs, label, explain.overlay(photo, heat), score[0] if score else None)
+
+
+# --- many photos -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhotoAnswer:
+    """One row of a table of many photos' answers: the answer, or why there is none."""
+
+    file: str
+    probabilities: dict[str, float] | None = None
+    unfamiliarity: float | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        return max(self.probabilities, key=self.probabilities.get) if self.probabilities else None
+
+    @property
+    def confidence(self) -> float | None:
+        return self.probabilities[self.label] if self.probabilities else None
+
+    @property
+    def unfamiliar(self) -> bool | None:
+        return _unfamiliar(self.unfamiliarity)
+
+    def to_dict(self) -> dict:
+        """`catdog predict`'s JSON line."""
+        if self.error is not None:
+            return {"file": self.file, "error": self.error}
+        return {
+            "file": self.file, "label": self.label, "probabilities": self.probabilities,
+            "unfamiliar": self.unfamiliar, "unfamiliarity": self.unfamiliarity,
+        }
+
+    def row(self) -> dict:
+        """The table's and the CSV file's row: one per photo, errors included."""
+        return {
+            "file": self.file, "label": self.label, "confidence": self.confidence,
+            "unfamiliar": self.unfamiliar, "unfamiliarity": self.unfamiliarity, "error": self.error,
+        }
+
+
+CSV_COLUMNS = tuple(PhotoAnswer("").row())
+
+
+def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
+    """Answers as CSV, a header and then one row as each answer comes: what `predict --csv`
+    prints and the Predict page downloads. Empty cells where there is no value."""
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for answer in answers:
+        writer.writerow({key: "" if value is None else value for key, value in answer.row().items()})
+        out.flush()
+
+
+def _read_photo(name: str, read: Callable[[], bytes]) -> np.ndarray | str:
+    """The decoded photo, or the one-line reason it cannot be used."""
+    try:
+        return load_image(read())
+    except ImageError as error:
+        return str(error)
+    except OSError as error:
+        return error.strerror or str(error)
+
+
+def answer_photos(
+    run: Run, photos: Iterable[tuple[str, Callable[[], bytes]]], flip_average: bool = False
+) -> Iterator[PhotoAnswer]:
+    """An answer for each (name, read) in order, read() giving the photo's bytes; a photo that
+    cannot be read or decoded answers with the reason. Photos are read, decoded and answered
+    ANSWER_BATCH at a time, so a long list needs little memory."""
+    model, classes = load_model(run), class_names(run)
+    photos = iter(photos)
+    while chunk := list(itertools.islice(photos, ANSWER_BATCH)):
+        decoded = [(name, _read_photo(name, read)) for name, read in chunk]
+        images = [image for _, image in decoded if not isinstance(image, str)]
+        if images:
+            pixels = np.stack([to_model_input(image, input_size(model)) for image in images])
+            probs = probabilities(model, pixels, flip_average)
+            scores = unfamiliarity(run, images) or [None] * len(images)
+            answered = iter(zip(probs, scores))
+        for name, image in decoded:
+            if isinstance(image, str):
+                yield PhotoAnswer(name, error=image)
+                continue
+            p, score = next(answered)
+            yield PhotoAnswer(name, {c: float(v) for c, v in zip(classes, p)}, score)
+
+
+def answered_batch(
+    run: Run,
+    digest: str,
+    photos: Iterable[tuple[str, Callable[[], bytes]]],
+    flip_average: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[PhotoAnswer, ...]:
+    """answer_photos's answers, kept per server under the caller's digest of the photos and the
+    model version: a page rerun, or another session with the same photos, is answered at once.
+    progress(done) follows the first asker's work."""
+
+    def answer() -> tuple[PhotoAnswer, ...]:
+        answers = []
+        for answer in answer_photos(run, photos, flip_average):
+            answers.append(answer)
+            if progress:
+                progress(len(answers))
+        return tuple(answers)
+
+    return _batches.get((str(run.path.resolve()), model_version(run), flip_average, digest), answer)
 
 
 # --- the held-out test split ---------------------------------------------------------------

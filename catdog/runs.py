@@ -14,6 +14,8 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
     train.log       the training process's output
     evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.predict)
     model.tflite    the saved model converted for phones, made on request (catdog.predict)
+    familiarity.npz the unfamiliarity guard: training photos' backbone features and the border
+                    calibrated on validation (catdog.familiarity), made at the end of training
 
 Each submitted run starts a small queue process that waits for the queue lock and then trains
 queued runs oldest first, each in a fresh child process. The lock dies with its holder, so a
@@ -100,6 +102,10 @@ class Run:
     @property
     def tflite_path(self) -> Path:
         return self.path / "model.tflite"
+
+    @property
+    def familiarity_path(self) -> Path:
+        return self.path / "familiarity.npz"
 
     def evaluation_path(self, flip_average: bool) -> Path:
         """The held-out scores of the saved model, one file per test-time setting."""
