@@ -470,8 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
     predict.add_argument(
         "--csv", action="store_true",
-        help="print CSV instead of JSON lines: a header, then file, label, confidence, unfamiliar, unfamiliarity, "
-        "error for each image",
+        help="print CSV instead of JSON lines: a header, then one row per image, those that failed with the reason",
     )
     evaluate = command("evaluate", cmd_evaluate, "score a run on its held-out test split", runs=True, json_flag=True)
     evaluate.add_argument("--run", required=True, help="the run's id")
