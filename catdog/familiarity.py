@@ -13,6 +13,7 @@ flagged 6-9 % and 63-75 % (benchmarks/unfamiliar.py).
 """
 
 import io
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,7 @@ class Guard:
                 if int(saved["version"]) != GUARD_VERSION:
                     return None
                 return cls(saved["reference"], float(saved["threshold"]), int(saved["neighbours"]), saved["validation"])
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return None
 
 
