@@ -59,15 +59,35 @@ def is_zip(data: bytes) -> bool:
     return data.startswith((b"PK\x03\x04", b"PK\x05\x06"))
 
 
-def zip_members(source: bytes | BinaryIO, limits: Limits = Limits()) -> Iterator[Member | Skipped]:
-    """The archive's files in stored order, read one at a time; ArchiveError at once when the
-    archive as a whole is refused. Folders and Finder's metadata are passed over silently."""
+def zip_members(source: bytes | BinaryIO, limits: Limits = Limits()) -> "ZipMembers":
+    """The archive's files in stored order, each read when iterated to; ArchiveError at once
+    when the archive as a whole is refused. Folders and Finder's metadata are passed over silently."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise ArchiveError(f"not a readable zip archive ({error})") from None
     _check_limits(archive.infolist(), limits)
-    return _members(archive, limits)
+    return ZipMembers(archive, limits)
+
+
+class ZipMembers:
+    """zip_members' answer: iterate it once for the members and skipped entries; len() says how
+    many it yields, for a progress bar, before any is read."""
+
+    def __init__(self, archive: zipfile.ZipFile, limits: Limits):
+        self._archive, self._limits = archive, limits
+        self._entries = [entry for entry in archive.infolist() if not _passed_over(entry)]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Member | Skipped]:
+        return _members(self._archive, self._entries, self._limits)
+
+
+def _passed_over(entry: zipfile.ZipInfo) -> bool:
+    path = safe_path(entry.filename)
+    return entry.is_dir() or (path is not None and path.parts[0] == _MAC_METADATA)
 
 
 def _check_limits(entries: list[zipfile.ZipInfo], limits: Limits) -> None:
@@ -86,13 +106,11 @@ def _check_limits(entries: list[zipfile.ZipInfo], limits: Limits) -> None:
             )
 
 
-def _members(archive: zipfile.ZipFile, limits: Limits) -> Iterator[Member | Skipped]:
+def _members(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: Limits) -> Iterator[Member | Skipped]:
     unpacked = 0
     with archive:
-        for entry in archive.infolist():
+        for entry in entries:
             path = safe_path(entry.filename)
-            if entry.is_dir() or (path is not None and path.parts[0] == _MAC_METADATA):
-                continue
             reason = _refusal(entry, path, limits)
             if reason:
                 yield Skipped(entry.filename, reason)

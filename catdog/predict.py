@@ -22,7 +22,7 @@ import numpy as np
 
 from catdog import explain, familiarity
 from catdog.data import scan
-from catdog.features import extract
+from catdog.features import FeatureCache, extract
 from catdog.images import ImageError, load_image, to_model_input
 from catdog.runs import Run, RunError
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
@@ -75,6 +75,7 @@ _models = _OncePerKey(size=4)
 _evaluations = _OncePerKey(size=16)
 _tflite = _OncePerKey(size=2)
 _guards = _OncePerKey(size=4)
+_maps = _OncePerKey(size=4)
 # Answers to many photos at once (rows only, no pixels), by the caller's digest of the photos.
 _batches = _OncePerKey(size=16)
 # Photos decoded and answered together: one model call per this many.
@@ -391,6 +392,7 @@ class Evaluation:
     images: tuple[ImageResult, ...]
     data_root: str
     model_mtime_ns: int
+    split: str = "test"
 
     @property
     def n(self) -> int:
@@ -428,6 +430,7 @@ class Evaluation:
             "data_root": self.data_root,
             "images": [{**vars(image), "correct": image.correct} for image in self.images],
             "model_mtime_ns": self.model_mtime_ns,
+            "split": self.split,
         }
 
     @classmethod
@@ -443,6 +446,7 @@ class Evaluation:
             images=tuple(ImageResult(**image) for image in images),
             data_root=data["data_root"],
             model_mtime_ns=int(data["model_mtime_ns"]),
+            split=data.get("split", "test"),
         )
 
     @classmethod
@@ -457,20 +461,21 @@ class Evaluation:
         write_json_atomic(path, self.to_dict())
 
 
-def evaluate(run: Run, flip_average: bool = False) -> Evaluation:
-    """Accuracy, per-class scores, confusion matrix and per-photo answers on the test split.
+def evaluate(run: Run, flip_average: bool = False, split: str = "test") -> Evaluation:
+    """Accuracy, per-class scores, confusion matrix and per-photo answers on the test split (or
+    on another split, for the map of the data).
 
     The test split comes from the run's own data folder and split seed, so its files are
     disjoint from the ones the run trained and validated on. Made once per saved model version
     and setting, for every session, and kept on disk beside the model.
     """
-    path = run.evaluation_path(flip_average)
+    path = run.evaluation_path(flip_average, split)
 
     def saved_or_scored(version: int) -> Evaluation:
         saved = Evaluation.load(path)
         if saved is not None and saved.model_mtime_ns == version:
             return saved
-        evaluation = _score(run, version, flip_average)
+        evaluation = _score(run, version, flip_average, split)
         evaluation.save(path)
         return evaluation
 
@@ -478,21 +483,21 @@ def evaluate(run: Run, flip_average: bool = False) -> Evaluation:
     return _current(run, lambda version: _evaluations.get((key, version), lambda: saved_or_scored(version)))
 
 
-def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
+def _score(run: Run, version: int, flip_average: bool, split: str) -> Evaluation:
     start = time.perf_counter()
     cfg, classes = run.config, class_names(run)
     data = scan(cfg.get("data_dir"), cfg.get("split_seed"))
     if data.classes != classes:
         raise RunError(f"the data folder's classes changed since run {run.id} trained: {data.classes}")
     model = _model_at(run, version)
-    pixels, labels = data.arrays("test", size=input_size(model))
+    pixels, labels = data.arrays(split, size=input_size(model))
     if not len(labels):
-        raise RunError("the test split is empty")
+        raise RunError(f"the {split} split is empty")
     probs = probabilities(model, pixels, flip_average)
     predicted = probs.argmax(axis=1)
     confusion = np.zeros((len(classes), len(classes)), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
-    log.info("run %s: scored %d test photos in %.1f s", run.id, len(labels), time.perf_counter() - start)
+    log.info("run %s: scored %d %s photos in %.1f s", run.id, len(labels), split, time.perf_counter() - start)
     return Evaluation(
         run=run.id,
         flip_average=flip_average,
@@ -500,11 +505,62 @@ def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
         confusion_matrix=tuple(map(tuple, confusion.tolist())),
         images=tuple(
             ImageResult(file=name, label=classes[label], predicted=classes[guess], confidence=float(p[guess]))
-            for (name, label), guess, p in zip(data.files["test"], predicted, probs)
+            for (name, label), guess, p in zip(data.files[split], predicted, probs)
         ),
         data_root=str(data.root),
         model_mtime_ns=version,
+        split=split,
     )
+
+
+# --- a map of the data ------------------------------------------------------------------------
+
+MAP_SPLITS = ("test", "train")
+
+
+@dataclass(frozen=True, eq=False)
+class DataMap:
+    """The test and training photos placed by their MobileNetV2 features, projected onto the
+    plane of the training features' two largest variations (PCA), with the run's answers.
+    Shared between sessions: read only."""
+
+    photos: tuple[ImageResult, ...]
+    splits: tuple[str, ...]
+    xy: np.ndarray  # (photos, 2)
+    explained: tuple[float, float]  # the share of the features' variance along each axis
+
+
+def pca_plane(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """The mean, the two principal axes (rows) and the share of the variance each explains."""
+    mean = features.mean(axis=0)
+    _, singular, axes = np.linalg.svd(features - mean, full_matrices=False)
+    variance = singular**2 / max(float((singular**2).sum()), 1e-12)
+    return mean, axes[:2], (float(variance[0]), float(variance[1]))
+
+
+def data_map(run: Run, progress: familiarity.Progress | None = None) -> DataMap:
+    """The map, made once per saved model version for every session: the answers come from
+    `evaluate`, the features from the shared feature cache (the guard's), the plane from the
+    training features."""
+
+    def make() -> DataMap:
+        data = scan(run.config.get("data_dir"), run.config.get("split_seed"))
+        cache = FeatureCache(data, familiarity.GUARD_IMAGE_SIZE, progress)
+        features = {split: cache.features(split)[0] for split in MAP_SPLITS}
+        mean, axes, explained = pca_plane(features["train"])
+        photos, splits, blocks = [], [], []
+        for split in MAP_SPLITS:
+            row = {name: i for i, (name, _) in enumerate(data.files[split])}
+            # Only photos still in the folder as the run's answers name them.
+            answered = [image for image in evaluate(run, split=split).images if image.file in row]
+            photos += answered
+            splits += [split] * len(answered)
+            blocks.append(features[split][[row[image.file] for image in answered]])
+        xy = (np.concatenate(blocks) - mean) @ axes.T
+        return DataMap(tuple(photos), tuple(splits), xy, explained)
+
+    key = str(run.path.resolve())
+    return _current(run, lambda version: _maps.get((key, version), make))
 
 
 # --- export --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
     tensorboard/    TensorBoard event files
     train.log       the training process's output
     evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.predict)
+    evaluation-train.json   its answers on the training photos, for the map of the data (catdog.predict)
     model.tflite    the saved model converted for phones, made on request (catdog.predict)
     familiarity.npz the unfamiliarity guard: training photos' backbone features and the border
                     calibrated on validation (catdog.familiarity), made at the end of training
@@ -107,9 +108,11 @@ class Run:
     def familiarity_path(self) -> Path:
         return self.path / "familiarity.npz"
 
-    def evaluation_path(self, flip_average: bool) -> Path:
-        """The held-out scores of the saved model, one file per test-time setting."""
-        return self.path / ("evaluation-flip.json" if flip_average else "evaluation.json")
+    def evaluation_path(self, flip_average: bool, split: str = "test") -> Path:
+        """The saved model's answers and scores on a split (the held-out test split unless
+        another is named), one file per split and test-time setting."""
+        words = [*([] if split == "test" else [split]), *(["flip"] if flip_average else [])]
+        return self.path / f"{'-'.join(['evaluation', *words])}.json"
 
     @property
     def _cancel_flag(self) -> Path:

@@ -51,6 +51,7 @@ def test_good_photos_come_out_whole_in_stored_order_without_folders_or_finder_me
     cat, dog = photo(0), photo(1)
     data = make_zip({"pets/cats/": b"", "pets/cats/a.jpg": cat, "pets/dogs/b.jpg": dog, "__MACOSX/pets/._a.jpg": b"x"})
     assert is_zip(data) and not is_zip(cat)
+    assert len(zip_members(data)) == 2
     members, skipped = read(data)
     assert list(members) == ["pets/cats/a.jpg", "pets/dogs/b.jpg"]
     assert members["pets/cats/a.jpg"] == cat and not skipped

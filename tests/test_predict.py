@@ -125,6 +125,31 @@ def test_per_class_scores_and_confident_mistakes_follow_the_answers(run):
     assert all(not image.correct for image in mistakes)
 
 
+def test_per_class_scores_of_three_classes_from_a_known_confusion_matrix():
+    # Rows: true class; columns: the answer. birds: 4 of 5 recognised, and 4 of the 6 called birds are.
+    matrix = ((4, 1, 0), (2, 3, 0), (0, 0, 0))
+    result = Evaluation("r", False, ("birds", "cats", "dogs"), matrix, (), "/data", 1)
+    birds, cats, dogs = result.per_class.values()
+    assert (birds.recall, birds.precision, birds.support) == (0.8, 4 / 6, 5)
+    assert birds.f1 == pytest.approx(2 * 0.8 * (4 / 6) / (0.8 + 4 / 6))
+    assert (cats.recall, cats.precision, cats.f1, cats.support) == (0.6, 0.75, pytest.approx(2 / 3), 5)
+    assert (dogs.recall, dogs.precision, dogs.f1, dogs.support) == (None, None, None, 0)
+
+
+def test_three_classes_have_all_four_scores_in_evaluate_json(three_class_run_dir):
+    run = RunStore(three_class_run_dir).runs()[0]
+    result = evaluate(run)
+    assert len(result.classes) == 3 and len(result.confusion_matrix) == 3
+    printed = catdog("evaluate", "--run", run.id, "--runs-dir", str(three_class_run_dir), "--json")
+    assert printed.returncode == 0, printed.stderr
+    evaluation = json.loads(printed.stdout)
+    assert list(evaluation["per_class"]) == evaluation["classes"] == list(result.classes)
+    for name, scores in evaluation["per_class"].items():
+        assert scores == pytest.approx(vars(result.per_class[name]))
+        assert set(scores) == {"recall", "precision", "f1", "support"} and scores["support"] > 0
+    assert sum(scores["support"] for scores in evaluation["per_class"].values()) == evaluation["n"]
+
+
 def test_the_saved_evaluation_reads_back_equal(fresh_run):
     result = evaluate(fresh_run, flip_average=True)
     saved = json.loads((fresh_run.path / "evaluation-flip.json").read_text())
