@@ -338,10 +338,12 @@ def map_figure(result: DataMap, classes: tuple[str, ...], shown: tuple[str, ...]
     colors = ui.class_colors(list(classes))
     groups: dict[tuple[str, str, bool], list[int]] = {}
     for i, (photo, split) in enumerate(zip(result.photos, result.splits)):
-        if split in shown:
-            groups.setdefault((split, photo.label, photo.correct), []).append(i)
+        groups.setdefault((split, photo.label, photo.correct), []).append(i)
     figure = go.Figure()
-    for (split, label, correct), indices in sorted(groups.items(), key=lambda item: (item[0][0], classes.index(item[0][1]), not item[0][2])):
+    for split, label, correct in itertools.product(shown, classes, (True, False)):
+        indices = groups.get((split, label, correct))
+        if not indices:
+            continue
         photos = [result.photos[i] for i in indices]
         symbol = ("circle" if correct else "x") + ("-open" if split == "train" else "")
         figure.add_trace(go.Scatter(
