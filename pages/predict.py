@@ -324,7 +324,7 @@ def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
         f"The two directions along which the training photos' features vary most ({first} and {second} of the "
         "variation). Colour: the true class; ● right, ✕ wrong; hollow: a training photo. Click a point for its photo."
     )
-    for point in event.selection.points[:1]:
+    for point in event["selection"]["points"][:1]:
         index = point["customdata"]
         photo = result.photos[index[0] if isinstance(index, list) else index]
         if photo.file in scan.index:

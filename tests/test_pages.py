@@ -1,6 +1,7 @@
 """Every dashboard page, run headless with Streamlit's AppTest on tiny data and a tiny trained run."""
 
 import io
+import json
 import os
 import urllib.error
 import urllib.parse
@@ -438,7 +439,7 @@ def test_predict_scores_each_of_three_classes(monkeypatch, tiny_env, three_class
 
 def zip_of(entries: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
     return out.getvalue()
@@ -486,6 +487,28 @@ def test_predict_says_an_unfamiliar_photo_is_unfamiliar_above_the_bars(trained_e
     [warning] = [w.value for w in app.warning]
     assert warning.startswith("This doesn't look like anything I was trained on")
     assert len(app.get("progress")) == 2, "the probabilities stay visible"
+
+
+def test_predict_map_of_the_data_shows_the_photos_and_opens_a_clicked_one(trained_env, backbone_weights):
+    app = open_app("pages/predict.py")
+    assert not app.get("plotly_chart"), "off until asked for"
+    app.toggle(key="predict_map").set_value(True).run()
+    assert_clean(app)
+    traces = json.loads(app.get("plotly_chart")[0].proto.spec)["data"]
+    tested = sum(app.table[1].value.to_numpy().flatten())
+    assert sum(len(trace["x"]) for trace in traces) == tested
+    assert {trace["name"].split(" · ")[0] for trace in traces} <= {"cats", "dogs"}
+    first = traces[0]
+    app.session_state["predict_map_chart"] = {
+        "selection": {"points": [{"customdata": first["customdata"][0]}], "point_indices": [0], "box": [], "lasso": []}
+    }
+    app.run()
+    assert_clean(app)
+    file = first["text"][0].split("<br>")[0]
+    assert any(caption.startswith(file) for caption in image_captions(app))
+    app.radio(key="predict_map_photos").set_value("Both").run()
+    traces = json.loads(app.get("plotly_chart")[0].proto.spec)["data"]
+    assert any(trace["name"].endswith("training") for trace in traces)
 
 
 def test_predict_without_a_model_points_to_training(tiny_env):
