@@ -55,3 +55,13 @@ def test_smoke_classroom_every_session_gets_its_answer(tmp_path):
     assert measured["page_ready_s"]["n"] == measured["answer_s"]["n"] == 3
     assert measured["server_cpu_s"] > 0 and measured["load_average_before"]
     assert "3 of 3 answered" in table
+
+
+def test_smoke_unfamiliar_measures_pets_and_bundled_non_pet_photos(tmp_path, backbone_weights):
+    pytest.importorskip("skimage", reason="needs scikit-image: pip install -r benchmarks/requirements.txt")
+    results, table = run_smoke("benchmarks.unfamiliar", tmp_path / "unfamiliar.json", timeout=600)
+    assert results["photos"]["non_pets"] == 23 * 5 and results["photos"]["pets"] > 0
+    for shares in (results, *results["compared"].values()):
+        assert 0 <= shares["pets_flagged"] <= 1 and 0 <= shares["non_pets_flagged"] <= 1
+    assert len(results["non_pet_scores"]) == 23 and not {"chelsea", "horse"} & set(results["non_pet_scores"])
+    assert "non-pet photos flagged" in table
