@@ -186,7 +186,7 @@ def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_ave
     out = io.StringIO()
     write_csv(answers, out)
     st.download_button(
-        "Download as CSV", out.getvalue(), file_name=f"predictions-{run.id}.csv", mime="text/csv",
+        "Download the answers as CSV", out.getvalue(), file_name=f"predictions-{run.id}.csv", mime="text/csv",
         icon=":material/download:", on_click="ignore", key="predict_csv",
     )
 
@@ -236,7 +236,7 @@ def familiarity_note(result: Prediction) -> None:
     even for a photo unlike any it trained on."""
     if result.unfamiliar is None:
         return
-    score = f"unfamiliarity {result.unfamiliarity:.1f}; {FAMILIAR_SHARE:.0%} of the validation photos score below {BORDER:g}"
+    score = f"unfamiliarity {result.unfamiliarity:.2f}; {FAMILIAR_SHARE:.0%} of the validation photos score below {BORDER:g}"
     if result.unfamiliar:
         st.warning(
             f"This doesn't look like anything I was trained on ({score}). The bars below only say which of "
