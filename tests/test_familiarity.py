@@ -37,7 +37,7 @@ def test_the_guard_keeps_at_most_max_reference_training_photos(monkeypatch):
     rng = np.random.default_rng(1)
     guard = Guard.fit(rng.uniform(0, 1, (100, 8)), rng.uniform(0, 1, (10, 8)))
     assert guard.reference.shape == (30, 8)
-    assert np.allclose(np.linalg.norm(guard.reference.astype(np.float32), axis=1), 1, atol=1e-3)
+    assert np.allclose(np.linalg.norm(guard.reference, axis=1), 1, atol=1e-3)
 
 
 def test_a_saved_guard_reads_back_and_another_version_is_made_again(tmp_path, monkeypatch):
@@ -46,7 +46,7 @@ def test_a_saved_guard_reads_back_and_another_version_is_made_again(tmp_path, mo
     guard.save(tmp_path / "familiarity.npz")
     loaded = Guard.load(tmp_path / "familiarity.npz")
     features = rng.uniform(0, 1, (5, 8))
-    assert np.array_equal(loaded.unfamiliarity(features), guard.unfamiliarity(features))
+    assert np.allclose(loaded.unfamiliarity(features), guard.unfamiliarity(features), rtol=1e-3)
     assert loaded.statistics() == guard.statistics()
     (tmp_path / "damaged.npz").write_bytes(b"PK\x03\x04 not really")
     assert Guard.load(tmp_path / "damaged.npz") is None
