@@ -295,7 +295,8 @@ def test_set(run: Run, flip_average: bool) -> None:
     gallery(ui.page_of(images, GALLERY_PAGE, key="test-page"), scan, columns=GALLERY_COLUMNS)
 
 
-MAP_SHOWS = {"Test photos": ("test",), "Training photos": ("train",), "Both": ("test", "train")}
+# Training photos first, so the test photos are drawn over them.
+MAP_SHOWS = {"Test photos": ("test",), "Training photos": ("train",), "Both": ("train", "test")}
 
 
 # A fragment, and off until asked for: a chart of a few thousand points costs every browser that
