@@ -28,9 +28,9 @@ from catdog.runs import Run, RunError
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
-    "ClassScores", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction", "analyse_photo",
-    "answer_photos", "answered_batch", "class_names", "evaluate", "export_tflite", "guard", "load_image",
-    "load_model", "model_version", "predict", "write_csv",
+    "ClassScores", "DataMap", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction",
+    "analyse_photo", "answer_photos", "answered_batch", "class_names", "data_map", "evaluate", "export_tflite",
+    "guard", "load_image", "load_model", "model_version", "predict", "unfamiliarity", "write_csv",
 ]
 
 log = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
         out.flush()
 
 
-def _read_photo(name: str, read: Callable[[], bytes]) -> np.ndarray | str:
+def _read_photo(read: Callable[[], bytes]) -> np.ndarray | str:
     """The decoded photo, or the one-line reason it cannot be used."""
     try:
         return load_image(read())
@@ -306,7 +306,7 @@ def answer_photos(
     model, classes = load_model(run), class_names(run)
     photos = iter(photos)
     while chunk := list(itertools.islice(photos, ANSWER_BATCH)):
-        decoded = [(name, _read_photo(name, read)) for name, read in chunk]
+        decoded = [(name, _read_photo(read)) for name, read in chunk]
         images = [image for _, image in decoded if not isinstance(image, str)]
         if images:
             pixels = np.stack([to_model_input(image, input_size(model)) for image in images])

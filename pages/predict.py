@@ -182,7 +182,7 @@ def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_ave
         f"**{len(answers)} photos**: {len(answered)} answered, {unfamiliar} of them unfamiliar, "
         f"{len(answers) - len(answered)} could not be read"
     )
-    st.dataframe(answers_frame(answers), hide_index=True, key="predict_table")
+    st.dataframe(answers_frame(answers), hide_index=True)
     out = io.StringIO()
     write_csv(answers, out)
     st.download_button(
