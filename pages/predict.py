@@ -39,7 +39,7 @@ from catdog.runs import Run, RunError
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 8
 CONFIDENT_MISTAKES = 8
-# Photos shown one by one, with Grad-CAM; every photo is in the table.
+# A zip's photos shown one by one, with Grad-CAM; every photo is in the table.
 PHOTO_CARDS = 6
 Photo = tuple[str, Callable[[], bytes]]
 
@@ -122,30 +122,35 @@ def your_photos(run: Run, flip_average: bool) -> None:
     count = sum(photo_count(data) for _, data in files)
     if count > 1 or any(is_zip(data) for _, data in files):
         answers_table(run, files, count, flip_average)
-    for index, (name, read) in enumerate(itertools.islice(photos(files), PHOTO_CARDS)):
-        with ui.guard(name):
-            show_prediction(run, index, name, read, flip_average)
-    if count > PHOTO_CARDS:
-        st.caption(f"The first {PHOTO_CARDS} photos in detail; all {count} are in the table above.")
+    # Every photo uploaded on its own in detail, as it was chosen to be seen; of a zip, the first few.
+    for name, data in files:
+        for card, read in itertools.islice(photos_of(name, data), PHOTO_CARDS if is_zip(data) else None):
+            with ui.guard(card):
+                show_prediction(run, card, read, flip_average)
+        if photo_count(data) > PHOTO_CARDS and is_zip(data):
+            st.caption(f"The first {PHOTO_CARDS} photos of {name} in detail; all are in the table above.")
 
 
 def photos(files: list[tuple[str, bytes]]) -> Iterator[Photo]:
-    """Each upload, or each file of an uploaded zip, as (name, read); read() raises ImageError
+    return itertools.chain.from_iterable(photos_of(name, data) for name, data in files)
+
+
+def photos_of(name: str, data: bytes) -> Iterator[Photo]:
+    """An upload, or each file of an uploaded zip, as (name, read); read() raises ImageError
     for a zip's refused entries and for a zip refused as a whole, so they show with the reason."""
-    for name, data in files:
-        if not is_zip(data):
-            yield name, lambda data=data: data
-            continue
-        try:
-            members = zip_members(data)
-        except ArchiveError as error:
-            yield name, refused(str(error))
-            continue
-        for entry in members:
-            if isinstance(entry, Member):
-                yield f"{name}/{entry.path}", lambda data=entry.data: data
-            else:
-                yield f"{name}/{entry.name}", refused(entry.reason)
+    if not is_zip(data):
+        yield name, lambda: data
+        return
+    try:
+        members = zip_members(data)
+    except ArchiveError as error:
+        yield name, refused(str(error))
+        return
+    for entry in members:
+        if isinstance(entry, Member):
+            yield f"{name}/{entry.path}", lambda data=entry.data: data
+        else:
+            yield f"{name}/{entry.name}", refused(entry.reason)
 
 
 def refused(reason: str) -> Callable[[], bytes]:
@@ -213,7 +218,7 @@ def analysed(run_path: str, version: int, data: bytes, flip_average: bool) -> Pr
     return analyse_photo(Run(Path(run_path)), data, flip_average)
 
 
-def show_prediction(run: Run, index: int, name: str, read: Callable[[], bytes], flip_average: bool) -> None:
+def show_prediction(run: Run, name: str, read: Callable[[], bytes], flip_average: bool) -> None:
     try:
         result = analysed(str(run.path), model_version(run), read(), flip_average)
     except ImageError as error:
