@@ -24,6 +24,7 @@ from catdog import explain, familiarity
 from catdog.data import scan
 from catdog.features import FeatureCache, extract
 from catdog.images import ImageError, load_image, to_model_input
+from catdog.models import WeightsUnavailable
 from catdog.runs import Run, RunError
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
@@ -159,10 +160,16 @@ def guard(run: Run, progress: familiarity.Progress | None = None) -> familiarity
         stamp = None
 
     def make() -> familiarity.Guard | familiarity.GuardUnavailable:
+        size = familiarity.GUARD_IMAGE_SIZE
         try:
-            return familiarity.ensure(run, progress=progress)
+            made = familiarity.ensure(run, progress=progress)
+            # The extractor is built now, with the guard, not when the first photo is waiting.
+            extract(np.zeros((1, *size, 3), np.uint8), size)
         except familiarity.GuardUnavailable as error:
             return error
+        except WeightsUnavailable as error:  # a guard saved while the weights were there
+            return familiarity.GuardUnavailable(str(error))
+        return made
 
     found = _guards.get((str(path.resolve()), stamp), make)
     if isinstance(found, familiarity.GuardUnavailable):
