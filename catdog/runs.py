@@ -111,8 +111,8 @@ class Run:
     def evaluation_path(self, flip_average: bool, split: str = "test") -> Path:
         """The saved model's answers and scores on a split (the held-out test split unless
         another is named), one file per split and test-time setting."""
-        words = [*([] if split == "test" else [split]), *(["flip"] if flip_average else [])]
-        return self.path / f"{'-'.join(['evaluation', *words])}.json"
+        name = "evaluation" + ("" if split == "test" else f"-{split}") + ("-flip" if flip_average else "")
+        return self.path / f"{name}.json"
 
     @property
     def _cancel_flag(self) -> Path:
