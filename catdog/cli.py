@@ -339,20 +339,31 @@ def cmd_delete(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from catdog.images import load_image, read_upload
-    from catdog.predict import predict
+    from catdog.familiarity import GuardUnavailable
+    from catdog.images import read_upload
+    from catdog.predict import answer_photos, guard, write_csv
 
     run = RunStore(args.runs_dir).get(args.run)
-    failed = False
-    for name in args.images:
+    with progress("preparing the unfamiliarity guard (once per run)") as report:
         try:
-            probabilities = predict(run, load_image(read_upload(Path(name))), args.flip_tta)
-        except (ImageError, OSError) as error:
-            failed = True
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            _print_json({"file": name, "error": reason})
-            continue
-        _print_json({"file": name, "label": max(probabilities, key=probabilities.get), "probabilities": probabilities})
+            guard(run, report)
+        except GuardUnavailable as error:
+            print(f"warning: no unfamiliarity scores: {error}", file=sys.stderr)
+    failed = []
+
+    def noted(answers):
+        for answer in answers:
+            if answer.error is not None:
+                failed.append(answer.file)
+            yield answer
+
+    photos = ((name, lambda name=name: read_upload(Path(name))) for name in args.images)
+    answers = noted(answer_photos(run, photos, args.flip_tta))
+    if args.csv:
+        write_csv(answers, sys.stdout)
+    else:
+        for answer in answers:
+            _print_json(answer.to_dict())
     return 1 if failed else 0
 
 
@@ -599,6 +610,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--run", required=True, help="the run's id")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
+    predict.add_argument(
+        "--csv", action="store_true",
+        help="print CSV instead of JSON lines: a header, then one row per image, those that failed with the reason",
+    )
     evaluate = command("evaluate", cmd_evaluate, "score a run on its held-out test split", runs=True, json_flag=True)
     evaluate.add_argument("--run", required=True, help="the run's id")
     evaluate.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)

@@ -25,6 +25,13 @@ DATASET_BYTES = 68_606_236
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 120_000_000
 
+# Zip archives of photos are refused past these limits before anything is unpacked: more entries,
+# more bytes in all once unpacked, or an entry unpacking to over ZIP_MAX_RATIO times its packed
+# size (photos barely compress; a zip bomb packs gigabytes of zeros into kilobytes).
+ZIP_MAX_ENTRIES = 10_000
+ZIP_MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+ZIP_MAX_RATIO = 100
+
 # A scan stops at this many files and folders (CATDOG_MAX_SCAN_FILES), and at folders nested
 # deeper than this below a class folder: a typed "/" must not stall a shared server.
 MAX_SCAN_FILES = 100_000

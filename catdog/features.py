@@ -11,6 +11,7 @@ image size and (for copies) the augmentation, so they are shared across runs and
 import dataclasses
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,3 +92,18 @@ class FeatureCache:
             if self.progress:
                 self.progress(min(start + BATCH, len(pixels)), len(pixels))
         save_npy_atomic(path, np.concatenate(out) if out else np.zeros((0, 1280), np.float32))
+
+
+_extractors: dict[ImageSize, keras.Model] = {}
+_extractors_lock = threading.Lock()
+
+
+def extract(pixels: np.ndarray, image_size: ImageSize = config.IMAGE_SIZE) -> np.ndarray:
+    """Pooled backbone features of a non-empty batch of pixel arrays at image_size, as FeatureCache
+    makes them for a data set; the extractor is built once per size and process, for every session."""
+    with _extractors_lock:
+        if image_size not in _extractors:
+            _extractors[image_size] = build_extractor(image_size)
+        extractor = _extractors[image_size]
+    batches = [np.asarray(pixels[start : start + BATCH], np.float32) for start in range(0, len(pixels), BATCH)]
+    return np.concatenate([extractor.predict_on_batch(batch) for batch in batches])

@@ -1,15 +1,18 @@
-"""Using a trained run: a photo's answer and Grad-CAM, scores on the held-out test split, TFLite.
+"""Using a trained run: a photo's answer, Grad-CAM and unfamiliarity, many photos' answers as a
+table, scores on the held-out test split, TFLite.
 
 The dashboard serves many sessions from one process, as threads. Models, evaluations and TFLite
 conversions are therefore kept per saved model version and made once, however many sessions ask
 at the same time: the first caller does the work while the others wait for its result.
 """
 
+import csv
+import itertools
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -17,15 +20,18 @@ from typing import TypeVar
 import keras
 import numpy as np
 
-from catdog import explain
+from catdog import explain, familiarity
 from catdog.data import Scan, scan
+from catdog.features import FeatureCache, extract
 from catdog.images import ImageError, load_image, to_model_input
+from catdog.models import WeightsUnavailable
 from catdog.runs import Run, RunError
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
-    "ClassScores", "Evaluation", "ImageError", "ImageResult", "Prediction", "Suspect", "analyse_photo", "class_names",
-    "evaluate", "export_tflite", "load_image", "load_model", "model_version", "predict", "top_losses",
+    "ClassScores", "DataMap", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction", "Suspect",
+    "analyse_photo", "answer_photos", "answered_batch", "class_names", "data_map", "evaluate", "export_tflite",
+    "guard", "load_image", "load_model", "model_version", "predict", "top_losses", "unfamiliarity", "write_csv",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,12 @@ _tflite = _OncePerKey(size=2)
 # Per model version, each photo's class probabilities by its content; and the ranked training split.
 _photo_scores = _OncePerKey(size=4)
 _rankings = _OncePerKey(size=16)
+_guards = _OncePerKey(size=4)
+_maps = _OncePerKey(size=4)
+# Answers to many photos at once (rows only, no pixels), by the caller's digest of the photos.
+_batches = _OncePerKey(size=16)
+# Photos decoded and answered together: one model call per this many.
+ANSWER_BATCH = 32
 
 
 class _ModelChanged(Exception):
@@ -141,6 +153,48 @@ def input_size(model: keras.Model) -> tuple[int, int]:
     return tuple(model.input_shape[1:3])
 
 
+def guard(run: Run, progress: familiarity.Progress | None = None) -> familiarity.Guard:
+    """The run's unfamiliarity guard, loaded once per server, and made first for a run that has
+    none (see familiarity.ensure); GuardUnavailable, remembered the same way, if it cannot be."""
+    path = run.familiarity_path
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+
+    def make() -> familiarity.Guard | familiarity.GuardUnavailable:
+        size = familiarity.GUARD_IMAGE_SIZE
+        try:
+            made = familiarity.ensure(run, progress=progress)
+            # The extractor is built now, with the guard, not when the first photo is waiting.
+            extract(np.zeros((1, *size, 3), np.uint8), size)
+        except familiarity.GuardUnavailable as error:
+            return error
+        except WeightsUnavailable as error:  # a guard saved while the weights were there
+            return familiarity.GuardUnavailable(str(error))
+        return made
+
+    found = _guards.get((str(path.resolve()), stamp), make)
+    if isinstance(found, familiarity.GuardUnavailable):
+        raise familiarity.GuardUnavailable(str(found))
+    return found
+
+
+def unfamiliarity(run: Run, images: list[np.ndarray]) -> list[float] | None:
+    """Each RGB image's unfamiliarity score (above familiarity.BORDER: unfamiliar); None without a guard."""
+    try:
+        run_guard = guard(run)
+    except familiarity.GuardUnavailable:
+        return None
+    size = familiarity.GUARD_IMAGE_SIZE
+    pixels = np.stack([to_model_input(image, size) for image in images])
+    return run_guard.unfamiliarity(extract(pixels, size)).tolist()
+
+
+def _unfamiliar(score: float | None) -> bool | None:
+    return None if score is None else score > familiarity.BORDER
+
+
 # --- one photo ---------------------------------------------------------------------------
 
 
@@ -153,10 +207,15 @@ class Prediction:
     probabilities: dict[str, float]
     label: str
     grad_cam: np.ndarray  # the Grad-CAM heat map for the label over the photo: RGB, the photo's size
+    unfamiliarity: float | None  # see catdog.familiarity; None when the run has no guard
 
     @property
     def confidence(self) -> float:
         return self.probabilities[self.label]
+
+    @property
+    def unfamiliar(self) -> bool | None:
+        return _unfamiliar(self.unfamiliarity)
 
 
 def _answer(
@@ -180,7 +239,118 @@ def analyse_photo(run: Run, data: bytes, flip_average: bool = False) -> Predicti
     pixels, probs = _answer(run, model, photo, flip_average)
     label = max(probs, key=probs.get)
     heat = explain.grad_cam(model, pixels, list(probs).index(label))
-    return Prediction(photo, pixels, probs, label, explain.overlay(photo, heat))
+    score = unfamiliarity(run, [photo])
+    return Prediction(photo, pixels, probs, label, explain.overlay(photo, heat), score[0] if score else None)
+
+
+# --- many photos -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhotoAnswer:
+    """One row of a table of many photos' answers: the answer, or why there is none."""
+
+    file: str
+    probabilities: dict[str, float] | None = None
+    unfamiliarity: float | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        return max(self.probabilities, key=self.probabilities.get) if self.probabilities else None
+
+    @property
+    def confidence(self) -> float | None:
+        return self.probabilities[self.label] if self.probabilities else None
+
+    @property
+    def unfamiliar(self) -> bool | None:
+        return _unfamiliar(self.unfamiliarity)
+
+    def to_dict(self) -> dict:
+        """`catdog predict`'s JSON line."""
+        if self.error is not None:
+            return {"file": self.file, "error": self.error}
+        return {
+            "file": self.file, "label": self.label, "probabilities": self.probabilities,
+            "unfamiliar": self.unfamiliar, "unfamiliarity": self.unfamiliarity,
+        }
+
+    def row(self) -> dict:
+        """The table's and the CSV file's row: one per photo, errors included."""
+        return {
+            "file": self.file, "label": self.label, "confidence": self.confidence,
+            "unfamiliar": self.unfamiliar, "unfamiliarity": self.unfamiliarity, "error": self.error,
+        }
+
+
+CSV_COLUMNS = tuple(PhotoAnswer("").row())
+
+
+def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
+    """Answers as CSV, a header and then one row as each answer comes: what `predict --csv`
+    prints and the Predict page downloads. Empty cells where there is no value."""
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for answer in answers:
+        writer.writerow({key: "" if value is None else value for key, value in answer.row().items()})
+        out.flush()
+
+
+def _read_photo(read: Callable[[], bytes]) -> np.ndarray | str:
+    """The decoded photo, or the one-line reason it cannot be used."""
+    try:
+        return load_image(read())
+    except ImageError as error:
+        return str(error)
+    except OSError as error:
+        return error.strerror or str(error)
+
+
+def answer_photos(
+    run: Run, photos: Iterable[tuple[str, Callable[[], bytes]]], flip_average: bool = False
+) -> Iterator[PhotoAnswer]:
+    """An answer for each (name, read) in order, read() giving the photo's bytes; a photo that
+    cannot be read or decoded answers with the reason. Photos are read, decoded and answered
+    ANSWER_BATCH at a time, so a long list needs little memory."""
+    model, classes = load_model(run), class_names(run)
+    photos = iter(photos)
+    while chunk := list(itertools.islice(photos, ANSWER_BATCH)):
+        decoded = [(name, _read_photo(read)) for name, read in chunk]
+        images = [image for _, image in decoded if not isinstance(image, str)]
+        if images:
+            pixels = np.stack([to_model_input(image, input_size(model)) for image in images])
+            probs = probabilities(model, pixels, flip_average)
+            scores = unfamiliarity(run, images) or [None] * len(images)
+            answered = iter(zip(probs, scores))
+        for name, image in decoded:
+            if isinstance(image, str):
+                yield PhotoAnswer(name, error=image)
+                continue
+            p, score = next(answered)
+            yield PhotoAnswer(name, {c: float(v) for c, v in zip(classes, p)}, score)
+
+
+def answered_batch(
+    run: Run,
+    digest: str,
+    photos: Iterable[tuple[str, Callable[[], bytes]]],
+    flip_average: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[PhotoAnswer, ...]:
+    """answer_photos's answers, kept per server under the caller's digest of the photos and the
+    model version: a page rerun, or another session with the same photos, is answered at once.
+    progress(done) follows the first asker's work."""
+
+    def answer() -> tuple[PhotoAnswer, ...]:
+        answers = []
+        for answer in answer_photos(run, photos, flip_average):
+            answers.append(answer)
+            if progress:
+                progress(len(answers))
+        return tuple(answers)
+
+    return _batches.get((str(run.path.resolve()), model_version(run), flip_average, digest), answer)
 
 
 # --- the held-out test split ---------------------------------------------------------------
@@ -232,6 +402,7 @@ class Evaluation:
     images: tuple[ImageResult, ...]
     data_root: str
     model_mtime_ns: int
+    split: str = "test"
 
     @property
     def n(self) -> int:
@@ -269,6 +440,7 @@ class Evaluation:
             "data_root": self.data_root,
             "images": [{**vars(image), "correct": image.correct} for image in self.images],
             "model_mtime_ns": self.model_mtime_ns,
+            "split": self.split,
         }
 
     @classmethod
@@ -284,6 +456,7 @@ class Evaluation:
             images=tuple(ImageResult(**image) for image in images),
             data_root=data["data_root"],
             model_mtime_ns=int(data["model_mtime_ns"]),
+            split=data.get("split", "test"),
         )
 
     @classmethod
@@ -298,20 +471,21 @@ class Evaluation:
         write_json_atomic(path, self.to_dict())
 
 
-def evaluate(run: Run, flip_average: bool = False) -> Evaluation:
-    """Accuracy, per-class scores, confusion matrix and per-photo answers on the test split.
+def evaluate(run: Run, flip_average: bool = False, split: str = "test") -> Evaluation:
+    """Accuracy, per-class scores, confusion matrix and per-photo answers on the test split (or
+    on another split, for the map of the data).
 
     The test split comes from the run's own data folder and split seed, so its files are
     disjoint from the ones the run trained and validated on. Made once per saved model version
     and setting, for every session, and kept on disk beside the model.
     """
-    path = run.evaluation_path(flip_average)
+    path = run.evaluation_path(flip_average, split)
 
     def saved_or_scored(version: int) -> Evaluation:
         saved = Evaluation.load(path)
         if saved is not None and saved.model_mtime_ns == version:
             return saved
-        evaluation = _score(run, version, flip_average)
+        evaluation = _score(run, version, flip_average, split)
         evaluation.save(path)
         return evaluation
 
@@ -319,21 +493,21 @@ def evaluate(run: Run, flip_average: bool = False) -> Evaluation:
     return _current(run, lambda version: _evaluations.get((key, version), lambda: saved_or_scored(version)))
 
 
-def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
+def _score(run: Run, version: int, flip_average: bool, split: str) -> Evaluation:
     start = time.perf_counter()
     cfg, classes = run.config, class_names(run)
     data = scan(cfg.get("data_dir"), cfg.get("split_seed"))
     if data.classes != classes:
         raise RunError(f"the data folder's classes changed since run {run.id} trained: {data.classes}")
     model = _model_at(run, version)
-    pixels, labels = data.arrays("test", size=input_size(model))
+    pixels, labels = data.arrays(split, size=input_size(model))
     if not len(labels):
-        raise RunError("the test split is empty")
+        raise RunError(f"the {split} split is empty")
     probs = probabilities(model, pixels, flip_average)
     predicted = probs.argmax(axis=1)
     confusion = np.zeros((len(classes), len(classes)), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
-    log.info("run %s: scored %d test photos in %.1f s", run.id, len(labels), time.perf_counter() - start)
+    log.info("run %s: scored %d %s photos in %.1f s", run.id, len(labels), split, time.perf_counter() - start)
     return Evaluation(
         run=run.id,
         flip_average=flip_average,
@@ -341,10 +515,11 @@ def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
         confusion_matrix=tuple(map(tuple, confusion.tolist())),
         images=tuple(
             ImageResult(file=name, label=classes[label], predicted=classes[guess], confidence=float(p[guess]))
-            for (name, label), guess, p in zip(data.files["test"], predicted, probs)
+            for (name, label), guess, p in zip(data.files[split], predicted, probs)
         ),
         data_root=str(data.root),
         model_mtime_ns=version,
+        split=split,
     )
 
 
@@ -407,6 +582,56 @@ def _scores_at(run: Run, version: int) -> dict[str, list[float]]:
         return dict(recorded.get("probabilities") or {}) if current else {}
 
     return _photo_scores.get((str(run.photo_scores_path.resolve()), version), saved)
+
+
+# --- a map of the data ------------------------------------------------------------------------
+
+MAP_SPLITS = ("test", "train")
+
+
+@dataclass(frozen=True, eq=False)
+class DataMap:
+    """The test and training photos placed by their MobileNetV2 features, projected onto the
+    plane of the training features' two largest variations (PCA), with the run's answers.
+    Shared between sessions: read only."""
+
+    photos: tuple[ImageResult, ...]
+    splits: tuple[str, ...]
+    xy: np.ndarray  # (photos, 2)
+    explained: tuple[float, float]  # the share of the features' variance along each axis
+
+
+def pca_plane(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """The mean, the two principal axes (rows) and the share of the variance each explains."""
+    mean = features.mean(axis=0)
+    _, singular, axes = np.linalg.svd(features - mean, full_matrices=False)
+    variance = singular**2 / max(float((singular**2).sum()), 1e-12)
+    return mean, axes[:2], (float(variance[0]), float(variance[1]))
+
+
+def data_map(run: Run, progress: familiarity.Progress | None = None) -> DataMap:
+    """The map, made once per saved model version for every session: the answers come from
+    `evaluate`, the features from the shared feature cache (the guard's), the plane from the
+    training features."""
+
+    def make() -> DataMap:
+        data = scan(run.config.get("data_dir"), run.config.get("split_seed"))
+        cache = FeatureCache(data, familiarity.GUARD_IMAGE_SIZE, progress)
+        features = {split: cache.features(split)[0] for split in MAP_SPLITS}
+        mean, axes, explained = pca_plane(features["train"])
+        photos, splits, blocks = [], [], []
+        for split in MAP_SPLITS:
+            row = {name: i for i, (name, _) in enumerate(data.files[split])}
+            # Only photos still in the folder as the run's answers name them.
+            answered = [image for image in evaluate(run, split=split).images if image.file in row]
+            photos += answered
+            splits += [split] * len(answered)
+            blocks.append(features[split][[row[image.file] for image in answered]])
+        xy = (np.concatenate(blocks) - mean) @ axes.T
+        return DataMap(tuple(photos), tuple(splits), xy, explained)
+
+    key = str(run.path.resolve())
+    return _current(run, lambda version: _maps.get((key, version), make))
 
 
 # --- export --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 import tensorflow as tf
 
+from catdog import familiarity
 from catdog.data import Scan, scan
 from catdog.features import FeatureCache, build_head_model, copy_head_weights
 from catdog.models import build, unfreeze_top
@@ -172,7 +173,20 @@ def train(run: Run) -> dict:
             unfreeze_top(model)
             compile_model(model, float(cfg["learning_rate"]) / 10)
             best = _fit(model, run, training(seed + 1), validation(), int(cfg["fine_tune_epochs"]), PHASE_FINE_TUNE, save_best, best)
+    _make_guard(run, data)
     return {"best_val_accuracy": best}
+
+
+def _make_guard(run: Run, data: Scan) -> None:
+    """The unfamiliarity guard, saved with the run so that its first prediction need not wait.
+    Without it (no backbone weights) the run still finishes; predictions then say it is missing."""
+    start = time.time()
+    try:
+        familiarity.ensure(
+            run, data, lambda done, total: run.record_progress(PHASE_FEATURES, 0, done, total, time.time() - start)
+        )
+    except familiarity.GuardUnavailable as error:
+        print(f"no unfamiliarity guard: {error}", file=sys.stderr, flush=True)
 
 
 def distribution_strategy() -> tf.distribute.Strategy:

@@ -1,24 +1,48 @@
-"""Predict: a trained model's answer for your photos, where it looked, and how it does on unseen photos.
+"""Predict: a trained model's answer for your photos, where it looked, whether they look like
+anything it was trained on, and how it does on unseen photos.
 
-Uploaded bytes stay in memory: nothing is written under the uploader's file name.
+Uploaded bytes stay in memory, zips included: nothing is written under the uploader's file names.
 """
 
+import hashlib
+import io
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
+from catdog.archives import ArchiveError, Member, is_zip, zip_members
 from catdog.data import DataError, Scan
 from catdog.datasets import DatasetStore
+from catdog.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
 from catdog.images import ImageError
-from catdog.predict import Evaluation, ImageResult, Prediction, analyse_photo, evaluate, model_version
+from catdog.predict import (
+    DataMap,
+    Evaluation,
+    ImageResult,
+    PhotoAnswer,
+    Prediction,
+    analyse_photo,
+    answered_batch,
+    data_map,
+    evaluate,
+    guard,
+    model_version,
+    write_csv,
+)
 from catdog.runs import Run, RunError
 
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 8
 CONFIDENT_MISTAKES = 8
+# A zip's photos shown one by one, with Grad-CAM; every photo is in the table.
+PHOTO_CARDS = 6
+Photo = tuple[str, Callable[[], bytes]]
 
 
 def main() -> None:
@@ -31,6 +55,7 @@ def main() -> None:
         help="Test-time augmentation: each answer averages the photo's and its left-right mirror's. "
         "Twice the work; often a little more accurate, because a mirrored pet is still the same pet.",
     )
+    prepare_guard(run)
     your_photos(run, flip_average)
     st.divider()
     test_set(run, flip_average)
@@ -57,6 +82,25 @@ def label(run: Run) -> str:
     return f"{summary['arch']} · {run.id} · {summary['status']} · best val acc {ui.percent(summary['best_val_accuracy'])}"
 
 
+def prepare_guard(run: Run) -> None:
+    """The run's unfamiliarity check, made once per run (by training, or here for older runs)."""
+    bar = st.empty()
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(
+            min(done / max(total, 1), 1.0),
+            text=f"Preparing the unfamiliarity check, once for this model: MobileNetV2 features of its "
+            f"training and validation photos, {done} of {total}",
+        )
+
+    try:
+        guard(run, progress)
+    except GuardUnavailable as error:
+        st.caption(f"Answers come without the unfamiliarity check: {error}")
+    finally:
+        bar.empty()
+
+
 # A fragment: an upload reruns this section alone, not the test set's gallery below it, which
 # was most of the server's work when a class uploaded at once.
 @st.fragment
@@ -64,20 +108,109 @@ def your_photos(run: Run, flip_average: bool) -> None:
     st.subheader("Your photos")
     # No extension filter: a folder's worth of files may be dropped, and the content decides.
     uploads = st.file_uploader(
-        "Pet photos", accept_multiple_files=True, key="predict_uploads",
-        help=f"JPEG, PNG, GIF, BMP, WebP or TIFF, up to {config.MAX_UPLOAD_BYTES // 2**20} MB each.",
+        "Pet photos, or a zip of them", accept_multiple_files=True, key="predict_uploads",
+        help=f"JPEG, PNG, GIF, BMP, WebP or TIFF, up to {config.MAX_UPLOAD_BYTES // 2**20} MB each; "
+        "a zip archive is read in memory, photo by photo.",
     )
-    photos = [(upload.name, upload.getvalue()) for upload in uploads or []]
+    files = [(upload.name, upload.getvalue()) for upload in uploads or []]
     if st.toggle("Use the camera", key="predict_camera"):
         shot = st.camera_input("Take a photo", key="predict_shot")
         if shot is not None:
-            photos.append(("camera photo", shot.getvalue()))
-    if not photos:
-        st.caption("Upload one or more photos of a cat or a dog, or take one with the camera.")
+            files.append(("camera photo", shot.getvalue()))
+    if not files:
+        st.caption("Upload one or more photos of a cat or a dog, or a zip of many, or take one with the camera.")
         return
-    for index, (name, data) in enumerate(photos):
-        with ui.guard(name):
-            show_prediction(run, index, name, data, flip_average)
+    count = sum(photo_count(data) for _, data in files)
+    if count > 1 or any(is_zip(data) for _, data in files):
+        answers_table(run, files, count, flip_average)
+    # Every photo uploaded on its own in detail, as it was chosen to be seen; of a zip, the first few.
+    for number, (name, data) in enumerate(files):
+        cards = itertools.islice(photos_of(name, data), PHOTO_CARDS if is_zip(data) else None)
+        for index, (card, read) in enumerate(cards):
+            with ui.guard(card):
+                show_prediction(run, card, read, flip_average, key=f"{number}-{index}")
+        if photo_count(data) > PHOTO_CARDS and is_zip(data):
+            st.caption(f"The first {PHOTO_CARDS} photos of {name} in detail; all are in the table above.")
+
+
+def photos(files: list[tuple[str, bytes]]) -> Iterator[Photo]:
+    return itertools.chain.from_iterable(photos_of(name, data) for name, data in files)
+
+
+def photos_of(name: str, data: bytes) -> Iterator[Photo]:
+    """An upload, or each file of an uploaded zip, as (name, read); read() raises ImageError
+    for a zip's refused entries and for a zip refused as a whole, so they show with the reason."""
+    if not is_zip(data):
+        yield name, lambda: data
+        return
+    try:
+        members = zip_members(data)
+    except ArchiveError as error:
+        yield name, refused(str(error))
+        return
+    for entry in members:
+        if isinstance(entry, Member):
+            yield f"{name}/{entry.path}", lambda data=entry.data: data
+        else:
+            yield f"{name}/{entry.name}", refused(entry.reason)
+
+
+def refused(reason: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise ImageError(reason)
+
+    return read
+
+
+def photo_count(data: bytes) -> int:
+    if not is_zip(data):
+        return 1
+    try:
+        return len(zip_members(data))
+    except ArchiveError:
+        return 1
+
+
+def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_average: bool) -> None:
+    """Every photo's answer in one table, and as a CSV file."""
+    digest = hashlib.sha256()
+    for name, data in files:
+        digest.update(hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest() + hashlib.sha256(data).digest())
+    bar = st.empty()
+
+    def progress(done: int) -> None:
+        bar.progress(min(done / max(count, 1), 1.0), text=f"Asking the model… {done} of {count} photos")
+
+    answers = answered_batch(run, digest.hexdigest(), photos(files), flip_average, progress)
+    bar.empty()
+    answered = [answer for answer in answers if answer.error is None]
+    unfamiliar = sum(bool(answer.unfamiliar) for answer in answered)
+    st.markdown(
+        f"**{len(answers)} photos**: {len(answered)} answered, {unfamiliar} of them unfamiliar, "
+        f"{len(answers) - len(answered)} could not be read"
+    )
+    st.dataframe(answers_frame(answers), hide_index=True)
+    out = io.StringIO()
+    write_csv(answers, out)
+    st.download_button(
+        "Download the answers as CSV", out.getvalue(), file_name=f"predictions-{run.id}.csv", mime="text/csv",
+        icon=":material/download:", on_click="ignore", key="predict_csv",
+    )
+
+
+def answers_frame(answers: tuple[PhotoAnswer, ...]) -> pd.DataFrame:
+    words = {True: "yes", False: "no", None: "–"}
+    return pd.DataFrame([
+        {
+            "File": answer.file,
+            "Label": answer.label or "–",
+            "Confidence": ui.percent(answer.confidence),
+            "Unfamiliar": words[answer.unfamiliar],
+            "Unfamiliarity": "–" if answer.unfamiliarity is None else f"{answer.unfamiliarity:.2f}",
+            "Problem": answer.error or "",
+        }
+        for answer in answers
+    ])
 
 
 # Reruns (any widget) show the same photos again: their answers are kept for a while, keyed by
@@ -87,9 +220,9 @@ def analysed(run_path: str, version: int, data: bytes, flip_average: bool) -> Pr
     return analyse_photo(Run(Path(run_path)), data, flip_average)
 
 
-def show_prediction(run: Run, index: int, name: str, data: bytes, flip_average: bool) -> None:
+def show_prediction(run: Run, name: str, read: Callable[[], bytes], flip_average: bool, key: str) -> None:
     try:
-        result = analysed(str(run.path), model_version(run), data, flip_average)
+        result = analysed(str(run.path), model_version(run), read(), flip_average)
     except ImageError as error:
         st.error(f"{name}: {error}")
         return
@@ -99,10 +232,27 @@ def show_prediction(run: Run, index: int, name: str, data: bytes, flip_average: 
         with answer:
             st.markdown(f"### {result.label}")
             st.caption(f"{result.confidence:.1%} sure")
+            familiarity_note(result)
             probability_bars(result.probabilities)
         seen.image(result.pixels, caption=f"What the model sees ({len(result.pixels)} px)", width="stretch")
         heat.image(result.grad_cam, caption="Grad-CAM: where it looked", width="stretch")
-        ui.inside_the_model(run, result.pixels, key=f"predict_inside_{index}")
+        ui.inside_the_model(run, result.pixels, key=f"predict_inside_{key}")
+
+
+def familiarity_note(result: Prediction) -> None:
+    """Above the probabilities, which stay visible: a classifier answers with one of its classes
+    even for a photo unlike any it trained on."""
+    if result.unfamiliar is None:
+        return
+    score = f"unfamiliarity {result.unfamiliarity:.2f}; {FAMILIAR_SHARE:.0%} of the validation photos score below {BORDER:g}"
+    if result.unfamiliar:
+        st.warning(
+            f"This doesn't look like anything I was trained on ({score}). The bars below only say which of "
+            "my classes it is least unlike.",
+            icon=":material/help:",
+        )
+    else:
+        st.caption(f"Looks like the photos I was trained on ({score}).")
 
 
 def probability_bars(probs: dict[str, float]) -> None:
@@ -143,6 +293,7 @@ def test_set(run: Run, flip_average: bool) -> None:
             st.success("No mistakes on the test set.")
     if cell:
         cell_photos(result, scan, *cell)
+    data_map_section(run, scan, result.classes)
     st.markdown("**All test photos**")
     mistakes_only = st.toggle("Mistakes only", key="predict_mistakes_only")
     images = [i for i in result.images if not (mistakes_only and i.correct)]
@@ -150,6 +301,73 @@ def test_set(run: Run, flip_average: bool) -> None:
         st.caption("Nothing to show.")
         return
     gallery(ui.page_of(images, GALLERY_PAGE, key="test-page"), scan, columns=GALLERY_COLUMNS)
+
+
+# Training photos first, so the test photos are drawn over them.
+MAP_SHOWS = {"Test photos": ("test",), "Training photos": ("train",), "Both": ("train", "test")}
+
+
+# A fragment, and off until asked for: a chart of a few thousand points costs every browser that
+# draws it, and a click on a point reruns the map alone.
+@st.fragment
+@ui.guarded("The map of the data")
+def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
+    st.markdown("**A map of the data**")
+    if not st.toggle("Show the map", key="predict_map"):
+        st.caption("Every test and training photo as a point, placed by what MobileNetV2 sees in it: similar photos lie close.")
+        return
+    bar = st.empty()
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"MobileNetV2 features, once for this data: {done} of {total} photos")
+
+    with st.spinner("Placing the photos…"):
+        result = data_map(run, progress)
+    bar.empty()
+    shown = MAP_SHOWS[st.radio("Photos", list(MAP_SHOWS), horizontal=True, key="predict_map_photos")]
+    event = st.plotly_chart(
+        map_figure(result, classes, shown), on_select="rerun", selection_mode="points", key="predict_map_chart",
+    )
+    first, second = (f"{share:.0%}" for share in result.explained)
+    st.caption(
+        f"The two directions along which the training photos' features vary most ({first} and {second} of the "
+        "variation). Colour: the true class; ● right, ✕ wrong; hollow: a training photo. Click a point for its photo."
+    )
+    for point in event["selection"]["points"][:1]:
+        index = point["customdata"]
+        photo = result.photos[index[0] if isinstance(index, list) else index]
+        if photo.file in scan.index:
+            mark = "right" if photo.correct else f"wrong: {photo.predicted}"
+            st.image(ui.thumbnail(scan.key, photo.file, scan), caption=f"{photo.file} · {photo.label} · {mark} "
+                     f"{photo.confidence:.0%}", width=320)
+
+
+def map_figure(result: DataMap, classes: tuple[str, ...], shown: tuple[str, ...]) -> go.Figure:
+    """One trace per split, class and right or wrong, so the legend explains colours and marks."""
+    colors = ui.class_colors(list(classes))
+    groups: dict[tuple[str, str, bool], list[int]] = {}
+    for i, (photo, split) in enumerate(zip(result.photos, result.splits)):
+        groups.setdefault((split, photo.label, photo.correct), []).append(i)
+    figure = go.Figure()
+    for split, label, correct in itertools.product(shown, classes, (True, False)):
+        indices = groups.get((split, label, correct))
+        if not indices:
+            continue
+        photos = [result.photos[i] for i in indices]
+        symbol = ("circle" if correct else "x") + ("-open" if split == "train" else "")
+        figure.add_trace(go.Scatter(
+            x=result.xy[indices, 0], y=result.xy[indices, 1], mode="markers", customdata=indices,
+            name=f"{label} · {'right' if correct else 'wrong'}" + (" · training" if split == "train" else ""),
+            marker={"color": colors[label], "symbol": symbol, "size": 7 if correct else 10},
+            text=[f"{p.file}<br>{p.label} · answer {p.predicted} {p.confidence:.0%}" for p in photos],
+            hovertemplate="%{text}<extra></extra>",
+        ))
+    figure.update_layout(
+        height=520, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h"},
+        xaxis={"title": "first direction", "showticklabels": False},
+        yaxis={"title": "second direction", "showticklabels": False},
+    )
+    return figure
 
 
 def class_table(result: Evaluation) -> pd.DataFrame:

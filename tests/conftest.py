@@ -32,6 +32,13 @@ def trained_run_dir(tmp_path_factory, tiny_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def three_class_run_dir(tmp_path_factory) -> Path:
+    """A runs folder holding one finished model1 run on three synthetic classes."""
+    data = make_dataset(tmp_path_factory.mktemp("three-class-data"), classes=("cats", "dogs", "birds"))
+    return train_model1(tmp_path_factory.mktemp("three-class-runs"), data, 2, tmp_path_factory.getbasetemp() / "cache")
+
+
+@pytest.fixture(scope="session")
 def lopsided_run_dir(tmp_path_factory) -> Path:
     """A runs folder holding one finished model1 run on data with two validation dogs and no
     test/ folder: too few to hold one out, so the test split has cats only."""

@@ -46,16 +46,19 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "c
 
 
 def synthetic_image(label: int, index: int, size=(64, 48)) -> Image.Image:
-    """Class 0 is warm with a bright disc, class 1 cool with a dark bar: learnable in one epoch."""
+    """Class 0 is warm with a bright disc, class 1 cool with a dark bar, class 2 green with pale
+    stripes: learnable in one epoch."""
     rng = np.random.default_rng(index * 7 + label)
     width, height = size
-    base = np.array([200, 90, 60] if label == 0 else [60, 90, 200], dtype=np.float32)
+    base = np.array([[200, 90, 60], [60, 90, 200], [70, 170, 70]][label], dtype=np.float32)
     pixels = np.clip(base + rng.normal(0, 25, (height, width, 3)), 0, 255)
     yy, xx = np.mgrid[:height, :width]
     if label == 0:
         pixels[(yy - height / 2) ** 2 + (xx - width / 2) ** 2 < (height / 4) ** 2] = 250
-    else:
+    elif label == 1:
         pixels[:, width // 3 : width // 2] = 20
+    else:
+        pixels[(yy // max(height // 6, 1)) % 2 == 0] = 235
     return Image.fromarray(pixels.astype(np.uint8))
 
 

@@ -64,3 +64,13 @@ def test_smoke_lesson_times_the_lesson_and_reports_each_run(tmp_path):
     assert [run["label"] for run in measured["runs"]] == ["without augmentation", "with augmentation"]
     assert all(0 <= run["best_val_accuracy"] <= 1 and run["final_gap"] is not None for run in measured["runs"])
     assert measured["conclusion"] and "| augmentation quick | 1 epoch @ 96 px |" in table
+
+
+def test_smoke_unfamiliar_measures_pets_and_bundled_non_pet_photos(tmp_path, backbone_weights):
+    pytest.importorskip("skimage", reason="needs scikit-image: pip install -r benchmarks/requirements.txt")
+    results, table = run_smoke("benchmarks.unfamiliar", tmp_path / "unfamiliar.json", timeout=600)
+    assert results["photos"]["non_pets"] == 23 * 5 and results["photos"]["pets"] > 0
+    for shares in (results, *results["compared"].values()):
+        assert 0 <= shares["pets_flagged"] <= 1 and 0 <= shares["non_pets_flagged"] <= 1
+    assert len(results["non_pet_scores"]) == 23 and not {"chelsea", "horse"} & set(results["non_pet_scores"])
+    assert "non-pet photos flagged" in table

@@ -4,8 +4,10 @@ Uses the tiny synthetic data set and a copy of the tiny trained run; screenshots
 $CATDOG_SCREENSHOTS (default: screenshots/, ignored by git).
 """
 
+import io
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,39 @@ def test_predict_labels_an_uploaded_photo(page, app_url, screenshots, tmp_path):
     settle(page)
     assert_no_errors(page)
     page.screenshot(path=screenshots / "e2e-predict-upload.png", full_page=True)
+
+
+def test_predict_flags_an_unfamiliar_photo_and_tables_a_zip(page, app_url, screenshots, tmp_path, backbone_weights):
+    stripes = tmp_path / "stripes.jpg"
+    synthetic_image(2, 778).save(stripes)
+    album = tmp_path / "album.zip"
+    with zipfile.ZipFile(album, "w") as archive:
+        for i in range(3):
+            out = io.BytesIO()
+            synthetic_image(i % 2, 780 + i).save(out, format="JPEG")
+            archive.writestr(f"pets/pet-{i}.jpg", out.getvalue())
+        archive.writestr("pets/notes.txt", "hello")
+    page.goto(f"{app_url}/predict")
+    settle(page)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([stripes, album])
+    # The server's first unfamiliarity check builds MobileNetV2: seconds on 2 cores.
+    sync_api.expect(page.get_by_text("This doesn't look like anything I was trained on")).to_be_visible(timeout=SLOW_MS)
+    sync_api.expect(page.get_by_text("5 photos")).to_be_visible()
+    settle(page)
+    assert_no_errors(page)
+    page.screenshot(path=screenshots / "e2e-predict-unfamiliar-batch.png", full_page=True)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the answers as CSV").click()
+    rows = Path(download.value.path()).read_text().splitlines()
+    assert rows[0] == "file,label,confidence,unfamiliar,unfamiliarity,error" and len(rows) == 6
+    assert rows[1].startswith("stripes.jpg,") and ",True," in rows[1]
+    assert rows[5] == "album.zip/pets/notes.txt,,,,,not an image: a text file"
+
+    page.get_by_text("Show the map").click()
+    sync_api.expect(page.locator('[data-testid="stPlotlyChart"]')).to_be_visible(timeout=SLOW_MS)
+    settle(page)
+    assert_no_errors(page)
+    page.locator('[data-testid="stPlotlyChart"]').screenshot(path=screenshots / "e2e-predict-map.png")
 
 
 def test_runs_table_compares_and_downloads(page, app_url, screenshots, tmp_path):

@@ -71,7 +71,7 @@ def test_predict_opens_the_photo_s_feature_maps_on_request(trained_env):
     app.file_uploader(key="predict_uploads").set_value([("dog.jpg", out.getvalue(), "image/jpeg")]).run()
     assert [e.label for e in app.get("expander")] == ["Inside the model"]
     assert not [m for m in app.markdown if "channels of" in m.value], "closed, it works out nothing"
-    app.session_state["predict_inside_0"] = True
+    app.session_state["predict_inside_0-0"] = True
     app.run()
     assert_clean(app)
     headings = [m.value for m in app.markdown if "channels of" in m.value]

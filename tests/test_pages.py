@@ -1,10 +1,12 @@
 """Every dashboard page, run headless with Streamlit's AppTest on tiny data and a tiny trained run."""
 
 import io
+import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import corpus
@@ -422,6 +424,92 @@ def test_predict_shows_dashes_for_a_class_without_test_photos(monkeypatch, lopsi
     assert {m.label: m.value for m in app.metric}["dogs recognised"] == "–"
     dogs = app.table[0].value.loc["dogs"]
     assert dogs["Test photos"] == 0 and dogs["Recognised (recall)"] == dogs["F1"] == "–"
+
+
+def test_predict_scores_each_of_three_classes(monkeypatch, tiny_env, three_class_run_dir):
+    monkeypatch.setenv("CATDOG_RUNS_DIR", str(three_class_run_dir))
+    app = open_app("pages/predict.py")
+    assert_clean(app)
+    classes = ["birds", "cats", "dogs"]
+    assert {f"{name} recognised" for name in classes} <= {m.label for m in app.metric}
+    scores, matrix = (table.value for table in app.table)
+    assert sorted(scores.index) == classes
+    assert {"Test photos", "Recognised (recall)", "Precision", "F1"} <= set(scores.columns)
+    assert sorted(matrix.index) == sorted(matrix.columns) == classes
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_predict_many_photos_and_a_zip_make_one_table_with_a_csv(trained_env):
+    album = zip_of({
+        "album/cat.jpg": jpeg_bytes(0, seed=31), "album/dog.jpg": jpeg_bytes(1, seed=32),
+        "album/notes.txt": b"hello", "../escape.jpg": jpeg_bytes(0, seed=33),
+    })
+    uploads = [("first.jpg", jpeg_bytes(0, seed=30), "image/jpeg"), ("album.zip", album, "application/zip")]
+    app = open_app("pages/predict.py")
+    app.file_uploader(key="predict_uploads").set_value(uploads).run()
+    assert_clean(app)
+    table = app.dataframe[0].value
+    assert list(table["File"]) == [
+        "first.jpg", "album.zip/album/cat.jpg", "album.zip/album/dog.jpg", "album.zip/album/notes.txt",
+        "album.zip/../escape.jpg",
+    ]
+    assert set(table["Label"][:3]) <= {"cats", "dogs"} and all(table["Confidence"][:3].str.endswith("%"))
+    assert set(table["Unfamiliar"][:3]) <= {"yes", "no"}
+    assert list(table["Problem"][3:]) == [
+        "not an image: a text file",
+        "its path could lead outside the folder it is unpacked into (absolute, '..' or a drive)",
+    ]
+    assert any("5 photos" in m.value and "2 could not be read" in m.value for m in app.markdown)
+    assert [button.proto.label for button in app.get("download_button")] == ["Download the answers as CSV"]
+    assert len([m for m in app.markdown if m.value.startswith("### ")]) == 3, "photo cards for the readable ones"
+
+
+def test_a_refused_zip_is_a_row_with_the_reason(trained_env):
+    bomb = zip_of({"zeros.jpg": bytes(20 * 2**20)})
+    app = open_app("pages/predict.py")
+    app.file_uploader(key="predict_uploads").set_value([("bomb.zip", bomb, "application/zip")]).run()
+    assert_clean(app)
+    [problem] = app.dataframe[0].value["Problem"]
+    assert "zip bomb" in problem
+    assert [e.value for e in app.error] == [f"bomb.zip: {problem}"]
+
+
+def test_predict_says_an_unfamiliar_photo_is_unfamiliar_above_the_bars(trained_env, backbone_weights):
+    app = open_app("pages/predict.py")
+    app.file_uploader(key="predict_uploads").set_value([("stripes.jpg", jpeg_bytes(2), "image/jpeg")]).run()
+    assert_clean(app)
+    [warning] = [w.value for w in app.warning]
+    assert warning.startswith("This doesn't look like anything I was trained on")
+    assert len(app.get("progress")) == 2, "the probabilities stay visible"
+
+
+def test_predict_map_of_the_data_shows_the_photos_and_opens_a_clicked_one(trained_env, backbone_weights):
+    app = open_app("pages/predict.py")
+    assert not app.get("plotly_chart"), "off until asked for"
+    app.toggle(key="predict_map").set_value(True).run()
+    assert_clean(app)
+    traces = json.loads(app.get("plotly_chart")[0].proto.spec)["data"]
+    tested = sum(app.table[1].value.to_numpy().flatten())
+    assert sum(len(trace["x"]) for trace in traces) == tested
+    assert {trace["name"].split(" · ")[0] for trace in traces} <= {"cats", "dogs"}
+    first = traces[0]
+    app.session_state["predict_map_chart"] = {
+        "selection": {"points": [{"customdata": first["customdata"][0]}], "point_indices": [0], "box": [], "lasso": []}
+    }
+    app.run()
+    assert_clean(app)
+    file = first["text"][0].split("<br>")[0]
+    assert any(caption.startswith(file) for caption in image_captions(app))
+    app.radio(key="predict_map_photos").set_value("Both").run()
+    traces = json.loads(app.get("plotly_chart")[0].proto.spec)["data"]
+    assert any(trace["name"].endswith("training") for trace in traces)
 
 
 def test_predict_without_a_model_points_to_training(tiny_env):

@@ -21,11 +21,13 @@ from catdog.predict import (
     Evaluation,
     analyse_photo,
     class_names,
+    data_map,
     evaluate,
     export_tflite,
     input_size,
     load_model,
     model_version,
+    pca_plane,
     predict,
 )
 from catdog.runs import Run, RunError, RunStore
@@ -123,6 +125,56 @@ def test_per_class_scores_and_confident_mistakes_follow_the_answers(run):
     assert mistakes == sorted(mistakes, key=lambda image: -image.confidence)
     assert len(mistakes) == min(3, sum(not image.correct for image in result.images))
     assert all(not image.correct for image in mistakes)
+
+
+def test_per_class_scores_of_three_classes_from_a_known_confusion_matrix():
+    # Rows: true class; columns: the answer. birds: 4 of 5 recognised, and 4 of the 6 called birds are.
+    matrix = ((4, 1, 0), (2, 3, 0), (0, 0, 0))
+    result = Evaluation("r", False, ("birds", "cats", "dogs"), matrix, (), "/data", 1)
+    birds, cats, dogs = result.per_class.values()
+    assert (birds.recall, birds.precision, birds.support) == (0.8, 4 / 6, 5)
+    assert birds.f1 == pytest.approx(2 * 0.8 * (4 / 6) / (0.8 + 4 / 6))
+    assert (cats.recall, cats.precision, cats.f1, cats.support) == (0.6, 0.75, pytest.approx(2 / 3), 5)
+    assert (dogs.recall, dogs.precision, dogs.f1, dogs.support) == (None, None, None, 0)
+
+
+def test_three_classes_have_all_four_scores_in_evaluate_json(three_class_run_dir):
+    run = RunStore(three_class_run_dir).runs()[0]
+    result = evaluate(run)
+    assert len(result.classes) == 3 and len(result.confusion_matrix) == 3
+    printed = catdog("evaluate", "--run", run.id, "--runs-dir", str(three_class_run_dir), "--json")
+    assert printed.returncode == 0, printed.stderr
+    evaluation = json.loads(printed.stdout)
+    assert list(evaluation["per_class"]) == evaluation["classes"] == list(result.classes)
+    for name, scores in evaluation["per_class"].items():
+        assert scores == pytest.approx(vars(result.per_class[name]))
+        assert set(scores) == {"recall", "precision", "f1", "support"} and scores["support"] > 0
+    assert sum(scores["support"] for scores in evaluation["per_class"].values()) == evaluation["n"]
+
+
+def test_pca_plane_finds_the_directions_of_largest_variation():
+    rng = np.random.default_rng(0)
+    along = np.zeros(16)
+    along[:2] = 1 / np.sqrt(2)
+    points = 5 + rng.normal(0, 10, (300, 1)) * along + rng.normal(0, 0.1, (300, 16))
+    mean, axes, explained = pca_plane(points)
+    assert np.allclose(mean, points.mean(axis=0))
+    assert abs(axes[0] @ along) == pytest.approx(1, abs=1e-3) and abs(axes[1] @ along) < 0.05
+    assert explained[0] > 0.95 and explained[0] + explained[1] <= 1
+
+
+def test_the_map_places_every_test_and_training_photo_with_the_runs_answers(run, tiny_data, backbone_weights):
+    result = data_map(run)
+    data = scan(tiny_data)
+    assert [(photo.file, split) for photo, split in zip(result.photos, result.splits)] == [
+        (name, split) for split in ("test", "train") for name, _ in data.files[split]
+    ]
+    assert result.photos[: evaluate(run).n] == evaluate(run).images
+    assert result.xy.shape == (len(result.photos), 2) and np.isfinite(result.xy).all()
+    assert data_map(run) is result, "made once per model version"
+    # Warm discs and cool bars differ most in what MobileNetV2 sees: the first axis parts them.
+    first = {label: result.xy[[i for i, p in enumerate(result.photos) if p.label == label], 0] for label in ("cats", "dogs")}
+    assert abs(first["cats"].mean() - first["dogs"].mean()) > 2 * max(first["cats"].std(), first["dogs"].std())
 
 
 def test_the_saved_evaluation_reads_back_equal(fresh_run):

@@ -1,0 +1,160 @@
+"""Zip archives of photos, read safely: limits first, then member by member, in memory.
+
+Whoever takes photos from a zip (the Predict page, a data-set import) reads them through
+`zip_members`: the archive is refused as a whole, before anything is unpacked, when it has too
+many entries or unpacks to too many bytes, or when an entry unpacks to far more than it packs
+(a zip bomb); a member is skipped, with the reason, when its path could leave a folder it is
+unpacked into (absolute, `..`, a drive), when it is a link, encrypted, too large, or itself an
+archive. Nothing is written to disk here; a caller that writes members joins `Member.path`
+(already checked) to its own folder.
+"""
+
+import io
+import stat
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from catdog import config
+
+# Below this size an entry's compression ratio says nothing: a few kilobytes of text pack 100:1.
+_RATIO_FLOOR_BYTES = 1024 * 1024
+_NESTED = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"Rar!", b"7z\xbc\xaf", b"BZh")
+# Finder adds these to every zip it makes: metadata, never photos.
+_MAC_METADATA = "__MACOSX"
+
+
+class ArchiveError(ValueError):
+    """An archive refused as a whole; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    entries: int = config.ZIP_MAX_ENTRIES
+    total_bytes: int = config.ZIP_MAX_TOTAL_BYTES
+    ratio: float = config.ZIP_MAX_RATIO
+    member_bytes: int = config.MAX_UPLOAD_BYTES
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file of the archive: a relative path that stays inside any folder it is joined to."""
+
+    path: PurePosixPath
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry left out, as the archive names it, and why."""
+
+    name: str
+    reason: str
+
+
+def is_zip(data: bytes) -> bool:
+    """Whether bytes are a zip archive, by content, whatever the file is called."""
+    return data.startswith((b"PK\x03\x04", b"PK\x05\x06"))
+
+
+def zip_members(source: bytes | BinaryIO, limits: Limits = Limits()) -> "ZipMembers":
+    """The archive's files in stored order, each read when iterated to; ArchiveError at once
+    when the archive as a whole is refused. Folders and Finder's metadata are passed over silently."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ArchiveError(f"not a readable zip archive ({error})") from None
+    _check_limits(archive.infolist(), limits)
+    return ZipMembers(archive, limits)
+
+
+class ZipMembers:
+    """zip_members' answer: iterate it once for the members and skipped entries; len() says how
+    many it yields, for a progress bar, before any is read."""
+
+    def __init__(self, archive: zipfile.ZipFile, limits: Limits):
+        self._archive, self._limits = archive, limits
+        self._entries = [entry for entry in archive.infolist() if not _passed_over(entry)]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Member | Skipped]:
+        return _members(self._archive, self._entries, self._limits)
+
+
+def _passed_over(entry: zipfile.ZipInfo) -> bool:
+    path = safe_path(entry.filename)
+    return entry.is_dir() or (path is not None and path.parts[0] == _MAC_METADATA)
+
+
+def _check_limits(entries: list[zipfile.ZipInfo], limits: Limits) -> None:
+    if len(entries) > limits.entries:
+        raise ArchiveError(f"the archive has {len(entries):,} entries; the limit is {limits.entries:,}")
+    total = sum(entry.file_size for entry in entries)
+    if total > limits.total_bytes:
+        raise ArchiveError(
+            f"the archive unpacks to {total / 2**20:,.0f} MB; the limit is {limits.total_bytes // 2**20:,} MB"
+        )
+    for entry in entries:
+        if entry.file_size > _RATIO_FLOOR_BYTES and entry.file_size > limits.ratio * max(entry.compress_size, 1):
+            raise ArchiveError(
+                f"{entry.filename} unpacks to {entry.file_size / max(entry.compress_size, 1):,.0f} times its packed "
+                f"size (over {limits.ratio:g}): refused as a possible zip bomb"
+            )
+
+
+def _members(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: Limits) -> Iterator[Member | Skipped]:
+    unpacked = 0
+    with archive:
+        for entry in entries:
+            path = safe_path(entry.filename)
+            reason = _refusal(entry, path, limits)
+            if reason:
+                yield Skipped(entry.filename, reason)
+                continue
+            try:
+                with archive.open(entry) as member:
+                    # Bounded whatever the headers claim: the limits were checked on what they claim.
+                    data = member.read(limits.member_bytes + 1)
+            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as error:
+                yield Skipped(entry.filename, f"cannot be unpacked ({error})")
+                continue
+            unpacked += len(data)
+            if len(data) > limits.member_bytes:
+                yield Skipped(entry.filename, _too_large(limits))
+            elif unpacked > limits.total_bytes:
+                raise ArchiveError(f"the archive unpacks to more than {limits.total_bytes // 2**20:,} MB")
+            elif data.startswith(_NESTED):
+                yield Skipped(entry.filename, "an archive inside the archive (not opened)")
+            else:
+                yield Member(path, data)
+
+
+def _refusal(entry: zipfile.ZipInfo, path: PurePosixPath | None, limits: Limits) -> str | None:
+    if path is None:
+        return "its path could lead outside the folder it is unpacked into (absolute, '..' or a drive)"
+    if stat.S_ISLNK(entry.external_attr >> 16):
+        return "a link (links are not followed)"
+    if entry.flag_bits & 0x1:
+        return "encrypted (a password is needed)"
+    if entry.file_size > limits.member_bytes:
+        return _too_large(limits)
+    return None
+
+
+def _too_large(limits: Limits) -> str:
+    return f"larger than {limits.member_bytes // 2**20} MB unpacked"
+
+
+def safe_path(name: str) -> PurePosixPath | None:
+    """An entry's name as a relative path that cannot leave the folder it is joined to; None when
+    it is absolute, names a drive or a stream (':'), or climbs with '..'. Backslashes count as separators, as
+    Windows tools write them."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or any(":" in part for part in parts):
+        return None
+    kept = [part for part in parts if part not in ("", ".")]
+    return PurePosixPath(*kept) if kept else None
