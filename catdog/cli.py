@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -178,7 +179,12 @@ def cmd_train(args) -> int:
     # A data set training cannot use is refused here, in one line, not minutes later in the run.
     with progress("checking the data") as report:
         scan(run_config.data_dir, run_config.split_seed, progress=report).check_trainable()
-    run = RunStore(args.runs_dir).submit(run_config.to_dict())
+    store = RunStore(args.runs_dir)
+    if args.wait:
+        with store.queue_free() as free:
+            if free:
+                return _train_here(store.create(run_config.to_dict()))
+    run = store.submit(run_config.to_dict())
     if not args.wait:
         print(run.id)
         return 0
@@ -186,16 +192,34 @@ def cmd_train(args) -> int:
     return _follow(run)
 
 
-def _follow(run) -> int:
+def _train_here(run) -> int:
+    """Trains the run in this process, which waits for it anyway, while showing its progress."""
+    from catdog import training
+
+    print(f"run {run.id}", file=sys.stderr)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (training.execute(run), done.set()), daemon=True)
+    worker.start()
+    try:
+        return _follow(run, done)
+    except KeyboardInterrupt:
+        run.request_cancel()
+        worker.join()
+        raise
+
+
+def _follow(run, done: threading.Event | None = None) -> int:
     """Shows a run's progress until it ends; one JSON summary line on stdout."""
-    summary = _watch(run)
+    summary = _watch(run, done=done)
     _print_json(summary)
     return 0 if summary["status"] == "finished" else 1
 
 
-def _watch(run, label: str = "training") -> dict:
-    """Shows a run's progress until it ends; returns what `_follow` prints of it."""
+def _watch(run, label: str = "training", done: threading.Event | None = None) -> dict:
+    """Shows a run's progress until it ends (or `done` is set, when it trains in this process);
+    returns what `_follow` prints of it."""
     planned = planned_epochs(run.config)
+    done = done or threading.Event()
     with progress(label) as report:
         while (status := run.status())["state"] in ACTIVE:
             step = run.progress()
@@ -207,9 +231,9 @@ def _watch(run, label: str = "training") -> dict:
                 history = run.history()
                 val = history[-1].get("val_accuracy") if history else None
                 note = f"epoch {step['epoch']}/{planned}" + (f" · val_acc {val:.3f}" if val is not None else "")
-                done = step["epoch"] - 1 + step["batch"] / (step["batches"] or 1)
-                report(done, planned, f"epoch {step['epoch']}", note)
-            time.sleep(FOLLOW_INTERVAL_S)
+                share = step["epoch"] - 1 + step["batch"] / (step["batches"] or 1)
+                report(share, planned, f"epoch {step['epoch']}", note)
+            done.wait(FOLLOW_INTERVAL_S)
         summary = run.summary()
         # The last stage may pass between two looks: the end is always said.
         report(summary["epochs"], planned, "ended", f"{summary['status']} after {summary['epochs']}/{planned} epochs")

@@ -21,6 +21,11 @@ DATASET_FILE = "cats_and_dogs.zip"
 DATASET_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 DATASET_BYTES = 68_606_236
 
+# Keras publishes one MobileNetV2 weights file per input size; convolution weights do not depend
+# on the size, so the one for IMAGE_SIZE serves every size and a user downloads it once.
+BACKBONE_WEIGHTS_FILE = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{IMAGE_SIZE[0]}_no_top.h5"
+BACKBONE_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{BACKBONE_WEIGHTS_FILE}"
+
 # Uploads larger than this are refused before decoding; pixel counts above MAX_PIXELS are bombs.
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 120_000_000

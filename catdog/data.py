@@ -293,7 +293,7 @@ def _decode(path: Path, size: tuple[int, int] = config.IMAGE_SIZE) -> tuple[np.n
         raise ImageError("cannot be read (permission denied)") from None
     except OSError as error:
         raise ImageError(f"cannot be read ({error.strerror or error})") from None
-    image = open_image(data, max_side=2 * max(size))
+    image = open_image(data, draft=size[::-1])
     return to_model_input(image, size), stored_size(data), hashlib.sha256(data).hexdigest()[:32]
 
 

@@ -19,8 +19,10 @@ import numpy as np
 
 from catdog import explain
 from catdog.data import scan
+from catdog.features import model4_with_head
+from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
 from catdog.images import ImageError, load_image, to_model_input
-from catdog.runs import Run, RunError
+from catdog.runs import Run, RunError, image_size
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
@@ -106,7 +108,7 @@ def _model_at(run: Run, version: int) -> keras.Model:
         model = keras.models.load_model(run.model_path, safe_mode=True, compile=False)
         if model_version(run) != version:
             raise _ModelChanged
-        return model
+        return model4_with_head(model, image_size(run.config)) if model.name == HEAD_MODEL_NAME else model
 
     return _models.get((str(run.model_path.resolve()), version), load)
 
