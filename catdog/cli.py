@@ -318,14 +318,14 @@ def cmd_delete(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from catdog.images import load_image, read_upload
-    from catdog.predict import predict
+    from catdog.images import read_upload
+    from catdog.predict import predict_photo
 
     run = RunStore(args.runs_dir).get(args.run)
     failed = False
     for name in args.images:
         try:
-            probabilities = predict(run, load_image(read_upload(Path(name))), args.flip_tta)
+            probabilities = predict_photo(run, read_upload(Path(name)), args.flip_tta)
         except (ImageError, OSError) as error:
             failed = True
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)

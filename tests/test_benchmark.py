@@ -28,6 +28,15 @@ def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
     assert 0 <= results["test_accuracy"]["model4_fast"]["flip_tta"] <= 1
     assert 0 <= results["test_accuracy"]["model4_fast_224"]["plain"] <= 1
     assert "speed-up to target" in table
+    for key in ("cli_fast_cold", "cli_fast_warm"):
+        figures = results[key]
+        assert figures["wall_s"] > 0 and len(figures["load_average"]) == 3
+        assert sum(figures["breakdown_s"].values()) - figures["breakdown_s"]["features_of_which"] <= figures["wall_s"] + 0.1
+    assert results["first_visit"]["ready_s"] >= results["first_visit"]["server_started_s"] > 0
+    assert {"cli_fast_cold_wall_s", "cli_fast_warm_wall_s", "first_visit_ready_s", "predict_12mp_jpeg_p50_ms"} <= set(
+        results["goals"]
+    )
+    assert "goal cli_fast_cold_wall_s" in table
 
 
 def test_smoke_responsiveness_measures_switches_and_slider_while_training(tmp_path):
