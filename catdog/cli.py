@@ -32,12 +32,14 @@ from catdog.settings import (
     FILL_MODES,
     FINE_TUNE_EPOCHS,
     FLIP_MODES,
+    MIXED_PRECISION_MEANING,
     PRESETS,
     SEED_RANGE,
     AugmentConfig,
     RunConfig,
     SettingsError,
     default_epochs,
+    mixed_precision_archs,
 )
 
 FOLLOW_INTERVAL_S = 0.5
@@ -175,6 +177,7 @@ def cmd_train(args) -> int:
         data_dir=str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else config.data_dir(),
         fast=args.fast,
         feature_copies=args.feature_copies,
+        mixed_precision=args.mixed_precision,
     )
     # A data set training cannot use is refused here, in one line, not minutes later in the run.
     with progress("checking the data") as report:
@@ -445,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--feature-copies", type=int, default=run_defaults["feature_copies"],
         help=f"fast path: cached augmented copies of the training set, {FEATURE_COPIES_RANGE[0]} to "
         f"{FEATURE_COPIES_RANGE[1]}",
+    )
+    train.add_argument(
+        "--mixed-precision", action=argparse.BooleanOptionalAction,
+        help=f"{', '.join(mixed_precision_archs())}: {MIXED_PRECISION_MEANING} (default: on for them)",
     )
     train.add_argument("--wait", action="store_true", help="follow the run; exit 0 only if it finishes")
 

@@ -84,6 +84,33 @@ def _fit(model, run: Run, train, validation, epochs: int, phase: str, best: floa
     return reporter.best
 
 
+def precision_policy(mixed: bool) -> str:
+    """Keras's dtype policy for a run: reduced precision only where the hardware computes in it
+    (elsewhere bfloat16 is emulated, and slower than float32)."""
+    if not mixed:
+        return "float32"
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if _cpu_has_bfloat16() else "float32"
+
+
+def _cpu_has_bfloat16() -> bool:
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy's CPU feature table is not public API: without it, float32
+        return False
+    return bool(__cpu_features__.get("AVX512BF16"))
+
+
+def _build(cfg: dict, num_classes: int, size: tuple[int, int]) -> keras.Model:
+    """The run's model, its layers made under the run's precision policy (each keeps its own)."""
+    keras.mixed_precision.set_dtype_policy(precision_policy(bool(cfg.get("mixed_precision"))))
+    try:
+        return build(cfg["arch"], num_classes, AugmentConfig.from_dict(cfg["augmentation"]), size)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
 def set_head(model: keras.Model, head: Head) -> None:
     """The fast path's trained head into model4."""
     for name, (kernel, bias) in zip(NAMES, (head.weights[:2], head.weights[2:])):
@@ -99,7 +126,7 @@ def train(run: Run, data: Scan, head: Head | None = None, best: float = -1.0) ->
     validation = functools.cache(lambda: make_dataset(*data.arrays("validation", size=size), batch_size))
     training = lambda shuffle_seed: make_dataset(*data.arrays("train", size=size), batch_size, shuffle=True, seed=shuffle_seed)
     with distribution_strategy().scope():
-        model = build(cfg["arch"], len(data.classes), AugmentConfig.from_dict(cfg["augmentation"]), size)
+        model = _build(cfg, len(data.classes), size)
         if head is not None:
             set_head(model, head)
         else:

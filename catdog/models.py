@@ -48,7 +48,8 @@ def _small_cnn(x: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
     x = layers.Dropout(0.2)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(64, activation="relu")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    # float32 logits whatever the policy: a softmax in bfloat16 loses the small probabilities.
+    return layers.Dense(num_classes, name="logits", dtype="float32")(x)
 
 
 def build_model1(

@@ -24,6 +24,7 @@ from catdog.settings import (
     FEATURE_COPIES_RANGE,
     FINE_TUNE_EPOCHS_RANGE,
     LEARNING_RATE_CHOICES,
+    MIXED_PRECISION_MEANING,
     SEED_RANGE,
     Architecture,
     RunConfig,
@@ -126,6 +127,10 @@ def start_form(architecture: Architecture) -> None:
             st.caption("model1 trains without augmentation, to show overfitting.")
         else:
             st.caption(f"Augmentation from the Augmentation page: {augmentation.describe()}.")
+        mixed_precision = architecture.mixed_precision and st.toggle(
+            "Mixed precision", defaults.mixed_precision, key="train_mixed_precision",
+            help=f"{MIXED_PRECISION_MEANING[0].upper()}{MIXED_PRECISION_MEANING[1:]}.",
+        )
         copies = defaults.feature_copies
         if fast:
             copies = st.number_input(
@@ -147,7 +152,7 @@ def start_form(architecture: Architecture) -> None:
         run_config = RunConfig(
             architecture.name, epochs=epochs, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
             image_size=image_size, learning_rate=learning_rate, augmentation=augmentation, seed=seed,
-            data_dir=folder, fast=fast, feature_copies=copies,
+            data_dir=folder, fast=fast, feature_copies=copies, mixed_precision=mixed_precision,
         )
         ui.load_scan(folder).check_trainable()
         run = RunStore().submit(run_config.to_dict())

@@ -17,13 +17,17 @@ def test_defaults_follow_the_path_and_the_architecture():
     assert RunConfig("model4-finetune").fine_tune_epochs > 0 and RunConfig("model4").fine_tune_epochs == 0
     for arch in ARCHITECTURES.values():
         assert RunConfig(arch.name).learning_rate == arch.learning_rate
+        assert RunConfig(arch.name).mixed_precision == arch.mixed_precision == (not arch.uses_backbone)
+    assert RunConfig("model2", mixed_precision=False).mixed_precision is False
+    with pytest.raises(SettingsError, match="mixed precision is offered for model1, model2, model3; not model4"):
+        RunConfig("model4", mixed_precision=True)
 
 
 def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
     record = json.loads(json.dumps(RunConfig("model4", fast=True, data_dir="/data").to_dict()))
     assert list(record) == [
         "arch", "epochs", "fine_tune_epochs", "batch_size", "image_size", "learning_rate", "augmentation", "seed",
-        "data_dir", "split_seed", "fast", "feature_copies", "experiment", "varied", "versions",
+        "data_dir", "split_seed", "fast", "feature_copies", "mixed_precision", "experiment", "varied", "versions",
     ]
     assert record["augmentation"] == {
         "flip": "horizontal", "rotation": [-0.2, 0.2], "fill_mode": "reflect", "seed": None,
