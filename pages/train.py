@@ -39,8 +39,8 @@ IDLE_REFRESH_S = 5.0
 PLAN_AXIS_EPOCHS = 20
 IMAGE_SIZE_HELP = (
     f"Photos are resized to this square before training. {config.IMAGE_SIZE[0]} px is the reference "
-    "posts' choice; 224 px is the size MobileNetV2 learned ImageNet at and keeps more detail, so "
-    "model4 gets more accurate, at about twice the compute per image."
+    "posts' choice; larger sizes keep more of each photo's detail, so model4 gets more accurate: "
+    f"{config.IMAGE_SIDES[-1]} px is the most accurate, at about three times the compute of 160 px."
 )
 FAST_PATH_EXPLANATION = (
     "Fast path: MobileNetV2's features of every training and validation photo are computed once "

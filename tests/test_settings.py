@@ -46,7 +46,7 @@ def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
         ({"epochs": 2.5}, "epochs must be a whole number; got 2.5"),
         ({"batch_size": 4096}, "batch size must be between 1 and 1024; got 4096"),
         ({"learning_rate": 2.0}, "learning rate must be in (0, 1]; got 2.0"),
-        ({"image_size": 100}, "image size must be one of 96, 128, 160, 192, 224; got 100"),
+        ({"image_size": 100}, "image size must be one of 96, 128, 160, 192, 224, 288; got 100"),
         ({"feature_copies": 17, "arch": "model4", "fast": True}, "augmented copies must be between 0 and 16; got 17"),
         ({"fast": True}, "the fast path needs a frozen backbone; model1 has none"),
         ({"arch": "model9"}, "unknown architecture 'model9'"),
