@@ -181,12 +181,13 @@ def cmd_train(args) -> int:
     )
     # A data set training cannot use is refused here, in one line, not minutes later in the run.
     with progress("checking the data") as report:
-        scan(run_config.data_dir, run_config.split_seed, progress=report).check_trainable()
+        data = scan(run_config.data_dir, run_config.split_seed, progress=report)
+    data.check_trainable()
     store = RunStore(args.runs_dir)
     if args.wait:
         with store.queue_free() as free:
             if free:
-                return _train_here(store.create(run_config.to_dict()))
+                return _train_here(store.create(run_config.to_dict()), data)
     run = store.submit(run_config.to_dict())
     if not args.wait:
         print(run.id)
@@ -195,13 +196,14 @@ def cmd_train(args) -> int:
     return _follow(run)
 
 
-def _train_here(run) -> int:
-    """Trains the run in this process, which waits for it anyway, while showing its progress."""
+def _train_here(run, data) -> int:
+    """Trains the run in this process, which waits for it anyway, on the data it has just
+    checked, while showing its progress."""
     from catdog import training
 
     print(f"run {run.id}", file=sys.stderr)
     done = threading.Event()
-    worker = threading.Thread(target=lambda: (training.execute(run), done.set()), daemon=True)
+    worker = threading.Thread(target=lambda: (training.execute(run, data), done.set()), daemon=True)
     worker.start()
     try:
         return _follow(run, done)

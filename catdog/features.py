@@ -128,13 +128,16 @@ class FeatureCache:
     def features(
         self, split: str, copies: int = 0, augmentation: AugmentConfig | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Features of a split's images, then of `copies` augmented versions, with their labels."""
-        pixels, labels = self.data.arrays(split, size=self.image_size)
+        """Features of a split's images, then of `copies` augmented versions, with their labels.
+        Pixels are read only for features not cached yet: copying them is most of a warm start."""
+        pixels = None
         blocks = []
         for copy in range(copies + 1):
             aug = dataclasses.replace(augmentation, seed=1000 + copy) if copy and augmentation else None
             path = self._path(split, copy, augmentation if copy else None)
             if not path.exists():
+                if pixels is None:
+                    pixels = self.data.arrays(split, size=self.image_size)[0]
                 save_npy_atomic(path, extract(pixels, self.image_size, self.progress, aug))
             blocks.append(np.load(path))
-        return np.concatenate(blocks), np.tile(labels, copies + 1)
+        return np.concatenate(blocks), np.tile(self.data.labels(split), copies + 1)

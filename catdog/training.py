@@ -79,10 +79,11 @@ def _train_head_on_features(run: Run, data: Scan, cfg: dict) -> tuple[head.Head,
     return trained, best
 
 
-def train(run: Run) -> dict:
-    """Trains one run as its config says; returns the final status fields."""
+def train(run: Run, data: Scan | None = None) -> dict:
+    """Trains one run as its config says, on `data` if the caller has scanned its folder just
+    now; returns the final status fields."""
     cfg = run.config
-    data = scan(cfg["data_dir"], int(cfg["split_seed"]))
+    data = data or scan(cfg["data_dir"], int(cfg["split_seed"]))
     run.record_data(data)
     data.check_trainable()
     trained, best = _train_head_on_features(run, data, cfg) if cfg["fast"] else (None, -1.0)
@@ -93,13 +94,13 @@ def train(run: Run) -> dict:
     return {"best_val_accuracy": best}
 
 
-def execute(run: Run) -> bool:
+def execute(run: Run, data: Scan | None = None) -> bool:
     """Trains the run in this process, recording its status from running to its end; whether it finished."""
     # A run started by a Ray cluster has no local queue to record its process; the queue, when
     # there is one, records the same identity.
     run.mark("running", started=time.time(), **process_identity(os.getpid()))
     try:
-        result = train(run)
+        result = train(run, data)
     except RunCancelled:
         run.mark("cancelled")
         return False
