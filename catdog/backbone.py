@@ -11,6 +11,7 @@ Where onnxruntime is not installed, `extractor` returns None and catdog.features
 import functools
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -58,15 +59,21 @@ def extractor(image_size: tuple[int, int]) -> Extract | None:
         return None
     import onnxruntime
 
+    # One thread per run, and a batch's parts run side by side: on 2 busy cores that took 3.5-3.9
+    # ms a 160 px photo, against 4.5-4.8 for ONNX Runtime's own 2 threads and 6.5 when they spin.
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    # Threads that spin while waiting for work take the cores from the dashboard and other runs;
-    # on 2 shared cores that made extraction 2-3x slower than sleeping threads.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = 1
     session = onnxruntime.InferenceSession(
         _graph(tuple(image_size)).SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
-    return lambda pixels: session.run(None, {"pixels": np.asarray(pixels, dtype=np.float32)})[0]
+    workers = os.cpu_count() or 1
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="backbone")
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        parts = np.array_split(np.asarray(pixels, dtype=np.float32), min(workers, max(len(pixels), 1)))
+        return np.concatenate(list(pool.map(lambda part: session.run(None, {"pixels": part})[0], parts)))
+
+    return run
 
 
 def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
