@@ -208,6 +208,17 @@ def _weights_file(head: Head) -> bytes:
     return out.getvalue()
 
 
+def load(path: Path) -> Head | None:
+    """The head in a .keras file `save` wrote, read without Keras; None for any other model."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        if json.loads(archive.read("config.json")).get("config", {}).get("name") != MODEL_NAME:
+            return None
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as file:
+            return Head([np.asarray(file[f"layers/{layer}/vars/{i}"]) for layer in ("dense", "dense_1") for i in "01"])
+
+
 def save(head: Head, path: Path) -> None:
     """The head as a .keras file, replaced atomically so a reader never loads half of it."""
     num_features, num_classes = head.weights[0].shape[0], head.weights[3].shape[0]

@@ -17,7 +17,7 @@ from typing import TypeVar
 import keras
 import numpy as np
 
-from catdog import explain
+from catdog import backbone, explain, head
 from catdog.data import scan
 from catdog.features import model4_with_head
 from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
@@ -71,6 +71,7 @@ class _OncePerKey:
 _models = _OncePerKey(size=4)
 _evaluations = _OncePerKey(size=16)
 _tflite = _OncePerKey(size=2)
+_heads = _OncePerKey(size=16)
 
 
 class _ModelChanged(Exception):
@@ -174,9 +175,31 @@ def predict(run: Run, image: np.ndarray, flip_average: bool = False) -> dict[str
 
 def predict_photo(run: Run, data: bytes, flip_average: bool = False) -> dict[str, float]:
     """Class probabilities for a photo's bytes (any supported format), decoded no larger than the
-    model needs: a 12-megapixel JPEG at an eighth of its size, ten times faster. ImageError if unusable."""
-    model = load_model(run)
-    return _answer(run, model, open_image(data, draft=input_size(model)[::-1]), flip_average)[1]
+    model needs: a 12-megapixel JPEG at an eighth of its size, ten times faster. ImageError if unusable.
+
+    A fast-path run's head answers on ONNX Runtime's backbone features (catdog.backbone), which
+    agree with Keras's: a third of Keras's time for one photo.
+    """
+    size = image_size(run.config)
+    extract = backbone.extractor(size)
+    trained = _current(run, lambda version: _heads.get((str(run.model_path.resolve()), version), lambda: _head_at(run, version)))
+    if trained is None or extract is None:
+        model = load_model(run)
+        return _answer(run, model, open_image(data, draft=input_size(model)[::-1]), flip_average)[1]
+    pixels = to_model_input(open_image(data, draft=size[::-1]), size)[None]
+    views = np.concatenate([pixels, pixels[:, :, ::-1]]) if flip_average else pixels
+    logits = trained.logits(extract(views))
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = (probs / probs.sum(axis=1, keepdims=True)).mean(axis=0)
+    return {name: float(p) for name, p in zip(class_names(run), probs)}
+
+
+def _head_at(run: Run, version: int) -> head.Head | None:
+    """The fast path's head of exactly this model version, or None for a whole Keras model."""
+    trained = head.load(run.model_path)
+    if model_version(run) != version:
+        raise _ModelChanged
+    return trained
 
 
 def analyse_photo(run: Run, data: bytes, flip_average: bool = False) -> Prediction:

@@ -10,6 +10,8 @@ import pytest
 from support import ROOT, catdog, synthetic_image
 
 from catdog import backbone, features, head
+from catdog.images import load_image
+from catdog.predict import predict, predict_photo
 from catdog.runs import RunStore
 
 
@@ -124,3 +126,8 @@ def test_train_wait_trains_in_its_own_process_and_predict_puts_the_backbone_back
     synthetic_image(0, 7, size=(300, 200)).save(photo)
     answer = json.loads(catdog("predict", "--run", run.id, "--runs-dir", runs, str(photo)).stdout)
     assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
+    # The head on ONNX Runtime's features answers as the whole Keras model4 does.
+    image = load_image(photo.read_bytes())
+    for flip in (False, True):
+        keras_answer, fast_answer = predict(run, image, flip), predict_photo(run, photo.read_bytes(), flip)
+        assert fast_answer == pytest.approx(keras_answer, abs=1e-4)
