@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,12 +33,14 @@ from catdog.settings import (
     FILL_MODES,
     FINE_TUNE_EPOCHS,
     FLIP_MODES,
+    MIXED_PRECISION_MEANING,
     PRESETS,
     SEED_RANGE,
     AugmentConfig,
     RunConfig,
     SettingsError,
     default_epochs,
+    mixed_precision_archs,
 )
 
 FOLLOW_INTERVAL_S = 0.5
@@ -182,11 +185,18 @@ def cmd_train(args) -> int:
         data_dir=chosen_data_dir(args),
         fast=args.fast,
         feature_copies=args.feature_copies,
+        mixed_precision=args.mixed_precision,
     )
     # A data set training cannot use is refused here, in one line, not minutes later in the run.
     with progress("checking the data") as report:
-        scan(run_config.data_dir, run_config.split_seed, progress=report).check_trainable()
-    run = RunStore(args.runs_dir).submit(run_config.to_dict())
+        data = scan(run_config.data_dir, run_config.split_seed, progress=report)
+    data.check_trainable()
+    store = RunStore(args.runs_dir)
+    if args.wait:
+        with store.queue_free() as free:
+            if free:
+                return _train_here(store.create(run_config.to_dict()), data)
+    run = store.submit(run_config.to_dict())
     if not args.wait:
         print(run.id)
         return 0
@@ -194,16 +204,35 @@ def cmd_train(args) -> int:
     return _follow(run)
 
 
-def _follow(run) -> int:
+def _train_here(run, data) -> int:
+    """Trains the run in this process, which waits for it anyway, on the data it has just
+    checked, while showing its progress."""
+    from catdog import training
+
+    print(f"run {run.id}", file=sys.stderr)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (training.execute(run, data), done.set()), daemon=True)
+    worker.start()
+    try:
+        return _follow(run, done)
+    except KeyboardInterrupt:
+        run.request_cancel()
+        worker.join()
+        raise
+
+
+def _follow(run, done: threading.Event | None = None) -> int:
     """Shows a run's progress until it ends; one JSON summary line on stdout."""
-    summary = _watch(run)
+    summary = _watch(run, done=done)
     _print_json(summary)
     return 0 if summary["status"] == "finished" else 1
 
 
-def _watch(run, label: str = "training") -> dict:
-    """Shows a run's progress until it ends; returns what `_follow` prints of it."""
+def _watch(run, label: str = "training", done: threading.Event | None = None) -> dict:
+    """Shows a run's progress until it ends (or `done` is set, when it trains in this process);
+    returns what `_follow` prints of it."""
     planned = planned_epochs(run.config)
+    done = done or threading.Event()
     with progress(label) as report:
         while (status := run.status())["state"] in ACTIVE:
             step = run.progress()
@@ -215,9 +244,9 @@ def _watch(run, label: str = "training") -> dict:
                 history = run.history()
                 val = history[-1].get("val_accuracy") if history else None
                 note = f"epoch {step['epoch']}/{planned}" + (f" · val_acc {val:.3f}" if val is not None else "")
-                done = step["epoch"] - 1 + step["batch"] / (step["batches"] or 1)
-                report(done, planned, f"epoch {step['epoch']}", note)
-            time.sleep(FOLLOW_INTERVAL_S)
+                share = step["epoch"] - 1 + step["batch"] / (step["batches"] or 1)
+                report(share, planned, f"epoch {step['epoch']}", note)
+            done.wait(FOLLOW_INTERVAL_S)
         summary = run.summary()
         # The last stage may pass between two looks: the end is always said.
         report(summary["epochs"], planned, "ended", f"{summary['status']} after {summary['epochs']}/{planned} epochs")
@@ -531,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--image-size", type=int, choices=config.IMAGE_SIDES, default=run_defaults["image_size"],
-        help="square side in pixels; 224 is MobileNetV2's own",
+        help=f"square side in pixels; 224 is MobileNetV2's own, {config.IMAGE_SIDES[-1]} the most accurate",
     )
     train.add_argument(
         "--learning-rate", type=float,
@@ -557,6 +586,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--feature-copies", type=int, default=run_defaults["feature_copies"],
         help=f"fast path: cached augmented copies of the training set, {FEATURE_COPIES_RANGE[0]} to "
         f"{FEATURE_COPIES_RANGE[1]}",
+    )
+    train.add_argument(
+        "--mixed-precision", action=argparse.BooleanOptionalAction,
+        help=f"{', '.join(mixed_precision_archs())}: {MIXED_PRECISION_MEANING} (default: on for them)",
     )
     train.add_argument("--wait", action="store_true", help="follow the run; exit 0 only if it finishes")
 

@@ -68,8 +68,11 @@ class Scan:
         split's files at positions `picks` only (without copying the whole split)."""
         items = self.files[split] if picks is None else [self.files[split][i] for i in picks]
         rows = [self.index[name] for name, _ in items]
-        labels = np.array([label for _, label in items], dtype=np.int32)
-        return self._pixels(tuple(size))[rows], labels
+        return self._pixels(tuple(size))[rows], _labels(items)
+
+    def labels(self, split: str) -> np.ndarray:
+        """Integer labels of one split, in file order, without reading any pixels."""
+        return _labels(self.files[split])
 
     def _pixels(self, size: tuple[int, int]) -> np.ndarray:
         """The scan keeps IMAGE_SIZE pixels; other sizes are decoded once from the files and cached."""
@@ -85,6 +88,10 @@ class Scan:
         for name, label in self.files[split]:
             digest.update(f"{self.digests[name]}:{label};".encode())
         return digest.hexdigest()[:24]
+
+
+def _labels(items: list[tuple[str, int]]) -> np.ndarray:
+    return np.array([label for _, label in items], dtype=np.int32)
 
 
 def default_dataset_dir() -> Path:
@@ -295,7 +302,7 @@ def _decode(path: Path, size: tuple[int, int] = config.IMAGE_SIZE) -> tuple[np.n
         raise ImageError("cannot be read (permission denied)") from None
     except OSError as error:
         raise ImageError(f"cannot be read ({error.strerror or error})") from None
-    image = open_image(data, max_side=2 * max(size))
+    image = open_image(data, draft=size[::-1])
     return to_model_input(image, size), stored_size(data), hashlib.sha256(data).hexdigest()[:32]
 
 

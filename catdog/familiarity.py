@@ -121,8 +121,8 @@ class Guard:
 def fit_on(data: Scan, progress: Progress | None = None) -> Guard:
     """The guard of a data set's training and validation photos; their features come from the
     shared feature cache, computed there first if need be."""
+    from catdog.backbone import WeightsUnavailable
     from catdog.features import FeatureCache
-    from catdog.models import WeightsUnavailable
 
     cache = FeatureCache(data, GUARD_IMAGE_SIZE, progress)
     try:

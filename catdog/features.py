@@ -11,42 +11,105 @@ image size and (for copies) the augmentation, so they are shared across runs and
 import dataclasses
 import hashlib
 import json
-import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from catdog import config
-from catdog.augment import AugmentConfig, build_augmentation
+from catdog import backbone, config
 from catdog.data import Scan
-from catdog.models import ImageSize, build_backbone, build_head, preprocess_input
+from catdog.head import MODEL_NAME, NAMES
+from catdog.settings import AugmentConfig
 from catdog.storage import save_npy_atomic
 
-BATCH = 64
+if TYPE_CHECKING:
+    import keras
+
+ImageSize = tuple[int, int]
+BATCH = 32
 # Bump when the extractor changes, so stale features are never reused.
 EXTRACTOR_VERSION = 1
 Progress = Callable[[int, int], None]
 
 
-def build_extractor(image_size: ImageSize = config.IMAGE_SIZE) -> keras.Model:
+def build_extractor(image_size: ImageSize = config.IMAGE_SIZE) -> "keras.Model":
     """Pixels in, model4's pooled backbone features out: everything below its trainable head."""
+    import keras
+
+    from catdog.models import build_backbone, preprocess_input
+
     inputs = keras.Input(shape=(*image_size, 3))
     x = build_backbone(image_size)(preprocess_input()(inputs), training=False)
     return keras.Model(inputs, keras.layers.GlobalMaxPooling2D(name="pool")(x), name="extractor")
 
 
-def build_head_model(num_features: int, num_classes: int) -> keras.Model:
+def build_head_model(num_features: int, num_classes: int) -> "keras.Model":
     """model4's head alone, with the same layer names, so its weights drop into model4."""
+    import keras
+
+    from catdog.models import build_head
+
     inputs = keras.Input(shape=(num_features,), name="features")
-    return keras.Model(inputs, build_head(inputs, num_classes), name="head")
+    return keras.Model(inputs, build_head(inputs, num_classes), name=MODEL_NAME)
 
 
-def copy_head_weights(head: keras.Model, model: keras.Model) -> None:
-    for name in ("head_dense", "logits"):
+def copy_head_weights(head: "keras.Model", model: "keras.Model") -> None:
+    for name in NAMES:
         model.get_layer(name).set_weights(head.get_layer(name).get_weights())
+
+
+def model4_with_head(head: "keras.Model", image_size: ImageSize) -> "keras.Model":
+    """model4 around a head the fast path saved alone (catdog.head): the frozen ImageNet backbone
+    is the same for every run, so its 9 MB are not written with each."""
+    from catdog.models import build_model4
+
+    model = build_model4(head.output_shape[-1], image_size=image_size)
+    copy_head_weights(head, model)
+    return model
+
+
+def extract(
+    pixels: np.ndarray, image_size: ImageSize = config.IMAGE_SIZE, progress: Progress | None = None,
+    augmentation: AugmentConfig | None = None,
+) -> np.ndarray:
+    """Pooled backbone features (N, 1280) of 0..255 pixels (N, H, W, 3): the one way to get them.
+
+    ONNX Runtime where it is installed (catdog.backbone: no TensorFlow import, and about twice
+    Keras's speed here); Keras otherwise, and for augmented copies, whose random layers are Keras's.
+    """
+    run = None if augmentation else backbone.extractor(tuple(image_size))
+    layers = None
+    if run is None:
+        run, layers = _keras_extractor(tuple(image_size)), augmentation and _augmentation_layers(augmentation)
+    out = []
+    for start in range(0, len(pixels), BATCH):
+        batch = np.asarray(pixels[start : start + BATCH], dtype=np.float32)
+        if layers is not None:
+            batch = layers(batch, training=True)
+        out.append(np.asarray(run(batch)))
+        if progress:
+            progress(min(start + BATCH, len(pixels)), len(pixels))
+    return np.concatenate(out) if out else np.zeros((0, backbone.FEATURES), np.float32)
+
+
+_keras_extractors: dict[ImageSize, Callable] = {}
+
+
+def _keras_extractor(image_size: ImageSize) -> Callable:
+    """The Keras extractor, built and traced once per size and process."""
+    if image_size not in _keras_extractors:
+        import tensorflow as tf
+
+        model = build_extractor(image_size)
+        _keras_extractors[image_size] = tf.function(lambda x: model(x, training=False))
+    return _keras_extractors[image_size]
+
+
+def _augmentation_layers(augmentation: AugmentConfig):
+    from catdog.augment import build_augmentation
+
+    return build_augmentation(augmentation)
 
 
 class FeatureCache:
@@ -55,8 +118,6 @@ class FeatureCache:
     def __init__(self, data: Scan, image_size: ImageSize = config.IMAGE_SIZE, progress: Progress | None = None):
         self.data, self.image_size, self.progress = data, tuple(image_size), progress
         self.root = config.cache_dir() / "features"
-        self._extractor: keras.Model | None = None
-        self._extract = None
 
     def _path(self, split: str, copy: int, augmentation: AugmentConfig | None) -> Path:
         key = json.dumps(
@@ -67,43 +128,16 @@ class FeatureCache:
     def features(
         self, split: str, copies: int = 0, augmentation: AugmentConfig | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Features of a split's images, then of `copies` augmented versions, with their labels."""
-        pixels, labels = self.data.arrays(split, size=self.image_size)
+        """Features of a split's images, then of `copies` augmented versions, with their labels.
+        Pixels are read only for features not cached yet: copying them is most of a warm start."""
+        pixels = None
         blocks = []
         for copy in range(copies + 1):
-            aug = augmentation if copy else None
-            path = self._path(split, copy, aug)
+            aug = dataclasses.replace(augmentation, seed=1000 + copy) if copy and augmentation else None
+            path = self._path(split, copy, augmentation if copy else None)
             if not path.exists():
-                self._compute(pixels, path, copy, aug)
+                if pixels is None:
+                    pixels = self.data.arrays(split, size=self.image_size)[0]
+                save_npy_atomic(path, extract(pixels, self.image_size, self.progress, aug))
             blocks.append(np.load(path))
-        return np.concatenate(blocks), np.tile(labels, copies + 1)
-
-    def _compute(self, pixels: np.ndarray, path: Path, copy: int, augmentation: AugmentConfig | None) -> None:
-        if self._extractor is None:
-            self._extractor = build_extractor(self.image_size)
-            self._extract = tf.function(lambda x: self._extractor(x, training=False))
-        layers = build_augmentation(dataclasses.replace(augmentation, seed=1000 + copy)) if augmentation else None
-        out = []
-        for start in range(0, len(pixels), BATCH):
-            batch = tf.convert_to_tensor(np.asarray(pixels[start : start + BATCH], dtype=np.float32))
-            if layers is not None:
-                batch = layers(batch, training=True)
-            out.append(self._extract(batch).numpy())
-            if self.progress:
-                self.progress(min(start + BATCH, len(pixels)), len(pixels))
-        save_npy_atomic(path, np.concatenate(out) if out else np.zeros((0, 1280), np.float32))
-
-
-_extractors: dict[ImageSize, keras.Model] = {}
-_extractors_lock = threading.Lock()
-
-
-def extract(pixels: np.ndarray, image_size: ImageSize = config.IMAGE_SIZE) -> np.ndarray:
-    """Pooled backbone features of a non-empty batch of pixel arrays at image_size, as FeatureCache
-    makes them for a data set; the extractor is built once per size and process, for every session."""
-    with _extractors_lock:
-        if image_size not in _extractors:
-            _extractors[image_size] = build_extractor(image_size)
-        extractor = _extractors[image_size]
-    batches = [np.asarray(pixels[start : start + BATCH], np.float32) for start in range(0, len(pixels), BATCH)]
-    return np.concatenate([extractor.predict_on_batch(batch) for batch in batches])
+        return np.concatenate(blocks), np.tile(self.data.labels(split), copies + 1)

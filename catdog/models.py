@@ -13,22 +13,13 @@ from functools import cache
 import keras
 from keras import layers
 
-from catdog import config
+from catdog import config, head
 from catdog.augment import build_augmentation
+from catdog.backbone import WeightsUnavailable
 from catdog.settings import ARCHITECTURES, FINE_TUNE_AT, AugmentConfig, get_architecture
-
-# Keras publishes one file per input size; convolution weights do not depend on the size, so
-# the one for IMAGE_SIZE serves every size and a user downloads it once.
-BACKBONE_WEIGHTS_FILE = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{config.IMAGE_SIZE[0]}_no_top.h5"
-BACKBONE_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{BACKBONE_WEIGHTS_FILE}"
-
 
 # The frozen MobileNetV2 inside model4: fine-tuning and the Predict page's feature maps find it by name.
 BACKBONE = "backbone"
-
-
-class WeightsUnavailable(RuntimeError):
-    """The ImageNet weights are neither cached nor downloadable; the message says where to put them."""
 
 
 ImageSize = tuple[int, int]
@@ -57,7 +48,8 @@ def _small_cnn(x: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
     x = layers.Dropout(0.2)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(64, activation="relu")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    # float32 logits whatever the policy: a softmax in bfloat16 loses the small probabilities.
+    return layers.Dense(num_classes, name="logits", dtype="float32")(x)
 
 
 def build_model1(
@@ -99,11 +91,11 @@ def backbone_weights_path() -> str:
     """The ImageNet weights from the Keras cache, downloaded there first if need be; a clear
     error naming the file and the folder if neither works."""
     try:
-        return keras.utils.get_file(BACKBONE_WEIGHTS_FILE, BACKBONE_WEIGHTS_URL, cache_subdir="models")
+        return keras.utils.get_file(config.BACKBONE_WEIGHTS_FILE, config.BACKBONE_WEIGHTS_URL, cache_subdir="models")
     except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise WeightsUnavailable(
-            f"MobileNetV2 ImageNet weights unavailable: {BACKBONE_WEIGHTS_FILE} is not in "
+            f"MobileNetV2 ImageNet weights unavailable: {config.BACKBONE_WEIGHTS_FILE} is not in "
             f"{config.keras_home() / 'models'} and could not be downloaded ({reason})"
         ) from None
 
@@ -125,9 +117,9 @@ def build_model4(
 
 def build_head(pooled: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
     """model4's trainable head on pooled backbone features; the fast path trains it alone."""
-    x = layers.Dropout(0.2, name="head_dropout")(pooled)
-    x = layers.Dense(64, activation="relu", name="head_dense")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    x = layers.Dropout(head.DROPOUT, name=head.DROPOUT_NAME)(pooled)
+    x = layers.Dense(head.HIDDEN, activation="relu", name=head.NAMES[0])(x)
+    return layers.Dense(num_classes, name=head.NAMES[1])(x)
 
 
 def unfreeze_top(model: keras.Model) -> None:

@@ -19,19 +19,22 @@ from typing import TypeVar
 
 import keras
 import numpy as np
+from PIL import Image
 
-from catdog import explain, familiarity
+from catdog import backbone, explain, familiarity, head
+from catdog.backbone import WeightsUnavailable
 from catdog.data import Scan, scan
-from catdog.features import FeatureCache, extract
-from catdog.images import ImageError, load_image, to_model_input
-from catdog.models import WeightsUnavailable
-from catdog.runs import Run, RunError
+from catdog.features import FeatureCache, extract, model4_with_head
+from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
+from catdog.images import ImageError, load_image, open_image, to_model_input
+from catdog.runs import Run, RunError, image_size
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
     "ClassScores", "DataMap", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction", "Suspect",
     "analyse_photo", "answer_photos", "answered_batch", "class_names", "data_map", "evaluate", "export_tflite",
-    "guard", "load_image", "load_model", "model_version", "predict", "top_losses", "unfamiliarity", "write_csv",
+    "guard", "load_image", "load_model", "model_version", "predict", "predict_photo", "top_losses", "unfamiliarity",
+    "write_csv",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,7 @@ _maps = _OncePerKey(size=4)
 _batches = _OncePerKey(size=16)
 # Photos decoded and answered together: one model call per this many.
 ANSWER_BATCH = 32
+_heads = _OncePerKey(size=16)
 
 
 class _ModelChanged(Exception):
@@ -121,7 +125,7 @@ def _model_at(run: Run, version: int) -> keras.Model:
         model = keras.models.load_model(run.model_path, safe_mode=True, compile=False)
         if model_version(run) != version:
             raise _ModelChanged
-        return model
+        return model4_with_head(model, image_size(run.config)) if model.name == HEAD_MODEL_NAME else model
 
     return _models.get((str(run.model_path.resolve()), version), load)
 
@@ -180,7 +184,7 @@ def guard(run: Run, progress: familiarity.Progress | None = None) -> familiarity
     return found
 
 
-def unfamiliarity(run: Run, images: list[np.ndarray]) -> list[float] | None:
+def unfamiliarity(run: Run, images: list[Image.Image | np.ndarray]) -> list[float] | None:
     """Each RGB image's unfamiliarity score (above familiarity.BORDER: unfamiliar); None without a guard."""
     try:
         run_guard = guard(run)
@@ -230,6 +234,47 @@ def _answer(
 def predict(run: Run, image: np.ndarray, flip_average: bool = False) -> dict[str, float]:
     """Class probabilities for one RGB image of any size."""
     return _answer(run, load_model(run), image, flip_average)[1]
+
+
+def predict_photo(run: Run, data: bytes, flip_average: bool = False) -> dict[str, float]:
+    """Class probabilities for a photo's bytes (any supported format), decoded no larger than the
+    model needs: a 12-megapixel JPEG at an eighth of its size, ten times faster. ImageError if unusable."""
+    size, classify = _classifier(run, flip_average)
+    pixels = to_model_input(open_image(data, draft=size[::-1]), size)[None]
+    return dict(zip(class_names(run), classify(pixels)[0].tolist()))
+
+
+def _classifier(run: Run, flip_average: bool) -> tuple[tuple[int, int], Callable[[np.ndarray], np.ndarray]]:
+    """The run's input size, and pixels (N, H, W, 3) → class probabilities (N, classes).
+
+    A fast-path run's head answers on ONNX Runtime's backbone features (catdog.backbone), which
+    agree with Keras's: a third of Keras's time for one photo. Any other run: its Keras model.
+    """
+    size = image_size(run.config)
+    extract_features = backbone.extractor(size)
+    trained = _current(run, lambda version: _heads.get((str(run.model_path.resolve()), version), lambda: _head_at(run, version)))
+    if trained is None or extract_features is None:
+        model = load_model(run)
+        return input_size(model), lambda pixels: probabilities(model, pixels, flip_average)
+
+    def classify(pixels: np.ndarray) -> np.ndarray:
+        views = (pixels, pixels[:, :, ::-1]) if flip_average else (pixels,)
+        return np.mean([_softmax(trained.logits(extract_features(view))) for view in views], axis=0)
+
+    return size, classify
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _head_at(run: Run, version: int) -> head.Head | None:
+    """The fast path's head of exactly this model version, or None for a whole Keras model."""
+    trained = head.load(run.model_path)
+    if model_version(run) != version:
+        raise _ModelChanged
+    return trained
 
 
 def analyse_photo(run: Run, data: bytes, flip_average: bool = False) -> Prediction:
@@ -297,10 +342,11 @@ def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
         out.flush()
 
 
-def _read_photo(read: Callable[[], bytes]) -> np.ndarray | str:
-    """The decoded photo, or the one-line reason it cannot be used."""
+def _read_photo(read: Callable[[], bytes], size: tuple[int, int]) -> Image.Image | str:
+    """The photo decoded no smaller than size (a big JPEG at a fraction of its scale), or the
+    one-line reason it cannot be used."""
     try:
-        return load_image(read())
+        return open_image(read(), draft=size[::-1])
     except ImageError as error:
         return str(error)
     except OSError as error:
@@ -313,14 +359,15 @@ def answer_photos(
     """An answer for each (name, read) in order, read() giving the photo's bytes; a photo that
     cannot be read or decoded answers with the reason. Photos are read, decoded and answered
     ANSWER_BATCH at a time, so a long list needs little memory."""
-    model, classes = load_model(run), class_names(run)
+    (size, classify), classes = _classifier(run, flip_average), class_names(run)
+    # Decoded large enough for the guard's features too.
+    decode_size = max(size, familiarity.GUARD_IMAGE_SIZE)
     photos = iter(photos)
     while chunk := list(itertools.islice(photos, ANSWER_BATCH)):
-        decoded = [(name, _read_photo(read)) for name, read in chunk]
+        decoded = [(name, _read_photo(read, decode_size)) for name, read in chunk]
         images = [image for _, image in decoded if not isinstance(image, str)]
         if images:
-            pixels = np.stack([to_model_input(image, input_size(model)) for image in images])
-            probs = probabilities(model, pixels, flip_average)
+            probs = classify(np.stack([to_model_input(image, size) for image in images]))
             scores = unfamiliarity(run, images) or [None] * len(images)
             answered = iter(zip(probs, scores))
         for name, image in decoded:

@@ -27,6 +27,7 @@ runs stays instant. With CATDOG_RAY_ADDRESS set, runs go to a Ray cluster instea
 such a run records "ray_address" in status.json.
 """
 
+import contextlib
 import os
 import re
 import secrets
@@ -35,6 +36,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,6 +75,10 @@ CREATE_TIME_TOLERANCE_S = 1.0
 
 class RunError(ValueError):
     """A run that cannot be found, started or changed; the message is one line for the user."""
+
+
+class RunCancelled(Exception):
+    """Raised inside training when the user cancels, to stop at once with the run marked cancelled."""
 
 
 @dataclass
@@ -371,6 +377,27 @@ class RunStore:
         run = self.create(run_config)
         self._start_queue_process()
         return run
+
+    @contextlib.contextmanager
+    def queue_free(self) -> Iterator[bool]:
+        """Holds this machine's queue when no run is queued or training here (and runs do not go to
+        a Ray cluster): yields whether it does. Its holder may then train a run of its own in its
+        process, as `catdog train --wait` does, saving a queue process, a training process and
+        their imports. Runs submitted meanwhile wait, and get a queue process when it is let go."""
+        if config.ray_address():
+            yield False
+            return
+        lock = self._queue_lock()
+        try:
+            lock.acquire(blocking=False)
+        except filelock.Timeout:
+            yield False
+            return
+        try:
+            yield not self._local_queue()
+        finally:
+            lock.release()
+            self.resume()
 
     def resume(self) -> None:
         """Starts a queue process if runs are waiting with none to serve them (after a reboot)."""

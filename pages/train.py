@@ -24,6 +24,7 @@ from catdog.settings import (
     FEATURE_COPIES_RANGE,
     FINE_TUNE_EPOCHS_RANGE,
     LEARNING_RATE_CHOICES,
+    MIXED_PRECISION_MEANING,
     SEED_RANGE,
     Architecture,
     RunConfig,
@@ -38,8 +39,8 @@ IDLE_REFRESH_S = 5.0
 PLAN_AXIS_EPOCHS = 20
 IMAGE_SIZE_HELP = (
     f"Photos are resized to this square before training. {config.IMAGE_SIZE[0]} px is the reference "
-    "posts' choice; 224 px is the size MobileNetV2 learned ImageNet at and keeps more detail, so "
-    "model4 gets more accurate, at about twice the compute per image."
+    "posts' choice; larger sizes keep more of each photo's detail, so model4 gets more accurate: "
+    f"{config.IMAGE_SIDES[-1]} px is the most accurate, at about three times the compute of 160 px."
 )
 FAST_PATH_EXPLANATION = (
     "Fast path: MobileNetV2's features of every training and validation photo are computed once "
@@ -128,6 +129,10 @@ def start_form(architecture: Architecture) -> None:
             st.caption("model1 trains without augmentation, to show overfitting.")
         else:
             st.caption(f"Augmentation from the Augmentation page: {augmentation.describe()}.")
+        mixed_precision = architecture.mixed_precision and st.toggle(
+            "Mixed precision", defaults.mixed_precision, key="train_mixed_precision",
+            help=f"{MIXED_PRECISION_MEANING[0].upper()}{MIXED_PRECISION_MEANING[1:]}.",
+        )
         copies = defaults.feature_copies
         if fast:
             copies = st.number_input(
@@ -149,7 +154,7 @@ def start_form(architecture: Architecture) -> None:
         run_config = RunConfig(
             architecture.name, epochs=epochs, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
             image_size=image_size, learning_rate=learning_rate, augmentation=augmentation, seed=seed,
-            data_dir=folder, fast=fast, feature_copies=copies,
+            data_dir=folder, fast=fast, feature_copies=copies, mixed_precision=mixed_precision,
         )
         ui.load_scan(folder).check_trainable()
         run = RunStore().submit(run_config.to_dict())

@@ -45,9 +45,10 @@ class ProtocolError(Exception):
 
 @dataclass
 class Run:
-    """What one full script run sent: the texts shown, the file uploader's widget id, errors."""
+    """What one full script run sent: the texts and alerts shown, the file uploader's widget id, errors."""
 
     markdown: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
     uploader_id: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -206,8 +207,10 @@ class Session:
             self._fetch_images([image.url for image in element.imgs.imgs])
         elif kind == "exception":
             self._error(f"exception: {element.exception.type}: {element.exception.message[:200]}")
-        elif kind == "alert" and element.alert.format == ERROR_ALERT:
-            self._error(f"error: {element.alert.body[:200]}")
+        elif kind == "alert":
+            self._run.alerts.append(element.alert.body)
+            if element.alert.format == ERROR_ALERT:
+                self._error(f"error: {element.alert.body[:200]}")
 
     def _error(self, text: str) -> None:
         self._run.errors.append(text)

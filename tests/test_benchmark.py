@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 from support import ROOT
 
+from catdog.config import IMAGE_SIDES
+
+HIRES = IMAGE_SIDES[-1]
+
 
 def run_smoke(module: str, out: Path, timeout: float, *args: str) -> tuple[dict, str]:
     """Runs `python -m MODULE --smoke ARGS`; returns its JSON results and its printed table."""
@@ -22,12 +26,21 @@ def run_smoke(module: str, out: Path, timeout: float, *args: str) -> tuple[dict,
 def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
     results, table = run_smoke("benchmarks.speed", tmp_path / "results.json", timeout=900)
     for key in ("reference_model4", "catdog_model4", "catdog_model4_fast_cold", "catdog_model4_fast_warm",
-                "catdog_model4_finetune_fast", "catdog_model4_fast_224"):
+                "catdog_model4_finetune_fast", f"catdog_model4_fast_{HIRES}"):
         assert results[key]["epochs_run"] >= 1 and results[key]["seconds_per_epoch"] > 0
     assert results["predict_12mp_jpeg"]["p50_ms"] > 0 and results["preview_8_variants"]["p95_ms"] > 0
     assert 0 <= results["test_accuracy"]["model4_fast"]["flip_tta"] <= 1
-    assert 0 <= results["test_accuracy"]["model4_fast_224"]["plain"] <= 1
+    assert 0 <= results["test_accuracy"][f"model4_fast_{HIRES}"]["plain"] <= 1
     assert "speed-up to target" in table
+    for key in ("cli_fast_cold", "cli_fast_warm"):
+        figures = results[key]
+        assert figures["wall_s"] > 0 and len(figures["load_average"]) == 3
+        assert sum(figures["breakdown_s"].values()) - figures["breakdown_s"]["features_of_which"] <= figures["wall_s"] + 0.1
+    assert results["first_visit"]["ready_s"] >= results["first_visit"]["server_started_s"] > 0
+    assert {"cli_fast_cold_wall_s", "cli_fast_warm_wall_s", "first_visit_ready_s", "predict_12mp_jpeg_p50_ms"} <= set(
+        results["goals"]
+    )
+    assert "goal cli_fast_cold_wall_s" in table
 
 
 def test_smoke_responsiveness_measures_switches_and_slider_while_training(tmp_path):

@@ -6,7 +6,8 @@ import pytest
 
 from catdog import config
 from catdog.augment import AugmentConfig
-from catdog.models import ARCHITECTURES, WeightsUnavailable, build, build_backbone, parameter_counts, preprocess_input
+from catdog.backbone import WeightsUnavailable
+from catdog.models import ARCHITECTURES, build, build_backbone, parameter_counts, preprocess_input
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))

@@ -298,3 +298,17 @@ def test_a_note_is_kept_with_its_run_bounded_and_removable(tiny_data, tmp_path):
     assert run.note == "lr 3e-4 overfits after epoch 3 · ünïcödé"
     run.set_note("")
     assert run.note == ""
+
+
+def test_the_queue_is_free_to_train_here_only_when_nothing_waits_or_trains(tiny_data, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    with store.queue_free() as free:
+        assert free
+        with store.queue_free() as again:
+            assert not again, "one holder at a time"
+    queued = store.create(_config(tiny_data))
+    with store.queue_free() as free:
+        assert not free, "a queued run goes first"
+        queued.mark("cancelled")  # before the queue is let go, which would start a queue process for it
+    with store.queue_free() as free:
+        assert free

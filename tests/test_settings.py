@@ -17,13 +17,17 @@ def test_defaults_follow_the_path_and_the_architecture():
     assert RunConfig("model4-finetune").fine_tune_epochs > 0 and RunConfig("model4").fine_tune_epochs == 0
     for arch in ARCHITECTURES.values():
         assert RunConfig(arch.name).learning_rate == arch.learning_rate
+        assert RunConfig(arch.name).mixed_precision == arch.mixed_precision == (not arch.uses_backbone)
+    assert RunConfig("model2", mixed_precision=False).mixed_precision is False
+    with pytest.raises(SettingsError, match="mixed precision is offered for model1, model2, model3; not model4"):
+        RunConfig("model4", mixed_precision=True)
 
 
 def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
     record = json.loads(json.dumps(RunConfig("model4", fast=True, data_dir="/data").to_dict()))
     assert list(record) == [
         "arch", "epochs", "fine_tune_epochs", "batch_size", "image_size", "learning_rate", "augmentation", "seed",
-        "data_dir", "split_seed", "fast", "feature_copies", "experiment", "varied", "versions",
+        "data_dir", "split_seed", "fast", "feature_copies", "mixed_precision", "experiment", "varied", "versions",
     ]
     assert record["augmentation"] == {
         "flip": "horizontal", "rotation": [-0.2, 0.2], "fill_mode": "reflect", "seed": None,
@@ -42,7 +46,7 @@ def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
         ({"epochs": 2.5}, "epochs must be a whole number; got 2.5"),
         ({"batch_size": 4096}, "batch size must be between 1 and 1024; got 4096"),
         ({"learning_rate": 2.0}, "learning rate must be in (0, 1]; got 2.0"),
-        ({"image_size": 100}, "image size must be one of 96, 128, 160, 192, 224; got 100"),
+        ({"image_size": 100}, "image size must be one of 96, 128, 160, 192, 224, 288; got 100"),
         ({"feature_copies": 17, "arch": "model4", "fast": True}, "augmented copies must be between 0 and 16; got 17"),
         ({"fast": True}, "the fast path needs a frozen backbone; model1 has none"),
         ({"arch": "model9"}, "unknown architecture 'model9'"),

@@ -1,0 +1,133 @@
+"""The fast path without TensorFlow: MobileNetV2 on ONNX Runtime and the head in NumPy, both held to Keras."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from support import ROOT, catdog, synthetic_image
+
+from catdog import backbone, features, head
+from catdog.images import load_image
+from catdog.predict import predict, predict_photo
+from catdog.runs import RunStore
+
+
+def _photos(count: int, size: tuple[int, int]) -> np.ndarray:
+    return np.stack([np.asarray(synthetic_image(i % 2, i, size=size)) for i in range(count)])
+
+
+@pytest.mark.parametrize("side", [96, 160, 224])
+def test_onnx_runtime_features_match_keras(backbone_weights, side):
+    pixels = _photos(6, (side, side))
+    runtime = backbone.extractor((side, side))
+    assert runtime is not None, "onnxruntime is in requirements.txt"
+    keras_features = features.build_extractor((side, side)).predict(pixels.astype(np.float32), verbose=0)
+    ours = runtime(pixels)
+    assert ours.shape == keras_features.shape == (6, backbone.FEATURES)
+    # float32 round-off of folded batch norms and another summation order; features reach 6.
+    np.testing.assert_allclose(ours, keras_features, atol=1e-3)
+
+
+def test_extract_falls_back_to_keras_without_the_runtime(backbone_weights, monkeypatch):
+    pixels = _photos(3, (96, 96))
+    fast = features.extract(pixels, (96, 96))
+    monkeypatch.setattr(backbone, "available", lambda: False)
+    backbone.extractor.cache_clear()
+    try:
+        assert backbone.extractor((96, 96)) is None
+        np.testing.assert_allclose(features.extract(pixels, (96, 96)), fast, atol=1e-3)
+    finally:
+        backbone.extractor.cache_clear()
+
+
+def test_the_head_file_is_the_one_keras_saves_and_loads_safely(tmp_path):
+    import keras
+
+    trained = head.Head.initial(1280, 3, np.random.default_rng(0))
+    trained.weights[1] += 0.1
+    head.save(trained, tmp_path / "ours.keras")
+    features.build_head_model(1280, 3).save(tmp_path / "keras.keras")
+    with zipfile.ZipFile(tmp_path / "ours.keras") as ours, zipfile.ZipFile(tmp_path / "keras.keras") as theirs:
+        assert sorted(ours.namelist()) == sorted(theirs.namelist())
+        assert json.loads(ours.read("config.json")) == _without_object_ids(json.loads(theirs.read("config.json")))
+    loaded = keras.models.load_model(tmp_path / "ours.keras", safe_mode=True, compile=False)
+    x = np.random.default_rng(1).normal(size=(5, 1280)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), trained.logits(x), atol=1e-5)
+
+
+def _without_object_ids(value):
+    if isinstance(value, dict):
+        return {k: _without_object_ids(v) for k, v in value.items() if k != "shared_object_id"}
+    if isinstance(value, list):
+        return [_without_object_ids(v) for v in value]
+    return value
+
+
+def test_numpy_adam_steps_match_keras():
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(16, 1280)).astype(np.float32), rng.integers(0, 2, 16)
+    ours = head.Head.initial(1280, 2, rng)
+    model = features.build_head_model(1280, 2)
+    for layer, kernel, bias in zip(head.NAMES, ours.weights[::2], ours.weights[1::2]):
+        model.get_layer(layer).set_weights([kernel, bias])
+    adam, optimizer = head.Adam(ours.weights, 1e-3), keras.optimizers.Adam(1e-3)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=False))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
+        our_loss, _, gradients = head._loss_and_gradients(ours, x, y)
+        assert our_loss == pytest.approx(float(loss), rel=1e-4)
+        adam.apply(ours.weights, gradients)
+    for ours_w, theirs in zip(ours.weights, model.get_weights()):
+        np.testing.assert_allclose(ours_w, theirs, atol=1e-5)
+
+
+def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_data, tmp_path):
+    """Features cached or not, the fast path trains and saves its model without TensorFlow."""
+    store = RunStore(tmp_path / "runs")
+    code = (
+        "import sys; from catdog import training; from catdog.runs import Run; "
+        "assert training.execute(Run(__import__('pathlib').Path(sys.argv[1]))); "
+        "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'"
+    )
+    for _ in range(2):  # cold, then warm caches
+        run = store.create(_fast_config(tiny_data))
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(run.path)], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert run.state == "finished" and len(run.history()) == 3
+
+
+def _fast_config(data) -> dict:
+    from catdog.settings import RunConfig
+
+    return RunConfig("model4", fast=True, epochs=3, data_dir=str(data)).to_dict()
+
+
+def test_train_wait_trains_in_its_own_process_and_predict_puts_the_backbone_back(backbone_weights, tiny_data, tmp_path):
+    runs = str(tmp_path / "runs")
+    result = catdog("train", "--arch", "model4", "--fast", "--epochs", "2", "--data-dir", str(tiny_data),
+                    "--runs-dir", runs, "--wait")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    run = RunStore(runs).get(summary["run"])
+    assert summary["status"] == "finished" and summary["epochs"] == 2
+    assert not run.log_path.exists(), "no queue process trained it"
+    assert run.model_path.stat().st_size < 1_000_000, "the head alone, without the frozen backbone"
+    photo = tmp_path / "cat.jpg"
+    synthetic_image(0, 7, size=(300, 200)).save(photo)
+    answer = json.loads(catdog("predict", "--run", run.id, "--runs-dir", runs, str(photo)).stdout)
+    assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
+    # The head on ONNX Runtime's features answers as the whole Keras model4 does.
+    image = load_image(photo.read_bytes())
+    for flip in (False, True):
+        keras_answer, fast_answer = predict(run, image, flip), predict_photo(run, photo.read_bytes(), flip)
+        assert fast_answer == pytest.approx(keras_answer, abs=1e-4)
