@@ -8,6 +8,7 @@ at the same time: the first caller does the work while the others wait for its r
 
 import csv
 import itertools
+import json
 import logging
 import threading
 import time
@@ -684,6 +685,25 @@ def data_map(run: Run, progress: familiarity.Progress | None = None) -> DataMap:
 # --- export --------------------------------------------------------------------------------
 
 
+def _float32_twin(model: keras.Model) -> keras.Model:
+    """The model computing in float32: TensorFlow Lite has no bfloat16 kernels, and a model trained
+    in mixed precision keeps float32 weights, so the twin takes them as they are."""
+    config = model.get_config()
+    if "mixed_" not in json.dumps(config):
+        return model
+
+    def float32(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy":
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {key: float32(value) for key, value in node.items()}
+        return [float32(value) for value in node] if isinstance(node, list) else node
+
+    twin = model.__class__.from_config(float32(config))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def export_tflite(run: Run) -> bytes:
     """The run's best model as TensorFlow Lite, converted once per saved model (it takes seconds).
 
@@ -697,7 +717,7 @@ def export_tflite(run: Run) -> bytes:
             return path.read_bytes()
         import tensorflow as tf
 
-        converted = tf.lite.TFLiteConverter.from_keras_model(_model_at(run, version)).convert()
+        converted = tf.lite.TFLiteConverter.from_keras_model(_float32_twin(_model_at(run, version))).convert()
         write_bytes_atomic(path, converted, mtime_ns=version)
         log.info("run %s: converted to TensorFlow Lite (%d bytes)", run.id, len(converted))
         return converted
