@@ -2,18 +2,22 @@
 
 Whoever takes photos from a zip (the Predict page, a data-set import) reads them through
 `zip_members`: the archive is refused as a whole, before anything is unpacked, when it has too
-many entries or unpacks to too many bytes, or when an entry unpacks to far more than it packs
-(a zip bomb); a member is skipped, with the reason, when its path could leave a folder it is
-unpacked into (absolute, `..`, a drive), when it is a link, encrypted, too large, or itself an
-archive. Nothing is written to disk here; a caller that writes members joins `Member.path`
-(already checked) to its own folder.
+many entries or unpacks to too many bytes, when an entry unpacks to far more than it packs
+(a zip bomb), or when an entry's path could leave a folder it is unpacked into (absolute, `..`,
+a drive) or is a link: an archive that plays path tricks is not trusted for its other entries.
+A member is skipped, with the reason, when it is encrypted, too large, not a regular file, has
+control characters in its name, or is itself an archive. Folders, hidden files and the metadata
+that Finder and Windows add are passed over silently. Members are read one at a time, as they
+are iterated to, so a large archive is never held in memory; nothing is written to disk here:
+a caller that writes members joins `Member.path` (already checked) to its own folder.
 """
 
 import io
+import os
 import stat
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
@@ -22,20 +26,25 @@ from catdog import config
 # Below this size an entry's compression ratio says nothing: a few kilobytes of text pack 100:1.
 _RATIO_FLOOR_BYTES = 1024 * 1024
 _NESTED = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"Rar!", b"7z\xbc\xaf", b"BZh")
-# Finder adds these to every zip it makes: metadata, never photos.
-_MAC_METADATA = "__MACOSX"
+# Finder and Windows add these to the zips they make: metadata, never photos.
+_METADATA = ("__MACOSX", "Thumbs.db", "desktop.ini")
 
 
 class ArchiveError(ValueError):
     """An archive refused as a whole; the message is one line for the user."""
 
 
+def _configured(name: str):
+    # Read when the limits are made, not when this module is imported, so config stays the one place.
+    return field(default_factory=lambda: getattr(config, name))
+
+
 @dataclass(frozen=True)
 class Limits:
-    entries: int = config.ZIP_MAX_ENTRIES
-    total_bytes: int = config.ZIP_MAX_TOTAL_BYTES
-    ratio: float = config.ZIP_MAX_RATIO
-    member_bytes: int = config.MAX_UPLOAD_BYTES
+    entries: int = _configured("ZIP_MAX_ENTRIES")
+    total_bytes: int = _configured("ZIP_MAX_TOTAL_BYTES")
+    ratio: float = _configured("ZIP_MAX_RATIO")
+    member_bytes: int = _configured("MAX_UPLOAD_BYTES")
 
 
 @dataclass(frozen=True)
@@ -59,14 +68,20 @@ def is_zip(data: bytes) -> bool:
     return data.startswith((b"PK\x03\x04", b"PK\x05\x06"))
 
 
-def zip_members(source: bytes | BinaryIO, limits: Limits = Limits()) -> "ZipMembers":
+def zip_members(source: bytes | str | os.PathLike | BinaryIO, limits: Limits | None = None) -> "ZipMembers":
     """The archive's files in stored order, each read when iterated to; ArchiveError at once
-    when the archive as a whole is refused. Folders and Finder's metadata are passed over silently."""
+    when the archive as a whole is refused."""
+    limits = limits or Limits()
     try:
         archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as error:
         raise ArchiveError(f"not a readable zip archive ({error})") from None
-    _check_limits(archive.infolist(), limits)
+    try:
+        _check_limits(archive.infolist(), limits)
+        _check_paths(archive.infolist())
+    except ArchiveError:
+        archive.close()
+        raise
     return ZipMembers(archive, limits)
 
 
@@ -81,13 +96,29 @@ class ZipMembers:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def paths(self) -> list[PurePosixPath]:
+        """The checked path of every entry it yields, in order, before any is read."""
+        return [safe_path(entry.filename) for entry in self._entries]
+
     def __iter__(self) -> Iterator[Member | Skipped]:
         return _members(self._archive, self._entries, self._limits)
 
 
 def _passed_over(entry: zipfile.ZipInfo) -> bool:
     path = safe_path(entry.filename)
-    return entry.is_dir() or (path is not None and path.parts[0] == _MAC_METADATA)
+    return entry.is_dir() or any(part.startswith(".") or part in _METADATA for part in path.parts)
+
+
+def _check_paths(entries: list[zipfile.ZipInfo]) -> None:
+    for entry in entries:
+        if safe_path(entry.filename) is None and not entry.is_dir():
+            raise ArchiveError(
+                f"{entry.filename} could lead outside the folder it is unpacked into (absolute, '..' or a drive): "
+                "the archive is refused"
+            )
+        if stat.S_ISLNK(entry.external_attr >> 16):
+            raise ArchiveError(f"{entry.filename} is a link (links are not followed): the archive is refused")
 
 
 def _check_limits(entries: list[zipfile.ZipInfo], limits: Limits) -> None:
@@ -110,8 +141,7 @@ def _members(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: L
     unpacked = 0
     with archive:
         for entry in entries:
-            path = safe_path(entry.filename)
-            reason = _refusal(entry, path, limits)
+            reason = _refusal(entry, limits)
             if reason:
                 yield Skipped(entry.filename, reason)
                 continue
@@ -130,14 +160,15 @@ def _members(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: L
             elif data.startswith(_NESTED):
                 yield Skipped(entry.filename, "an archive inside the archive (not opened)")
             else:
-                yield Member(path, data)
+                yield Member(safe_path(entry.filename), data)
 
 
-def _refusal(entry: zipfile.ZipInfo, path: PurePosixPath | None, limits: Limits) -> str | None:
-    if path is None:
-        return "its path could lead outside the folder it is unpacked into (absolute, '..' or a drive)"
-    if stat.S_ISLNK(entry.external_attr >> 16):
-        return "a link (links are not followed)"
+def _refusal(entry: zipfile.ZipInfo, limits: Limits) -> str | None:
+    mode = entry.external_attr >> 16
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+        return "not a regular file"
+    if any(ord(char) < 32 for char in entry.filename):
+        return "a file name with control characters"
     if entry.flag_bits & 0x1:
         return "encrypted (a password is needed)"
     if entry.file_size > limits.member_bytes:

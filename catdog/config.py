@@ -32,23 +32,18 @@ BACKBONE_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applica
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 120_000_000
 
-# Zip archives of photos are refused past these limits before anything is unpacked: more entries,
-# more bytes in all once unpacked, or an entry unpacking to over ZIP_MAX_RATIO times its packed
-# size (photos barely compress; a zip bomb packs gigabytes of zeros into kilobytes).
-ZIP_MAX_ENTRIES = 10_000
-ZIP_MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+# Zip archives of photos (a data set's, or photos for the model) are refused past these limits
+# before anything is unpacked: more entries, more bytes in all once unpacked, or an entry unpacking
+# to over ZIP_MAX_RATIO times its packed size (photos barely compress; a zip bomb packs gigabytes
+# of zeros into kilobytes). A copied data set may hold no more than ZIP_MAX_TOTAL_BYTES either.
+ZIP_MAX_ENTRIES = 20_000
+ZIP_MAX_TOTAL_BYTES = 2 * 1024**3
 ZIP_MAX_RATIO = 100
 
 # A scan stops at this many files and folders (CATDOG_MAX_SCAN_FILES), and at folders nested
 # deeper than this below a class folder: a typed "/" must not stall a shared server.
 MAX_SCAN_FILES = 100_000
 MAX_SCAN_DEPTH = 8
-
-# An uploaded zip of photos is refused beyond these: its unpacked bytes in all, its entries,
-# and any entry that unpacks to more than this many times its packed size (a zip bomb).
-MAX_ARCHIVE_BYTES = 2 * 1024**3
-MAX_ARCHIVE_ENTRIES = 20_000
-MAX_COMPRESSION_RATIO = 100
 
 # Unlocking the teacher's controls: a browser session may fail this often before each further
 # try waits twice as long as the last, from the first wait up to the longest.

@@ -18,7 +18,6 @@ import shutil
 import stat
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from typing import BinaryIO
 import filelock
 
 from catdog import config
+from catdog.archives import ArchiveError, Skipped, zip_members
 from catdog.data import DataError, min_photos_per_class, resolve_data_dir
 from catdog.images import ImageError, open_image
 from catdog.runs import ACTIVE, RunStore
@@ -45,8 +45,6 @@ JOURNAL = "journal.json"
 _INCOMING, _DELETED = ".incoming-", ".deleted-"
 # Photos are checked at no more than this side: enough to prove they decode, quick for big JPEGs.
 _CHECK_SIDE = 2 * max(config.IMAGE_SIZE)
-# Entries that tools add to archives; not photos, not worth a line among the skipped files.
-_ARCHIVE_NOISE = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
 REMOVE, MOVE = "remove", "move"
 
 
@@ -409,8 +407,8 @@ def _listing(source: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]]]
                 skipped.append({"file": relative, "reason": "a link or special file, not copied"})
                 continue
             total += info.st_size
-            if total > config.MAX_ARCHIVE_BYTES:
-                raise DatasetError(f"{source} holds more than {config.MAX_ARCHIVE_BYTES / 2**30:.0f} GB, more than a data set may")
+            if total > config.ZIP_MAX_TOTAL_BYTES:
+                raise DatasetError(f"{source} holds more than {config.ZIP_MAX_TOTAL_BYTES / 2**30:.0f} GB, more than a data set may")
             files.append((relative, info.st_size))
     return files, skipped
 
@@ -438,95 +436,49 @@ def _check_layout(folder: Path) -> None:
 def unpack(archive: str | os.PathLike | BinaryIO, target: Path, progress: Progress | None = None) -> list[dict[str, str]]:
     """Unpacks the photos of a zip of class folders into `target`; returns the entries skipped.
 
-    Refused, in one line, before anything is written: a file that is no zip, more entries or
-    unpacked bytes than the limits, an entry that unpacks to far more than its packed size (a
-    zip bomb), an absolute path or one with `..`, and links. Nested archives, non-images and
-    damaged images are skipped and listed; each photo is checked by decoding it. A single folder
-    wrapping the class folders (as zipping a folder makes) is unwrapped.
+    The zip is read through `archives.zip_members`, which refuses it as a whole (here in one
+    line, before anything is written) for its size, a zip bomb or a path trick, and skips unsafe
+    entries; non-images and damaged images are skipped too, each photo checked by decoding it.
+    A single folder wrapping the class folders (as zipping a folder makes) is unwrapped.
     """
     try:
-        with zipfile.ZipFile(archive) as zf:
-            plan = _plan(zf.infolist())
-            total = sum(info.file_size for _, info in plan) or 1
-            skipped, done = [], 0
-            for parts, info in plan:
-                reason = _unpack_one(zf, info, parts, target)
+        members = zip_members(archive)
+        depth = _wrapping_depth(members.paths)
+        skipped = []
+        for done, entry in enumerate(members, 1):
+            if isinstance(entry, Skipped):
+                skipped.append({"file": entry.name, "reason": entry.reason})
+            else:
+                reason = _write_photo(entry.data, PurePosixPath(*entry.path.parts[depth:]), target)
                 if reason:
-                    skipped.append({"file": info.filename, "reason": reason})
-                done += info.file_size
-                if progress:
-                    progress(done, total)
-    except zipfile.BadZipFile as error:
-        raise DatasetError(f"not a readable zip archive ({error})") from None
-    except (zipfile.LargeZipFile, NotImplementedError, RuntimeError) as error:
-        raise DatasetError(f"the zip archive cannot be unpacked ({error})") from None
+                    skipped.append({"file": str(entry.path), "reason": reason})
+            if progress:
+                progress(done, len(members))
+    except ArchiveError as error:
+        raise DatasetError(str(error)) from None
     return skipped
 
 
-def _plan(infos: list[zipfile.ZipInfo]) -> list[tuple[tuple[str, ...], zipfile.ZipInfo]]:
-    """The files to unpack, each with its path inside the data set; refuses unsafe archives."""
-    if len(infos) > config.MAX_ARCHIVE_ENTRIES:
-        raise DatasetError(f"the zip has {len(infos):,} entries, more than the {config.MAX_ARCHIVE_ENTRIES:,} allowed")
-    total = sum(info.file_size for info in infos)
-    if total > config.MAX_ARCHIVE_BYTES:
-        raise DatasetError(
-            f"the zip unpacks to {total / 2**30:.1f} GB, more than the {config.MAX_ARCHIVE_BYTES / 2**30:.0f} GB allowed"
-        )
-    plan = []
-    for info in infos:
-        parts = _safe_parts(info)
-        if info.is_dir() or any(part.startswith(".") or part in _ARCHIVE_NOISE for part in parts):
-            continue
-        if info.file_size > info.compress_size * config.MAX_COMPRESSION_RATIO and info.file_size > 2**20:
-            raise DatasetError(
-                f"{info.filename} unpacks to {info.file_size / max(info.compress_size, 1):.0f} times its packed "
-                f"size, more than {config.MAX_COMPRESSION_RATIO} (a zip bomb?); refused"
-            )
-        plan.append((parts, info))
-    # Zipping a folder wraps its class folders in it: unwrap single folders above them.
+def _wrapping_depth(paths: list[PurePosixPath]) -> int:
+    """How many single folders wrap the class folders, as zipping a folder wraps them in it."""
     depth = 0
-    while plan and len({parts[depth] for parts, _ in plan}) == 1 and min(len(parts) for parts, _ in plan) > depth + 2:
+    while paths and len({path.parts[depth] for path in paths}) == 1 and min(len(path.parts) for path in paths) > depth + 2:
         depth += 1
-    return [(parts[depth:], info) for parts, info in plan]
+    return depth
 
 
-def _safe_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
-    """An entry's path as folder names; refuses absolute paths, `..` and links."""
-    name = info.filename.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise DatasetError(f"the zip holds an absolute path ({info.filename}); refused")
-    parts = tuple(part for part in name.split("/") if part not in ("", "."))
-    if ".." in parts:
-        raise DatasetError(f"the zip holds a path that leads outside it ({info.filename}); refused")
-    if stat.S_ISLNK(info.external_attr >> 16):
-        raise DatasetError(f"the zip holds a link ({info.filename}); links are refused")
-    return parts
-
-
-def _unpack_one(zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: tuple[str, ...], target: Path) -> str | None:
-    """Writes one photo below `target`; returns why it was skipped instead, if it was."""
-    if len(parts) < 2:
+def _write_photo(data: bytes, path: PurePosixPath, target: Path) -> str | None:
+    """Writes one photo at its checked path below `target`; returns why it was skipped instead, if it was."""
+    if len(path.parts) < 2:
         return "not inside a class folder"
-    mode = info.external_attr >> 16
-    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
-        return "not a regular file"
-    if any(ord(char) < 32 for char in info.filename):
-        return "a file name with control characters"
-    if info.file_size > config.MAX_UPLOAD_BYTES:
-        return f"file is too large ({info.file_size / 2**20:.1f} MB; the limit is {config.MAX_UPLOAD_BYTES // 2**20} MB)"
-    with zf.open(info) as entry:
-        # Bounded whatever the header claims.
-        data = entry.read(config.MAX_UPLOAD_BYTES + 1)
     try:
         open_image(data, _CHECK_SIDE)
     except ImageError as error:
         return str(error)
-    path = target.joinpath(*parts)
-    if not path.resolve().is_relative_to(target.resolve()):  # never, given _safe_parts; checked all the same
-        return "a path outside the data set"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    file = target.joinpath(*path.parts)
+    file.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open(path, "xb") as out:
+        with open(file, "xb") as out:
             out.write(data)
     except FileExistsError:
         return "a second entry with the same name (names differing only in case count as the same)"

@@ -450,7 +450,6 @@ class Evaluation:
     images: tuple[ImageResult, ...]
     data_root: str
     model_mtime_ns: int
-    split: str = "test"
 
     @property
     def n(self) -> int:
@@ -488,7 +487,6 @@ class Evaluation:
             "data_root": self.data_root,
             "images": [{**vars(image), "correct": image.correct} for image in self.images],
             "model_mtime_ns": self.model_mtime_ns,
-            "split": self.split,
         }
 
     @classmethod
@@ -504,7 +502,6 @@ class Evaluation:
             images=tuple(ImageResult(**image) for image in images),
             data_root=data["data_root"],
             model_mtime_ns=int(data["model_mtime_ns"]),
-            split=data.get("split", "test"),
         )
 
     @classmethod
@@ -519,21 +516,20 @@ class Evaluation:
         write_json_atomic(path, self.to_dict())
 
 
-def evaluate(run: Run, flip_average: bool = False, split: str = "test") -> Evaluation:
-    """Accuracy, per-class scores, confusion matrix and per-photo answers on the test split (or
-    on another split, for the map of the data).
+def evaluate(run: Run, flip_average: bool = False) -> Evaluation:
+    """Accuracy, per-class scores, confusion matrix and per-photo answers on the test split.
 
     The test split comes from the run's own data folder and split seed, so its files are
     disjoint from the ones the run trained and validated on. Made once per saved model version
     and setting, for every session, and kept on disk beside the model.
     """
-    path = run.evaluation_path(flip_average, split)
+    path = run.evaluation_path(flip_average)
 
     def saved_or_scored(version: int) -> Evaluation:
         saved = Evaluation.load(path)
         if saved is not None and saved.model_mtime_ns == version:
             return saved
-        evaluation = _score(run, version, flip_average, split)
+        evaluation = _score(run, version, flip_average)
         evaluation.save(path)
         return evaluation
 
@@ -541,21 +537,21 @@ def evaluate(run: Run, flip_average: bool = False, split: str = "test") -> Evalu
     return _current(run, lambda version: _evaluations.get((key, version), lambda: saved_or_scored(version)))
 
 
-def _score(run: Run, version: int, flip_average: bool, split: str) -> Evaluation:
+def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
     start = time.perf_counter()
     cfg, classes = run.config, class_names(run)
     data = scan(cfg.get("data_dir"), cfg.get("split_seed"))
     if data.classes != classes:
         raise RunError(f"the data folder's classes changed since run {run.id} trained: {data.classes}")
     model = _model_at(run, version)
-    pixels, labels = data.arrays(split, size=input_size(model))
+    pixels, labels = data.arrays("test", size=input_size(model))
     if not len(labels):
-        raise RunError(f"the {split} split is empty")
+        raise RunError("the test split is empty")
     probs = probabilities(model, pixels, flip_average)
     predicted = probs.argmax(axis=1)
     confusion = np.zeros((len(classes), len(classes)), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
-    log.info("run %s: scored %d %s photos in %.1f s", run.id, len(labels), split, time.perf_counter() - start)
+    log.info("run %s: scored %d test photos in %.1f s", run.id, len(labels), time.perf_counter() - start)
     return Evaluation(
         run=run.id,
         flip_average=flip_average,
@@ -563,11 +559,10 @@ def _score(run: Run, version: int, flip_average: bool, split: str) -> Evaluation
         confusion_matrix=tuple(map(tuple, confusion.tolist())),
         images=tuple(
             ImageResult(file=name, label=classes[label], predicted=classes[guess], confidence=float(p[guess]))
-            for (name, label), guess, p in zip(data.files[split], predicted, probs)
+            for (name, label), guess, p in zip(data.files["test"], predicted, probs)
         ),
         data_root=str(data.root),
         model_mtime_ns=version,
-        split=split,
     )
 
 
@@ -658,9 +653,9 @@ def pca_plane(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float
 
 
 def data_map(run: Run, progress: familiarity.Progress | None = None) -> DataMap:
-    """The map, made once per saved model version for every session: the answers come from
-    `evaluate`, the features from the shared feature cache (the guard's), the plane from the
-    training features."""
+    """The map, made once per saved model version for every session: the test answers come from
+    `evaluate`, the training answers from the per-photo scores `top_losses` keeps, the features
+    from the shared feature cache (the guard's), the plane from the training features."""
 
     def make() -> DataMap:
         data = scan(run.config.get("data_dir"), run.config.get("split_seed"))
@@ -671,7 +666,7 @@ def data_map(run: Run, progress: familiarity.Progress | None = None) -> DataMap:
         for split in MAP_SPLITS:
             row = {name: i for i, (name, _) in enumerate(data.files[split])}
             # Only photos still in the folder as the run's answers name them.
-            answered = [image for image in evaluate(run, split=split).images if image.file in row]
+            answered = [image for image in _answers(run, data, split) if image.file in row]
             photos += answered
             splits += [split] * len(answered)
             blocks.append(features[split][[row[image.file] for image in answered]])
@@ -680,6 +675,16 @@ def data_map(run: Run, progress: familiarity.Progress | None = None) -> DataMap:
 
     key = str(run.path.resolve())
     return _current(run, lambda version: _maps.get((key, version), make))
+
+
+def _answers(run: Run, data: Scan, split: str) -> list[ImageResult]:
+    """The run's answers on a split, in the split's order. Training photos are answered from the
+    same per-photo scores as top losses, so a fix to the data set rescores only new photos."""
+    if split == "test":
+        return list(evaluate(run).images)
+    train = data.files["train"]
+    by_file = {suspect.file: suspect for suspect in top_losses(run, data, len(train))}
+    return [ImageResult(s.file, s.label, s.predicted, s.confidence) for s in (by_file[name] for name, _ in train)]
 
 
 # --- export --------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
     tensorboard/    TensorBoard event files
     train.log       the training process's output
     evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.predict)
-    evaluation-train.json   its answers on the training photos, for the map of the data (catdog.predict)
     model.tflite    the saved model converted for phones, made on request (catdog.predict)
-    photo-scores.json   the saved model's class probabilities per photo content, for top losses (catdog.predict)
+    photo-scores.json   the saved model's class probabilities per training photo content, for top
+                    losses and the map of the data (catdog.predict)
     familiarity.npz the unfamiliarity guard: training photos' backbone features and the border
                     calibrated on validation (catdog.familiarity), made at the end of training
 
@@ -116,11 +116,9 @@ class Run:
     def familiarity_path(self) -> Path:
         return self.path / "familiarity.npz"
 
-    def evaluation_path(self, flip_average: bool, split: str = "test") -> Path:
-        """The saved model's answers and scores on a split (the held-out test split unless
-        another is named), one file per split and test-time setting."""
-        name = "evaluation" + ("" if split == "test" else f"-{split}") + ("-flip" if flip_average else "")
-        return self.path / f"{name}.json"
+    def evaluation_path(self, flip_average: bool) -> Path:
+        """The held-out scores of the saved model, one file per test-time setting."""
+        return self.path / ("evaluation-flip.json" if flip_average else "evaluation.json")
 
     @property
     def photo_scores_path(self) -> Path:

@@ -47,11 +47,15 @@ def read(data: bytes, limits: Limits = Limits()) -> tuple[dict[str, bytes], dict
     return members, skipped
 
 
-def test_good_photos_come_out_whole_in_stored_order_without_folders_or_finder_metadata():
+def test_good_photos_come_out_whole_in_stored_order_without_folders_hidden_files_or_metadata():
     cat, dog = photo(0), photo(1)
-    data = make_zip({"pets/cats/": b"", "pets/cats/a.jpg": cat, "pets/dogs/b.jpg": dog, "__MACOSX/pets/._a.jpg": b"x"})
+    data = make_zip({
+        "pets/cats/": b"", "pets/cats/a.jpg": cat, "pets/dogs/b.jpg": dog, "__MACOSX/pets/._a.jpg": b"x",
+        "pets/cats/.DS_Store": b"\0\0\0\1Bud1", "pets/dogs/Thumbs.db": b"x",
+    })
     assert is_zip(data) and not is_zip(cat)
     assert len(zip_members(data)) == 2
+    assert zip_members(data).paths == [PurePosixPath("pets/cats/a.jpg"), PurePosixPath("pets/dogs/b.jpg")]
     members, skipped = read(data)
     assert list(members) == ["pets/cats/a.jpg", "pets/dogs/b.jpg"]
     assert members["pets/cats/a.jpg"] == cat and not skipped
@@ -69,21 +73,26 @@ def test_good_photos_come_out_whole_in_stored_order_without_folders_or_finder_me
         ("cats/a.jpg:stream", "outside"),
     ],
 )
-def test_paths_that_could_leave_the_folder_are_skipped_with_the_reason(name, words):
-    members, skipped = read(make_zip({name: photo(), "cats/good.jpg": photo(1)}))
-    assert list(members) == ["cats/good.jpg"]
-    assert words in skipped[name]
+def test_paths_that_could_leave_the_folder_refuse_the_whole_archive(name, words):
+    with pytest.raises(ArchiveError, match=words) as refusal:
+        zip_members(make_zip({"cats/good.jpg": photo(1), name: photo()}))
+    assert name in str(refusal.value) and "\n" not in str(refusal.value)
 
 
-def test_links_nested_archives_and_encrypted_entries_are_skipped_and_junk_passes_on():
+def test_a_link_refuses_the_whole_archive():
+    with pytest.raises(ArchiveError, match="link.jpg is a link"):
+        zip_members(make_zip({"cats/good.jpg": photo(1)}, {"link.jpg": "/etc/passwd"}))
+
+
+def test_nested_archives_encrypted_and_control_character_entries_are_skipped_and_junk_passes_on():
     nested = make_zip({"inner.jpg": photo()})
     data = make_zip(
-        {"junk.txt": b"hello", "more.zip": nested, "gz.jpg": b"\x1f\x8b\x08rest", "secret.jpg": b"scrambled"},
-        {"link.jpg": "/etc/passwd"},
+        {"junk.txt": b"hello", "more.zip": nested, "gz.jpg": b"\x1f\x8b\x08rest", "secret.jpg": b"scrambled",
+         "bell\x07.jpg": photo()},
     )
     members, skipped = read(encrypted(data, "secret.jpg"))
     assert members == {"junk.txt": b"hello"}, "content checks are the caller's: a text file is passed on"
-    assert "link" in skipped["link.jpg"]
+    assert "control characters" in skipped["bell\x07.jpg"]
     assert "archive inside" in skipped["more.zip"] and "archive inside" in skipped["gz.jpg"]
     assert "encrypted" in skipped["secret.jpg"]
 

@@ -240,7 +240,7 @@ def test_dataset_verbs_import_scan_fix_restore_rename_and_delete(tmp_path, monke
     archive.write_bytes(corpus.ARCHIVES["junk-and-nested"].make())
     imported = catdog("dataset", "import", str(archive), "--name", "pets")
     assert imported.returncode == 0 and imported.stdout.strip() == "pets", imported.stderr
-    assert "skipped dogs/more.zip: not an image: a ZIP archive" in imported.stderr
+    assert "skipped dogs/more.zip: an archive inside the archive (not opened)" in imported.stderr
 
     counts = lambda: json.loads(catdog("data", "--dataset", "pets", "--json").stdout)["splits"]["train"]
     assert counts() == {"cats": 3, "dogs": 3}

@@ -43,21 +43,24 @@ def test_zip_corpus_is_unpacked_or_refused_in_one_line(name, tmp_path):
 def test_zip_limits_on_entries_and_bytes_are_refused(tmp_path, monkeypatch):
     store = DatasetStore(tmp_path)
     good = make_zip(class_photos())
-    monkeypatch.setattr(config, "MAX_ARCHIVE_ENTRIES", 5)
-    with pytest.raises(DatasetError, match="8 entries, more than the 5 allowed"):
+    monkeypatch.setattr(config, "ZIP_MAX_ENTRIES", 5)
+    with pytest.raises(DatasetError, match="8 entries; the limit is 5"):
         store.import_zip(io.BytesIO(good), "many")
-    monkeypatch.setattr(config, "MAX_ARCHIVE_ENTRIES", 100)
-    monkeypatch.setattr(config, "MAX_ARCHIVE_BYTES", 1000)
-    with pytest.raises(DatasetError, match="more than the 0 GB allowed"):
+    monkeypatch.setattr(config, "ZIP_MAX_ENTRIES", 100)
+    monkeypatch.setattr(config, "ZIP_MAX_TOTAL_BYTES", 1000)
+    with pytest.raises(DatasetError, match="the limit is 0 MB"):
         store.import_zip(io.BytesIO(good), "big")
     assert store.names() == []
 
 
-def test_a_bomb_is_refused_before_anything_is_unpacked(tmp_path, monkeypatch):
+def test_a_bomb_or_a_path_trick_is_refused_before_anything_is_unpacked(tmp_path, monkeypatch):
     written = []
-    monkeypatch.setattr("catdog.datasets._unpack_one", lambda *args: written.append(args))
+    monkeypatch.setattr("catdog.datasets._write_photo", lambda *args: written.append(args))
     with pytest.raises(DatasetError, match="zip bomb"):
         DatasetStore(tmp_path).import_zip(io.BytesIO(bomb_zip()), "bomb")
+    # The trick comes last in the archive, after photos that would otherwise be written first.
+    with pytest.raises(DatasetError, match="outside"):
+        DatasetStore(tmp_path).import_zip(io.BytesIO(ARCHIVES["traversal"].make()), "trick")
     assert written == []
 
 

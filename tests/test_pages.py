@@ -432,7 +432,8 @@ def test_predict_scores_each_of_three_classes(monkeypatch, tiny_env, three_class
     assert_clean(app)
     classes = ["birds", "cats", "dogs"]
     assert {f"{name} recognised" for name in classes} <= {m.label for m in app.metric}
-    scores, matrix = (table.value for table in app.table)
+    # The confusion matrix is a clickable dataframe (see the confusion-cell test), the scores a table.
+    [scores], [matrix] = [table.value for table in app.table], [frame.value for frame in app.dataframe]
     assert sorted(scores.index) == classes
     assert {"Test photos", "Recognised (recall)", "Precision", "F1"} <= set(scores.columns)
     assert sorted(matrix.index) == sorted(matrix.columns) == classes
@@ -447,24 +448,25 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
 
 
 def test_predict_many_photos_and_a_zip_make_one_table_with_a_csv(trained_env):
-    album = zip_of({
-        "album/cat.jpg": jpeg_bytes(0, seed=31), "album/dog.jpg": jpeg_bytes(1, seed=32),
-        "album/notes.txt": b"hello", "../escape.jpg": jpeg_bytes(0, seed=33),
-    })
-    uploads = [("first.jpg", jpeg_bytes(0, seed=30), "image/jpeg"), ("album.zip", album, "application/zip")]
+    album = zip_of({"album/cat.jpg": jpeg_bytes(0, seed=31), "album/dog.jpg": jpeg_bytes(1, seed=32), "album/notes.txt": b"hello"})
+    evil = zip_of({"fine.jpg": jpeg_bytes(0, seed=34), "../escape.jpg": jpeg_bytes(0, seed=33)})
+    uploads = [
+        ("first.jpg", jpeg_bytes(0, seed=30), "image/jpeg"), ("album.zip", album, "application/zip"),
+        ("evil.zip", evil, "application/zip"),
+    ]
     app = open_app("pages/predict.py")
     app.file_uploader(key="predict_uploads").set_value(uploads).run()
     assert_clean(app)
     table = app.dataframe[0].value
     assert list(table["File"]) == [
-        "first.jpg", "album.zip/album/cat.jpg", "album.zip/album/dog.jpg", "album.zip/album/notes.txt",
-        "album.zip/../escape.jpg",
+        "first.jpg", "album.zip/album/cat.jpg", "album.zip/album/dog.jpg", "album.zip/album/notes.txt", "evil.zip",
     ]
     assert set(table["Label"][:3]) <= {"cats", "dogs"} and all(table["Confidence"][:3].str.endswith("%"))
     assert set(table["Unfamiliar"][:3]) <= {"yes", "no"}
+    # A path trick refuses the whole zip: none of its photos is trusted.
     assert list(table["Problem"][3:]) == [
         "not an image: a text file",
-        "its path could lead outside the folder it is unpacked into (absolute, '..' or a drive)",
+        "../escape.jpg could lead outside the folder it is unpacked into (absolute, '..' or a drive): the archive is refused",
     ]
     assert any("5 photos" in m.value and "2 could not be read" in m.value for m in app.markdown)
     assert [button.proto.label for button in app.get("download_button")] == ["Download the answers as CSV"]
@@ -496,7 +498,7 @@ def test_predict_map_of_the_data_shows_the_photos_and_opens_a_clicked_one(traine
     app.toggle(key="predict_map").set_value(True).run()
     assert_clean(app)
     traces = json.loads(app.get("plotly_chart")[0].proto.spec)["data"]
-    tested = sum(app.table[1].value.to_numpy().flatten())
+    tested = int(app.table[0].value["Test photos"].sum())
     assert sum(len(trace["x"]) for trace in traces) == tested
     assert {trace["name"].split(" · ")[0] for trace in traces} <= {"cats", "dogs"}
     first = traces[0]

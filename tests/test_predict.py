@@ -29,6 +29,7 @@ from catdog.predict import (
     model_version,
     pca_plane,
     predict,
+    top_losses,
 )
 from catdog.runs import Run, RunError, RunStore
 
@@ -170,6 +171,10 @@ def test_the_map_places_every_test_and_training_photo_with_the_runs_answers(run,
         (name, split) for split in ("test", "train") for name, _ in data.files[split]
     ]
     assert result.photos[: evaluate(run).n] == evaluate(run).images
+    # The training answers are the per-photo scores top losses keep: one file, no second evaluation.
+    suspects = {s.file: (s.predicted, s.confidence) for s in top_losses(run, data, len(data.files["train"]))}
+    assert {p.file: (p.predicted, p.confidence) for p, split in zip(result.photos, result.splits) if split == "train"} == suspects
+    assert run.photo_scores_path.is_file() and not list(run.path.glob("evaluation-train*"))
     assert result.xy.shape == (len(result.photos), 2) and np.isfinite(result.xy).all()
     assert data_map(run) is result, "made once per model version"
     # Warm discs and cool bars differ most in what MobileNetV2 sees: the first axis parts them.
