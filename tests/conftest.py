@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import make_dataset, train_model1
+from support import MADE_FROM_MODEL, make_dataset, train_model1
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +54,7 @@ def copied_runs(trained_run_dir, tmp_path, monkeypatch) -> Path:
     (original,) = [path for path in trained_run_dir.iterdir() if path.is_dir()]
     root = tmp_path / "runs"
     for copy in ("a", "b"):
-        shutil.copytree(original, root / f"{original.name}-{copy}")
+        shutil.copytree(original, root / f"{original.name}-{copy}", ignore=MADE_FROM_MODEL)
     monkeypatch.setenv("CATDOG_RUNS_DIR", str(root))
     return root
 

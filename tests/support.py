@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+# What a run makes from its model on demand: a copy without them starts as a run that has made nothing yet.
+MADE_FROM_MODEL = shutil.ignore_patterns("evaluation*.json", "photo-scores.json", "*.tflite")
 SHARED_KERAS_HOME = ROOT.parent / "shared" / "bin" / "keras-home"
 
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 import pytest
-from support import catdog, synthetic_image
+from support import MADE_FROM_MODEL, catdog, synthetic_image
 
 import catdog.predict as predict_module
 from catdog.data import scan
@@ -41,9 +41,9 @@ def run(trained_run_dir):
 
 @pytest.fixture
 def fresh_run(run, tmp_path):
-    """A copy of the trained run with nothing made from its model yet: no evaluation, no TFLite."""
+    """A copy of the trained run with nothing made from its model yet: no evaluation, photo scores or TFLite."""
     target = tmp_path / run.id
-    shutil.copytree(run.path, target, ignore=shutil.ignore_patterns("evaluation*.json", "*.tflite"))
+    shutil.copytree(run.path, target, ignore=MADE_FROM_MODEL)
     return Run(target)
 
 
