@@ -380,17 +380,10 @@ def delete_experiment(experiment: lesson.Experiment) -> None:
             on_click=lambda: st.session_state.update(delete_experiment_pending=experiment.id),
         )
         return
-    st.warning(
-        f"Delete experiment {experiment.id} for good? Its runs go too: "
-        f"{', '.join(run.id for run in experiment.runs)}.", icon=":material/delete_forever:",
-    )
-    confirm, keep = st.columns([1, 5])
-    if keep.button("Keep", key="delete-experiment-keep"):
-        del st.session_state["delete_experiment_pending"]
-        st.rerun()
-    if not confirm.button("Delete", type="primary", key="delete-experiment-confirm"):
+    message = (f"Delete experiment {experiment.id} for good? Its runs go too: "
+               f"{', '.join(run.id for run in experiment.runs)}.")
+    if not delete_confirmed(message, "delete_experiment_pending", "delete-experiment"):
         return
-    del st.session_state["delete_experiment_pending"]
     try:
         lesson.delete_experiment(RunStore(), experiment.id)
     except RunError as error:
@@ -521,17 +514,9 @@ def delete_runs(chosen: list[Run]) -> None:
         if active:
             st.caption(f"Queued and running runs cannot be deleted; cancel them first: {', '.join(active)}.")
         return
-    st.warning(
-        f"Delete {', '.join(ids)} for good? The model{'s' if len(ids) > 1 else ''}, curves and logs go too.",
-        icon=":material/delete_forever:",
-    )
-    confirm, keep = st.columns([1, 5])
-    if keep.button("Keep", key="delete-keep"):
-        del st.session_state["delete_pending"]
-        st.rerun()
-    if not confirm.button("Delete", type="primary", key="delete-confirm"):
+    message = f"Delete {', '.join(ids)} for good? The model{'s' if len(ids) > 1 else ''}, curves and logs go too."
+    if not delete_confirmed(message, "delete_pending", "delete"):
         return
-    del st.session_state["delete_pending"]
     errors = []
     for run_id in ids:
         try:
@@ -545,5 +530,20 @@ def delete_runs(chosen: list[Run]) -> None:
     st.rerun()
 
 
+def delete_confirmed(message: str, pending: str, key: str) -> bool:
+    """The second click of a delete: Keep forgets the first click; True once Delete is pressed."""
+    st.warning(message, icon=":material/delete_forever:")
+    confirm, keep = st.columns([1, 5])
+    if keep.button("Keep", key=f"{key}-keep"):
+        del st.session_state[pending]
+        st.rerun()
+    if not confirm.button("Delete", type="primary", key=f"{key}-confirm"):
+        return False
+    del st.session_state[pending]
+    return True
+
+
 ui.ensure_router()
+
+
 main()
