@@ -589,7 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--mixed-precision", action=argparse.BooleanOptionalAction,
-        help=f"{', '.join(mixed_precision_archs())}: {MIXED_PRECISION_MEANING} (default: on for them)",
+        help=f"{', '.join(mixed_precision_archs())}: {MIXED_PRECISION_MEANING} (default: on for "
+        f"{', '.join(arch.name for arch in ARCHITECTURES.values() if arch.mixed_precision_by_default)})",
     )
     train.add_argument("--wait", action="store_true", help="follow the run; exit 0 only if it finishes")
 

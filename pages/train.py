@@ -130,7 +130,7 @@ def start_form(architecture: Architecture) -> None:
         else:
             st.caption(f"Augmentation from the Augmentation page: {augmentation.describe()}.")
         mixed_precision = architecture.mixed_precision and st.toggle(
-            "Mixed precision", defaults.mixed_precision, key="train_mixed_precision",
+            "Mixed precision", defaults.mixed_precision, key=f"train_mixed_precision_{architecture.name}",
             help=f"{MIXED_PRECISION_MEANING[0].upper()}{MIXED_PRECISION_MEANING[1:]}.",
         )
         copies = defaults.feature_copies

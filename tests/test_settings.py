@@ -17,7 +17,8 @@ def test_defaults_follow_the_path_and_the_architecture():
     assert RunConfig("model4-finetune").fine_tune_epochs > 0 and RunConfig("model4").fine_tune_epochs == 0
     for arch in ARCHITECTURES.values():
         assert RunConfig(arch.name).learning_rate == arch.learning_rate
-        assert RunConfig(arch.name).mixed_precision == arch.mixed_precision == (not arch.uses_backbone)
+        assert arch.mixed_precision == (not arch.uses_backbone)
+        assert RunConfig(arch.name).mixed_precision == arch.mixed_precision_by_default == (arch.name == "model1")
     assert RunConfig("model2", mixed_precision=False).mixed_precision is False
     with pytest.raises(SettingsError, match="mixed precision is offered for model1, model2, model3; not model4"):
         RunConfig("model4", mixed_precision=True)
