@@ -293,8 +293,9 @@ def _fix(dataset: datasets.Dataset, file: str, to_class: str | None) -> None:
         st.session_state["fix_error"] = str(error)
 
 
-def undo_bar(dataset: datasets.Dataset | None) -> None:
-    """The latest fix of the data set, with Undo; and the last fix's error, if it failed."""
+def undo_bar(dataset: datasets.Dataset | None, key: str = "undo") -> None:
+    """The latest fix of the data set, with Undo; and the last fix's error, if it failed. A long
+    page shows it beside each place photos are fixed, each with its own key."""
     if error := st.session_state.pop("fix_error", None):
         st.error(error)
     if dataset is None:
@@ -305,7 +306,7 @@ def undo_bar(dataset: datasets.Dataset | None) -> None:
     locked = not teacher_unlocked()
     text, button = st.columns([4, 1], vertical_alignment="center")
     text.info(f"Last change to {dataset.name}: {changes[-1].describe()}.", icon=":material/history:")
-    button.button("Undo", icon=":material/undo:", key=f"undo-{dataset.name}", on_click=dataset.undo,
+    button.button("Undo", icon=":material/undo:", key=f"{key}-{dataset.name}", on_click=dataset.undo,
                   disabled=locked, help=LOCKED if locked else None)
 
 

@@ -282,10 +282,13 @@ def analyse_photo(run: Run, data: bytes, flip_average: bool = False) -> Predicti
     """A photo's bytes (any supported format) answered and explained; ImageError if unusable."""
     photo = load_image(data)
     model = load_model(run)
-    pixels, probs = _answer(run, model, photo, flip_average)
+    # Decoded for the model as answer_photos decodes (a big JPEG at a fraction of its scale), so
+    # that this answer and the same photo's row in a table or line from the CLI agree.
+    seen = open_image(data, draft=max(input_size(model), familiarity.GUARD_IMAGE_SIZE)[::-1])
+    pixels, probs = _answer(run, model, np.asarray(seen), flip_average)
     label = max(probs, key=probs.get)
     heat = explain.grad_cam(model, pixels, list(probs).index(label))
-    score = unfamiliarity(run, [photo])
+    score = unfamiliarity(run, [seen])
     return Prediction(photo, pixels, probs, label, explain.overlay(photo, heat), score[0] if score else None)
 
 

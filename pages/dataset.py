@@ -343,6 +343,8 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
         "or no clear photo of its class, rises to the top."
         + ("" if dataset else " Make an editable copy to move or remove them.")
     )
+    # The change and its Undo beside the photos, not only at the top of a long page.
+    ui.undo_bar(dataset, key="undo-mislabeled")
     by_id = {run.id: run for run in runs}
     chosen = st.selectbox("Model", list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.get('arch')} · {i}")
     try:

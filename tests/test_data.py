@@ -355,11 +355,27 @@ def test_changed_file_invalidates_the_cache(small: Path, decodes: CountingDecode
 
 
 def test_permission_change_invalidates_the_cache(small: Path, decodes: CountingDecode) -> None:
-    """A file that was unreadable is decoded again once readable (chmod changes no mtime)."""
-    scan(small)
+    """A file that was unreadable is read again once readable (chmod changes no mtime)."""
+    first = scan(small)
     (small / "cats" / "cats.0.jpg").chmod(0o600)
+    assert scan(small).key != first.key
+    assert len(decodes.paths) == 10, "the same contents were decoded again"
+
+
+def test_a_rescan_after_a_fix_decodes_only_new_contents(small: Path, decodes: CountingDecode, tmp_path_factory, monkeypatch) -> None:
+    """Removing, moving and restoring photos, as the mistakes view does, reuses the decoded pixels
+    of every photo whose content the folder's latest scan has seen."""
     scan(small)
-    assert len(decodes.paths) == 20
+    (small / "cats" / "cats.1.jpg").rename(tmp_path_factory.mktemp("trash") / "cats.1.jpg")
+    (small / "dogs" / "dogs.2.jpg").rename(small / "cats" / "dogs.2.jpg")
+    write_images(small / "dogs", 1, 1, start=7)
+    fixed = scan(small)
+    assert [path.name for path in decodes.paths[10:]] == ["dogs.7.jpg"]
+    assert "cats/cats.1.jpg" not in fixed.index and "cats/dogs.2.jpg" in fixed.index
+    monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path_factory.mktemp("fresh-cache")))
+    fresh = scan(small)
+    assert fresh.files == fixed.files and fresh.sizes == fixed.sizes and fresh.digests == fixed.digests
+    np.testing.assert_array_equal(np.asarray(fixed.pixels), np.asarray(fresh.pixels))
 
 
 def test_damaged_cache_is_rebuilt(small: Path, decodes: CountingDecode) -> None:

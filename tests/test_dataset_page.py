@@ -103,6 +103,12 @@ def test_most_likely_mislabeled_then_move_undo_remove_and_restore(fixable):
     assert counts() == {"cats": 11, "dogs": 12}
     assert [change.file for change in fixable.trash()] == [suspect]
     assert {m.label: m.value for m in app.metric}["Usable images"] == "43"
+    # Undo beside the mistakes, far down the page from the one at the top; then removed again.
+    app.button(key="undo-mislabeled-fixable").click().run()
+    assert counts() == {"cats": 11, "dogs": 13} and fixable.trash() == []
+    popover_buttons(app, f"suspect-{suspect}")[f"suspect-{suspect}-remove"].click().run()
+    assert_clean(app)
+    assert counts() == {"cats": 11, "dogs": 12}
     app.button(key="dataset_restore").click().run()
     assert counts() == {"cats": 11, "dogs": 13} and fixable.trash() == []
     # The run keeps its own record of what it trained on.

@@ -20,6 +20,7 @@ from catdog.images import ImageError, load_image
 from catdog.predict import (
     Evaluation,
     analyse_photo,
+    answer_photos,
     class_names,
     data_map,
     evaluate,
@@ -316,3 +317,14 @@ def test_sessions_exporting_tflite_at_once_get_one_valid_conversion(fresh_run, c
 
     replace_model(fresh_run, fifty_fifty_model(input_size(load_model(fresh_run))))
     assert export_tflite(fresh_run) != first, "a newer model is converted anew"
+
+
+def test_a_big_photo_gets_one_answer_on_its_own_and_in_a_table(run, backbone_weights):
+    """The Predict page shows a photo's card beside the table's row (and the CLI's line): one
+    answer and one unfamiliarity, though the table decodes a big JPEG at a fraction of its scale."""
+    photo = jpeg(synthetic_image(1, 33, size=(1280, 960)))
+    alone = analyse_photo(run, photo)
+    (row,) = answer_photos(run, [("big.jpg", lambda: photo)])
+    assert alone.probabilities == pytest.approx(row.probabilities, abs=1e-5)
+    assert alone.unfamiliarity == pytest.approx(row.unfamiliarity, abs=1e-5)
+    assert alone.photo.shape == (768, 1024, 3), "the card shows the photo as decoded for the eye"
