@@ -19,6 +19,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
+    # A camera that shows a test pattern, allowed without asking: the class builder's camera input.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ]
 # Generous: on 2 shared cores TensorFlow alone takes seconds to import, in the app and in training.
 SLOW_MS = 120_000
@@ -73,8 +75,8 @@ class Dashboard:
         self.stop()
 
 
-def launch_chromium(playwright, extra_args: tuple[str, ...] = ()):
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args])
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
 def new_page(browser):

@@ -27,7 +27,9 @@ def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
     results, table = run_smoke("benchmarks.speed", tmp_path / "results.json", timeout=900)
     for key in ("reference_model4", "catdog_model4", "catdog_model4_fast_cold", "catdog_model4_fast_warm",
                 "catdog_model4_finetune_fast", f"catdog_model4_fast_{HIRES}"):
-        assert results[key]["epochs_run"] >= 1 and results[key]["seconds_per_epoch"] > 0
+        figures = results[key]
+        # A head epoch on the smoke set's cached features can take under a millisecond.
+        assert figures["epochs_run"] == len(figures["seconds_per_epoch_each"]) >= 1 and figures["seconds_per_epoch"] >= 0
     assert results["predict_12mp_jpeg"]["p50_ms"] > 0 and results["preview_8_variants"]["p95_ms"] > 0
     assert 0 <= results["test_accuracy"]["model4_fast"]["flip_tta"] <= 1
     assert 0 <= results["test_accuracy"][f"model4_fast_{HIRES}"]["plain"] <= 1

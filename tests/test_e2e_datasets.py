@@ -7,7 +7,7 @@ Screenshots go to $CATDOG_SCREENSHOTS (default: screenshots/, ignored by git).
 import re
 
 import pytest
-from browser import SLOW_MS, Dashboard, assert_no_errors, launch_chromium, nav_link, settle
+from browser import SLOW_MS, Dashboard, assert_no_errors, nav_link, settle
 from corpus import ARCHIVES
 from support import synthetic_image
 
@@ -80,43 +80,42 @@ def test_upload_a_zip_of_three_classes_train_model4_fast_and_predict(page, app_u
     page.screenshot(path=screenshots / "e2e-dataset-mislabeled.png")
 
 
-def test_the_class_builder_takes_photos_with_a_fake_camera(app_url, screenshots):
-    with sync_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright, ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
-        context = browser.new_context(viewport={"width": 1400, "height": 1600}, permissions=["camera"])
-        page = context.new_page()
-        page.set_default_timeout(SLOW_MS)
-        page.goto(f"{app_url}/dataset")
+def test_the_class_builder_takes_photos_with_a_fake_camera(browser, app_url, screenshots):
+    # The session's Chromium: a second Playwright in the same thread is refused.
+    context = browser.new_context(viewport={"width": 1400, "height": 1600}, permissions=["camera"])
+    page = context.new_page()
+    page.set_default_timeout(SLOW_MS)
+    page.goto(f"{app_url}/dataset")
+    settle(page)
+    page.get_by_role("radio", name="Your data sets").click()
+    settle(page)
+    page.get_by_role("tab", name="Build classes").click()
+    classes = page.get_by_label("Classes, separated by commas")
+    classes.fill("red, blue")
+    classes.press("Enter")
+    settle(page)
+    for i, name in enumerate(("red", "blue")):
+        page.locator('[data-testid="stCheckbox"]').filter(has_text="Use the camera").nth(i).click()
         settle(page)
-        page.get_by_role("radio", name="Your data sets").click()
-        settle(page)
-        page.get_by_role("tab", name="Build classes").click()
-        classes = page.get_by_label("Classes, separated by commas")
-        classes.fill("red, blue")
-        classes.press("Enter")
-        settle(page)
-        for i, name in enumerate(("red", "blue")):
-            page.locator('[data-testid="stCheckbox"]').filter(has_text="Use the camera").nth(i).click()
+        camera = page.locator('[data-testid="stCameraInput"]').filter(has_text=f"Take a photo of {name}")
+        for count in (1, 2):
+            # The fake camera's stream must be playing before a shot can be taken.
+            camera.locator("video").wait_for()
+            page.wait_for_function("video => video.readyState >= 2", arg=camera.locator("video").element_handle())
+            camera.get_by_role("button", name="Take Photo").click()
+            counted = page.get_by_text(re.compile(rf"^{count} photos?( ·|$)"))
+            sync_api.expect(counted.first).to_be_visible(timeout=SLOW_MS)
             settle(page)
-            camera = page.locator('[data-testid="stCameraInput"]').filter(has_text=f"Take a photo of {name}")
-            for count in (1, 2):
-                # The fake camera's stream must be playing before a shot can be taken.
-                camera.locator("video").wait_for()
-                page.wait_for_function("video => video.readyState >= 2", arg=camera.locator("video").element_handle())
-                camera.get_by_role("button", name="Take Photo").click()
-                counted = page.get_by_text(re.compile(rf"^{count} photos?( ·|$)"))
-                sync_api.expect(counted.first).to_be_visible(timeout=SLOW_MS)
+            if count == 1:
+                camera.get_by_role("button", name="Clear photo").click()
                 settle(page)
-                if count == 1:
-                    camera.get_by_role("button", name="Clear photo").click()
-                    settle(page)
-        page.screenshot(path=screenshots / "e2e-dataset-class-builder.png", full_page=True)
-        name = page.get_by_label("Name").nth(1)
-        name.fill("webcam")
-        name.press("Enter")
-        settle(page)
-        page.get_by_role("button", name="Create the data set").click()
-        sync_api.expect(page.get_by_text("Data set webcam is ready.")).to_be_visible(timeout=SLOW_MS)
-        settle(page)
-        assert_no_errors(page)
-        browser.close()
+    page.screenshot(path=screenshots / "e2e-dataset-class-builder.png", full_page=True)
+    name = page.get_by_label("Name").nth(1)
+    name.fill("webcam")
+    name.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Create the data set").click()
+    sync_api.expect(page.get_by_text("Data set webcam is ready.")).to_be_visible(timeout=SLOW_MS)
+    settle(page)
+    assert_no_errors(page)
+    context.close()
