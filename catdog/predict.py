@@ -281,13 +281,15 @@ def _head_at(run: Run, version: int) -> head.Head | None:
 def analyse_photo(run: Run, data: bytes, flip_average: bool = False) -> Prediction:
     """A photo's bytes (any supported format) answered and explained; ImageError if unusable."""
     photo = load_image(data)
-    model = load_model(run)
-    # Decoded for the model as answer_photos decodes (a big JPEG at a fraction of its scale), so
-    # that this answer and the same photo's row in a table or line from the CLI agree.
-    seen = open_image(data, draft=max(input_size(model), familiarity.GUARD_IMAGE_SIZE)[::-1])
-    pixels, probs = _answer(run, model, np.asarray(seen), flip_average)
+    # Decoded and answered as answer_photos does (a big JPEG at a fraction of its scale; a fast-path
+    # run's head on ONNX Runtime's features), so that this answer and the same photo's row in a
+    # table or line from the CLI agree; the Keras model is needed only for Grad-CAM.
+    size, classify = _classifier(run, flip_average)
+    seen = open_image(data, draft=max(size, familiarity.GUARD_IMAGE_SIZE)[::-1])
+    pixels = to_model_input(seen, size)
+    probs = dict(zip(class_names(run), classify(pixels[None])[0].tolist()))
     label = max(probs, key=probs.get)
-    heat = explain.grad_cam(model, pixels, list(probs).index(label))
+    heat = explain.grad_cam(load_model(run), pixels, list(probs).index(label))
     score = unfamiliarity(run, [seen])
     return Prediction(photo, pixels, probs, label, explain.overlay(photo, heat), score[0] if score else None)
 
