@@ -94,6 +94,18 @@ def settle(page, timeout_ms: float = SLOW_MS) -> None:
     expect(page.locator('[data-testid="stSpinner"]')).to_have_count(0, timeout=timeout_ms)
 
 
+
+def create_data_set(page, name_field, name: str, button: str) -> None:
+    """Names a new data set on the Dataset page, presses the button that makes it, waits until it is ready."""
+    from playwright.sync_api import expect
+
+    name_field.fill(name)
+    name_field.press("Enter")
+    settle(page)
+    page.get_by_role("button", name=button).click()
+    expect(page.get_by_text(f"Data set {name} is ready.")).to_be_visible(timeout=SLOW_MS)
+    settle(page)
+
 def heading(page, text: str):
     return page.get_by_role("heading", name=text, exact=True, level=1)
 

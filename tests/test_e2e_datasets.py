@@ -7,7 +7,7 @@ Screenshots go to $CATDOG_SCREENSHOTS (default: screenshots/, ignored by git).
 import re
 
 import pytest
-from browser import SLOW_MS, Dashboard, assert_no_errors, nav_link, settle
+from browser import SLOW_MS, Dashboard, assert_no_errors, create_data_set, nav_link, settle
 from corpus import ARCHIVES
 from support import synthetic_image
 
@@ -39,13 +39,7 @@ def test_upload_a_zip_of_three_classes_train_model4_fast_and_predict(page, app_u
     page.get_by_role("radio", name="Your data sets").click()
     settle(page)
     uploader(page, "Zip of class folders").set_input_files(archive)
-    name = page.get_by_label("Name").first
-    name.fill("pets")
-    name.press("Enter")
-    settle(page)
-    page.get_by_role("button", name="Create from the zip").click()
-    sync_api.expect(page.get_by_text("Data set pets is ready.")).to_be_visible(timeout=SLOW_MS)
-    settle(page)
+    create_data_set(page, page.get_by_label("Name").first, "pets", "Create from the zip")
     sync_api.expect(page.get_by_text("Every file is a usable image.")).to_be_visible()
     assert_no_errors(page)
     page.screenshot(path=screenshots / "e2e-dataset-uploaded.png", full_page=True)
@@ -110,12 +104,6 @@ def test_the_class_builder_takes_photos_with_a_fake_camera(browser, app_url, scr
                 camera.get_by_role("button", name="Clear photo").click()
                 settle(page)
     page.screenshot(path=screenshots / "e2e-dataset-class-builder.png", full_page=True)
-    name = page.get_by_label("Name").nth(1)
-    name.fill("webcam")
-    name.press("Enter")
-    settle(page)
-    page.get_by_role("button", name="Create the data set").click()
-    sync_api.expect(page.get_by_text("Data set webcam is ready.")).to_be_visible(timeout=SLOW_MS)
-    settle(page)
+    create_data_set(page, page.get_by_label("Name").nth(1), "webcam", "Create the data set")
     assert_no_errors(page)
     context.close()
