@@ -11,6 +11,7 @@ image size and (for copies) the augmentation, so they are shared across runs and
 import dataclasses
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,16 +95,19 @@ def extract(
 
 
 _keras_extractors: dict[ImageSize, Callable] = {}
+_keras_extractors_lock = threading.Lock()
 
 
 def _keras_extractor(image_size: ImageSize) -> Callable:
-    """The Keras extractor, built and traced once per size and process."""
-    if image_size not in _keras_extractors:
-        import tensorflow as tf
+    """The Keras extractor, built and traced once per size and process: sessions asking at once
+    wait for the first one's, rather than each building MobileNetV2."""
+    with _keras_extractors_lock:
+        if image_size not in _keras_extractors:
+            import tensorflow as tf
 
-        model = build_extractor(image_size)
-        _keras_extractors[image_size] = tf.function(lambda x: model(x, training=False))
-    return _keras_extractors[image_size]
+            model = build_extractor(image_size)
+            _keras_extractors[image_size] = tf.function(lambda x: model(x, training=False))
+        return _keras_extractors[image_size]
 
 
 def _augmentation_layers(augmentation: AugmentConfig):
