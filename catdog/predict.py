@@ -223,18 +223,11 @@ class Prediction:
         return _unfamiliar(self.unfamiliarity)
 
 
-def _answer(
-    run: Run, model: keras.Model, image: np.ndarray, flip_average: bool
-) -> tuple[np.ndarray, dict[str, float]]:
-    """The model-size pixels of an RGB image of any size, and the class probabilities for them."""
-    pixels = to_model_input(image, input_size(model))
-    probs = probabilities(model, pixels[None], flip_average)[0]
-    return pixels, {name: float(p) for name, p in zip(class_names(run), probs)}
-
-
 def predict(run: Run, image: np.ndarray, flip_average: bool = False) -> dict[str, float]:
-    """Class probabilities for one RGB image of any size."""
-    return _answer(run, load_model(run), image, flip_average)[1]
+    """Class probabilities for one RGB image of any size, from the run's Keras model."""
+    model = load_model(run)
+    probs = probabilities(model, to_model_input(image, input_size(model))[None], flip_average)[0]
+    return {name: float(p) for name, p in zip(class_names(run), probs)}
 
 
 def predict_photo(run: Run, data: bytes, flip_average: bool = False) -> dict[str, float]:
