@@ -24,7 +24,7 @@ from streamlit.runtime.scriptrunner import script_runner
 
 from catdog import access, config, data, datasets
 from catdog.lesson import Experiment, gaps, run_label
-from catdog.runs import ACTIVE, Run, RunStore, planned_epochs
+from catdog.runs import ACTIVE, PREPARING, Run, RunStore, planned_epochs
 from catdog.schedule import preparing, time_left
 from catdog.settings import AugmentConfig
 
@@ -157,7 +157,8 @@ def progress_text(run_config: dict, history: list[dict], progress: dict) -> str:
     left = f"about {duration(time_left(run_config, history, progress))} left"
     done, total = progress["batch"], progress["batches"]
     if preparing(progress):
-        return f"Computing MobileNetV2 features once ({progress['phase']}): {done} of {total} images · {left}"
+        what = PREPARING[progress['phase']]
+        return f"{what[0].upper()}{what[1:]}: {done} of {total} images · {left}"
     return (
         f"Epoch {progress['epoch']} of {planned_epochs(run_config)} ({progress['phase']}) · "
         f"batch {done} of {total} · {left}"
@@ -312,8 +313,8 @@ def undo_bar(dataset: datasets.Dataset | None, key: str = "undo") -> None:
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def thumbnail(scan_key: str, name: str, _scan: data.Scan) -> bytes:
-    """One data-set image as a small JPEG, from the scan's decoded pixels (no file is re-read)."""
-    return jpeg(np.asarray(_scan.pixels[_scan.index[name]]))
+    """One data-set image as a small JPEG, as training sees it."""
+    return jpeg(_scan.photo(name))
 
 
 def page_of(items: list[T], page_size: int, key: str) -> list[T]:

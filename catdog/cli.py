@@ -22,7 +22,7 @@ from catdog import __version__, config, lesson
 from catdog.data import DataError, scan
 from catdog.datasets import DatasetStore
 from catdog.images import ImageError
-from catdog.runs import ACTIVE, PHASE_FEATURES, RunError, RunStore, planned_epochs
+from catdog.runs import ACTIVE, PREPARING, RunError, RunStore, planned_epochs
 from catdog.settings import (
     AMOUNT_MEANINGS,
     AMOUNT_RANGES,
@@ -238,8 +238,8 @@ def _watch(run, label: str = "training", done: threading.Event | None = None) ->
             step = run.progress()
             if status["state"] == "queued":
                 report(0, planned, "queued", "queued behind other runs")
-            elif step and step["phase"] == PHASE_FEATURES:
-                report(step["batch"], step["batches"], PHASE_FEATURES, "computing backbone features (cached for next time)")
+            elif step and step["phase"] in PREPARING:
+                report(step["batch"], step["batches"], step["phase"], f"{PREPARING[step['phase']]} (cached for next time)")
             elif step:
                 history = run.history()
                 val = history[-1].get("val_accuracy") if history else None

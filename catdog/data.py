@@ -2,10 +2,12 @@
 
 A data set is either the default `cats_and_dogs_filtered` download or a folder laid out as
 `train/`, `validation/` (optional) and `test/` (optional), each with one subfolder per class,
-or just one subfolder per class. Every file is decoded once per content and image size; the
-result (a report and the resized pixels) is cached on disk, so a second look is instant.
+or just one subfolder per class. A scan checks every file once per content (is it a whole
+image?) and caches that report on disk; pixels are decoded only when something needs them, once per
+content and size, so the home page can say what is there without decoding three thousand photos.
 """
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -43,9 +45,8 @@ class Scan:
     sizes: dict[str, tuple[int, int]]
     digests: dict[str, str]
     key: str = ""
-    pixels: np.ndarray | None = field(default=None, repr=False)
     index: dict[str, int] = field(default_factory=dict, repr=False)
-    _resized: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    _pixels: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {
@@ -63,25 +64,46 @@ class Scan:
             )
 
     def arrays(
-        self, split: str, picks: Sequence[int] | None = None, size: tuple[int, int] = config.IMAGE_SIZE
+        self,
+        split: str,
+        picks: Sequence[int] | None = None,
+        size: tuple[int, int] = config.IMAGE_SIZE,
+        progress: Progress | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Resized uint8 pixels and integer labels of one split, in file order, or of the
-        split's files at positions `picks` only (without copying the whole split)."""
+        """Resized uint8 pixels and integer labels of one split, in file order, or of the split's
+        files at positions `picks` only: those are decoded alone unless every photo's pixels at
+        this size are cached already, which a whole split's request does first."""
         items = self.files[split] if picks is None else [self.files[split][i] for i in picks]
-        rows = [self.index[name] for name, _ in items]
-        return self._pixels(tuple(size))[rows], _labels(items)
+        names = [name for name, _ in items]
+        cached = self._all_pixels(tuple(size), progress if picks is None else None, build=picks is None)
+        if cached is None:
+            return _decode_all(self.root, names, tuple(size)), _labels(items)
+        return cached[[self.index[name] for name in names]], _labels(items)
+
+    def decode(self, size: tuple[int, int] = config.IMAGE_SIZE, progress: Progress | None = None) -> None:
+        """Decodes every usable photo at a size now, once per folder state, before training on them."""
+        self._all_pixels(tuple(size), progress)
+
+    def photo(self, name: str, size: tuple[int, int] = config.IMAGE_SIZE) -> np.ndarray:
+        """One usable photo's pixels at a model size, as training sees it."""
+        cached = self._all_pixels(tuple(size), build=False)
+        return cached[self.index[name]] if cached is not None else _decode_all(self.root, [name], tuple(size))[0]
 
     def labels(self, split: str) -> np.ndarray:
         """Integer labels of one split, in file order, without reading any pixels."""
         return _labels(self.files[split])
 
-    def _pixels(self, size: tuple[int, int]) -> np.ndarray:
-        """The scan keeps IMAGE_SIZE pixels; other sizes are decoded once from the files and cached."""
-        if size == config.IMAGE_SIZE:
-            return self.pixels
-        if size not in self._resized:
-            self._resized[size] = _resized_pixels(self.root, list(self.index), self.key, size)
-        return self._resized[size]
+    def _all_pixels(
+        self, size: tuple[int, int], progress: Progress | None = None, build: bool = True
+    ) -> np.ndarray | None:
+        """Every usable photo's pixels at one size, in index order: from memory, from the disk
+        cache, or (with build) decoded now and cached; None when not built."""
+        if size not in self._pixels:
+            pixels = _cached_pixels(self, size, progress) if build else _read_pixels(self, size)
+            if pixels is None:
+                return None
+            self._pixels[size] = pixels
+        return self._pixels[size]
 
     def content_key(self, split: str) -> str:
         """Identifies a split by its files' content, for caches derived from its pixels."""
@@ -275,8 +297,8 @@ def _layout(root: Path) -> tuple[dict[str, dict[str, list[Path]]], list[dict[str
 
 def _fingerprint(root: Path, layout: dict[str, dict[str, list[Path]]]) -> str:
     """Cheap identity of a folder's state (names, sizes, times) to find a cached scan.
-    Mode and ctime change with chmod, so a file made readable again is decoded again."""
-    digest = hashlib.sha256(_utf8(f"{root}|{config.IMAGE_SIZE}"))
+    Mode and ctime change with chmod, so a file made readable again is checked again."""
+    digest = hashlib.sha256(_utf8(f"{root}|{_CHECK_VERSION}"))
     for split, classes in layout.items():
         for name, files in classes.items():
             for path in files:
@@ -295,11 +317,40 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _decode(path: Path, size: tuple[int, int] = config.IMAGE_SIZE) -> tuple[np.ndarray, tuple[int, int], str]:
-    """Model-size pixels, original size and content digest of one file; ImageError if unusable."""
+# Bumped when what the check accepts changes, so that cached reports are made again.
+_CHECK_VERSION = 2
+
+
+def _check(path: Path) -> tuple[tuple[int, int], str]:
+    """Stored size and content digest of a usable file; ImageError if it is not a whole image.
+
+    A JPEG is decoded at an eighth of its size: every coded block is still read, so a damaged or
+    truncated file fails as it would at full size, in a third of the time."""
     data = _read(path)
-    image = open_image(data, draft=size[::-1])
-    return to_model_input(image, size), stored_size(data), _content_digest(data)
+    open_image(data, draft=(1, 1))
+    return stored_size(data), _content_digest(data)
+
+
+def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """Model-size pixels of a file the scan found usable."""
+    try:
+        return to_model_input(open_image(_read(path), draft=size[::-1]), size)
+    except ImageError as error:
+        raise DataError(f"{path} changed since the data set was checked ({error}); check it again") from None
+
+
+def _decode_all(root: Path, names: list[str], size: tuple[int, int], progress: Progress | None = None) -> np.ndarray:
+    """Decodes files into one array, one thread per core (Pillow decodes outside the GIL)."""
+    out = np.empty((len(names), *size, 3), np.uint8)
+
+    def decode(i: int) -> None:
+        out[i] = _decode(root / names[i], size)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for done, _ in enumerate(pool.map(decode, range(len(names))), start=1):
+            if progress and (done % 25 == 0 or done == len(names)):
+                progress(done, len(names))
+    return out
 
 
 def _read(path: Path) -> bytes:
@@ -364,17 +415,15 @@ def scan(
     if not any(layout.values()):
         raise DataError(f"{root} has no class folders (expected one subfolder per class)")
     key = _fingerprint(root, layout)
-    report_path = config.cache_dir() / "scans" / f"{key}.json"
-    pixels_path = report_path.with_suffix(".npy")
-    # Sessions asking for one new folder at once: the first decodes it, the others wait and read its cache.
+    report_path = _scans_dir() / f"{key}.json"
+    # Sessions asking for one new folder at once: the first checks it, the others wait and read its cache.
     with _lock_for(key):
-        cached = _read_report(report_path, pixels_path)
-        if cached is None:
-            report = _build_report(root, layout, pixels_path, progress, _latest_decodes(root))
+        report = _read_report(report_path)
+        if report is None:
+            report = _build_report(root, layout, progress, _latest_report(root))
             write_json_atomic(report_path, report)
-            write_json_atomic(_latest_path(root), {"key": key})
-            cached = report, np.load(pixels_path, mmap_mode="r")
-    result = _make_scan(root, layout, *cached, key, seed)
+            _record_latest(root, key=key)
+    result = _make_scan(root, layout, report, key, seed)
     result.skipped.extend(unreadable)
     return result
 
@@ -384,112 +433,156 @@ _locks_lock = threading.Lock()
 
 
 def _lock_for(key: str) -> threading.Lock:
-    """One lock per folder state; a few bytes each, kept for the life of the process."""
+    """One lock per folder state (or its pixels at one size); a few bytes each, kept for the life
+    of the process."""
     with _locks_lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-def _read_report(report_path: Path, pixels_path: Path) -> tuple[dict, np.ndarray] | None:
-    """The cached report and pixels, or None when either is missing, damaged or they disagree."""
+def _scans_dir() -> Path:
+    return config.cache_dir() / "scans"
+
+
+def _read_report(report_path: Path) -> dict | None:
+    """The cached report, or None when it is missing or damaged."""
     report = read_json(report_path)
     if not isinstance(report, dict) or not {"good", "sizes", "digests", "skipped"} <= report.keys():
         return None
-    try:
-        pixels = np.load(pixels_path, mmap_mode="r")
-    except (OSError, ValueError):
-        return None
-    return (report, pixels) if len(pixels) == len(report["good"]) else None
+    return report
 
 
 def _latest_path(root: Path) -> Path:
-    """Names a folder's latest scan, whose decoded photos its next scan after a change reuses."""
-    folder = hashlib.sha256(_utf8(f"{root}|{config.IMAGE_SIZE}")).hexdigest()[:24]
-    return config.cache_dir() / "scans" / f"latest-{folder}.json"
+    """Names a folder's latest scan, whose checks and decoded photos its next scan after a change reuses."""
+    folder = hashlib.sha256(_utf8(str(root))).hexdigest()[:24]
+    return _scans_dir() / f"latest-{folder}.json"
 
 
-def _latest_decodes(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
-    """The folder's latest scan's pixels and sizes by content digest, so that removing or moving
-    one photo of thousands decodes none again; empty when there is none or it is damaged."""
+def _latest(root: Path) -> dict:
     latest = read_json(_latest_path(root))
-    key = latest.get("key") if isinstance(latest, dict) else None
-    if not isinstance(key, str) or not re.fullmatch(r"[0-9a-f]{24}", key):
-        return {}
-    report_path = config.cache_dir() / "scans" / f"{key}.json"
-    cached = _read_report(report_path, report_path.with_suffix(".npy"))
-    if cached is None:
-        return {}
-    report, pixels = cached
-    try:
-        return {report["digests"][name]: (pixels[i], report["sizes"][name]) for i, name in enumerate(report["good"])}
-    except (KeyError, TypeError):
-        return {}
+    return latest if isinstance(latest, dict) else {}
 
 
-def _build_report(
-    root: Path,
-    layout: dict[str, dict[str, list[Path]]],
-    pixels_path: Path,
-    progress: Progress | None,
-    known: dict[str, tuple[np.ndarray, list[int]]],
-) -> dict:
+def _record_latest(root: Path, **changes) -> None:
+    """Records the folder's latest scan key, or the key whose pixels were last decoded at a size.
+    Two writers at once may lose one record: it only saves work, it decides nothing."""
+    write_json_atomic(_latest_path(root), _latest(root) | changes)
+
+
+def _valid_key(key) -> bool:
+    return isinstance(key, str) and re.fullmatch(r"[0-9a-f]{24}", key) is not None
+
+
+def _latest_report(root: Path) -> dict:
+    """The folder's latest report, so that removing or moving one photo of thousands checks none
+    again; empty when there is none or it is damaged."""
+    key = _latest(root).get("key")
+    return (_valid_key(key) and _read_report(_scans_dir() / f"{key}.json")) or {}
+
+
+def _build_report(root: Path, layout: dict[str, dict[str, list[Path]]], progress: Progress | None, latest: dict) -> dict:
     paths = [path for classes in layout.values() for files in classes.values() for path in files]
+    try:
+        known = {latest["digests"][name]: latest["sizes"][name] for name in latest.get("good", [])}
+    except (KeyError, TypeError):
+        known = {}
     results: list = []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for done, result in enumerate(pool.map(lambda path: _try_decode(path, known), paths), start=1):
+        for done, result in enumerate(pool.map(lambda path: _try_check(path, known), paths), start=1):
             results.append(result)
             if progress and (done % 25 == 0 or done == len(paths)):
                 progress(done, len(paths))
-    good = [(path, result) for path, result in zip(paths, results) if not isinstance(result, str)]
-    pixels = np.stack([result[0] for _, result in good]) if good else np.zeros((0, *config.IMAGE_SIZE, 3), np.uint8)
-    save_npy_atomic(pixels_path, pixels)
-    relative = lambda path: path.relative_to(root).as_posix()
+    good = [(path.relative_to(root).as_posix(), result) for path, result in zip(paths, results) if not isinstance(result, str)]
     return {
-        "good": [relative(path) for path, _ in good],
-        "sizes": {relative(path): list(result[1]) for path, result in good},
-        "digests": {relative(path): result[2] for path, result in good},
+        "good": [name for name, _ in good],
+        "sizes": {name: list(result[0]) for name, result in good},
+        "digests": {name: result[1] for name, result in good},
         "skipped": [
-            {"file": relative(path), "reason": result}
+            {"file": path.relative_to(root).as_posix(), "reason": result}
             for path, result in zip(paths, results)
             if isinstance(result, str)
         ],
     }
 
 
-def _resized_pixels(root: Path, names: list[str], key: str, size: tuple[int, int]) -> np.ndarray:
-    """Pixels at another size, in scan order; decoded from the originals (not upscaled from the
-    scan's pixels, which would add no detail) and kept beside the scan's cache."""
-    path = config.cache_dir() / "scans" / f"{key}-{size[0]}x{size[1]}.npy"
-    try:
-        pixels = np.load(path, mmap_mode="r")
-        if len(pixels) == len(names):
-            return pixels
-    except (OSError, ValueError):
-        pass
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        decoded = list(pool.map(lambda name: _decode(root / name, size)[0], names))
-    save_npy_atomic(path, np.stack(decoded) if decoded else np.zeros((0, *size, 3), np.uint8))
-    return np.load(path, mmap_mode="r")
-
-
-def _try_decode(path: Path, known: dict[str, tuple[np.ndarray, list[int]]]):
-    """_decode's result, or the reason the file is unusable; a file whose content an earlier
-    scan decoded is only read and hashed, a fraction of decoding's time."""
+def _try_check(path: Path, known: dict[str, list[int]]):
+    """_check's result, or the reason the file is unusable; a file whose content an earlier
+    scan checked is only read and hashed."""
     try:
         if known:
             digest = _content_digest(_read(path))
             if digest in known:
-                pixels, size = known[digest]
-                return pixels, tuple(size), digest
-        return _decode(path)
+                return tuple(known[digest]), digest
+        return _check(path)
     except ImageError as error:
         return str(error)
+
+
+def _size_name(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _pixels_path(key: str, size: tuple[int, int]) -> Path:
+    return _scans_dir() / f"{key}-{_size_name(size)}.npy"
+
+
+def _read_pixels(data: Scan, size: tuple[int, int]) -> np.ndarray | None:
+    try:
+        pixels = np.load(_pixels_path(data.key, size), mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return pixels if pixels.shape == (len(data.index), *size, 3) else None
+
+
+def _cached_pixels(data: Scan, size: tuple[int, int], progress: Progress | None = None) -> np.ndarray:
+    """Every usable photo's pixels at one size, decoded from the originals (never upscaled from
+    smaller ones) once per folder state and kept on disk. Photos whose content the folder's
+    earlier state decoded at this size are copied, not decoded: a fix in the mistakes view costs
+    only the photos it added, and the earlier copy is then removed."""
+    path = _pixels_path(data.key, size)
+    with _lock_for(path.name):
+        pixels = _read_pixels(data, size)
+        if pixels is not None:
+            return pixels
+        names = list(data.index)
+        out = np.empty((len(names), *size, 3), np.uint8)
+        decoded_at = _latest(data.root).get("pixels")
+        decoded_at = decoded_at if isinstance(decoded_at, dict) else {}
+        earlier_key = decoded_at.get(_size_name(size))
+        earlier = _earlier_pixels(earlier_key, size) if _valid_key(earlier_key) else {}
+        new = []
+        for i, name in enumerate(names):
+            if data.digests[name] in earlier:
+                out[i] = earlier[data.digests[name]]
+            else:
+                new.append(i)
+        if new:
+            out[new] = _decode_all(data.root, [names[i] for i in new], size, progress)
+        save_npy_atomic(path, out)
+        _record_latest(data.root, pixels={**decoded_at, _size_name(size): data.key})
+        if earlier_key not in (None, data.key):
+            earlier.clear()
+            # Another process may still map it (Windows then refuses): it is only disk space.
+            with contextlib.suppress(OSError):
+                _pixels_path(earlier_key, size).unlink()
+        return np.load(path, mmap_mode="r")
+
+
+def _earlier_pixels(key: str, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The pixels at this size of an earlier scan of the folder, by content digest."""
+    report = _read_report(_scans_dir() / f"{key}.json")
+    try:
+        pixels = np.load(_pixels_path(key, size), mmap_mode="r")
+        if report is None or len(pixels) != len(report["good"]):
+            return {}
+        return {report["digests"][name]: pixels[i] for i, name in enumerate(report["good"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _make_scan(
     root: Path,
     layout: dict[str, dict[str, list[Path]]],
     report: dict,
-    pixels: np.ndarray,
     key: str,
     seed: int,
 ) -> Scan:
@@ -522,6 +615,5 @@ def _make_scan(
         sizes={name: tuple(size) for name, size in report["sizes"].items()},
         digests=report["digests"],
         key=key,
-        pixels=pixels,
         index={name: i for i, name in enumerate(report["good"])},
     )

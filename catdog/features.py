@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 ImageSize = tuple[int, int]
 BATCH = 32
+# Photos decoded at a time for features: a few batches, so the progress bar moves while pixels
+# that nothing else needs are never all held (or written) at once.
+DECODE_CHUNK = 256
 # Bump when the extractor changes, so stale features are never reused.
 EXTRACTOR_VERSION = 1
 Progress = Callable[[int, int], None]
@@ -133,15 +136,25 @@ class FeatureCache:
         self, split: str, copies: int = 0, augmentation: AugmentConfig | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Features of a split's images, then of `copies` augmented versions, with their labels.
-        Pixels are read only for features not cached yet: copying them is most of a warm start."""
-        pixels = None
+        Pixels are decoded only for features not cached yet: that is most of a cold start."""
         blocks = []
         for copy in range(copies + 1):
             aug = dataclasses.replace(augmentation, seed=1000 + copy) if copy and augmentation else None
             path = self._path(split, copy, augmentation if copy else None)
             if not path.exists():
-                if pixels is None:
-                    pixels = self.data.arrays(split, size=self.image_size)[0]
-                save_npy_atomic(path, extract(pixels, self.image_size, self.progress, aug))
+                save_npy_atomic(path, self._extract(split, aug))
             blocks.append(np.load(path))
         return np.concatenate(blocks), np.tile(self.data.labels(split), copies + 1)
+
+    def _extract(self, split: str, augmentation: AugmentConfig | None) -> np.ndarray:
+        if augmentation:
+            # One pass, so the augmentation layers' random draws run on across batches.
+            return extract(self.data.arrays(split, size=self.image_size)[0], self.image_size, self.progress, augmentation)
+        count = len(self.data.files[split])
+        blocks = []
+        for start in range(0, count, DECODE_CHUNK):
+            picks = range(start, min(start + DECODE_CHUNK, count))
+            blocks.append(extract(self.data.arrays(split, picks, self.image_size)[0], self.image_size))
+            if self.progress:
+                self.progress(picks.stop, count)
+        return np.concatenate(blocks) if blocks else np.zeros((0, backbone.FEATURES), np.float32)

@@ -16,7 +16,7 @@ import tensorflow as tf
 from catdog.data import Scan
 from catdog.head import NAMES, Head
 from catdog.models import build, unfreeze_top
-from catdog.runs import PHASE_FINE_TUNE, PHASE_TRAIN, Run, image_size
+from catdog.runs import PHASE_FINE_TUNE, PHASE_PHOTOS, PHASE_TRAIN, Run, image_size
 from catdog.settings import AugmentConfig, get_architecture
 from catdog.training import EpochReporter
 
@@ -123,6 +123,8 @@ def train(run: Run, data: Scan, head: Head | None = None, best: float = -1.0) ->
     cfg = run.config
     keras.utils.set_random_seed(int(cfg["seed"]))
     batch_size, seed, size = int(cfg["batch_size"]), int(cfg["seed"]), image_size(cfg)
+    start = time.time()
+    data.decode(size, lambda done, total: run.record_progress(PHASE_PHOTOS, 0, done, total, time.time() - start))
     validation = functools.cache(lambda: make_dataset(*data.arrays("validation", size=size), batch_size))
     training = lambda shuffle_seed: make_dataset(*data.arrays("train", size=size), batch_size, shuffle=True, seed=shuffle_seed)
     with distribution_strategy().scope():

@@ -55,9 +55,11 @@ ACTIVE = ("queued", "running")
 FINAL = ("finished", "failed", "cancelled")
 # Kinds of history.jsonl records.
 RECORD_EPOCH, RECORD_FEATURES = "epoch", "features"
-# Phases of epoch records and progress. Epochs are numbered from 1 across phases; PHASE_FEATURES
-# (epoch 0) is the fast path computing backbone features, its batches counting images.
-PHASE_TRAIN, PHASE_HEAD, PHASE_FINE_TUNE, PHASE_FEATURES = "train", "head", "fine-tune", "features"
+# Phases of epoch records and progress. Epochs are numbered from 1 across phases; the preparing
+# phases (epoch 0, their batches counting images) come first, each said in a few words:
+# the fast path computing backbone features, or pixels decoded once for training on them.
+PHASE_TRAIN, PHASE_HEAD, PHASE_FINE_TUNE, PHASE_FEATURES, PHASE_PHOTOS = "train", "head", "fine-tune", "features", "photos"
+PREPARING = {PHASE_FEATURES: "computing MobileNetV2 features once", PHASE_PHOTOS: "decoding the photos once"}
 NOTE_MAX_CHARS = 500
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Refuse to start a run with less free space than a few checkpoints and caches need.

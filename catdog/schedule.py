@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catdog.runs import PHASE_FEATURES, Run, RunStore, image_size, planned_epochs
+from catdog.runs import PREPARING, Run, RunStore, image_size, planned_epochs
 
 
 def preparing(progress: dict) -> bool:
-    """Progress before the first epoch: the fast path caching backbone features."""
-    return progress.get("phase") == PHASE_FEATURES
+    """Progress before the first epoch: features or pixels made once and cached."""
+    return progress.get("phase") in PREPARING
 
 
 def time_left(run_config: dict, history: list[dict], progress: dict | None) -> float | None:

@@ -130,7 +130,7 @@ def choose_photo(scan: Scan | None) -> tuple[np.ndarray | None, str | None]:
     st.button("Another photo", icon=":material/shuffle:", on_click=another_photo, args=(files,))
     name = st.query_params[PHOTO_PARAM]
     st.caption(f"`{name}`")
-    return np.asarray(scan.pixels[scan.index[name]]), name
+    return scan.photo(name), name
 
 
 def another_photo(files: list[str]) -> None:

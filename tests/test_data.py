@@ -45,23 +45,32 @@ def held_out(total: int, fraction: float) -> int:
     return round(total * fraction)
 
 
-class CountingDecode:
-    """Wraps data._decode to count how many files a scan really decodes (thread-safe)."""
+class Counting:
+    """Wraps one of data's per-file steps to count the files it is called on (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, real) -> None:
         self.paths: list[Path] = []
         self.lock = threading.Lock()
-        self.real = data._decode
+        self.real = real
 
-    def __call__(self, path: Path, *size):
+    def __call__(self, path: Path, *args):
         with self.lock:
             self.paths.append(path)
-        return self.real(path, *size)
+        return self.real(path, *args)
 
 
 @pytest.fixture
-def decodes(monkeypatch) -> CountingDecode:
-    counter = CountingDecode()
+def checks(monkeypatch) -> Counting:
+    """Files a scan checks (decodes at a reduced scale to see they are whole)."""
+    counter = Counting(data._check)
+    monkeypatch.setattr(data, "_check", counter)
+    return counter
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> Counting:
+    """Files decoded into model-size pixels."""
+    counter = Counting(data._decode)
     monkeypatch.setattr(data, "_decode", counter)
     return counter
 
@@ -323,71 +332,109 @@ def small(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_other_image_sizes_are_decoded_once_from_the_files_and_cached(small: Path, decodes: CountingDecode) -> None:
+def test_a_scan_checks_every_file_and_decodes_none(small: Path, checks: Counting, decodes: Counting) -> None:
+    """The home page says what is there without decoding the photos: pixels wait until needed."""
+    result = scan(small)
+    assert len(checks.paths) == 10 and decodes.paths == []
+    assert sum(len(items) for items in result.files.values()) == 10
+
+
+def test_a_truncated_jpeg_fails_the_check(small: Path) -> None:
+    whole = (small / "cats" / "cats.0.jpg").read_bytes()
+    (small / "cats" / "cats.0.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+    result = scan(small)
+    assert [item["file"] for item in result.skipped] == ["cats/cats.0.jpg"]
+    assert "cats/cats.0.jpg" not in result.index
+
+
+def test_pixels_are_decoded_once_per_size_and_cached(small: Path, decodes: Counting) -> None:
     first = scan(small)
     pixels, labels = first.arrays("train", size=(96, 96))
     assert pixels.shape == (len(labels), 96, 96, 3) and pixels.dtype == np.uint8
-    assert labels.tolist() == first.arrays("train")[1].tolist()
-    assert len(decodes.paths) == 20, "the scan and then the 96 px pixels decode each file once"
+    assert labels.tolist() == first.labels("train").tolist()
+    assert len(decodes.paths) == 10, "a split's request decodes every photo of the folder once"
     again, _ = scan(small).arrays("train", size=(96, 96))
-    assert len(decodes.paths) == 20, "a second look at 96 px decoded files again"
+    assert len(decodes.paths) == 10, "a second look at 96 px decoded files again"
     np.testing.assert_array_equal(again, pixels)
+    scan(small).arrays("validation", size=(64, 64))
+    assert len(decodes.paths) == 20, "another size is decoded from the files"
 
 
-def test_unchanged_folder_is_served_from_cache_without_decoding(small: Path, decodes: CountingDecode) -> None:
+def test_picked_photos_are_decoded_alone_until_every_photo_is(small: Path, decodes: Counting) -> None:
+    result = scan(small)
+    picked, _ = result.arrays("train", [0, 2])
+    assert picked.shape == (2, *config.IMAGE_SIZE, 3) and len(decodes.paths) == 2
+    np.testing.assert_array_equal(result.photo(result.files["train"][2][0]), picked[1])
+    assert len(decodes.paths) == 3
+    whole, _ = result.arrays("train")
+    np.testing.assert_array_equal(whole[[0, 2]], picked)
+    result.arrays("train", [0, 2])
+    result.photo(result.files["train"][2][0])
+    assert len(decodes.paths) == 3 + 10, "picks come from the cache once it exists"
+
+
+def test_unchanged_folder_is_served_from_cache_without_checking(small: Path, checks: Counting) -> None:
     first = scan(small)
-    assert len(decodes.paths) == 10
+    assert len(checks.paths) == 10
     again = scan(small)
-    assert len(decodes.paths) == 10, "second scan decoded files again"
+    assert len(checks.paths) == 10, "second scan checked files again"
     assert again.files == first.files and again.skipped == first.skipped
     assert again.sizes == first.sizes and again.digests == first.digests
-    np.testing.assert_array_equal(np.asarray(again.pixels), np.asarray(first.pixels))
 
 
-def test_changed_file_invalidates_the_cache(small: Path, decodes: CountingDecode) -> None:
+def test_changed_file_invalidates_the_cache(small: Path, checks: Counting) -> None:
     scan(small)
     (small / "cats" / "cats.0.jpg").write_text("overwritten by a text editor")
     changed = scan(small)
-    assert len(decodes.paths) > 10
+    assert len(checks.paths) > 10
     assert {"file": "cats/cats.0.jpg", "reason": "not an image: a text file"} in changed.skipped
     write_images(small / "dogs", 1, 1, start=7)
     assert "dogs/dogs.7.jpg" in set().union(*all_files(scan(small)).values())
 
 
-def test_permission_change_invalidates_the_cache(small: Path, decodes: CountingDecode) -> None:
+def test_permission_change_invalidates_the_cache(small: Path, checks: Counting) -> None:
     """A file that was unreadable is read again once readable (chmod changes no mtime)."""
     first = scan(small)
     (small / "cats" / "cats.0.jpg").chmod(0o600)
     assert scan(small).key != first.key
-    assert len(decodes.paths) == 10, "the same contents were decoded again"
+    assert len(checks.paths) == 10, "the same contents were checked again"
 
 
-def test_a_rescan_after_a_fix_decodes_only_new_contents(small: Path, decodes: CountingDecode, tmp_path_factory, monkeypatch) -> None:
-    """Removing, moving and restoring photos, as the mistakes view does, reuses the decoded pixels
-    of every photo whose content the folder's latest scan has seen."""
-    scan(small)
+def test_a_rescan_after_a_fix_decodes_only_new_contents(
+    small: Path, checks: Counting, decodes: Counting, tmp_path_factory, monkeypatch
+) -> None:
+    """Removing, moving and restoring photos, as the mistakes view does, reuses the checks and the
+    decoded pixels of every photo whose content the folder has had before."""
+    first = scan(small)
+    first.decode()
+    old_pixels = config.cache_dir() / "scans" / f"{first.key}-160x160.npy"
+    assert old_pixels.exists()
     (small / "cats" / "cats.1.jpg").rename(tmp_path_factory.mktemp("trash") / "cats.1.jpg")
     (small / "dogs" / "dogs.2.jpg").rename(small / "cats" / "dogs.2.jpg")
     write_images(small / "dogs", 1, 1, start=7)
     fixed = scan(small)
+    fixed.decode()
+    assert [path.name for path in checks.paths[10:]] == ["dogs.7.jpg"]
     assert [path.name for path in decodes.paths[10:]] == ["dogs.7.jpg"]
     assert "cats/cats.1.jpg" not in fixed.index and "cats/dogs.2.jpg" in fixed.index
+    assert not old_pixels.exists(), "the earlier state's pixels are not kept beside"
     monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path_factory.mktemp("fresh-cache")))
     fresh = scan(small)
     assert fresh.files == fixed.files and fresh.sizes == fixed.sizes and fresh.digests == fixed.digests
-    np.testing.assert_array_equal(np.asarray(fixed.pixels), np.asarray(fresh.pixels))
+    np.testing.assert_array_equal(fixed.arrays("train")[0], fresh.arrays("train")[0])
 
 
-def test_damaged_cache_is_rebuilt(small: Path, decodes: CountingDecode) -> None:
+def test_damaged_caches_are_rebuilt(small: Path, checks: Counting, decodes: Counting) -> None:
     first = scan(small)
-    expected = np.array(first.pixels)
-    pixels = config.cache_dir() / "scans" / f"{first.key}.npy"
-    pixels.unlink()  # a new file, not a rewrite: first.pixels still maps the old one
+    expected = np.array(first.arrays("train")[0])
+    (config.cache_dir() / "scans" / f"{first.key}.json").write_text("{not json")
+    pixels = config.cache_dir() / "scans" / f"{first.key}-160x160.npy"
+    pixels.unlink()  # a new file, not a rewrite: first's pixels still map the old one
     pixels.write_bytes(b"not numpy")
     again = scan(small)
+    assert len(checks.paths) == 20 and again.files == first.files
+    np.testing.assert_array_equal(again.arrays("train")[0], expected)
     assert len(decodes.paths) == 20
-    assert again.files == first.files
-    np.testing.assert_array_equal(np.asarray(again.pixels), expected)
 
 
 def test_concurrent_scans_of_one_folder_agree(small: Path) -> None:
@@ -419,7 +466,7 @@ def test_real_data_counts_and_disjoint_splits(real_data: Path) -> None:
 # --- a shared server: only shared folders, bounded scans, one scan per folder -------------------
 
 
-def test_a_folder_outside_the_data_roots_is_refused_before_anything_is_read(small: Path, monkeypatch, decodes) -> None:
+def test_a_folder_outside_the_data_roots_is_refused_before_anything_is_read(small: Path, monkeypatch, checks) -> None:
     monkeypatch.setenv("CATDOG_DATA_ROOTS", os.pathsep.join([str(small / "cats"), "/nonexistent/share"]))
     walked = []
     real_scandir = os.scandir
@@ -427,7 +474,7 @@ def test_a_folder_outside_the_data_roots_is_refused_before_anything_is_read(smal
     with pytest.raises(DataError) as raised:
         scan("/usr")
     assert str(raised.value) == "/usr is outside the folders this server shares (CATDOG_DATA_ROOTS)"
-    assert walked == [] and decodes.paths == []
+    assert walked == [] and checks.paths == []
 
 
 def test_a_link_inside_a_data_root_to_a_folder_outside_is_refused(small: Path, tmp_path_factory, monkeypatch) -> None:
@@ -451,14 +498,14 @@ def test_with_a_teacher_password_and_no_data_roots_typed_folders_are_refused(sma
     assert scan(small, shared_only=False).classes == ["cats", "dogs"]
 
 
-def test_a_folder_with_more_entries_than_the_cap_is_one_line_error(small: Path, monkeypatch, decodes) -> None:
+def test_a_folder_with_more_entries_than_the_cap_is_one_line_error(small: Path, monkeypatch, checks) -> None:
     write_images(small / "dogs" / "more", 1, 45)
     monkeypatch.setenv("CATDOG_MAX_SCAN_FILES", "50")
     with pytest.raises(DataError) as raised:
         scan(small)
     message = str(raised.value)
     assert message == f"{small} has more than 50 files and folders, more than this server scans (CATDOG_MAX_SCAN_FILES)"
-    assert decodes.paths == [], "nothing is decoded once the cap is hit"
+    assert checks.paths == [], "nothing is read once the cap is hit"
 
 
 def test_the_walk_stops_at_the_cap(tmp_path: Path, monkeypatch) -> None:
@@ -514,11 +561,11 @@ def test_an_unreadable_subfolder_is_listed_not_skipped_silently(small: Path, mon
     assert sum(result.counts()[split]["cats"] for split in config.SPLITS) == 5
 
 
-def test_concurrent_scans_of_a_new_folder_decode_it_once(small: Path, decodes: CountingDecode) -> None:
-    """Several sessions asking for one new folder at once: one decodes, the others read its cache."""
+def test_concurrent_scans_of_a_new_folder_check_it_once(small: Path, checks: Counting) -> None:
+    """Several sessions asking for one new folder at once: one checks, the others read its cache."""
     totals = []
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: scan(small, progress=lambda done, total: totals.append(total)), range(4)))
-    assert len(decodes.paths) == 10
-    assert totals == [10], "only one scan reports decoding progress"
+    assert len(checks.paths) == 10
+    assert totals == [10], "only one scan reports its progress"
     assert all(result.files == results[0].files for result in results)

@@ -26,7 +26,7 @@ from support import (
 import catdog_ui as ui
 from catdog.augment import augmentation_code
 from catdog.lesson import WITH, WITHOUT, run_label
-from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_TRAIN, RunStore, process_identity
+from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_PHOTOS, PHASE_TRAIN, RunStore, process_identity
 from catdog.settings import AMOUNT_RANGES, ARCHITECTURES, PRESETS, ROTATION_RANGE, AugmentConfig, RunConfig
 
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
@@ -544,8 +544,10 @@ def test_progress_text_covers_feature_caching_and_epochs():
     plan = {"epochs": 4, "fine_tune_epochs": 0}
     caching = {"epoch": 0, "batch": 500, "batches": 2000, "elapsed": 10.0, "phase": PHASE_FEATURES}
     assert ui.progress_text(plan, [], caching) == (
-        "Computing MobileNetV2 features once (features): 500 of 2000 images · about 30 s left"
+        "Computing MobileNetV2 features once: 500 of 2000 images · about 30 s left"
     )
+    decoding = {**caching, "phase": PHASE_PHOTOS}
+    assert ui.progress_text(plan, [], decoding) == "Decoding the photos once: 500 of 2000 images · about 30 s left"
     history = [{"epoch": 1, "seconds": 60.0}]
     second = {"epoch": 2, "batch": 10, "batches": 40, "elapsed": 15.0, "phase": PHASE_TRAIN}
     # 30 batches at 1.5 s, then epochs 3 and 4 at the 60 s measured so far.
