@@ -16,13 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import keras
 import numpy as np
 from PIL import Image
 
-from catdog import backbone, explain, familiarity, head
+from catdog import backbone, familiarity, head
 from catdog.backbone import WeightsUnavailable
 from catdog.data import Scan, scan
 from catdog.features import FeatureCache, extract, model4_with_head
@@ -30,6 +29,10 @@ from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
 from catdog.images import ImageError, load_image, open_image, to_model_input
 from catdog.runs import Run, RunError, image_size
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
+
+if TYPE_CHECKING:
+    # Imported where a Keras model is needed: a fast-path run answers without TensorFlow.
+    import keras
 
 __all__ = [
     "ClassScores", "DataMap", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction", "Suspect",
@@ -115,14 +118,16 @@ def _current(run: Run, use: Callable[[int], T]) -> T:
             log.info("run %s saved a newer model while it was being read; reading that one", run.id)
 
 
-def _model_at(run: Run, version: int) -> keras.Model:
+def _model_at(run: Run, version: int) -> "keras.Model":
     """The model of exactly this version, loaded once, and only with safe_mode on.
 
     Training replaces the file by renaming a complete one over it, so when the version is the
     same before and after the load, the load read that version.
     """
 
-    def load() -> keras.Model:
+    def load() -> "keras.Model":
+        import keras
+
         model = keras.models.load_model(run.model_path, safe_mode=True, compile=False)
         if model_version(run) != version:
             raise _ModelChanged
@@ -131,7 +136,7 @@ def _model_at(run: Run, version: int) -> keras.Model:
     return _models.get((str(run.model_path.resolve()), version), load)
 
 
-def load_model(run: Run) -> keras.Model:
+def load_model(run: Run) -> "keras.Model":
     """The run's best model as saved now, loaded once per saved version."""
     return _current(run, lambda version: _model_at(run, version))
 
@@ -143,17 +148,19 @@ def class_names(run: Run) -> list[str]:
     return classes
 
 
-def probabilities(model: keras.Model, pixels: np.ndarray, flip_average: bool = False) -> np.ndarray:
+def probabilities(model: "keras.Model", pixels: np.ndarray, flip_average: bool = False) -> np.ndarray:
     """Softmax of the logits for a batch of model-size images; optionally averaged with mirrors."""
     x = np.asarray(pixels, dtype=np.float32)
     logits = model.predict_on_batch(x) if len(x) <= 64 else model.predict(x, batch_size=64, verbose=0)
+    import keras
+
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
     if flip_average:
         probs = (probs + probabilities(model, x[:, :, ::-1])) / 2
     return probs
 
 
-def input_size(model: keras.Model) -> tuple[int, int]:
+def input_size(model: "keras.Model") -> tuple[int, int]:
     """The pixel size a model was trained at; its input shape records it."""
     return tuple(model.input_shape[1:3])
 
@@ -282,6 +289,8 @@ def analyse_photo(run: Run, data: bytes, flip_average: bool = False) -> Predicti
     pixels = to_model_input(seen, size)
     probs = dict(zip(class_names(run), classify(pixels[None])[0].tolist()))
     label = max(probs, key=probs.get)
+    from catdog import explain
+
     heat = explain.grad_cam(load_model(run), pixels, list(probs).index(label))
     score = unfamiliarity(run, [seen])
     return Prediction(photo, pixels, probs, label, explain.overlay(photo, heat), score[0] if score else None)
@@ -688,7 +697,7 @@ def _answers(run: Run, data: Scan, split: str) -> list[ImageResult]:
 # --- export --------------------------------------------------------------------------------
 
 
-def _float32_twin(model: keras.Model) -> keras.Model:
+def _float32_twin(model: "keras.Model") -> "keras.Model":
     """The model computing in float32: TensorFlow Lite has no bfloat16 kernels, and a model trained
     in mixed precision keeps float32 weights, so the twin takes them as they are."""
     config = model.get_config()

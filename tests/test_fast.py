@@ -90,7 +90,8 @@ def test_numpy_adam_steps_match_keras():
 
 
 def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_data, tmp_path):
-    """Features cached or not, the fast path trains and saves its model without TensorFlow."""
+    """Features cached or not, the fast path trains and saves its model without TensorFlow, and
+    its model answers photos without it too."""
     store = RunStore(tmp_path / "runs")
     code = (
         "import sys; from catdog import training; from catdog.runs import Run; "
@@ -104,6 +105,17 @@ def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_d
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert run.state == "finished" and len(run.history()) == 3
+    photo = next((tiny_data / "train" / "cats").iterdir())
+    predicting = (
+        "import sys; from catdog import predict; from catdog.runs import Run; "
+        "photo = __import__('pathlib').Path(sys.argv[2]); "
+        "print(list(predict.answer_photos(Run(__import__('pathlib').Path(sys.argv[1])), [(photo.name, photo.read_bytes)]))); "
+        "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", predicting, str(run.path), str(photo)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and "cats" in done.stdout, done.stderr[-2000:]
 
 
 def _fast_config(data) -> dict:
