@@ -188,8 +188,11 @@ def cmd_train(args) -> int:
         mixed_precision=args.mixed_precision,
     )
     # A data set training cannot use is refused here, in one line, not minutes later in the run.
+    # A command that waits will most likely train right here: its photos are decoded for it while
+    # they are checked, rather than checked first and decoded again.
+    keep = (run_config.image_size, run_config.image_size) if args.wait else None
     with progress("checking the data") as report:
-        data = scan(run_config.data_dir, run_config.split_seed, progress=report)
+        data = scan(run_config.data_dir, run_config.split_seed, progress=report, keep=keep)
     data.check_trainable()
     store = RunStore(args.runs_dir)
     if args.wait:

@@ -321,14 +321,15 @@ def _utf8(text: str) -> bytes:
 _CHECK_VERSION = 2
 
 
-def _check(path: Path) -> tuple[tuple[int, int], str]:
-    """Stored size and content digest of a usable file; ImageError if it is not a whole image.
+def _check(path: Path, keep: tuple[int, int] | None = None) -> tuple[tuple[int, int], str, np.ndarray | None]:
+    """Stored size and content digest of a usable file, and its pixels at size `keep` if asked;
+    ImageError if it is not a whole image.
 
     A JPEG is decoded at an eighth of its size: every coded block is still read, so a damaged or
     truncated file fails as it would at full size, in a third of the time."""
     data = _read(path)
-    open_image(data, draft=(1, 1))
-    return stored_size(data), _content_digest(data)
+    image = open_image(data, draft=keep[::-1] if keep else (1, 1))
+    return stored_size(data), _content_digest(data), to_model_input(image, keep) if keep else None
 
 
 def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -407,9 +408,12 @@ def scan(
     seed: int = config.SPLIT_SEED,
     progress: Progress | None = None,
     shared_only: bool | None = None,
+    keep: tuple[int, int] | None = None,
 ) -> Scan:
     """Checks every file of a data set and splits the good ones; cached by folder state.
-    `shared_only` is `confine`'s: whether typed folders need CATDOG_DATA_ROOTS."""
+    `shared_only` is `confine`'s: whether typed folders need CATDOG_DATA_ROOTS. With `keep`, a
+    caller about to train at that size has the photos decoded at it while they are checked (a
+    decode checks a file as well), and kept in memory for this scan only."""
     root = resolve_data_dir(data_dir, progress, shared_only)
     layout, unreadable = _layout(root)
     if not any(layout.values()):
@@ -417,14 +421,17 @@ def scan(
     key = _fingerprint(root, layout)
     report_path = _scans_dir() / f"{key}.json"
     # Sessions asking for one new folder at once: the first checks it, the others wait and read its cache.
+    kept = None
     with _lock_for(key):
         report = _read_report(report_path)
         if report is None:
-            report = _build_report(root, layout, progress, _latest_report(root))
+            report, kept = _build_report(root, layout, progress, _latest_report(root), keep)
             write_json_atomic(report_path, report)
             _record_latest(root, key=key)
     result = _make_scan(root, layout, report, key, seed)
     result.skipped.extend(unreadable)
+    if kept is not None:
+        result._pixels[tuple(keep)] = kept
     return result
 
 
@@ -479,19 +486,24 @@ def _latest_report(root: Path) -> dict:
     return (_valid_key(key) and _read_report(_scans_dir() / f"{key}.json")) or {}
 
 
-def _build_report(root: Path, layout: dict[str, dict[str, list[Path]]], progress: Progress | None, latest: dict) -> dict:
+def _build_report(
+    root: Path, layout: dict[str, dict[str, list[Path]]], progress: Progress | None, latest: dict,
+    keep: tuple[int, int] | None,
+) -> tuple[dict, np.ndarray | None]:
+    """The report of every file, and the usable ones' pixels at size `keep` when asked."""
     paths = [path for classes in layout.values() for files in classes.values() for path in files]
     try:
-        known = {latest["digests"][name]: latest["sizes"][name] for name in latest.get("good", [])}
+        known = {} if keep else {latest["digests"][name]: latest["sizes"][name] for name in latest.get("good", [])}
     except (KeyError, TypeError):
         known = {}
     results: list = []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for done, result in enumerate(pool.map(lambda path: _try_check(path, known), paths), start=1):
+        for done, result in enumerate(pool.map(lambda path: _try_check(path, known, keep), paths), start=1):
             results.append(result)
             if progress and (done % 25 == 0 or done == len(paths)):
                 progress(done, len(paths))
     good = [(path.relative_to(root).as_posix(), result) for path, result in zip(paths, results) if not isinstance(result, str)]
+    kept = np.stack([result[2] for _, result in good]) if keep and good else None
     return {
         "good": [name for name, _ in good],
         "sizes": {name: list(result[0]) for name, result in good},
@@ -501,18 +513,18 @@ def _build_report(root: Path, layout: dict[str, dict[str, list[Path]]], progress
             for path, result in zip(paths, results)
             if isinstance(result, str)
         ],
-    }
+    }, kept
 
 
-def _try_check(path: Path, known: dict[str, list[int]]):
+def _try_check(path: Path, known: dict[str, list[int]], keep: tuple[int, int] | None):
     """_check's result, or the reason the file is unusable; a file whose content an earlier
     scan checked is only read and hashed."""
     try:
         if known:
             digest = _content_digest(_read(path))
             if digest in known:
-                return tuple(known[digest]), digest
-        return _check(path)
+                return tuple(known[digest]), digest, None
+        return _check(path, keep)
     except ImageError as error:
         return str(error)
 

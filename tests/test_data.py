@@ -373,6 +373,15 @@ def test_picked_photos_are_decoded_alone_until_every_photo_is(small: Path, decod
     assert len(decodes.paths) == 3 + 10, "picks come from the cache once it exists"
 
 
+def test_a_scan_for_training_now_keeps_the_pixels_it_checked(small: Path, checks: Counting, decodes: Counting) -> None:
+    """`catdog train --wait` checks and decodes each photo once, not once each."""
+    kept = scan(small, keep=(96, 96))
+    pixels, _ = kept.arrays("train", [0, 1], size=(96, 96))
+    assert len(checks.paths) == 10 and decodes.paths == []
+    np.testing.assert_array_equal(pixels, scan(small).arrays("train", [0, 1], size=(96, 96))[0])
+    assert len(decodes.paths) == 2, "the pixels were kept by that scan only"
+
+
 def test_unchanged_folder_is_served_from_cache_without_checking(small: Path, checks: Counting) -> None:
     first = scan(small)
     assert len(checks.paths) == 10
