@@ -400,11 +400,13 @@ def cmd_evaluate(args) -> int:
     from catdog.predict import evaluate
 
     result = evaluate(RunStore(args.runs_dir).get(args.run), args.flip_tta).to_dict()
-    summary = {key: result[key] for key in ("run", "flip_average", "test_accuracy", "n", "classes", "per_class", "confusion_matrix")}
+    summary = {key: result[key] for key in ("run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix")}
     if args.json:
         _print_json(summary)
         return 0
     print(f"test accuracy {summary['test_accuracy']:.4f} on {summary['n']} held-out images")
+    if summary["gone"]:
+        print(f"  {summary['gone']} of the run's test images are no longer in its data folder")
     score = lambda value: "-" if value is None else f"{value:.4f}"
     for name, scores in summary["per_class"].items():
         print(f"  {name:<12} precision {score(scores['precision'])}  recall {score(scores['recall'])}  "

@@ -7,6 +7,7 @@ at the same time: the first caller does the work while the others wait for its r
 """
 
 import csv
+import dataclasses
 import itertools
 import json
 import logging
@@ -22,7 +23,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from catdog import backbone, explain, familiarity, head
+from catdog import backbone, config, explain, familiarity, head
 from catdog.backbone import WeightsUnavailable
 from catdog.data import Scan, scan
 from catdog.features import FeatureCache, extract, model4_with_head
@@ -33,7 +34,7 @@ from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
     "ClassScores", "DataMap", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction", "Suspect",
-    "analyse_photo", "answer_photos", "answered_batch", "class_names", "data_map", "evaluate", "export_tflite",
+    "analyse_photo", "answer_photos", "answered_batch", "as_trained", "class_names", "data_map", "evaluate", "export_tflite",
     "guard", "load_image", "load_model", "model_version", "predict", "predict_photo", "top_losses", "unfamiliarity",
     "write_csv",
 ]
@@ -448,6 +449,8 @@ class Evaluation:
     images: tuple[ImageResult, ...]
     data_root: str
     model_mtime_ns: int
+    test_key: str = ""  # the scored test photos' content (Scan.content_key)
+    gone: int = 0  # the run's test photos no longer in its data folder, so not scored
 
     @property
     def n(self) -> int:
@@ -485,6 +488,8 @@ class Evaluation:
             "data_root": self.data_root,
             "images": [{**vars(image), "correct": image.correct} for image in self.images],
             "model_mtime_ns": self.model_mtime_ns,
+            "test_key": self.test_key,
+            "gone": self.gone,
         }
 
     @classmethod
@@ -500,6 +505,8 @@ class Evaluation:
             images=tuple(ImageResult(**image) for image in images),
             data_root=data["data_root"],
             model_mtime_ns=int(data["model_mtime_ns"]),
+            test_key=str(data.get("test_key", "")),
+            gone=int(data.get("gone", 0)),
         )
 
     @classmethod
@@ -514,31 +521,54 @@ class Evaluation:
         write_json_atomic(path, self.to_dict())
 
 
-def evaluate(run: Run, flip_average: bool = False) -> Evaluation:
+def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]]:
+    """The run's data folder (`data`: as scanned now, if the caller has it) with each split's files
+    as the run recorded them when it trained, those still there; and how many of each split are gone.
+
+    A folder of class folders alone is split by a seeded shuffle over the files present, so after a
+    photo is removed a fresh split would move photos the run trained on into its test split. Runs
+    from before data.json kept the files get the fresh split with their seed.
+    """
+    recorded = run.data().get("files")
+    if data is None or not isinstance(recorded, dict):
+        data = scan(run.config.get("data_dir"), run.config.get("split_seed") or config.SPLIT_SEED)
+    if not isinstance(recorded, dict):
+        return data, dict.fromkeys(data.files, 0)
+    files, gone = {}, {}
+    for split in data.files:
+        items = [(name, int(label)) for name, label in recorded.get(split, [])]
+        files[split] = [(name, label) for name, label in items if name in data.index]
+        gone[split] = len(items) - len(files[split])
+    return dataclasses.replace(data, files=files), gone
+
+
+def evaluate(run: Run, flip_average: bool = False, data: Scan | None = None) -> Evaluation:
     """Accuracy, per-class scores, confusion matrix and per-photo answers on the test split.
 
-    The test split comes from the run's own data folder and split seed, so its files are
-    disjoint from the ones the run trained and validated on. Made once per saved model version
-    and setting, for every session, and kept on disk beside the model.
+    The test split is the one the run recorded when it trained (see `as_trained`), so its files
+    are disjoint from the ones the run trained and validated on, whatever changed since. Made once
+    per saved model version, setting and test photos, for every session, and kept on disk beside
+    the model. `data`: the run's data folder as scanned now, if the caller has it.
     """
     path = run.evaluation_path(flip_average)
+    trained, gone = as_trained(run, data)
+    test_key = trained.content_key("test")
 
     def saved_or_scored(version: int) -> Evaluation:
         saved = Evaluation.load(path)
-        if saved is not None and saved.model_mtime_ns == version:
+        if saved is not None and (saved.model_mtime_ns, saved.test_key) == (version, test_key):
             return saved
-        evaluation = _score(run, version, flip_average)
+        evaluation = _score(run, version, flip_average, trained, gone["test"])
         evaluation.save(path)
         return evaluation
 
-    key = str(path.resolve())
-    return _current(run, lambda version: _evaluations.get((key, version), lambda: saved_or_scored(version)))
+    key = (str(path.resolve()), test_key)
+    return _current(run, lambda version: _evaluations.get((*key, version), lambda: saved_or_scored(version)))
 
 
-def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
+def _score(run: Run, version: int, flip_average: bool, data: Scan, gone: int) -> Evaluation:
     start = time.perf_counter()
-    cfg, classes = run.config, class_names(run)
-    data = scan(cfg.get("data_dir"), cfg.get("split_seed"))
+    classes = class_names(run)
     if data.classes != classes:
         raise RunError(f"the data folder's classes changed since run {run.id} trained: {data.classes}")
     model = _model_at(run, version)
@@ -561,6 +591,8 @@ def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
         ),
         data_root=str(data.root),
         model_mtime_ns=version,
+        test_key=data.content_key("test"),
+        gone=gone,
     )
 
 
@@ -579,8 +611,9 @@ class Suspect:
 
 
 def top_losses(run: Run, data: Scan, count: int) -> list[Suspect]:
-    """The training photos of `data` ranked by the model's loss on their labels, highest first:
-    mislabeled photos rise to the top (the model learned their class from all the others).
+    """The run's training photos still in `data` (its data folder as scanned now) ranked by the
+    model's loss on their labels, highest first: mislabeled photos rise to the top (the model
+    learned their class from all the others).
 
     Ranked once per model version and training-split content, for every session. Each photo's
     probabilities are kept per model version and photo content, in memory and beside the model,
@@ -589,6 +622,7 @@ def top_losses(run: Run, data: Scan, count: int) -> list[Suspect]:
     classes = class_names(run)
     if data.classes != classes:
         raise RunError(f"run {run.id} knows the classes {', '.join(classes)}; this data set has {', '.join(data.classes)}")
+    data, _ = as_trained(run, data)
     key = (str(run.photo_scores_path.resolve()), data.content_key("train"))
     ranked = _current(run, lambda version: _rankings.get((*key, version), lambda: _rank(run, version, data)))
     return ranked[:count]
@@ -650,36 +684,36 @@ def pca_plane(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float
     return mean, axes[:2], (float(variance[0]), float(variance[1]))
 
 
-def data_map(run: Run, progress: familiarity.Progress | None = None) -> DataMap:
-    """The map, made once per saved model version for every session: the test answers come from
-    `evaluate`, the training answers from the per-photo scores `top_losses` keeps, the features
-    from the shared feature cache (the guard's), the plane from the training features."""
+def data_map(run: Run, progress: familiarity.Progress | None = None, data: Scan | None = None) -> DataMap:
+    """The map, made once per saved model version and photos for every session: the test answers
+    come from `evaluate`, the training answers from the per-photo scores `top_losses` keeps, the
+    features from the shared feature cache (the guard's), the plane from the training features.
+    The photos are the run's own (see `as_trained`); `data`: its data folder as scanned now, if
+    the caller has it."""
+    data, _ = as_trained(run, data)
 
     def make() -> DataMap:
-        data = scan(run.config.get("data_dir"), run.config.get("split_seed"))
         cache = FeatureCache(data, familiarity.GUARD_IMAGE_SIZE, progress)
         features = {split: cache.features(split)[0] for split in MAP_SPLITS}
         mean, axes, explained = pca_plane(features["train"])
         photos, splits, blocks = [], [], []
         for split in MAP_SPLITS:
-            row = {name: i for i, (name, _) in enumerate(data.files[split])}
-            # Only photos still in the folder as the run's answers name them.
-            answered = [image for image in _answers(run, data, split) if image.file in row]
+            answered = _answers(run, data, split)
             photos += answered
             splits += [split] * len(answered)
-            blocks.append(features[split][[row[image.file] for image in answered]])
+            blocks.append(features[split])
         xy = (np.concatenate(blocks) - mean) @ axes.T
         return DataMap(tuple(photos), tuple(splits), xy, explained)
 
-    key = str(run.path.resolve())
-    return _current(run, lambda version: _maps.get((key, version), make))
+    key = (str(run.path.resolve()), *(data.content_key(split) for split in MAP_SPLITS))
+    return _current(run, lambda version: _maps.get((*key, version), make))
 
 
 def _answers(run: Run, data: Scan, split: str) -> list[ImageResult]:
     """The run's answers on a split, in the split's order. Training photos are answered from the
     same per-photo scores as top losses, so a fix to the data set rescores only new photos."""
     if split == "test":
-        return list(evaluate(run).images)
+        return list(evaluate(run, data=data).images)
     train = data.files["train"]
     by_file = {suspect.file: suspect for suspect in top_losses(run, data, len(train))}
     return [ImageResult(s.file, s.label, s.predicted, s.confidence) for s in (by_file[name] for name, _ in train)]

@@ -267,12 +267,14 @@ def test_set(run: Run, flip_average: bool) -> None:
     mirrored = " Each answer averages the photo's and its mirror image's." if flip_average else ""
     st.caption(f"Photos the model never saw while training or choosing its best epoch.{mirrored}")
     try:
-        with st.spinner("Scoring the test photos…"):
-            result = evaluate(run, flip_average)
         scan = ui.load_scan(run.config.get("data_dir"))
+        with st.spinner("Scoring the test photos…"):
+            result = evaluate(run, flip_average, scan)
     except (RunError, DataError) as error:
         st.error(f"The test set cannot be scored: {error}")
         return
+    if result.gone:
+        st.caption(f"{result.gone} of this run's test photos are no longer in its data set: scored without them.")
     cols = st.columns(1 + len(result.classes))
     cols[0].metric("Test accuracy", ui.percent(result.test_accuracy), help=f"On {result.n} photos.")
     for col, (name, scores) in zip(cols[1:], result.per_class.items()):
@@ -322,7 +324,7 @@ def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"MobileNetV2 features, once for this data: {done} of {total} photos")
 
     with st.spinner("Placing the photos…"):
-        result = data_map(run, progress)
+        result = data_map(run, progress, scan)
     bar.empty()
     shown = MAP_SHOWS[st.radio("Photos", list(MAP_SHOWS), horizontal=True, key="predict_map_photos")]
     event = st.plotly_chart(
