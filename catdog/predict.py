@@ -28,7 +28,7 @@ from catdog.backbone import WeightsUnavailable
 from catdog.data import Scan, scan
 from catdog.features import FeatureCache, extract, model4_with_head
 from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
-from catdog.images import ImageError, load_image, open_image, to_model_input
+from catdog.images import ImageError, data_url, load_image, open_image, to_model_input
 from catdog.runs import Run, RunError, image_size
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
@@ -662,6 +662,8 @@ def _scores_at(run: Run, version: int) -> dict[str, list[float]]:
 # --- a map of the data ------------------------------------------------------------------------
 
 MAP_SPLITS = ("test", "train")
+# The side of the photos a map shows on hover: a few kB each, as every browser that draws it gets them all.
+MAP_THUMBNAIL_SIDE = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -674,6 +676,7 @@ class DataMap:
     splits: tuple[str, ...]
     xy: np.ndarray  # (photos, 2)
     explained: tuple[float, float]  # the share of the features' variance along each axis
+    thumbnails: tuple[str, ...]  # each photo as a small JPEG data URL (MAP_THUMBNAIL_SIDE px)
 
 
 def pca_plane(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
@@ -703,7 +706,9 @@ def data_map(run: Run, progress: familiarity.Progress | None = None, data: Scan 
             splits += [split] * len(answered)
             blocks.append(features[split])
         xy = (np.concatenate(blocks) - mean) @ axes.T
-        return DataMap(tuple(photos), tuple(splits), xy, explained)
+        # From the scan's decoded pixels, one at a time: no file is read again, no split copied.
+        thumbnails = tuple(data_url(data.pixels[data.index[photo.file]], MAP_THUMBNAIL_SIDE) for photo in photos)
+        return DataMap(tuple(photos), tuple(splits), xy, explained, thumbnails)
 
     key = (str(run.path.resolve()), *(data.content_key(split) for split in MAP_SPLITS))
     return _current(run, lambda version: _maps.get((*key, version), make))
