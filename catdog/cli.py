@@ -8,6 +8,7 @@ status: 0 done, 1 failed, 2 wrong usage. Verbs that need no model never import T
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -369,8 +370,7 @@ def cmd_delete(args) -> int:
 
 def cmd_predict(args) -> int:
     from catdog.familiarity import GuardUnavailable
-    from catdog.images import read_upload
-    from catdog.predict import answer_photos, guard, write_csv
+    from catdog.predict import answer_photos, guard, photos_of, write_csv
 
     run = RunStore(args.runs_dir).get(args.run)
     with progress("preparing the unfamiliarity guard (once per run)") as report:
@@ -386,7 +386,7 @@ def cmd_predict(args) -> int:
                 failed.append(answer.file)
             yield answer
 
-    photos = ((name, lambda name=name: read_upload(Path(name))) for name in args.images)
+    photos = itertools.chain.from_iterable(photos_of(name, Path(name)) for name in args.images)
     answers = noted(answer_photos(run, photos, args.flip_tta))
     if args.csv:
         write_csv(answers, sys.stdout)
@@ -644,7 +644,10 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("run", help="the run's id")
     predict = command("predict", cmd_predict, "classify images with a finished run", runs=True)
     predict.add_argument("--run", required=True, help="the run's id")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    predict.add_argument(
+        "images", nargs="+", metavar="IMAGE",
+        help="image files, or zips of them: each image of a zip is a row named ZIP/PATH, each entry left out one with the reason",
+    )
     predict.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
     predict.add_argument(
         "--csv", action="store_true",

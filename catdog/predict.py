@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -24,18 +25,20 @@ import numpy as np
 from PIL import Image
 
 from catdog import backbone, config, explain, familiarity, head
+from catdog.archives import ArchiveError, Member, is_zip, zip_members
 from catdog.backbone import WeightsUnavailable
 from catdog.data import Scan, scan
 from catdog.features import FeatureCache, extract, model4_with_head
 from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
-from catdog.images import ImageError, data_url, load_image, open_image, to_model_input
+from catdog.images import ImageError, data_url, load_image, open_image, read_upload, to_model_input
 from catdog.runs import Run, RunError, image_size
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
 __all__ = [
     "ClassScores", "DataMap", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction", "Suspect",
     "analyse_photo", "answer_photos", "answered_batch", "as_trained", "class_names", "data_map", "evaluate", "export_tflite",
-    "guard", "load_image", "load_model", "model_version", "predict", "predict_photo", "top_losses", "unfamiliarity",
+    "guard", "load_image", "load_model", "model_version", "photos_of", "predict", "predict_photo", "top_losses",
+    "unfamiliarity",
     "write_csv",
 ]
 
@@ -340,6 +343,46 @@ def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
     for answer in answers:
         writer.writerow({key: "" if value is None else value for key, value in answer.row().items()})
         out.flush()
+
+
+Photo = tuple[str, Callable[[], bytes]]
+
+
+def photos_of(name: str, source: bytes | os.PathLike) -> Iterator[Photo]:
+    """An upload's bytes or a file, or each file of a zip (known by its content), as the
+    (name, read) pairs answer_photos takes; a zip's files are named NAME/PATH. A zip is read
+    through archives.zip_members, member by member, never unpacked: read() raises ImageError for
+    its skipped entries and for a zip refused as a whole, so each is a row with the reason."""
+    if not _is_zip(source):
+        yield name, (lambda: source) if isinstance(source, bytes) else (lambda: read_upload(Path(source)))
+        return
+    try:
+        members = zip_members(source)
+    except ArchiveError as error:
+        yield name, _refused(str(error))
+        return
+    for entry in members:
+        if isinstance(entry, Member):
+            yield f"{name}/{entry.path}", lambda data=entry.data: data
+        else:
+            yield f"{name}/{entry.name}", _refused(entry.reason)
+
+
+def _is_zip(source: bytes | os.PathLike) -> bool:
+    if isinstance(source, bytes):
+        return is_zip(source)
+    try:
+        with open(source, "rb") as file:
+            return is_zip(file.read(4))
+    except OSError:  # reading it as a photo then says why, in its row
+        return False
+
+
+def _refused(reason: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise ImageError(reason)
+
+    return read
 
 
 def _read_photo(read: Callable[[], bytes], size: tuple[int, int]) -> Image.Image | str:

@@ -15,7 +15,7 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
-from catdog.archives import ArchiveError, Member, is_zip, zip_members
+from catdog.archives import ArchiveError, is_zip, zip_members
 from catdog.data import DataError, Scan
 from catdog.datasets import DatasetStore
 from catdog.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
@@ -24,6 +24,7 @@ from catdog.predict import (
     DataMap,
     Evaluation,
     ImageResult,
+    Photo,
     PhotoAnswer,
     Prediction,
     analyse_photo,
@@ -32,6 +33,7 @@ from catdog.predict import (
     evaluate,
     guard,
     model_version,
+    photos_of,
     write_csv,
 )
 from catdog.runs import Run, RunError
@@ -41,7 +43,6 @@ GALLERY_COLUMNS = 8
 CONFIDENT_MISTAKES = 8
 # A zip's photos shown one by one, with Grad-CAM; every photo is in the table.
 PHOTO_CARDS = 6
-Photo = tuple[str, Callable[[], bytes]]
 
 
 def main() -> None:
@@ -134,31 +135,6 @@ def your_photos(run: Run, flip_average: bool) -> None:
 
 def photos(files: list[tuple[str, bytes]]) -> Iterator[Photo]:
     return itertools.chain.from_iterable(photos_of(name, data) for name, data in files)
-
-
-def photos_of(name: str, data: bytes) -> Iterator[Photo]:
-    """An upload, or each file of an uploaded zip, as (name, read); read() raises ImageError
-    for a zip's refused entries and for a zip refused as a whole, so they show with the reason."""
-    if not is_zip(data):
-        yield name, lambda: data
-        return
-    try:
-        members = zip_members(data)
-    except ArchiveError as error:
-        yield name, refused(str(error))
-        return
-    for entry in members:
-        if isinstance(entry, Member):
-            yield f"{name}/{entry.path}", lambda data=entry.data: data
-        else:
-            yield f"{name}/{entry.name}", refused(entry.reason)
-
-
-def refused(reason: str) -> Callable[[], bytes]:
-    def read() -> bytes:
-        raise ImageError(reason)
-
-    return read
 
 
 def photo_count(data: bytes) -> int:
