@@ -28,6 +28,7 @@ from catdog import backbone, config, explain, familiarity, head
 from catdog.archives import ArchiveError, Member, is_zip, zip_members
 from catdog.backbone import WeightsUnavailable
 from catdog.data import Scan, scan
+from catdog.datasets import run_data_dir
 from catdog.features import FeatureCache, extract, model4_with_head
 from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
 from catdog.images import ImageError, data_url, load_image, open_image, read_upload, to_model_input
@@ -574,7 +575,7 @@ def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]
     """
     recorded = run.data().get("files")
     if data is None or not isinstance(recorded, dict):
-        data = scan(run.config.get("data_dir"), run.config.get("split_seed") or config.SPLIT_SEED)
+        data = scan(run_data_dir(run), run.config.get("split_seed") or config.SPLIT_SEED)
     if not isinstance(recorded, dict):
         return data, dict.fromkeys(data.files, 0)
     files, gone = {}, {}

@@ -17,7 +17,7 @@ import catdog_ui as ui
 from catdog import config
 from catdog.archives import ArchiveError, is_zip, zip_members
 from catdog.data import DataError, Scan
-from catdog.datasets import DatasetStore
+from catdog.datasets import DatasetStore, run_data_dir
 from catdog.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
 from catdog.images import ImageError
 from catdog.predict import (
@@ -242,7 +242,7 @@ def test_set(run: Run, flip_average: bool) -> None:
     mirrored = " Each answer averages the photo's and its mirror image's." if flip_average else ""
     st.caption(f"Photos the model never saw while training or choosing its best epoch.{mirrored}")
     try:
-        scan = ui.load_scan(run.config.get("data_dir"))
+        scan = ui.load_scan(run_data_dir(run))
         with st.spinner("Scoring the test photos…"):
             result = evaluate(run, flip_average, scan)
     except (RunError, DataError) as error:

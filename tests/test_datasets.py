@@ -262,3 +262,32 @@ def test_an_older_run_keeps_its_own_splits_after_the_data_set_changes(tmp_path):
     dataset.undo()
     again = predict.evaluate(run)
     assert [image.file for image in again.images] == [name for name, _ in recorded["test"]] and again.gone == 0
+
+
+def test_an_older_run_follows_its_data_set_when_it_is_renamed(tmp_path):
+    from catdog import predict
+    from catdog.datasets import run_data_dir
+
+    store = DatasetStore()
+    dataset = store.copy(make_dataset(tmp_path / "pets", per_split=(("", 15),)), "pets").dataset
+    run = RunStore(train_model1(tmp_path / "runs", dataset.root, 1, config.cache_dir())).runs()[0]
+    assert run.data()["dataset"] == dataset.id and run_data_dir(run) == str(dataset.root)
+    before = predict.evaluate(run)
+
+    renamed = store.rename("pets", "my pets")
+    # A new data set under the old name is another data set: the run follows its own.
+    store.copy(make_dataset(tmp_path / "others", per_split=(("", 15),)), "pets")
+    assert run_data_dir(run) == str(renamed.root) and renamed.id == run.data()["dataset"]
+    now = data.scan(run_data_dir(run))
+    after = predict.evaluate(run, data=now)
+    assert after.images == before.images and after.gone == 0
+    assert all(image.file in now.index for image in after.images), "its photos can be shown"
+    assert predict.evaluate(run) == after, "scanning the run's folder itself finds them too"
+
+
+def test_a_run_on_a_folder_of_its_own_keeps_that_folder(tmp_path):
+    from catdog.datasets import run_data_dir
+
+    run = RunStore().create({"arch": "model1", "data_dir": str(tmp_path / "photos")})
+    run.record_data(data.scan(make_dataset(tmp_path / "photos")))
+    assert "dataset" not in run.data() and run_data_dir(run) == str(tmp_path / "photos")
