@@ -8,6 +8,7 @@ status: 0 done, 1 failed, 2 wrong usage. Verbs that need no model never import T
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -372,8 +373,7 @@ def cmd_delete(args) -> int:
 
 def cmd_predict(args) -> int:
     from catdog.familiarity import GuardUnavailable
-    from catdog.images import read_upload
-    from catdog.predict import answer_photos, guard, write_csv
+    from catdog.predict import answer_photos, guard, photos_of, write_csv
 
     run = RunStore(args.runs_dir).get(args.run)
     with progress("preparing the unfamiliarity guard (once per run)") as report:
@@ -389,7 +389,7 @@ def cmd_predict(args) -> int:
                 failed.append(answer.file)
             yield answer
 
-    photos = ((name, lambda name=name: read_upload(Path(name))) for name in args.images)
+    photos = itertools.chain.from_iterable(photos_of(name, Path(name)) for name in args.images)
     answers = noted(answer_photos(run, photos, args.flip_tta))
     if args.csv:
         write_csv(answers, sys.stdout)
@@ -403,11 +403,13 @@ def cmd_evaluate(args) -> int:
     from catdog.predict import evaluate
 
     result = evaluate(RunStore(args.runs_dir).get(args.run), args.flip_tta).to_dict()
-    summary = {key: result[key] for key in ("run", "flip_average", "test_accuracy", "n", "classes", "per_class", "confusion_matrix")}
+    summary = {key: result[key] for key in ("run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix")}
     if args.json:
         _print_json(summary)
         return 0
     print(f"test accuracy {summary['test_accuracy']:.4f} on {summary['n']} held-out images")
+    if summary["gone"]:
+        print(f"  {summary['gone']} of the run's test images are no longer in its data folder")
     score = lambda value: "-" if value is None else f"{value:.4f}"
     for name, scores in summary["per_class"].items():
         print(f"  {name:<12} precision {score(scores['precision'])}  recall {score(scores['recall'])}  "
@@ -645,7 +647,10 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("run", help="the run's id")
     predict = command("predict", cmd_predict, "classify images with a finished run", runs=True)
     predict.add_argument("--run", required=True, help="the run's id")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    predict.add_argument(
+        "images", nargs="+", metavar="IMAGE",
+        help="image files, or zips of them: each image of a zip is a row named ZIP/PATH, each entry left out one with the reason",
+    )
     predict.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
     predict.add_argument(
         "--csv", action="store_true",

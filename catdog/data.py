@@ -71,17 +71,17 @@ class Scan:
         progress: Progress | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Resized uint8 pixels and integer labels of one split, in file order, or of the split's
-        files at positions `picks` only: those are decoded alone unless every photo's pixels at
-        this size are cached already, which a whole split's request does first."""
+        files at positions `picks` only: from the cache `decode` made, else decoded now."""
         items = self.files[split] if picks is None else [self.files[split][i] for i in picks]
         names = [name for name, _ in items]
-        cached = self._all_pixels(tuple(size), progress if picks is None else None, build=picks is None)
+        cached = self._all_pixels(tuple(size), build=False)
         if cached is None:
-            return _decode_all(self.root, names, tuple(size)), _labels(items)
+            return _decode_all(self.root, names, tuple(size), progress), _labels(items)
         return cached[[self.index[name] for name in names]], _labels(items)
 
     def decode(self, size: tuple[int, int] = config.IMAGE_SIZE, progress: Progress | None = None) -> None:
-        """Decodes every usable photo at a size now, once per folder state, before training on them."""
+        """Decodes every usable photo at a size now and caches them, once per folder state, for
+        training that reads them every epoch."""
         self._all_pixels(tuple(size), progress)
 
     def photo(self, name: str, size: tuple[int, int] = config.IMAGE_SIZE) -> np.ndarray:

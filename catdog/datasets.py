@@ -5,6 +5,9 @@ in a layout catdog.data reads: `train/` (and `validation/`, `test/`) with one fo
 or one folder per class. A new data set is written into a hidden `.incoming-…` folder beside
 them and renamed into place only once complete, so a failed upload leaves nothing behind.
 
+Each data set carries a hidden `.dataset.json` with an id that stays when it is renamed: runs
+record it, so that a run trained before a rename still finds its photos (`run_data_dir`).
+
 Photos are never deleted: removing one moves it into the data set's hidden `.trash/` folder,
 and `.trash/journal.json` records every move and removal so that each can be undone or
 restored. Scans skip hidden folders, so the trash is never trained on. Nothing here imports
@@ -30,7 +33,7 @@ from catdog import config
 from catdog.archives import ArchiveError, Skipped, zip_members
 from catdog.data import DataError, min_photos_per_class, resolve_data_dir
 from catdog.images import ImageError, open_image
-from catdog.runs import ACTIVE, RunStore
+from catdog.runs import ACTIVE, Run, RunStore
 from catdog.storage import read_json, write_json_atomic
 
 Progress = Callable[[int, int], None]
@@ -42,6 +45,7 @@ _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9])?$")
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 TRASH = ".trash"
 JOURNAL = "journal.json"
+ID_FILE = ".dataset.json"
 _INCOMING, _DELETED = ".incoming-", ".deleted-"
 # Photos are checked at no more than this side: enough to prove they decode, quick for big JPEGs.
 _CHECK_SIDE = 2 * max(config.IMAGE_SIZE)
@@ -123,6 +127,22 @@ class Dataset:
         )
         return {"name": self.name, "path": str(self.root), "classes": self.classes(), "files": files,
                 "trash": len(self.trash())}
+
+    def recorded_id(self) -> str | None:
+        """The data set's id, None while nothing has asked for one (see `id`)."""
+        recorded = read_json(self.root / ID_FILE)
+        found = recorded.get("id") if isinstance(recorded, dict) else None
+        return found if isinstance(found, str) and found else None
+
+    @property
+    def id(self) -> str:
+        """A name that stays when the data set is renamed, made the first time it is asked for."""
+        if found := self.recorded_id():
+            return found
+        with self._lock():
+            found = self.recorded_id() or secrets.token_hex(8)
+            write_json_atomic(self.root / ID_FILE, {"id": found})
+        return found
 
     def version(self) -> int:
         """Changes with every move, removal, undo and restore: scans of the data set key on it."""
@@ -269,6 +289,14 @@ class DatasetStore:
             return None
         return Dataset(path)
 
+    def with_id(self, dataset_id: str) -> Dataset | None:
+        """The data set with this id, whatever it is called now; None if there is none."""
+        for name in self.names():
+            dataset = Dataset(self.root / name)
+            if dataset.recorded_id() == dataset_id:
+                return dataset
+        return None
+
     def users(self, dataset: Dataset) -> list[str]:
         """The queued and running runs that train on this data set."""
         runs = RunStore().runs()
@@ -377,6 +405,22 @@ class DatasetStore:
                 folder.rename(self._new_path(name))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_data_dir(run: Run) -> str | None:
+    """The folder a run's photos are in now (None: the default set): the one it trained on, or,
+    for a data set of the app's own renamed since, that data set's folder, found by the id the
+    run recorded when it trained."""
+    folder = run.config.get("data_dir") or run.data().get("root")
+    dataset_id = run.data().get("dataset")
+    if not dataset_id:
+        return folder
+    store = DatasetStore()
+    trained_in = store.find(folder)
+    if trained_in and trained_in.recorded_id() == dataset_id:
+        return folder
+    moved = store.with_id(dataset_id)
+    return str(moved.root) if moved else folder
 
 
 def _photo_name(file_name: str, index: int) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from catdog import config
 from catdog.data import DataError, Scan, scan
+from catdog.datasets import run_data_dir
 from catdog.runs import Run
 from catdog.storage import write_bytes_atomic
 
@@ -147,7 +148,7 @@ def ensure(run: Run, data: Scan | None = None, progress: Progress | None = None)
         if guard := Guard.load(path):
             return guard
         try:
-            data = data or scan(run.config.get("data_dir"), run.config.get("split_seed") or config.SPLIT_SEED)
+            data = data or scan(run_data_dir(run), run.config.get("split_seed") or config.SPLIT_SEED)
         except DataError as error:
             raise GuardUnavailable(f"the run's data folder cannot be read: {error}") from None
         guard = fit_on(data, progress)

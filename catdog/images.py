@@ -1,5 +1,6 @@
 """Turning bytes from anywhere (uploads, data folders) into RGB pixels, or one clear error."""
 
+import base64
 import io
 import os
 import re
@@ -249,3 +250,13 @@ def to_model_input(image: Image.Image | np.ndarray, size: tuple[int, int] = IMAG
     if image.mode != "RGB":
         image = _to_rgb(image)
     return np.asarray(image.resize(size[::-1], Image.Resampling.BILINEAR))
+
+
+def data_url(pixels: np.ndarray, side: int, quality: int = 70) -> str:
+    """RGB pixels as a small JPEG data URL at most `side` px a side: a picture a web page can
+    show inline, as a chart's tooltip does, with no file to serve."""
+    image = Image.fromarray(np.asarray(pixels, dtype=np.uint8))
+    image.thumbnail((side, side), Image.Resampling.BICUBIC)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")

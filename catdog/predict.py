@@ -7,9 +7,11 @@ at the same time: the first caller does the work while the others wait for its r
 """
 
 import csv
+import dataclasses
 import itertools
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -21,12 +23,14 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 from PIL import Image
 
-from catdog import backbone, familiarity, head
+from catdog import backbone, config, familiarity, head
+from catdog.archives import ArchiveError, Member, is_zip, zip_members
 from catdog.backbone import WeightsUnavailable
 from catdog.data import Scan, scan
+from catdog.datasets import run_data_dir
 from catdog.features import FeatureCache, extract, model4_with_head
 from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
-from catdog.images import ImageError, load_image, open_image, to_model_input
+from catdog.images import ImageError, data_url, load_image, open_image, read_upload, to_model_input
 from catdog.runs import Run, RunError, image_size
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
@@ -36,8 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClassScores", "DataMap", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction", "Suspect",
-    "analyse_photo", "answer_photos", "answered_batch", "class_names", "data_map", "evaluate", "export_tflite",
-    "guard", "load_image", "load_model", "model_version", "predict", "predict_photo", "top_losses", "unfamiliarity",
+    "analyse_photo", "answer_photos", "answered_batch", "as_trained", "class_names", "data_map", "evaluate", "export_tflite",
+    "guard", "load_image", "load_model", "model_version", "photos_of", "predict", "predict_photo", "top_losses",
+    "unfamiliarity",
     "write_csv",
 ]
 
@@ -350,6 +355,46 @@ def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
         out.flush()
 
 
+Photo = tuple[str, Callable[[], bytes]]
+
+
+def photos_of(name: str, source: bytes | os.PathLike) -> Iterator[Photo]:
+    """An upload's bytes or a file, or each file of a zip (known by its content), as the
+    (name, read) pairs answer_photos takes; a zip's files are named NAME/PATH. A zip is read
+    through archives.zip_members, member by member, never unpacked: read() raises ImageError for
+    its skipped entries and for a zip refused as a whole, so each is a row with the reason."""
+    if not _is_zip(source):
+        yield name, (lambda: source) if isinstance(source, bytes) else (lambda: read_upload(Path(source)))
+        return
+    try:
+        members = zip_members(source)
+    except ArchiveError as error:
+        yield name, _refused(str(error))
+        return
+    for entry in members:
+        if isinstance(entry, Member):
+            yield f"{name}/{entry.path}", lambda data=entry.data: data
+        else:
+            yield f"{name}/{entry.name}", _refused(entry.reason)
+
+
+def _is_zip(source: bytes | os.PathLike) -> bool:
+    if isinstance(source, bytes):
+        return is_zip(source)
+    try:
+        with open(source, "rb") as file:
+            return is_zip(file.read(4))
+    except OSError:  # reading it as a photo then says why, in its row
+        return False
+
+
+def _refused(reason: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise ImageError(reason)
+
+    return read
+
+
 def _read_photo(read: Callable[[], bytes], size: tuple[int, int]) -> Image.Image | str:
     """The photo decoded no smaller than size (a big JPEG at a fraction of its scale), or the
     one-line reason it cannot be used."""
@@ -457,6 +502,8 @@ class Evaluation:
     images: tuple[ImageResult, ...]
     data_root: str
     model_mtime_ns: int
+    test_key: str = ""  # the scored test photos' content (Scan.content_key)
+    gone: int = 0  # the run's test photos no longer in its data folder, so not scored
 
     @property
     def n(self) -> int:
@@ -494,6 +541,8 @@ class Evaluation:
             "data_root": self.data_root,
             "images": [{**vars(image), "correct": image.correct} for image in self.images],
             "model_mtime_ns": self.model_mtime_ns,
+            "test_key": self.test_key,
+            "gone": self.gone,
         }
 
     @classmethod
@@ -509,6 +558,8 @@ class Evaluation:
             images=tuple(ImageResult(**image) for image in images),
             data_root=data["data_root"],
             model_mtime_ns=int(data["model_mtime_ns"]),
+            test_key=str(data.get("test_key", "")),
+            gone=int(data.get("gone", 0)),
         )
 
     @classmethod
@@ -523,31 +574,54 @@ class Evaluation:
         write_json_atomic(path, self.to_dict())
 
 
-def evaluate(run: Run, flip_average: bool = False) -> Evaluation:
+def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]]:
+    """The run's data folder (`data`: as scanned now, if the caller has it) with each split's files
+    as the run recorded them when it trained, those still there; and how many of each split are gone.
+
+    A folder of class folders alone is split by a seeded shuffle over the files present, so after a
+    photo is removed a fresh split would move photos the run trained on into its test split. Runs
+    from before data.json kept the files get the fresh split with their seed.
+    """
+    recorded = run.data().get("files")
+    if data is None or not isinstance(recorded, dict):
+        data = scan(run_data_dir(run), run.config.get("split_seed") or config.SPLIT_SEED)
+    if not isinstance(recorded, dict):
+        return data, dict.fromkeys(data.files, 0)
+    files, gone = {}, {}
+    for split in data.files:
+        items = [(name, int(label)) for name, label in recorded.get(split, [])]
+        files[split] = [(name, label) for name, label in items if name in data.index]
+        gone[split] = len(items) - len(files[split])
+    return dataclasses.replace(data, files=files), gone
+
+
+def evaluate(run: Run, flip_average: bool = False, data: Scan | None = None) -> Evaluation:
     """Accuracy, per-class scores, confusion matrix and per-photo answers on the test split.
 
-    The test split comes from the run's own data folder and split seed, so its files are
-    disjoint from the ones the run trained and validated on. Made once per saved model version
-    and setting, for every session, and kept on disk beside the model.
+    The test split is the one the run recorded when it trained (see `as_trained`), so its files
+    are disjoint from the ones the run trained and validated on, whatever changed since. Made once
+    per saved model version, setting and test photos, for every session, and kept on disk beside
+    the model. `data`: the run's data folder as scanned now, if the caller has it.
     """
     path = run.evaluation_path(flip_average)
+    trained, gone = as_trained(run, data)
+    test_key = trained.content_key("test")
 
     def saved_or_scored(version: int) -> Evaluation:
         saved = Evaluation.load(path)
-        if saved is not None and saved.model_mtime_ns == version:
+        if saved is not None and (saved.model_mtime_ns, saved.test_key) == (version, test_key):
             return saved
-        evaluation = _score(run, version, flip_average)
+        evaluation = _score(run, version, flip_average, trained, gone["test"])
         evaluation.save(path)
         return evaluation
 
-    key = str(path.resolve())
-    return _current(run, lambda version: _evaluations.get((key, version), lambda: saved_or_scored(version)))
+    key = (str(path.resolve()), test_key)
+    return _current(run, lambda version: _evaluations.get((*key, version), lambda: saved_or_scored(version)))
 
 
-def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
+def _score(run: Run, version: int, flip_average: bool, data: Scan, gone: int) -> Evaluation:
     start = time.perf_counter()
-    cfg, classes = run.config, class_names(run)
-    data = scan(cfg.get("data_dir"), cfg.get("split_seed"))
+    classes = class_names(run)
     if data.classes != classes:
         raise RunError(f"the data folder's classes changed since run {run.id} trained: {data.classes}")
     model = _model_at(run, version)
@@ -570,6 +644,8 @@ def _score(run: Run, version: int, flip_average: bool) -> Evaluation:
         ),
         data_root=str(data.root),
         model_mtime_ns=version,
+        test_key=data.content_key("test"),
+        gone=gone,
     )
 
 
@@ -588,8 +664,9 @@ class Suspect:
 
 
 def top_losses(run: Run, data: Scan, count: int) -> list[Suspect]:
-    """The training photos of `data` ranked by the model's loss on their labels, highest first:
-    mislabeled photos rise to the top (the model learned their class from all the others).
+    """The run's training photos still in `data` (its data folder as scanned now) ranked by the
+    model's loss on their labels, highest first: mislabeled photos rise to the top (the model
+    learned their class from all the others).
 
     Ranked once per model version and training-split content, for every session. Each photo's
     probabilities are kept per model version and photo content, in memory and beside the model,
@@ -598,6 +675,7 @@ def top_losses(run: Run, data: Scan, count: int) -> list[Suspect]:
     classes = class_names(run)
     if data.classes != classes:
         raise RunError(f"run {run.id} knows the classes {', '.join(classes)}; this data set has {', '.join(data.classes)}")
+    data, _ = as_trained(run, data)
     key = (str(run.photo_scores_path.resolve()), data.content_key("train"))
     ranked = _current(run, lambda version: _rankings.get((*key, version), lambda: _rank(run, version, data)))
     return ranked[:count]
@@ -637,6 +715,8 @@ def _scores_at(run: Run, version: int) -> dict[str, list[float]]:
 # --- a map of the data ------------------------------------------------------------------------
 
 MAP_SPLITS = ("test", "train")
+# The side of the photos a map shows on hover: a few kB each, as every browser that draws it gets them all.
+MAP_THUMBNAIL_SIDE = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -649,6 +729,7 @@ class DataMap:
     splits: tuple[str, ...]
     xy: np.ndarray  # (photos, 2)
     explained: tuple[float, float]  # the share of the features' variance along each axis
+    thumbnails: tuple[str, ...]  # each photo as a small JPEG data URL (MAP_THUMBNAIL_SIDE px)
 
 
 def pca_plane(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
@@ -659,36 +740,40 @@ def pca_plane(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float
     return mean, axes[:2], (float(variance[0]), float(variance[1]))
 
 
-def data_map(run: Run, progress: familiarity.Progress | None = None) -> DataMap:
-    """The map, made once per saved model version for every session: the test answers come from
-    `evaluate`, the training answers from the per-photo scores `top_losses` keeps, the features
-    from the shared feature cache (the guard's), the plane from the training features."""
+def data_map(run: Run, progress: familiarity.Progress | None = None, data: Scan | None = None) -> DataMap:
+    """The map, made once per saved model version and photos for every session: the test answers
+    come from `evaluate`, the training answers from the per-photo scores `top_losses` keeps, the
+    features from the shared feature cache (the guard's), the plane from the training features.
+    The photos are the run's own (see `as_trained`); `data`: its data folder as scanned now, if
+    the caller has it."""
+    data, _ = as_trained(run, data)
 
     def make() -> DataMap:
-        data = scan(run.config.get("data_dir"), run.config.get("split_seed"))
         cache = FeatureCache(data, familiarity.GUARD_IMAGE_SIZE, progress)
         features = {split: cache.features(split)[0] for split in MAP_SPLITS}
         mean, axes, explained = pca_plane(features["train"])
         photos, splits, blocks = [], [], []
         for split in MAP_SPLITS:
-            row = {name: i for i, (name, _) in enumerate(data.files[split])}
-            # Only photos still in the folder as the run's answers name them.
-            answered = [image for image in _answers(run, data, split) if image.file in row]
+            answered = _answers(run, data, split)
             photos += answered
             splits += [split] * len(answered)
-            blocks.append(features[split][[row[image.file] for image in answered]])
+            blocks.append(features[split])
         xy = (np.concatenate(blocks) - mean) @ axes.T
-        return DataMap(tuple(photos), tuple(splits), xy, explained)
+        # Decoded at the thumbnail's size: a JPEG at an eighth of its scale, on every core.
+        side = (MAP_THUMBNAIL_SIDE, MAP_THUMBNAIL_SIDE)
+        small = np.concatenate([data.arrays(split, size=side)[0] for split in MAP_SPLITS])
+        thumbnails = tuple(data_url(pixels, MAP_THUMBNAIL_SIDE) for pixels in small)
+        return DataMap(tuple(photos), tuple(splits), xy, explained, thumbnails)
 
-    key = str(run.path.resolve())
-    return _current(run, lambda version: _maps.get((key, version), make))
+    key = (str(run.path.resolve()), *(data.content_key(split) for split in MAP_SPLITS))
+    return _current(run, lambda version: _maps.get((*key, version), make))
 
 
 def _answers(run: Run, data: Scan, split: str) -> list[ImageResult]:
     """The run's answers on a split, in the split's order. Training photos are answered from the
     same per-photo scores as top losses, so a fix to the data set rescores only new photos."""
     if split == "test":
-        return list(evaluate(run).images)
+        return list(evaluate(run, data=data).images)
     train = data.files["train"]
     by_file = {suspect.file: suspect for suspect in top_losses(run, data, len(train))}
     return [ImageResult(s.file, s.label, s.predicted, s.confidence) for s in (by_file[name] for name, _ in train)]

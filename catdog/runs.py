@@ -7,7 +7,8 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
     history.jsonl   one line per epoch (and one for the fast path's feature caching)
     progress.json   where a live run is within its epoch, rewritten in place about every second
     data.json       what training found in the data folder: classes, counts, skipped files, and
-                    each split's files with their labels (kept when the data set changes later)
+                    each split's files with their labels (kept when the data set changes later);
+                    for a data set of the app's own, its id, which stays when it is renamed
     note.json       the user's note about the run
     cancel          present once the user asked to cancel
     model.keras     the weights with the best validation accuracy so far
@@ -143,13 +144,15 @@ class Run:
         files of each split as [name, label] pairs."""
         return read_json(self.path / "data.json") or {}
 
-    def record_data(self, scan: "Scan") -> None:
-        """Kept with the run: a data set fixed later does not change what this run trained on."""
+    def record_data(self, scan: "Scan", dataset: str | None = None) -> None:
+        """Kept with the run: a data set fixed later does not change what this run trained on.
+        `dataset`: the id of the app's own data set it is (catdog.datasets), to follow a rename."""
         write_json_atomic(
             self.path / "data.json",
             {
                 "root": str(scan.root), "classes": scan.classes, "counts": scan.counts(), "skipped": scan.skipped,
                 "files": {split: [list(item) for item in items] for split, items in scan.files.items()},
+                **({"dataset": dataset} if dataset else {}),
             },
         )
 

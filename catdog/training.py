@@ -17,6 +17,7 @@ import psutil
 
 from catdog import familiarity, head
 from catdog.data import Scan, scan
+from catdog.datasets import DatasetStore
 from catdog.features import FeatureCache
 from catdog.runs import PHASE_FEATURES, PHASE_HEAD, Run, RunCancelled, image_size, process_identity
 from catdog.settings import AugmentConfig, get_architecture
@@ -84,7 +85,8 @@ def train(run: Run, data: Scan | None = None) -> dict:
     now; returns the final status fields."""
     cfg = run.config
     data = data or scan(cfg["data_dir"], int(cfg["split_seed"]))
-    run.record_data(data)
+    managed = DatasetStore().find(data.root)
+    run.record_data(data, managed.id if managed else None)
     data.check_trainable()
     trained, best = _train_head_on_features(run, data, cfg) if cfg["fast"] else (None, -1.0)
     if not cfg["fast"] or (get_architecture(cfg["arch"]).fine_tune and int(cfg["fine_tune_epochs"]) > 0):

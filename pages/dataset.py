@@ -11,7 +11,7 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.data import DataError, Scan, default_dataset_available, min_photos_per_class
-from catdog.datasets import Dataset, DatasetStore, Made
+from catdog.datasets import Dataset, DatasetStore, Made, run_data_dir
 from catdog.images import ImageError, load_image, read_upload
 from catdog.runs import Run, RunError
 
@@ -364,7 +364,7 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
 
 
 def trained_on(run: Run, root: Path) -> bool:
-    folder = run.config.get("data_dir") or run.data().get("root")
+    folder = run_data_dir(run)
     return bool(folder) and Path(folder).expanduser().resolve() == root
 
 

@@ -11,20 +11,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
-from catdog.archives import ArchiveError, Member, is_zip, zip_members
+from catdog.archives import ArchiveError, is_zip, zip_members
 from catdog.data import DataError, Scan
-from catdog.datasets import DatasetStore
+from catdog.datasets import DatasetStore, run_data_dir
 from catdog.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
 from catdog.images import ImageError
 from catdog.predict import (
     DataMap,
     Evaluation,
     ImageResult,
+    Photo,
     PhotoAnswer,
     Prediction,
     analyse_photo,
@@ -33,6 +33,7 @@ from catdog.predict import (
     evaluate,
     guard,
     model_version,
+    photos_of,
     write_csv,
 )
 from catdog.runs import Run, RunError
@@ -42,7 +43,6 @@ GALLERY_COLUMNS = 8
 CONFIDENT_MISTAKES = 8
 # A zip's photos shown one by one, with Grad-CAM; every photo is in the table.
 PHOTO_CARDS = 6
-Photo = tuple[str, Callable[[], bytes]]
 
 
 def main() -> None:
@@ -135,31 +135,6 @@ def your_photos(run: Run, flip_average: bool) -> None:
 
 def photos(files: list[tuple[str, bytes]]) -> Iterator[Photo]:
     return itertools.chain.from_iterable(photos_of(name, data) for name, data in files)
-
-
-def photos_of(name: str, data: bytes) -> Iterator[Photo]:
-    """An upload, or each file of an uploaded zip, as (name, read); read() raises ImageError
-    for a zip's refused entries and for a zip refused as a whole, so they show with the reason."""
-    if not is_zip(data):
-        yield name, lambda: data
-        return
-    try:
-        members = zip_members(data)
-    except ArchiveError as error:
-        yield name, refused(str(error))
-        return
-    for entry in members:
-        if isinstance(entry, Member):
-            yield f"{name}/{entry.path}", lambda data=entry.data: data
-        else:
-            yield f"{name}/{entry.name}", refused(entry.reason)
-
-
-def refused(reason: str) -> Callable[[], bytes]:
-    def read() -> bytes:
-        raise ImageError(reason)
-
-    return read
 
 
 def photo_count(data: bytes) -> int:
@@ -267,12 +242,14 @@ def test_set(run: Run, flip_average: bool) -> None:
     mirrored = " Each answer averages the photo's and its mirror image's." if flip_average else ""
     st.caption(f"Photos the model never saw while training or choosing its best epoch.{mirrored}")
     try:
+        scan = ui.load_scan(run_data_dir(run))
         with st.spinner("Scoring the test photos…"):
-            result = evaluate(run, flip_average)
-        scan = ui.load_scan(run.config.get("data_dir"))
+            result = evaluate(run, flip_average, scan)
     except (RunError, DataError) as error:
         st.error(f"The test set cannot be scored: {error}")
         return
+    if result.gone:
+        st.caption(f"{result.gone} of this run's test photos are no longer in its data set: scored without them.")
     cols = st.columns(1 + len(result.classes))
     cols[0].metric("Test accuracy", ui.percent(result.test_accuracy), help=f"On {result.n} photos.")
     for col, (name, scores) in zip(cols[1:], result.per_class.items()):
@@ -322,52 +299,84 @@ def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"MobileNetV2 features, once for this data: {done} of {total} photos")
 
     with st.spinner("Placing the photos…"):
-        result = data_map(run, progress)
+        result = data_map(run, progress, scan)
     bar.empty()
     shown = MAP_SHOWS[st.radio("Photos", list(MAP_SHOWS), horizontal=True, key="predict_map_photos")]
-    event = st.plotly_chart(
-        map_figure(result, classes, shown), on_select="rerun", selection_mode="points", key="predict_map_chart",
+    event = st.vega_lite_chart(
+        map_points(result, shown), map_spec(classes), on_select="rerun", selection_mode=MAP_PICK, key="predict_map_chart",
     )
     first, second = (f"{share:.0%}" for share in result.explained)
     st.caption(
         f"The two directions along which the training photos' features vary most ({first} and {second} of the "
-        "variation). Colour: the true class; ● right, ✕ wrong; hollow: a training photo. Click a point for its photo."
+        "variation). Colour: the true class; ● right, ✕ wrong; hollow: a training photo. Hover a point to see "
+        "its photo, click it to open it below; scroll to zoom, drag to pan, double-click to reset."
     )
-    for point in event["selection"]["points"][:1]:
-        index = point["customdata"]
-        photo = result.photos[index[0] if isinstance(index, list) else index]
+    # No selection reads as {}, a clicked point as [{"point": number}].
+    picked = event["selection"][MAP_PICK]
+    if picked:
+        photo = result.photos[picked[0]["point"]]
         if photo.file in scan.index:
             mark = "right" if photo.correct else f"wrong: {photo.predicted}"
             st.image(ui.thumbnail(scan.key, photo.file, scan), caption=f"{photo.file} · {photo.label} · {mark} "
                      f"{photo.confidence:.0%}", width=320)
 
 
-def map_figure(result: DataMap, classes: tuple[str, ...], shown: tuple[str, ...]) -> go.Figure:
-    """One trace per split, class and right or wrong, so the legend explains colours and marks."""
+# The chart's click selection, by point number (the photo's index in the map).
+MAP_PICK = "photo"
+# A thick ✕ as a filled outline in Vega's unit square, so that training photos' crosses can be hollow.
+CROSS = "M-1,-0.6L-0.6,-1L0,-0.4L0.6,-1L1,-0.6L0.4,0L1,0.6L0.6,1L0,0.4L-0.6,1L-1,0.6L-0.4,0Z"
+
+
+def map_points(result: DataMap, shown: tuple[str, ...]) -> pd.DataFrame:
+    """One row per photo shown, in `shown`'s order, so later splits are drawn over earlier ones.
+    `title` and `image` are the fields the chart's tooltip shows as a heading and a picture."""
+    rows = [
+        {
+            "point": i, "x": float(result.xy[i, 0]), "y": float(result.xy[i, 1]),
+            "class": photo.label, "answer": "right" if photo.correct else "wrong",
+            "photos": "training" if split == "train" else "test",
+            "title": photo.file, "image": result.thumbnails[i], "said": f"{photo.predicted} {photo.confidence:.0%}",
+        }
+        for split_shown in shown
+        for i, (photo, split) in enumerate(zip(result.photos, result.splits))
+        if split == split_shown
+    ]
+    return pd.DataFrame(rows, columns=["point", "x", "y", "class", "answer", "photos", "title", "image", "said"])
+
+
+def map_spec(classes: tuple[str, ...]) -> dict:
+    """A Vega-Lite scatter: colour the true class, a dot right and a cross wrong, hollow for
+    training photos; hover shows the photo (Streamlit's Vega tooltips draw an `image` field as a
+    picture), a click selects it, and the scales zoom and pan."""
     colors = ui.class_colors(list(classes))
-    groups: dict[tuple[str, str, bool], list[int]] = {}
-    for i, (photo, split) in enumerate(zip(result.photos, result.splits)):
-        groups.setdefault((split, photo.label, photo.correct), []).append(i)
-    figure = go.Figure()
-    for split, label, correct in itertools.product(shown, classes, (True, False)):
-        indices = groups.get((split, label, correct))
-        if not indices:
-            continue
-        photos = [result.photos[i] for i in indices]
-        symbol = ("circle" if correct else "x") + ("-open" if split == "train" else "")
-        figure.add_trace(go.Scatter(
-            x=result.xy[indices, 0], y=result.xy[indices, 1], mode="markers", customdata=indices,
-            name=f"{label} · {'right' if correct else 'wrong'}" + (" · training" if split == "train" else ""),
-            marker={"color": colors[label], "symbol": symbol, "size": 7 if correct else 10},
-            text=[f"{p.file}<br>{p.label} · answer {p.predicted} {p.confidence:.0%}" for p in photos],
-            hovertemplate="%{text}<extra></extra>",
-        ))
-    figure.update_layout(
-        height=520, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h"},
-        xaxis={"title": "first direction", "showticklabels": False},
-        yaxis={"title": "second direction", "showticklabels": False},
-    )
-    return figure
+    by_class = {"field": "class", "type": "nominal", "scale": {"domain": list(classes), "range": list(colors.values())}}
+    axis = {"labels": False, "ticks": False, "grid": False}
+    # Not from zero, and padded, so that no point sits half outside the plot.
+    scale = {"zero": False, "nice": False, "padding": 12}
+    return {
+        "height": 520,
+        "params": [
+            {"name": MAP_PICK, "select": {"type": "point", "fields": ["point"], "on": "click", "toggle": False}},
+            {"name": "zoom", "select": "interval", "bind": "scales"},
+        ],
+        "mark": {"type": "point", "filled": True, "strokeWidth": 1.5, "cursor": "pointer"},
+        "encoding": {
+            "x": {"field": "x", "type": "quantitative", "title": "first direction", "axis": axis, "scale": scale},
+            "y": {"field": "y", "type": "quantitative", "title": "second direction", "axis": axis, "scale": scale},
+            "color": {**by_class, "title": "true class"},
+            "stroke": {**by_class, "title": "true class"},  # one legend with the colour's
+            "shape": {"field": "answer", "type": "ordinal", "title": "answer",
+                      "scale": {"domain": ["right", "wrong"], "range": ["circle", CROSS]}},
+            "size": {"field": "answer", "type": "ordinal", "title": "answer",
+                     "scale": {"domain": ["right", "wrong"], "range": [45, 110]}},
+            "fillOpacity": {"field": "photos", "type": "ordinal", "title": "photos",
+                            "scale": {"domain": ["test", "training"], "range": [1, 0]}},
+            "tooltip": [
+                {"field": "title"}, {"field": "image"},
+                {"field": "class", "title": "true class"}, {"field": "said", "title": "answer"},
+            ],
+        },
+    }
 
 
 def class_table(result: Evaluation) -> pd.DataFrame:

@@ -127,7 +127,8 @@ def test_train_wait_runs_list_predict_and_evaluate(trained_run_dir, tiny_data, t
 def test_predict_names_every_bad_file_in_one_json_line(trained_run_dir, tmp_path):
     run_id = json.loads(catdog("runs", "--runs-dir", str(trained_run_dir), "--json").stdout)[0]["id"]
     expected = {}
-    for key, bad in corpus.BAD.items():
+    # A zip is read as one (see the next test), not refused as a photo.
+    for key, bad in ((key, bad) for key, bad in corpus.BAD.items() if key != "zip"):
         path = tmp_path / f"{key}.jpg"
         path.write_bytes(bad.make())
         expected[str(path)] = bad.words
@@ -140,6 +141,35 @@ def test_predict_names_every_bad_file_in_one_json_line(trained_run_dir, tmp_path
     for answer in answers:
         assert "label" not in answer
         assert all(word in answer["error"].lower() for word in expected[answer["file"]]), answer
+
+
+def test_predict_answers_each_photo_of_a_zip_and_each_entry_left_out(trained_run_dir, tmp_path):
+    run_id = json.loads(catdog("runs", "--runs-dir", str(trained_run_dir), "--json").stdout)[0]["id"]
+    album = tmp_path / "album.zip"
+    album.write_bytes(corpus.make_zip({
+        "pets/cat.jpg": corpus.photo(0, 1), "pets/dog.png": corpus.encode(synthetic_image(1, 2), "PNG"),
+        "pets/notes.txt": b"hello", "pets/more.zip": corpus.zip_bytes(), "pets/.DS_Store": b"\0\0\0\1Bud1",
+    }))
+    # Known by content, whatever its name: a zip called .jpg is still read as a zip.
+    bomb = tmp_path / "bomb.jpg"
+    bomb.write_bytes(corpus.bomb_zip())
+    cat = tmp_path / "cat.jpg"
+    cat.write_bytes(corpus.photo(0, 3))
+    base = ("predict", "--run", run_id, "--runs-dir", str(trained_run_dir))
+
+    result = catdog(*base, str(album), str(bomb), str(cat))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    answers = {answer["file"]: answer for answer in map(json.loads, result.stdout.splitlines())}
+    assert list(answers) == [f"{album}/pets/cat.jpg", f"{album}/pets/dog.png", f"{album}/pets/notes.txt",
+                             f"{album}/pets/more.zip", str(bomb), str(cat)]
+    assert {answers[f"{album}/pets/{name}"]["label"] for name in ("cat.jpg", "dog.png")} <= {"cats", "dogs"}
+    assert answers[f"{album}/pets/notes.txt"]["error"] == "not an image: a text file"
+    assert "archive inside the archive" in answers[f"{album}/pets/more.zip"]["error"]
+    assert "zip bomb" in answers[str(bomb)]["error"] and answers[str(cat)]["label"] in ("cats", "dogs")
+
+    table = catdog(*base, "--csv", str(album))
+    _, *rows = table.stdout.splitlines()
+    assert [row.split(",")[0] for row in rows] == list(answers)[:4] and table.returncode == 1
 
 
 def test_evaluate_with_flip_tta_says_so(trained_run_dir):

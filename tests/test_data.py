@@ -347,30 +347,31 @@ def test_a_truncated_jpeg_fails_the_check(small: Path) -> None:
     assert "cats/cats.0.jpg" not in result.index
 
 
-def test_pixels_are_decoded_once_per_size_and_cached(small: Path, decodes: Counting) -> None:
+def test_decode_caches_every_photo_once_per_size(small: Path, decodes: Counting) -> None:
     first = scan(small)
-    pixels, labels = first.arrays("train", size=(96, 96))
+    first.decode((96, 96))
+    assert len(decodes.paths) == 10
+    pixels, labels = scan(small).arrays("train", size=(96, 96))
     assert pixels.shape == (len(labels), 96, 96, 3) and pixels.dtype == np.uint8
     assert labels.tolist() == first.labels("train").tolist()
-    assert len(decodes.paths) == 10, "a split's request decodes every photo of the folder once"
-    again, _ = scan(small).arrays("train", size=(96, 96))
+    scan(small).decode((96, 96))
     assert len(decodes.paths) == 10, "a second look at 96 px decoded files again"
-    np.testing.assert_array_equal(again, pixels)
-    scan(small).arrays("validation", size=(64, 64))
+    scan(small).decode((64, 64))
     assert len(decodes.paths) == 20, "another size is decoded from the files"
 
 
-def test_picked_photos_are_decoded_alone_until_every_photo_is(small: Path, decodes: Counting) -> None:
+def test_without_the_cache_only_the_photos_asked_for_are_decoded(small: Path, decodes: Counting) -> None:
     result = scan(small)
+    test, _ = result.arrays("test")
+    assert len(decodes.paths) == len(test) < 10, "a split is decoded alone"
     picked, _ = result.arrays("train", [0, 2])
-    assert picked.shape == (2, *config.IMAGE_SIZE, 3) and len(decodes.paths) == 2
+    assert picked.shape == (2, *config.IMAGE_SIZE, 3) and len(decodes.paths) == len(test) + 2
     np.testing.assert_array_equal(result.photo(result.files["train"][2][0]), picked[1])
-    assert len(decodes.paths) == 3
-    whole, _ = result.arrays("train")
-    np.testing.assert_array_equal(whole[[0, 2]], picked)
-    result.arrays("train", [0, 2])
+    before = len(decodes.paths)
+    result.decode()
+    np.testing.assert_array_equal(result.arrays("train", [0, 2])[0], picked)
     result.photo(result.files["train"][2][0])
-    assert len(decodes.paths) == 3 + 10, "picks come from the cache once it exists"
+    assert len(decodes.paths) == before + 10, "once cached, pixels come from the cache"
 
 
 def test_a_scan_for_training_now_keeps_the_pixels_it_checked(small: Path, checks: Counting, decodes: Counting) -> None:
@@ -435,6 +436,7 @@ def test_a_rescan_after_a_fix_decodes_only_new_contents(
 
 def test_damaged_caches_are_rebuilt(small: Path, checks: Counting, decodes: Counting) -> None:
     first = scan(small)
+    first.decode()
     expected = np.array(first.arrays("train")[0])
     (config.cache_dir() / "scans" / f"{first.key}.json").write_text("{not json")
     pixels = config.cache_dir() / "scans" / f"{first.key}-160x160.npy"
@@ -442,6 +444,7 @@ def test_damaged_caches_are_rebuilt(small: Path, checks: Counting, decodes: Coun
     pixels.write_bytes(b"not numpy")
     again = scan(small)
     assert len(checks.paths) == 20 and again.files == first.files
+    again.decode()
     np.testing.assert_array_equal(again.arrays("train")[0], expected)
     assert len(decodes.paths) == 20
 

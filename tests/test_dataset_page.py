@@ -3,7 +3,7 @@ fixes with undo, and the Predict page's confusion-matrix cells."""
 
 import pytest
 from corpus import ARCHIVES, photo
-from support import assert_clean, open_app
+from support import assert_clean, open_app, synthetic_image
 
 from catdog import data
 from catdog.datasets import DatasetStore
@@ -69,9 +69,10 @@ def test_the_class_builder_takes_files_and_camera_shots_and_says_what_is_missing
 
 @pytest.fixture
 def fixable(copied_runs, tiny_data, monkeypatch):
-    """An editable copy of tiny_data with a cat among the dogs, a trained run pointed at it, chosen."""
+    """An editable copy of tiny_data with a cat among the dogs, under the name of a dog the run
+    trained on, and the trained run pointed at it, chosen."""
     dataset = DatasetStore().copy(tiny_data, "fixable").dataset
-    (dataset.root / "train/cats/cats.0.jpg").rename(dataset.root / "train/dogs/really-a-cat.jpg")
+    synthetic_image(0, 999).save(dataset.root / "train/dogs/dogs.0.jpg")
     for run in RunStore().runs():
         run.write_config({**run.config, "data_dir": str(dataset.root)})
     monkeypatch.setenv("CATDOG_DATA_DIR", str(dataset.root))
@@ -85,35 +86,35 @@ def popover_buttons(app, prefix: str) -> dict[str, object]:
 def test_most_likely_mislabeled_then_move_undo_remove_and_restore(fixable):
     app = managed_page()
     assert_clean(app)
-    suspect = "train/dogs/really-a-cat.jpg"
+    suspect = "train/dogs/dogs.0.jpg"
     captions = [c.value for c in app.caption if c.value.startswith("labelled ")]
     assert captions[0].startswith("labelled dogs · model: cats")
     counts = lambda: data.scan(fixable.root).counts()["train"]
 
     popover_buttons(app, f"suspect-{suspect}")[f"suspect-{suspect}-to-cats"].click().run()
     assert_clean(app)
-    assert counts() == {"cats": 12, "dogs": 12}
-    assert any("moved train/dogs/really-a-cat.jpg to train/cats/really-a-cat.jpg" in i.value for i in app.info)
+    assert counts() == {"cats": 13, "dogs": 11}
+    assert any("moved train/dogs/dogs.0.jpg to train/cats/dogs.0.jpg" in i.value for i in app.info)
     assert {m.label: m.value for m in app.metric}["Usable images"] == "44"
 
     app.button(key="undo-fixable").click().run()
-    assert counts() == {"cats": 11, "dogs": 13}
+    assert counts() == {"cats": 12, "dogs": 12}
     popover_buttons(app, f"suspect-{suspect}")[f"suspect-{suspect}-remove"].click().run()
     assert_clean(app)
-    assert counts() == {"cats": 11, "dogs": 12}
+    assert counts() == {"cats": 12, "dogs": 11}
     assert [change.file for change in fixable.trash()] == [suspect]
     assert {m.label: m.value for m in app.metric}["Usable images"] == "43"
     # Undo beside the mistakes, far down the page from the one at the top; then removed again.
     app.button(key="undo-mislabeled-fixable").click().run()
-    assert counts() == {"cats": 11, "dogs": 13} and fixable.trash() == []
+    assert counts() == {"cats": 12, "dogs": 12} and fixable.trash() == []
     popover_buttons(app, f"suspect-{suspect}")[f"suspect-{suspect}-remove"].click().run()
     assert_clean(app)
-    assert counts() == {"cats": 11, "dogs": 12}
+    assert counts() == {"cats": 12, "dogs": 11}
     app.button(key="dataset_restore").click().run()
-    assert counts() == {"cats": 11, "dogs": 13} and fixable.trash() == []
+    assert counts() == {"cats": 12, "dogs": 12} and fixable.trash() == []
     # The run keeps its own record of what it trained on.
     recorded = RunStore().runs()[0].data()["files"]["train"]
-    assert ["train/dogs/really-a-cat.jpg", 1] not in recorded and ["train/cats/cats.0.jpg", 0] in recorded
+    assert ["train/dogs/dogs.0.jpg", 1] in recorded and ["train/cats/dogs.0.jpg", 0] not in recorded
 
 
 def test_fixes_wait_for_the_teacher(fixable, monkeypatch):

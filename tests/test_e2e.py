@@ -10,8 +10,10 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from browser import SLOW_MS, Dashboard, assert_no_errors, heading, new_page, settle
+from PIL import Image
 from support import synthetic_image, wait_for
 
 # The browser and page fixtures (conftest.py) skip these tests, saying why, without Chromium or Playwright.
@@ -92,11 +94,50 @@ def test_predict_flags_an_unfamiliar_photo_and_tables_a_zip(page, app_url, scree
     assert rows[1].startswith("stripes.jpg,") and ",True," in rows[1]
     assert rows[5] == "album.zip/pets/notes.txt,,,,,not an image: a text file"
 
+
+
+def test_predict_map_shows_a_photo_on_hover_and_opens_it_on_click(page, app_url, screenshots, backbone_weights):
+    page.goto(f"{app_url}/predict")
+    settle(page)
     page.get_by_text("Show the map").click()
-    sync_api.expect(page.locator('[data-testid="stPlotlyChart"]')).to_be_visible(timeout=SLOW_MS)
+    chart = page.locator('[data-testid="stVegaLiteChart"]')
+    sync_api.expect(chart).to_be_visible(timeout=SLOW_MS)
     settle(page)
     assert_no_errors(page)
-    page.locator('[data-testid="stPlotlyChart"]').screenshot(path=screenshots / "e2e-predict-map.png")
+    x, y = a_cat_point(chart)
+    page.mouse.move(x, y)
+    tooltip = page.locator("#vg-tooltip-element")
+    sync_api.expect(tooltip.locator("img")).to_be_visible()
+    assert tooltip.locator("img").evaluate("img => img.naturalWidth") > 0, "the thumbnail decodes"
+    file = tooltip.locator("h2").inner_text()
+    assert file.startswith(("validation/cats/", "train/cats/")), file
+    page.screenshot(path=screenshots / "e2e-predict-map-hover.png", full_page=False, clip=hover_area(chart, tooltip))
+    page.mouse.click(x, y)
+    sync_api.expect(page.locator('[data-testid="stImage"]').filter(has_text=file)).to_be_visible()
+    settle(page)
+    assert_no_errors(page)
+
+
+def a_cat_point(chart) -> tuple[float, float]:
+    """The page position of a cat's point (a canvas has no elements to find): of the warm pixels
+    (cats are drawn warm, dogs cool) in the plot's left part (the legend is on the right), the
+    one nearest their middle."""
+    shot = np.asarray(Image.open(io.BytesIO(chart.screenshot())).convert("RGB")).astype(int)
+    warm = (shot[..., 0] - shot[..., 2] > 80)[:, : int(shot.shape[1] * 0.8)]
+    rows, cols = np.nonzero(warm)
+    assert len(rows), "no cat drawn"
+    middle = np.argmin((rows - np.median(rows)) ** 2 + (cols - np.median(cols)) ** 2)
+    box = chart.bounding_box()
+    scale = shot.shape[1] / box["width"]
+    return box["x"] + cols[middle] / scale, box["y"] + rows[middle] / scale
+
+
+def hover_area(chart, tooltip) -> dict:
+    """The chart and its tooltip together, for the screenshot."""
+    a, b = chart.bounding_box(), tooltip.bounding_box()
+    left, top = min(a["x"], b["x"]), min(a["y"], b["y"])
+    right, bottom = max(a["x"] + a["width"], b["x"] + b["width"]), max(a["y"] + a["height"], b["y"] + b["height"])
+    return {"x": left, "y": top, "width": right - left, "height": bottom - top}
 
 
 def test_runs_table_compares_and_downloads(page, app_url, screenshots, tmp_path):

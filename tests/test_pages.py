@@ -1,5 +1,6 @@
 """Every dashboard page, run headless with Streamlit's AppTest on tiny data and a tiny trained run."""
 
+import base64
 import io
 import json
 import os
@@ -10,7 +11,10 @@ import zipfile
 from pathlib import Path
 
 import corpus
+import pandas as pd
+import pyarrow as pa
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 from support import (
     APPTEST_TIMEOUT,
@@ -492,26 +496,34 @@ def test_predict_says_an_unfamiliar_photo_is_unfamiliar_above_the_bars(trained_e
     assert len(app.get("progress")) == 2, "the probabilities stay visible"
 
 
+def map_points(app) -> pd.DataFrame:
+    """The rows the map's Vega-Lite chart draws, as the page sent them."""
+    [chart] = app.get("vega_lite_chart")
+    return pa.ipc.open_stream(chart.proto.data.data).read_pandas()
+
+
 def test_predict_map_of_the_data_shows_the_photos_and_opens_a_clicked_one(trained_env, backbone_weights):
     app = open_app("pages/predict.py")
-    assert not app.get("plotly_chart"), "off until asked for"
+    assert not app.get("vega_lite_chart"), "off until asked for"
     app.toggle(key="predict_map").set_value(True).run()
     assert_clean(app)
-    traces = json.loads(app.get("plotly_chart")[0].proto.spec)["data"]
+    points = map_points(app)
     tested = int(app.table[0].value["Test photos"].sum())
-    assert sum(len(trace["x"]) for trace in traces) == tested
-    assert {trace["name"].split(" · ")[0] for trace in traces} <= {"cats", "dogs"}
-    first = traces[0]
-    app.session_state["predict_map_chart"] = {
-        "selection": {"points": [{"customdata": first["customdata"][0]}], "point_indices": [0], "box": [], "lasso": []}
-    }
+    assert len(points) == tested and set(points["photos"]) == {"test"}
+    assert set(points["class"]) <= {"cats", "dogs"} and set(points["answer"]) <= {"right", "wrong"}
+    # Hover: Streamlit's Vega tooltips show `title` as a heading and `image` as a picture.
+    spec = json.loads(app.get("vega_lite_chart")[0].proto.spec)
+    assert {"title", "image"} <= {field["field"] for field in spec["encoding"]["tooltip"]}
+    for url in points["image"]:
+        assert url.startswith("data:image/jpeg;base64,")
+        assert max(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size) <= 64
+    app.session_state["predict_map_chart"] = {"selection": {"photo": [{"point": int(points["point"][0])}]}}
     app.run()
     assert_clean(app)
-    file = first["text"][0].split("<br>")[0]
-    assert any(caption.startswith(file) for caption in image_captions(app))
+    assert any(caption.startswith(points["title"][0]) for caption in image_captions(app))
     app.radio(key="predict_map_photos").set_value("Both").run()
-    traces = json.loads(app.get("plotly_chart")[0].proto.spec)["data"]
-    assert any(trace["name"].endswith("training") for trace in traces)
+    both = map_points(app)
+    assert list(both["photos"]).index("test") == list(both["photos"]).count("training"), "test photos drawn last"
 
 
 def test_predict_without_a_model_points_to_training(tiny_env):

@@ -177,6 +177,8 @@ def test_the_map_places_every_test_and_training_photo_with_the_runs_answers(run,
     assert {p.file: (p.predicted, p.confidence) for p, split in zip(result.photos, result.splits) if split == "train"} == suspects
     assert run.photo_scores_path.is_file() and not list(run.path.glob("evaluation-train*"))
     assert result.xy.shape == (len(result.photos), 2) and np.isfinite(result.xy).all()
+    assert len(result.thumbnails) == len(result.photos)
+    assert all(url.startswith("data:image/jpeg;base64,") for url in result.thumbnails)
     assert data_map(run) is result, "made once per model version"
     # Warm discs and cool bars differ most in what MobileNetV2 sees: the first axis parts them.
     first = {label: result.xy[[i for i, p in enumerate(result.photos) if p.label == label], 0] for label in ("cats", "dogs")}
@@ -295,7 +297,7 @@ def test_evaluate_json_keeps_its_keys_with_per_class_scores(run, trained_run_dir
     result = catdog("evaluate", "--run", run.id, "--runs-dir", str(trained_run_dir), "--json")
     assert result.returncode == 0, result.stderr
     evaluation = json.loads(result.stdout)
-    assert set(evaluation) == {"run", "flip_average", "test_accuracy", "n", "classes", "per_class", "confusion_matrix"}
+    assert set(evaluation) == {"run", "flip_average", "test_accuracy", "n", "classes", "per_class", "confusion_matrix", "gone"}
     assert list(evaluation["per_class"]) == evaluation["classes"] == ["cats", "dogs"]
     for scores in evaluation["per_class"].values():
         assert set(scores) == {"recall", "precision", "f1", "support"}
