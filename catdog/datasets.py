@@ -3,7 +3,10 @@
 Each data set is a folder in the datasets folder (config.datasets_dir()) named as the data set,
 in a layout catdog.data reads: `train/` (and `validation/`, `test/`) with one folder per class,
 or one folder per class. A new data set is written into a hidden `.incoming-…` folder beside
-them and renamed into place only once complete, so a failed upload leaves nothing behind.
+them and renamed into place only once complete, so a failed upload leaves nothing behind. The
+writer holds a lock file beside that folder while it fills it; the OS lets go of the lock when
+the process dies, so a folder left by a crash is one whose lock can be taken, and listing or
+making data sets sweeps it away (with any `.deleted-…` folder a crash left mid-delete).
 
 Each data set carries a hidden `.dataset.json` with an id that stays when it is renamed: runs
 record it, so that a run trained before a rename still finds its photos (`run_data_dir`).
@@ -19,7 +22,6 @@ import re
 import secrets
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -269,6 +271,7 @@ class DatasetStore:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
+        self._sweep()
         return sorted(
             (p.name for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _NAME.match(p.name)),
             key=str.lower,
@@ -395,16 +398,55 @@ class DatasetStore:
 
     @contextmanager
     def _incoming(self, name: str) -> Iterator[Path]:
-        """A hidden folder to fill, renamed to the data set's name only once filled without error."""
+        """A hidden folder to fill, renamed to the data set's name only once filled without error.
+        Its lock is taken before the folder exists and held until it is gone: see `_sweep`."""
         self._new_path(name)
         self.root.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=self.root, prefix=_INCOMING))
+        self._sweep()
+        folder = self.root / f"{_INCOMING}{secrets.token_hex(8)}"
+        lock = _incoming_lock(folder)
         try:
-            yield folder
-            with self._lock():
-                folder.rename(self._new_path(name))
+            with lock:
+                folder.mkdir()
+                try:
+                    yield folder
+                    with self._lock():
+                        folder.rename(self._new_path(name))
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove_lock_file(lock)
+
+    def _sweep(self) -> None:
+        """Removes what crashed imports and deletes left: `.incoming-…` folders whose lock nobody
+        holds (their writer died, and the OS let go of its lock) and `.deleted-…` folders. A
+        folder being filled right now keeps its lock taken and is passed over."""
+        for entry in self.root.iterdir():
+            if entry.name.startswith(_DELETED) and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith(_INCOMING) and entry.is_dir():
+                lock = _incoming_lock(entry)
+                try:
+                    with lock.acquire(timeout=0):
+                        shutil.rmtree(entry, ignore_errors=True)
+                except filelock.Timeout:
+                    continue
+                _remove_lock_file(lock)
+            elif entry.name.startswith(_INCOMING) and entry.suffix == ".lock" and not entry.with_suffix("").exists():
+                _remove_lock_file(_incoming_lock(entry.with_suffix("")))
+
+
+def _incoming_lock(folder: Path) -> filelock.BaseFileLock:
+    return filelock.FileLock(folder.with_name(f"{folder.name}.lock"))
+
+
+def _remove_lock_file(lock: filelock.BaseFileLock) -> None:
+    """Deletes a lock file nobody holds; one held, or open on Windows, stays for a later sweep."""
+    try:
+        with lock.acquire(timeout=0):
+            Path(lock.lock_file).unlink(missing_ok=True)
+    except (filelock.Timeout, OSError):
+        pass
 
 
 def run_data_dir(run: Run) -> str | None:
