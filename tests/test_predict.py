@@ -297,7 +297,8 @@ def test_evaluate_json_keeps_its_keys_with_per_class_scores(run, trained_run_dir
     result = catdog("evaluate", "--run", run.id, "--runs-dir", str(trained_run_dir), "--json")
     assert result.returncode == 0, result.stderr
     evaluation = json.loads(result.stdout)
-    assert set(evaluation) == {"run", "flip_average", "test_accuracy", "n", "classes", "per_class", "confusion_matrix"}
+    assert set(evaluation) == {"run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix"}
+    assert evaluation["gone"] == 0, "every test photo the run recorded is still there"
     assert list(evaluation["per_class"]) == evaluation["classes"] == ["cats", "dogs"]
     for scores in evaluation["per_class"].values():
         assert set(scores) == {"recall", "precision", "f1", "support"}
