@@ -9,7 +9,8 @@ the process dies, so a folder left by a crash is one whose lock can be taken, an
 making data sets sweeps it away (with any `.deleted-…` folder a crash left mid-delete).
 
 Each data set carries a hidden `.dataset.json` with an id that stays when it is renamed: runs
-record it, so that a run trained before a rename still finds its photos (`run_data_dir`).
+record it, so that a run trained before a rename still finds its photos (`run_data_dir`), and
+`as_trained` gives a run its own splits of them, as it recorded them, whatever changed since.
 
 Photos are never deleted: removing one moves it into the data set's hidden `.trash/` folder,
 and `.trash/journal.json` records every move and removal so that each can be undone or
@@ -25,7 +26,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -33,7 +34,7 @@ import filelock
 
 from catdog import config
 from catdog.archives import ArchiveError, Skipped, zip_members
-from catdog.data import DataError, min_photos_per_class, resolve_data_dir
+from catdog.data import DataError, Scan, min_photos_per_class, resolve_data_dir, scan
 from catdog.images import ImageError, open_image
 from catdog.runs import ACTIVE, Run, RunStore
 from catdog.storage import read_json, write_json_atomic
@@ -463,6 +464,27 @@ def run_data_dir(run: Run) -> str | None:
         return folder
     moved = store.with_id(dataset_id)
     return str(moved.root) if moved else folder
+
+
+def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]]:
+    """The run's data folder (`data`: as scanned now, if the caller has it) with each split's files
+    as the run recorded them when it trained, those still there; and how many of each split are gone.
+
+    A folder of class folders alone is split by a seeded shuffle over the files present, so after a
+    photo is removed a fresh split would move photos the run trained on into its test split. Runs
+    from before data.json kept the files get the fresh split with their seed.
+    """
+    recorded = run.data().get("files")
+    if data is None or not isinstance(recorded, dict):
+        data = scan(run_data_dir(run), run.config.get("split_seed") or config.SPLIT_SEED)
+    if not isinstance(recorded, dict):
+        return data, dict.fromkeys(data.files, 0)
+    files, gone = {}, {}
+    for split in data.files:
+        items = [(name, int(label)) for name, label in recorded.get(split, [])]
+        files[split] = [(name, label) for name, label in items if name in data.index]
+        gone[split] = len(items) - len(files[split])
+    return replace(data, files=files), gone
 
 
 def _photo_name(file_name: str, index: int) -> str:

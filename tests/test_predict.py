@@ -257,7 +257,7 @@ def test_sessions_asking_for_a_new_evaluation_at_once_wait_for_one_scoring(fresh
     assert evaluate(fresh_run) is results[0]
 
 
-@pytest.mark.parametrize("moment", ["scan", "probabilities"])
+@pytest.mark.parametrize("moment", ["as_trained", "probabilities"])
 def test_an_evaluation_records_the_model_version_it_scored(run, fresh_run, monkeypatch, moment):
     """Training may save a better model at any moment of an evaluation, here while reading the
     test split (before the copy's model is first loaded) or while scoring it (after)."""
