@@ -3,10 +3,14 @@
 Each data set is a folder in the datasets folder (config.datasets_dir()) named as the data set,
 in a layout catdog.data reads: `train/` (and `validation/`, `test/`) with one folder per class,
 or one folder per class. A new data set is written into a hidden `.incoming-…` folder beside
-them and renamed into place only once complete, so a failed upload leaves nothing behind.
+them and renamed into place only once complete, so a failed upload leaves nothing behind. The
+writer holds a lock file beside that folder while it fills it; the OS lets go of the lock when
+the process dies, so a folder left by a crash is one whose lock can be taken, and listing or
+making data sets sweeps it away (with any `.deleted-…` folder a crash left mid-delete).
 
 Each data set carries a hidden `.dataset.json` with an id that stays when it is renamed: runs
-record it, so that a run trained before a rename still finds its photos (`run_data_dir`).
+record it, so that a run trained before a rename still finds its photos (`run_data_dir`), and
+`as_trained` gives a run its own splits of them, as it recorded them, whatever changed since.
 
 Photos are never deleted: removing one moves it into the data set's hidden `.trash/` folder,
 and `.trash/journal.json` records every move and removal so that each can be undone or
@@ -19,11 +23,10 @@ import re
 import secrets
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -31,7 +34,7 @@ import filelock
 
 from catdog import config
 from catdog.archives import ArchiveError, Skipped, zip_members
-from catdog.data import DataError, min_photos_per_class, resolve_data_dir
+from catdog.data import DataError, Scan, min_photos_per_class, resolve_data_dir, scan
 from catdog.images import ImageError, open_image
 from catdog.runs import ACTIVE, Run, RunStore
 from catdog.storage import read_json, write_json_atomic
@@ -269,6 +272,7 @@ class DatasetStore:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
+        self._sweep()
         return sorted(
             (p.name for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _NAME.match(p.name)),
             key=str.lower,
@@ -395,16 +399,55 @@ class DatasetStore:
 
     @contextmanager
     def _incoming(self, name: str) -> Iterator[Path]:
-        """A hidden folder to fill, renamed to the data set's name only once filled without error."""
+        """A hidden folder to fill, renamed to the data set's name only once filled without error.
+        Its lock is taken before the folder exists and held until it is gone: see `_sweep`."""
         self._new_path(name)
         self.root.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=self.root, prefix=_INCOMING))
+        self._sweep()
+        folder = self.root / f"{_INCOMING}{secrets.token_hex(8)}"
+        lock = _incoming_lock(folder)
         try:
-            yield folder
-            with self._lock():
-                folder.rename(self._new_path(name))
+            with lock:
+                folder.mkdir()
+                try:
+                    yield folder
+                    with self._lock():
+                        folder.rename(self._new_path(name))
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove_lock_file(lock)
+
+    def _sweep(self) -> None:
+        """Removes what crashed imports and deletes left: `.incoming-…` folders whose lock nobody
+        holds (their writer died, and the OS let go of its lock) and `.deleted-…` folders. A
+        folder being filled right now keeps its lock taken and is passed over."""
+        for entry in self.root.iterdir():
+            if entry.name.startswith(_DELETED) and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith(_INCOMING) and entry.is_dir():
+                lock = _incoming_lock(entry)
+                try:
+                    with lock.acquire(timeout=0):
+                        shutil.rmtree(entry, ignore_errors=True)
+                except filelock.Timeout:
+                    continue
+                _remove_lock_file(lock)
+            elif entry.name.startswith(_INCOMING) and entry.suffix == ".lock" and not entry.with_suffix("").exists():
+                _remove_lock_file(_incoming_lock(entry.with_suffix("")))
+
+
+def _incoming_lock(folder: Path) -> filelock.BaseFileLock:
+    return filelock.FileLock(folder.with_name(f"{folder.name}.lock"))
+
+
+def _remove_lock_file(lock: filelock.BaseFileLock) -> None:
+    """Deletes a lock file nobody holds; one held, or open on Windows, stays for a later sweep."""
+    try:
+        with lock.acquire(timeout=0):
+            Path(lock.lock_file).unlink(missing_ok=True)
+    except (filelock.Timeout, OSError):
+        pass
 
 
 def run_data_dir(run: Run) -> str | None:
@@ -421,6 +464,27 @@ def run_data_dir(run: Run) -> str | None:
         return folder
     moved = store.with_id(dataset_id)
     return str(moved.root) if moved else folder
+
+
+def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]]:
+    """The run's data folder (`data`: as scanned now, if the caller has it) with each split's files
+    as the run recorded them when it trained, those still there; and how many of each split are gone.
+
+    A folder of class folders alone is split by a seeded shuffle over the files present, so after a
+    photo is removed a fresh split would move photos the run trained on into its test split. Runs
+    from before data.json kept the files get the fresh split with their seed.
+    """
+    recorded = run.data().get("files")
+    if data is None or not isinstance(recorded, dict):
+        data = scan(run_data_dir(run), run.config.get("split_seed") or config.SPLIT_SEED)
+    if not isinstance(recorded, dict):
+        return data, dict.fromkeys(data.files, 0)
+    files, gone = {}, {}
+    for split in data.files:
+        items = [(name, int(label)) for name, label in recorded.get(split, [])]
+        files[split] = [(name, label) for name, label in items if name in data.index]
+        gone[split] = len(items) - len(files[split])
+    return replace(data, files=files), gone
 
 
 def _photo_name(file_name: str, index: int) -> str:

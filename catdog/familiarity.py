@@ -22,8 +22,8 @@ import filelock
 import numpy as np
 
 from catdog import config
-from catdog.data import DataError, Scan, scan
-from catdog.datasets import run_data_dir
+from catdog.data import DataError, Scan
+from catdog.datasets import as_trained
 from catdog.runs import Run
 from catdog.storage import write_bytes_atomic
 
@@ -135,7 +135,8 @@ def fit_on(data: Scan, progress: Progress | None = None) -> Guard:
 
 
 def ensure(run: Run, data: Scan | None = None, progress: Progress | None = None) -> Guard:
-    """The run's guard, made from its data folder and saved with the run when it has none yet.
+    """The run's guard, made from the photos it trained and validated on (datasets.as_trained)
+    and saved with the run when it has none yet.
 
     Training makes it at its end; a run trained before the guard existed gets it on first use.
     It depends on the training photos, not the model's weights, so it is made once per run. The
@@ -148,7 +149,7 @@ def ensure(run: Run, data: Scan | None = None, progress: Progress | None = None)
         if guard := Guard.load(path):
             return guard
         try:
-            data = data or scan(run_data_dir(run), run.config.get("split_seed") or config.SPLIT_SEED)
+            data = data or as_trained(run)[0]
         except DataError as error:
             raise GuardUnavailable(f"the run's data folder cannot be read: {error}") from None
         guard = fit_on(data, progress)

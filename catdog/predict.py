@@ -7,7 +7,6 @@ at the same time: the first caller does the work while the others wait for its r
 """
 
 import csv
-import dataclasses
 import itertools
 import json
 import logging
@@ -23,11 +22,11 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 from PIL import Image
 
-from catdog import backbone, config, familiarity, head
+from catdog import backbone, familiarity, head
 from catdog.archives import ArchiveError, Member, is_zip, zip_members
 from catdog.backbone import WeightsUnavailable
-from catdog.data import Scan, scan
-from catdog.datasets import run_data_dir
+from catdog.data import Scan
+from catdog.datasets import as_trained
 from catdog.features import FeatureCache, extract, model4_with_head
 from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
 from catdog.images import ImageError, data_url, load_image, open_image, read_upload, to_model_input
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClassScores", "DataMap", "Evaluation", "ImageError", "ImageResult", "PhotoAnswer", "Prediction", "Suspect",
-    "analyse_photo", "answer_photos", "answered_batch", "as_trained", "class_names", "data_map", "evaluate", "export_tflite",
+    "analyse_photo", "answer_photos", "answered_batch", "class_names", "data_map", "evaluate", "export_tflite",
     "guard", "load_image", "load_model", "model_version", "photos_of", "predict", "predict_photo", "top_losses",
     "unfamiliarity",
     "write_csv",
@@ -572,27 +571,6 @@ class Evaluation:
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, self.to_dict())
-
-
-def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]]:
-    """The run's data folder (`data`: as scanned now, if the caller has it) with each split's files
-    as the run recorded them when it trained, those still there; and how many of each split are gone.
-
-    A folder of class folders alone is split by a seeded shuffle over the files present, so after a
-    photo is removed a fresh split would move photos the run trained on into its test split. Runs
-    from before data.json kept the files get the fresh split with their seed.
-    """
-    recorded = run.data().get("files")
-    if data is None or not isinstance(recorded, dict):
-        data = scan(run_data_dir(run), run.config.get("split_seed") or config.SPLIT_SEED)
-    if not isinstance(recorded, dict):
-        return data, dict.fromkeys(data.files, 0)
-    files, gone = {}, {}
-    for split in data.files:
-        items = [(name, int(label)) for name, label in recorded.get(split, [])]
-        files[split] = [(name, label) for name, label in items if name in data.index]
-        gone[split] = len(items) - len(files[split])
-    return dataclasses.replace(data, files=files), gone
 
 
 def evaluate(run: Run, flip_average: bool = False, data: Scan | None = None) -> Evaluation:

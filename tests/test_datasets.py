@@ -3,10 +3,12 @@
 import io
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from corpus import ARCHIVES, bomb_zip, class_photos, make_zip, photo
-from support import catdog, make_dataset, synthetic_image, train_model1
+from support import ROOT, catdog, make_dataset, synthetic_image, train_model1
 
 from catdog import config, data
 from catdog.datasets import DatasetError, DatasetStore, check_name
@@ -291,3 +293,41 @@ def test_a_run_on_a_folder_of_its_own_keeps_that_folder(tmp_path):
     run = RunStore().create({"arch": "model1", "data_dir": str(tmp_path / "photos")})
     run.record_data(data.scan(make_dataset(tmp_path / "photos")))
     assert "dataset" not in run.data() and run_data_dir(run) == str(tmp_path / "photos")
+
+
+def test_an_import_killed_midway_leaves_a_folder_the_next_listing_sweeps_away(tmp_path):
+    """A crash leaves the hidden folder an import fills; the OS lets go of its lock, and that
+    is how the sweep tells it from an import still running (no process table, no fcntl)."""
+    archive = tmp_path / "pets.zip"
+    archive.write_bytes(make_zip(class_photos()))
+    root = tmp_path / "datasets"
+    crash = (
+        "import os, sys; from catdog.datasets import DatasetStore; "
+        "DatasetStore(sys.argv[1]).import_zip(sys.argv[2], 'pets', progress=lambda done, total: done == 3 and os._exit(9))"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", crash, str(root), str(archive)], check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+    )
+    assert killed.returncode == 9, killed.stderr
+    [left] = [path for path in root.iterdir() if path.name.startswith(".incoming-") and path.is_dir()]
+    assert list(left.rglob("*.jpg")), "the crash left photos behind"
+    (root / ".deleted-old-1a2b").mkdir()  # and a delete cut short
+
+    store = DatasetStore(root)
+    assert store.names() == []
+    assert not [path.name for path in root.iterdir() if path.name.startswith((".incoming-", ".deleted-"))]
+
+
+def test_the_sweep_passes_over_an_import_still_running(tmp_path):
+    store = DatasetStore(tmp_path / "datasets")
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        # Another session lists the data sets while this import is filling its folder.
+        DatasetStore(store.root).names()
+        seen.append(sorted(path.name for path in store.root.iterdir() if path.name.startswith(".incoming-")))
+
+    made = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets", progress)
+    assert all(len(names) == 2 for names in seen), "the folder and its lock survive every sweep"
+    assert sum(map(len, data.scan(made.dataset.root).files.values())) == 8
+    assert not [path for path in store.root.iterdir() if path.name.startswith(".incoming-")], "nothing left after"

@@ -257,7 +257,7 @@ def test_sessions_asking_for_a_new_evaluation_at_once_wait_for_one_scoring(fresh
     assert evaluate(fresh_run) is results[0]
 
 
-@pytest.mark.parametrize("moment", ["scan", "probabilities"])
+@pytest.mark.parametrize("moment", ["as_trained", "probabilities"])
 def test_an_evaluation_records_the_model_version_it_scored(run, fresh_run, monkeypatch, moment):
     """Training may save a better model at any moment of an evaluation, here while reading the
     test split (before the copy's model is first loaded) or while scoring it (after)."""
@@ -297,7 +297,8 @@ def test_evaluate_json_keeps_its_keys_with_per_class_scores(run, trained_run_dir
     result = catdog("evaluate", "--run", run.id, "--runs-dir", str(trained_run_dir), "--json")
     assert result.returncode == 0, result.stderr
     evaluation = json.loads(result.stdout)
-    assert set(evaluation) == {"run", "flip_average", "test_accuracy", "n", "classes", "per_class", "confusion_matrix", "gone"}
+    assert set(evaluation) == {"run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix"}
+    assert evaluation["gone"] == 0, "every test photo the run recorded is still there"
     assert list(evaluation["per_class"]) == evaluation["classes"] == ["cats", "dogs"]
     for scores in evaluation["per_class"].values():
         assert set(scores) == {"recall", "precision", "f1", "support"}
