@@ -43,6 +43,18 @@ def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
         results["goals"]
     )
     assert "goal cli_fast_cold_wall_s" in table
+    assert "held_out_test_accuracy" in results["goals"]
+
+
+def test_smoke_held_out_alone_reports_each_seed_and_its_goal(tmp_path, backbone_weights):
+    results, table = run_smoke("benchmarks.speed", tmp_path / "results.json", 300, "--only", "held_out")
+    held_out = results["held_out"]
+    assert held_out["setting"]["image_size"] == HIRES and [s["seed"] for s in held_out["seeds"]] == [0, 1]
+    tests = [s["test_accuracy"] for s in held_out["seeds"]]
+    assert all(0 <= accuracy <= 1 for accuracy in tests) and held_out["test_accuracy_mean"] == round(sum(tests) / 2, 4)
+    goal = results["goals"]["held_out_test_accuracy"]
+    assert goal["goal"] == 0.99 and goal["met"] == (held_out["test_accuracy_mean"] >= 0.99)
+    assert set(results["goals"]) == {"held_out_test_accuracy"} and "goal held_out_test_accuracy" in table
 
 
 def test_smoke_responsiveness_measures_switches_and_slider_while_training(tmp_path):
