@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from support import ROOT, catdog, synthetic_image
+from support import ROOT, catdog, make_dataset, synthetic_image
 
 from catdog import backbone, features, head
 from catdog.images import load_image
@@ -143,3 +143,21 @@ def test_train_wait_trains_in_its_own_process_and_predict_puts_the_backbone_back
     for flip in (False, True):
         keras_answer, fast_answer = predict(run, image, flip), predict_photo(run, photo.read_bytes(), flip)
         assert fast_answer == pytest.approx(keras_answer, abs=1e-4)
+
+
+def test_a_fast_runs_training_photos_are_ranked_by_heads_that_never_saw_them(backbone_weights, tmp_path, monkeypatch):
+    """A run's head learns its training photos by heart (on real photos a dog planted among the
+    cats came out a cat), so top losses score each photo with heads trained on the other folds."""
+    from catdog import predict, training
+    from catdog.data import scan
+
+    folder = make_dataset(tmp_path / "pets", per_split=(("train", 20), ("validation", 6)))
+    synthetic_image(1, 999).save(folder / "train" / "cats" / "cats.planted.jpg")
+    run = RunStore(tmp_path / "runs").create(_fast_config(folder))
+    assert training.execute(run)
+    in_sample = []
+    monkeypatch.setattr(predict, "probabilities", lambda *args, **kwargs: in_sample.append(args))
+    top = predict.top_losses(run, scan(folder), 3)
+    assert top[0].file == "train/cats/cats.planted.jpg" and top[0].predicted == "dogs"
+    assert in_sample == [], "the run's own model scored its training photos"
+    assert len(predict.top_losses(run, scan(folder), 100)) == len(run.data()["files"]["train"])
