@@ -257,7 +257,7 @@ def _classifier(run: Run, flip_average: bool) -> tuple[tuple[int, int], Callable
     """
     size = image_size(run.config)
     extract_features = backbone.extractor(size)
-    trained = _current(run, lambda version: _heads.get((str(run.model_path.resolve()), version), lambda: _head_at(run, version)))
+    trained = _current(run, lambda version: _head_at(run, version))
     if trained is None or extract_features is None:
         model = load_model(run)
         return input_size(model), lambda pixels: probabilities(model, pixels, flip_average)
@@ -275,11 +275,15 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _head_at(run: Run, version: int) -> head.Head | None:
-    """The fast path's head of exactly this model version, or None for a whole Keras model."""
-    trained = head.load(run.model_path)
-    if model_version(run) != version:
-        raise _ModelChanged
-    return trained
+    """The fast path's head of exactly this model version, read once; None for a whole Keras model."""
+
+    def load() -> head.Head | None:
+        trained = head.load(run.model_path)
+        if model_version(run) != version:
+            raise _ModelChanged
+        return trained
+
+    return _heads.get((str(run.model_path.resolve()), version), load)
 
 
 def analyse_photo(run: Run, data: bytes, flip_average: bool = False) -> Prediction:
@@ -665,8 +669,7 @@ def _rank(run: Run, version: int, data: Scan) -> list[Suspect]:
     train = data.files["train"]
     missing = [i for i, (name, _) in enumerate(train) if data.digests[name] not in scores]
     if missing:
-        trained = _heads.get((str(run.model_path.resolve()), version), lambda: _head_at(run, version))
-        if trained is not None and backbone.available():
+        if _head_at(run, version) is not None and backbone.available():
             missing, answered = range(len(train)), _out_of_fold(run, data)
         else:
             model = _model_at(run, version)
@@ -767,7 +770,7 @@ def data_map(run: Run, progress: familiarity.Progress | None = None, data: Scan 
             splits += [split] * len(answered)
             blocks.append(features[split])
         xy = (np.concatenate(blocks) - mean) @ axes.T
-        # Decoded at the thumbnail's size: a JPEG at an eighth of its scale, on every core.
+        # Decoded at the thumbnail's size (a JPEG at the smallest DCT scale that covers it), on every core.
         side = (MAP_THUMBNAIL_SIDE, MAP_THUMBNAIL_SIDE)
         small = np.concatenate([data.arrays(split, size=side)[0] for split in MAP_SPLITS])
         thumbnails = tuple(data_url(pixels, MAP_THUMBNAIL_SIDE) for pixels in small)
