@@ -11,7 +11,8 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
                     for a data set of the app's own, its id, which stays when it is renamed
     note.json       the user's note about the run
     cancel          present once the user asked to cancel
-    model.keras     the weights with the best validation accuracy so far
+    model.keras     the weights with the best validation accuracy so far; a fast-path head's
+                    after its last epoch (catdog.head)
     tensorboard/    TensorBoard event files
     train.log       the training process's output
     evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.predict)
@@ -259,7 +260,8 @@ class Run:
             "batch_size": cfg.get("batch_size"),
             "image_size": image_size(cfg)[0],
             "learning_rate": cfg.get("learning_rate"),
-            "best_val_accuracy": max(val) if val else None,
+            # The saved model's, as training reported it: a fast-path head keeps its last epoch.
+            "best_val_accuracy": status.get("best_val_accuracy", max(val) if val else None),
             "last_val_accuracy": val[-1] if val else None,
             "accuracy": history[-1].get("accuracy") if history else None,
             "seconds": _duration(status),

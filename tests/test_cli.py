@@ -81,7 +81,7 @@ def test_every_option_has_help_and_settings_show_their_defaults():
         for action in verb._actions:
             assert action.help, f"{name} {action.dest} has no help"
     train_help = catdog("train", "--help").stdout
-    for shown in ("(default: 32)", "(default: 160)", "(default: posts)", "(default: 5, or 10 with --fast)"):
+    for shown in ("(default: 32)", "(default: 160)", "(default: posts)", "(default: 5, or 20 with --fast)"):
         assert shown in " ".join(train_help.split()), shown
 
 

@@ -66,7 +66,7 @@ def _without_object_ids(value):
     return value
 
 
-def test_numpy_adam_steps_match_keras():
+def test_numpy_adam_steps_match_keras_under_cosine_decay():
     import keras
     import tensorflow as tf
 
@@ -76,9 +76,11 @@ def test_numpy_adam_steps_match_keras():
     model = features.build_head_model(1280, 2)
     for layer, kernel, bias in zip(head.NAMES, ours.weights[::2], ours.weights[1::2]):
         model.get_layer(layer).set_weights([kernel, bias])
-    adam, optimizer = head.Adam(ours.weights, 1e-3), keras.optimizers.Adam(1e-3)
+    # Four steps of a three-step decay: the last at rate zero, past the schedule's end.
+    adam = head.Adam(ours.weights, 1e-3, decay_steps=3)
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=3))
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    for _ in range(3):
+    for _ in range(4):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=False))
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
