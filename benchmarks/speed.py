@@ -415,7 +415,7 @@ class Bench:
         one seed's run can be a photo or two luckier than another's, so several seeds and their mean."""
         seeds = []
         for seed in range(2 if self.smoke else HELD_OUT_SEEDS):
-            figures, run = catdog_run(self.store, self.data_dir, **BEST_SETTING, seed=seed)
+            _, run = catdog_run(self.store, self.data_dir, **BEST_SETTING, seed=seed)
             seeds.append({"seed": seed, "val_accuracy": run.summary()["best_val_accuracy"],
                           "test_accuracy": evaluate(run).test_accuracy})
         mean = lambda key: round(float(np.mean([s[key] for s in seeds])), 4)
