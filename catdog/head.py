@@ -6,7 +6,7 @@ So the fast path trains it here, the way Keras would (Glorot-uniform weights, Ad
 update and defaults under a cosine-decayed learning rate, softmax cross-entropy), and writes the
 very `.keras` file that
 `catdog.features.build_head_model(...).save()` writes; catdog.predict loads it with
-safe_mode=True and puts MobileNetV2 under it. tests/test_head.py holds both to Keras.
+safe_mode=True and puts MobileNetV2 under it. tests/test_fast.py holds both to Keras.
 """
 
 import io

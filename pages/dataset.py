@@ -47,9 +47,12 @@ def choose_source() -> tuple[Scan | None, Dataset | None]:
     remembered = ui.chosen_data_dir()
     managed = store.find(remembered)
     locked = not ui.teacher_unlocked()
+    # First values go through Session State, as a data set just made or renamed does: a widget given
+    # a default as well warns in the server's log.
+    st.session_state.setdefault("data_source", MANAGED if managed else FOLDER if remembered else DEFAULT)
     source = st.segmented_control(
-        "Source", [DEFAULT, MANAGED, FOLDER], default=MANAGED if managed else FOLDER if remembered else DEFAULT,
-        required=True, key="data_source", persist_state="session", disabled=locked, help=ui.LOCKED if locked else None,
+        "Source", [DEFAULT, MANAGED, FOLDER], required=True, key="data_source", persist_state="session",
+        disabled=locked, help=ui.LOCKED if locked else None,
     )
     folder = None
     if source == MANAGED:
@@ -58,10 +61,9 @@ def choose_source() -> tuple[Scan | None, Dataset | None]:
             new_dataset(store)
         if not names:
             return None, None
-        name = st.selectbox(
-            "Data set", names, index=names.index(managed.name) if managed else 0, key="dataset_name",
-            persist_state="session", disabled=locked,
-        )
+        if st.session_state.get("dataset_name") not in names:
+            st.session_state["dataset_name"] = managed.name if managed else names[0]
+        name = st.selectbox("Data set", names, key="dataset_name", persist_state="session", disabled=locked)
         folder = str(store.get(name).root)
     elif source == FOLDER:
         folder = st.text_input(
