@@ -91,6 +91,22 @@ def test_numpy_adam_steps_match_keras_under_cosine_decay():
         np.testing.assert_allclose(ours_w, theirs, atol=1e-5)
 
 
+def test_the_head_kept_is_the_last_epochs_not_the_best_on_validation():
+    """The rate decays to zero, so the last epoch's head is the settled one (catdog.head): the best
+    of its epochs on the validation photos would be partly chosen on their noise."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(256, 32)).astype(np.float32), rng.integers(0, 2, 256)
+    # Validation labels unrelated to the features: each epoch's score is noise around a half.
+    x_val, y_val = rng.normal(size=(64, 32)).astype(np.float32), rng.integers(0, 2, 64)
+    scores = []
+    trained, accuracy = head.train(
+        x, y, x_val, y_val, 2, 8, 32, 1e-2, 0, lambda *_: None, lambda epoch, seconds, metrics: scores.append(metrics["val_accuracy"])
+    )
+    assert max(scores) > scores[-1], "the best epoch is not the last here"
+    assert accuracy == pytest.approx(scores[-1], abs=1e-5)
+    assert head.evaluate(trained, x_val, y_val)[1] == pytest.approx(accuracy)
+
+
 def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_data, tmp_path):
     """Features cached or not, the fast path trains and saves its model without TensorFlow, and
     its model answers photos without it too."""

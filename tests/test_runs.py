@@ -14,7 +14,16 @@ import pytest
 from support import ROOT, synthetic_image, wait_for
 
 from catdog.predict import evaluate, input_size, load_model, predict
-from catdog.runs import NOTE_MAX_CHARS, RECORD_EPOCH, Run, RunError, RunStore, _wait_or_stop, process_identity
+from catdog.runs import (
+    NOTE_MAX_CHARS,
+    PHASE_HEAD,
+    RECORD_EPOCH,
+    Run,
+    RunError,
+    RunStore,
+    _wait_or_stop,
+    process_identity,
+)
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
 
@@ -174,6 +183,18 @@ def test_a_reused_pid_is_not_the_training_process(tmp_path):
     this = process_identity(os.getpid())
     run = _running_as(tmp_path, {**this, "create_time": this["create_time"] - 3600})
     assert run.state == "failed"
+
+
+def test_a_finished_runs_accuracy_is_its_saved_models_not_its_best_epochs(tmp_path):
+    """A fast-path head keeps its last epoch (catdog.head): the runs table shows what it scores."""
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    run.mark("running", started=1.0)
+    for epoch, val in enumerate((0.8, 0.9, 0.85), start=1):
+        run.record_epoch(epoch, PHASE_HEAD, 0.1, {"accuracy": 0.9, "val_accuracy": val})
+    assert run.summary()["best_val_accuracy"] == 0.9, "while it trains, the best epoch so far"
+    run.mark("finished", best_val_accuracy=0.85)
+    assert run.summary()["best_val_accuracy"] == 0.85
 
 
 def test_a_final_status_is_kept_whoever_writes_after_it(tmp_path):
