@@ -90,13 +90,15 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class _Graph:
     """Collects nodes and weights of the ONNX graph as MobileNetV2's layers are added."""
 
-    def __init__(self, weights, image_size: tuple[int, int]):
+    def __init__(self, weights, image_size: tuple[int, int], prefix: str = ""):
+        """weights[layer][f"{layer}/{variable}:0"] as in Keras's weights file; the prefix keeps
+        the names of two graphs apart when catdog.web puts them into one model."""
         self.weights, self.nodes, self.initializers = weights, [], []
-        self.size, self.count = list(image_size), 0
+        self.size, self.count, self.prefix = list(image_size), 0, prefix
 
     def name(self, prefix: str) -> str:
         self.count += 1
-        return f"{prefix}_{self.count}"
+        return f"{self.prefix}{prefix}_{self.count}"
 
     def constant(self, prefix: str, value: np.ndarray) -> str:
         from onnx import numpy_helper
@@ -155,24 +157,33 @@ class _Graph:
         return self.node("Add", [x, h]) if channels == filters and stride == 1 else h
 
 
-def _graph(image_size: tuple[int, int]):
-    """MobileNetV2 without its top, preprocess_input before it and global max pooling after,
+def add_mobilenet(graph: _Graph, x: str) -> str:
+    """MobileNetV2 without its top on preprocessed NCHW pixels, to its last activation (NCHW)."""
+    x = graph.relu6(graph.conv_bn(x, "Conv1", "bn_Conv1", stride=2))
+    channels = 32
+    for block_id, (filters, stride, expansion) in enumerate(BLOCKS):
+        x = graph.block(x, channels, filters, stride, expansion, block_id)
+        channels = filters
+    return graph.relu6(graph.conv_bn(x, "Conv_1", "Conv_1_bn"))
+
+
+def add_features(graph: _Graph, pixels: str, output: str | None = None) -> str:
+    """0..255 NHWC pixels → pooled features: preprocess_input, MobileNetV2, global max pooling,
     as in catdog.features.build_extractor."""
+    x = graph.node("Transpose", [pixels], perm=[0, 3, 1, 2])
+    x = graph.node("Add", [graph.node("Mul", [x, graph.constant("scale", np.float32(1 / 127.5))]),
+                           graph.constant("offset", np.float32(-1))])
+    return graph.node("Flatten", [graph.node("GlobalMaxPool", [add_mobilenet(graph, x)])], output=output)
+
+
+def _graph(image_size: tuple[int, int]):
+    """The ImageNet features of 0..255 pixels (N, H, W, 3) as an ONNX model."""
     import h5py
     from onnx import TensorProto, helper
 
     with h5py.File(weights_path(), "r") as weights:
         graph = _Graph(weights, image_size)
-        x = graph.node("Transpose", ["pixels"], perm=[0, 3, 1, 2])
-        x = graph.node("Add", [graph.node("Mul", [x, graph.constant("scale", np.float32(1 / 127.5))]),
-                               graph.constant("offset", np.float32(-1))])
-        x = graph.relu6(graph.conv_bn(x, "Conv1", "bn_Conv1", stride=2))
-        channels = 32
-        for block_id, (filters, stride, expansion) in enumerate(BLOCKS):
-            x = graph.block(x, channels, filters, stride, expansion, block_id)
-            channels = filters
-        x = graph.relu6(graph.conv_bn(x, "Conv_1", "Conv_1_bn"))
-    graph.node("Flatten", [graph.node("GlobalMaxPool", [x])], output="features")
+        add_features(graph, "pixels", output="features")
     height, width = image_size
     return helper.make_model(
         helper.make_graph(

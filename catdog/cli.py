@@ -417,6 +417,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from catdog import web
+
+    run = RunStore(args.runs_dir).get(args.run)
+    with progress("exporting (the guard is made first if the run has none)"):
+        written = web.write(run, Path(args.out), args.format, args.precision)
+    for path in written:
+        print(f"{path}  {path.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
 def cmd_dataset(args) -> int:
     return args.dataset_handler(args, DatasetStore())
 
@@ -659,6 +670,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = command("evaluate", cmd_evaluate, "score a run on its held-out test split", runs=True, json_flag=True)
     evaluate.add_argument("--run", required=True, help="the run's id")
     evaluate.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
+    export = command(
+        "export", cmd_export,
+        "a run for the browser: a folder (model.onnx, model.json) for ONNX Runtime Web, or one offline HTML "
+        "page with the camera", runs=True,
+    )
+    export.add_argument("--run", required=True, help="the run's id")
+    export.add_argument(
+        "--format", choices=config.WEB_FORMATS, default=config.WEB_FORMATS[0],
+        help="web: a folder for a web page of your own; html: one self-contained page that works from a file, offline",
+    )
+    export.add_argument(
+        "--precision", choices=config.WEB_PRECISIONS, default=config.WEB_PRECISIONS[0],
+        help="float16 halves the weights (computing still in float32); see README for the measured accuracy",
+    )
+    export.add_argument("out", metavar="OUT", help="the folder (web) or the .html file to write")
     command(
         "dashboard", cmd_dashboard,
         "start the dashboard from a checkout; other arguments go to `streamlit run` (e.g. --server.port 8502)",

@@ -58,6 +58,13 @@ SERVER_LONGEST_WAIT_S = 60.0
 UNLOCK_FORGET_S = 15 * 60
 
 
+# The checkout's assets: the vendored browser runtime and the browser pages (catdog.web).
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+# `catdog export`: a folder for ONNX Runtime Web, or one offline page; float16 halves the weights.
+WEB_FORMATS = ("web", "html")
+WEB_PRECISIONS = ("float32", "float16")
+
+
 def keras_home() -> Path:
     """Keras's own cache folder, where get_file keeps downloads and weights."""
     return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()

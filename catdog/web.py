@@ -1,0 +1,325 @@
+"""A run as a model that runs in the browser: the export format's one owner.
+
+The browser runs the whole model, backbone included, on ONNX Runtime Web (vendored under
+assets/vendor/onnxruntime-web). The export is one ONNX graph and a JSON description:
+
+    model.onnx   inputs  pixels (N, H, W, 3): RGB, 0..255, float32, at the model's size;
+                         guard_pixels (N, 160, 160, 3) where the guard needs other pixels
+                 outputs probabilities (N, classes), unfamiliarity (N,) where the run has a guard
+    model.json   class names, input sizes, how to make the pixels, the guard's border
+
+The graph is written here from the model's own weights (no converter to install): the four
+architectures use a handful of layer kinds, and catdog.backbone already writes MobileNetV2 as
+ONNX for the server. The unfamiliarity guard goes into the same graph (_add_guard: the one port
+of catdog.familiarity's score), so a page gets both answers from one call. Pixels are made as
+the server makes them: assets/web/catdog.js resizes with PIL's bilinear filter, to the integer.
+
+`write_html` puts the runtime, the model and a camera page into one file that works offline.
+"""
+
+import base64
+import gzip
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from catdog import backbone, config, familiarity, head, predict
+from catdog.runs import Run, RunError, image_size
+
+if TYPE_CHECKING:
+    import keras
+
+FORMAT = "catdog-web"
+FORMAT_VERSION = 1
+MODEL_FILE, META_FILE = "model.onnx", "model.json"
+FORMATS, PRECISIONS = config.WEB_FORMATS, config.WEB_PRECISIONS
+# Weights with fewer values than this stay float32: halving them saves nothing worth a Cast.
+HALF_MIN_VALUES = 1024
+RUNTIME_DIR = config.ASSETS_DIR / "vendor" / "onnxruntime-web"
+RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+PAGE_DIR = config.ASSETS_DIR / "web"
+
+
+class ExportError(RunError):
+    """The run cannot be exported for the browser; the message is one line."""
+
+
+@dataclass(frozen=True)
+class WebModel:
+    """An exported run: the ONNX graph's bytes and model.json's content. Shared: read only."""
+
+    onnx: bytes
+    meta: dict
+
+    def write(self, out: Path) -> list[Path]:
+        """model.onnx and model.json in the folder out, made if need be."""
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MODEL_FILE).write_bytes(self.onnx)
+        (out / META_FILE).write_text(json.dumps(self.meta, indent=1))
+        return [out / MODEL_FILE, out / META_FILE]
+
+
+def export(run: Run, precision: str = "float32") -> WebModel:
+    """The run's saved model and guard as a WebModel, made once per saved model, guard and
+    precision however many sessions ask at once (every live camera page asks); ExportError if it
+    cannot be made."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    key = (str(run.path.resolve()), predict.model_version(run), _guard_stamp(run), precision)
+    return _exports.get(key, lambda: _export(run, precision))
+
+
+# A few runs' exports stay in memory (about 10-30 MB each).
+_exports = predict._OncePerKey(size=4)
+
+
+def _guard_stamp(run: Run) -> int | None:
+    try:
+        return run.familiarity_path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _export(run: Run, precision: str) -> WebModel:
+    import onnx
+    from onnx import TensorProto, helper
+
+    classes = predict.class_names(run)
+    trained = head.load(run.model_path)
+    size = image_size(run.config) if trained else predict.input_size(predict.load_model(run))
+    graph = backbone._Graph(_imagenet_weights() if trained else None, size)
+    if trained:
+        features = backbone.add_features(graph, "pixels")
+        logits = _add_head(graph, features, trained)
+    else:
+        model = predict.load_model(run)
+        graph.weights = _KerasWeights(model.get_layer("backbone")) if _has_layer(model, "backbone") else None
+        features, logits = None, _add_keras(graph, model, "pixels")
+    graph.node("Softmax", [logits], output="probabilities", axis=1)
+    inputs = [_pixels_input("pixels", size)]
+    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", len(classes)])]
+    guard_meta = None
+    try:
+        run_guard = predict.guard(run)
+    except familiarity.GuardUnavailable:
+        run_guard = None
+    if run_guard is not None:
+        guard_size = familiarity.GUARD_IMAGE_SIZE
+        if features is None or tuple(size) != tuple(guard_size):
+            guard_graph = backbone._Graph(_imagenet_weights(), guard_size, prefix="guard_")
+            features = backbone.add_features(guard_graph, "guard_pixels")
+            graph.nodes += guard_graph.nodes
+            graph.initializers += guard_graph.initializers
+            inputs.append(_pixels_input("guard_pixels", guard_size))
+        _add_guard(graph, features, run_guard)
+        outputs.append(helper.make_tensor_value_info("unfamiliarity", TensorProto.FLOAT, ["n"]))
+        guard_meta = {"border": familiarity.BORDER, "neighbours": run_guard.neighbours,
+                      "reference_photos": len(run_guard.reference), "version": familiarity.GUARD_VERSION}
+    model_proto = helper.make_model(
+        helper.make_graph(graph.nodes, f"catdog_{run.id}", inputs, outputs, graph.initializers),
+        opset_imports=[helper.make_opsetid("", backbone.OPSET)], ir_version=backbone.IR_VERSION,
+        producer_name="catdog",
+    )
+    if precision == "float16":
+        _halve_weights(model_proto)
+    onnx.checker.check_model(model_proto)
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "run": run.id,
+        "architecture": run.config.get("arch"), "classes": classes, "precision": precision,
+        "inputs": {item.name: [dim.dim_value for dim in item.type.tensor_type.shape.dim[1:3]] for item in inputs},
+        # What catdog.images.to_model_input does: RGB, PIL's bilinear resize to the input size (its
+        # filter widened when shrinking), kept as 0..255 floats; the model normalises itself.
+        "preprocessing": {"resize": "PIL bilinear", "range": [0, 255], "layout": "NHWC", "channels": "RGB"},
+        "guard": guard_meta,
+    }
+    return WebModel(model_proto.SerializeToString(), meta)
+
+
+def _has_layer(model: "keras.Model", name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)
+
+
+def _pixels_input(name: str, size: tuple[int, int]):
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", *size, 3])
+
+
+def _imagenet_weights():
+    """The ImageNet weights as catdog.backbone reads them, all in memory (the h5 file closes)."""
+    import h5py
+
+    if not backbone.weights_path().is_file():
+        raise ExportError(f"MobileNetV2 ImageNet weights unavailable: {backbone.weights_path()} is missing")
+    with h5py.File(backbone.weights_path(), "r") as file:
+        return {layer: {key: np.asarray(file[layer][key]) for key in _h5_keys(file[layer])} for layer in file}
+
+
+def _h5_keys(group) -> list[str]:
+    keys = []
+    group.visit(lambda name: keys.append(name) if hasattr(group[name], "shape") else None)
+    return keys
+
+
+class _KerasWeights:
+    """A Keras MobileNetV2's weights, looked up as catdog.backbone looks them up in Keras's file."""
+
+    def __init__(self, model: "keras.Model"):
+        self.model = model
+
+    def __getitem__(self, layer: str) -> dict[str, np.ndarray]:
+        return {f"{layer}/{weight.name}:0": np.asarray(weight.numpy()) for weight in self.model.get_layer(layer).weights}
+
+
+def _dense(graph, x: str, kernel: np.ndarray, bias: np.ndarray, activation: str) -> str:
+    x = graph.node("Add", [graph.node("MatMul", [x, graph.constant("kernel", kernel)]), graph.constant("bias", bias)])
+    return graph.node("Relu", [x]) if activation == "relu" else x
+
+
+def _add_head(graph, features: str, trained: head.Head) -> str:
+    """The fast path's head (catdog.head.Head.logits)."""
+    k1, b1, k2, b2 = trained.weights
+    return _dense(graph, _dense(graph, features, k1, b1, "relu"), k2, b2, "linear")
+
+
+def _add_keras(graph, model: "keras.Model", x: str) -> str:
+    """A Keras model of catdog.models, a chain of layers, at inference: logits of 0..255 NHWC pixels."""
+    x = graph.node("Transpose", [x], perm=[0, 3, 1, 2])
+    for layer in model.layers[1:]:
+        x = _add_layer(graph, layer, x)
+    return x
+
+
+def _activation(layer) -> str:
+    name = getattr(layer.activation, "__name__", "linear")
+    if name not in ("relu", "linear"):
+        raise ExportError(f"layer {layer.name}: the {name} activation cannot be exported for the browser yet")
+    return name
+
+
+def _add_layer(graph, layer, x: str) -> str:
+    """One layer on NCHW activations; augmentation and dropout do nothing at inference."""
+    kind = type(layer).__name__
+    if kind in ("Dropout", "Identity") or layer.name == "augmentation":
+        return x
+    if kind == "Rescaling":
+        x = graph.node("Mul", [x, graph.constant("scale", np.float32(layer.scale))])
+        return graph.node("Add", [x, graph.constant("offset", np.float32(layer.offset))])
+    if kind == "Conv2D" and layer.padding == "valid" and layer.dilation_rate == (1, 1):
+        kernel, bias = (np.asarray(w.numpy()) for w in layer.weights)
+        x = graph.node(
+            "Conv", [x, graph.constant("w", kernel.transpose(3, 2, 0, 1)), graph.constant("b", bias)],
+            kernel_shape=list(kernel.shape[:2]), strides=list(layer.strides),
+        )
+        return graph.node("Relu", [x]) if _activation(layer) == "relu" else x
+    if kind == "MaxPooling2D" and layer.padding == "valid":
+        return graph.node("MaxPool", [x], kernel_shape=list(layer.pool_size), strides=list(layer.strides))
+    if kind == "Flatten":
+        # Keras flattens channels last.
+        return graph.node("Flatten", [graph.node("Transpose", [x], perm=[0, 2, 3, 1])])
+    if kind == "Dense":
+        kernel, bias = (np.asarray(w.numpy()) for w in layer.weights)
+        return _dense(graph, x, kernel, bias, _activation(layer))
+    if kind in ("Functional", "Model") and layer.name == "backbone":
+        return backbone.add_mobilenet(graph, x)
+    if kind == "GlobalMaxPooling2D":
+        return graph.node("Flatten", [graph.node("GlobalMaxPool", [x])])
+    raise ExportError(f"layer {layer.name} ({kind}) cannot be exported for the browser yet")
+
+
+def _add_guard(graph, features: str, guard: familiarity.Guard) -> str:
+    """familiarity.Guard.unfamiliarity as ONNX: the cosine distance to the `neighbours`-th nearest
+    reference photo, over the threshold. The reference stays float16, as the guard file keeps
+    it, and is cast to float32 as Guard.load does: the same numbers as the server's."""
+    from onnx import helper, numpy_helper
+
+    length = graph.node("Max", [graph.node("ReduceL2", [features], axes=[1], keepdims=1),
+                                graph.constant("tiny", np.float32(1e-12))])
+    unit = graph.node("Div", [features, length])
+    reference = graph.name("reference")
+    graph.initializers.append(numpy_helper.from_array(guard.reference.T.astype(np.float16), reference))
+    similarity = graph.node("MatMul", [unit, graph.node("Cast", [reference], to=1)])
+    k = min(guard.neighbours, len(guard.reference))
+    k_name = graph.name("k")
+    graph.initializers.append(numpy_helper.from_array(np.array([k], np.int64), k_name))
+    nearest = graph.name("nearest")
+    graph.nodes.append(helper.make_node("TopK", [similarity, k_name], [nearest, graph.name("indices")], axis=1))
+    kth = graph.node("ReduceMin", [nearest], axes=[1], keepdims=0)
+    distance = graph.node("Sub", [graph.constant("one", np.float32(1)), kth])
+    return graph.node("Div", [distance, graph.constant("threshold", np.float32(guard.threshold))], output="unfamiliarity")
+
+
+def _halve_weights(model) -> None:
+    """Stores large float32 weights as float16, each cast back to float32 when the model loads:
+    half the size, the arithmetic still float32 (benchmarks/export.py measures the accuracy)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts = []
+    for tensor in model.graph.initializer:
+        if tensor.data_type == TensorProto.FLOAT and np.prod(tensor.dims) >= HALF_MIN_VALUES:
+            name = tensor.name
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), f"{name}_half"))
+            casts.append(helper.make_node("Cast", [f"{name}_half"], [name], to=TensorProto.FLOAT))
+    nodes = casts + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+# --- the offline page ------------------------------------------------------------------------
+
+
+def _packed(data: bytes) -> str:
+    """gzip, then base64: the page unpacks it with DecompressionStream."""
+    return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
+
+
+def runtime_path(name: str) -> Path:
+    path = RUNTIME_DIR / name
+    if not path.is_file():
+        raise ExportError(f"the browser runtime is missing: {path} (run assets/vendor/refresh.py)")
+    return path
+
+
+def html_page(exported: WebModel, title: str) -> str:
+    """One self-contained page: runtime, model and camera, nothing fetched from anywhere."""
+    template = (PAGE_DIR / "offline.html").read_text()
+    parts = {
+        "TITLE": _html_text(title),
+        "ORT_SCRIPT": runtime_path(RUNTIME_FILES[0]).read_text().replace("</script", "<\\/script"),
+        "CATDOG_SCRIPT": (PAGE_DIR / "catdog.js").read_text(),
+        "LOADER": _packed(runtime_path(RUNTIME_FILES[1]).read_bytes()),
+        "WASM": _packed(runtime_path(RUNTIME_FILES[2]).read_bytes()),
+        "MODEL": _packed(exported.onnx),
+        "META": json.dumps(exported.meta).replace("<", "\\u003c"),
+    }
+    for key, value in parts.items():
+        template = template.replace("{{" + key + "}}", value)
+    return template
+
+
+def _html_text(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def write(run: Run, out: Path, fmt: str, precision: str = "float32") -> list[Path]:
+    """`catdog export --format web|html`: the folder's files, or the one page."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    exported = export(run, precision)
+    if fmt == "web":
+        return exported.write(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html_page(exported, f"catdog · {run.id}"), encoding="utf-8")
+    return [out]
+
+
+def sizes(exported: WebModel) -> dict[str, int]:
+    """Bytes of the model, and of the model as the offline page carries it (gzip, base64)."""
+    packed = io.BytesIO(gzip.compress(exported.onnx, compresslevel=9, mtime=0)).getbuffer().nbytes
+    return {"onnx_bytes": len(exported.onnx), "onnx_gzip_bytes": packed}
