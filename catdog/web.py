@@ -21,6 +21,7 @@ import base64
 import gzip
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ import numpy as np
 
 from catdog import backbone, config, familiarity, head, predict
 from catdog.runs import Run, RunError, image_size
+from catdog.storage import write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:
     import keras
@@ -61,6 +63,14 @@ class WebModel:
         (out / MODEL_FILE).write_bytes(self.onnx)
         (out / META_FILE).write_text(json.dumps(self.meta, indent=1))
         return [out / MODEL_FILE, out / META_FILE]
+
+    def zipped(self) -> bytes:
+        """model.onnx and model.json in a zip, for a download button."""
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as archive:
+            archive.writestr(MODEL_FILE, self.onnx)
+            archive.writestr(META_FILE, json.dumps(self.meta, indent=1))
+        return out.getvalue()
 
 
 def export(run: Run, precision: str = "float32") -> WebModel:
@@ -269,6 +279,34 @@ def _halve_weights(model) -> None:
     model.graph.node.extend(nodes)
 
 
+# --- the live camera's files -------------------------------------------------------------------
+
+
+def live_folder() -> Path:
+    """The folder the Predict page's live camera component serves: its page, the runtime and the
+    exported models. Copied, not linked: Streamlit serves no file outside a component's folder."""
+    folder = config.cache_dir() / "live"
+    sources = [PAGE_DIR / "live.html", PAGE_DIR / "catdog.js", *(runtime_path(name) for name in RUNTIME_FILES)]
+    for source in sources:
+        target = folder / ("index.html" if source.name == "live.html" else source.name)
+        if not target.is_file() or target.stat().st_mtime_ns != source.stat().st_mtime_ns:
+            write_bytes_atomic(target, source.read_bytes(), mtime_ns=source.stat().st_mtime_ns)
+    return folder
+
+
+def live_model(run: Run) -> str:
+    """The run's export in live_folder(), written once per saved model: the folder's path below
+    it, named by run and model version so that browsers may cache it for good."""
+    key = f"models/{run.id}-{predict.model_version(run)}-{_guard_stamp(run)}/"
+    folder = live_folder() / key
+    if not (folder / META_FILE).is_file():
+        exported = export(run)
+        # The description last: a folder that has it is complete.
+        write_bytes_atomic(folder / MODEL_FILE, exported.onnx)
+        write_json_atomic(folder / META_FILE, exported.meta)
+    return key
+
+
 # --- the offline page ------------------------------------------------------------------------
 
 
@@ -317,9 +355,3 @@ def write(run: Run, out: Path, fmt: str, precision: str = "float32") -> list[Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html_page(exported, f"catdog · {run.id}"), encoding="utf-8")
     return [out]
-
-
-def sizes(exported: WebModel) -> dict[str, int]:
-    """Bytes of the model, and of the model as the offline page carries it (gzip, base64)."""
-    packed = io.BytesIO(gzip.compress(exported.onnx, compresslevel=9, mtime=0)).getbuffer().nbytes
-    return {"onnx_bytes": len(exported.onnx), "onnx_gzip_bytes": packed}

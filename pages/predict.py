@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 import catdog_ui as ui
-from catdog import config
+from catdog import config, web
 from catdog.archives import ArchiveError, is_zip, zip_members
 from catdog.data import DataError, Scan
 from catdog.datasets import DatasetStore, run_data_dir
@@ -37,6 +37,7 @@ from catdog.predict import (
     write_csv,
 )
 from catdog.runs import Run, RunError
+from live_camera import live_camera
 
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 8
@@ -113,7 +114,14 @@ def your_photos(run: Run, flip_average: bool) -> None:
         "a zip archive is read in memory, photo by photo.",
     )
     files = [(upload.name, upload.getvalue()) for upload in uploads or []]
-    if st.toggle("Use the camera", key="predict_camera"):
+    if st.toggle(
+        "Live camera", key="predict_live",
+        help="Answers several times a second as you move the camera, front or back. The model runs in your "
+        "browser: nothing you film is sent anywhere.",
+    ):
+        live_camera(run)
+    export_buttons(run)
+    if st.toggle("Use the camera", key="predict_camera", help="One photo at a time, answered by the server."):
         shot = st.camera_input("Take a photo", key="predict_shot")
         if shot is not None:
             files.append(("camera photo", shot.getvalue()))
@@ -131,6 +139,23 @@ def your_photos(run: Run, flip_average: bool) -> None:
                 show_prediction(run, card, read, flip_average, key=f"{number}-{index}")
         if photo_count(data) > PHOTO_CARDS and is_zip(data):
             st.caption(f"The first {PHOTO_CARDS} photos of {name} in detail; all are in the table above.")
+
+
+def export_buttons(run: Run) -> None:
+    """The model to take home: one offline page with the camera, or the files for a web page."""
+    page, folder = st.columns(2)
+    page.download_button(
+        "Download the offline page", lambda: web.html_page(web.export(run), f"catdog · {run.id}"),
+        file_name=f"{run.id}.html", mime="text/html", on_click="ignore", icon=":material/download:",
+        help="One HTML file with the model and the camera: it opens from a phone's files or a USB stick, "
+        "with no network and no server.",
+    )
+    folder.download_button(
+        "Download for the browser", lambda: web.export(run).zipped(), file_name=f"{run.id}-web.zip",
+        mime="application/zip", on_click="ignore", icon=":material/download:",
+        help="The whole model for ONNX Runtime Web (model.onnx) and its description (model.json: class names, "
+        "input size, the unfamiliarity border), for a web page of your own.",
+    )
 
 
 def photos(files: list[tuple[str, bytes]]) -> Iterator[Photo]:

@@ -75,8 +75,26 @@ class Dashboard:
         self.stop()
 
 
-def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def launch_chromium(playwright, camera_video: Path | None = None):
+    """Chromium; with camera_video (a .y4m file, see write_y4m), its fake camera plays that video."""
+    video = [f"--use-file-for-fake-video-capture={camera_video}"] if camera_video else []
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *video])
+
+
+def write_y4m(photos: list[bytes], path: Path, size: tuple[int, int] = (320, 240), frames_each: int = 10) -> Path:
+    """A YUV4MPEG2 video (what Chromium's fake camera plays, in a loop) showing each photo in turn."""
+    import io
+
+    from PIL import Image
+
+    width, height = size
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for data in photos:
+            y, u, v = Image.open(io.BytesIO(data)).convert("RGB").resize(size).convert("YCbCr").split()
+            planes = y.tobytes() + u.resize((width // 2, height // 2)).tobytes() + v.resize((width // 2, height // 2)).tobytes()
+            out.writelines(b"FRAME\n" + planes for _ in range(frames_each))
+    return path
 
 
 def new_page(browser):
