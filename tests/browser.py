@@ -76,9 +76,11 @@ class Dashboard:
 
 
 def launch_chromium(playwright, camera_video: Path | None = None):
-    """Chromium; with camera_video (a .y4m file, see write_y4m), its fake camera plays that video."""
+    """Chromium from a Playwright instance, or from a running browser's `browser_type` (Playwright
+    runs once per thread); with camera_video (a .y4m file, see write_y4m), its fake camera plays it."""
     video = [f"--use-file-for-fake-video-capture={camera_video}"] if camera_video else []
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *video])
+    chromium = getattr(playwright, "chromium", playwright)
+    return chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *video])
 
 
 def write_y4m(photos: list[bytes], path: Path, size: tuple[int, int] = (320, 240), frames_each: int = 10) -> Path:

@@ -124,39 +124,38 @@ def test_model4_in_the_browser_answers_as_the_server(browser, fast_run, tmp_path
 
 
 @pytest.mark.slow
-def test_offline_page_names_what_the_camera_films_with_no_request(fast_run, tmp_path, screenshots):
+def test_offline_page_names_what_the_camera_films_with_no_request(browser, fast_run, tmp_path, screenshots):
     page_path = _export_html(fast_run, tmp_path / "page.html")
     for name, video in _videos(fast_run, tmp_path).items():
-        _offline_camera(page_path, name, video, screenshots / f"offline-{name}.png")
+        chromium = launch_chromium(browser.browser_type, camera_video=video)
+        try:
+            _offline_camera(chromium, page_path, name, screenshots / f"offline-{name}.png")
+        finally:
+            chromium.close()
 
 
-def _offline_camera(page_path: Path, name: str, video: Path, screenshot: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright, camera_video=video)
-        page = chromium.new_context(offline=True).new_page()
-        requests = []
-        page.on("request", lambda request: requests.append(request.url))
-        page.goto(page_path.as_uri())
-        page.get_by_role("button", name="Start the camera").click(timeout=SLOW_MS)
-        page.locator(f'.catdog-answer[data-label="{name}"]').wait_for(timeout=ANSWER_S * 1000)
-        page.screenshot(path=screenshot)
-        chromium.close()
+def _offline_camera(chromium, page_path: Path, name: str, screenshot: Path) -> None:
+    page = chromium.new_context(offline=True).new_page()
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(page_path.as_uri())
+    page.get_by_role("button", name="Start the camera").click(timeout=SLOW_MS)
+    page.locator(f'.catdog-answer[data-label="{name}"]').wait_for(timeout=ANSWER_S * 1000)
+    page.screenshot(path=screenshot)
     left = [url for url in requests if not url.startswith(("file:", "blob:", "data:"))]
     assert not left, left
 
 
 @pytest.mark.slow
-def test_live_camera_on_the_predict_page(fast_run, tmp_path, screenshots):
-    from playwright.sync_api import sync_playwright
-
+def test_live_camera_on_the_predict_page(browser, fast_run, tmp_path, screenshots):
     env = {"CATDOG_RUNS_DIR": str(fast_run.path.parent), "CATDOG_CACHE_DIR": str(tmp_path / "cache")}
-    with Dashboard(env, tmp_path / "server.log") as server, sync_playwright() as playwright:
+    with Dashboard(env, tmp_path / "server.log") as server:
         for name, video in _videos(fast_run, tmp_path).items():
-            chromium = launch_chromium(playwright, camera_video=video)
-            _live_camera(new_page(chromium), server.url, name, screenshots / f"live-{name}.png")
-            chromium.close()
+            chromium = launch_chromium(browser.browser_type, camera_video=video)
+            try:
+                _live_camera(new_page(chromium), server.url, name, screenshots / f"live-{name}.png")
+            finally:
+                chromium.close()
 
 
 def _live_camera(page, url: str, name: str, screenshot: Path) -> None:
