@@ -19,6 +19,7 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import streamlit.components.v1 as components
 from PIL import Image
 from streamlit.runtime.scriptrunner import script_runner
 
@@ -512,6 +513,35 @@ def feature_maps(run_path: str, version: int, pixels: np.ndarray) -> list:
 
     return inside.feature_maps(predict.load_model(Run(Path(run_path))), pixels)
 
+
+# --- the live camera --------------------------------------------------------------------
+
+LIVE_CAMERA_HEIGHT = 620
+
+
+@st.cache_resource(show_spinner=False)
+def _live_component() -> Callable[..., object]:
+    """A component (assets/web/live.html) running the run's browser export on ONNX Runtime Web, fed
+    by the browser's camera. The server writes a run's model once per saved version and serves it
+    as a file the browser caches: answering frames costs the server nothing, so thirty live cameras
+    weigh on it no more than one. Declared when first used: the pages that never show it start
+    without the export's imports and the runtime's copy."""
+    from catdog import web
+
+    return components.declare_component("catdog_live", path=str(web.live_folder()))
+
+
+def live_camera(run: Run) -> None:
+    """The camera view with the run's live answer; the model is written first if need be."""
+    from catdog import web
+
+    with st.spinner("Preparing the model for your browser, once for this model…"):
+        try:
+            model = web.live_model(run)
+        except web.ExportError as error:
+            st.caption(f"The live camera is not available for this model: {error}")
+            return
+    _live_component()(model=model, key=f"live-{run.id}", default=None, height=LIVE_CAMERA_HEIGHT)
 
 # --- the teacher's lock -----------------------------------------------------------------
 

@@ -37,7 +37,6 @@ from catdog.predict import (
     write_csv,
 )
 from catdog.runs import Run, RunError
-from live_camera import live_camera
 
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 8
@@ -119,7 +118,7 @@ def your_photos(run: Run, flip_average: bool) -> None:
         help="Answers several times a second as you move the camera, front or back. The model runs in your "
         "browser: nothing you film is sent anywhere.",
     ):
-        live_camera(run)
+        ui.live_camera(run)
     export_buttons(run)
     if st.toggle("Use the camera", key="predict_camera", help="One photo at a time, answered by the server."):
         shot = st.camera_input("Take a photo", key="predict_shot")
