@@ -242,25 +242,36 @@ def _add_layer(graph, layer, x: str) -> str:
 
 
 def _add_guard(graph, features: str, guard: familiarity.Guard) -> str:
-    """familiarity.Guard.unfamiliarity as ONNX: the cosine distance to the `neighbours`-th nearest
-    reference photo, over the threshold. The reference stays float16, as the guard file keeps
-    it, and is cast to float32 as Guard.load does: the same numbers as the server's."""
+    """familiarity.Guard.unfamiliarity as ONNX: the larger of the two scaled distances. The
+    references stay float16, as the guard file keeps them, and are cast to float32 as Guard.load
+    does: the same numbers as the server's."""
+    plain = _neighbour_distance(graph, features, guard.reference, 1, "reference")
+    centred_features = graph.node("Sub", [features, graph.constant("mean", np.asarray(guard.mean, np.float32))])
+    centred = _neighbour_distance(graph, centred_features, guard.centred, guard.neighbours, "centred")
+    scaled = [
+        graph.node("Div", [distance, graph.constant(f"scale_{name}", np.float32(scale))])
+        for distance, scale, name in zip((plain, centred), guard.scales, ("plain", "centred"), strict=True)
+    ]
+    return graph.node("Max", scaled, output="unfamiliarity")
+
+
+def _neighbour_distance(graph, features: str, reference: np.ndarray, neighbours: int, name: str) -> str:
+    """familiarity.neighbour_distances: the cosine distance to the neighbours-th nearest row of a
+    reference already of unit length."""
     from onnx import helper, numpy_helper
 
     length = graph.node("Max", [graph.node("ReduceL2", [features], axes=[1], keepdims=1),
                                 graph.constant("tiny", np.float32(1e-12))])
     unit = graph.node("Div", [features, length])
-    reference = graph.name("reference")
-    graph.initializers.append(numpy_helper.from_array(guard.reference.T.astype(np.float16), reference))
-    similarity = graph.node("MatMul", [unit, graph.node("Cast", [reference], to=1)])
-    k = min(guard.neighbours, len(guard.reference))
+    reference_name = graph.name(name)
+    graph.initializers.append(numpy_helper.from_array(reference.T.astype(np.float16), reference_name))
+    similarity = graph.node("MatMul", [unit, graph.node("Cast", [reference_name], to=1)])
     k_name = graph.name("k")
-    graph.initializers.append(numpy_helper.from_array(np.array([k], np.int64), k_name))
+    graph.initializers.append(numpy_helper.from_array(np.array([min(neighbours, len(reference))], np.int64), k_name))
     nearest = graph.name("nearest")
     graph.nodes.append(helper.make_node("TopK", [similarity, k_name], [nearest, graph.name("indices")], axis=1))
     kth = graph.node("ReduceMin", [nearest], axes=[1], keepdims=0)
-    distance = graph.node("Sub", [graph.constant("one", np.float32(1)), kth])
-    return graph.node("Div", [distance, graph.constant("threshold", np.float32(guard.threshold))], output="unfamiliarity")
+    return graph.node("Sub", [graph.constant("one", np.float32(1)), kth])
 
 
 def _halve_weights(model) -> None:

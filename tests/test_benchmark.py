@@ -93,11 +93,13 @@ def test_smoke_lesson_times_the_lesson_and_reports_each_run(tmp_path):
     assert measured["conclusion"] and "| augmentation quick | 1 epoch @ 96 px |" in table
 
 
-def test_smoke_unfamiliar_measures_pets_and_bundled_non_pet_photos(tmp_path, backbone_weights):
+def test_smoke_unfamiliar_measures_pets_at_two_sizes_and_each_non_pet_group(tmp_path, backbone_weights):
     pytest.importorskip("skimage", reason="needs scikit-image: pip install -r benchmarks/requirements.txt")
     results, table = run_smoke("benchmarks.unfamiliar", tmp_path / "unfamiliar.json", timeout=600)
-    assert results["photos"]["non_pets"] == 23 * 5 and results["photos"]["pets"] > 0
-    for shares in (results, *results["compared"].values()):
-        assert 0 <= shares["pets_flagged"] <= 1 and 0 <= shares["non_pets_flagged"] <= 1
-    assert len(results["non_pet_scores"]) == 23 and not {"chelsea", "horse"} & set(results["non_pet_scores"])
-    assert "non-pet photos flagged" in table
+    groups = results["photos"]["non_pets"]
+    assert groups["scikit-image samples"] == 23 * 5 and groups["faces (LFW)"] == 50 and results["photos"]["pets"] > 0
+    for shares in (results["before"], *results["settings"]):
+        for key in ("pets_flagged", "pets_flagged_thumbnail", "non_pets_flagged"):
+            assert 0 <= shares[key] <= 1
+        assert set(shares["non_pets_flagged_by_group"]) == set(groups)
+    assert "| non-pets flagged |" in table and "| 160 px, seed 0 |" in table
