@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from catdog import familiarity
+from catdog.access import OWNER
 from catdog.data import download_default_dataset, scan
 from catdog.features import FeatureCache, extract
 from catdog.images import load_image, to_model_input
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             result = measure(make_dataset(Path(folder)))
     else:
-        result = measure(download_default_dataset())
+        result = measure(download_default_dataset(actor=OWNER))
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))
     return 0

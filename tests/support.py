@@ -85,6 +85,13 @@ def make_dataset(root: Path, per_split=(("train", 12), ("validation", 10)), clas
     return root
 
 
+def session_actor(role: str):
+    """The actor a browser session of a server with a teacher password is: "teacher" or "student"."""
+    from catdog.access import Actor, Role
+
+    return Actor(f"{role}-session", f"a {role}", Role(role))
+
+
 # An AppTest's first run imports TensorFlow and builds models; later runs are fast.
 APPTEST_TIMEOUT = 120
 
