@@ -567,6 +567,34 @@ def refused(action: Action) -> bool:
     return not access.allowed(actor(), action)
 
 
+# Addresses only this machine can reach: anything else (Streamlit's default, all of them) serves others.
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+UNGUARDED = (
+    "This dashboard can be reached from other computers and has no teacher password: every visitor "
+    "may start, cancel and delete runs and change or delete every data set. Set CATDOG_TEACHER_PASSWORD "
+    "(see the README), or serve it on this computer alone with --server.address localhost."
+)
+
+
+def served_unguarded() -> bool:
+    """Whether the server listens beyond this machine without a teacher password."""
+    return st.get_option("server.address") not in LOOPBACK and teacher_password() is None
+
+
+def unguarded_warning() -> None:
+    """The server log says it once per server; each browser session sees the banner once."""
+    if not served_unguarded() or st.session_state.get("unguarded_warned"):
+        return
+    _log_unguarded()
+    st.session_state["unguarded_warned"] = True
+    st.warning(UNGUARDED, icon=":material/lock_open:")
+
+
+@st.cache_resource(show_spinner=False)
+def _log_unguarded() -> None:
+    log.warning(UNGUARDED)
+
+
 def teacher_panel() -> None:
     """The sidebar's unlock form and Lock button, shown only when a teacher password is set."""
     password = teacher_password()

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 from browser import SLOW_MS, Dashboard, nav_link, new_page, settle
 from streamlit.testing.v1 import AppTest
-from support import APPTEST_TIMEOUT, ROOT, assert_clean, make_dataset, open_app, select_runs, synthetic_image, wait_for
+from support import (
+    APPTEST_TIMEOUT,
+    ROOT,
+    assert_clean,
+    forged,
+    make_dataset,
+    open_app,
+    select_runs,
+    synthetic_image,
+    wait_for,
+)
 
 import catdog_ui as ui
 from catdog import access, config
@@ -109,13 +119,6 @@ def test_new_sessions_buy_no_new_tries_past_the_server_throttle():
 
 def start_button(app: AppTest):
     return next(b for b in app.get("form_submit_button") if b.label == "Start training")
-
-
-def forged(widget):
-    """A disabled widget as a hand-made request treats it: the browser refuses to change it, and
-    the lock relies on Streamlit's server discarding what such a request sends."""
-    widget.proto.disabled = False
-    return widget
 
 
 def unlock(app: AppTest, password: str = PASSWORD) -> AppTest:
