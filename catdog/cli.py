@@ -2,7 +2,8 @@
 
 `catdog VERB …` once installed, or `python -m catdog VERB …`. Machine-readable results go to
 stdout (JSON with --json); progress and errors go to stderr, each error as one line. Exit
-status: 0 done, 1 failed, 2 wrong usage. Verbs that need no model never import TensorFlow.
+status: 0 done, 1 failed, 2 wrong usage. Verbs that need no model never import TensorFlow. It
+acts as the owner of the files it is given (access.OWNER): a teacher password locks browser tabs.
 """
 
 import argparse
