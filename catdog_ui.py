@@ -24,6 +24,7 @@ from PIL import Image
 from streamlit.runtime.scriptrunner import script_runner
 
 from catdog import access, config, data, datasets
+from catdog.access import Action, Forbidden
 from catdog.lesson import Experiment, gaps, run_label
 from catdog.runs import ACTIVE, PREPARING, Run, RunStore, planned_epochs
 from catdog.schedule import preparing, time_left
@@ -61,10 +62,13 @@ T = TypeVar("T")
 def guard(where: str) -> Iterator[None]:
     """Turns an unexpected exception into one short line on the page and a logged traceback.
 
-    Streamlit's own rerun and stop signals derive from BaseException, so they pass through.
+    Streamlit's own rerun and stop signals derive from BaseException, so they pass through. An
+    action the session may not take is no problem of the app's: its one line is shown as it is.
     """
     try:
         yield
+    except Forbidden as error:
+        st.error(str(error), icon=":material/lock:")
     except Exception as error:
         log.exception("unexpected error in %s", where)
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
@@ -208,7 +212,7 @@ def download_panel() -> None:
     """The default set's download button, with progress and a one-line error when offline."""
     size = f"≈ {config.DATASET_BYTES // 10**6} MB"
     st.info(f"The default data set, cats_and_dogs_filtered ({size}), is not downloaded yet.")
-    locked = not teacher_unlocked()
+    locked = refused(Action.DOWNLOAD)
     clicked = st.button(
         f"Download cats_and_dogs_filtered ({size})", type="primary", icon=":material/download:",
         disabled=locked, help=LOCKED if locked else None,
@@ -223,8 +227,8 @@ def download_panel() -> None:
         bar.progress(min(done / total, 1.0), text=f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB")
 
     try:
-        data.download_default_dataset(progress)
-    except data.DataError as error:
+        data.download_default_dataset(progress, actor=actor())
+    except (data.DataError, Forbidden) as error:
         bar.empty()
         st.error(f"Download failed: {error}")
         return
@@ -250,26 +254,27 @@ def remember_augmentation(augmentation: AugmentConfig) -> None:
 
 
 def load_scan(folder: str | None) -> data.Scan:
-    """The scan of a folder (None = default set), with a progress bar the first time. With a
-    teacher password, typed folders are read only from the folders the server shares. A data
-    set of the app's own is scanned anew after every fix, in every session."""
-    shared_only = teacher_password() is not None
+    """The scan of a folder (None = default set), with a progress bar the first time, as far as
+    this session may read it (see data.confine). A data set of the app's own is scanned anew
+    after every fix, in every session."""
+    reader = actor()
     if folder:
-        data.confine(folder, shared_only)  # on every call: a cached scan must not skip the check
+        data.confine(folder, reader)  # on every call: a cached scan must not skip the check
     managed = datasets.DatasetStore().find(folder)
-    return _scan(folder, shared_only, managed.version() if managed else 0)
+    # Keyed by what the reader may read, not who reads: sessions alike share one scan.
+    return _scan(folder, access.allowed(reader, Action.READ_ANY_FOLDER), managed.version() if managed else 0, reader)
 
 
 # A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
-def _scan(folder: str | None, shared_only: bool, version: int) -> data.Scan:
+def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> data.Scan:
     bar = st.progress(0.0, text="Checking the images…")
 
     def progress(done: int, total: int) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"Checking the images… {done} of {total}")
 
     try:
-        return data.scan(folder, progress=progress, shared_only=shared_only)
+        return data.scan(folder, progress=progress, actor=_reader)
     finally:
         bar.empty()
 
@@ -278,7 +283,7 @@ def fix_photo(dataset: datasets.Dataset | None, file: str, label: str, classes: 
     """Move a photo to another class or remove it (into the trash); only on the app's own data sets."""
     if dataset is None:
         return
-    locked = not teacher_unlocked()
+    locked = refused(Action.FIX_PHOTO)
     with st.popover("Fix", icon=":material/edit:", disabled=locked, help=LOCKED if locked else None, width="stretch"):
         for name in classes:
             if name != label:
@@ -289,9 +294,18 @@ def fix_photo(dataset: datasets.Dataset | None, file: str, label: str, classes: 
 
 def _fix(dataset: datasets.Dataset, file: str, to_class: str | None) -> None:
     """Runs before the page reruns, so the rerun already shows the data set changed."""
+    if to_class:
+        _change(lambda: dataset.move(file, to_class, actor=actor()))
+    else:
+        _change(lambda: dataset.remove(file, actor=actor()))
+
+
+def _change(change: Callable[[], object]) -> None:
+    """A change to a data set from a button's callback, which runs outside the page's guard:
+    a refusal waits in Session State for undo_bar to show it in one line."""
     try:
-        dataset.move(file, to_class) if to_class else dataset.remove(file)
-    except datasets.DatasetError as error:
+        change()
+    except (datasets.DatasetError, Forbidden) as error:
         st.session_state["fix_error"] = str(error)
 
 
@@ -305,11 +319,19 @@ def undo_bar(dataset: datasets.Dataset | None, key: str = "undo") -> None:
     changes = dataset.changes()
     if not changes or changes[-1].undone:
         return
-    locked = not teacher_unlocked()
+    shown = changes[-1]
+    locked = refused(Action.UNDO)
     text, button = st.columns([4, 1], vertical_alignment="center")
-    text.info(f"Last change to {dataset.name}: {changes[-1].describe()}.", icon=":material/history:")
-    button.button("Undo", icon=":material/undo:", key=f"{key}-{dataset.name}", on_click=dataset.undo,
+    text.info(f"Last change to {dataset.name}: {shown.describe()}.", icon=":material/history:")
+    # The change shown is named: if another session changed the data set since, Undo is refused.
+    button.button("Undo", icon=":material/undo:", key=f"{key}-{dataset.name}",
+                  on_click=_change, args=(lambda: dataset.undo(shown.id, actor=actor()),),
                   disabled=locked, help=LOCKED if locked else None)
+
+
+def restore_all(dataset: datasets.Dataset) -> None:
+    """The trash's Restore all, as a button's callback."""
+    _change(lambda: dataset.restore(actor=actor()))
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
@@ -558,9 +580,49 @@ def teacher_password() -> str | None:
     return None
 
 
-def teacher_unlocked() -> bool:
-    """Whether this browser session may start, cancel and delete runs and change the data."""
-    return teacher_password() is None or st.session_state.get(UNLOCKED_KEY, False)
+def actor() -> access.Actor:
+    """Who this browser session is, for every action it asks of the library: the owner on a
+    server without a teacher password, else the teacher once unlocked, else a student."""
+    if teacher_password() is None:
+        return access.OWNER
+    session = st.session_state.setdefault("teacher_session", secrets.token_hex(8))
+    if st.session_state.get(UNLOCKED_KEY, False):
+        return access.Actor(session, "the teacher", access.Role.TEACHER)
+    return access.Actor(session, "a student", access.Role.STUDENT)
+
+
+def refused(action: Action) -> bool:
+    """Whether this session may not take `action`: its widgets are disabled as a courtesy; the
+    library refuses the action itself whatever is sent."""
+    return not access.allowed(actor(), action)
+
+
+# Addresses only this machine can reach: anything else (Streamlit's default, all of them) serves others.
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+UNGUARDED = (
+    "This dashboard can be reached from other computers and has no teacher password: every visitor "
+    "may start, cancel and delete runs and change or delete every data set. Set CATDOG_TEACHER_PASSWORD "
+    "(see the README), or serve it on this computer alone with --server.address localhost."
+)
+
+
+def served_unguarded() -> bool:
+    """Whether the server listens beyond this machine without a teacher password."""
+    return st.get_option("server.address") not in LOOPBACK and teacher_password() is None
+
+
+def unguarded_warning() -> None:
+    """The server log says it once per server; each browser session sees the banner once."""
+    if not served_unguarded() or st.session_state.get("unguarded_warned"):
+        return
+    _log_unguarded()
+    st.session_state["unguarded_warned"] = True
+    st.warning(UNGUARDED, icon=":material/lock_open:")
+
+
+@st.cache_resource(show_spinner=False)
+def _log_unguarded() -> None:
+    log.warning(UNGUARDED)
 
 
 def teacher_panel() -> None:
@@ -580,9 +642,8 @@ def teacher_panel() -> None:
         submitted = st.form_submit_button("Unlock", icon=":material/lock_open:")
     if not submitted:
         return
-    # A random key per session, so the throttle counts this session's tries apart from others'.
-    session = st.session_state.setdefault("teacher_session", secrets.token_hex(8))
-    verdict = access.GATE.unlock(attempt, password, session)
+    # The session's random id, so the throttle counts this session's tries apart from others'.
+    verdict = access.GATE.unlock(attempt, password, actor().id)
     if not verdict.unlocked:
         st.error(verdict.message, icon=":material/lock:")
         return

@@ -67,6 +67,7 @@ def data_state() -> None:
 
 
 ui.setup_page()
+ui.unguarded_warning()
 page = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),

@@ -42,6 +42,7 @@ import numpy as np
 import psutil
 
 from benchmarks.responsiveness import in_training_epoch, training_state
+from catdog.access import OWNER
 from catdog.runs import RunStore
 from catdog.settings import RunConfig
 
@@ -224,7 +225,7 @@ def main() -> None:
             sys.exit(f"the warm-up visit failed: {warm_up.errors}; see {work / 'streamlit.log'}")
         if args.while_training:
             arch, epochs = ("model1", 500) if args.smoke else ("model4", 20)
-            training = store.submit(RunConfig(arch, epochs=epochs, data_dir=env.get("CATDOG_DATA_DIR")).to_dict())
+            training = store.submit(RunConfig(arch, epochs=epochs, data_dir=env.get("CATDOG_DATA_DIR")).to_dict(), actor=OWNER)
             print(f"{arch} run {training.id}: waiting for its training epochs …", file=sys.stderr)
             wait_for(lambda: in_training_epoch(training, 1) or training.state not in ("queued", "running"),
                      timeout=900, interval=1, message="the run to train")
@@ -247,7 +248,7 @@ def main() -> None:
             training_after = training_state(training) if training else None
         finally:
             if training and training.state in ("queued", "running"):
-                store.cancel(training.id)
+                store.cancel(training.id, actor=OWNER)
                 wait_for(lambda: training.state not in ("queued", "running"), timeout=120, message="the run to stop")
 
     results = {

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from catdog.access import OWNER
 from catdog.runs import PHASE_TRAIN, RunStore
 from catdog.settings import RunConfig
 
@@ -150,7 +151,7 @@ def main() -> None:
     timeout_ms = 120_000
 
     with Dashboard(env, work / "streamlit.log") as server:
-        run = store.submit(RunConfig(arch, epochs=epochs, data_dir=data_dir).to_dict())
+        run = store.submit(RunConfig(arch, epochs=epochs, data_dir=data_dir).to_dict(), actor=OWNER)
         print(f"{arch} run {run.id}: waiting for its training epochs …", file=sys.stderr)
         # Epoch 2's batches: past the first epoch's graph tracing and validation, training at its steady pace.
         wait_for(
@@ -188,7 +189,7 @@ def main() -> None:
                 browser.close()
         finally:
             if run.state in ("queued", "running"):
-                store.cancel(run.id)
+                store.cancel(run.id, actor=OWNER)
             wait_for(lambda: run.state not in ("queued", "running"), timeout=120, message="the run to stop")
 
     per_page = {name: [idle for target, _, idle in switches if target == name] for name in TOUR}

@@ -33,6 +33,7 @@ import tensorflow as tf
 from PIL import Image
 
 from catdog import config
+from catdog.access import OWNER
 from catdog.augment import AugmentConfig, preview
 from catdog.data import download_default_dataset
 from catdog.images import load_image
@@ -301,7 +302,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = str(make_smoke_data(Path(tempfile.mkdtemp()))) if args.smoke else None
-    bench = Bench(args, data_dir, Path(data_dir) if data_dir else download_default_dataset())
+    bench = Bench(args, data_dir, Path(data_dir) if data_dir else download_default_dataset(actor=OWNER))
     results: dict = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
     results.update({
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},

@@ -30,6 +30,7 @@ from PIL import Image
 
 from benchmarks import nonpets
 from catdog import familiarity
+from catdog.access import OWNER
 from catdog.data import Scan, download_default_dataset, scan
 from catdog.features import FeatureCache, extract
 from catdog.images import open_image, to_model_input
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             result = measure(make_dataset(Path(folder)), (160,), (0,), renders=4)
     else:
-        result = measure(download_default_dataset(), tuple(args.sizes), tuple(args.seeds), nonpets.RENDERS)
+        result = measure(download_default_dataset(actor=OWNER), tuple(args.sizes), tuple(args.seeds), nonpets.RENDERS)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))
     return 0

@@ -2,7 +2,8 @@
 
 `catdog VERB …` once installed, or `python -m catdog VERB …`. Machine-readable results go to
 stdout (JSON with --json); progress and errors go to stderr, each error as one line. Exit
-status: 0 done, 1 failed, 2 wrong usage. Verbs that need no model never import TensorFlow.
+status: 0 done, 1 failed, 2 wrong usage. Verbs that need no model never import TensorFlow. It
+acts as the owner of the files it is given (access.OWNER): a teacher password locks browser tabs.
 """
 
 import argparse
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from catdog import __version__, config, lesson
+from catdog.access import OWNER, Forbidden
 from catdog.data import DataError, scan
 from catdog.datasets import DatasetStore
 from catdog.images import ImageError
@@ -49,7 +51,7 @@ FOLLOW_INTERVAL_S = 0.5
 PLAIN_PROGRESS_INTERVAL_S = 5.0
 FLIP_TTA_HELP = "average each answer with the mirror image's (test-time augmentation)"
 # What a verb can run into at run time: exit status 1 and the message as one line.
-FAILURES = (DataError, RunError, ImageError, OSError)
+FAILURES = (DataError, RunError, ImageError, Forbidden, OSError)
 
 
 class BarProgress:
@@ -200,7 +202,7 @@ def cmd_train(args) -> int:
         with store.queue_free() as free:
             if free:
                 return _train_here(store.create(run_config.to_dict()), data)
-    run = store.submit(run_config.to_dict())
+    run = store.submit(run_config.to_dict(), actor=OWNER)
     if not args.wait:
         print(run.id)
         return 0
@@ -279,7 +281,7 @@ def cmd_lesson(args) -> int:
     with progress("checking the data") as report:
         scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report).check_trainable()
     store = RunStore(args.runs_dir)
-    runs = lesson.submit_experiment(store, run_configs)
+    runs = lesson.submit_experiment(store, run_configs, actor=OWNER)
     experiment = run_configs[0].experiment
     if not args.wait:
         if args.json:
@@ -322,7 +324,7 @@ def cmd_experiments(args) -> int:
 
 
 def cmd_delete_experiment(args) -> int:
-    deleted = lesson.delete_experiment(RunStore(args.runs_dir), args.experiment)
+    deleted = lesson.delete_experiment(RunStore(args.runs_dir), args.experiment, actor=OWNER)
     print(f"{args.experiment}: deleted with its runs {', '.join(deleted)}")
     return 0
 
@@ -360,13 +362,13 @@ def cmd_runs(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    status = RunStore(args.runs_dir).cancel(args.run)
+    status = RunStore(args.runs_dir).cancel(args.run, actor=OWNER)
     print(f"{args.run}: {'cancelled' if status['state'] == 'cancelled' else 'stopping at the next batch'}")
     return 0
 
 
 def cmd_delete(args) -> int:
-    RunStore(args.runs_dir).delete(args.run)
+    RunStore(args.runs_dir).delete(args.run, actor=OWNER)
     print(f"{args.run}: deleted")
     return 0
 
@@ -455,21 +457,21 @@ def _print_made(made) -> int:
 
 def dataset_import(args, store: DatasetStore) -> int:
     with progress("unpacking") as report:
-        return _print_made(store.import_zip(Path(args.zip), args.name, report))
+        return _print_made(store.import_zip(Path(args.zip), args.name, report, actor=OWNER))
 
 
 def dataset_copy(args, store: DatasetStore) -> int:
     with progress("copying") as report:
-        return _print_made(store.copy(args.source, args.name, report))
+        return _print_made(store.copy(args.source, args.name, report, actor=OWNER))
 
 
 def dataset_rename(args, store: DatasetStore) -> int:
-    print(store.rename(args.old, args.new).name)
+    print(store.rename(args.old, args.new, actor=OWNER).name)
     return 0
 
 
 def dataset_delete(args, store: DatasetStore) -> int:
-    store.delete(args.name)
+    store.delete(args.name, actor=OWNER)
     print(f"{args.name}: deleted")
     return 0
 
@@ -477,12 +479,12 @@ def dataset_delete(args, store: DatasetStore) -> int:
 def dataset_remove(args, store: DatasetStore) -> int:
     dataset = store.get(args.name)
     for file in args.files:
-        print(dataset.remove(file).describe())
+        print(dataset.remove(file, actor=OWNER).describe())
     return 0
 
 
 def dataset_move(args, store: DatasetStore) -> int:
-    print(store.get(args.name).move(args.file, args.to_class).describe())
+    print(store.get(args.name).move(args.file, args.to_class, actor=OWNER).describe())
     return 0
 
 
@@ -497,7 +499,7 @@ def dataset_trash(args, store: DatasetStore) -> int:
 
 
 def dataset_restore(args, store: DatasetStore) -> int:
-    for change in store.get(args.name).restore(args.files):
+    for change in store.get(args.name).restore(args.files, actor=OWNER):
         print(f"restored {change.file}")
     return 0
 

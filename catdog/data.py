@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog import config
+from catdog import access, config
 from catdog.images import ImageError, open_image, read_upload, stored_size, to_model_input
 from catdog.storage import read_json, save_npy_atomic, write_json_atomic
 
@@ -127,11 +127,12 @@ def default_dataset_available() -> bool:
     return default_dataset_dir().is_dir() or archive.is_file()
 
 
-def download_default_dataset(progress: Progress | None = None) -> Path:
+def download_default_dataset(progress: Progress | None = None, *, actor: access.Actor) -> Path:
     """Fetches cats_and_dogs_filtered into the Keras cache (once) and returns its folder."""
     folder = default_dataset_dir()
     if folder.is_dir():
         return folder
+    access.authorize(actor, access.Action.DOWNLOAD)
     archive = config.keras_home() / "datasets" / config.DATASET_FILE
     if not archive.exists():
         _download(config.DATASET_URL, archive, progress)
@@ -167,14 +168,14 @@ def _download(url: str, target: Path, progress: Progress | None) -> None:
 
 
 def resolve_data_dir(
-    data_dir: str | os.PathLike | None, progress: Progress | None = None, shared_only: bool | None = None
+    data_dir: str | os.PathLike | None, progress: Progress | None = None, actor: access.Actor = access.OWNER
 ) -> Path:
     """The folder to read: the default set (downloaded if needed) or a checked user folder,
-    confined to the folders this server shares (see `confine`)."""
+    confined to the folders this server shares, as far as `actor` must be (see `confine`)."""
     data_dir = data_dir or config.data_dir()
     if data_dir is None or str(data_dir).strip() == "":
-        return download_default_dataset(progress)
-    path = confine(data_dir, shared_only)
+        return download_default_dataset(progress, actor=actor)
+    path = confine(data_dir, actor)
     if not path.exists():
         raise DataError(f"{path} does not exist")
     if not path.is_dir():
@@ -184,11 +185,11 @@ def resolve_data_dir(
     return path
 
 
-def confine(folder: str | os.PathLike, shared_only: bool | None = None) -> Path:
-    """A typed folder, resolved with its links followed, if this server lets it be read.
+def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Path:
+    """A typed folder, resolved with its links followed, if this server lets `actor` read it.
 
     With CATDOG_DATA_ROOTS set it must lie inside one of them. Without, any folder may be read
-    (one's own machine), unless `shared_only` (default: a teacher password is set), when typed
+    by the owner (one's own machine); for the sessions of a server with a teacher password typed
     folders are refused altogether. CATDOG_DATA_DIR, set by whoever runs the server, is allowed,
     and so are the app's own data sets (catdog.datasets). Nothing inside the folder is read here.
     """
@@ -197,12 +198,11 @@ def confine(folder: str | os.PathLike, shared_only: bool | None = None) -> Path:
         return path
     if path.parent == config.datasets_dir() and not path.name.startswith("."):
         return path
+    access.authorize(actor, access.Action.CHOOSE_FOLDER)
     roots = config.data_roots()
     if roots and not any(path.is_relative_to(root) for root in roots):
         raise DataError(f"{folder} is outside the folders this server shares (CATDOG_DATA_ROOTS)")
-    if shared_only is None:
-        shared_only = config.teacher_password() is not None
-    if not roots and shared_only:
+    if not roots and not access.allowed(actor, access.Action.READ_ANY_FOLDER):
         raise DataError("this server reads no typed folders: its CATDOG_DATA_ROOTS is not set")
     return path
 
@@ -407,14 +407,14 @@ def scan(
     data_dir: str | os.PathLike | None = None,
     seed: int = config.SPLIT_SEED,
     progress: Progress | None = None,
-    shared_only: bool | None = None,
+    actor: access.Actor = access.OWNER,
     keep: tuple[int, int] | None = None,
 ) -> Scan:
     """Checks every file of a data set and splits the good ones; cached by folder state.
-    `shared_only` is `confine`'s: whether typed folders need CATDOG_DATA_ROOTS. With `keep`, a
+    `actor` is who reads (see `confine`). With `keep`, a
     caller about to train at that size has the photos decoded at it while they are checked (a
     decode checks a file as well), and kept in memory for this scan only."""
-    root = resolve_data_dir(data_dir, progress, shared_only)
+    root = resolve_data_dir(data_dir, progress, actor)
     layout, unreadable = _layout(root)
     if not any(layout.values()):
         raise DataError(f"{root} has no class folders (expected one subfolder per class)")

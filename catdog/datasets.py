@@ -14,8 +14,11 @@ record it, so that a run trained before a rename still finds its photos (`run_da
 
 Photos are never deleted: removing one moves it into the data set's hidden `.trash/` folder,
 and `.trash/journal.json` records every move and removal so that each can be undone or
-restored. Scans skip hidden folders, so the trash is never trained on. Nothing here imports
-TensorFlow.
+restored. Scans skip hidden folders, so the trash is never trained on. Every change to a data
+set (a fix, undo, restore, rename or delete) holds the data set's own lock, a file beside its
+folder (inside it, a rename would carry it away): a fix that waited for a rename finds its folder
+gone and stops in one line, never writing into a new folder under the old name. Nothing here
+imports TensorFlow.
 """
 
 import os
@@ -33,6 +36,7 @@ from typing import BinaryIO
 import filelock
 
 from catdog import config
+from catdog.access import Action, Actor, authorize
 from catdog.archives import ArchiveError, Skipped, zip_members
 from catdog.data import DataError, Scan, min_photos_per_class, resolve_data_dir, scan
 from catdog.images import ImageError, open_image
@@ -142,9 +146,9 @@ class Dataset:
         """A name that stays when the data set is renamed, made the first time it is asked for."""
         if found := self.recorded_id():
             return found
-        with self._lock():
+        with self._locked():
             found = self.recorded_id() or secrets.token_hex(8)
-            write_json_atomic(self.root / ID_FILE, {"id": found})
+            write_json_atomic(self.root / ID_FILE, {"id": found}, make_folder=False)
         return found
 
     def version(self) -> int:
@@ -160,9 +164,13 @@ class Dataset:
     def _journal_path(self) -> Path:
         return self.root / TRASH / JOURNAL
 
-    def _lock(self) -> filelock.BaseFileLock:
-        (self.root / TRASH).mkdir(exist_ok=True)
-        return filelock.FileLock(self.root / TRASH / ".lock")
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Holds the data set's lock (see `lock`), once sure its folder is still there."""
+        with lock(self.root):
+            if not self.root.is_dir():
+                raise DatasetError(f"data set {self.name} was renamed or deleted meanwhile: choose it again")
+            yield
 
     def changes(self) -> list[Change]:
         """Every move and removal, oldest first."""
@@ -170,7 +178,12 @@ class Dataset:
         return [Change(**change) for change in recorded] if isinstance(recorded, list) else []
 
     def _record(self, changes: list[Change]) -> None:
-        write_json_atomic(self._journal_path, [asdict(change) for change in changes])
+        """Never makes the data set's folder: a journal written into a recreated folder would be a ghost."""
+        try:
+            self._journal_path.parent.mkdir(exist_ok=True)
+            write_json_atomic(self._journal_path, [asdict(change) for change in changes], make_folder=False)
+        except FileNotFoundError:
+            raise DatasetError(f"data set {self.name} was renamed or deleted meanwhile: choose it again") from None
 
     def photo(self, file: str) -> Path:
         """A photo of this data set by its path as scans name it; nothing outside it, nor in the trash."""
@@ -183,9 +196,10 @@ class Dataset:
             raise DatasetError(f"{file} is not in data set {self.name}")
         return path
 
-    def remove(self, file: str) -> Change:
+    def remove(self, file: str, *, actor: Actor) -> Change:
         """Moves a photo into the trash, from where undo or restore brings it back."""
-        with self._lock():
+        authorize(actor, Action.FIX_PHOTO)
+        with self._locked():
             self.photo(file)
             change_id = f"{time.time_ns()}-{secrets.token_hex(2)}"
             change = Change(change_id, REMOVE, file, f"{TRASH}/{change_id}/{file}", time.time())
@@ -193,9 +207,10 @@ class Dataset:
             self._record([*self.changes(), change])
         return change
 
-    def move(self, file: str, to_class: str) -> Change:
+    def move(self, file: str, to_class: str, *, actor: Actor) -> Change:
         """Moves a photo into another class's folder of the same split."""
-        with self._lock():
+        authorize(actor, Action.FIX_PHOTO)
+        with self._locked():
             self.photo(file)
             if to_class not in self.classes():
                 raise DatasetError(f"data set {self.name} has no class {to_class!r}")
@@ -209,24 +224,33 @@ class Dataset:
             self._record([*self.changes(), change])
         return change
 
-    def undo(self) -> Change | None:
-        """Reverses the latest change not yet undone; None when there is none."""
-        with self._lock():
+    def latest(self) -> Change | None:
+        """The change Undo reverses: the latest not yet undone; None when there is none."""
+        return next((change for change in reversed(self.changes()) if not change.undone), None)
+
+    def undo(self, change_id: str, *, actor: Actor) -> Change:
+        """Reverses the change named, refused unless it is still the latest: Undo reverses what
+        it showed, and two clicks of it at once reverse one change, not two."""
+        authorize(actor, Action.UNDO)
+        with self._locked():
             changes = self.changes()
-            for i in reversed(range(len(changes))):
-                if not changes[i].undone:
-                    changes[i] = self._reverse(changes[i])
-                    self._record(changes)
-                    return changes[i]
-        return None
+            latest = next((i for i in reversed(range(len(changes))) if not changes[i].undone), None)
+            if latest is None or changes[latest].id != change_id:
+                named = next((change for change in changes if change.id == change_id), None)
+                what = f"{named.describe()} " if named else ""
+                raise DatasetError(f"the change {what}is no longer the latest of data set {self.name}: nothing undone")
+            changes[latest] = self._reverse(changes[latest])
+            self._record(changes)
+        return changes[latest]
 
     def trash(self) -> list[Change]:
         """The removed photos still in the trash, oldest first."""
         return [change for change in self.changes() if change.action == REMOVE and not change.undone]
 
-    def restore(self, files: Sequence[str] = ()) -> list[Change]:
+    def restore(self, files: Sequence[str] = (), *, actor: Actor) -> list[Change]:
         """Brings photos back from the trash to where they were: those named, or all."""
-        with self._lock():
+        authorize(actor, Action.RESTORE)
+        with self._locked():
             changes = self.changes()
             trashed = {change.file: i for i, change in enumerate(changes) if change.action == REMOVE and not change.undone}
             unknown = [file for file in files if file not in trashed]
@@ -314,9 +338,10 @@ class DatasetStore:
         if users := self.users(dataset):
             raise DatasetError(f"data set {dataset.name} is used by {', '.join(users)}: {doing} it when they end")
 
-    def rename(self, old: str, new: str) -> Dataset:
+    def rename(self, old: str, new: str, *, actor: Actor) -> Dataset:
+        authorize(actor, Action.RENAME_DATASET)
         dataset = self.get(old)
-        with self._lock():
+        with dataset._locked(), self._lock():
             self._refuse_if_used(dataset, "rename")
             target = self._new_path(new)
             try:
@@ -325,10 +350,11 @@ class DatasetStore:
                 raise DatasetError(f"data set {old} could not be renamed ({error.strerror or error})") from None
         return Dataset(target)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, actor: Actor) -> None:
         """Removes a data set with its photos and trash; refused while a queued or running run uses it."""
+        authorize(actor, Action.DELETE_DATASET)
         dataset = self.get(name)
-        with self._lock():
+        with dataset._locked(), self._lock():
             self._refuse_if_used(dataset, "delete")
             # Renamed first, at once, so that no reader ever lists half a data set.
             doomed = self.root / f"{_DELETED}{name}-{secrets.token_hex(2)}"
@@ -340,15 +366,19 @@ class DatasetStore:
 
     # --- making data sets ----------------------------------------------------------------
 
-    def import_zip(self, archive: str | os.PathLike | BinaryIO, name: str, progress: Progress | None = None) -> Made:
+    def import_zip(
+        self, archive: str | os.PathLike | BinaryIO, name: str, progress: Progress | None = None, *, actor: Actor
+    ) -> Made:
         """A data set from a zip of class folders (either layout), unpacked safely (see `unpack`)."""
+        authorize(actor, Action.MAKE_DATASET)
         with self._incoming(name) as folder:
             skipped = unpack(archive, folder, progress)
             _check_layout(folder)
         return Made(self.get(name), skipped)
 
-    def create(self, name: str, photos: dict[str, Sequence[tuple[str, bytes]]]) -> Made:
+    def create(self, name: str, photos: dict[str, Sequence[tuple[str, bytes]]], *, actor: Actor) -> Made:
         """A data set from photos per class name, as the class builder collects them."""
+        authorize(actor, Action.MAKE_DATASET)
         for class_name in photos:
             check_name(class_name, "class")
         counts = {class_name: 0 for class_name in photos}
@@ -369,10 +399,13 @@ class DatasetStore:
             check_classes(counts)
         return Made(self.get(name), skipped)
 
-    def copy(self, source: str | os.PathLike | None, name: str, progress: Progress | None = None) -> Made:
-        """An editable copy of a data folder (None: the default set), confined as typed folders are.
-        Regular files only: links are left out, so a copy never reaches outside its source."""
-        source_root = resolve_data_dir(source, progress)
+    def copy(
+        self, source: str | os.PathLike | None, name: str, progress: Progress | None = None, *, actor: Actor
+    ) -> Made:
+        """An editable copy of a data folder (None: the default set), confined as typed folders are
+        for `actor`. Regular files only: links are left out, so a copy never reaches outside its source."""
+        authorize(actor, Action.MAKE_DATASET)
+        source_root = resolve_data_dir(source, progress, actor)
         files, skipped = _listing(source_root)
         total = sum(size for _, size in files) or 1
         done = 0
@@ -435,6 +468,12 @@ class DatasetStore:
                 _remove_lock_file(lock)
             elif entry.name.startswith(_INCOMING) and entry.suffix == ".lock" and not entry.with_suffix("").exists():
                 _remove_lock_file(_incoming_lock(entry.with_suffix("")))
+
+
+def lock(root: Path) -> filelock.BaseFileLock:
+    """A data set's lock: a hidden file beside its folder, named after it, so that a rename or
+    delete, holding it, leaves a fix that waited for it no folder to recreate."""
+    return filelock.FileLock(root.with_name(f".{root.name}.lock"))
 
 
 def _incoming_lock(folder: Path) -> filelock.BaseFileLock:

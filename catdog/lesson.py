@@ -10,6 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from catdog.access import Action, Actor, authorize
 from catdog.runs import ACTIVE, Run, RunError, RunStore
 from catdog.settings import PRESETS, AugmentConfig, RunConfig
 
@@ -65,9 +66,10 @@ def architecture_experiment(
     ]
 
 
-def submit_experiment(store: RunStore, run_configs: list[RunConfig]) -> list[Run]:
+def submit_experiment(store: RunStore, run_configs: list[RunConfig], *, actor: Actor) -> list[Run]:
     """Queues the runs together, in order: they train one after the other, or side by side on a cluster."""
-    return [store.submit(run_config.to_dict()) for run_config in run_configs]
+    authorize(actor, Action.START_EXPERIMENT)
+    return [store.submit(run_config.to_dict(), actor=actor) for run_config in run_configs]
 
 
 # --- experiments as a unit -------------------------------------------------------------------
@@ -136,15 +138,16 @@ def find_experiment(store: RunStore, experiment: str | None = None, varied: str 
     return next((candidate for candidate in reversed(experiments(store)) if wanted(candidate)), None)
 
 
-def delete_experiment(store: RunStore, experiment: str) -> list[str]:
+def delete_experiment(store: RunStore, experiment: str, *, actor: Actor) -> list[str]:
     """Deletes every run of an experiment, or none while any is queued or running; returns their ids."""
+    authorize(actor, Action.DELETE_EXPERIMENT)
     found = find_experiment(store, experiment)
     if found is None:
         raise RunError(f"no experiment {experiment!r} in {store.root}")
     if busy := [run.id for run in found.runs if run.state in ACTIVE]:
         raise RunError(f"experiment {experiment} has runs queued or running ({', '.join(busy)}): cancel them first")
     for run in found.runs:
-        store.delete(run.id)
+        store.delete(run.id, actor=actor)
     return [run.id for run in found.runs]
 
 

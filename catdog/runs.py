@@ -47,6 +47,7 @@ import filelock
 import psutil
 
 from catdog import config
+from catdog.access import Action, Actor, authorize
 from catdog.storage import append_jsonl, read_json, read_jsonl, write_json_atomic
 
 if TYPE_CHECKING:
@@ -236,8 +237,9 @@ class Run:
         note = read_json(self.path / "note.json", "")
         return note if isinstance(note, str) else ""
 
-    def set_note(self, text: str) -> None:
+    def set_note(self, text: str, *, actor: Actor) -> None:
         """The user's words about the run; an empty text removes the note."""
+        authorize(actor, Action.NOTE_RUN)
         text = text.strip()
         if len(text) > NOTE_MAX_CHARS:
             raise RunError(f"a note can be at most {NOTE_MAX_CHARS} characters; this one has {len(text)}")
@@ -375,8 +377,9 @@ class RunStore:
         run.mark("queued", pid=None, created=created, started=None, ended=None, error=None, **status)
         return run
 
-    def submit(self, run_config: dict) -> Run:
+    def submit(self, run_config: dict, *, actor: Actor) -> Run:
         """Records a queued run and makes sure a queue process (or a Ray cluster) will train it; returns at once."""
+        authorize(actor, Action.START_RUN)
         if config.ray_address():
             return _cluster().submit(self, run_config)
         run = self.create(run_config)
@@ -409,8 +412,9 @@ class RunStore:
         if self._local_queue() and self._queue_is_idle():
             self._start_queue_process()
 
-    def cancel(self, run_id: str) -> dict:
+    def cancel(self, run_id: str, *, actor: Actor) -> dict:
         """A queued run is cancelled now; a running one at its next batch, or within seconds if still starting."""
+        authorize(actor, Action.CANCEL_RUN)
         run = self.get(run_id)
         status = run.status()
         if status["state"] not in ACTIVE:
@@ -422,8 +426,9 @@ class RunStore:
             return run.mark("cancelled", error=None)
         return status
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, *, actor: Actor) -> None:
         """Removes a run's folder: model, history, logs and all; refused while it is queued or running."""
+        authorize(actor, Action.DELETE_RUN)
         run = self.get(run_id)
         state = run.state
         if state in ACTIVE:

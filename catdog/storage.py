@@ -10,14 +10,16 @@ from typing import IO, Any
 
 
 @contextmanager
-def _replaced_atomically(path: Path, mode: str, mtime_ns: int | None = None) -> Iterator[IO]:
+def _replaced_atomically(path: Path, mode: str, mtime_ns: int | None = None, make_folder: bool = True) -> Iterator[IO]:
     """Readers see the old file or the new one, never a torn write (rename is atomic).
 
     The temporary name is unique per call, so writers in other processes or threads (two
     queues filling one cache, two sessions of one web server) never write into each other's.
-    mtime_ns, when given, is the file's time from the moment it appears.
+    mtime_ns, when given, is the file's time from the moment it appears. Without make_folder, a
+    missing folder is FileNotFoundError, for records that must not outlive their folder.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as out:
@@ -35,8 +37,8 @@ def write_bytes_atomic(path: Path, data: bytes, mtime_ns: int | None = None) -> 
         out.write(data)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    with _replaced_atomically(path, "w") as out:
+def write_json_atomic(path: Path, data: Any, make_folder: bool = True) -> None:
+    with _replaced_atomically(path, "w", make_folder=make_folder) as out:
         json.dump(data, out, indent=1)
 
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
+from catdog.access import Action
 from catdog.augment import augmentation_code, build_augmentation, preview
 from catdog.data import DataError, Scan, default_dataset_available
 from catdog.images import ImageError, load_image, to_model_input
@@ -293,7 +294,7 @@ def lesson(augmentation: AugmentConfig) -> None:
         f"Measured on 2 busy CPU cores, both runs together: {ui.duration(MEASURED_SECONDS['augmentation quick'])} "
         f"quick, {ui.duration(MEASURED_SECONDS['augmentation full'])} with the posts' settings."
     )
-    locked = not ui.teacher_unlocked()
+    locked = ui.refused(Action.START_EXPERIMENT)
     if st.button(
         "Run the experiment", icon=":material/science:", disabled=locked or augmentation.is_identity,
         help=ui.LOCKED if locked else "Choose some augmentation first." if augmentation.is_identity else None,
@@ -307,7 +308,7 @@ def start_lesson(augmentation: AugmentConfig, quick: bool) -> None:
     try:
         run_configs = augmentation_experiment(augmentation, data_dir=folder, **(QUICK if quick else {}))
         ui.load_scan(folder).check_trainable()
-        submit_experiment(RunStore(), run_configs)
+        submit_experiment(RunStore(), run_configs, actor=ui.actor())
     except (ValueError, RunError) as error:
         st.error(f"The experiment could not start: {error}")
         return

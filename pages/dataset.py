@@ -10,6 +10,7 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
+from catdog.access import Action, Forbidden
 from catdog.data import DataError, Scan, default_dataset_available, min_photos_per_class
 from catdog.datasets import Dataset, DatasetStore, Made, run_data_dir
 from catdog.images import ImageError, load_image, read_upload
@@ -46,7 +47,7 @@ def choose_source() -> tuple[Scan | None, Dataset | None]:
         st.session_state["data_source"], st.session_state["dataset_name"] = MANAGED, picked
     remembered = ui.chosen_data_dir()
     managed = store.find(remembered)
-    locked = not ui.teacher_unlocked()
+    locked = ui.refused(Action.CHOOSE_FOLDER)
     # First values go through Session State, as a data set just made or renamed does: a widget given
     # a default as well warns in the server's log.
     st.session_state.setdefault("data_source", MANAGED if managed else FOLDER if remembered else DEFAULT)
@@ -100,7 +101,7 @@ def new_dataset(store: DatasetStore) -> None:
         if made["skipped"]:
             st.warning(f"{len(made['skipped'])} files were left out:")
             st.dataframe(pd.DataFrame(made["skipped"]), hide_index=True)
-    locked = not ui.teacher_unlocked()
+    locked = ui.refused(Action.MAKE_DATASET)
     upload, build = st.tabs(["Upload a zip", "Build classes"])
     with upload:
         upload_zip(store, locked)
@@ -122,7 +123,7 @@ def upload_zip(store: DatasetStore, locked: bool) -> None:
     def progress(done: int, total: int) -> None:
         bar.progress(min(done / total, 1.0), text=f"Unpacking… {done / 2**20:.1f} of {total / 2**20:.1f} MB")
 
-    created(lambda: store.import_zip(archive, name, progress), bar)
+    created(lambda: store.import_zip(archive, name, progress, actor=ui.actor()), bar)
 
 
 def class_builder(store: DatasetStore, locked: bool) -> None:
@@ -136,7 +137,7 @@ def class_builder(store: DatasetStore, locked: bool) -> None:
     if not ready:
         st.caption(f"Needs at least two classes with at least {minimum} photos each.")
     if st.button("Create the data set", key="builder_create", type="primary", disabled=locked or not ready):
-        created(lambda: store.create(name, photos), st.empty())
+        created(lambda: store.create(name, photos, actor=ui.actor()), st.empty())
 
 
 def class_photos(name: str, minimum: int, locked: bool) -> list[tuple[str, bytes]]:
@@ -160,7 +161,7 @@ def created(make, bar) -> None:
     """Makes a data set, says why not in one line, and shows the new set on the next run."""
     try:
         made: Made = make()
-    except DataError as error:
+    except (DataError, Forbidden) as error:
         st.error(f"No data set was made: {error}")
         return
     finally:
@@ -175,7 +176,7 @@ def created(make, bar) -> None:
 
 def editable_copy(scan: Scan) -> None:
     """The default set or a typed folder, copied into the app's own data sets, where photos can be fixed."""
-    locked = not ui.teacher_unlocked()
+    locked = ui.refused(Action.MAKE_DATASET)
     with st.popover("Make an editable copy", icon=":material/content_copy:", disabled=locked,
                     help=ui.LOCKED if locked else "Photos can be moved between classes or removed only in a copy."):
         name = st.text_input("Name of the copy", key="copy_name", placeholder=f"{scan.root.name}-copy")
@@ -183,7 +184,8 @@ def editable_copy(scan: Scan) -> None:
             return
         bar = st.progress(0.0, text="Copying…")
         folder = ui.chosen_data_dir()
-        created(lambda: DatasetStore().copy(folder, name, lambda done, total: bar.progress(min(done / total, 1.0), text="Copying…")), bar)
+        created(lambda: DatasetStore().copy(folder, name, lambda done, total: bar.progress(min(done / total, 1.0), text="Copying…"),
+                                            actor=ui.actor()), bar)
 
 
 # --- managing one of the app's own data sets -----------------------------------------------
@@ -191,23 +193,23 @@ def editable_copy(scan: Scan) -> None:
 
 def manage(dataset: Dataset) -> None:
     ui.undo_bar(dataset)
-    locked = not ui.teacher_unlocked()
     rename, delete, trash = st.columns(3)
-    with rename.popover("Rename", icon=":material/edit:", disabled=locked, width="stretch"):
+    with rename.popover("Rename", icon=":material/edit:", disabled=ui.refused(Action.RENAME_DATASET), width="stretch"):
         new = st.text_input("New name", value=dataset.name, key="dataset_new_name")
         if st.button("Rename", key="dataset_rename", type="primary"):
-            changed(lambda: DatasetStore().rename(dataset.name, new))
-    with delete.popover("Delete", icon=":material/delete_forever:", disabled=locked, width="stretch"):
+            changed(lambda: DatasetStore().rename(dataset.name, new, actor=ui.actor()))
+    with delete.popover("Delete", icon=":material/delete_forever:", disabled=ui.refused(Action.DELETE_DATASET), width="stretch"):
         st.caption(f"Deletes {dataset.name} with all its photos and its trash. Runs trained on it keep their models.")
         if st.button(f"Delete {dataset.name}", key="dataset_delete", type="primary"):
-            changed(lambda: DatasetStore().delete(dataset.name))
+            changed(lambda: DatasetStore().delete(dataset.name, actor=ui.actor()))
     removed = dataset.trash()
     with trash.popover(f"Trash ({len(removed)})", icon=":material/restore_from_trash:", width="stretch"):
         if not removed:
             st.caption("Removed photos wait here until restored.")
         else:
             st.dataframe(pd.DataFrame({"removed photo": [change.file for change in removed]}), hide_index=True)
-            st.button("Restore all", key="dataset_restore", on_click=dataset.restore, disabled=locked,
+            locked = ui.refused(Action.RESTORE)
+            st.button("Restore all", key="dataset_restore", on_click=ui.restore_all, args=(dataset,), disabled=locked,
                       help=ui.LOCKED if locked else "Back to where they were.")
 
 
@@ -215,7 +217,7 @@ def changed(change) -> None:
     """Renames or deletes a data set; the next run shows the renamed one, or none."""
     try:
         result = change()
-    except DataError as error:
+    except (DataError, Forbidden) as error:
         st.error(str(error))
         return
     if isinstance(result, Dataset):

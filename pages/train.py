@@ -13,6 +13,7 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config, lesson, predict
+from catdog.access import Action, Forbidden
 from catdog.data import default_dataset_available
 from catdog.models import layer_summary, parameter_counts
 from catdog.runs import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run, RunError, RunStore, image_size, planned_epochs
@@ -139,7 +140,7 @@ def start_form(architecture: Architecture) -> None:
                 "Augmented copies (fast path)", *FEATURE_COPIES_RANGE, defaults.feature_copies, key="train_copies"
             )
             st.caption(FAST_PATH_EXPLANATION)
-        locked = not ui.teacher_unlocked()
+        locked = ui.refused(Action.START_RUN)
         start = st.form_submit_button(
             "Start training", type="primary", icon=":material/play_arrow:", disabled=locked,
             help=ui.LOCKED if locked else None,
@@ -157,7 +158,7 @@ def start_form(architecture: Architecture) -> None:
             data_dir=folder, fast=fast, feature_copies=copies, mixed_precision=mixed_precision,
         )
         ui.load_scan(folder).check_trainable()
-        run = RunStore().submit(run_config.to_dict())
+        run = RunStore().submit(run_config.to_dict(), actor=ui.actor())
     except (ValueError, RunError) as error:
         st.error(f"Training could not start: {error}")
         return
@@ -234,7 +235,7 @@ def show_run(run: Run) -> None:
     if skipped:
         with st.expander(f"{len(skipped)} files or folders in the data folder were not used for training"):
             st.dataframe(skipped, hide_index=True, width="stretch")
-    locked = not ui.teacher_unlocked()
+    locked = ui.refused(Action.CANCEL_RUN)
     if ui.is_active(run) and not cancelling and st.button(
         "Cancel", icon=":material/stop:", key=f"cancel-{run.id}", disabled=locked, help=ui.LOCKED if locked else None
     ):
@@ -247,7 +248,7 @@ def queue(store: RunStore, shown: list[str]) -> None:
     if not waiting:
         return
     st.markdown(f"**Queue** · {len(waiting)} waiting")
-    locked = not ui.teacher_unlocked()
+    locked = ui.refused(Action.CANCEL_RUN)
     for slot in waiting:
         run = slot.run
         name, button = st.columns([5, 1], vertical_alignment="center")
@@ -271,8 +272,8 @@ def starts(slot: Slot) -> str:
 
 def cancel(run: Run) -> None:
     try:
-        RunStore().cancel(run.id)
-    except RunError as error:
+        RunStore().cancel(run.id, actor=ui.actor())
+    except (RunError, Forbidden) as error:
         st.error(f"Could not cancel: {error}")
         return
     st.toast(f"Cancelling {run.id}…")
@@ -335,7 +336,7 @@ def compare_architectures() -> None:
         f"{lesson.LESSON_IMAGE_SIZE} px; measured on 2 busy CPU cores: "
         f"{ui.duration(lesson.MEASURED_SECONDS['architectures quick'])} for all four.",
     )
-    folder, locked = ui.chosen_data_dir(), not ui.teacher_unlocked()
+    folder, locked = ui.chosen_data_dir(), ui.refused(Action.START_EXPERIMENT)
     no_data = folder is None and not default_dataset_available()
     if not st.button(
         "Compare the four architectures", icon=":material/science:", key="compare-architectures",
@@ -347,7 +348,7 @@ def compare_architectures() -> None:
             ui.chosen_augmentation(), data_dir=folder, **(lesson.ARCHITECTURES_QUICK if quick else {})
         )
         ui.load_scan(folder).check_trainable()
-        lesson.submit_experiment(RunStore(), run_configs)
+        lesson.submit_experiment(RunStore(), run_configs, actor=ui.actor())
     except (ValueError, RunError) as error:
         st.error(f"The experiment could not start: {error}")
         return
@@ -371,7 +372,7 @@ def experiment_row(experiment: lesson.Experiment) -> dict:
 
 def delete_experiment(experiment: lesson.Experiment) -> None:
     """Two clicks, as for runs: the second names what goes."""
-    locked, pending = not ui.teacher_unlocked(), st.session_state.get("delete_experiment_pending")
+    locked, pending = ui.refused(Action.DELETE_EXPERIMENT), st.session_state.get("delete_experiment_pending")
     if locked or pending != experiment.id:
         st.button(
             f"Delete experiment {experiment.id} and its {len(experiment.runs)} runs…", icon=":material/delete:",
@@ -385,8 +386,8 @@ def delete_experiment(experiment: lesson.Experiment) -> None:
     if not delete_confirmed(message, "delete_experiment_pending", "delete-experiment"):
         return
     try:
-        lesson.delete_experiment(RunStore(), experiment.id)
-    except RunError as error:
+        lesson.delete_experiment(RunStore(), experiment.id, actor=ui.actor())
+    except (RunError, Forbidden) as error:
         st.error(f"Not deleted: {error}")
         return
     st.toast(f"Deleted experiment {experiment.id}", icon=":material/delete:")
@@ -472,7 +473,7 @@ def selected_run(run: Run) -> None:
     """A selected run's note, and its best model's downloads."""
     name, note, keras_file, tflite_file = st.columns([2, 3, 1, 1], vertical_alignment="center")
     name.caption(f"`{run.id}`")
-    locked = not ui.teacher_unlocked()
+    locked = ui.refused(Action.NOTE_RUN)
     note.text_input(
         "Note", run.note, max_chars=NOTE_MAX_CHARS, key=f"note-{run.id}", on_change=save_note, args=(run,),
         placeholder="A note: what you tried, what you learned", label_visibility="collapsed",
@@ -493,8 +494,8 @@ def selected_run(run: Run) -> None:
 
 def save_note(run: Run) -> None:
     try:
-        run.set_note(st.session_state[f"note-{run.id}"])
-    except RunError as error:
+        run.set_note(st.session_state[f"note-{run.id}"], actor=ui.actor())
+    except (RunError, Forbidden) as error:
         st.error(f"The note was not saved: {error}")
         return
     st.toast(f"Note saved for {run.id}", icon=":material/edit_note:")
@@ -504,7 +505,7 @@ def delete_runs(chosen: list[Run]) -> None:
     """Deleting is two clicks: the second names what goes, as nothing brings it back."""
     ids = [run.id for run in chosen]
     active = [run.id for run in chosen if ui.is_active(run)]
-    locked = not ui.teacher_unlocked()
+    locked = ui.refused(Action.DELETE_RUN)
     if locked or st.session_state.get("delete_pending") != ids:
         st.button(
             f"Delete {len(ids)} selected run{'s' if len(ids) > 1 else ''}…", icon=":material/delete:",
@@ -520,8 +521,8 @@ def delete_runs(chosen: list[Run]) -> None:
     errors = []
     for run_id in ids:
         try:
-            RunStore().delete(run_id)
-        except RunError as error:
+            RunStore().delete(run_id, actor=ui.actor())
+        except (RunError, Forbidden) as error:
             errors.append(str(error))
     if errors:
         st.error(f"Not deleted: {'; '.join(errors)}")

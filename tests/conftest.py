@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from support import MADE_FROM_MODEL, make_dataset, train_model1
 
+from catdog.access import OWNER
+
 
 @pytest.fixture(autouse=True)
 def private_dirs(tmp_path_factory, monkeypatch):
@@ -75,7 +77,7 @@ def real_data():
 
     if not (data.default_dataset_dir().is_dir() or (config.keras_home() / "datasets" / config.DATASET_FILE).exists()):
         pytest.skip("needs cats_and_dogs_filtered in the Keras cache: set KERAS_HOME (see README)")
-    return data.download_default_dataset()
+    return data.download_default_dataset(actor=OWNER)
 
 
 @pytest.fixture(scope="module")

@@ -85,6 +85,13 @@ def make_dataset(root: Path, per_split=(("train", 12), ("validation", 10)), clas
     return root
 
 
+def session_actor(role: str):
+    """The actor a browser session of a server with a teacher password is: "teacher" or "student"."""
+    from catdog.access import Actor, Role
+
+    return Actor(f"{role}-session", f"a {role}", Role(role))
+
+
 # An AppTest's first run imports TensorFlow and builds models; later runs are fast.
 APPTEST_TIMEOUT = 120
 
@@ -103,6 +110,14 @@ def assert_clean(app) -> None:
     """No exception and no message from the pages' error guard."""
     assert not app.exception, [e.message for e in app.exception]
     assert not [e.value for e in app.error if "unexpected problem" in e.value]
+
+
+def forged(widget):
+    """A widget as a hand-made request treats it: enabled, whatever the page drew. A disabled
+    widget's value is discarded by Streamlit's server; a button inside a disabled popover is not
+    disabled at all: the library's own check must refuse what it asks."""
+    widget.proto.disabled = False
+    return widget
 
 
 def train_model1(runs_dir: Path, data_dir: Path, epochs: int, cache_dir: Path) -> Path:

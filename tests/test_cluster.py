@@ -11,6 +11,7 @@ import pytest
 from browser import free_port
 from support import ROOT, answers, assert_clean, open_app, wait_for
 
+from catdog.access import OWNER
 from catdog.runs import RunError, RunStore
 from catdog.settings import RunConfig
 
@@ -83,7 +84,7 @@ def test_an_unreachable_cluster_is_refused_before_a_run_is_recorded(monkeypatch,
     monkeypatch.setenv("CATDOG_RAY_ADDRESS", f"http://127.0.0.1:{free_port()}")
     store = RunStore()
     with pytest.raises(RunError, match="no Ray job server answers"):
-        store.submit(_config(tiny_data, 1))
+        store.submit(_config(tiny_data, 1), actor=OWNER)
     assert store.runs() == []
 
 
@@ -102,8 +103,8 @@ def _started(run) -> bool:
 
 def test_runs_train_at_once_on_a_ray_cluster_cancel_and_fail_with_ray_s_reason(ray_head, tiny_data):
     store = RunStore()
-    first, second = store.submit(_config(tiny_data, 2)), store.submit(_config(tiny_data, 2))
-    third, fourth = store.submit(_config(tiny_data, 500)), store.submit(_config(tiny_data, 500))
+    first, second = store.submit(_config(tiny_data, 2), actor=OWNER), store.submit(_config(tiny_data, 2), actor=OWNER)
+    third, fourth = store.submit(_config(tiny_data, 500), actor=OWNER), store.submit(_config(tiny_data, 500), actor=OWNER)
     assert {run.status()["ray_address"] for run in (first, second, third, fourth)} == {ray_head}
 
     # Two CPUs, one per run: the first two train together while the others wait in Ray's queue.
@@ -127,7 +128,7 @@ def test_runs_train_at_once_on_a_ray_cluster_cancel_and_fail_with_ray_s_reason(r
     captions = " ".join(caption.value for caption in app.caption)
     assert third.id in captions and fourth.id in captions
 
-    store.cancel(third.id)
+    store.cancel(third.id, actor=OWNER)
     wait_for(lambda: third.state == "cancelled", 10, message="cancel to stop the job")
     psutil.Process(fourth.status()["pid"]).kill()
     wait_for(lambda: fourth.state == "failed", 10, message="the killed run to read as failed")

@@ -9,9 +9,10 @@ from pathlib import Path
 import corpus
 import numpy as np
 import pytest
-from support import assert_clean, catdog, open_app, synthetic_image
+from support import assert_clean, catdog, open_app, session_actor, synthetic_image
 
 from catdog import config, data, images
+from catdog.access import Forbidden
 from catdog.data import DataError, Scan, scan
 from catdog.runs import RunStore
 
@@ -501,13 +502,15 @@ def test_a_link_inside_a_data_root_to_a_folder_outside_is_refused(small: Path, t
 
 def test_with_a_teacher_password_and_no_data_roots_typed_folders_are_refused(small: Path, monkeypatch) -> None:
     monkeypatch.delenv("CATDOG_DATA_ROOTS", raising=False)
-    monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "s3cret")
+    teacher, student = session_actor("teacher"), session_actor("student")
     with pytest.raises(DataError, match="CATDOG_DATA_ROOTS is not set"):
-        scan(small)
+        scan(small, actor=teacher)
+    with pytest.raises(Forbidden, match="only the teacher may choose the data folder"):
+        scan(small, actor=student)
     monkeypatch.setenv("CATDOG_DATA_DIR", str(small))
-    assert scan(small).classes == ["cats", "dogs"], "the server's own CATDOG_DATA_DIR is not typed"
-    monkeypatch.delenv("CATDOG_TEACHER_PASSWORD")
-    assert scan(small, shared_only=False).classes == ["cats", "dogs"]
+    assert scan(small, actor=student).classes == ["cats", "dogs"], "the server's own CATDOG_DATA_DIR is not typed"
+    monkeypatch.delenv("CATDOG_DATA_DIR")
+    assert scan(small).classes == ["cats", "dogs"], "the owner (the command line) reads any folder"
 
 
 def test_a_folder_with_more_entries_than_the_cap_is_one_line_error(small: Path, monkeypatch, checks) -> None:

@@ -6,6 +6,7 @@ from corpus import ARCHIVES, photo
 from support import assert_clean, open_app, synthetic_image
 
 from catdog import data
+from catdog.access import OWNER
 from catdog.datasets import DatasetStore
 from catdog.runs import RunStore
 
@@ -71,7 +72,7 @@ def test_the_class_builder_takes_files_and_camera_shots_and_says_what_is_missing
 def fixable(copied_runs, tiny_data, monkeypatch):
     """An editable copy of tiny_data with a cat among the dogs, under the name of a dog the run
     trained on, and the trained run pointed at it, chosen."""
-    dataset = DatasetStore().copy(tiny_data, "fixable").dataset
+    dataset = DatasetStore().copy(tiny_data, "fixable", actor=OWNER).dataset
     synthetic_image(0, 999).save(dataset.root / "train/dogs/dogs.0.jpg")
     for run in RunStore().runs():
         run.write_config({**run.config, "data_dir": str(dataset.root)})

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 from corpus import ARCHIVES, bomb_zip, class_photos, make_zip, photo
-from support import ROOT, catdog, make_dataset, synthetic_image, train_model1
+from support import ROOT, catdog, make_dataset, session_actor, synthetic_image, train_model1
 
 from catdog import config, data
+from catdog.access import OWNER
 from catdog.datasets import DatasetError, DatasetStore, check_name
 from catdog.runs import RunStore
 
@@ -25,7 +26,7 @@ def test_zip_corpus_is_unpacked_or_refused_in_one_line(name, tmp_path):
     store = DatasetStore(tmp_path / "datasets")
     if archive.refused:
         with pytest.raises(DatasetError) as refusal:
-            store.import_zip(io.BytesIO(archive.make()), "upload")
+            store.import_zip(io.BytesIO(archive.make()), "upload", actor=OWNER)
         message = str(refusal.value)
         assert "\n" not in message and all(word in message.lower() for word in archive.refused), message
         # A failed upload leaves nothing behind: no data set, no half-unpacked folder, nothing outside.
@@ -33,7 +34,7 @@ def test_zip_corpus_is_unpacked_or_refused_in_one_line(name, tmp_path):
         assert everything_below(store.root) <= {".lock"}
         assert not (tmp_path / "evil.jpg").exists()
         return
-    made = store.import_zip(io.BytesIO(archive.make()), "upload")
+    made = store.import_zip(io.BytesIO(archive.make()), "upload", actor=OWNER)
     assert store.names() == ["upload"]
     assert sorted(item["file"] for item in made.skipped) == sorted(archive.skipped)
     assert all(item["reason"] for item in made.skipped)
@@ -48,11 +49,11 @@ def test_zip_limits_on_entries_and_bytes_are_refused(tmp_path, monkeypatch):
     good = make_zip(class_photos())
     monkeypatch.setattr(config, "ZIP_MAX_ENTRIES", 5)
     with pytest.raises(DatasetError, match="8 entries; the limit is 5"):
-        store.import_zip(io.BytesIO(good), "many")
+        store.import_zip(io.BytesIO(good), "many", actor=OWNER)
     monkeypatch.setattr(config, "ZIP_MAX_ENTRIES", 100)
     monkeypatch.setattr(config, "ZIP_MAX_TOTAL_BYTES", 1000)
     with pytest.raises(DatasetError, match="the limit is 0 MB"):
-        store.import_zip(io.BytesIO(good), "big")
+        store.import_zip(io.BytesIO(good), "big", actor=OWNER)
     assert store.names() == []
 
 
@@ -60,16 +61,16 @@ def test_a_bomb_or_a_path_trick_is_refused_before_anything_is_unpacked(tmp_path,
     written = []
     monkeypatch.setattr("catdog.datasets._write_photo", lambda *args: written.append(args))
     with pytest.raises(DatasetError, match="zip bomb"):
-        DatasetStore(tmp_path).import_zip(io.BytesIO(bomb_zip()), "bomb")
+        DatasetStore(tmp_path).import_zip(io.BytesIO(bomb_zip()), "bomb", actor=OWNER)
     # The trick comes last in the archive, after photos that would otherwise be written first.
     with pytest.raises(DatasetError, match="outside"):
-        DatasetStore(tmp_path).import_zip(io.BytesIO(ARCHIVES["traversal"].make()), "trick")
+        DatasetStore(tmp_path).import_zip(io.BytesIO(ARCHIVES["traversal"].make()), "trick", actor=OWNER)
     assert written == []
 
 
 def test_unpacking_reports_progress_to_the_end(tmp_path):
     seen = []
-    DatasetStore(tmp_path).import_zip(io.BytesIO(make_zip(class_photos())), "p", lambda done, total: seen.append((done, total)))
+    DatasetStore(tmp_path).import_zip(io.BytesIO(make_zip(class_photos())), "p", lambda done, total: seen.append((done, total)), actor=OWNER)
     assert len(seen) == 8 and seen[-1][0] == seen[-1][1]
 
 
@@ -81,26 +82,27 @@ def test_unsafe_names_are_refused(bad):
 
 def test_names_are_unique_and_renaming_and_deleting_work(tmp_path):
     store = DatasetStore(tmp_path)
-    store.import_zip(io.BytesIO(make_zip(class_photos())), "pets")
+    store.import_zip(io.BytesIO(make_zip(class_photos())), "pets", actor=OWNER)
     with pytest.raises(DatasetError, match="already exists"):
-        store.import_zip(io.BytesIO(make_zip(class_photos())), "pets")
-    renamed = store.rename("pets", "my pets")
+        store.import_zip(io.BytesIO(make_zip(class_photos())), "pets", actor=OWNER)
+    renamed = store.rename("pets", "my pets", actor=OWNER)
     assert store.names() == ["my pets"] and data.scan(renamed.root).classes == ["cats", "dogs"]
-    store.delete("my pets")
-    assert store.names() == [] and everything_below(tmp_path) <= {".lock"}
+    store.delete("my pets", actor=OWNER)
+    # Nothing left but the locks, hidden files beside where the data sets were.
+    assert store.names() == [] and everything_below(tmp_path) <= {".lock", ".pets.lock", ".my pets.lock"}
     with pytest.raises(DatasetError, match="no data set"):
         store.get("my pets")
 
 
 def test_a_data_set_in_use_by_a_queued_run_is_neither_deleted_nor_renamed(tmp_path):
     store = DatasetStore(tmp_path)
-    dataset = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets").dataset
+    dataset = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets", actor=OWNER).dataset
     run = RunStore().create({"arch": "model1", "data_dir": str(dataset.root)})
-    for action in (lambda: store.delete("pets"), lambda: store.rename("pets", "other")):
+    for action in (lambda: store.delete("pets", actor=OWNER), lambda: store.rename("pets", "other", actor=OWNER)):
         with pytest.raises(DatasetError, match=f"used by {run.id}"):
             action()
     run.mark("cancelled")
-    store.delete("pets")
+    store.delete("pets", actor=OWNER)
     assert store.names() == []
 
 
@@ -109,12 +111,12 @@ def test_class_builder_needs_two_classes_and_enough_photos_each(tmp_path):
     minimum = data.min_photos_per_class()
     photos = lambda n, label: [(f"shot-{i}.jpg", photo(label, i)) for i in range(n)]
     with pytest.raises(DatasetError, match="at least two classes"):
-        store.create("one", {"cats": photos(5, 0)})
+        store.create("one", {"cats": photos(5, 0)}, actor=OWNER)
     with pytest.raises(DatasetError, match=f"at least {minimum} photos: dogs has {minimum - 1}"):
-        store.create("few", {"cats": photos(5, 0), "dogs": photos(minimum - 1, 1)})
+        store.create("few", {"cats": photos(5, 0), "dogs": photos(minimum - 1, 1)}, actor=OWNER)
     with pytest.raises(DatasetError, match="cannot name a class"):
-        store.create("bad", {"../cats": photos(5, 0), "dogs": photos(5, 1)})
-    made = store.create("built", {"cats": [*photos(3, 0), ("notes.txt", b"hello")], "dogs": photos(3, 1)})
+        store.create("bad", {"../cats": photos(5, 0), "dogs": photos(5, 1)}, actor=OWNER)
+    made = store.create("built", {"cats": [*photos(3, 0), ("notes.txt", b"hello")], "dogs": photos(3, 1)}, actor=OWNER)
     assert made.skipped == [{"file": "cats/notes.txt", "reason": "not an image: a text file"}]
     assert store.names() == ["built"]
     assert data.scan(made.dataset.root).counts()["train"] == {"cats": 2, "dogs": 2}
@@ -124,73 +126,72 @@ def test_editable_copy_of_a_folder_keeps_its_layout_and_leaves_links_out(tmp_pat
     source = make_dataset(tmp_path / "source")
     os.symlink("/etc/passwd", source / "train" / "cats" / "passwd.jpg")
     store = DatasetStore(tmp_path / "datasets")
-    made = store.copy(source, "copy")
+    made = store.copy(source, "copy", actor=OWNER)
     assert made.skipped == [{"file": "train/cats/passwd.jpg", "reason": "a link or special file, not copied"}]
     assert data.scan(made.dataset.root).counts() == data.scan(source).counts()
     monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "elsewhere"))
     with pytest.raises(data.DataError, match="outside the folders this server shares"):
-        store.copy(source, "confined")
+        store.copy(source, "confined", actor=OWNER)
     assert store.names() == ["copy"]
 
 
 def test_remove_move_undo_and_restore_with_the_scan_after_each(tmp_path, monkeypatch):
     monkeypatch.setenv("CATDOG_DATASETS_DIR", str(tmp_path))
     store = DatasetStore()
-    dataset = store.copy(make_dataset(tmp_path / "source"), "fixable").dataset
+    dataset = store.copy(make_dataset(tmp_path / "source"), "fixable", actor=OWNER).dataset
     counts = lambda: data.scan(dataset.root).counts()["train"]
     assert counts() == {"cats": 12, "dogs": 12}
     before = dataset.version()
 
-    removed = dataset.remove("train/cats/cats.0.jpg")
+    removed = dataset.remove("train/cats/cats.0.jpg", actor=OWNER)
     assert counts() == {"cats": 11, "dogs": 12} and dataset.version() != before
     assert [change.file for change in dataset.trash()] == ["train/cats/cats.0.jpg"]
     assert (dataset.root / removed.to).is_file()  # in the trash, not deleted
 
-    moved = dataset.move("train/cats/cats.1.jpg", "dogs")
+    moved = dataset.move("train/cats/cats.1.jpg", "dogs", actor=OWNER)
     assert moved.to == "train/dogs/cats.1.jpg" and counts() == {"cats": 10, "dogs": 13}
 
-    assert dataset.undo().describe() == "moved train/cats/cats.1.jpg to train/dogs/cats.1.jpg"
+    assert dataset.undo(moved.id, actor=OWNER).describe() == "moved train/cats/cats.1.jpg to train/dogs/cats.1.jpg"
     assert counts() == {"cats": 11, "dogs": 12}
-    assert dataset.undo().file == "train/cats/cats.0.jpg"
+    assert dataset.undo(removed.id, actor=OWNER).file == "train/cats/cats.0.jpg"
     assert counts() == {"cats": 12, "dogs": 12} and dataset.trash() == []
-    assert dataset.undo() is None
+    assert dataset.latest() is None
 
-    dataset.remove("train/cats/cats.0.jpg")
-    dataset.remove("train/dogs/dogs.3.jpg")
-    assert [change.file for change in dataset.restore(["train/dogs/dogs.3.jpg"])] == ["train/dogs/dogs.3.jpg"]
+    dataset.remove("train/cats/cats.0.jpg", actor=OWNER)
+    dataset.remove("train/dogs/dogs.3.jpg", actor=OWNER)
+    assert [change.file for change in dataset.restore(["train/dogs/dogs.3.jpg"], actor=OWNER)] == ["train/dogs/dogs.3.jpg"]
     assert counts() == {"cats": 11, "dogs": 12}
     with pytest.raises(DatasetError, match="not in the trash"):
-        dataset.restore(["train/dogs/dogs.3.jpg"])
-    dataset.restore()
+        dataset.restore(["train/dogs/dogs.3.jpg"], actor=OWNER)
+    dataset.restore(actor=OWNER)
     assert counts() == {"cats": 12, "dogs": 12} and dataset.trash() == []
 
 
 def test_fixes_refuse_paths_outside_the_data_set_and_into_the_trash(tmp_path):
     store = DatasetStore(tmp_path)
-    dataset = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets").dataset
-    dataset.remove("cats/cats-0.jpg")
+    dataset = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets", actor=OWNER).dataset
+    dataset.remove("cats/cats-0.jpg", actor=OWNER)
     for bad in ("../outside.jpg", "/etc/passwd", ".trash/journal.json", "cats/missing.jpg", "cats"):
         with pytest.raises(DatasetError):
-            dataset.remove(bad)
+            dataset.remove(bad, actor=OWNER)
     with pytest.raises(DatasetError, match="no class 'rabbits'"):
-        dataset.move("cats/cats-1.jpg", "rabbits")
+        dataset.move("cats/cats-1.jpg", "rabbits", actor=OWNER)
 
 
 def test_a_restored_photo_never_overwrites_one_that_took_its_place(tmp_path):
-    dataset = DatasetStore(tmp_path).import_zip(io.BytesIO(make_zip(class_photos())), "pets").dataset
+    dataset = DatasetStore(tmp_path).import_zip(io.BytesIO(make_zip(class_photos())), "pets", actor=OWNER).dataset
     original = (dataset.root / "cats/cats-0.jpg").read_bytes()
-    dataset.remove("cats/cats-0.jpg")
+    dataset.remove("cats/cats-0.jpg", actor=OWNER)
     (dataset.root / "cats/cats-0.jpg").write_bytes(photo(0, 999))
-    assert dataset.undo().file == "cats/cats-0-1.jpg"
+    assert dataset.undo(dataset.latest().id, actor=OWNER).file == "cats/cats-0-1.jpg"
     assert (dataset.root / "cats/cats-0-1.jpg").read_bytes() == original
 
 
 def test_managed_data_sets_may_be_read_where_typed_folders_are_confined(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "secret")
-    dataset = DatasetStore().import_zip(io.BytesIO(make_zip(class_photos())), "pets").dataset
-    assert data.scan(dataset.root).classes == ["cats", "dogs"]
+    dataset = DatasetStore().import_zip(io.BytesIO(make_zip(class_photos())), "pets", actor=OWNER).dataset
+    assert data.scan(dataset.root, actor=session_actor("student")).classes == ["cats", "dogs"]
     with pytest.raises(data.DataError, match="reads no typed folders"):
-        data.scan(make_dataset(tmp_path / "typed"))
+        data.scan(make_dataset(tmp_path / "typed"), actor=session_actor("teacher"))
 
 
 def test_a_run_keeps_the_files_it_trained_on(tmp_path):
@@ -204,7 +205,7 @@ def test_a_run_keeps_the_files_it_trained_on(tmp_path):
 def test_a_zip_is_read_from_a_path_too(tmp_path):
     path = tmp_path / "pets.zip"
     path.write_bytes(make_zip(class_photos()))
-    assert DatasetStore(tmp_path / "datasets").import_zip(path, "pets").dataset.classes() == ["cats", "dogs"]
+    assert DatasetStore(tmp_path / "datasets").import_zip(path, "pets", actor=OWNER).dataset.classes() == ["cats", "dogs"]
 
 
 @pytest.fixture
@@ -216,7 +217,7 @@ def trained_run(copied_runs):
 def test_top_losses_find_a_mislabeled_photo_and_follow_fixes_without_rescoring(trained_run, tiny_data, monkeypatch):
     from catdog import predict
 
-    dataset = DatasetStore().copy(tiny_data, "fixable").dataset
+    dataset = DatasetStore().copy(tiny_data, "fixable", actor=OWNER).dataset
     # A cat among the dogs the run trained on, under the dog's name.
     synthetic_image(0, 999).save(dataset.root / "train/dogs/dogs.0.jpg")
     scored = []
@@ -229,11 +230,11 @@ def test_top_losses_find_a_mislabeled_photo_and_follow_fixes_without_rescoring(t
     assert predict.top_losses(trained_run, data.scan(dataset.root), 3) == top and scored == [24]
 
     # Fixed, it is no longer one of the photos the run trained on under their labels.
-    dataset.move("train/dogs/dogs.0.jpg", "cats")
+    dataset.move("train/dogs/dogs.0.jpg", "cats", actor=OWNER)
     after = predict.top_losses(trained_run, data.scan(dataset.root), 24)
     assert len(after) == 23 and "train/dogs/dogs.0.jpg" not in [s.file for s in after]
     assert scored == [24]  # the same photos less one: nothing scored again
-    dataset.undo()
+    dataset.undo(dataset.latest().id, actor=OWNER)
     assert predict.top_losses(trained_run, data.scan(dataset.root), 1) == top[:1] and scored == [24]
 
 
@@ -243,12 +244,12 @@ def test_an_older_run_keeps_its_own_splits_after_the_data_set_changes(tmp_path):
     from catdog import predict
 
     source = make_dataset(tmp_path / "pets", per_split=(("", 15),))
-    dataset = DatasetStore().copy(source, "pets").dataset
+    dataset = DatasetStore().copy(source, "pets", actor=OWNER).dataset
     runs = train_model1(tmp_path / "runs", dataset.root, 1, config.cache_dir())
     run = RunStore(runs).runs()[0]
     recorded = {split: [tuple(item) for item in items] for split, items in run.data()["files"].items()}
     removed = recorded["test"][0][0]
-    dataset.remove(removed)
+    dataset.remove(removed, actor=OWNER)
 
     now = data.scan(dataset.root)
     assert now.files["test"] != [item for item in recorded["test"] if item[0] != removed], "a fresh split moved"
@@ -261,7 +262,7 @@ def test_an_older_run_keeps_its_own_splits_after_the_data_set_changes(tmp_path):
     said = catdog("evaluate", "--run", run.id, "--runs-dir", str(runs), "--json")
     assert json.loads(said.stdout)["gone"] == 1 and json.loads(said.stdout)["n"] == result.n, said.stderr
 
-    dataset.undo()
+    dataset.undo(dataset.latest().id, actor=OWNER)
     again = predict.evaluate(run)
     assert [image.file for image in again.images] == [name for name, _ in recorded["test"]] and again.gone == 0
 
@@ -271,14 +272,14 @@ def test_an_older_run_follows_its_data_set_when_it_is_renamed(tmp_path):
     from catdog.datasets import run_data_dir
 
     store = DatasetStore()
-    dataset = store.copy(make_dataset(tmp_path / "pets", per_split=(("", 15),)), "pets").dataset
+    dataset = store.copy(make_dataset(tmp_path / "pets", per_split=(("", 15),)), "pets", actor=OWNER).dataset
     run = RunStore(train_model1(tmp_path / "runs", dataset.root, 1, config.cache_dir())).runs()[0]
     assert run.data()["dataset"] == dataset.id and run_data_dir(run) == str(dataset.root)
     before = predict.evaluate(run)
 
-    renamed = store.rename("pets", "my pets")
+    renamed = store.rename("pets", "my pets", actor=OWNER)
     # A new data set under the old name is another data set: the run follows its own.
-    store.copy(make_dataset(tmp_path / "others", per_split=(("", 15),)), "pets")
+    store.copy(make_dataset(tmp_path / "others", per_split=(("", 15),)), "pets", actor=OWNER)
     assert run_data_dir(run) == str(renamed.root) and renamed.id == run.data()["dataset"]
     now = data.scan(run_data_dir(run))
     after = predict.evaluate(run, data=now)
@@ -302,8 +303,9 @@ def test_an_import_killed_midway_leaves_a_folder_the_next_listing_sweeps_away(tm
     archive.write_bytes(make_zip(class_photos()))
     root = tmp_path / "datasets"
     crash = (
-        "import os, sys; from catdog.datasets import DatasetStore; "
-        "DatasetStore(sys.argv[1]).import_zip(sys.argv[2], 'pets', progress=lambda done, total: done == 3 and os._exit(9))"
+        "import os, sys; from catdog.access import OWNER; from catdog.datasets import DatasetStore; "
+        "DatasetStore(sys.argv[1]).import_zip(sys.argv[2], 'pets', progress=lambda done, total: done == 3 and os._exit(9), "
+        "actor=OWNER)"
     )
     killed = subprocess.run(
         [sys.executable, "-c", crash, str(root), str(archive)], check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
@@ -327,7 +329,7 @@ def test_the_sweep_passes_over_an_import_still_running(tmp_path):
         DatasetStore(store.root).names()
         seen.append(sorted(path.name for path in store.root.iterdir() if path.name.startswith(".incoming-")))
 
-    made = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets", progress)
+    made = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets", progress, actor=OWNER)
     assert all(len(names) == 2 for names in seen), "the folder and its lock survive every sweep"
     assert sum(map(len, data.scan(made.dataset.root).files.values())) == 8
     assert not [path for path in store.root.iterdir() if path.name.startswith(".incoming-")], "nothing left after"

@@ -18,6 +18,7 @@ from browser import PAGE_TITLES, SLOW_MS, Dashboard, assert_no_errors, heading, 
 from corpus import BAD, GOOD
 from support import ROOT, assert_clean, open_app, synthetic_image, wait_for
 
+from catdog.access import OWNER
 from catdog.runs import ACTIVE, PHASE_TRAIN, RunStore
 
 LONG_RUN_EPOCHS = 500  # the most the form allows: the run is still training when a test ends
@@ -42,7 +43,7 @@ def store(tiny_data, monkeypatch):
     yield store
     for run in store.runs():
         if run.state in ACTIVE:
-            store.cancel(run.id)
+            store.cancel(run.id, actor=OWNER)
     wait_for(lambda: not any(run.state in ACTIVE for run in store.runs()), 60, message="every run to stop")
 
 
@@ -131,7 +132,7 @@ def test_two_sessions_starting_at_once_queue_one_run_behind_the_other(browser, s
         for page in pages:
             page.close()
     for run in store.runs():
-        store.cancel(run.id)
+        store.cancel(run.id, actor=OWNER)
     wait_for(lambda: all(run.state == "cancelled" for run in store.runs()), 60, message="both runs to cancel")
 
 
@@ -143,7 +144,8 @@ def test_five_sessions_open_every_page_while_a_run_trains(browser, server, store
 
     # Batches of 2 make tiny epochs slow enough that the run outlasts the test.
     run = store.submit(
-        RunConfig("model1", epochs=LONG_RUN_EPOCHS, batch_size=2, data_dir=os.environ["CATDOG_DATA_DIR"]).to_dict()
+        RunConfig("model1", epochs=LONG_RUN_EPOCHS, batch_size=2, data_dir=os.environ["CATDOG_DATA_DIR"]).to_dict(),
+        actor=OWNER,
     )
     wait_for(lambda: training(run), 120, message="the run to train")
     warm = open_train_page(browser, server)  # the server's first visit imports TensorFlow: not load

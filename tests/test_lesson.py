@@ -7,6 +7,7 @@ import os
 import pytest
 from support import assert_clean, catdog, open_app
 
+from catdog.access import OWNER
 from catdog.lesson import (
     ARCHITECTURE,
     AUGMENTATION,
@@ -104,12 +105,12 @@ def test_experiments_are_listed_and_deleted_as_a_unit_never_while_one_run_trains
     assert find_experiment(store, varied=AUGMENTATION).id == augmentation[0].config["experiment"]
     assert listed[0].conclusion() and listed[1].conclusion() is None
     with pytest.raises(RunError, match="has runs queued or running .*model4.*: cancel them first"):
-        delete_experiment(store, listed[1].id)
+        delete_experiment(store, listed[1].id, actor=OWNER)
     assert len(store.runs()) == 7, "nothing of it goes while one run trains"
-    assert delete_experiment(store, listed[0].id) == [run.id for run in augmentation]
+    assert delete_experiment(store, listed[0].id, actor=OWNER) == [run.id for run in augmentation]
     assert [run.id for run in store.runs()] == [lone.id, *(run.id for run in architectures)]
     with pytest.raises(RunError, match="no experiment 'nope'"):
-        delete_experiment(store, "nope")
+        delete_experiment(store, "nope", actor=OWNER)
 
 
 def test_the_lesson_on_the_command_line_trains_both_and_concludes(tmp_path, tiny_data):
@@ -188,7 +189,7 @@ def test_train_page_compares_the_four_architectures(tiny_env):
     finally:
         for run in store.runs():
             if run.state in ACTIVE:
-                store.cancel(run.id)
+                store.cancel(run.id, actor=OWNER)
 
 
 def test_train_page_reopens_and_deletes_an_experiment(tiny_env):

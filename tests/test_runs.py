@@ -13,6 +13,7 @@ import psutil
 import pytest
 from support import ROOT, synthetic_image, wait_for
 
+from catdog.access import OWNER
 from catdog.predict import evaluate, input_size, load_model, predict
 from catdog.runs import (
     NOTE_MAX_CHARS,
@@ -37,7 +38,7 @@ def _running_with_progress(run):
 
 
 def test_run_trains_to_finished_with_history_model_and_logs(tiny_data):
-    run = RunStore().submit(_config(tiny_data, epochs=2))
+    run = RunStore().submit(_config(tiny_data, epochs=2), actor=OWNER)
     assert run.state in ("queued", "running")
     wait_for(lambda: run.state not in ("queued", "running"), 120, message="run to end")
     status = run.status()
@@ -56,7 +57,7 @@ def test_run_trains_to_finished_with_history_model_and_logs(tiny_data):
 
 
 def test_a_run_at_another_image_size_trains_predicts_and_evaluates_at_that_size(tiny_data):
-    run = RunStore().submit(_config(tiny_data, epochs=1, image_size=96))
+    run = RunStore().submit(_config(tiny_data, epochs=1, image_size=96), actor=OWNER)
     wait_for(lambda: run.state not in ("queued", "running"), 120, message="run to end")
     assert run.state == "finished", run.status()
     model = load_model(run)
@@ -67,21 +68,21 @@ def test_a_run_at_another_image_size_trains_predicts_and_evaluates_at_that_size(
 
 def test_cancel_stops_a_running_run_within_5_s_and_keeps_history(tiny_data):
     store = RunStore()
-    run = store.submit(_config(tiny_data, epochs=500))
+    run = store.submit(_config(tiny_data, epochs=500), actor=OWNER)
     wait_for(lambda: _running_with_progress(run), 120, message="training to start")
     wait_for(lambda: run.history(), 60, message="a first epoch")
-    store.cancel(run.id)
+    store.cancel(run.id, actor=OWNER)
     wait_for(lambda: run.state == "cancelled", 5, message="cancel to take effect")
     assert len(run.history()) >= 1
     with pytest.raises(RunError, match="already cancelled"):
-        store.cancel(run.id)
+        store.cancel(run.id, actor=OWNER)
 
 
 def test_cancel_lands_within_5_s_while_the_run_is_still_starting(tiny_data):
     store = RunStore()
-    run = store.submit(_config(tiny_data, epochs=500))
+    run = store.submit(_config(tiny_data, epochs=500), actor=OWNER)
     wait_for(lambda: run.state == "running", 120, message="the training process to start")
-    store.cancel(run.id)  # TensorFlow is still importing: no batch will see the flag soon
+    store.cancel(run.id, actor=OWNER)  # TensorFlow is still importing: no batch will see the flag soon
     wait_for(lambda: run.state == "cancelled", 5, message="cancel to take effect")
     assert not run.history()
 
@@ -96,14 +97,14 @@ def test_a_training_process_that_does_not_act_on_cancel_is_terminated(tmp_path):
 
 def test_runs_queue_one_at_a_time_in_order_and_a_killed_run_fails_with_reason(tiny_data):
     store = RunStore()
-    first = store.submit(_config(tiny_data, epochs=500))
-    second = store.submit(_config(tiny_data, epochs=1))
-    third = store.submit(_config(tiny_data, epochs=1))
+    first = store.submit(_config(tiny_data, epochs=500), actor=OWNER)
+    second = store.submit(_config(tiny_data, epochs=1), actor=OWNER)
+    third = store.submit(_config(tiny_data, epochs=1), actor=OWNER)
     wait_for(lambda: _running_with_progress(first), 120, message="first run to train")
     assert second.state == "queued" and third.state == "queued"
     assert [run.id for run in store.queue()] == [second.id, third.id]
 
-    store.cancel(third.id)
+    store.cancel(third.id, actor=OWNER)
     assert third.state == "cancelled"
 
     os.kill(first.status()["pid"], signal.SIGKILL)
@@ -117,7 +118,7 @@ def test_runs_queue_one_at_a_time_in_order_and_a_killed_run_fails_with_reason(ti
 
 def test_damaged_status_and_torn_history_line_still_list_and_read(tiny_data, tmp_path):
     store = RunStore(tmp_path / "runs")
-    run = store.submit(_config(tiny_data, epochs=1))
+    run = store.submit(_config(tiny_data, epochs=1), actor=OWNER)
     wait_for(lambda: run.state == "finished", 120, message="run to finish")
     with open(run.path / "history.jsonl", "a") as history:
         history.write('{"type": "epoch", "epoch": 2, "loss"')
@@ -132,7 +133,7 @@ def test_unwritable_runs_dir_is_refused_before_training(tmp_path, tiny_data):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with pytest.raises(RunError, match="not writable"):
-        RunStore(blocker / "runs").submit(_config(tiny_data))
+        RunStore(blocker / "runs").submit(_config(tiny_data), actor=OWNER)
 
 
 def test_run_ids_cannot_reach_outside_the_runs_dir():
@@ -220,12 +221,12 @@ def _queue_processes(store: RunStore) -> list[psutil.Process]:
 
 def test_killed_queue_processes_are_replaced_and_the_queue_goes_on(tiny_data):
     store = RunStore()
-    first = store.submit(_config(tiny_data, epochs=300))
-    second = store.submit(_config(tiny_data, epochs=1))
+    first = store.submit(_config(tiny_data, epochs=300), actor=OWNER)
+    second = store.submit(_config(tiny_data, epochs=1), actor=OWNER)
     wait_for(lambda: _running_with_progress(first), 120, message="the first run to train")
     for process in _queue_processes(store):
         process.kill()
-    store.cancel(first.id)
+    store.cancel(first.id, actor=OWNER)
     wait_for(lambda: first.state == "cancelled", 60, message="the first run to stop by itself")
     assert second.state == "queued", "nothing serves the queue now"
     store.resume()
@@ -274,10 +275,11 @@ def test_the_queue_trains_where_fcntl_does_not_exist(tiny_data, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(no_fcntl), os.environ.get("PYTHONPATH")]))}
     script = (
         "import sys\n"
+        "from catdog.access import OWNER\n"
         "from catdog.runs import RunStore\n"
         "from catdog.settings import RunConfig\n"
         "assert sys.modules.get('fcntl') is None\n"
-        f"run = RunStore().submit(RunConfig('model1', epochs=1, data_dir={str(tiny_data)!r}).to_dict())\n"
+        f"run = RunStore().submit(RunConfig('model1', epochs=1, data_dir={str(tiny_data)!r}).to_dict(), actor=OWNER)\n"
         "print(run.id)\n"
     )
     started = subprocess.run(
@@ -294,30 +296,30 @@ def test_delete_removes_ended_runs_and_refuses_active_ones(tiny_data, tmp_path):
     store = RunStore(tmp_path / "runs")
     queued = store.create(_config(tiny_data))
     with pytest.raises(RunError, match="queued: cancel it"):
-        store.delete(queued.id)
+        store.delete(queued.id, actor=OWNER)
     running = store.create(_config(tiny_data))
     running.mark("running", **process_identity(os.getpid()))
     with pytest.raises(RunError, match="running: cancel it"):
-        store.delete(running.id)
-    store.cancel(queued.id)
-    store.delete(queued.id)
+        store.delete(running.id, actor=OWNER)
+    store.cancel(queued.id, actor=OWNER)
+    store.delete(queued.id, actor=OWNER)
     assert [run.id for run in store.runs()] == [running.id]
     assert not queued.path.exists() and [p.name for p in store.root.iterdir() if p.name.startswith(".deleted")] == []
     with pytest.raises(RunError, match="no run"):
-        store.delete(queued.id)
+        store.delete(queued.id, actor=OWNER)
 
 
 def test_a_note_is_kept_with_its_run_bounded_and_removable(tiny_data, tmp_path):
     run = RunStore(tmp_path / "runs").create(_config(tiny_data))
     assert run.note == "" and run.summary()["note"] == ""
-    run.set_note("  lr 3e-4 overfits after epoch 3 · ünïcödé  ")
+    run.set_note("  lr 3e-4 overfits after epoch 3 · ünïcödé  ", actor=OWNER)
     assert run.note == "lr 3e-4 overfits after epoch 3 · ünïcödé"
     assert run.summary()["note"] == run.note
     with pytest.raises(RunError, match=f"at most {NOTE_MAX_CHARS} characters") as error:
-        run.set_note("x" * (NOTE_MAX_CHARS + 1))
+        run.set_note("x" * (NOTE_MAX_CHARS + 1), actor=OWNER)
     assert "\n" not in str(error.value)
     assert run.note == "lr 3e-4 overfits after epoch 3 · ünïcödé"
-    run.set_note("")
+    run.set_note("", actor=OWNER)
     assert run.note == ""
 
 
