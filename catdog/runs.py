@@ -267,6 +267,8 @@ class Run:
             "seconds": _duration(status),
             "created": cfg.get("created"),
             "error": status.get("error"),
+            # Why the run counts as not having learned (catdog.collapse); None when it learned.
+            "collapsed": status.get("collapsed"),
             "note": self.note,
         }
 
