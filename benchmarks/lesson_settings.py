@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--arch", action="append", help="architectures, each with and without augmentation "
                         "(default: model2)")
     parser.add_argument("--smoke", action="store_true", help="tiny synthetic data, one seed, one epoch")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "lesson_settings.json")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/lesson_settings.json; with --smoke a temporary file")
     args = parser.parse_args()
 
     grid, seeds, data_dir = [GRID[i] for i in (args.only or range(len(GRID)))], range(args.seeds), None
@@ -134,7 +134,8 @@ def main() -> None:
 
         data_dir = str(make_dataset(Path(tempfile.mkdtemp(prefix="catdog-bench-data-"))))
         grid, seeds = [{**grid[0], "epochs": 1, "photos_per_class": 5}], range(1)
-        args.out = Path(tempfile.mkdtemp(prefix="catdog-bench-out-")) / "lesson_settings.json"
+        args.out = args.out or Path(tempfile.mkdtemp(prefix="catdog-bench-out-")) / "lesson_settings.json"
+    args.out = args.out or ROOT / "benchmarks" / "lesson_settings.json"
     data = scan(data_dir, config.SPLIT_SEED)
     store = RunStore(tempfile.mkdtemp(prefix="catdog-bench-settings-"))
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
