@@ -309,7 +309,7 @@ def cmd_lesson(args) -> int:
 
 
 def _train_lesson_here(runs, data) -> None:
-    """Trains a lesson's runs in this process, which waits for them anyway, two side by side, while
+    """Trains a lesson's runs in this process, which waits for them anyway (catdog.training.execute_all), while
     showing their progress; Ctrl+C cancels those left. What training prints (Keras announcing a
     download) goes to stderr: stdout is the lesson's JSON."""
     from catdog import training
