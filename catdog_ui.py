@@ -25,7 +25,7 @@ from streamlit.runtime.scriptrunner import script_runner
 
 from catdog import access, config, data, datasets
 from catdog.access import Action, Forbidden
-from catdog.lesson import Experiment, gaps, run_label
+from catdog.lesson import Experiment, arms, gaps, run_label
 from catdog.runs import ACTIVE, PREPARING, Run, RunStore, planned_epochs
 from catdog.schedule import preparing, time_left
 from catdog.settings import AugmentConfig
@@ -459,7 +459,7 @@ def experiment_view(experiment: Experiment, key: str) -> None:
         current = Experiment(experiment.id, tuple(store.get(run_id) for run_id in ids))
         if current.active != was_active:
             st.rerun()  # it ended: stop polling, and conclude
-        states = ", ".join(f"{run_label(run)}: {run.state}" for run in current.runs)
+        states = ", ".join(f"{run_label(run)}, seed {run.config.get('seed')}: {run.state}" for run in current.runs)
         st.caption(f"Experiment `{current.id}` · {current.varied} varies · {states}")
         accuracy, gap = st.columns(2)
         accuracy.plotly_chart(accuracy_curves(current.runs), key=f"{key}-accuracy")
@@ -470,29 +470,53 @@ def experiment_view(experiment: Experiment, key: str) -> None:
     chart()
 
 
-def accuracy_curves(runs: tuple[Run, ...]) -> go.Figure:
-    """Training (solid) and validation (dotted) accuracy of every run on one chart."""
-    figure = go.Figure()
-    for run, color in zip(runs, EXPERIMENT_COLORS):
-        history, label = run.history(), run_label(run)
-        epochs = [h["epoch"] for h in history]
-        for metric, dash, name in (("accuracy", "solid", "training"), ("val_accuracy", "dot", "validation")):
+# Each seed's curve is drawn faint, the mean over seeds bold: the spread shows without hiding the trend.
+SEED_OPACITY = 0.25
+
+
+def _mean_by_epoch(series: list[list[float | None]]) -> list[float | None]:
+    """The mean over seeds at each epoch that every seed has reached (one still training stops the mean)."""
+    reached = min((len(values) for values in series), default=0)
+    columns = (
+        [value for value in (values[epoch] for values in series) if value is not None] for epoch in range(reached)
+    )
+    return [float(np.mean(column)) if column else None for column in columns]
+
+
+def _seed_curves(
+    figure: go.Figure, series: list[list[float | None]], name: str, color: str, dash: str = "solid"
+) -> None:
+    """One arm's runs, faint, and their mean, bold; a lone run is drawn as its own mean."""
+    if len(series) > 1:
+        for values in series:
             figure.add_scatter(
-                x=epochs, y=[h.get(metric) for h in history], name=f"{name}, {label}", mode="lines+markers",
-                line={"color": color, "dash": dash},
+                x=list(range(1, len(values) + 1)), y=values, mode="lines", opacity=SEED_OPACITY, showlegend=False,
+                hoverinfo="skip", line={"color": color, "dash": dash, "width": 1},
             )
+    mean = _mean_by_epoch(series)
+    label = f"{name} (mean of {len(series)} seeds)" if len(series) > 1 else name
+    figure.add_scatter(
+        x=list(range(1, len(mean) + 1)), y=mean, name=label, mode="lines+markers",
+        line={"color": color, "dash": dash, "width": 3},
+    )
+
+
+def accuracy_curves(runs: tuple[Run, ...]) -> go.Figure:
+    """Training (solid) and validation (dotted) accuracy of every arm on one chart: each seed faint, their mean bold."""
+    figure = go.Figure()
+    for (label, members), color in zip(arms(runs).items(), EXPERIMENT_COLORS):
+        histories = [run.history() for run in members]
+        for metric, dash, name in (("accuracy", "solid", "training"), ("val_accuracy", "dot", "validation")):
+            _seed_curves(figure, [[h.get(metric) for h in history] for history in histories], f"{name}, {label}",
+                         color, dash)
     return _experiment_layout(figure, "Accuracy")
 
 
 def gap_curves(runs: tuple[Run, ...]) -> go.Figure:
-    """The generalisation gap per epoch: training minus validation accuracy."""
+    """The generalisation gap per epoch, training minus validation accuracy: each seed faint, their mean bold."""
     figure = go.Figure()
-    for run, color in zip(runs, EXPERIMENT_COLORS):
-        measured = gaps(run)
-        figure.add_scatter(
-            x=list(range(1, len(measured) + 1)), y=measured, name=run_label(run), mode="lines+markers",
-            line={"color": color},
-        )
+    for (label, members), color in zip(arms(runs).items(), EXPERIMENT_COLORS):
+        _seed_curves(figure, [gaps(run) for run in members], label, color)
     return _experiment_layout(figure, "Gap: training − validation accuracy")
 
 

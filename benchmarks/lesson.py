@@ -1,6 +1,6 @@
 """The lessons end to end on the real data: wall time from a fresh process, and what each run shows.
 
-    python -m benchmarks.lesson                          # does augmentation help? quick: 2 to 3 minutes on 2 cores
+    python -m benchmarks.lesson                          # does augmentation help? quick, 3 seeds: goal 90 s on 2 cores
     python -m benchmarks.lesson --full                   # the posts' settings, 15 epochs at 160 px: about 25 minutes
     python -m benchmarks.lesson --topic architectures    # model1 to model4, quick
     python -m benchmarks.lesson --smoke                  # tiny synthetic data, one epoch: keeps this script working
@@ -8,7 +8,8 @@
 Runs `catdog lesson TOPIC [--quick] --wait --json` as a user does, with a fresh runs folder, and
 times it by the wall clock: queueing, TensorFlow's start-up and every epoch are inside. The result
 is merged into a JSON file (default benchmarks/lesson.json) under "TOPIC quick" or "TOPIC full",
-and the README's table is printed.
+and the README's table is printed. The load average before and after and the CPU seconds the
+lesson took are recorded with it: on a shared machine the wall time alone says little.
 """
 
 import argparse
@@ -39,43 +40,56 @@ def lesson_command(topic: str, full: bool, runs_dir: Path, data_dir: str | None)
 def measure(topic: str, full: bool, data_dir: str | None) -> dict:
     runs_dir = Path(tempfile.mkdtemp(prefix="catdog-bench-lesson-"))
     command = lesson_command(topic, full, runs_dir, data_dir)
-    load_before = psutil.getloadavg()
+    load_before, cpu_before = psutil.getloadavg(), os.times()
     start = time.perf_counter()
     finished = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, check=False)
     seconds = time.perf_counter() - start
+    cpu_after = os.times()
     if finished.returncode:
         raise SystemExit(f"the lesson failed (exit status {finished.returncode}); its runs are in {runs_dir}")
-    return result(RunStore(runs_dir), seconds, " ".join(["catdog", *command[3:]]), load_before)
+    # Children's CPU time: the lesson's process and whatever it started (os.times gives 0 on Windows).
+    cpu = (cpu_after.children_user + cpu_after.children_system) - (cpu_before.children_user + cpu_before.children_system)
+    loads = {"load_average_before": load_before, "load_average_after": psutil.getloadavg()}
+    return result(RunStore(runs_dir), seconds, cpu, " ".join(["catdog", *command[3:]]), loads)
 
 
-def result(store: RunStore, seconds: float, command: str, load_before: tuple[float, ...]) -> dict:
-    """What one lesson measured: its wall time, and per run its accuracies and final gap."""
+def result(store: RunStore, seconds: float, cpu_seconds: float, command: str, loads: dict) -> dict:
+    """What one lesson measured: its wall and CPU time, the load around it, per arm the spread
+    over seeds and per run its accuracies and final gap."""
     experiment = find_experiment(store).summary()
     return {
         "command": command,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1),
         "cpus": os.cpu_count(),
-        "load_average_before": [round(load, 2) for load in load_before],
+        **{name: [round(load, 2) for load in values] for name, values in loads.items()},
         "epochs": experiment["epochs"],
         "image_size": experiment["image_size"],
+        "learning_rate": experiment["learning_rate"],
+        "photos_per_class": experiment["photos_per_class"],
+        "seeds": experiment["seeds"],
+        "arms": experiment["arms"],
         "runs": [
-            {"label": run["label"], "best_val_accuracy": run["best_val_accuracy"],
-             "final_gap": round(run["final_gap"], 4), "seconds": run["seconds"]}
+            {"label": run["label"], "seed": run["seed"], "best_val_accuracy": run["best_val_accuracy"],
+             "final_gap": round(run["final_gap"], 4), "collapsed": run["collapsed"], "seconds": run["seconds"]}
             for run in experiment["runs"]
         ],
+        "collapsed": experiment["collapsed"],
         "conclusion": experiment["conclusion"],
     }
 
 
 def table(results: dict) -> str:
-    lines = ["| lesson | settings | wall time | run | best val acc | final gap |", "|---|---|---|---|---|---|"]
+    lines = ["| lesson | settings | wall time (CPU) | load before | run | seed | best val acc | final gap |",
+             "|---|---|---|---|---|---|---|---|"]
     for key, measured in results.items():
         settings = f"{measured['epochs']} epoch{'s' * (measured['epochs'] != 1)} @ {measured['image_size']} px"
+        cpu = f" ({measured['cpu_seconds']:.0f} s)" if "cpu_seconds" in measured else ""
         for i, run in enumerate(measured["runs"]):
-            first = (key, settings, f"{measured['seconds']:.0f} s") if i == 0 else ("", "", "")
+            first = (key, settings, f"{measured['seconds']:.0f} s{cpu}", f"{measured['load_average_before'][0]:.1f}")
             lines.append(
-                f"| {' | '.join(first)} | {run['label']} | {run['best_val_accuracy']:.1%} "
-                f"| {run['final_gap'] * 100:+.1f} points |"
+                f"| {' | '.join(first if i == 0 else ('',) * 4)} | {run['label']} | {run.get('seed', '')} "
+                f"| {run['best_val_accuracy']:.1%} | {run['final_gap'] * 100:+.1f} points |"
             )
     return "\n".join(lines)
 

@@ -36,6 +36,8 @@ from catdog.settings import (
     FILL_MODES,
     FINE_TUNE_EPOCHS,
     FLIP_MODES,
+    LESSON_SEEDS,
+    LESSON_SEEDS_RANGE,
     MIXED_PRECISION_MEANING,
     PRESETS,
     SEED_RANGE,
@@ -277,26 +279,61 @@ def cmd_lesson(args) -> int:
         image_size=args.image_size or quick.get("image_size", lesson.LESSON_IMAGE_SIZE),
         seed=args.seed,
         data_dir=chosen_data_dir(args),
+        seeds=args.seeds,
+        learning_rate=args.learning_rate or quick.get("learning_rate"),
+        photos_per_class=quick.get("photos_per_class"),
     )
     with progress("checking the data") as report:
-        scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report).check_trainable()
+        data = scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report)
+    data.check_trainable()
     store = RunStore(args.runs_dir)
-    runs = lesson.submit_experiment(store, run_configs, actor=OWNER)
     experiment = run_configs[0].experiment
-    if not args.wait:
-        if args.json:
-            _print_json({"experiment": experiment, "runs": [run.id for run in runs]})
-        else:
-            print("\n".join(run.id for run in runs))
-        return 0
-    for run in runs:
-        _watch(run, lesson.run_label(run))
+    if args.wait:
+        with store.queue_free() as free:
+            if free:
+                _train_lesson_here([store.create(run_config.to_dict()) for run_config in run_configs], data)
+    if not lesson.find_experiment(store, experiment):
+        runs = lesson.submit_experiment(store, run_configs, actor=OWNER)
+        if not args.wait:
+            if args.json:
+                _print_json({"experiment": experiment, "runs": [run.id for run in runs]})
+            else:
+                print("\n".join(run.id for run in runs))
+            return 0
+        for run in runs:
+            _watch(run, f"{lesson.run_label(run)}, seed {run.config['seed']}")
     result = lesson.find_experiment(store, experiment).summary()
     if args.json:
         _print_json(result)
     else:
         print(result["conclusion"] or "A run did not finish: no conclusion.")
     return 0 if result["status"] == "finished" else 1
+
+
+def _train_lesson_here(runs, data) -> None:
+    """Trains a lesson's runs in this process, which waits for them anyway (catdog.training.execute_all), while
+    showing their progress; Ctrl+C cancels those left. What training prints (Keras announcing a
+    download) goes to stderr: stdout is the lesson's JSON."""
+    from catdog import training
+
+    def train() -> None:
+        with contextlib.redirect_stdout(sys.stderr):
+            training.execute_all(runs, data)
+        done.set()
+
+    done = threading.Event()
+    worker = threading.Thread(target=train, daemon=True)
+    worker.start()
+    try:
+        for run in runs:
+            _watch(run, f"{lesson.run_label(run)}, seed {run.config['seed']}", done)
+    except KeyboardInterrupt:
+        for run in runs:
+            run.request_cancel()
+            if run.state == "queued":
+                run.mark("cancelled")
+        worker.join()
+        raise
 
 
 def cmd_experiments(args) -> int:
@@ -638,7 +675,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--augmentation-preset", choices=PRESETS, default="posts",
         help="augmentation: the one compared with none; architectures: the one model2 to model4 train with",
     )
-    lesson_parser.add_argument("--seed", type=int, default=run_defaults["seed"], help="the same for every run")
+    lesson_parser.add_argument(
+        "--seed", type=int, default=run_defaults["seed"], help="the first seed; each arm trains with seeds SEED, SEED + 1, ..."
+    )
+    lesson_parser.add_argument(
+        "--seeds", type=int, default=LESSON_SEEDS,
+        help=f"runs per arm, each with its own seed, {LESSON_SEEDS_RANGE[0]} to {LESSON_SEEDS_RANGE[1]}: the verdict "
+        "gives their mean and spread",
+    )
+    lesson_parser.add_argument(
+        "--learning-rate", type=float,
+        help="Adam's, in (0, 1] (default: with --quick the quick lesson's, else each architecture's)",
+    )
     data_source(lesson_parser)
     lesson_parser.add_argument(
         "--wait", action="store_true",

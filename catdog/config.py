@@ -7,8 +7,9 @@ IMAGE_SIZE = (160, 160)
 # Square sides a run may train at: the posts' 160 px, MobileNetV2's ImageNet 224 px, and 288 px,
 # which keeps more of each photo's detail still: the most accurate (model4 --fast on
 # cats_and_dogs_filtered, 5 seeds: validation 0.9868 at 224 px, 0.9905 at 288, 0.9902 at 320),
-# at 1.65x the compute of 224 px.
-IMAGE_SIDES = (96, 128, 160, 192, 224, 288)
+# at 1.65x the compute of 224 px. 64 px: the quick lesson's small CNNs, 2.25x less compute than 96
+# px (benchmarks/lesson_settings.py).
+IMAGE_SIDES = (64, 96, 128, 160, 192, 224, 288)
 BATCH_SIZE = 32
 SPLIT_SEED = 1337
 # Share of the validation files held out as the test split when a data set has no test/.

@@ -3,8 +3,8 @@
 catdog.training runs it for every run but the fast path's head, which needs no TensorFlow.
 """
 
-import functools
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +32,27 @@ def make_dataset(
         lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def first_per_class(labels: np.ndarray, count: int | None) -> np.ndarray:
+    """Positions of the first `count` photos of each class, in file order: the same photos for every
+    seed, so that seeds differ in initial weights, order and augmentation only."""
+    if count is None:
+        return np.arange(len(labels))
+    return np.sort(np.concatenate([np.flatnonzero(labels == label)[:count] for label in np.unique(labels)]))
+
+
+def training_arrays(data: Scan, size: tuple[int, int], photos_per_class: int | None) -> tuple[np.ndarray, np.ndarray]:
+    pixels, labels = data.arrays("train", size=size)
+    kept = first_per_class(labels, photos_per_class)
+    return pixels[kept], labels[kept]
+
+
+def make_deterministic(seed: int) -> None:
+    """The same seed gives the same weights, photo order and augmentation, so the same history on
+    this machine. Other CPUs or library versions may still differ in the last bits of a sum."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -117,27 +138,39 @@ def set_head(model: keras.Model, head: Head) -> None:
         model.get_layer(name).set_weights([kernel, bias])
 
 
+# Seeding and building set process-wide state (Python's and TensorFlow's global seeds): runs that
+# train side by side in one process (catdog.training.execute_all) take turns at it.
+_SETUP_LOCK = threading.Lock()
+
+
 def train(run: Run, data: Scan, head: Head | None = None, best: float = -1.0) -> float:
     """Trains the run's model as its config says, or only fine-tunes it on top of a head trained
     on features; returns the best validation accuracy."""
     cfg = run.config
-    keras.utils.set_random_seed(int(cfg["seed"]))
     batch_size, seed, size = int(cfg["batch_size"]), int(cfg["seed"]), image_size(cfg)
+    fine_tune = get_architecture(cfg["arch"]).fine_tune and int(cfg["fine_tune_epochs"]) > 0
     start = time.time()
     data.decode(size, lambda done, total: run.record_progress(PHASE_PHOTOS, 0, done, total, time.time() - start))
-    validation = functools.cache(lambda: make_dataset(*data.arrays("validation", size=size), batch_size))
-    training = lambda shuffle_seed: make_dataset(*data.arrays("train", size=size), batch_size, shuffle=True, seed=shuffle_seed)
-    with distribution_strategy().scope():
+    pixels, labels = training_arrays(data, size, cfg.get("photos_per_class"))
+    strategy = distribution_strategy()
+    with _SETUP_LOCK, strategy.scope():
+        make_deterministic(seed)
+        validation = make_dataset(*data.arrays("validation", size=size), batch_size)
+        # Data order from the seed: the head's epochs, then the fine-tuning's, each shuffled its own way.
+        training = [make_dataset(pixels, labels, batch_size, shuffle=True, seed=seed + phase) for phase in (0, 1)]
         model = _build(cfg, len(data.classes), size)
         if head is not None:
             set_head(model, head)
         else:
             compile_model(model, float(cfg["learning_rate"]))
-            best = _fit(model, run, training(seed), validation(), int(cfg["epochs"]), PHASE_TRAIN)
-        if get_architecture(cfg["arch"]).fine_tune and int(cfg["fine_tune_epochs"]) > 0:
-            unfreeze_top(model)
-            compile_model(model, float(cfg["learning_rate"]) / 10)
-            best = _fit(model, run, training(seed + 1), validation(), int(cfg["fine_tune_epochs"]), PHASE_FINE_TUNE, best)
+    with strategy.scope():
+        if head is None:
+            best = _fit(model, run, training[0], validation, int(cfg["epochs"]), PHASE_TRAIN)
+        if fine_tune:
+            with _SETUP_LOCK:
+                unfreeze_top(model)
+                compile_model(model, float(cfg["learning_rate"]) / 10)
+            best = _fit(model, run, training[1], validation, int(cfg["fine_tune_epochs"]), PHASE_FINE_TUNE, best)
     return best
 
 

@@ -1,38 +1,51 @@
-"""Lessons as experiments: runs that differ in one setting only, and what their numbers say.
+"""Lessons as experiments: runs that differ in one setting only, each over several seeds, and what
+their numbers say with the seeds' spread.
 
-"Does augmentation help?" trains one architecture twice, with the same seed, data and epochs,
-without augmentation and with it. "Compare the four architectures" trains model1 to model4 alike.
+"Does augmentation help?" trains one architecture without augmentation and with it, with the same
+data and epochs, once per seed. "Compare the four architectures" trains model1 to model4 alike.
 An experiment is listed, shown and deleted as a unit; its runs record its id and the setting it
-varies in config.json. No TensorFlow here: the runs train in their own processes.
+varies in config.json. A run that did not learn (catdog.collapse) is never read as evidence. No
+TensorFlow here: the runs train in their own processes, or in `catdog lesson --wait`'s.
 """
 
 import secrets
+import statistics
 import time
 from dataclasses import dataclass
 
 from catdog.access import Action, Actor, authorize
 from catdog.runs import ACTIVE, Run, RunError, RunStore
-from catdog.settings import PRESETS, AugmentConfig, RunConfig
+from catdog.settings import LESSON_SEEDS, PRESETS, AugmentConfig, RunConfig, check_lesson_seeds
 
 # The posts' CNN with its augmentation block; without augmentation the block passes photos through.
 LESSON_ARCH = "model2"
 LESSON_EPOCHS = 15
 LESSON_IMAGE_SIZE = 160
-# Measured on cats_and_dogs_filtered with 2 CPU cores: a gap of 26 points without augmentation against
-# none with it, and 3 points more validation accuracy. Three epochs were too few to show it.
-QUICK = {"epochs": 10, "image_size": 96}
+# Measured over 10 seeds on cats_and_dogs_filtered (benchmarks/lesson_settings.py, its README):
+# every run learned and the gap was narrower with augmentation for every seed; Adam's 1e-3 on the
+# posts' raw 0..255 pixels let runs die. Fewer, smaller photos keep 3 seeds per arm within 90 s.
+QUICK = {"epochs": 10, "image_size": 64, "learning_rate": 3e-4, "photos_per_class": 500}
 # The reference posts' four models, in their order: from a plain CNN to transfer learning.
 COMPARED_ARCHS = ("model1", "model2", "model3", "model4")
 # The same quick settings: within a class period, and model4 already 17 points ahead of model3.
-ARCHITECTURES_QUICK = QUICK
+ARCHITECTURES_QUICK = {"epochs": 10, "image_size": 96, "learning_rate": 3e-4}
 # Wall time of each lesson on cats_and_dogs_filtered, on 2 CPU cores shared with other work
-# (benchmarks/lesson.json, README). Alone on the cores, the quick augmentation lesson took 100 s.
+# (benchmarks/lesson.json, README).
 MEASURED_SECONDS = {"augmentation quick": 244, "augmentation full": 1369, "architectures quick": 760}
 # What an experiment varies (config.json's "varied"), and what the command line calls its lesson.
 AUGMENTATION, ARCHITECTURE = "augmentation", "architecture"
 TOPICS = {"augmentation": AUGMENTATION, "architectures": ARCHITECTURE}
 QUICK_SETTINGS = {AUGMENTATION: QUICK, ARCHITECTURE: ARCHITECTURES_QUICK}
 WITHOUT, WITH = "without augmentation", "with augmentation"
+# Why a run dies, and what to try next: said whenever a lesson's run did not learn.
+COLLAPSE_WHY = (
+    "The posts' model2 sees raw 0-255 pixels, and one big first step of its optimiser can push every "
+    "ReLU unit below zero, after which the network gives the same answer for every photo."
+)
+COLLAPSE_NEXT = (
+    "Next step: run the lesson again with a smaller learning rate (--learning-rate 0.0001) or other seeds, "
+    "or look at model3, which scales its pixels to -1..1 before learning."
+)
 
 
 def _new_id() -> str:
@@ -41,27 +54,35 @@ def _new_id() -> str:
 
 def augmentation_experiment(
     augmentation: AugmentConfig, epochs: int = LESSON_EPOCHS, image_size: int = LESSON_IMAGE_SIZE, seed: int = 0,
-    data_dir: str | None = None,
+    data_dir: str | None = None, seeds: int = LESSON_SEEDS, learning_rate: float | None = None,
+    photos_per_class: int | None = None,
 ) -> list[RunConfig]:
-    """Two runs, without and with the augmentation, alike in every other setting."""
+    """Runs without and with the augmentation, alike in every other setting, for seeds `seed`,
+    `seed + 1`, ...: seed by seed, so that a lesson stopped early has both arms of its first seeds."""
     experiment = _new_id()
     return [
-        RunConfig(LESSON_ARCH, epochs=epochs, image_size=image_size, seed=seed, data_dir=data_dir,
-                  augmentation=choice, experiment=experiment, varied=AUGMENTATION)
+        RunConfig(LESSON_ARCH, epochs=epochs, image_size=image_size, seed=run_seed, data_dir=data_dir,
+                  augmentation=choice, experiment=experiment, varied=AUGMENTATION, learning_rate=learning_rate,
+                  photos_per_class=photos_per_class)
+        for run_seed in range(seed, seed + check_lesson_seeds(seeds))
         for choice in (PRESETS["none"], augmentation)
     ]
 
 
 def architecture_experiment(
     augmentation: AugmentConfig = PRESETS["posts"], epochs: int = LESSON_EPOCHS,
-    image_size: int = LESSON_IMAGE_SIZE, seed: int = 0, data_dir: str | None = None,
+    image_size: int = LESSON_IMAGE_SIZE, seed: int = 0, data_dir: str | None = None, seeds: int = LESSON_SEEDS,
+    learning_rate: float | None = None, photos_per_class: int | None = None,
 ) -> list[RunConfig]:
-    """model1 to model4 with the same seed, data, epochs and augmentation (model1 has no augmentation
-    layers). model4 trains end to end, not on cached features, so that all four see the same photos."""
+    """model1 to model4 with the same seeds, data, epochs and augmentation (model1 has no augmentation
+    layers). model4 trains end to end, not on cached features, so that all four see the same photos.
+    Without a learning rate each takes its architecture's own."""
     experiment = _new_id()
     return [
-        RunConfig(arch, epochs=epochs, image_size=image_size, seed=seed, data_dir=data_dir,
-                  augmentation=augmentation, experiment=experiment, varied=ARCHITECTURE)
+        RunConfig(arch, epochs=epochs, image_size=image_size, seed=run_seed, data_dir=data_dir,
+                  augmentation=augmentation, experiment=experiment, varied=ARCHITECTURE,
+                  learning_rate=learning_rate, photos_per_class=photos_per_class)
+        for run_seed in range(seed, seed + check_lesson_seeds(seeds))
         for arch in COMPARED_ARCHS
     ]
 
@@ -105,7 +126,9 @@ class Experiment:
         return conclusion(list(self.runs)) if self.finished else None
 
     def summary(self) -> dict:
-        """The experiment as `catdog experiments --json` and the Train page list it."""
+        """The experiment as `catdog experiments --json` and the Train page list it: per arm the mean
+        and standard deviation over seeds once every run has finished, per run its results, and
+        the runs that did not learn."""
         first = self.runs[0].config
         return {
             "experiment": self.id,
@@ -113,8 +136,14 @@ class Experiment:
             "status": self.state,
             "epochs": first.get("epochs"),
             "image_size": first.get("image_size"),
+            "learning_rate": first.get("learning_rate"),
+            "photos_per_class": first.get("photos_per_class"),
+            "seeds": sorted({run.config.get("seed") for run in self.runs}),
             "created": first.get("created"),
+            "arms": {label: {name: spread.as_dict() for name, spread in measures.items()}
+                     for label, measures in arm_spreads(list(self.runs)).items()} if self.finished else None,
             "runs": [run_result(run) for run in self.runs],
+            "collapsed": [run.id for run in collapsed_runs(self.runs)],
             "conclusion": self.conclusion(),
         }
 
@@ -153,12 +182,26 @@ def delete_experiment(store: RunStore, experiment: str, *, actor: Actor) -> list
 
 # --- what the numbers say --------------------------------------------------------------------
 
+# A difference between two arms is clear when the difference of their means exceeds the sum of
+# their standard deviations over seeds: their mean ± one-SD ranges do not overlap. For 3 seeds
+# each that is a t of at least 1.7 and of 2.4 for equal spreads; anything less, run to run
+# variation could make on its own. One seed per arm has no spread, and so no clear difference.
+CLEAR_RULE = "a difference is clear when it exceeds the two arms' standard deviations over seeds added together"
+
 
 def run_label(run: Run) -> str:
     """The value of the varied setting, as the chart's legend and the sentences name the run."""
     if run.config.get("varied") == ARCHITECTURE:
         return run.config["arch"]
     return WITHOUT if AugmentConfig.from_dict(run.config["augmentation"]).is_identity else WITH
+
+
+def arms(runs: list[Run] | tuple[Run, ...]) -> dict[str, list[Run]]:
+    """The runs of each value of the varied setting (one per seed), in the order they were queued."""
+    grouped: dict[str, list[Run]] = {}
+    for run in runs:
+        grouped.setdefault(run_label(run), []).append(run)
+    return grouped
 
 
 def gaps(run: Run) -> list[float]:
@@ -168,73 +211,141 @@ def gaps(run: Run) -> list[float]:
 
 
 def run_result(run: Run) -> dict:
-    """One run of an experiment: its id, best validation accuracy and gap at the last epoch."""
+    """One run of an experiment: its id, seed, best validation accuracy, gap at the last epoch and
+    whether it collapsed."""
     summary, measured = run.summary(), gaps(run)
     return {
         "run": run.id,
         "label": run_label(run),
+        "seed": run.config.get("seed"),
         "status": summary["status"],
         "epochs": summary["epochs"],
         "best_val_accuracy": summary["best_val_accuracy"],
         "final_gap": measured[-1] if measured else None,
+        "collapsed": summary["collapsed"],
         "seconds": summary["seconds"],
         **({"error": summary["error"]} if summary["error"] else {}),
     }
 
 
-def _points(record: dict) -> tuple[int, int]:
-    """Training and validation accuracy in whole percent, as the sentences show them."""
-    return round(record["accuracy"] * 100), round(record["val_accuracy"] * 100)
+@dataclass(frozen=True)
+class Spread:
+    """A measure over seeds: its mean and sample standard deviation (None for one seed)."""
+
+    mean: float
+    std: float | None
+    seeds: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> "Spread":
+        return cls(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
+
+    def points(self) -> str:
+        """In whole points (percent), as the sentences show it: "25 ± 2", or "25" for one seed."""
+        mean = round(self.mean * 100)
+        return f"{mean}" if self.std is None else f"{mean} ± {round(self.std * 100)}"
+
+    def as_dict(self) -> dict:
+        return {"mean": round(self.mean, 4), "std": None if self.std is None else round(self.std, 4), "seeds": self.seeds}
+
+
+def clearly_differ(a: Spread, b: Spread) -> bool:
+    """CLEAR_RULE."""
+    if a.std is None or b.std is None:
+        return False
+    return abs(a.mean - b.mean) > a.std + b.std
+
+
+def arm_spreads(runs: list[Run]) -> dict[str, dict[str, Spread]]:
+    """Per arm, the spread of its runs' best validation accuracy and of their last epoch's gap."""
+    return {
+        label: {"best_val_accuracy": Spread.of([run.summary()["best_val_accuracy"] or 0.0 for run in members]),
+                "final_gap": Spread.of([gaps(run)[-1] for run in members])}
+        for label, members in arms(runs).items()
+    }
+
+
+def collapsed_runs(runs: list[Run] | tuple[Run, ...]) -> list[Run]:
+    return [run for run in runs if run.summary()["collapsed"]]
 
 
 def conclusion(runs: list[Run]) -> str:
-    """A few sentences with the measured numbers, for the end of the lesson."""
-    if any(not run.history() for run in runs):
+    """A few sentences with the measured numbers and their spread over seeds, for the end of the lesson."""
+    if any(not gaps(run) for run in runs):
         return "The runs have no finished epoch yet."
+    if dead := collapsed_runs(runs):
+        return _collapse_statement(dead)
     if runs[0].config.get("varied") == ARCHITECTURE:
         return _architectures_conclusion(runs)
-    return _augmentation_conclusion(*runs)
+    return _augmentation_conclusion(runs)
 
 
-def _augmentation_conclusion(without: Run, with_augmentation: Run) -> str:
-    plain, augmented = without.history(), with_augmentation.history()
-    (train_a, val_a), (train_b, val_b) = _points(plain[-1]), _points(augmented[-1])
-    # Differences of the numbers as shown, so that the sentences add up.
-    gap_a, gap_b, change = train_a - val_a, train_b - val_b, val_b - val_a
+def _collapse_statement(dead: list[Run]) -> str:
+    named = "; ".join(f"{run_label(run)}, seed {run.config.get('seed')}: {run.summary()['collapsed']}" for run in dead)
+    return (f"{len(dead)} run{'s' * (len(dead) != 1)} did not learn ({named}), so this lesson shows nothing about "
+            f"the setting it compares. {COLLAPSE_WHY} {COLLAPSE_NEXT}")
+
+
+def _seeds_phrase(spread: Spread) -> str:
+    return f"over {spread.seeds} seeds" if spread.seeds > 1 else "with one seed"
+
+
+def _augmentation_conclusion(runs: list[Run]) -> str:
+    spreads = arm_spreads(runs)
+    if set(spreads) != {WITHOUT, WITH}:
+        return "The experiment needs runs both without and with augmentation."
+    gap_a, gap_b = spreads[WITHOUT]["final_gap"], spreads[WITH]["final_gap"]
+    val_a, val_b = spreads[WITHOUT]["best_val_accuracy"], spreads[WITH]["best_val_accuracy"]
+    epochs = runs[0].history()[-1]["epoch"]
     sentences = [
-        (f"After {plain[-1]['epoch']} epochs without augmentation, training accuracy is {train_a}% and validation "
-         f"accuracy {val_a}%: a gap of {gap_a} points."),
-        f"With augmentation: {train_b}% and {val_b}%, a gap of {gap_b} points.",
+        (f"After {epochs} epoch{'s' * (epochs != 1)}, training minus validation accuracy was {gap_b.points()} points with augmentation "
+         f"{_seeds_phrase(gap_b)}, {gap_a.points()} without."),
+        f"Best validation accuracy: {val_b.points()}% with augmentation, {val_a.points()}% without.",
     ]
-    if gap_b < gap_a:
-        sentences.append(f"Augmentation narrowed the gap by {gap_a - gap_b} points: the model memorised its "
-                         "training photos less.")
+    if gap_a.std is None or gap_b.std is None:
+        sentences.append("One seed per arm shows no spread, so it cannot tell a clear difference from chance: "
+                         "run the lesson with --seeds 3.")
+    elif clearly_differ(gap_a, gap_b):
+        narrower = gap_b.mean < gap_a.mean
+        sentences.append(
+            f"Augmentation clearly {'narrowed' if narrower else 'widened'} the gap, by "
+            f"{abs(round(gap_a.mean * 100) - round(gap_b.mean * 100))} points"
+            + (": the model memorised its training photos less." if narrower else ".")
+        )
     else:
-        sentences.append("Augmentation did not narrow the gap here; a few epochs may be too few for it to show.")
-    if change:
-        sentences.append(f"Validation accuracy, the one that counts for new photos, {'rose' if change > 0 else 'fell'} "
-                         f"by {abs(change)} points.")
-    else:
-        sentences.append("Validation accuracy stayed the same.")
+        sentences.append("The gaps differ by less than the seeds' spread: no clear difference.")
+    if gap_a.std is not None and gap_b.std is not None:
+        if clearly_differ(val_a, val_b):
+            sentences.append(f"Validation accuracy, the one that counts for new photos, was clearly "
+                             f"{'higher' if val_b.mean > val_a.mean else 'lower'} with augmentation.")
+        else:
+            sentences.append("Validation accuracy, the one that counts for new photos, shows no clear difference.")
+    sentences.append(f"({CLEAR_RULE[0].upper()}{CLEAR_RULE[1:]}.)")
     return " ".join(sentences)
 
 
 def _architectures_conclusion(runs: list[Run]) -> str:
-    best = {run_label(run): round(run.summary()["best_val_accuracy"] * 100) for run in runs}
-    last = {run_label(run): _points(run.history()[-1]) for run in runs}
-    gap = {name: train - val for name, (train, val) in last.items()}
-    top, bottom = max(best, key=best.get), min(best, key=best.get)
-    widest = max(gap, key=gap.get)
+    spreads = arm_spreads(runs)
+    best = {name: arm["best_val_accuracy"] for name, arm in spreads.items()}
+    gap = {name: arm["final_gap"] for name, arm in spreads.items()}
+    top = max(best, key=lambda name: best[name].mean)
+    bottom = min(best, key=lambda name: best[name].mean)
+    widest = max(gap, key=lambda name: gap[name].mean)
+    seeds = best[top].seeds
     sentences = [
-        (f"After {runs[0].history()[-1]['epoch']} epochs, the best validation accuracy of each: "
-         f"{', '.join(f'{name} {value}%' for name, value in best.items())}."),
-        f"{top} did best, {best[top] - best[bottom]} points above {bottom}.",
+        (f"After {runs[0].history()[-1]['epoch']} epochs, the best validation accuracy of each "
+         f"{_seeds_phrase(best[top])}: {', '.join(f'{name} {value.points()}%' for name, value in best.items())}."),
     ]
+    if seeds > 1 and not clearly_differ(best[top], best[bottom]):
+        sentences.append(f"{top} did best, but not clearly: the seeds' spread covers the difference.")
+    else:
+        sentences.append(f"{top} did best, {round(best[top].mean * 100) - round(best[bottom].mean * 100)} points "
+                         f"above {bottom}.")
     if top.startswith("model4"):
         sentences.append("It starts from what MobileNetV2 learned on 1.4 million ImageNet photos; the others learn "
                          "from these photos alone.")
     sentences.append(
-        f"Training minus validation accuracy at the last epoch, in points: {', '.join(f'{n} {g}' for n, g in gap.items())}; "
-        f"{widest} memorised its training photos the most."
+        f"Training minus validation accuracy at the last epoch, in points: "
+        f"{', '.join(f'{n} {g.points()}' for n, g in gap.items())}; {widest} memorised its training photos the most."
     )
     return " ".join(sentences)

@@ -3,7 +3,8 @@
 A run is a folder under the runs directory, and `Run` is the one reader and writer of its files:
 
     config.json     what to train (architecture, hyperparameters, data, seed, versions)
-    status.json     queued | running | finished | failed | cancelled, with pid, times, error
+    status.json     queued | running | finished | failed | cancelled, with pid, times, error, and
+                    why the run did not learn, if it did not (catdog.collapse)
     history.jsonl   one line per epoch (and one for the fast path's feature caching)
     progress.json   where a live run is within its epoch, rewritten in place about every second
     data.json       what training found in the data folder: classes, counts, skipped files, and
@@ -269,8 +270,19 @@ class Run:
             "seconds": _duration(status),
             "created": cfg.get("created"),
             "error": status.get("error"),
+            # Why the run counts as not having learned (catdog.collapse); None when it learned.
+            "collapsed": status["collapsed"] if "collapsed" in status else self._collapse(history),
             "note": self.note,
         }
+
+
+    def _collapse(self, history: list[dict]) -> str | None:
+        """For a run whose training did not record it (from before the check, or still in its first epochs)."""
+        from catdog.collapse import GRACE_EPOCHS, collapse_reason
+
+        if len(history) < GRACE_EPOCHS:
+            return None
+        return collapse_reason(history, len(self.data().get("classes") or ()))
 
 
 def image_size(run_config: dict) -> tuple[int, int]:

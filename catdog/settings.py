@@ -247,6 +247,17 @@ BATCH_SIZE_CHOICES = (8, 16, 32, 64, 128)
 LEARNING_RATE_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 SEED_RANGE = (0, 2**31 - 1)  # accepted by every random generator training seeds
 FEATURE_COPIES_RANGE = (0, 16)
+# Training photos a run may keep of each class (None: all), the first of the split in file order.
+PHOTOS_PER_CLASS_RANGE = (1, 1_000_000)
+# A lesson trains each of its arms once per seed, and states the seeds' spread (catdog.lesson):
+# three seeds are the fewest that give a spread, and the quick lesson's six runs fit in 90 s.
+LESSON_SEEDS = 3
+LESSON_SEEDS_RANGE = (1, 10)
+
+
+def check_lesson_seeds(seeds) -> int:
+    return _whole("seeds", seeds, LESSON_SEEDS_RANGE)
+
 # Fine-tuning archs train this many epochs with the backbone's top unfrozen, after the head.
 FINE_TUNE_EPOCHS = 2
 
@@ -295,6 +306,8 @@ class RunConfig:
     # An experiment is a set of runs that differ in one setting, named here (catdog.lesson).
     experiment: str | None = None
     varied: str | None = None
+    # Fewer training photos make a quicker lesson (catdog.lesson); validation keeps all of its own.
+    photos_per_class: int | None = None
 
     def __post_init__(self) -> None:
         architecture = get_architecture(self.arch)
@@ -326,6 +339,8 @@ class RunConfig:
             "fast": bool(self.fast),
             "mixed_precision": bool(mixed_precision),
             "data_dir": None if self.data_dir is None else str(self.data_dir),
+            "photos_per_class": None if self.photos_per_class is None
+            else _whole("photos per class", self.photos_per_class, PHOTOS_PER_CLASS_RANGE),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)

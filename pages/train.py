@@ -231,6 +231,9 @@ def show_run(run: Run) -> None:
         st.error(f"Training failed: {status.get('error') or 'unknown reason'}")
     elif state == "cancelled":
         st.warning(f"Cancelled after {len(history)} of {total} epochs.")
+    if status.get("collapsed"):
+        st.warning(f"This run did not learn: {status['collapsed']}. {lesson.COLLAPSE_WHY} Its numbers say nothing about "
+                   f"its settings. {lesson.COLLAPSE_NEXT}", icon=":material/warning:")
     skipped = run.data().get("skipped")
     if skipped:
         with st.expander(f"{len(skipped)} files or folders in the data folder were not used for training"):
@@ -363,7 +366,8 @@ def experiment_row(experiment: lesson.Experiment) -> dict:
         "experiment": experiment.id,
         "varies": experiment.varied,
         "status": experiment.state,
-        "runs": " · ".join(result["label"] for result in results),
+        "runs": " · ".join(f"{label} ×{len(members)}" for label, members in lesson.arms(experiment.runs).items()),
+        "did not learn": sum(bool(result["collapsed"]) for result in results),
         "epochs": experiment.runs[0].config.get("epochs"),
         "px": experiment.runs[0].config.get("image_size"),
         "best val acc": max(best) if best else None,
@@ -445,6 +449,8 @@ def run_row(run: Run) -> dict:
         "last val acc": summary["last_val_accuracy"],
         "duration": ui.duration(summary["seconds"]),
         "error": summary["error"] or "",
+        # A run at chance is no evidence about its settings (catdog.collapse): said beside its accuracy.
+        "did not learn": summary["collapsed"] or "",
         "note": summary["note"],
     }
 

@@ -9,6 +9,8 @@ import pytest
 from support import ROOT
 
 from catdog.config import IMAGE_SIDES
+from catdog.lesson import QUICK
+from catdog.settings import LESSON_SEEDS
 
 HIRES = IMAGE_SIDES[-1]
 
@@ -88,9 +90,18 @@ def test_smoke_lesson_times_the_lesson_and_reports_each_run(tmp_path):
     results, table = run_smoke("benchmarks.lesson", tmp_path / "lesson.json", 600)
     measured = results["augmentation quick"]
     assert measured["seconds"] > 0 and measured["cpus"] and measured["epochs"] == 1
-    assert [run["label"] for run in measured["runs"]] == ["without augmentation", "with augmentation"]
+    assert [run["label"] for run in measured["runs"]] == ["without augmentation", "with augmentation"] * LESSON_SEEDS
+    assert [run["seed"] for run in measured["runs"]] == sorted(list(range(LESSON_SEEDS)) * 2)
     assert all(0 <= run["best_val_accuracy"] <= 1 and run["final_gap"] is not None for run in measured["runs"])
-    assert measured["conclusion"] and "| augmentation quick | 1 epoch @ 96 px |" in table
+    assert measured["cpu_seconds"] > 0 and measured["load_average_after"] and "collapsed" in measured
+    assert measured["conclusion"] and f"| augmentation quick | 1 epoch @ {QUICK['image_size']} px |" in table
+
+
+def test_smoke_lesson_settings_measures_both_arms(tmp_path):
+    results, table = run_smoke("benchmarks.lesson_settings", tmp_path / "unused.json", 600)
+    (measured,) = results.values()
+    assert set(measured["runs"]) == {"without augmentation", "with augmentation"}
+    assert measured["summary"]["seeds_compared"] == 1 and "seeds with a narrower gap" in table
 
 
 def test_smoke_unfamiliar_measures_pets_at_two_sizes_and_each_non_pet_group(tmp_path, backbone_weights):

@@ -31,7 +31,15 @@ import catdog_ui as ui
 from catdog.augment import augmentation_code
 from catdog.lesson import WITH, WITHOUT, run_label
 from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_PHOTOS, PHASE_TRAIN, RunStore, process_identity
-from catdog.settings import AMOUNT_RANGES, ARCHITECTURES, PRESETS, ROTATION_RANGE, AugmentConfig, RunConfig
+from catdog.settings import (
+    AMOUNT_RANGES,
+    ARCHITECTURES,
+    LESSON_SEEDS,
+    PRESETS,
+    ROTATION_RANGE,
+    AugmentConfig,
+    RunConfig,
+)
 
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
 PHOTO_PARAM = "aug_photo"
@@ -273,13 +281,13 @@ def test_the_augmentation_lesson_trains_both_runs_live_and_concludes(tiny_env):
     next(b for b in app.button if b.label == "Run the experiment").click().run()
     assert_clean(app)
     runs = RunStore().runs()
-    assert [run_label(run) for run in runs] == [WITHOUT, WITH]
+    assert [run_label(run) for run in runs] == [WITHOUT, WITH] * LESSON_SEEDS
     assert {run.config["experiment"] for run in runs} == {app.session_state["aug_experiment"]}
     assert len(app.get("plotly_chart")) == 2
-    wait_for(lambda: all(run.state not in ACTIVE for run in runs), timeout=300, message="both runs to end")
+    wait_for(lambda: all(run.state not in ACTIVE for run in runs), timeout=600, message="every run to end")
     app.run()
-    assert [run.state for run in runs] == ["finished", "finished"]
-    assert [s.value for s in app.success if "a gap of" in s.value]
+    assert [run.state for run in runs] == ["finished"] * 2 * LESSON_SEEDS
+    assert [s.value for s in app.success if f"over {LESSON_SEEDS} seeds" in s.value]
 
 
 def test_augmentation_names_every_bad_upload_in_one_line(tiny_env):
