@@ -348,14 +348,30 @@ class PhotoAnswer:
 CSV_COLUMNS = tuple(PhotoAnswer("").row())
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP's CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
     """Answers as CSV, a header and then one row as each answer comes: what `predict --csv`
-    prints and the Predict page downloads. Empty cells where there is no value."""
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    prints and the Predict page downloads. Empty cells where there is no value; text cells that
+    a spreadsheet would run as a formula (a file named `=HYPERLINK(...)`) start with a quote."""
+    # CSV's own line end, CRLF: the writer then quotes a cell with a CR in it, which would otherwise
+    # end the row early and start a forged one.
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for answer in answers:
-        writer.writerow({key: "" if value is None else value for key, value in answer.row().items()})
+        writer.writerow({key: _cell(value) for key, value in answer.row().items()})
         out.flush()
+
+
+def _cell(value: object) -> object:
+    """A value as a spreadsheet must read it: text as text, numbers (negative ones too) as numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 Photo = tuple[str, Callable[[], bytes]]
