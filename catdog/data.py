@@ -200,19 +200,36 @@ def confine(folder: str | os.PathLike, shared_only: bool | None = None) -> Path:
     roots = config.data_roots()
     if roots and not any(path.is_relative_to(root) for root in roots):
         raise DataError(f"{folder} is outside the folders this server shares (CATDOG_DATA_ROOTS)")
-    if shared_only is None:
-        shared_only = config.teacher_password() is not None
-    if not roots and shared_only:
+    if not roots and _shared_only(shared_only):
         raise DataError("this server reads no typed folders: its CATDOG_DATA_ROOTS is not set")
     return path
+
+
+def _shared_only(shared_only: bool | None) -> bool:
+    return config.teacher_password() is not None if shared_only is None else shared_only
+
+
+def _link_judge(root: Path, shared_only: bool | None) -> Callable[[Path], bool]:
+    """Whether a link below `root` may be followed: into root itself, or where a typed folder
+    may lie (a shared root; anywhere on one's own machine, see `confine`). A link out of a shared
+    folder would otherwise show photos, and name files, that the server does not share."""
+    root, roots = root.resolve(), config.data_roots()
+
+    def may_follow(link: Path) -> bool:
+        target = Path(os.path.realpath(link))
+        if target.is_relative_to(root):
+            return True
+        return any(target.is_relative_to(shared) for shared in roots) if roots else not _shared_only(shared_only)
+
+    return may_follow
 
 
 class _Walk:
     """Lists the files below class folders, counting every entry as it goes, so that a huge or
     deeply nested folder is refused at the cap instead of being walked to its end."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, may_follow: Callable[[Path], bool]):
+        self.root, self.may_follow = root, may_follow
         self.limit = config.max_scan_files()
         self.seen = 0
         self.unreadable: list[dict[str, str]] = []
@@ -229,11 +246,17 @@ class _Walk:
                             f"{self.root} has more than {self.limit:,} files and folders, more than this "
                             "server scans (CATDOG_MAX_SCAN_FILES)"
                         )
-                    found.append(entry)
+                    if _is_link(entry) and not self.may_follow(Path(entry.path)):
+                        self.skip(Path(entry.path), "a link to outside the folder (not followed)")
+                    else:
+                        found.append(entry)
         except OSError as error:
-            where = folder.relative_to(self.root).as_posix()
-            self.unreadable.append({"file": f"{where}/", "reason": f"folder cannot be read ({error.strerror or error})"})
+            self.skip(folder, f"folder cannot be read ({error.strerror or error})", "/")
         return found
+
+    def skip(self, path: Path, reason: str, suffix: str = "") -> None:
+        """Listed by its own name inside the root, never by where a link leads."""
+        self.unreadable.append({"file": f"{path.relative_to(self.root).as_posix()}{suffix}", "reason": reason})
 
     def subfolders(self, path: Path) -> list[Path]:
         return sorted(
@@ -269,6 +292,13 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
 def _is_file(entry: os.DirEntry) -> bool:
     try:
         return entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
@@ -276,11 +306,15 @@ def _is_file(entry: os.DirEntry) -> bool:
         return False
 
 
-def _layout(root: Path) -> tuple[dict[str, dict[str, list[Path]]], list[dict[str, str]]]:
+def _layout(
+    root: Path, shared_only: bool | None = None
+) -> tuple[dict[str, dict[str, list[Path]]], list[dict[str, str]]]:
     """Files per split per class folder name, as laid out on disk (split '' = not yet split),
-    and the folders that could not be read."""
-    walk = _Walk(root)
-    split_dirs = {split: root / split for split in config.SPLITS if (root / split).is_dir()}
+    and the folders that could not be read or links not followed."""
+    walk = _Walk(root, _link_judge(root, shared_only))
+    split_dirs = {
+        split: root / split for split in config.SPLITS if (root / split).is_dir() and walk.may_follow(root / split)
+    }
     if split_dirs and "train" not in split_dirs:
         # Otherwise validation/ and test/ would silently become two "classes".
         found = " and ".join(f"{split}/" for split in split_dirs)
@@ -415,7 +449,7 @@ def scan(
     caller about to train at that size has the photos decoded at it while they are checked (a
     decode checks a file as well), and kept in memory for this scan only."""
     root = resolve_data_dir(data_dir, progress, shared_only)
-    layout, unreadable = _layout(root)
+    layout, unreadable = _layout(root, shared_only)
     if not any(layout.values()):
         raise DataError(f"{root} has no class folders (expected one subfolder per class)")
     key = _fingerprint(root, layout)
