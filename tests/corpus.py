@@ -267,6 +267,22 @@ ARCHIVES: dict[str, Archive] = {
         }),
         skipped=("cats/notes.txt", "dogs/more.zip", "dogs/broken.jpg", "readme.md"),
     ),
+    # One bad entry never aborts an import: each is skipped, listed with its reason.
+    "odd": Archive(
+        lambda: make_zip({**class_photos(), "Cats/Cat-9.jpg": photo(0, 9), f"cats/{'n' * 300}.jpg": photo(0, 10)}),
+        skipped=(f"cats/{'n' * 300}.jpg",),
+    ),
+    "file-and-folder": Archive(
+        lambda: make_zip({**class_photos(), "dogs/dogs-0.jpg/inner.jpg": photo(1, 9)}),
+        skipped=("dogs/dogs-0.jpg/inner.jpg",),
+    ),
+    "odd-class-names": Archive(
+        lambda: make_zip({**class_photos(), "con/a.jpg": photo(0, 11), "-x-/b.jpg": photo(1, 12)}),
+        skipped=("con/a.jpg", "-x-/b.jpg"),
+    ),
+    "odd-splits": Archive(
+        lambda: make_zip({**class_photos(prefix="train/"), **class_photos(("Cats", "DOGS"), 2, "Validation/")}),
+    ),
     "bomb": Archive(bomb_zip, refused=("zip bomb",)),
     "traversal": Archive(lambda: make_zip({**class_photos(), "cats/../../evil.jpg": photo(0, 1)}), refused=("outside",)),
     "traversal-backslash": Archive(lambda: make_zip({**class_photos(), "cats\\..\\..\\evil.jpg": photo(0, 1)}), refused=("outside",)),
