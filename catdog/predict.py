@@ -429,14 +429,14 @@ def answer_photos(
     run: Run, photos: Iterable[tuple[str, Callable[[], bytes]]], flip_average: bool = False
 ) -> Iterator[PhotoAnswer]:
     """An answer for each (name, read) in order, read() giving the photo's bytes; a photo that
-    cannot be read or decoded answers with the reason. Photos are read, decoded and answered
-    ANSWER_BATCH at a time, so a long list needs little memory."""
+    cannot be read or decoded answers with the reason. Photos are answered ANSWER_BATCH at a time,
+    each read and decoded (reduced as it is) before the next is read, so only one photo's bytes
+    are ever held: a long list, or a zip of big photos, needs little memory."""
     (size, classify), classes = _classifier(run, flip_average), class_names(run)
     # Decoded large enough for the guard's features too.
     decode_size = max(size, familiarity.GUARD_IMAGE_SIZE)
     photos = iter(photos)
-    while chunk := list(itertools.islice(photos, ANSWER_BATCH)):
-        decoded = [(name, _read_photo(read, decode_size)) for name, read in chunk]
+    while decoded := [(name, _read_photo(read, decode_size)) for name, read in itertools.islice(photos, ANSWER_BATCH)]:
         images = [image for _, image in decoded if not isinstance(image, str)]
         if images:
             probs = classify(np.stack([to_model_input(image, size) for image in images]))
