@@ -22,11 +22,14 @@ DATASET_NAME = "cats_and_dogs_filtered"
 DATASET_FILE = "cats_and_dogs.zip"
 DATASET_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 DATASET_BYTES = 68_606_236
+# The published files' SHA-256: a download or a cached copy that differs is refused (or fetched again).
+DATASET_SHA256 = "4160253fbdd916e0a850f2937114e0d382a34d71c61ef54b964280e2028cdfa3"
 
 # Keras publishes one MobileNetV2 weights file per input size; convolution weights do not depend
 # on the size, so the one for IMAGE_SIZE serves every size and a user downloads it once.
 BACKBONE_WEIGHTS_FILE = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{IMAGE_SIZE[0]}_no_top.h5"
 BACKBONE_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{BACKBONE_WEIGHTS_FILE}"
+BACKBONE_WEIGHTS_SHA256 = "4ea99400c160369d23f9bfaf304d5deefa0cfb4fb8a297ee8998d1e126e72767"
 
 # Uploads larger than this are refused before decoding.
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024

@@ -137,12 +137,21 @@ def download_default_dataset(progress: Progress | None = None) -> Path:
         _download(config.DATASET_URL, archive, progress)
     import keras  # here, so that scanning folders never pays TensorFlow's start-up time
 
-    extracted = keras.utils.get_file(
-        config.DATASET_FILE,
-        origin=config.DATASET_URL,
-        extract=True,
-        cache_dir=str(config.keras_home()),
-    )
+    try:
+        # A cached archive whose hash differs is downloaded again; one that still differs is refused.
+        extracted = keras.utils.get_file(
+            config.DATASET_FILE,
+            origin=config.DATASET_URL,
+            extract=True,
+            cache_dir=str(config.keras_home()),
+            file_hash=config.DATASET_SHA256,
+        )
+    except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"{archive} is not the published {config.DATASET_FILE} (its SHA-256 differs) and could not be "
+            f"downloaded again ({reason})"
+        ) from None
     return Path(extracted) / config.DATASET_NAME
 
 
