@@ -9,6 +9,7 @@ Where onnxruntime is not installed, `extractor` returns None and catdog.features
 """
 
 import functools
+import hashlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,12 +48,25 @@ def weights_path() -> Path:
 
 
 def available() -> bool:
+    """ONNX Runtime is installed and the cached weights are the published file; otherwise the
+    Keras path answers, and it downloads them again or says why not (catdog.models)."""
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
-    return weights_path().is_file()
+    path = weights_path()
+    if not path.is_file():
+        return False
+    info = path.stat()
+    return _published(str(path), info.st_size, info.st_mtime_ns)
+
+
+@functools.cache
+def _published(path: str, size: int, mtime_ns: int) -> bool:
+    """Whether a file is the published weights, by its SHA-256; once per file version and process."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest() == config.BACKBONE_WEIGHTS_SHA256
 
 
 @functools.cache

@@ -23,15 +23,32 @@ DATASET_NAME = "cats_and_dogs_filtered"
 DATASET_FILE = "cats_and_dogs.zip"
 DATASET_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 DATASET_BYTES = 68_606_236
+# The published files' SHA-256: a download or a cached copy that differs is refused (or fetched again).
+DATASET_SHA256 = "4160253fbdd916e0a850f2937114e0d382a34d71c61ef54b964280e2028cdfa3"
 
 # Keras publishes one MobileNetV2 weights file per input size; convolution weights do not depend
 # on the size, so the one for IMAGE_SIZE serves every size and a user downloads it once.
 BACKBONE_WEIGHTS_FILE = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{IMAGE_SIZE[0]}_no_top.h5"
 BACKBONE_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{BACKBONE_WEIGHTS_FILE}"
+BACKBONE_WEIGHTS_SHA256 = "4ea99400c160369d23f9bfaf304d5deefa0cfb4fb8a297ee8998d1e126e72767"
 
-# Uploads larger than this are refused before decoding; pixel counts above MAX_PIXELS are bombs.
+# Uploads larger than this are refused before decoding.
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
-MAX_PIXELS = 120_000_000
+# Memory is a budget: a photo is refused before decoding past MAX_PIXELS (Pillow's own bomb guard,
+# made a refusal instead of a warning) or past MAX_DECODED_BYTES of pixels as Pillow holds them
+# (1 byte a pixel for grey or palette, 2 for 16-bit grey, 4 for colour, 32-bit and float), and each
+# photo is reduced to the size the model and the page need as soon as it is decoded.
+# The arithmetic for a class of 30 sessions on one server: one decode at the limit holds 256 MiB at
+# its peak (the full-size pixels; the reduced copy is a few MB). Unbounded, 30 sessions sending such
+# a photo at once would need 30 x 256 MiB = 7.5 GiB on top of the server's own ~1.5 GiB (TensorFlow,
+# models): the OOM killer ends every session. Decodes over LARGE_DECODE_BYTES therefore take one of
+# DECODE_SLOTS process-wide slots (the others wait their turn): 2 x 256 MiB = 0.5 GiB, plus at most
+# 28 x 32 MiB = 0.9 GiB for the other sessions' ordinary photos (a 12 MP JPEG decodes at a fraction
+# of its scale, a few MB): under 1.5 GiB more than an idle server, which a 4 GiB machine survives.
+MAX_PIXELS = 89_478_485
+MAX_DECODED_BYTES = 256 * 2**20
+LARGE_DECODE_BYTES = 32 * 2**20
+DECODE_SLOTS = 2
 
 # Zip archives of photos (a data set's, or photos for the model) are refused past these limits
 # before anything is unpacked: more entries, more bytes in all once unpacked, or an entry unpacking

@@ -138,12 +138,21 @@ def download_default_dataset(progress: Progress | None = None, *, actor: access.
         _download(config.DATASET_URL, archive, progress)
     import keras  # here, so that scanning folders never pays TensorFlow's start-up time
 
-    extracted = keras.utils.get_file(
-        config.DATASET_FILE,
-        origin=config.DATASET_URL,
-        extract=True,
-        cache_dir=str(config.keras_home()),
-    )
+    try:
+        # A cached archive whose hash differs is downloaded again; one that still differs is refused.
+        extracted = keras.utils.get_file(
+            config.DATASET_FILE,
+            origin=config.DATASET_URL,
+            extract=True,
+            cache_dir=str(config.keras_home()),
+            file_hash=config.DATASET_SHA256,
+        )
+    except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"{archive} is not the published {config.DATASET_FILE} (its SHA-256 differs) and could not be "
+            f"downloaded again ({reason})"
+        ) from None
     return Path(extracted) / config.DATASET_NAME
 
 
@@ -207,12 +216,27 @@ def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Pa
     return path
 
 
+def _link_judge(root: Path, actor: access.Actor) -> Callable[[Path], bool]:
+    """Whether a link below `root` may be followed: into root itself, or where a typed folder
+    may lie (a shared root; anywhere on one's own machine, see `confine`). A link out of a shared
+    folder would otherwise show photos, and name files, that the server does not share."""
+    root, roots = root.resolve(), config.data_roots()
+
+    def may_follow(link: Path) -> bool:
+        target = Path(os.path.realpath(link))
+        if target.is_relative_to(root):
+            return True
+        return any(target.is_relative_to(shared) for shared in roots) if roots else access.allowed(actor, access.Action.READ_ANY_FOLDER)
+
+    return may_follow
+
+
 class _Walk:
     """Lists the files below class folders, counting every entry as it goes, so that a huge or
     deeply nested folder is refused at the cap instead of being walked to its end."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, may_follow: Callable[[Path], bool]):
+        self.root, self.may_follow = root, may_follow
         self.limit = config.max_scan_files()
         self.seen = 0
         self.unreadable: list[dict[str, str]] = []
@@ -229,11 +253,17 @@ class _Walk:
                             f"{self.root} has more than {self.limit:,} files and folders, more than this "
                             "server scans (CATDOG_MAX_SCAN_FILES)"
                         )
-                    found.append(entry)
+                    if _is_link(entry) and not self.may_follow(Path(entry.path)):
+                        self.skip(Path(entry.path), "a link to outside the folder (not followed)")
+                    else:
+                        found.append(entry)
         except OSError as error:
-            where = folder.relative_to(self.root).as_posix()
-            self.unreadable.append({"file": f"{where}/", "reason": f"folder cannot be read ({error.strerror or error})"})
+            self.skip(folder, f"folder cannot be read ({error.strerror or error})", "/")
         return found
+
+    def skip(self, path: Path, reason: str, suffix: str = "") -> None:
+        """Listed by its own name inside the root, never by where a link leads."""
+        self.unreadable.append({"file": f"{path.relative_to(self.root).as_posix()}{suffix}", "reason": reason})
 
     def subfolders(self, path: Path) -> list[Path]:
         return sorted(
@@ -269,6 +299,13 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
 def _is_file(entry: os.DirEntry) -> bool:
     try:
         return entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
@@ -276,11 +313,15 @@ def _is_file(entry: os.DirEntry) -> bool:
         return False
 
 
-def _layout(root: Path) -> tuple[dict[str, dict[str, list[Path]]], list[dict[str, str]]]:
+def _layout(
+    root: Path, actor: access.Actor = access.OWNER
+) -> tuple[dict[str, dict[str, list[Path]]], list[dict[str, str]]]:
     """Files per split per class folder name, as laid out on disk (split '' = not yet split),
-    and the folders that could not be read."""
-    walk = _Walk(root)
-    split_dirs = {split: root / split for split in config.SPLITS if (root / split).is_dir()}
+    and the folders that could not be read or links not followed."""
+    walk = _Walk(root, _link_judge(root, actor))
+    split_dirs = {
+        split: root / split for split in config.SPLITS if (root / split).is_dir() and walk.may_follow(root / split)
+    }
     if split_dirs and "train" not in split_dirs:
         # Otherwise validation/ and test/ would silently become two "classes".
         found = " and ".join(f"{split}/" for split in split_dirs)
@@ -415,7 +456,7 @@ def scan(
     caller about to train at that size has the photos decoded at it while they are checked (a
     decode checks a file as well), and kept in memory for this scan only."""
     root = resolve_data_dir(data_dir, progress, actor)
-    layout, unreadable = _layout(root)
+    layout, unreadable = _layout(root, actor)
     if not any(layout.values()):
         raise DataError(f"{root} has no class folders (expected one subfolder per class)")
     key = _fingerprint(root, layout)

@@ -587,16 +587,19 @@ def unpack(archive: str | os.PathLike | BinaryIO, target: Path, progress: Progre
     line, before anything is written) for its size, a zip bomb or a path trick, and skips unsafe
     entries; non-images and damaged images are skipped too, each photo checked by decoding it.
     A single folder wrapping the class folders (as zipping a folder makes) is unwrapped.
+    One bad entry never stops the import: it is skipped and listed with its reason. Class folder
+    names are checked as names typed on the page are, and compared case-folded (`Cats/` beside
+    `cats/` is one class, spelled as first met).
     """
     try:
         members = zip_members(archive)
         depth = _wrapping_depth(members.paths)
-        skipped = []
+        skipped, classes = [], _ClassNames()
         for done, entry in enumerate(members, 1):
             if isinstance(entry, Skipped):
                 skipped.append({"file": entry.name, "reason": entry.reason})
             else:
-                reason = _write_photo(entry.data, PurePosixPath(*entry.path.parts[depth:]), target)
+                reason = _write_photo(entry.data, classes.inside(PurePosixPath(*entry.path.parts[depth:])), target)
                 if reason:
                     skipped.append({"file": str(entry.path), "reason": reason})
             if progress:
@@ -614,19 +617,46 @@ def _wrapping_depth(paths: list[PurePosixPath]) -> int:
     return depth
 
 
-def _write_photo(data: bytes, path: PurePosixPath, target: Path) -> str | None:
+class _ClassNames:
+    """An archive's class folder names, each checked as a typed name and spelled as first met."""
+
+    def __init__(self):
+        self._spelled: dict[str, str] = {}
+
+    def inside(self, path: PurePosixPath) -> PurePosixPath | str:
+        """The path with its split and class folders as the data set names them, or why it cannot be used."""
+        if len(path.parts) < 2:
+            return "not inside a class folder"
+        split = path.parts[0].casefold() in config.SPLITS and len(path.parts) > 2
+        at = 1 if split else 0
+        try:
+            name = check_name(path.parts[at], "class")
+        except DatasetError as error:
+            return str(error)
+        name = self._spelled.setdefault(name.casefold(), name)
+        folders = (path.parts[0].casefold(), name) if split else (name,)
+        return PurePosixPath(*folders, *path.parts[at + 1 :])
+
+
+def _write_photo(data: bytes, path: PurePosixPath | str, target: Path) -> str | None:
     """Writes one photo at its checked path below `target`; returns why it was skipped instead, if it was."""
-    if len(path.parts) < 2:
-        return "not inside a class folder"
+    if isinstance(path, str):
+        return path
     try:
         open_image(data, _CHECK_SIDE)
     except ImageError as error:
         return str(error)
     file = target.joinpath(*path.parts)
-    file.parent.mkdir(parents=True, exist_ok=True)
     try:
+        file.parent.mkdir(parents=True, exist_ok=True)
         with open(file, "xb") as out:
             out.write(data)
     except FileExistsError:
+        if file.is_dir() or not file.parent.is_dir():
+            return "its path is both a file and a folder in the archive"
         return "a second entry with the same name (names differing only in case count as the same)"
+    except NotADirectoryError:
+        return "its path is both a file and a folder in the archive"
+    except OSError as error:
+        return f"cannot be written ({error.strerror or error})"
     return None

@@ -1,23 +1,37 @@
 """Turning bytes from anywhere (uploads, data folders) into RGB pixels, or one clear error."""
 
 import base64
+import contextlib
 import io
+import math
 import os
 import re
-import warnings
+import threading
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from catdog.config import IMAGE_SIZE, MAX_PIXELS, MAX_UPLOAD_BYTES
+from catdog.config import (
+    DECODE_SLOTS,
+    IMAGE_SIZE,
+    LARGE_DECODE_BYTES,
+    MAX_DECODED_BYTES,
+    MAX_PIXELS,
+    MAX_UPLOAD_BYTES,
+)
 
 # Only these decoders ever see user bytes: no PostScript, PSD, ICO or other rarely-audited parsers.
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 Image.init()  # registers all decoders, so FORMATS can name those Pillow loads lazily (WebP, TIFF)
-# open_image enforces its own MAX_PIXELS limit. A process-wide filter, because
-# warnings.catch_warnings() is not thread-safe and data scans decode in a thread pool.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Pillow's own decompression-bomb guard stays on (it warns past MAX_PIXELS and refuses past twice
+# that, for anything in the process that opens an image); open_image refuses at MAX_PIXELS already.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Bytes a pixel takes at the peak of decoding and reducing, as Pillow stores modes: grey and palette
+# 1, 16-bit grey 2; colour, 32-bit and float 4; with alpha 8 (reducing premultiplies into a copy).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2, "LA": 8, "PA": 8, "RGBA": 8}
+# Large decodes across all sessions of the server, at once: see config.DECODE_SLOTS.
+_large_decodes = threading.BoundedSemaphore(DECODE_SLOTS)
 
 _SIGNATURES = (
     (b"PK\x03\x04", "a ZIP archive"),
@@ -127,14 +141,14 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """Applies the EXIF orientation. Unlike ImageOps.exif_transpose this never rewrites the
-    EXIF block, which raises on damaged phone EXIF; a photo with unreadable EXIF is used as stored."""
+def _turn(image: Image.Image) -> Image.Transpose | None:
+    """The EXIF orientation's transpose. Unlike ImageOps.exif_transpose this never rewrites the
+    EXIF block, which raises on damaged phone EXIF; a photo with unreadable EXIF is used as stored.
+    A PNG's EXIF may follow its pixels: read after load(), never before, or it decodes them unguarded."""
     try:
-        method = _UPRIGHT.get(int(image.getexif().get(_ORIENTATION, 1)))
+        return _UPRIGHT.get(int(image.getexif().get(_ORIENTATION, 1)))
     except Exception:  # noqa: BLE001 - any EXIF damage means "as stored"
-        return image
-    return image.transpose(method) if method is not None else image
+        return None
 
 
 def _too_large(size: int) -> str:
@@ -169,15 +183,21 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
         fmt = image.format
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise ImageError(_too_many_pixels(f"{width} × {height} pixels"))
+            raise ImageError(_too_many_pixels(f"{width * height / 10**6:.0f} megapixels"))
         if (draft or max_side) and image.format in ("JPEG", "MPO"):
             # DCT scaling decodes a 12 MP JPEG at 1/2-1/8 size, several times faster.
             image.draft("RGB", _upright_size(image, draft) if draft else (max_side, max_side))
-        image.load()
-        image = _to_rgb(_upright(image))
+        cost = _decoded_bytes(image)
+        if cost > MAX_DECODED_BYTES:
+            raise ImageError(_too_many_bytes(image, cost))
+        with _large_decodes if cost > LARGE_DECODE_BYTES else contextlib.nullcontext():
+            image.load()
+            turn = _turn(image)
+            image = _reduced(image, _reduction(image, draft, max_side))
+        image = _to_rgb(image.transpose(turn) if turn is not None else image)
     except ImageError:
         raise
-    except Image.DecompressionBombError as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(_bomb(error)) from None
     except Image.UnidentifiedImageError:
         raise ImageError(_describe(data)) from None
@@ -192,11 +212,34 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
     return image
 
 
+def _decoded_bytes(image: Image.Image) -> int:
+    width, height = image.size
+    return width * height * _BYTES_PER_PIXEL.get(image.mode, 4)
+
+
+def _reduction(image: Image.Image, draft: tuple[int, int] | None, max_side: int | None) -> int:
+    """The whole factor a decoded image may shrink by: it still covers draft whichever way it is
+    turned, or still fills max_side."""
+    width, height = image.size
+    if draft:
+        return min(width, height) // max(*draft, 1)
+    return max(width, height) // max_side if max_side else 1
+
+
+def _reduced(image: Image.Image, factor: int) -> Image.Image:
+    """The decoded pixels shrunk in the image's own mode (box averages; nearest for palette
+    images), so no full-size copy is ever converted."""
+    if factor < 2:
+        return image
+    width, height = image.size
+    return image.resize((math.ceil(width / factor), math.ceil(height / factor)), Image.Resampling.BOX)
+
+
 def _upright_size(image: Image.Image, size: tuple[int, int]) -> tuple[int, int]:
     """A (width, height) wanted after EXIF rotation, as the stored image must cover it."""
     try:
         turned = int(image.getexif().get(_ORIENTATION, 1)) in (5, 6, 7, 8)
-    except Exception:  # noqa: BLE001 - damaged EXIF: used as stored, see _upright
+    except Exception:  # noqa: BLE001 - damaged EXIF: used as stored, see _turn
         turned = False
     return size[::-1] if turned else size
 
@@ -205,7 +248,15 @@ def _too_many_pixels(found: str) -> str:
     return f"image is {found}, over the {MAX_PIXELS // 10**6} megapixel limit (possible decompression bomb)"
 
 
-def _bomb(error: Image.DecompressionBombError) -> str:
+def _too_many_bytes(image: Image.Image, cost: int) -> str:
+    width, height = image.size
+    return (
+        f"image is {width} × {height} pixels, {cost / 2**20:,.0f} MB to decode at {cost // (width * height)} bytes "
+        f"a pixel, over the {MAX_DECODED_BYTES // 2**20} MB limit (possible decompression bomb)"
+    )
+
+
+def _bomb(error: Image.DecompressionBombError | Image.DecompressionBombWarning) -> str:
     # Pillow refuses before we see the size; its message carries the pixel count.
     found = re.search(r"\((\d+) pixels\)", str(error))
     return _too_many_pixels(f"{int(found.group(1)) / 10**6:.0f} megapixels" if found else "too many pixels")
@@ -216,7 +267,7 @@ def stored_size(data: bytes) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as image:
             return image.size
-    except Image.DecompressionBombError as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(_bomb(error)) from None
     except Image.UnidentifiedImageError:
         raise ImageError(_describe(data)) from None

@@ -90,13 +90,21 @@ def build_backbone(image_size: ImageSize = config.IMAGE_SIZE, weights: str | Non
 def backbone_weights_path() -> str:
     """The ImageNet weights from the Keras cache, downloaded there first if need be; a clear
     error naming the file and the folder if neither works."""
+    where = config.keras_home() / "models"
+    # Read first: Keras deletes a damaged copy when it cannot fetch the published one.
+    cached = (where / config.BACKBONE_WEIGHTS_FILE).exists()
     try:
-        return keras.utils.get_file(config.BACKBONE_WEIGHTS_FILE, config.BACKBONE_WEIGHTS_URL, cache_subdir="models")
+        # A cached file whose hash differs is downloaded again; one that still differs is refused.
+        return keras.utils.get_file(
+            config.BACKBONE_WEIGHTS_FILE, config.BACKBONE_WEIGHTS_URL, cache_subdir="models",
+            file_hash=config.BACKBONE_WEIGHTS_SHA256,
+        )
     except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        found = f"in {where} is not the published file (its SHA-256 differs)" if cached else f"is not in {where}"
         raise WeightsUnavailable(
-            f"MobileNetV2 ImageNet weights unavailable: {config.BACKBONE_WEIGHTS_FILE} is not in "
-            f"{config.keras_home() / 'models'} and could not be downloaded ({reason})"
+            f"MobileNetV2 ImageNet weights unavailable: {config.BACKBONE_WEIGHTS_FILE} {found} and could not be "
+            f"downloaded ({reason})"
         ) from None
 
 

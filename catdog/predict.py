@@ -348,14 +348,30 @@ class PhotoAnswer:
 CSV_COLUMNS = tuple(PhotoAnswer("").row())
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP's CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
     """Answers as CSV, a header and then one row as each answer comes: what `predict --csv`
-    prints and the Predict page downloads. Empty cells where there is no value."""
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    prints and the Predict page downloads. Empty cells where there is no value; text cells that
+    a spreadsheet would run as a formula (a file named `=HYPERLINK(...)`) start with a quote."""
+    # CSV's own line end, CRLF: the writer then quotes a cell with a CR in it, which would otherwise
+    # end the row early and start a forged one.
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for answer in answers:
-        writer.writerow({key: "" if value is None else value for key, value in answer.row().items()})
+        writer.writerow({key: _cell(value) for key, value in answer.row().items()})
         out.flush()
+
+
+def _cell(value: object) -> object:
+    """A value as a spreadsheet must read it: text as text, numbers (negative ones too) as numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 Photo = tuple[str, Callable[[], bytes]]
@@ -413,14 +429,14 @@ def answer_photos(
     run: Run, photos: Iterable[tuple[str, Callable[[], bytes]]], flip_average: bool = False
 ) -> Iterator[PhotoAnswer]:
     """An answer for each (name, read) in order, read() giving the photo's bytes; a photo that
-    cannot be read or decoded answers with the reason. Photos are read, decoded and answered
-    ANSWER_BATCH at a time, so a long list needs little memory."""
+    cannot be read or decoded answers with the reason. Photos are answered ANSWER_BATCH at a time,
+    each read and decoded (reduced as it is) before the next is read, so only one photo's bytes
+    are ever held: a long list, or a zip of big photos, needs little memory."""
     (size, classify), classes = _classifier(run, flip_average), class_names(run)
     # Decoded large enough for the guard's features too.
     decode_size = max(size, familiarity.GUARD_IMAGE_SIZE)
     photos = iter(photos)
-    while chunk := list(itertools.islice(photos, ANSWER_BATCH)):
-        decoded = [(name, _read_photo(read, decode_size)) for name, read in chunk]
+    while decoded := [(name, _read_photo(read, decode_size)) for name, read in itertools.islice(photos, ANSWER_BATCH)]:
         images = [image for _, image in decoded if not isinstance(image, str)]
         if images:
             probs = classify(np.stack([to_model_input(image, size) for image in images]))

@@ -4,6 +4,7 @@ Each good file comes with the (width, height) that load_image must return at ful
 each bad one with words its one-line ImageError message must contain.
 """
 
+import functools
 import gzip
 import io
 import struct
@@ -48,12 +49,32 @@ def png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
-    """A few hundred bytes whose header claims a giant grey image (one zlib stream of zeros)."""
+def png_bomb(width: int = 30_000, height: int = 30_000, colour: bool = False) -> bytes:
+    """A few hundred bytes whose header claims a giant grey (or RGB) image (one zlib stream of zeros)."""
     rows = zlib.compressobj(9)
-    data = b"".join(rows.compress(b"\0" * (width + 1)) for _ in range(16)) + rows.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    data = b"".join(rows.compress(b"\0" * (width * (3 if colour else 1) + 1)) for _ in range(16)) + rows.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2 if colour else 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+
+
+@functools.cache
+def wide_png(side: int) -> bytes:
+    """A 16-bit grey PNG of side × side pixels, bands of flat grey: a few hundred KB to send, but
+    side² × 2 bytes to decode (10 950 px: 252 KiB, 229 MiB). Made row by row, never held decoded."""
+    packer = zlib.compressobj(9)
+    rows = (packer.compress(b"\0" + (y // 512 * 4099 % 65536).to_bytes(2, "big") * side) for y in range(side))
+    data = b"".join(rows) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 16, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+
+
+def wide_png_zip(sides: list[int]) -> bytes:
+    """A zip of one wide_png per side, stored (the PNGs are packed already), as a student would upload them."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for i, side in enumerate(sides):
+            archive.writestr(f"photos/{i:02d}-{side}px.png", wide_png(side))
+    return out.getvalue()
 
 
 def rgba_png() -> bytes:
@@ -200,7 +221,9 @@ BAD: dict[str, Bad] = {
     "png-header-only": Bad(lambda: encode(gradient(), "PNG")[:30], ("truncated or corrupt png",)),
     "gif-truncated": Bad(lambda: truncated(encode(gradient((200, 150)), "GIF"), 0.3), ("truncated",)),
     "png-bomb": Bad(png_bomb, ("900 megapixels", "decompression bomb")),
-    "png-bomb-just-over-limit": Bad(lambda: png_bomb(11_000, 11_000), ("11000 × 11000", "decompression bomb")),
+    "png-bomb-just-over-limit": Bad(lambda: png_bomb(9_500, 9_500), ("90 megapixels", "89 megapixel limit")),
+    # Under the pixel limit, over the bytes: 64 MP of colour is 256 MiB as Pillow holds it.
+    "png-too-many-bytes": Bad(lambda: png_bomb(8_200, 8_200, colour=True), ("8200 × 8200", "256 mb limit")),
     "too-large": Bad(lambda: b"\xff\xd8\xff" + b"\0" * config.MAX_UPLOAD_BYTES, ("too large", "limit")),
     "ico": Bad(lambda: encode(gradient((16, 16)), "ICO"), ("not an image", "icon")),
     "psd-like": Bad(lambda: b"8BPS\x00\x01" + b"\0" * 100, ("not an image", "photoshop")),
@@ -266,6 +289,22 @@ ARCHIVES: dict[str, Archive] = {
             "__MACOSX/cats/._cat.jpg": b"\0\5\26\7", "cats/.DS_Store": b"\0\0\0\1Bud1",
         }),
         skipped=("cats/notes.txt", "dogs/more.zip", "dogs/broken.jpg", "readme.md"),
+    ),
+    # One bad entry never aborts an import: each is skipped, listed with its reason.
+    "odd": Archive(
+        lambda: make_zip({**class_photos(), "Cats/Cat-9.jpg": photo(0, 9), f"cats/{'n' * 300}.jpg": photo(0, 10)}),
+        skipped=(f"cats/{'n' * 300}.jpg",),
+    ),
+    "file-and-folder": Archive(
+        lambda: make_zip({**class_photos(), "dogs/dogs-0.jpg/inner.jpg": photo(1, 9)}),
+        skipped=("dogs/dogs-0.jpg/inner.jpg",),
+    ),
+    "odd-class-names": Archive(
+        lambda: make_zip({**class_photos(), "con/a.jpg": photo(0, 11), "-x-/b.jpg": photo(1, 12)}),
+        skipped=("con/a.jpg", "-x-/b.jpg"),
+    ),
+    "odd-splits": Archive(
+        lambda: make_zip({**class_photos(prefix="train/"), **class_photos(("Cats", "DOGS"), 2, "Validation/")}),
     ),
     "bomb": Archive(bomb_zip, refused=("zip bomb",)),
     "traversal": Archive(lambda: make_zip({**class_photos(), "cats/../../evil.jpg": photo(0, 1)}), refused=("outside",)),

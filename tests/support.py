@@ -5,11 +5,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
+import psutil
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,28 @@ def answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def peak_rss(command: list[str], ceiling: int, timeout: float, **options) -> tuple[int, subprocess.CompletedProcess]:
+    """Runs a command, sampling its resident memory (psutil, on any platform) until it ends, and
+    returns the highest sample with the finished process. Killed once past `ceiling` bytes, so that
+    a test of a memory bound fails instead of taking the machine down with it."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(command, stdout=out, stderr=err, **options)
+        process, peak = psutil.Process(child.pid), 0
+        deadline = time.monotonic() + timeout
+        while child.poll() is None:
+            try:
+                peak = max(peak, process.memory_info().rss)
+            except psutil.Error:  # ended between poll() and the sample
+                break
+            if peak > ceiling or time.monotonic() > deadline:
+                child.kill()
+            time.sleep(0.005)  # a sampling period, not a wait for anything
+        child.wait()
+        out.seek(0), err.seek(0)
+        done = subprocess.CompletedProcess(command, child.returncode, out.read().decode(), err.read().decode())
+    return peak, done
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):

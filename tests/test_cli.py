@@ -9,7 +9,7 @@ import sys
 
 import corpus
 import pytest
-from support import ROOT, catdog, make_dataset, synthetic_image
+from support import ROOT, catdog, make_dataset, peak_rss, synthetic_image
 
 import catdog as package
 from catdog.cli import build_parser
@@ -308,3 +308,20 @@ def test_dataset_copy_of_a_folder_and_training_options_exclude_each_other(tmp_pa
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     missing = catdog("train", "--arch", "model1", "--dataset", "nope", "--runs-dir", str(tmp_path / "runs"))
     assert missing.returncode == 1 and "no data set 'nope'" in missing.stderr
+
+
+def test_predict_on_a_zip_of_near_limit_16_bit_photos_answers_each_within_2_gib(trained_run_dir, tmp_path):
+    """Issue 19's hostile upload: 7 MB of 16-bit PNGs that decode to 170-230 MiB each. Every photo
+    gets its one-line row, those past the pixel limit refused, and the process's peak memory,
+    sampled from outside it, stays under 2 GiB (before: +1.7 GiB a photo, 12 GiB for the zip)."""
+    run_id = json.loads(catdog("runs", "--runs-dir", str(trained_run_dir), "--json").stdout)[0]["id"]
+    album = tmp_path / "album.zip"
+    album.write_bytes(corpus.wide_png_zip([9450] * 16 + [10950] * 16))
+    assert album.stat().st_size < 8 * 2**20
+    command = [sys.executable, "-m", "catdog", "predict", "--run", run_id, "--runs-dir", str(trained_run_dir), str(album)]
+    peak, result = peak_rss(command, ceiling=2 * 2**30, timeout=600, cwd=ROOT)
+    assert peak < 2 * 2**30, f"peak RSS {peak / 2**20:.0f} MiB"
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 32, result.stderr[-2000:]
+    assert all(row["label"] in ("cats", "dogs") for row in rows[:16])
+    assert all("89 megapixel limit" in row["error"] for row in rows[16:])

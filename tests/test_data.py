@@ -274,6 +274,7 @@ def test_permission_denied_is_listed_even_as_root(tmp_path: Path, monkeypatch) -
 
 
 def test_symlinked_files_and_class_folders_are_followed(tmp_path: Path) -> None:
+    """On one's own machine (no shared roots, no teacher password) a link may lead anywhere."""
     elsewhere = tmp_path / "elsewhere"
     write_images(elsewhere / "dogs", 1, 4)
     root = tmp_path / "data"
@@ -284,6 +285,34 @@ def test_symlinked_files_and_class_folders_are_followed(tmp_path: Path) -> None:
     assert result.classes == ["cats", "dogs"]
     assert sum(result.counts()[split]["dogs"] for split in config.SPLITS) == 4
     assert sum(result.counts()[split]["cats"] for split in config.SPLITS) == 5
+
+
+def test_links_inside_a_shared_root_never_lead_out_of_it(tmp_path: Path, monkeypatch) -> None:
+    """A link in a CATDOG_DATA_ROOTS folder to a photo or folder outside is not followed: its
+    photos are not used or shown, and no name outside the root appears among the skipped files."""
+    secret = tmp_path / "private"
+    write_images(secret / "dogs", 1, 3)
+    (secret / "passwords.txt").write_text("hunter2\n")
+    share = tmp_path / "share"
+    root = share / "pets"
+    write_images(root / "cats", 0, 4)
+    write_images(root / "dogs", 1, 4)
+    (root / "cats" / "stolen.jpg").symlink_to(secret / "dogs" / "dogs.0.jpg")
+    (root / "cats" / "inside.jpg").symlink_to(root / "dogs" / "dogs.1.jpg")
+    (root / "dogs" / "more").symlink_to(secret)
+    (root / "etc").symlink_to(secret)
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(share))
+    result = scan(root)
+    assert result.classes == ["cats", "dogs"], "a linked class folder outside the root is no class"
+    used = {name for items in result.files.values() for name, _ in items}
+    assert {name for name in used if name.startswith("cats/")} == {f"cats/cats.{i}.jpg" for i in range(4)} | {
+        "cats/inside.jpg"
+    }, "a link within the root is followed, one leading out is not"
+    assert not any(name.startswith("dogs/more") for name in used)
+    out = "a link to outside the folder (not followed)"
+    assert {"file": "cats/stolen.jpg", "reason": out} in result.skipped
+    assert {"file": "dogs/more", "reason": out} in result.skipped and {"file": "etc", "reason": out} in result.skipped
+    assert not any("passwords" in entry["file"] or "private" in entry["file"] for entry in result.skipped)
 
 
 @pytest.mark.parametrize(

@@ -333,3 +333,15 @@ def test_the_sweep_passes_over_an_import_still_running(tmp_path):
     assert all(len(names) == 2 for names in seen), "the folder and its lock survive every sweep"
     assert sum(map(len, data.scan(made.dataset.root).files.values())) == 8
     assert not [path for path in store.root.iterdir() if path.name.startswith(".incoming-")], "nothing left after"
+
+
+def test_the_odd_zip_imports_with_one_entry_skipped_and_one_cats_class(tmp_path):
+    """`Cats/` beside `cats/` is one class, as the skip message says case is ignored; a 300-character
+    name is skipped with its reason instead of aborting the import."""
+    made = DatasetStore(tmp_path).import_zip(io.BytesIO(ARCHIVES["odd"].make()), "odd", actor=OWNER)
+    [skipped] = made.skipped
+    assert skipped["file"] == f"cats/{'n' * 300}.jpg" and skipped["reason"].startswith("cannot be written (")
+    assert made.dataset.classes() == ["cats", "dogs"]
+    assert sorted(path.name for path in (made.dataset.root / "cats").iterdir()) == [
+        "Cat-9.jpg", *(f"cats-{i}.jpg" for i in range(4))
+    ]

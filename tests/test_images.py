@@ -1,14 +1,17 @@
 """Every kind of upload: good files become RGB pixels, anything else one clear ImageError."""
 
 import io
+import os
 import random
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import corpus
 import numpy as np
 import pytest
 from PIL import Image
+from support import ROOT, peak_rss
 
 from catdog import config
 from catdog.images import FORMATS, ImageError, load_image, open_image, stored_size, to_model_input
@@ -212,3 +215,26 @@ def test_concurrent_decoding_matches_serial() -> None:
     serial = [outcome(data) for data in datas]
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(outcome, datas * 3)) == serial * 3
+
+
+def test_a_big_png_is_reduced_to_the_size_asked_for_as_it_is_decoded() -> None:
+    """Not only JPEG (DCT scaling): a 16-bit PNG comes back just covering the size asked for."""
+    assert open_image(corpus.wide_png(2000), draft=(224, 224)).size == (250, 250)
+    assert open_image(corpus.wide_png(2000), max_side=1024).size == (1024, 1024)
+
+
+def test_sessions_decoding_big_photos_at_once_take_turns_within_a_memory_ceiling(tmp_path) -> None:
+    """Six sessions decoding a near-limit 16-bit PNG (170 MiB of pixels each) at the same moment:
+    at most config.DECODE_SLOTS decode at once, so the process's peak memory, sampled from outside
+    it, stays near two decodes, not six."""
+    photo = tmp_path / "wide.png"
+    photo.write_bytes(corpus.wide_png(9450))
+    code = (
+        "import sys; from concurrent.futures import ThreadPoolExecutor; from catdog.images import open_image; "
+        "data = open(sys.argv[1], 'rb').read(); "
+        "print([im.size for im in ThreadPoolExecutor(6).map(lambda _: open_image(data, draft=(224, 224)), range(6))])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    peak, result = peak_rss([sys.executable, "-c", code, str(photo)], ceiling=700 * 2**20, timeout=300, env=env)
+    assert peak < 700 * 2**20, f"peak RSS {peak / 2**20:.0f} MiB"
+    assert result.stdout.strip() == str([(225, 225)] * 6), result.stderr[-2000:]

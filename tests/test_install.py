@@ -1,7 +1,9 @@
 """catdog as an installed package: a wheel of the library with a `catdog` command, and the
 dashboard started from a checkout by that command."""
 
+import importlib.metadata
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from browser import free_port, healthy
-from support import ROOT, wait_for
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from support import ROOT, make_dataset, wait_for
 
 import catdog
 
@@ -58,6 +62,61 @@ def installed(wheel: Path, folder: Path, *args: str) -> subprocess.CompletedProc
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def declared_closure(requirements: list[str]) -> list[importlib.metadata.Distribution]:
+    """The installed distributions these requirements name, and theirs, as pip resolves them (no extras)."""
+    found, pending = {}, list(requirements)
+    while pending:
+        requirement = Requirement(pending.pop())
+        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        if canonicalize_name(requirement.name) not in found:
+            found[canonicalize_name(requirement.name)] = distribution = importlib.metadata.distribution(requirement.name)
+            pending += distribution.requires or []
+    return list(found.values())
+
+
+def venv_with_the_wheel(wheel: Path, folder: Path) -> Path:
+    """A fresh virtual environment (no system site packages) holding the wheel and exactly the
+    distributions its Requires-Dist lead to: each of their files linked from where they are
+    installed here, as `pip install` would fetch them, without a network. Returns its Python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120)
+    python = folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site = Path(subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip())
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+        metadata = archive.read(f"catdog-{catdog.__version__}.dist-info/METADATA").decode()
+    requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    for distribution in declared_closure(requires):
+        for file in distribution.files or []:
+            if ".." in file.parts:  # scripts installed beside the interpreter, not importable
+                continue
+            target = site / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                target.symlink_to(distribution.locate_file(file))
+    return python
+
+
+def test_the_wheel_and_its_declared_dependencies_alone_train_model1(wheel, tmp_path):
+    """`pip install .` installs everything a run needs (TensorBoard's callback included): model1
+    trains one epoch on a synthetic folder, run from outside the checkout."""
+    python = venv_with_the_wheel(wheel, tmp_path / "venv")
+    data, runs = make_dataset(tmp_path / "data"), tmp_path / "runs"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env["CATDOG_CACHE_DIR"] = str(tmp_path / "cache")
+    result = subprocess.run(
+        [str(python), "-m", "catdog", "train", "--arch", "model1", "--epochs", "1", "--data-dir", str(data),
+         "--runs-dir", str(runs), "--wait"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = [path for path in runs.iterdir() if path.is_dir()]
+    assert json.loads((run / "status.json").read_text())["state"] == "finished", (run / "train.log").read_text()[-3000:]
 
 
 def test_the_installed_command_reports_its_version(wheel, tmp_path):

@@ -25,3 +25,48 @@ def test_a_class_of_sessions_at_once_all_get_their_answer(trained_run_dir, tiny_
     assert [visit.errors for visit in visits] == [[]] * SESSIONS
     assert [visit.answer in ("cats", "dogs") for visit in visits] == [True] * SESSIONS
     assert all(visit.page_ready_s and visit.answer_s for visit in visits)
+
+
+def test_a_hostile_zip_on_the_predict_page_leaves_the_server_up_for_every_other_session(
+    trained_run_dir, tiny_data, tmp_path
+):
+    """Issue 19's 7 MB zip of 32 near-limit 16-bit PNGs uploaded on the Predict page while three
+    other sessions ask for their answers: they all get them, the server stays up, and its peak
+    memory, sampled from outside, stays under 3 GiB (before: +1.7 GiB a photo, the OOM killer)."""
+    import threading
+
+    import psutil
+    from browser import healthy
+    from corpus import wide_png_zip
+    from protocol import visit, xsrf_token
+
+    env = {"CATDOG_RUNS_DIR": str(trained_run_dir), "CATDOG_DATA_DIR": str(tiny_data)}
+    hostile = ("album.zip", wide_png_zip([9450] * 16 + [10950] * 16))
+    with Dashboard(env, tmp_path / "streamlit.log") as server:
+        peak, done = [0], threading.Event()
+
+        def sample() -> None:
+            process = psutil.Process(server.process.pid)
+            while not done.wait(0.01):  # a sampling period, not a wait for anything
+                peak[0] = max(peak[0], process.memory_info().rss)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+
+        async def class_with_a_hostile_upload():
+            xsrf = await asyncio.to_thread(xsrf_token, server.url)
+            photos = [hostile, *synthetic_photos(3)]
+            return await asyncio.gather(
+                *(visit(server.url, xsrf, "predict", photo, ["cats", "dogs"], STEP_TIMEOUT_S) for photo in photos)
+            )
+
+        try:
+            mine, *others = asyncio.run(class_with_a_hostile_upload())
+        finally:
+            done.set()
+            sampler.join()
+        assert healthy(server.url), "the server went down"
+    assert mine.errors == [] and mine.answer in ("cats", "dogs"), "the uploader gets its answers too"
+    assert [visit.errors for visit in others] == [[]] * 3
+    assert all(visit.answer in ("cats", "dogs") for visit in others)
+    assert peak[0] < 3 * 2**30, f"server peak RSS {peak[0] / 2**20:.0f} MiB"

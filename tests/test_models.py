@@ -63,3 +63,30 @@ def test_missing_weights_give_one_clear_error(tmp_path, monkeypatch):
     message = str(error.value)
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5" in message
     assert "\n" not in message
+
+
+def test_damaged_cached_downloads_are_refused_in_one_line(tmp_path, monkeypatch):
+    """The weights and the data set are checked against their published SHA-256: a damaged copy in
+    the cache is fetched again, and refused in one line when that fails; the fast path passes it over."""
+    import urllib.request
+
+    from catdog import backbone, data
+    from catdog.models import backbone_weights_path
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", offline)
+    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path), raising=False)
+    for folder, name in (("models", config.BACKBONE_WEIGHTS_FILE), ("datasets", config.DATASET_FILE)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 4096)
+    assert backbone.available() is False
+    with pytest.raises(WeightsUnavailable) as weights:
+        backbone_weights_path()
+    with pytest.raises(data.DataError) as archive:
+        data.download_default_dataset()
+    for error in (weights.value, archive.value):
+        assert "is not the published" in str(error) and "SHA-256" in str(error) and "\n" not in str(error), error

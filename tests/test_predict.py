@@ -331,3 +331,20 @@ def test_a_big_photo_gets_one_answer_on_its_own_and_in_a_table(run, backbone_wei
     assert alone.probabilities == pytest.approx(row.probabilities, abs=1e-5)
     assert alone.unfamiliarity == pytest.approx(row.unfamiliarity, abs=1e-5)
     assert alone.photo.shape == (768, 1024, 3), "the card shows the photo as decoded for the eye"
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_text():
+    """OWASP's CSV-injection rule: a file name starting with =, +, -, @, tab or CR opens as text."""
+    import csv
+
+    from catdog.predict import PhotoAnswer, write_csv
+
+    names = ["=HYPERLINK(\"http://x\",\"y\")", "@SUM(A1)", "+1+1", "-2", "\tx", "\rx", "cat.jpg"]
+    answers = [PhotoAnswer(name, {"cats": 1.0, "dogs": 0.0}, -0.5) for name in names]
+    answers.append(PhotoAnswer("=evil.png", error="=1+1 is not an image"))
+    out = io.StringIO()
+    write_csv(answers, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert [row["file"] for row in rows] == ["'" + name for name in names[:-1]] + ["cat.jpg", "'=evil.png"]
+    assert rows[-1]["error"] == "'=1+1 is not an image"
+    assert rows[0]["unfamiliarity"] == "-0.5", "a negative number stays a number"
