@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from catdog import config
+from catdog.access import OWNER
 from catdog.augment import AugmentConfig
 from catdog.backbone import WeightsUnavailable
 from catdog.models import ARCHITECTURES, build, build_backbone, parameter_counts, preprocess_input
@@ -87,6 +88,6 @@ def test_damaged_cached_downloads_are_refused_in_one_line(tmp_path, monkeypatch)
     with pytest.raises(WeightsUnavailable) as weights:
         backbone_weights_path()
     with pytest.raises(data.DataError) as archive:
-        data.download_default_dataset()
+        data.download_default_dataset(actor=OWNER)
     for error in (weights.value, archive.value):
         assert "is not the published" in str(error) and "SHA-256" in str(error) and "\n" not in str(error), error
