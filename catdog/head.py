@@ -111,7 +111,7 @@ def train(
     Why the last head: at a constant rate the head still jumps about from batch to batch, and the
     best of its epochs on 800 validation photos is partly chosen on their noise. Decayed, it
     settles: cross-validated on training and validation photos it is right more often at every
-    image size (README, "Held-out accuracy").
+    image size (benchmarks/README.md, "Held-out accuracy").
 
     on_batch(epoch, batch, batches, seconds) after every batch (it may raise to stop);
     on_epoch(epoch, seconds, metrics) after every epoch, epochs counted from 1.
