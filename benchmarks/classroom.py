@@ -43,7 +43,7 @@ import psutil
 
 from benchmarks.responsiveness import in_training_epoch, training_state
 from catdog.access import OWNER
-from catdog.runs import RunStore
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def class_photos(count: int, smoke: bool) -> list[tuple[str, bytes]]:
     """One photo per session, cats and dogs in turn: real validation photos, or synthetic ones."""
     if smoke:
         return synthetic_photos(count)
-    from catdog.data import default_dataset_dir
+    from catdog.data.folders import default_dataset_dir
 
     folder = default_dataset_dir() / "validation"
     cats, dogs = sorted((folder / "cats").glob("*.jpg")), sorted((folder / "dogs").glob("*.jpg"))

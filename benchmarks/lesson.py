@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psutil
 
-from catdog.lesson import find_experiment
-from catdog.runs import RunStore
+from catdog.runs.lessons import find_experiment
+from catdog.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog.access import OWNER
-from catdog.runs import PHASE_TRAIN, RunStore
+from catdog.runs.store import PHASE_TRAIN, RunStore
 from catdog.settings import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -34,14 +34,14 @@ from PIL import Image
 
 from catdog import config
 from catdog.access import OWNER
-from catdog.augment import AugmentConfig, preview
-from catdog.data import download_default_dataset
-from catdog.images import load_image
-from catdog.predict import evaluate, predict, predict_photo
-from catdog.runs import RECORD_FEATURES, RunStore
+from catdog.data.folders import download_default_dataset
+from catdog.data.images import load_image
+from catdog.inference.predict import evaluate, predict, predict_photo
+from catdog.models.augmentation import AugmentConfig, preview
+from catdog.runs.store import RECORD_FEATURES, RunStore
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
-from catdog.training import train
+from catdog.training.process import train
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -406,7 +406,7 @@ class Bench:
         results["imports_s"] = {
             "tensorflow": import_seconds("import tensorflow"),
             "catdog.cli": import_seconds("import catdog.cli"),
-            "catdog.training": import_seconds("import catdog.training"),
+            "catdog.training": import_seconds("import catdog.training.process"),
         }
         results["first_visit"] = best_of([first_visit(data_dir) for _ in range(tries)], key="ready_s")
         return results

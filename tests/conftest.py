@@ -73,11 +73,12 @@ def backbone_weights():
 @pytest.fixture
 def real_data():
     """The real cats_and_dogs_filtered set, when the offline Keras cache (or a download) has it."""
-    from catdog import config, data
+    from catdog import config
+    from catdog.data import folders
 
-    if not (data.default_dataset_dir().is_dir() or (config.keras_home() / "datasets" / config.DATASET_FILE).exists()):
+    if not (folders.default_dataset_dir().is_dir() or (config.keras_home() / "datasets" / config.DATASET_FILE).exists()):
         pytest.skip("needs cats_and_dogs_filtered in the Keras cache: set KERAS_HOME (see README)")
-    return data.download_default_dataset(actor=OWNER)
+    return folders.download_default_dataset(actor=OWNER)
 
 
 @pytest.fixture(scope="module")

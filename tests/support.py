@@ -163,7 +163,7 @@ def catdog(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def select_runs(app, rows: list[int]) -> list[str]:
     """Selects rows of the runs table, newest first as shown; returns their run ids."""
-    from catdog.runs import RunStore
+    from catdog.runs.store import RunStore
 
     runs = [run.id for run in reversed(RunStore().runs())]
     app.session_state[f"runs-{len(runs)}"] = {"selection": {"rows": rows, "columns": []}}

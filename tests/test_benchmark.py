@@ -9,7 +9,7 @@ import pytest
 from support import ROOT
 
 from catdog.config import IMAGE_SIDES
-from catdog.lesson import QUICK
+from catdog.runs.lessons import QUICK
 from catdog.settings import LESSON_SEEDS
 
 HIRES = IMAGE_SIDES[-1]

@@ -26,8 +26,8 @@ from support import (
 import catdog_ui as ui
 from catdog import access, config
 from catdog.access import Gate, Throttle, password_matches
-from catdog.runs import PHASE_TRAIN, RunStore, process_identity
-from catdog.schedule import queue_plan
+from catdog.runs.queue_times import queue_plan
+from catdog.runs.store import PHASE_TRAIN, RunStore, process_identity
 
 PASSWORD = "Kätzchen-42"
 FOLDER = "A folder on this computer"

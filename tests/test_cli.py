@@ -13,7 +13,7 @@ from support import ROOT, catdog, make_dataset, peak_rss, synthetic_image
 
 import catdog as package
 from catdog.cli import build_parser
-from catdog.runs import RunStore
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 
 

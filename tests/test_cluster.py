@@ -12,7 +12,7 @@ from browser import free_port
 from support import ROOT, answers, assert_clean, open_app, wait_for
 
 from catdog.access import OWNER
-from catdog.runs import RunError, RunStore
+from catdog.runs.store import RunError, RunStore
 from catdog.settings import RunConfig
 
 NEEDS_RAY = "needs Ray: pip install '.[ray]' (CI installs it)"

@@ -16,7 +16,7 @@ import shlex
 import sys
 
 from catdog import config
-from catdog.runs import ACTIVE, Run, RunError, RunStore
+from catdog.runs.store import ACTIVE, Run, RunError, RunStore
 
 # Ray's message for a failed entrypoint goes on with the job's whole log; the run keeps the reason.
 _LOG_IN_MESSAGE = ", last available logs"

@@ -4,7 +4,7 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
 
     config.json     what to train (architecture, hyperparameters, data, seed, versions)
     status.json     queued | running | finished | failed | cancelled, with pid, times, error, and
-                    why the run did not learn, if it did not (catdog.collapse)
+                    why the run did not learn, if it did not (catdog.runs.collapse)
     history.jsonl   one line per epoch (and one for the fast path's feature caching)
     progress.json   where a live run is within its epoch, rewritten in place about every second
     data.json       what training found in the data folder: classes, counts, skipped files, and
@@ -13,15 +13,15 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
     note.json       the user's note about the run
     cancel          present once the user asked to cancel
     model.keras     the weights with the best validation accuracy so far; a fast-path head's
-                    after its last epoch (catdog.head)
+                    after its last epoch (catdog.fast.head)
     tensorboard/    TensorBoard event files
     train.log       the training process's output
-    evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.predict)
-    model.tflite    the saved model converted for phones, made on request (catdog.predict)
+    evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.inference.predict)
+    model.tflite    the saved model converted for phones, made on request (catdog.inference.predict)
     photo-scores.json   the saved model's class probabilities per training photo content, for top
-                    losses and the map of the data (catdog.predict)
+                    losses and the map of the data (catdog.inference.predict)
     familiarity.npz the unfamiliarity guard: training photos' backbone features and the border
-                    calibrated on validation (catdog.familiarity), made at the end of training
+                    calibrated on validation (catdog.inference.familiarity), made at the end of training
 
 Each submitted run starts a small queue process that waits for the queue lock and then trains
 queued runs oldest first, each in a fresh child process. The lock dies with its holder, so a
@@ -52,7 +52,7 @@ from catdog.access import Action, Actor, authorize
 from catdog.storage import append_jsonl, read_json, read_jsonl, write_json_atomic
 
 if TYPE_CHECKING:
-    from catdog.data import Scan
+    from catdog.data.folders import Scan
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -149,7 +149,7 @@ class Run:
 
     def record_data(self, scan: "Scan", dataset: str | None = None) -> None:
         """Kept with the run: a data set fixed later does not change what this run trained on.
-        `dataset`: the id of the app's own data set it is (catdog.datasets), to follow a rename."""
+        `dataset`: the id of the app's own data set it is (catdog.data.datasets), to follow a rename."""
         write_json_atomic(
             self.path / "data.json",
             {
@@ -270,7 +270,7 @@ class Run:
             "seconds": _duration(status),
             "created": cfg.get("created"),
             "error": status.get("error"),
-            # Why the run counts as not having learned (catdog.collapse); None when it learned.
+            # Why the run counts as not having learned (catdog.runs.collapse); None when it learned.
             "collapsed": status["collapsed"] if "collapsed" in status else self._collapse(history),
             "note": self.note,
         }
@@ -278,7 +278,7 @@ class Run:
 
     def _collapse(self, history: list[dict]) -> str | None:
         """For a run whose training did not record it (from before the check, or still in its first epochs)."""
-        from catdog.collapse import GRACE_EPOCHS, collapse_reason
+        from catdog.runs.collapse import GRACE_EPOCHS, collapse_reason
 
         if len(history) < GRACE_EPOCHS:
             return None
@@ -530,8 +530,8 @@ def _wait_or_stop(run: Run, child: subprocess.Popen) -> int:
 
 
 def _cluster():
-    """catdog.cluster, imported only for runs on a Ray cluster (it builds on this module)."""
-    from catdog import cluster
+    """catdog.runs.cluster, imported only for runs on a Ray cluster (it builds on this module)."""
+    from catdog.runs import cluster
 
     return cluster
 
@@ -546,6 +546,3 @@ def _exit_reason(returncode: int) -> str:
         return f"the training process was killed by {name}{hint}"
     return f"the training process exited with code {returncode} without a final status; see train.log"
 
-
-if __name__ == "__main__":
-    RunStore(sys.argv[1]).serve_queue()

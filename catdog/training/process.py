@@ -1,9 +1,9 @@
-"""The training process: `python -m catdog.training RUN_DIR` trains one run and records it.
+"""The training process: `python -m catdog.training.process RUN_DIR` trains one run and records it.
 
 It runs at low priority in its own process (see runs.py), so the dashboard keeps a core;
 `catdog train --wait` runs the same `execute` in its own process when the queue is free.
-The fast path for model4 (features from catdog.features, the head from catdog.head) needs no
-TensorFlow, whose import alone takes seconds; everything else trains in Keras (catdog.fitting).
+The fast path for model4 (features from catdog.fast.features, the head from catdog.fast.head) needs no
+TensorFlow, whose import alone takes seconds; everything else trains in Keras (catdog.training.keras_loop).
 """
 
 import json
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import psutil
 
-from catdog import familiarity, head
-from catdog.collapse import collapse_reason
-from catdog.data import Scan, scan
-from catdog.datasets import DatasetStore
-from catdog.features import FeatureCache
-from catdog.runs import PHASE_FEATURES, PHASE_HEAD, Run, RunCancelled, image_size, process_identity
+from catdog.data.datasets import DatasetStore
+from catdog.data.folders import Scan, scan
+from catdog.fast import head
+from catdog.fast.features import FeatureCache
+from catdog.inference import familiarity
+from catdog.runs.collapse import collapse_reason
+from catdog.runs.store import PHASE_FEATURES, PHASE_HEAD, Run, RunCancelled, image_size, process_identity
 from catdog.settings import AugmentConfig, get_architecture
 
 # Batch progress is written at most this often: a file replace per batch would slow small models.
@@ -29,7 +30,7 @@ PROGRESS_INTERVAL_S = 1.0
 
 class EpochReporter:
     """Records a phase's epochs and progress, keeps the best validation accuracy, stops on cancel,
-    and says in the run's status as soon as it has stopped learning (catdog.collapse)."""
+    and says in the run's status as soon as it has stopped learning (catdog.runs.collapse)."""
 
     def __init__(self, run: Run, phase: str, best: float = -1.0):
         self.run, self.phase, self.best = run, phase, best
@@ -96,9 +97,9 @@ def train(run: Run, data: Scan | None = None) -> dict:
     data.check_trainable()
     trained, best = _train_head_on_features(run, data, cfg) if cfg["fast"] else (None, -1.0)
     if not cfg["fast"] or (get_architecture(cfg["arch"]).fine_tune and int(cfg["fine_tune_epochs"]) > 0):
-        from catdog import fitting
+        from catdog.training import keras_loop
 
-        best = fitting.train(run, data, trained, best)
+        best = keras_loop.train(run, data, trained, best)
     _make_guard(run, data)
     return {"best_val_accuracy": best, "collapsed": collapse_reason(run.history(), len(data.classes))}
 
@@ -169,6 +170,3 @@ def _lower_priority() -> None:
     except (OSError, psutil.Error):
         pass
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))

@@ -13,9 +13,10 @@ from functools import cache
 import keras
 from keras import layers
 
-from catdog import config, head
-from catdog.augment import build_augmentation
-from catdog.backbone import WeightsUnavailable
+from catdog import config
+from catdog.fast import head
+from catdog.fast.backbone import WeightsUnavailable
+from catdog.models.augmentation import build_augmentation
 from catdog.settings import ARCHITECTURES, FINE_TUNE_AT, AugmentConfig, get_architecture
 
 # The frozen MobileNetV2 inside model4: fine-tuning and the Predict page's feature maps find it by name.
