@@ -31,9 +31,8 @@ from catdog.runs.store import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 # The browser tests' helpers are the one way this project drives Chromium; reuse them.
-sys.path.insert(0, str(ROOT / "tests"))
-from browser import SLOW_MS, launch_chromium, write_y4m
-from support import catdog
+from tests.helpers.browser import SLOW_MS, launch_chromium, write_y4m
+from tests.helpers.support import catdog
 
 RATE_WINDOW_S = 10
 

@@ -104,8 +104,7 @@ def main() -> None:
 
     data_dir = None
     if args.smoke:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from support import make_dataset
+        from tests.helpers.support import make_dataset
 
         data_dir = str(make_dataset(Path(tempfile.mkdtemp(prefix="catdog-bench-data-"))))
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}

@@ -16,7 +16,6 @@ seed. Results are merged into a JSON file after every run, so a long grid can be
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -129,8 +128,7 @@ def main() -> None:
 
     grid, seeds, data_dir = [GRID[i] for i in (args.only or range(len(GRID)))], range(args.seeds), None
     if args.smoke:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from support import make_dataset
+        from tests.helpers.support import make_dataset
 
         data_dir = str(make_dataset(Path(tempfile.mkdtemp(prefix="catdog-bench-data-"))))
         grid, seeds = [{**grid[0], "epochs": 1, "photos_per_class": 5}], range(1)

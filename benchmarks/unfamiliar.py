@@ -188,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "unfamiliar.json")
     args = parser.parse_args(argv)
     if args.smoke:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from support import make_dataset
+        from tests.helpers.support import make_dataset
 
         with tempfile.TemporaryDirectory() as folder:
             result = measure(make_dataset(Path(folder)), (160,), (0,), renders=4)

@@ -1,6 +1,6 @@
 """Fixtures: tiny synthetic data sets, private runs and cache folders, a trained run, a browser.
 
-The helpers they use live in support.py.
+The helpers they use live in tests/helpers/ (support.py, protocol.py, browser.py, corpus.py).
 """
 
 import os
@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import MADE_FROM_MODEL, make_dataset, train_model1
 
 from catdog.access import OWNER
+from tests.helpers.support import MADE_FROM_MODEL, make_dataset, train_model1
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +84,7 @@ def real_data():
 @pytest.fixture(scope="module")
 def screenshots() -> Path:
     """Where browser tests save what they saw: $CATDOG_SCREENSHOTS, else screenshots/ (ignored by git)."""
-    from support import ROOT
+    from tests.helpers.support import ROOT
 
     folder = Path(os.environ.get("CATDOG_SCREENSHOTS") or ROOT / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,11 +93,11 @@ def screenshots() -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    """Chromium driven by Playwright (tests/browser.py); skips, saying why, when either is missing.
+    """Chromium driven by Playwright (tests/helpers/browser.py); skips, saying why, when either is missing.
 
     CI installs Chromium, and sets CATDOG_REQUIRE_BROWSER so that its absence fails, not skips.
     """
-    from browser import CHROMIUM, launch_chromium
+    from tests.helpers.browser import CHROMIUM, launch_chromium
 
     if not CHROMIUM.exists():
         reason = f"needs Debian's Chromium at {CHROMIUM} for the browser tests"
@@ -113,7 +113,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    from browser import new_page
+    from tests.helpers.browser import new_page
 
     page = new_page(browser)
     yield page

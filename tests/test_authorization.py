@@ -9,9 +9,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from corpus import class_photos, make_zip
 from streamlit import config as streamlit_config
-from support import assert_clean, forged, make_dataset, open_app, select_runs
 
 import catdog_ui as ui
 from catdog import access, config
@@ -19,6 +17,8 @@ from catdog.access import OWNER, Action, Forbidden, Gate
 from catdog.data import folders
 from catdog.data.datasets import DatasetError, DatasetStore
 from catdog.runs.store import RunStore
+from tests.helpers.corpus import class_photos, make_zip
+from tests.helpers.support import assert_clean, forged, make_dataset, open_app, select_runs
 
 PASSWORD = "Kätzchen-42"
 # Lock files, and what viewing a run makes from its model on demand: nothing a student changes.

@@ -6,16 +6,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import corpus
 import numpy as np
 import pytest
-from support import assert_clean, catdog, open_app, session_actor, synthetic_image
 
 from catdog import config
 from catdog.access import Forbidden
 from catdog.data import folders, images
 from catdog.data.folders import DataError, Scan, scan
 from catdog.runs.store import RunStore
+from tests.helpers import corpus
+from tests.helpers.support import assert_clean, catdog, open_app, session_actor, synthetic_image
 
 TECHNICAL = re.compile(r"Error\b|Exception|Traceback|struct\.|object at 0x|Errno")
 

@@ -2,13 +2,13 @@
 fixes with undo, and the Predict page's confusion-matrix cells."""
 
 import pytest
-from corpus import ARCHIVES, photo
-from support import assert_clean, open_app, synthetic_image
 
 from catdog.access import OWNER
 from catdog.data import folders
 from catdog.data.datasets import DatasetStore
 from catdog.runs.store import RunStore
+from tests.helpers.corpus import ARCHIVES, photo
+from tests.helpers.support import assert_clean, open_app, synthetic_image
 
 MANAGED = "Your data sets"
 

@@ -7,14 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from corpus import ARCHIVES, bomb_zip, class_photos, make_zip, photo
-from support import ROOT, catdog, make_dataset, session_actor, synthetic_image, train_model1
 
 from catdog import config
 from catdog.access import OWNER
 from catdog.data import folders
 from catdog.data.datasets import DatasetError, DatasetStore, check_name
 from catdog.runs.store import RunStore
+from tests.helpers.corpus import ARCHIVES, bomb_zip, class_photos, make_zip, photo
+from tests.helpers.support import ROOT, catdog, make_dataset, session_actor, synthetic_image, train_model1
 
 
 def everything_below(folder) -> set[str]:

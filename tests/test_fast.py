@@ -7,12 +7,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from support import ROOT, catdog, make_dataset, synthetic_image
 
 from catdog.data.images import load_image
 from catdog.fast import backbone, features, head
 from catdog.inference.predict import predict, predict_photo
+from catdog.models import model4
 from catdog.runs.store import RunStore
+from tests.helpers.support import ROOT, catdog, make_dataset, synthetic_image
 
 
 def _photos(count: int, size: tuple[int, int]) -> np.ndarray:
@@ -74,7 +75,7 @@ def test_numpy_adam_steps_match_keras_under_cosine_decay():
     x, y = rng.normal(size=(16, 1280)).astype(np.float32), rng.integers(0, 2, 16)
     ours = head.Head.initial(1280, 2, rng)
     model = features.build_head_model(1280, 2)
-    for layer, kernel, bias in zip(head.NAMES, ours.weights[::2], ours.weights[1::2]):
+    for layer, kernel, bias in zip(model4.NAMES, ours.weights[::2], ours.weights[1::2]):
         model.get_layer(layer).set_weights([kernel, bias])
     # Four steps of a three-step decay: the last at rate zero, past the schedule's end.
     adam = head.Adam(ours.weights, 1e-3, decay_steps=3)
@@ -112,7 +113,7 @@ def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_d
     its model answers photos without it too."""
     store = RunStore(tmp_path / "runs")
     code = (
-        "import sys; from catdog import training; from catdog.runs.store import Run; "
+        "import sys; from catdog.training import process; from catdog.runs.store import Run; "
         "assert process.execute(Run(__import__('pathlib').Path(sys.argv[1]))); "
         "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'"
     )
@@ -125,7 +126,7 @@ def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_d
         assert run.state == "finished" and len(run.history()) == 3
     photo = next((tiny_data / "train" / "cats").iterdir())
     predicting = (
-        "import sys; from catdog import predict; from catdog.runs.store import Run; "
+        "import sys; from catdog.inference import predict; from catdog.runs.store import Run; "
         "photo = __import__('pathlib').Path(sys.argv[2]); "
         "print(list(predict.answer_photos(Run(__import__('pathlib').Path(sys.argv[1])), [(photo.name, photo.read_bytes)]))); "
         "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'"

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import PAGE_TITLES, SLOW_MS, Dashboard, assert_no_errors, heading, healthy, new_page, settle
-from corpus import BAD, GOOD
-from support import ROOT, assert_clean, open_app, synthetic_image, wait_for
 
 from catdog.access import OWNER
 from catdog.runs.store import ACTIVE, PHASE_TRAIN, RunStore
+from tests.helpers.browser import PAGE_TITLES, SLOW_MS, Dashboard, assert_no_errors, heading, healthy, new_page, settle
+from tests.helpers.corpus import BAD, GOOD
+from tests.helpers.support import ROOT, assert_clean, open_app, synthetic_image, wait_for
 
 LONG_RUN_EPOCHS = 500  # the most the form allows: the run is still training when a test ends
 SESSIONS = 5

@@ -7,14 +7,14 @@ import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import corpus
 import numpy as np
 import pytest
 from PIL import Image
-from support import ROOT, peak_rss
 
 from catdog import config
 from catdog.data.images import FORMATS, ImageError, load_image, open_image, stored_size, to_model_input
+from tests.helpers import corpus
+from tests.helpers.support import ROOT, peak_rss
 
 RED = (255, 0, 0)
 WHITE = (255, 255, 255)

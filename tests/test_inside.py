@@ -5,13 +5,13 @@ import io
 import keras
 import numpy as np
 import pytest
-from support import assert_clean, open_app, synthetic_image
 
 from catdog.data.images import to_model_input
 from catdog.inference import feature_maps
 from catdog.inference.predict import load_model
 from catdog.models.architectures import build_model4
 from catdog.runs.store import RunStore
+from tests.helpers.support import assert_clean, open_app, synthetic_image
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import json
 import os
 
 import pytest
-from support import assert_clean, catdog, open_app
 
 from catdog.access import OWNER
 from catdog.data.folders import scan
@@ -31,6 +30,7 @@ from catdog.runs.lessons import (
 from catdog.runs.store import ACTIVE, RunError, RunStore, process_identity
 from catdog.settings import LESSON_SEEDS, PRESETS, RunConfig, SettingsError
 from catdog.storage import write_json_atomic
+from tests.helpers.support import assert_clean, catdog, open_app
 
 
 def test_the_augmentation_experiment_varies_the_augmentation_only_seed_by_seed():

@@ -6,9 +6,9 @@ import pytest
 
 from catdog import config
 from catdog.access import OWNER
-from catdog.fast.backbone import WeightsUnavailable
 from catdog.models.architectures import ARCHITECTURES, build, build_backbone, parameter_counts, preprocess_input
 from catdog.models.augmentation import AugmentConfig
+from catdog.models.model4 import WeightsUnavailable
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))

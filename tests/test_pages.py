@@ -10,22 +10,11 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import corpus
 import pandas as pd
 import pyarrow as pa
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from support import (
-    APPTEST_TIMEOUT,
-    ROOT,
-    assert_clean,
-    make_dataset,
-    open_app,
-    select_runs,
-    synthetic_image,
-    wait_for,
-)
 
 import catdog_ui as ui
 from catdog.models.augmentation import augmentation_code
@@ -39,6 +28,17 @@ from catdog.settings import (
     ROTATION_RANGE,
     AugmentConfig,
     RunConfig,
+)
+from tests.helpers import corpus
+from tests.helpers.support import (
+    APPTEST_TIMEOUT,
+    ROOT,
+    assert_clean,
+    make_dataset,
+    open_app,
+    select_runs,
+    synthetic_image,
+    wait_for,
 )
 
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")

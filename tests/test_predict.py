@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 import pytest
-from support import MADE_FROM_MODEL, catdog, synthetic_image
 
 import catdog.inference.predict as predict_module
 from catdog.data.folders import scan
@@ -33,6 +32,7 @@ from catdog.inference.predict import (
     top_losses,
 )
 from catdog.runs.store import Run, RunError, RunStore
+from tests.helpers.support import MADE_FROM_MODEL, catdog, synthetic_image
 
 
 @pytest.fixture

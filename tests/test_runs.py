@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from support import ROOT, synthetic_image, wait_for
 
 from catdog.access import OWNER
 from catdog.inference.predict import evaluate, input_size, load_model, predict
@@ -27,6 +26,7 @@ from catdog.runs.store import (
 )
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
+from tests.helpers.support import ROOT, synthetic_image, wait_for
 
 
 def _config(tiny_data, epochs=2, **overrides):

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import SLOW_MS, Dashboard, launch_chromium, nav_link, new_page, settle, write_y4m
-from support import catdog, wait_for
 
 from catdog import config
 from catdog.data.datasets import as_trained
 from catdog.data.images import open_image
 from catdog.inference import familiarity
 from catdog.runs.store import Run
+from tests.helpers.browser import SLOW_MS, Dashboard, launch_chromium, nav_link, new_page, settle, write_y4m
+from tests.helpers.support import catdog, wait_for
 
 # What "a few seconds" may take on 2 shared cores, the runtime and model loading included.
 ANSWER_S = 60

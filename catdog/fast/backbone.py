@@ -38,10 +38,6 @@ IR_VERSION = 8
 Extract = Callable[[np.ndarray], np.ndarray]
 
 
-class WeightsUnavailable(RuntimeError):
-    """The ImageNet weights are neither cached nor downloadable; the message says where to put them."""
-
-
 def weights_path() -> Path:
     """Where Keras keeps the ImageNet weights (catdog.models.architectures downloads them there)."""
     return config.keras_home() / "models" / config.BACKBONE_WEIGHTS_FILE

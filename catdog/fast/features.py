@@ -21,7 +21,7 @@ import numpy as np
 from catdog import config
 from catdog.data.folders import Scan
 from catdog.fast import backbone
-from catdog.fast.head import MODEL_NAME, NAMES
+from catdog.models.model4 import MODEL_NAME, NAMES
 from catdog.settings import AugmentConfig
 from catdog.storage import save_npy_atomic
 

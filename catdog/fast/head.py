@@ -20,13 +20,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from catdog.models.model4 import DROPOUT, DROPOUT_NAME, HIDDEN, MODEL_NAME, NAMES
 from catdog.settings import library_versions
 from catdog.storage import write_bytes_atomic
 
-# The head's shape and its layers' names, for catdog.models.architectures too: the names carry its weights into model4.
-HIDDEN = 64
-DROPOUT = 0.2
-MODEL_NAME, DROPOUT_NAME, NAMES = "head", "head_dropout", ("head_dense", "logits")
 # keras.optimizers.Adam's defaults.
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 

@@ -164,8 +164,8 @@ class Guard:
 def fit_on(data: Scan, progress: Progress | None = None) -> Guard:
     """The guard of a data set's training and validation photos; their features come from the
     shared feature cache, computed there first if need be."""
-    from catdog.fast.backbone import WeightsUnavailable
     from catdog.fast.features import FeatureCache
+    from catdog.models.model4 import WeightsUnavailable
 
     cache = FeatureCache(data, GUARD_IMAGE_SIZE, progress)
     try:

@@ -27,10 +27,10 @@ from catdog.data.datasets import as_trained
 from catdog.data.folders import Scan
 from catdog.data.images import ImageError, data_url, load_image, open_image, read_upload, to_model_input
 from catdog.fast import backbone, head
-from catdog.fast.backbone import WeightsUnavailable
 from catdog.fast.features import FeatureCache, extract, model4_with_head
-from catdog.fast.head import MODEL_NAME as HEAD_MODEL_NAME
 from catdog.inference import familiarity
+from catdog.models.model4 import MODEL_NAME as HEAD_MODEL_NAME
+from catdog.models.model4 import WeightsUnavailable
 from catdog.runs.store import Run, RunError, image_size
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 

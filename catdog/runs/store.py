@@ -49,14 +49,13 @@ import psutil
 
 from catdog import config
 from catdog.access import Action, Actor, authorize
+from catdog.runs import cluster
+from catdog.runs.states import ACTIVE, FINAL, STATES, RunError
 from catdog.storage import append_jsonl, read_json, read_jsonl, write_json_atomic
 
 if TYPE_CHECKING:
     from catdog.data.folders import Scan
 
-STATES = ("queued", "running", "finished", "failed", "cancelled")
-ACTIVE = ("queued", "running")
-FINAL = ("finished", "failed", "cancelled")
 # Kinds of history.jsonl records.
 RECORD_EPOCH, RECORD_FEATURES = "epoch", "features"
 # Phases of epoch records and progress. Epochs are numbered from 1 across phases; the preparing
@@ -77,14 +76,6 @@ QUEUE_POLL_S = 0.5
 # A process's creation time is derived from the boot time, which clock adjustments can shift a
 # little; a later process reusing the pid was created far later than this.
 CREATE_TIME_TOLERANCE_S = 1.0
-
-
-class RunError(ValueError):
-    """A run that cannot be found, started or changed; the message is one line for the user."""
-
-
-class RunCancelled(Exception):
-    """Raised inside training when the user cancels, to stop at once with the run marked cancelled."""
 
 
 @dataclass
@@ -170,7 +161,7 @@ class Run:
         if status.get("state") not in STATES:
             status = {"state": "failed", "error": "status.json is damaged or missing"}
         if status.get("ray_address") and status["state"] in ACTIVE:
-            return _cluster().job_status(self, status)
+            return cluster.job_status(self, status)
         if status["state"] == "running" and not _alive(status.get("pid"), status.get("create_time")):
             # Not written back: the queue process, if alive, records the exact outcome, which
             # for a cancelled run is "cancelled" (it may have ended the process itself).
@@ -393,7 +384,7 @@ class RunStore:
         """Records a queued run and makes sure a queue process (or a Ray cluster) will train it; returns at once."""
         authorize(actor, Action.START_RUN)
         if config.ray_address():
-            return _cluster().submit(self, run_config)
+            return cluster.submit(self, run_config)
         run = self.create(run_config)
         self._start_queue_process()
         return run
@@ -433,7 +424,7 @@ class RunStore:
             raise RunError(f"run {run_id} is already {status['state']}")
         run.request_cancel()
         if status.get("ray_address"):
-            _cluster().stop(run, status)
+            cluster.stop(run, status)
         if status["state"] == "queued":
             return run.mark("cancelled", error=None)
         return status
@@ -527,13 +518,6 @@ def _wait_or_stop(run: Run, child: subprocess.Popen) -> int:
         except subprocess.TimeoutExpired:
             if run.cancel_requested and time.time() - run._cancel_flag.stat().st_mtime > CANCEL_GRACE_S:
                 child.terminate()
-
-
-def _cluster():
-    """catdog.runs.cluster, imported only for runs on a Ray cluster (it builds on this module)."""
-    from catdog.runs import cluster
-
-    return cluster
 
 
 def _exit_reason(returncode: int) -> str:

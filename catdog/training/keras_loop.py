@@ -14,11 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from catdog.data.folders import Scan
-from catdog.fast.head import NAMES, Head
+from catdog.fast.head import Head
 from catdog.models.architectures import build, unfreeze_top
+from catdog.models.model4 import NAMES
 from catdog.runs.store import PHASE_FINE_TUNE, PHASE_PHOTOS, PHASE_TRAIN, Run, image_size
 from catdog.settings import AugmentConfig, get_architecture
-from catdog.training.process import EpochReporter
+from catdog.training.callbacks import EpochReporter
 
 
 def make_dataset(
