@@ -23,11 +23,12 @@ import streamlit.components.v1 as components
 from PIL import Image
 from streamlit.runtime.scriptrunner import script_runner
 
-from catdog import access, config, data, datasets
+from catdog import access, config
 from catdog.access import Action, Forbidden
-from catdog.lesson import Experiment, arms, gaps, run_label
-from catdog.runs import ACTIVE, PREPARING, Run, RunStore, planned_epochs
-from catdog.schedule import preparing, time_left
+from catdog.data import datasets, folders
+from catdog.runs.lessons import Experiment, arms, gaps, run_label
+from catdog.runs.queue_times import preparing, time_left
+from catdog.runs.store import ACTIVE, PREPARING, Run, RunStore, planned_epochs
 from catdog.settings import AugmentConfig
 
 ROUTER = Path(__file__).resolve().parent / "dashboard.py"
@@ -227,8 +228,8 @@ def download_panel() -> None:
         bar.progress(min(done / total, 1.0), text=f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB")
 
     try:
-        data.download_default_dataset(progress, actor=actor())
-    except (data.DataError, Forbidden) as error:
+        folders.download_default_dataset(progress, actor=actor())
+    except (folders.DataError, Forbidden) as error:
         bar.empty()
         st.error(f"Download failed: {error}")
         return
@@ -253,13 +254,13 @@ def remember_augmentation(augmentation: AugmentConfig) -> None:
     st.session_state["augmentation"] = augmentation.to_dict()
 
 
-def load_scan(folder: str | None) -> data.Scan:
+def load_scan(folder: str | None) -> folders.Scan:
     """The scan of a folder (None = default set), with a progress bar the first time, as far as
-    this session may read it (see data.confine). A data set of the app's own is scanned anew
+    this session may read it (see folders.confine). A data set of the app's own is scanned anew
     after every fix, in every session."""
     reader = actor()
     if folder:
-        data.confine(folder, reader)  # on every call: a cached scan must not skip the check
+        folders.confine(folder, reader)  # on every call: a cached scan must not skip the check
     managed = datasets.DatasetStore().find(folder)
     # Keyed by what the reader may read, not who reads: sessions alike share one scan.
     return _scan(folder, access.allowed(reader, Action.READ_ANY_FOLDER), managed.version() if managed else 0, reader)
@@ -267,14 +268,14 @@ def load_scan(folder: str | None) -> data.Scan:
 
 # A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
-def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> data.Scan:
+def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> folders.Scan:
     bar = st.progress(0.0, text="Checking the images…")
 
     def progress(done: int, total: int) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"Checking the images… {done} of {total}")
 
     try:
-        return data.scan(folder, progress=progress, actor=_reader)
+        return folders.scan(folder, progress=progress, actor=_reader)
     finally:
         bar.empty()
 
@@ -335,7 +336,7 @@ def restore_all(dataset: datasets.Dataset) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def thumbnail(scan_key: str, name: str, _scan: data.Scan) -> bytes:
+def thumbnail(scan_key: str, name: str, _scan: folders.Scan) -> bytes:
     """One data-set image as a small JPEG, as training sees it."""
     return jpeg(_scan.photo(name))
 
@@ -537,7 +538,7 @@ def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
     with section:
         if not section.open:
             return
-        from catdog.predict import model_version
+        from catdog.inference.predict import model_version
 
         layers = feature_maps(str(run.path), model_version(run), pixels)
         st.caption(
@@ -555,9 +556,9 @@ def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
 def feature_maps(run_path: str, version: int, pixels: np.ndarray) -> list:
     """Kept per photo and saved model version, for every session, like the photo's answer."""
     # Imported here: the pages that show no model start without TensorFlow.
-    from catdog import inside, predict
+    from catdog.inference import feature_maps, predict
 
-    return inside.feature_maps(predict.load_model(Run(Path(run_path))), pixels)
+    return feature_maps.feature_maps(predict.load_model(Run(Path(run_path))), pixels)
 
 
 # --- the live camera --------------------------------------------------------------------
@@ -572,14 +573,14 @@ def _live_component() -> Callable[..., object]:
     as a file the browser caches: answering frames costs the server nothing, so thirty live cameras
     weigh on it no more than one. Declared when first used: the pages that never show it start
     without the export's imports and the runtime's copy."""
-    from catdog import web
+    from catdog.inference import web
 
     return components.declare_component("catdog_live", path=str(web.live_folder()))
 
 
 def live_camera(run: Run) -> None:
     """The camera view with the run's live answer; the model is written first if need be."""
-    from catdog import web
+    from catdog.inference import web
 
     with st.spinner("Preparing the model for your browser, once for this model…"):
         try:

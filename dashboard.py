@@ -4,7 +4,7 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
-from catdog.data import DataError, default_dataset_available
+from catdog.data.folders import DataError, default_dataset_available
 
 # The pages after Home, in the order of the story: file, icon, title, what it is for.
 PAGES = (

@@ -19,7 +19,7 @@ training epochs, then lets N sessions in at once. Each:
 - uploads a photo (a different one per session, as pupils' photos are): "photo answered" is the
   time from asking for an upload URL until the rerun has finished showing the predicted label.
 
-The sessions are protocol clients (tests/protocol.py): Streamlit's websocket protocol, the
+The sessions are protocol clients (tests/helpers/protocol.py): Streamlit's websocket protocol, the
 fragments' timed reruns and the image fetches a tab makes, without a browser's rendering, so the
 clients' own CPU time stays small beside the server's (both are reported). `--browser K` runs K of
 the sessions in Chromium instead, to check that both clients measure the same thing. Appends the
@@ -43,15 +43,14 @@ import psutil
 
 from benchmarks.responsiveness import in_training_epoch, training_state
 from catdog.access import OWNER
-from catdog.runs import RunStore
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # The tests' helpers are the one way this project drives the dashboard; reuse them.
-sys.path.insert(0, str(ROOT / "tests"))
-from browser import CHROMIUM, CHROMIUM_ARGS, IDLE, Dashboard
-from protocol import Visit, visit, xsrf_token
-from support import make_dataset, synthetic_photos, wait_for
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, Dashboard
+from tests.helpers.protocol import Visit, visit, xsrf_token
+from tests.helpers.support import make_dataset, synthetic_photos, wait_for
 
 GOALS_S = {"page_ready": 5.0, "answer": 3.0}
 GOALS_WHILE_TRAINING_S = {"page_ready": 10.0, "answer": 10.0}
@@ -75,7 +74,7 @@ def class_photos(count: int, smoke: bool) -> list[tuple[str, bytes]]:
     """One photo per session, cats and dogs in turn: real validation photos, or synthetic ones."""
     if smoke:
         return synthetic_photos(count)
-    from catdog.data import default_dataset_dir
+    from catdog.data.folders import default_dataset_dir
 
     folder = default_dataset_dir() / "validation"
     cats, dogs = sorted((folder / "cats").glob("*.jpg")), sorted((folder / "dogs").glob("*.jpg"))

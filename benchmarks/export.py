@@ -1,4 +1,4 @@
-"""The browser export (catdog.web): sizes, accuracy beside the server's, and speed in Chromium.
+"""The browser export (catdog.inference.web): sizes, accuracy beside the server's, and speed in Chromium.
 
     python -m benchmarks.export                                # trains a model4 --fast run first (a minute)
     python -m benchmarks.export --runs-dir DIR --run RUN_ID    # an existing run
@@ -22,17 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog import config, familiarity, web
-from catdog.datasets import as_trained
-from catdog.images import open_image, to_model_input
-from catdog.predict import evaluate
-from catdog.runs import Run
+from catdog import config
+from catdog.data.datasets import as_trained
+from catdog.data.images import open_image, to_model_input
+from catdog.inference import familiarity, web
+from catdog.inference.predict import evaluate
+from catdog.runs.store import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 # The browser tests' helpers are the one way this project drives Chromium; reuse them.
-sys.path.insert(0, str(ROOT / "tests"))
-from browser import SLOW_MS, launch_chromium, write_y4m
-from support import catdog
+from tests.helpers.browser import SLOW_MS, launch_chromium, write_y4m
+from tests.helpers.support import catdog
 
 RATE_WINDOW_S = 10
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psutil
 
-from catdog.lesson import find_experiment
-from catdog.runs import RunStore
+from catdog.runs.lessons import find_experiment
+from catdog.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,8 +104,7 @@ def main() -> None:
 
     data_dir = None
     if args.smoke:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from support import make_dataset
+        from tests.helpers.support import make_dataset
 
         data_dir = str(make_dataset(Path(tempfile.mkdtemp(prefix="catdog-bench-data-"))))
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}

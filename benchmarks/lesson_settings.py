@@ -6,9 +6,9 @@
     python -m benchmarks.lesson_settings --smoke          # tiny synthetic data, 1 seed: keeps this script working
 
 For each setting and seed, trains model2 without and with the posts' augmentation on
-cats_and_dogs_filtered in this process (catdog.fitting, as a lesson's run does), and records per
+cats_and_dogs_filtered in this process (catdog.training.keras_loop, as a lesson's run does), and records per
 run its best validation accuracy, its last epoch's training minus validation accuracy and whether
-it collapsed (catdog.collapse). A setting is reliable when every run reaches RELIABLE_VAL without
+it collapsed (catdog.runs.collapse). A setting is reliable when every run reaches RELIABLE_VAL without
 collapsing; it shows the finding when the gap with augmentation is smaller than without for every
 seed. Results are merged into a JSON file after every run, so a long grid can be stopped and resumed.
 """
@@ -16,7 +16,6 @@ seed. Results are merged into a JSON file after every run, so a long grid can be
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ from pathlib import Path
 import psutil
 
 from catdog import config
-from catdog.data import scan
-from catdog.runs import RunStore
+from catdog.data.folders import scan
+from catdog.runs.store import RunStore
 from catdog.settings import PRESETS, RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,14 +51,14 @@ def train_one(store: RunStore, data, arch: str, setting: dict, seed: int, preset
     """One run trained in this process; what it measured."""
     import keras
 
-    from catdog import fitting
-    from catdog.collapse import collapse_reason
+    from catdog.runs.collapse import collapse_reason
+    from catdog.training import keras_loop
 
     run_config = RunConfig(arch, seed=seed, augmentation=PRESETS[preset], **setting)
     run = store.create(run_config.to_dict())
     run.record_data(data)
     wall, cpu = time.perf_counter(), time.process_time()
-    best = fitting.train(run, data)
+    best = keras_loop.train(run, data)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     keras.backend.clear_session()
     last = run.history()[-1]
@@ -129,8 +128,7 @@ def main() -> None:
 
     grid, seeds, data_dir = [GRID[i] for i in (args.only or range(len(GRID)))], range(args.seeds), None
     if args.smoke:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from support import make_dataset
+        from tests.helpers.support import make_dataset
 
         data_dir = str(make_dataset(Path(tempfile.mkdtemp(prefix="catdog-bench-data-"))))
         grid, seeds = [{**grid[0], "epochs": 1, "photos_per_class": 5}], range(1)

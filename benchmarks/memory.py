@@ -4,7 +4,7 @@ Trains a model1 run on a synthetic folder, then answers two zips, each with the 
 --code (default: this checkout; point it at an older export to measure before a change):
 32 PNGs of 9450 px (89 MP, just under the pixel limit, 170 MiB each to decode) and 32 of
 10 950 px (the 120 MP the limit used to allow). The peak resident memory is sampled from outside
-the process (tests/support.peak_rss), which is killed past --ceiling. Writes benchmarks/memory.json.
+the process (tests/helpers/support.peak_rss), which is killed past --ceiling. Writes benchmarks/memory.json.
 
     python -m benchmarks.memory --label after
 """
@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from corpus import wide_png_zip
-from support import make_dataset, peak_rss, train_model1
+from tests.helpers.corpus import wide_png_zip
+from tests.helpers.support import make_dataset, peak_rss, train_model1
 
 ZIPS = {"32 x 9450 px 16-bit PNG": [9450] * 32, "32 x 10950 px 16-bit PNG": [10950] * 32}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from catdog.images import load_image
+from catdog.data.images import load_image
 
 # scikit-image's bundled samples that show no animal (chelsea is a cat, horse a horse).
 SAMPLES = (
@@ -43,7 +43,7 @@ SAMPLES = (
     "text",
 )
 VIEWS = ("whole", "centre", "top-left", "bottom-right", "mirrored")
-# lfw_subset.npy's faces are its first 100; the first 50 chose catdog.familiarity's score.
+# lfw_subset.npy's faces are its first 100; the first 50 chose catdog.inference.familiarity's score.
 FACES = slice(50, 100)
 WORDS = [
     "file",
@@ -282,7 +282,7 @@ def textures(seed: int, count: int) -> list[Photo]:
     return [(f"texture/{i}", as_upload(_texture(rng), "JPEG")) for i in range(count)]
 
 
-# The groups the benchmark reports, made from REPORT_SEED; catdog.familiarity's score was chosen
+# The groups the benchmark reports, made from REPORT_SEED; catdog.inference.familiarity's score was chosen
 # on renders from seed 7.
 REPORT_SEED = 2020
 RENDERS = 40

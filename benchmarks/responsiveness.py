@@ -33,13 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from catdog.access import OWNER
-from catdog.runs import PHASE_TRAIN, RunStore
+from catdog.runs.store import PHASE_TRAIN, RunStore
 from catdog.settings import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # The browser tests' helpers are the one way this project drives the dashboard; reuse them.
-sys.path.insert(0, str(ROOT / "tests"))
-from browser import (
+from tests.helpers.browser import (
     CHROMIUM,
     IDLE,
     PAGE_TITLES,
@@ -50,7 +49,7 @@ from browser import (
     new_page,
     settle,
 )
-from support import make_dataset, wait_for
+from tests.helpers.support import make_dataset, wait_for
 
 TARGET_MS = 1000
 # The order a user tours the app in; each switch goes to the next page, round and round.

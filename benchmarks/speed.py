@@ -34,17 +34,16 @@ from PIL import Image
 
 from catdog import config
 from catdog.access import OWNER
-from catdog.augment import AugmentConfig, preview
-from catdog.data import download_default_dataset
-from catdog.images import load_image
-from catdog.predict import evaluate, predict, predict_photo
-from catdog.runs import RECORD_FEATURES, RunStore
+from catdog.data.folders import download_default_dataset
+from catdog.data.images import load_image
+from catdog.inference.predict import evaluate, predict, predict_photo
+from catdog.models.augmentation import AugmentConfig, preview
+from catdog.runs.store import RECORD_FEATURES, RunStore
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
-from catdog.training import train
+from catdog.training.process import train
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 TARGET = 0.97
 # The goals of issue #13 on the 2-core machine.
 GOALS = {
@@ -256,8 +255,8 @@ def import_seconds(statement: str) -> float:
 def first_visit(data_dir: str | None) -> dict:
     """A dashboard server started with an empty cache folder, and one visit to its home page:
     seconds from starting the server until the page's run has finished saying "Ready"."""
-    from browser import Dashboard
-    from protocol import Session, xsrf_token
+    from tests.helpers.browser import Dashboard
+    from tests.helpers.protocol import Session, xsrf_token
 
     env = {"CATDOG_CACHE_DIR": tempfile.mkdtemp(prefix="catdog-bench-visit-"),
            "CATDOG_RUNS_DIR": tempfile.mkdtemp(prefix="catdog-bench-visit-runs-")}
@@ -285,7 +284,7 @@ def first_visit(data_dir: str | None) -> dict:
 
 
 def make_smoke_data(root: Path) -> Path:
-    from support import make_dataset
+    from tests.helpers.support import make_dataset
 
     return make_dataset(root, per_split=(("train", 24), ("validation", 20)))
 
@@ -406,7 +405,7 @@ class Bench:
         results["imports_s"] = {
             "tensorflow": import_seconds("import tensorflow"),
             "catdog.cli": import_seconds("import catdog.cli"),
-            "catdog.training": import_seconds("import catdog.training"),
+            "catdog.training": import_seconds("import catdog.training.process"),
         }
         results["first_visit"] = best_of([first_visit(data_dir) for _ in range(tries)], key="ready_s")
         return results

@@ -5,7 +5,7 @@
     python -m benchmarks.unfamiliar --smoke      # tiny synthetic pets: keeps this script working
 
 For each setting (image size, seed) a model4 --fast run is trained with the real command line into
-a temporary runs folder, and its guard, made by training (catdog.familiarity), scores: the data
+a temporary runs folder, and its guard, made by training (catdog.inference.familiarity), scores: the data
 set's held-out test split, never used for fitting or calibrating, at full size and as 200 px
 thumbnails (JPEG, long side 200 px); and the non-pet groups of benchmarks.nonpets, kept apart from
 those the guard's score was chosen on. Every photo takes an upload's path: encoded bytes,
@@ -29,12 +29,12 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import nonpets
-from catdog import familiarity
 from catdog.access import OWNER
-from catdog.data import Scan, download_default_dataset, scan
-from catdog.features import FeatureCache, extract
-from catdog.images import open_image, to_model_input
-from catdog.runs import Run, RunStore
+from catdog.data.folders import Scan, download_default_dataset, scan
+from catdog.data.images import open_image, to_model_input
+from catdog.fast.features import FeatureCache, extract
+from catdog.inference import familiarity
+from catdog.runs.store import Run, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 GOALS = {"pets_flagged": familiarity.FALSE_FLAG_SHARE, "non_pets_flagged": 0.90}
@@ -133,7 +133,7 @@ def measure(data_dir: Path, sizes: tuple[int, ...], seeds: tuple[int, ...], rend
                 settings.append({"image_size": size, "seed": seed, **shares(guard.unfamiliarity, pets, others)})
     result = {
         "method": "larger of the nearest training photo's cosine distance and the 5th nearest's centred one "
-        "(catdog.familiarity), border at 1 % of the validation photos",
+        "(catdog.inference.familiarity), border at 1 % of the validation photos",
         "guard_image_size": list(familiarity.GUARD_IMAGE_SIZE),
         "photos": {
             "train": len(data.files["train"]),
@@ -188,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "unfamiliar.json")
     args = parser.parse_args(argv)
     if args.smoke:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from support import make_dataset
+        from tests.helpers.support import make_dataset
 
         with tempfile.TemporaryDirectory() as folder:
             result = measure(make_dataset(Path(folder)), (160,), (0,), renders=4)

@@ -20,12 +20,13 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from catdog import __version__, config, lesson
+from catdog import __version__, config
 from catdog.access import OWNER, Forbidden
-from catdog.data import DataError, scan
-from catdog.datasets import DatasetStore
-from catdog.images import ImageError
-from catdog.runs import ACTIVE, PREPARING, RunError, RunStore, planned_epochs
+from catdog.data.datasets import DatasetStore
+from catdog.data.folders import DataError, scan
+from catdog.data.images import ImageError
+from catdog.runs import lessons
+from catdog.runs.store import ACTIVE, PREPARING, RunError, RunStore, planned_epochs
 from catdog.settings import (
     AMOUNT_MEANINGS,
     AMOUNT_RANGES,
@@ -159,7 +160,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_archs(args) -> int:
-    from catdog.models import architectures_table
+    from catdog.models.architectures import architectures_table
 
     table = architectures_table()
     if args.json:
@@ -215,11 +216,11 @@ def cmd_train(args) -> int:
 def _train_here(run, data) -> int:
     """Trains the run in this process, which waits for it anyway, on the data it has just
     checked, while showing its progress."""
-    from catdog import training
+    from catdog.training import process
 
     print(f"run {run.id}", file=sys.stderr)
     done = threading.Event()
-    worker = threading.Thread(target=lambda: (training.execute(run, data), done.set()), daemon=True)
+    worker = threading.Thread(target=lambda: (process.execute(run, data), done.set()), daemon=True)
     worker.start()
     try:
         return _follow(run, done)
@@ -270,13 +271,13 @@ def _watch(run, label: str = "training", done: threading.Event | None = None) ->
 
 
 def cmd_lesson(args) -> int:
-    varied = lesson.TOPICS[args.topic]
-    quick = lesson.QUICK_SETTINGS[varied] if args.quick else {}
-    make = lesson.augmentation_experiment if varied == lesson.AUGMENTATION else lesson.architecture_experiment
+    varied = lessons.TOPICS[args.topic]
+    quick = lessons.QUICK_SETTINGS[varied] if args.quick else {}
+    make = lessons.augmentation_experiment if varied == lessons.AUGMENTATION else lessons.architecture_experiment
     run_configs = make(
         PRESETS[args.augmentation_preset],
-        epochs=args.epochs or quick.get("epochs", lesson.LESSON_EPOCHS),
-        image_size=args.image_size or quick.get("image_size", lesson.LESSON_IMAGE_SIZE),
+        epochs=args.epochs or quick.get("epochs", lessons.LESSON_EPOCHS),
+        image_size=args.image_size or quick.get("image_size", lessons.LESSON_IMAGE_SIZE),
         seed=args.seed,
         data_dir=chosen_data_dir(args),
         seeds=args.seeds,
@@ -292,8 +293,8 @@ def cmd_lesson(args) -> int:
         with store.queue_free() as free:
             if free:
                 _train_lesson_here([store.create(run_config.to_dict()) for run_config in run_configs], data)
-    if not lesson.find_experiment(store, experiment):
-        runs = lesson.submit_experiment(store, run_configs, actor=OWNER)
+    if not lessons.find_experiment(store, experiment):
+        runs = lessons.submit_experiment(store, run_configs, actor=OWNER)
         if not args.wait:
             if args.json:
                 _print_json({"experiment": experiment, "runs": [run.id for run in runs]})
@@ -301,8 +302,8 @@ def cmd_lesson(args) -> int:
                 print("\n".join(run.id for run in runs))
             return 0
         for run in runs:
-            _watch(run, f"{lesson.run_label(run)}, seed {run.config['seed']}")
-    result = lesson.find_experiment(store, experiment).summary()
+            _watch(run, f"{lessons.run_label(run)}, seed {run.config['seed']}")
+    result = lessons.find_experiment(store, experiment).summary()
     if args.json:
         _print_json(result)
     else:
@@ -311,14 +312,14 @@ def cmd_lesson(args) -> int:
 
 
 def _train_lesson_here(runs, data) -> None:
-    """Trains a lesson's runs in this process, which waits for them anyway (catdog.training.execute_all), while
+    """Trains a lesson's runs in this process, which waits for them anyway (catdog.training.process.execute_all), while
     showing their progress; Ctrl+C cancels those left. What training prints (Keras announcing a
     download) goes to stderr: stdout is the lesson's JSON."""
-    from catdog import training
+    from catdog.training import process
 
     def train() -> None:
         with contextlib.redirect_stdout(sys.stderr):
-            training.execute_all(runs, data)
+            process.execute_all(runs, data)
         done.set()
 
     done = threading.Event()
@@ -326,7 +327,7 @@ def _train_lesson_here(runs, data) -> None:
     worker.start()
     try:
         for run in runs:
-            _watch(run, f"{lesson.run_label(run)}, seed {run.config['seed']}", done)
+            _watch(run, f"{lessons.run_label(run)}, seed {run.config['seed']}", done)
     except KeyboardInterrupt:
         for run in runs:
             run.request_cancel()
@@ -339,7 +340,7 @@ def _train_lesson_here(runs, data) -> None:
 def cmd_experiments(args) -> int:
     store = RunStore(args.runs_dir)
     store.resume()
-    listed = [experiment.summary() for experiment in lesson.experiments(store)]
+    listed = [experiment.summary() for experiment in lessons.experiments(store)]
     if args.json:
         _print_json(listed)
         return 0
@@ -361,7 +362,7 @@ def cmd_experiments(args) -> int:
 
 
 def cmd_delete_experiment(args) -> int:
-    deleted = lesson.delete_experiment(RunStore(args.runs_dir), args.experiment, actor=OWNER)
+    deleted = lessons.delete_experiment(RunStore(args.runs_dir), args.experiment, actor=OWNER)
     print(f"{args.experiment}: deleted with its runs {', '.join(deleted)}")
     return 0
 
@@ -411,8 +412,8 @@ def cmd_delete(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from catdog.familiarity import GuardUnavailable
-    from catdog.predict import answer_photos, guard, photos_of, write_csv
+    from catdog.inference.familiarity import GuardUnavailable
+    from catdog.inference.predict import answer_photos, guard, photos_of, write_csv
 
     run = RunStore(args.runs_dir).get(args.run)
     with progress("preparing the unfamiliarity guard (once per run)") as report:
@@ -439,7 +440,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from catdog.predict import evaluate
+    from catdog.inference.predict import evaluate
 
     result = evaluate(RunStore(args.runs_dir).get(args.run), args.flip_tta).to_dict()
     summary = {key: result[key] for key in ("run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix")}
@@ -457,7 +458,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from catdog import web
+    from catdog.inference import web
 
     run = RunStore(args.runs_dir).get(args.run)
     with progress("exporting (the guard is made first if the run has none)"):
@@ -655,21 +656,21 @@ def build_parser() -> argparse.ArgumentParser:
         "and with augmentation, `lesson architectures` model1 to model4",
         runs=True, json_flag=True,
     )
-    quick = {topic: lesson.QUICK_SETTINGS[varied] for topic, varied in lesson.TOPICS.items()}
+    quick = {topic: lessons.QUICK_SETTINGS[varied] for topic, varied in lessons.TOPICS.items()}
     quick_epochs = " or ".join(f"{q['epochs']} ({topic})" for topic, q in quick.items())
     quick_sizes = " or ".join(f"{q['image_size']} ({topic})" for topic, q in quick.items())
     lesson_parser.add_argument(
-        "topic", choices=lesson.TOPICS, help="does augmentation help? or: how do the four architectures compare?"
+        "topic", choices=lessons.TOPICS, help="does augmentation help? or: how do the four architectures compare?"
     )
     lesson_parser.add_argument(
         "--quick", action="store_true", help="fewer epochs on smaller photos: the lesson within a class period"
     )
     lesson_parser.add_argument(
-        "--epochs", type=int, help=f"epochs of each run (default: {lesson.LESSON_EPOCHS}, with --quick {quick_epochs})"
+        "--epochs", type=int, help=f"epochs of each run (default: {lessons.LESSON_EPOCHS}, with --quick {quick_epochs})"
     )
     lesson_parser.add_argument(
         "--image-size", type=int, choices=config.IMAGE_SIDES,
-        help=f"square side in pixels (default: {lesson.LESSON_IMAGE_SIZE}, with --quick {quick_sizes})",
+        help=f"square side in pixels (default: {lessons.LESSON_IMAGE_SIZE}, with --quick {quick_sizes})",
     )
     lesson_parser.add_argument(
         "--augmentation-preset", choices=PRESETS, default="posts",

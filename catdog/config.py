@@ -76,7 +76,7 @@ SERVER_LONGEST_WAIT_S = 60.0
 UNLOCK_FORGET_S = 15 * 60
 
 
-# The checkout's assets: the vendored browser runtime and the browser pages (catdog.web).
+# The checkout's assets: the vendored browser runtime and the browser pages (catdog.inference.web).
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 # `catdog export`: a folder for ONNX Runtime Web, or one offline page; float16 halves the weights.
 WEB_FORMATS = ("web", "html")

@@ -165,7 +165,7 @@ FINE_TUNE_AT = 100
 
 @dataclass(frozen=True)
 class Architecture:
-    """What a learner and a run need to know of an architecture; catdog.models builds it."""
+    """What a learner and a run need to know of an architecture; catdog.models.architectures builds it."""
 
     name: str
     title: str
@@ -249,7 +249,7 @@ SEED_RANGE = (0, 2**31 - 1)  # accepted by every random generator training seeds
 FEATURE_COPIES_RANGE = (0, 16)
 # Training photos a run may keep of each class (None: all), the first of the split in file order.
 PHOTOS_PER_CLASS_RANGE = (1, 1_000_000)
-# A lesson trains each of its arms once per seed, and states the seeds' spread (catdog.lesson):
+# A lesson trains each of its arms once per seed, and states the seeds' spread (catdog.runs.lessons):
 # three seeds are the fewest that give a spread, and the quick lesson's six runs fit in 90 s.
 LESSON_SEEDS = 3
 LESSON_SEEDS_RANGE = (1, 10)
@@ -274,7 +274,7 @@ def mixed_precision_archs() -> list[str]:
 
 def default_epochs(fast: bool) -> int:
     """Head epochs on cached features take a few hundredths of a second each, so the fast path
-    trains more: under its decaying learning rate (catdog.head) 20 epochs settled the head at
+    trains more: under its decaying learning rate (catdog.fast.head) 20 epochs settled the head at
     least as well as 10 at every image size, and kept it at 97 % at 160 px for every seed tried."""
     return 20 if fast else 5
 
@@ -303,10 +303,10 @@ class RunConfig:
     feature_copies: int = 0
     # None: the architecture's default (Architecture.mixed_precision_by_default).
     mixed_precision: bool | None = None
-    # An experiment is a set of runs that differ in one setting, named here (catdog.lesson).
+    # An experiment is a set of runs that differ in one setting, named here (catdog.runs.lessons).
     experiment: str | None = None
     varied: str | None = None
-    # Fewer training photos make a quicker lesson (catdog.lesson); validation keeps all of its own.
+    # Fewer training photos make a quicker lesson (catdog.runs.lessons); validation keeps all of its own.
     photos_per_class: int | None = None
 
     def __post_init__(self) -> None:

@@ -12,10 +12,10 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.access import Action
-from catdog.augment import augmentation_code, build_augmentation, preview
-from catdog.data import DataError, Scan, default_dataset_available
-from catdog.images import ImageError, load_image, to_model_input
-from catdog.lesson import (
+from catdog.data.folders import DataError, Scan, default_dataset_available
+from catdog.data.images import ImageError, load_image, to_model_input
+from catdog.models.augmentation import augmentation_code, build_augmentation, preview
+from catdog.runs.lessons import (
     AUGMENTATION,
     LESSON_ARCH,
     LESSON_EPOCHS,
@@ -26,7 +26,7 @@ from catdog.lesson import (
     find_experiment,
     submit_experiment,
 )
-from catdog.runs import RunError, RunStore
+from catdog.runs.store import RunError, RunStore
 from catdog.settings import (
     AMOUNT_MEANINGS,
     AMOUNT_RANGES,

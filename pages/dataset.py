@@ -11,10 +11,10 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.access import Action, Forbidden
-from catdog.data import DataError, Scan, default_dataset_available, min_photos_per_class
-from catdog.datasets import Dataset, DatasetStore, Made, run_data_dir
-from catdog.images import ImageError, load_image, read_upload
-from catdog.runs import Run, RunError
+from catdog.data.datasets import Dataset, DatasetStore, Made, run_data_dir
+from catdog.data.folders import DataError, Scan, default_dataset_available, min_photos_per_class
+from catdog.data.images import ImageError, load_image, read_upload
+from catdog.runs.store import Run, RunError
 
 DEFAULT, MANAGED, FOLDER = "Default: cats_and_dogs_filtered", "Your data sets", "A folder on this computer"
 PAGE_SIZE = 24
@@ -352,7 +352,7 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
     by_id = {run.id: run for run in runs}
     chosen = st.selectbox("Model", list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.get('arch')} · {i}")
     try:
-        from catdog.predict import top_losses  # TensorFlow: only once a model is there to ask
+        from catdog.inference.predict import top_losses  # TensorFlow: only once a model is there to ask
 
         with st.spinner("Asking the model about every training photo…"):
             suspects = top_losses(by_id[chosen], scan, SUSPECTS)

@@ -14,13 +14,14 @@ import pandas as pd
 import streamlit as st
 
 import catdog_ui as ui
-from catdog import config, web
-from catdog.archives import ArchiveError, is_zip, zip_members
-from catdog.data import DataError, Scan
-from catdog.datasets import DatasetStore, run_data_dir
-from catdog.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
-from catdog.images import ImageError
-from catdog.predict import (
+from catdog import config
+from catdog.data.archives import ArchiveError, is_zip, zip_members
+from catdog.data.datasets import DatasetStore, run_data_dir
+from catdog.data.folders import DataError, Scan
+from catdog.data.images import ImageError
+from catdog.inference import web
+from catdog.inference.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
+from catdog.inference.predict import (
     DataMap,
     Evaluation,
     ImageResult,
@@ -36,7 +37,7 @@ from catdog.predict import (
     photos_of,
     write_csv,
 )
-from catdog.runs import Run, RunError
+from catdog.runs.store import Run, RunError
 
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 8

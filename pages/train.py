@@ -12,12 +12,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import catdog_ui as ui
-from catdog import config, lesson, predict
+from catdog import config
 from catdog.access import Action, Forbidden
-from catdog.data import default_dataset_available
-from catdog.models import layer_summary, parameter_counts
-from catdog.runs import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run, RunError, RunStore, image_size, planned_epochs
-from catdog.schedule import Slot, queue_plan
+from catdog.data.folders import default_dataset_available
+from catdog.inference import predict
+from catdog.models.architectures import layer_summary, parameter_counts
+from catdog.runs import lessons
+from catdog.runs.queue_times import Slot, queue_plan
+from catdog.runs.store import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run, RunError, RunStore, image_size, planned_epochs
 from catdog.settings import (
     ARCHITECTURES,
     BATCH_SIZE_CHOICES,
@@ -232,8 +234,8 @@ def show_run(run: Run) -> None:
     elif state == "cancelled":
         st.warning(f"Cancelled after {len(history)} of {total} epochs.")
     if status.get("collapsed"):
-        st.warning(f"This run did not learn: {status['collapsed']}. {lesson.COLLAPSE_WHY} Its numbers say nothing about "
-                   f"its settings. {lesson.COLLAPSE_NEXT}", icon=":material/warning:")
+        st.warning(f"This run did not learn: {status['collapsed']}. {lessons.COLLAPSE_WHY} Its numbers say nothing about "
+                   f"its settings. {lessons.COLLAPSE_NEXT}", icon=":material/warning:")
     skipped = run.data().get("skipped")
     if skipped:
         with st.expander(f"{len(skipped)} files or folders in the data folder were not used for training"):
@@ -310,7 +312,7 @@ def experiments() -> None:
     st.subheader("Experiments")
     st.caption("An experiment trains runs that differ in one setting only, so their curves show what that setting does.")
     compare_architectures()
-    listed = list(reversed(lesson.experiments(ui.shared_runs())))
+    listed = list(reversed(lessons.experiments(ui.shared_runs())))
     if not listed:
         st.caption("Experiments will be listed here; the Augmentation page starts one too.")
         return
@@ -328,16 +330,16 @@ def experiments() -> None:
 
 
 def compare_architectures() -> None:
-    quick_epochs, quick_size = lesson.ARCHITECTURES_QUICK["epochs"], lesson.ARCHITECTURES_QUICK["image_size"]
+    quick_epochs, quick_size = lessons.ARCHITECTURES_QUICK["epochs"], lessons.ARCHITECTURES_QUICK["image_size"]
     st.markdown(
-        f"**Compare the four architectures.** Trains {', '.join(lesson.COMPARED_ARCHS)} on the same photos with the "
+        f"**Compare the four architectures.** Trains {', '.join(lessons.COMPARED_ARCHS)} on the same photos with the "
         f"same seed, epochs and augmentation (from the Augmentation page; model1 has none), one after the other."
     )
     quick = st.toggle(
         "Quick", key="train_compare_quick",
-        help=f"{quick_epochs} epochs at {quick_size} px instead of {lesson.LESSON_EPOCHS} at "
-        f"{lesson.LESSON_IMAGE_SIZE} px; measured on 2 busy CPU cores: "
-        f"{ui.duration(lesson.MEASURED_SECONDS['architectures quick'])} for all four.",
+        help=f"{quick_epochs} epochs at {quick_size} px instead of {lessons.LESSON_EPOCHS} at "
+        f"{lessons.LESSON_IMAGE_SIZE} px; measured on 2 busy CPU cores: "
+        f"{ui.duration(lessons.MEASURED_SECONDS['architectures quick'])} for all four.",
     )
     folder, locked = ui.chosen_data_dir(), ui.refused(Action.START_EXPERIMENT)
     no_data = folder is None and not default_dataset_available()
@@ -347,11 +349,11 @@ def compare_architectures() -> None:
     ):
         return
     try:
-        run_configs = lesson.architecture_experiment(
-            ui.chosen_augmentation(), data_dir=folder, **(lesson.ARCHITECTURES_QUICK if quick else {})
+        run_configs = lessons.architecture_experiment(
+            ui.chosen_augmentation(), data_dir=folder, **(lessons.ARCHITECTURES_QUICK if quick else {})
         )
         ui.load_scan(folder).check_trainable()
-        lesson.submit_experiment(RunStore(), run_configs, actor=ui.actor())
+        lessons.submit_experiment(RunStore(), run_configs, actor=ui.actor())
     except (ValueError, RunError) as error:
         st.error(f"The experiment could not start: {error}")
         return
@@ -359,14 +361,14 @@ def compare_architectures() -> None:
     st.toast(f"Experiment {run_configs[0].experiment} queued", icon=":material/science:")
 
 
-def experiment_row(experiment: lesson.Experiment) -> dict:
-    results = [lesson.run_result(run) for run in experiment.runs]
+def experiment_row(experiment: lessons.Experiment) -> dict:
+    results = [lessons.run_result(run) for run in experiment.runs]
     best = [result["best_val_accuracy"] for result in results if result["best_val_accuracy"] is not None]
     return {
         "experiment": experiment.id,
         "varies": experiment.varied,
         "status": experiment.state,
-        "runs": " · ".join(f"{label} ×{len(members)}" for label, members in lesson.arms(experiment.runs).items()),
+        "runs": " · ".join(f"{label} ×{len(members)}" for label, members in lessons.arms(experiment.runs).items()),
         "did not learn": sum(bool(result["collapsed"]) for result in results),
         "epochs": experiment.runs[0].config.get("epochs"),
         "px": experiment.runs[0].config.get("image_size"),
@@ -374,7 +376,7 @@ def experiment_row(experiment: lesson.Experiment) -> dict:
     }
 
 
-def delete_experiment(experiment: lesson.Experiment) -> None:
+def delete_experiment(experiment: lessons.Experiment) -> None:
     """Two clicks, as for runs: the second names what goes."""
     locked, pending = ui.refused(Action.DELETE_EXPERIMENT), st.session_state.get("delete_experiment_pending")
     if locked or pending != experiment.id:
@@ -390,7 +392,7 @@ def delete_experiment(experiment: lesson.Experiment) -> None:
     if not delete_confirmed(message, "delete_experiment_pending", "delete-experiment"):
         return
     try:
-        lesson.delete_experiment(RunStore(), experiment.id, actor=ui.actor())
+        lessons.delete_experiment(RunStore(), experiment.id, actor=ui.actor())
     except (RunError, Forbidden) as error:
         st.error(f"Not deleted: {error}")
         return
@@ -449,7 +451,7 @@ def run_row(run: Run) -> dict:
         "last val acc": summary["last_val_accuracy"],
         "duration": ui.duration(summary["seconds"]),
         "error": summary["error"] or "",
-        # A run at chance is no evidence about its settings (catdog.collapse): said beside its accuracy.
+        # A run at chance is no evidence about its settings (catdog.runs.collapse): said beside its accuracy.
         "did not learn": summary["collapsed"] or "",
         "note": summary["note"],
     }

@@ -1,6 +1,6 @@
 """Fixtures: tiny synthetic data sets, private runs and cache folders, a trained run, a browser.
 
-The helpers they use live in support.py.
+The helpers they use live in tests/helpers/ (support.py, protocol.py, browser.py, corpus.py).
 """
 
 import os
@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import MADE_FROM_MODEL, make_dataset, train_model1
 
 from catdog.access import OWNER
+from tests.helpers.support import MADE_FROM_MODEL, make_dataset, train_model1
 
 
 @pytest.fixture(autouse=True)
@@ -73,17 +73,18 @@ def backbone_weights():
 @pytest.fixture
 def real_data():
     """The real cats_and_dogs_filtered set, when the offline Keras cache (or a download) has it."""
-    from catdog import config, data
+    from catdog import config
+    from catdog.data import folders
 
-    if not (data.default_dataset_dir().is_dir() or (config.keras_home() / "datasets" / config.DATASET_FILE).exists()):
+    if not (folders.default_dataset_dir().is_dir() or (config.keras_home() / "datasets" / config.DATASET_FILE).exists()):
         pytest.skip("needs cats_and_dogs_filtered in the Keras cache: set KERAS_HOME (see README)")
-    return data.download_default_dataset(actor=OWNER)
+    return folders.download_default_dataset(actor=OWNER)
 
 
 @pytest.fixture(scope="module")
 def screenshots() -> Path:
     """Where browser tests save what they saw: $CATDOG_SCREENSHOTS, else screenshots/ (ignored by git)."""
-    from support import ROOT
+    from tests.helpers.support import ROOT
 
     folder = Path(os.environ.get("CATDOG_SCREENSHOTS") or ROOT / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,11 +93,11 @@ def screenshots() -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    """Chromium driven by Playwright (tests/browser.py); skips, saying why, when either is missing.
+    """Chromium driven by Playwright (tests/helpers/browser.py); skips, saying why, when either is missing.
 
     CI installs Chromium, and sets CATDOG_REQUIRE_BROWSER so that its absence fails, not skips.
     """
-    from browser import CHROMIUM, launch_chromium
+    from tests.helpers.browser import CHROMIUM, launch_chromium
 
     if not CHROMIUM.exists():
         reason = f"needs Debian's Chromium at {CHROMIUM} for the browser tests"
@@ -112,7 +113,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    from browser import new_page
+    from tests.helpers.browser import new_page
 
     page = new_page(browser)
     yield page

@@ -6,9 +6,9 @@ import zipfile
 from pathlib import PurePosixPath
 
 import pytest
-from support import synthetic_image
 
-from catdog.archives import ArchiveError, Limits, Member, Skipped, is_zip, safe_path, zip_members
+from catdog.data.archives import ArchiveError, Limits, Member, Skipped, is_zip, safe_path, zip_members
+from tests.helpers.support import synthetic_image
 
 
 def photo(label: int = 0, seed: int = 1) -> bytes:

@@ -5,12 +5,12 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
-from support import synthetic_image
 
-from catdog.augment import AugmentConfig, augmentation_code, build_augmentation, preview
 from catdog.cli import build_parser, chosen_augmentation
-from catdog.models import build_model2, build_model3
+from catdog.models.architectures import build_model2, build_model3
+from catdog.models.augmentation import AugmentConfig, augmentation_code, build_augmentation, preview
 from catdog.settings import PRESETS, SettingsError
+from tests.helpers.support import synthetic_image
 
 IMAGE = np.asarray(synthetic_image(0, 1, size=(160, 160)))
 

@@ -9,15 +9,16 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from corpus import class_photos, make_zip
 from streamlit import config as streamlit_config
-from support import assert_clean, forged, make_dataset, open_app, select_runs
 
 import catdog_ui as ui
-from catdog import access, config, data
+from catdog import access, config
 from catdog.access import OWNER, Action, Forbidden, Gate
-from catdog.datasets import DatasetError, DatasetStore
-from catdog.runs import RunStore
+from catdog.data import folders
+from catdog.data.datasets import DatasetError, DatasetStore
+from catdog.runs.store import RunStore
+from tests.helpers.corpus import class_photos, make_zip
+from tests.helpers.support import assert_clean, forged, make_dataset, open_app, select_runs
 
 PASSWORD = "Kätzchen-42"
 # Lock files, and what viewing a run makes from its model on demand: nothing a student changes.
@@ -160,7 +161,7 @@ def test_every_action_asks_the_one_check():
 def test_a_student_cannot_download_the_data_set(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(Forbidden, match="download the data set"):
-        data.download_default_dataset(actor=access.Actor("s", "a student", access.Role.STUDENT))
+        folders.download_default_dataset(actor=access.Actor("s", "a student", access.Role.STUDENT))
     assert not any(tmp_path.iterdir())
 
 

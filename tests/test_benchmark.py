@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import ROOT
 
 from catdog.config import IMAGE_SIDES
-from catdog.lesson import QUICK
+from catdog.runs.lessons import QUICK
 from catdog.settings import LESSON_SEEDS
+from tests.helpers.support import ROOT
 
 HIRES = IMAGE_SIDES[-1]
 
@@ -60,7 +60,7 @@ def test_smoke_held_out_alone_reports_each_seed_and_its_goal(tmp_path, backbone_
 
 
 def test_smoke_responsiveness_measures_switches_and_slider_while_training(tmp_path):
-    from browser import CHROMIUM
+    from tests.helpers.browser import CHROMIUM
 
     if not CHROMIUM.exists():
         pytest.skip(f"needs Debian's Chromium at {CHROMIUM} to measure the dashboard in a browser")

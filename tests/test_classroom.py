@@ -9,9 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import SLOW_MS, Dashboard, nav_link, new_page, settle
 from streamlit.testing.v1 import AppTest
-from support import (
+
+import catdog_ui as ui
+from catdog import access, config
+from catdog.access import Gate, Throttle, password_matches
+from catdog.runs.queue_times import queue_plan
+from catdog.runs.store import PHASE_TRAIN, RunStore, process_identity
+from tests.helpers.browser import SLOW_MS, Dashboard, nav_link, new_page, settle
+from tests.helpers.support import (
     APPTEST_TIMEOUT,
     ROOT,
     assert_clean,
@@ -22,12 +28,6 @@ from support import (
     synthetic_image,
     wait_for,
 )
-
-import catdog_ui as ui
-from catdog import access, config
-from catdog.access import Gate, Throttle, password_matches
-from catdog.runs import PHASE_TRAIN, RunStore, process_identity
-from catdog.schedule import queue_plan
 
 PASSWORD = "Kätzchen-42"
 FOLDER = "A folder on this computer"

@@ -7,14 +7,14 @@ import pty
 import subprocess
 import sys
 
-import corpus
 import pytest
-from support import ROOT, catdog, make_dataset, peak_rss, synthetic_image
 
 import catdog as package
 from catdog.cli import build_parser
-from catdog.runs import RunStore
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
+from tests.helpers import corpus
+from tests.helpers.support import ROOT, catdog, make_dataset, peak_rss, synthetic_image
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:

@@ -8,12 +8,12 @@ import tempfile
 
 import psutil
 import pytest
-from browser import free_port
-from support import ROOT, answers, assert_clean, open_app, wait_for
 
 from catdog.access import OWNER
-from catdog.runs import RunError, RunStore
+from catdog.runs.store import RunError, RunStore
 from catdog.settings import RunConfig
+from tests.helpers.browser import free_port
+from tests.helpers.support import ROOT, answers, assert_clean, open_app, wait_for
 
 NEEDS_RAY = "needs Ray: pip install '.[ray]' (CI installs it)"
 HEAD_CPUS = 2

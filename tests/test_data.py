@@ -6,15 +6,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import corpus
 import numpy as np
 import pytest
-from support import assert_clean, catdog, open_app, session_actor, synthetic_image
 
-from catdog import config, data, images
+from catdog import config
 from catdog.access import Forbidden
-from catdog.data import DataError, Scan, scan
-from catdog.runs import RunStore
+from catdog.data import folders, images
+from catdog.data.folders import DataError, Scan, scan
+from catdog.runs.store import RunStore
+from tests.helpers import corpus
+from tests.helpers.support import assert_clean, catdog, open_app, session_actor, synthetic_image
 
 TECHNICAL = re.compile(r"Error\b|Exception|Traceback|struct\.|object at 0x|Errno")
 
@@ -63,16 +64,16 @@ class Counting:
 @pytest.fixture
 def checks(monkeypatch) -> Counting:
     """Files a scan checks (decodes at a reduced scale to see they are whole)."""
-    counter = Counting(data._check)
-    monkeypatch.setattr(data, "_check", counter)
+    counter = Counting(folders._check)
+    monkeypatch.setattr(folders, "_check", counter)
     return counter
 
 
 @pytest.fixture
 def decodes(monkeypatch) -> Counting:
     """Files decoded into model-size pixels."""
-    counter = Counting(data._decode)
-    monkeypatch.setattr(data, "_decode", counter)
+    counter = Counting(folders._decode)
+    monkeypatch.setattr(folders, "_decode", counter)
     return counter
 
 

@@ -2,13 +2,13 @@
 fixes with undo, and the Predict page's confusion-matrix cells."""
 
 import pytest
-from corpus import ARCHIVES, photo
-from support import assert_clean, open_app, synthetic_image
 
-from catdog import data
 from catdog.access import OWNER
-from catdog.datasets import DatasetStore
-from catdog.runs import RunStore
+from catdog.data import folders
+from catdog.data.datasets import DatasetStore
+from catdog.runs.store import RunStore
+from tests.helpers.corpus import ARCHIVES, photo
+from tests.helpers.support import assert_clean, open_app, synthetic_image
 
 MANAGED = "Your data sets"
 
@@ -47,7 +47,7 @@ def test_a_bad_zip_is_refused_in_one_line_and_leaves_nothing(tiny_data, monkeypa
 
 def test_the_class_builder_takes_files_and_camera_shots_and_says_what_is_missing(tiny_data, monkeypatch):
     monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
-    minimum = data.min_photos_per_class()
+    minimum = folders.min_photos_per_class()
     app = managed_page()
     app.text_input(key="builder_classes").set_value("cats, dogs").run()
     assert app.button(key="builder_create").disabled
@@ -65,7 +65,7 @@ def test_the_class_builder_takes_files_and_camera_shots_and_says_what_is_missing
     app.button(key="builder_create").click().run()
     assert_clean(app)
     assert app.selectbox(key="dataset_name").value == "built"
-    assert data.scan(DatasetStore().get("built").root).counts()["train"] == {"cats": 2, "dogs": 1}
+    assert folders.scan(DatasetStore().get("built").root).counts()["train"] == {"cats": 2, "dogs": 1}
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_most_likely_mislabeled_then_move_undo_remove_and_restore(fixable):
     suspect = "train/dogs/dogs.0.jpg"
     captions = [c.value for c in app.caption if c.value.startswith("labelled ")]
     assert captions[0].startswith("labelled dogs · model: cats")
-    counts = lambda: data.scan(fixable.root).counts()["train"]
+    counts = lambda: folders.scan(fixable.root).counts()["train"]
 
     popover_buttons(app, f"suspect-{suspect}")[f"suspect-{suspect}-to-cats"].click().run()
     assert_clean(app)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import SLOW_MS, Dashboard, assert_no_errors, heading, new_page, settle
 from PIL import Image
-from support import synthetic_image, wait_for
+
+from tests.helpers.browser import SLOW_MS, Dashboard, assert_no_errors, heading, new_page, settle
+from tests.helpers.support import synthetic_image, wait_for
 
 # The browser and page fixtures (conftest.py) skip these tests, saying why, without Chromium or Playwright.
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")

@@ -7,9 +7,10 @@ Screenshots go to $CATDOG_SCREENSHOTS (default: screenshots/, ignored by git).
 import re
 
 import pytest
-from browser import SLOW_MS, Dashboard, assert_no_errors, create_data_set, nav_link, settle
-from corpus import ARCHIVES
-from support import synthetic_image
+
+from tests.helpers.browser import SLOW_MS, Dashboard, assert_no_errors, create_data_set, nav_link, settle
+from tests.helpers.corpus import ARCHIVES
+from tests.helpers.support import synthetic_image
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
 # Training in the background on 2 shared cores: TensorFlow's start, the backbone's features, 10 epochs.

@@ -7,11 +7,11 @@ import threading
 
 import numpy as np
 import pytest
-from support import catdog, synthetic_image
 
-from catdog import familiarity, predict
-from catdog.familiarity import BORDER, Guard
-from catdog.runs import Run, RunStore
+from catdog.inference import familiarity, predict
+from catdog.inference.familiarity import BORDER, Guard
+from catdog.runs.store import Run, RunStore
+from tests.helpers.support import catdog, synthetic_image
 
 
 def family(centre: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:

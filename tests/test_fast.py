@@ -7,12 +7,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from support import ROOT, catdog, make_dataset, synthetic_image
 
-from catdog import backbone, features, head
-from catdog.images import load_image
-from catdog.predict import predict, predict_photo
-from catdog.runs import RunStore
+from catdog.data.images import load_image
+from catdog.fast import backbone, features, head
+from catdog.inference.predict import predict, predict_photo
+from catdog.models import model4
+from catdog.runs.store import RunStore
+from tests.helpers.support import ROOT, catdog, make_dataset, synthetic_image
 
 
 def _photos(count: int, size: tuple[int, int]) -> np.ndarray:
@@ -74,7 +75,7 @@ def test_numpy_adam_steps_match_keras_under_cosine_decay():
     x, y = rng.normal(size=(16, 1280)).astype(np.float32), rng.integers(0, 2, 16)
     ours = head.Head.initial(1280, 2, rng)
     model = features.build_head_model(1280, 2)
-    for layer, kernel, bias in zip(head.NAMES, ours.weights[::2], ours.weights[1::2]):
+    for layer, kernel, bias in zip(model4.NAMES, ours.weights[::2], ours.weights[1::2]):
         model.get_layer(layer).set_weights([kernel, bias])
     # Four steps of a three-step decay: the last at rate zero, past the schedule's end.
     adam = head.Adam(ours.weights, 1e-3, decay_steps=3)
@@ -92,7 +93,7 @@ def test_numpy_adam_steps_match_keras_under_cosine_decay():
 
 
 def test_the_head_kept_is_the_last_epochs_not_the_best_on_validation():
-    """The rate decays to zero, so the last epoch's head is the settled one (catdog.head): the best
+    """The rate decays to zero, so the last epoch's head is the settled one (catdog.fast.head): the best
     of its epochs on the validation photos would be partly chosen on their noise."""
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(256, 32)).astype(np.float32), rng.integers(0, 2, 256)
@@ -112,8 +113,8 @@ def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_d
     its model answers photos without it too."""
     store = RunStore(tmp_path / "runs")
     code = (
-        "import sys; from catdog import training; from catdog.runs import Run; "
-        "assert training.execute(Run(__import__('pathlib').Path(sys.argv[1]))); "
+        "import sys; from catdog.training import process; from catdog.runs.store import Run; "
+        "assert process.execute(Run(__import__('pathlib').Path(sys.argv[1]))); "
         "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'"
     )
     for _ in range(2):  # cold, then warm caches
@@ -125,7 +126,7 @@ def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_d
         assert run.state == "finished" and len(run.history()) == 3
     photo = next((tiny_data / "train" / "cats").iterdir())
     predicting = (
-        "import sys; from catdog import predict; from catdog.runs import Run; "
+        "import sys; from catdog.inference import predict; from catdog.runs.store import Run; "
         "photo = __import__('pathlib').Path(sys.argv[2]); "
         "print(list(predict.answer_photos(Run(__import__('pathlib').Path(sys.argv[1])), [(photo.name, photo.read_bytes)]))); "
         "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'"
@@ -166,13 +167,14 @@ def test_train_wait_trains_in_its_own_process_and_predict_puts_the_backbone_back
 def test_a_fast_runs_training_photos_are_ranked_by_heads_that_never_saw_them(backbone_weights, tmp_path, monkeypatch):
     """A run's head learns its training photos by heart (on real photos a dog planted among the
     cats came out a cat), so top losses score each photo with heads trained on the other folds."""
-    from catdog import predict, training
-    from catdog.data import scan
+    from catdog.data.folders import scan
+    from catdog.inference import predict
+    from catdog.training import process
 
     folder = make_dataset(tmp_path / "pets", per_split=(("train", 20), ("validation", 6)))
     synthetic_image(1, 999).save(folder / "train" / "cats" / "cats.planted.jpg")
     run = RunStore(tmp_path / "runs").create(_fast_config(folder))
-    assert training.execute(run)
+    assert process.execute(run)
     in_sample = []
     monkeypatch.setattr(predict, "probabilities", lambda *args, **kwargs: in_sample.append(args))
     top = predict.top_losses(run, scan(folder), 3)

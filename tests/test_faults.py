@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import PAGE_TITLES, SLOW_MS, Dashboard, assert_no_errors, heading, healthy, new_page, settle
-from corpus import BAD, GOOD
-from support import ROOT, assert_clean, open_app, synthetic_image, wait_for
 
 from catdog.access import OWNER
-from catdog.runs import ACTIVE, PHASE_TRAIN, RunStore
+from catdog.runs.store import ACTIVE, PHASE_TRAIN, RunStore
+from tests.helpers.browser import PAGE_TITLES, SLOW_MS, Dashboard, assert_no_errors, heading, healthy, new_page, settle
+from tests.helpers.corpus import BAD, GOOD
+from tests.helpers.support import ROOT, assert_clean, open_app, synthetic_image, wait_for
 
 LONG_RUN_EPOCHS = 500  # the most the form allows: the run is still training when a test ends
 SESSIONS = 5
@@ -312,7 +312,7 @@ def test_full_disk_is_a_one_line_error_before_training(tiny_data, monkeypatch):
     usage = shutil.disk_usage(RunStore().root.parent)
     # Stands in for a full disk: 5 MB left, below what a run's checkpoints and caches need.
     monkeypatch.setattr(
-        "catdog.runs.shutil.disk_usage", lambda path: type(usage)(usage.total, usage.total - 5 * 2**20, 5 * 2**20)
+        "catdog.runs.store.shutil.disk_usage", lambda path: type(usage)(usage.total, usage.total - 5 * 2**20, 5 * 2**20)
     )
     app = open_app("pages/train.py")
     start_in_app(app)

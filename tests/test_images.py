@@ -7,14 +7,14 @@ import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import corpus
 import numpy as np
 import pytest
 from PIL import Image
-from support import ROOT, peak_rss
 
 from catdog import config
-from catdog.images import FORMATS, ImageError, load_image, open_image, stored_size, to_model_input
+from catdog.data.images import FORMATS, ImageError, load_image, open_image, stored_size, to_model_input
+from tests.helpers import corpus
+from tests.helpers.support import ROOT, peak_rss
 
 RED = (255, 0, 0)
 WHITE = (255, 255, 255)
@@ -230,7 +230,7 @@ def test_sessions_decoding_big_photos_at_once_take_turns_within_a_memory_ceiling
     photo = tmp_path / "wide.png"
     photo.write_bytes(corpus.wide_png(9450))
     code = (
-        "import sys; from concurrent.futures import ThreadPoolExecutor; from catdog.images import open_image; "
+        "import sys; from concurrent.futures import ThreadPoolExecutor; from catdog.data.images import open_image; "
         "data = open(sys.argv[1], 'rb').read(); "
         "print([im.size for im in ThreadPoolExecutor(6).map(lambda _: open_image(data, draft=(224, 224)), range(6))])"
     )

@@ -5,13 +5,13 @@ import io
 import keras
 import numpy as np
 import pytest
-from support import assert_clean, open_app, synthetic_image
 
-from catdog import inside
-from catdog.images import to_model_input
-from catdog.models import build_model4
-from catdog.predict import load_model
-from catdog.runs import RunStore
+from catdog.data.images import to_model_input
+from catdog.inference import feature_maps
+from catdog.inference.predict import load_model
+from catdog.models.architectures import build_model4
+from catdog.runs.store import RunStore
+from tests.helpers.support import assert_clean, open_app, synthetic_image
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def photo(label: int = 0) -> np.ndarray:
 
 def test_each_convolution_layer_shows_its_most_active_channels_first(trained_model1):
     pixels = photo()
-    layers = inside.feature_maps(trained_model1, pixels, top=5)
+    layers = feature_maps.feature_maps(trained_model1, pixels, top=5)
     assert [(layer.grid, layer.channels, layer.patch) for layer in layers] == [
         ((158, 158), 32, 3), ((77, 77), 32, 8), ((36, 36), 64, 18)
     ]
@@ -47,14 +47,14 @@ def test_each_convolution_layer_shows_its_most_active_channels_first(trained_mod
 
 
 def test_the_traced_sub_model_is_made_once_per_loaded_model(trained_model1):
-    inside.feature_maps(trained_model1, photo(0))
-    traced = inside._maps_function(trained_model1)
-    inside.feature_maps(trained_model1, photo(1))
-    assert inside._maps_function(trained_model1) is traced
+    feature_maps.feature_maps(trained_model1, photo(0))
+    traced = feature_maps._maps_function(trained_model1)
+    feature_maps.feature_maps(trained_model1, photo(1))
+    assert feature_maps._maps_function(trained_model1) is traced
 
 
 def test_model4_shows_the_first_blocks_of_its_backbone():
-    layers = inside.feature_maps(build_model4(2, weights=None, image_size=(96, 96)), photo()[:96, :96], top=3)
+    layers = feature_maps.feature_maps(build_model4(2, weights=None, image_size=(96, 96)), photo()[:96, :96], top=3)
     assert [layer.name for layer in layers] == [
         "Conv1", "expanded_conv_depthwise", "block_1_expand", "block_1_depthwise",
         "block_2_expand", "block_2_depthwise", "block_3_expand", "block_3_depthwise",
@@ -78,7 +78,7 @@ def test_predict_opens_the_photo_s_feature_maps_on_request(trained_env):
     assert headings == ["**conv2d** · 32 channels of 158×158", "**conv2d_1** · 32 channels of 77×77",
                         "**conv2d_2** · 64 channels of 36×36"]
     sheets = [c for image in app.get("image") for c in image.captions if c.startswith("channels ")]
-    assert len(sheets) == 3 and all(len(c.split(", ")) == inside.TOP_CHANNELS for c in sheets)
+    assert len(sheets) == 3 and all(len(c.split(", ")) == feature_maps.TOP_CHANNELS for c in sheets)
     assert len([c for c in app.caption if "Each value sees" in c.value]) == 3
 
 

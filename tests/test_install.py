@@ -13,12 +13,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from browser import free_port, healthy
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from support import ROOT, make_dataset, wait_for
 
 import catdog
+from tests.helpers.browser import free_port, healthy
+from tests.helpers.support import ROOT, make_dataset, wait_for
 
 
 @pytest.fixture(scope="module")

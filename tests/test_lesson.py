@@ -5,12 +5,11 @@ import json
 import os
 
 import pytest
-from support import assert_clean, catdog, open_app
 
 from catdog.access import OWNER
-from catdog.collapse import collapse_reason
-from catdog.data import scan
-from catdog.lesson import (
+from catdog.data.folders import scan
+from catdog.runs.collapse import collapse_reason
+from catdog.runs.lessons import (
     ARCHITECTURE,
     AUGMENTATION,
     CLEAR_RULE,
@@ -28,9 +27,10 @@ from catdog.lesson import (
     gaps,
     run_result,
 )
-from catdog.runs import ACTIVE, RunError, RunStore, process_identity
+from catdog.runs.store import ACTIVE, RunError, RunStore, process_identity
 from catdog.settings import LESSON_SEEDS, PRESETS, RunConfig, SettingsError
 from catdog.storage import write_json_atomic
+from tests.helpers.support import assert_clean, catdog, open_app
 
 
 def test_the_augmentation_experiment_varies_the_augmentation_only_seed_by_seed():
@@ -173,10 +173,10 @@ def test_the_architectures_verdict_names_the_best_and_the_gaps(tmp_path):
 
 def train_here(store: RunStore, data, **settings):
     """A run trained in this process, as `catdog lesson --wait` trains its runs."""
-    from catdog import training
+    from catdog.training import process
 
     run = store.create(RunConfig(**settings).to_dict())
-    training.execute(run, data)
+    process.execute(run, data)
     return run
 
 

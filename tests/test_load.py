@@ -1,4 +1,4 @@
-"""A class at once: many sessions in one server, through Streamlit's own protocol (tests/protocol.py).
+"""A class at once: many sessions in one server, through Streamlit's own protocol (tests/helpers/protocol.py).
 
 Browsers would load the machine more than the server does; the protocol client makes the same
 requests a tab makes. Speed goals live in benchmarks/classroom.py; this test only asks that
@@ -7,9 +7,9 @@ every session gets its answer, without an error.
 
 import asyncio
 
-from browser import Dashboard
-from protocol import classroom
-from support import synthetic_photos
+from tests.helpers.browser import Dashboard
+from tests.helpers.protocol import classroom
+from tests.helpers.support import synthetic_photos
 
 SESSIONS = 10
 # Generous: on 2 shared cores the first session imports TensorFlow and loads the model.
@@ -36,9 +36,10 @@ def test_a_hostile_zip_on_the_predict_page_leaves_the_server_up_for_every_other_
     import threading
 
     import psutil
-    from browser import healthy
-    from corpus import wide_png_zip
-    from protocol import visit, xsrf_token
+
+    from tests.helpers.browser import healthy
+    from tests.helpers.corpus import wide_png_zip
+    from tests.helpers.protocol import visit, xsrf_token
 
     env = {"CATDOG_RUNS_DIR": str(trained_run_dir), "CATDOG_DATA_DIR": str(tiny_data)}
     hostile = ("album.zip", wide_png_zip([9450] * 16 + [10950] * 16))

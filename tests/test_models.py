@@ -6,9 +6,9 @@ import pytest
 
 from catdog import config
 from catdog.access import OWNER
-from catdog.augment import AugmentConfig
-from catdog.backbone import WeightsUnavailable
-from catdog.models import ARCHITECTURES, build, build_backbone, parameter_counts, preprocess_input
+from catdog.models.architectures import ARCHITECTURES, build, build_backbone, parameter_counts, preprocess_input
+from catdog.models.augmentation import AugmentConfig
+from catdog.models.model4 import WeightsUnavailable
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
@@ -71,8 +71,9 @@ def test_damaged_cached_downloads_are_refused_in_one_line(tmp_path, monkeypatch)
     the cache is fetched again, and refused in one line when that fails; the fast path passes it over."""
     import urllib.request
 
-    from catdog import backbone, data
-    from catdog.models import backbone_weights_path
+    from catdog.data import folders
+    from catdog.fast import backbone
+    from catdog.models.architectures import backbone_weights_path
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("network unreachable")
@@ -87,7 +88,7 @@ def test_damaged_cached_downloads_are_refused_in_one_line(tmp_path, monkeypatch)
     assert backbone.available() is False
     with pytest.raises(WeightsUnavailable) as weights:
         backbone_weights_path()
-    with pytest.raises(data.DataError) as archive:
-        data.download_default_dataset(actor=OWNER)
+    with pytest.raises(folders.DataError) as archive:
+        folders.download_default_dataset(actor=OWNER)
     for error in (weights.value, archive.value):
         assert "is not the published" in str(error) and "SHA-256" in str(error) and "\n" not in str(error), error

@@ -10,27 +10,16 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import corpus
 import pandas as pd
 import pyarrow as pa
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from support import (
-    APPTEST_TIMEOUT,
-    ROOT,
-    assert_clean,
-    make_dataset,
-    open_app,
-    select_runs,
-    synthetic_image,
-    wait_for,
-)
 
 import catdog_ui as ui
-from catdog.augment import augmentation_code
-from catdog.lesson import WITH, WITHOUT, run_label
-from catdog.runs import ACTIVE, PHASE_FEATURES, PHASE_PHOTOS, PHASE_TRAIN, RunStore, process_identity
+from catdog.models.augmentation import augmentation_code
+from catdog.runs.lessons import WITH, WITHOUT, run_label
+from catdog.runs.store import ACTIVE, PHASE_FEATURES, PHASE_PHOTOS, PHASE_TRAIN, RunStore, process_identity
 from catdog.settings import (
     AMOUNT_RANGES,
     ARCHITECTURES,
@@ -39,6 +28,17 @@ from catdog.settings import (
     ROTATION_RANGE,
     AugmentConfig,
     RunConfig,
+)
+from tests.helpers import corpus
+from tests.helpers.support import (
+    APPTEST_TIMEOUT,
+    ROOT,
+    assert_clean,
+    make_dataset,
+    open_app,
+    select_runs,
+    synthetic_image,
+    wait_for,
 )
 
 PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
@@ -383,9 +383,9 @@ def test_predict_takes_any_file_name_and_lets_the_content_decide(trained_env):
 
 
 def test_one_photo_that_breaks_the_analysis_does_not_take_the_others_down(trained_env, monkeypatch):
-    import catdog.explain
+    import catdog.inference.gradcam
 
-    real, calls = catdog.explain.grad_cam, []
+    real, calls = catdog.inference.gradcam.grad_cam, []
 
     def first_call_fails(*args, **kwargs):
         calls.append(1)
@@ -393,7 +393,7 @@ def test_one_photo_that_breaks_the_analysis_does_not_take_the_others_down(traine
             raise RuntimeError("simulated failure")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(catdog.explain, "grad_cam", first_call_fails)
+    monkeypatch.setattr(catdog.inference.gradcam, "grad_cam", first_call_fails)
     app = open_app("pages/predict.py")
     uploads = [("first.jpg", jpeg_bytes(0, seed=91), "image/jpeg"), ("second.jpg", jpeg_bytes(1, seed=92), "image/jpeg")]
     app.file_uploader(key="predict_uploads").set_value(uploads).run()

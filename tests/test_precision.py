@@ -3,11 +3,11 @@
 import json
 
 import numpy as np
-from support import catdog, synthetic_image
 
-from catdog.fitting import _cpu_has_bfloat16, precision_policy
-from catdog.predict import load_model, predict
-from catdog.runs import RunStore
+from catdog.inference.predict import load_model, predict
+from catdog.runs.store import RunStore
+from catdog.training.keras_loop import _cpu_has_bfloat16, precision_policy
+from tests.helpers.support import catdog, synthetic_image
 
 
 def test_policy_follows_the_setting_and_the_hardware():

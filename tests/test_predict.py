@@ -11,13 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 import pytest
-from support import MADE_FROM_MODEL, catdog, synthetic_image
 
-import catdog.predict as predict_module
-from catdog.data import scan
-from catdog.explain import grad_cam, overlay
-from catdog.images import ImageError, load_image
-from catdog.predict import (
+import catdog.inference.predict as predict_module
+from catdog.data.folders import scan
+from catdog.data.images import ImageError, load_image
+from catdog.inference.gradcam import grad_cam, overlay
+from catdog.inference.predict import (
     Evaluation,
     analyse_photo,
     answer_photos,
@@ -32,7 +31,8 @@ from catdog.predict import (
     predict,
     top_losses,
 )
-from catdog.runs import Run, RunError, RunStore
+from catdog.runs.store import Run, RunError, RunStore
+from tests.helpers.support import MADE_FROM_MODEL, catdog, synthetic_image
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def test_a_model_with_python_code_in_it_is_refused(tmp_path):
     """A Lambda layer would run arbitrary code on load: safe_mode must refuse it."""
     import keras
 
-    from catdog.runs import Run
+    from catdog.runs.store import Run
 
     inputs = keras.Input((4,))
     tampered = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
@@ -228,7 +228,7 @@ def test_a_model_with_python_code_in_it_is_refused(tmp_path):
 
 
 def test_a_run_without_a_model_is_a_clear_error(tmp_path):
-    from catdog.runs import Run
+    from catdog.runs.store import Run
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunError, match="no saved model"):
@@ -237,7 +237,7 @@ def test_a_run_without_a_model_is_a_clear_error(tmp_path):
 
 def test_grad_cam_gives_a_normalised_map_and_an_overlay_of_the_photo_size(run):
     photo = np.asarray(synthetic_image(0, 3, size=(200, 120)))
-    from catdog.images import to_model_input
+    from catdog.data.images import to_model_input
 
     heat = grad_cam(load_model(run), to_model_input(photo), 0)
     assert heat.ndim == 2 and heat.min() >= 0 and heat.max() <= 1
@@ -250,7 +250,7 @@ def test_sessions_opening_a_new_model_at_once_load_it_once(fresh_run):
 
 
 def test_sessions_asking_for_a_new_evaluation_at_once_wait_for_one_scoring(fresh_run, caplog):
-    caplog.set_level(logging.INFO, logger="catdog.predict")
+    caplog.set_level(logging.INFO, logger="catdog.inference.predict")
     results = at_once(4, lambda: evaluate(fresh_run))
     assert all(result is results[0] for result in results)
     assert len([r for r in caplog.records if "scored" in r.getMessage()]) == 1
@@ -309,7 +309,7 @@ def test_evaluate_json_keeps_its_keys_with_per_class_scores(run, trained_run_dir
 def test_sessions_exporting_tflite_at_once_get_one_valid_conversion(fresh_run, caplog):
     import tensorflow as tf
 
-    caplog.set_level(logging.INFO, logger="catdog.predict")
+    caplog.set_level(logging.INFO, logger="catdog.inference.predict")
     first, second = at_once(2, lambda: export_tflite(fresh_run))
     assert first == second
     assert len([r for r in caplog.records if "converted" in r.getMessage()]) == 1
@@ -337,7 +337,7 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_text():
     """OWASP's CSV-injection rule: a file name starting with =, +, -, @, tab or CR opens as text."""
     import csv
 
-    from catdog.predict import PhotoAnswer, write_csv
+    from catdog.inference.predict import PhotoAnswer, write_csv
 
     names = ["=HYPERLINK(\"http://x\",\"y\")", "@SUM(A1)", "+1+1", "-2", "\tx", "\rx", "cat.jpg"]
     answers = [PhotoAnswer(name, {"cats": 1.0, "dogs": 0.0}, -0.5) for name in names]

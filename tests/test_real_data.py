@@ -2,7 +2,7 @@
 
 import json
 
-from support import catdog
+from tests.helpers.support import catdog
 
 
 def _train(real_data, tmp_path, *args):

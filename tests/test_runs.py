@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from support import ROOT, synthetic_image, wait_for
 
 from catdog.access import OWNER
-from catdog.predict import evaluate, input_size, load_model, predict
-from catdog.runs import (
+from catdog.inference.predict import evaluate, input_size, load_model, predict
+from catdog.runs.store import (
     NOTE_MAX_CHARS,
     PHASE_HEAD,
     RECORD_EPOCH,
@@ -27,6 +26,7 @@ from catdog.runs import (
 )
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
+from tests.helpers.support import ROOT, synthetic_image, wait_for
 
 
 def _config(tiny_data, epochs=2, **overrides):
@@ -187,7 +187,7 @@ def test_a_reused_pid_is_not_the_training_process(tmp_path):
 
 
 def test_a_finished_runs_accuracy_is_its_saved_models_not_its_best_epochs(tmp_path):
-    """A fast-path head keeps its last epoch (catdog.head): the runs table shows what it scores."""
+    """A fast-path head keeps its last epoch (catdog.fast.head): the runs table shows what it scores."""
     run = Run(tmp_path / "run")
     run.path.mkdir()
     run.mark("running", started=1.0)
@@ -276,7 +276,7 @@ def test_the_queue_trains_where_fcntl_does_not_exist(tiny_data, tmp_path):
     script = (
         "import sys\n"
         "from catdog.access import OWNER\n"
-        "from catdog.runs import RunStore\n"
+        "from catdog.runs.store import RunStore\n"
         "from catdog.settings import RunConfig\n"
         "assert sys.modules.get('fcntl') is None\n"
         f"run = RunStore().submit(RunConfig('model1', epochs=1, data_dir={str(tiny_data)!r}).to_dict(), actor=OWNER)\n"

@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from support import ROOT
 
 from catdog import config
 from catdog.settings import ARCHITECTURES, AugmentConfig, RunConfig, SettingsError, default_epochs
+from tests.helpers.support import ROOT
 
 
 def test_defaults_follow_the_path_and_the_architecture():

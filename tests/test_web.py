@@ -1,4 +1,4 @@
-"""The browser export (catdog.web): ONNX Runtime Web in Chromium answers as the server does, the
+"""The browser export (catdog.inference.web): ONNX Runtime Web in Chromium answers as the server does, the
 offline page works from file:// with the network off, and the Predict page's live camera names
 what a fake camera films.
 
@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import SLOW_MS, Dashboard, launch_chromium, nav_link, new_page, settle, write_y4m
-from support import catdog, wait_for
 
-from catdog import config, familiarity
-from catdog.datasets import as_trained
-from catdog.images import open_image
-from catdog.runs import Run
+from catdog import config
+from catdog.data.datasets import as_trained
+from catdog.data.images import open_image
+from catdog.inference import familiarity
+from catdog.runs.store import Run
+from tests.helpers.browser import SLOW_MS, Dashboard, launch_chromium, nav_link, new_page, settle, write_y4m
+from tests.helpers.support import catdog, wait_for
 
 # What "a few seconds" may take on 2 shared cores, the runtime and model loading included.
 ANSWER_S = 60
@@ -62,7 +63,7 @@ def _browser_answers(browser, page_path: Path, photos: list[Path], size: tuple[i
 
 
 def _assert_parity(browser, run: Run, tmp_path: Path) -> None:
-    from catdog.predict import answer_photos
+    from catdog.inference.predict import answer_photos
 
     photos = _test_photos(run, 8)
     assert photos

@@ -1,6 +1,6 @@
 """Refreshes assets/vendor/onnxruntime-web from its npm package at the pinned VERSION.
 
-The browser export (catdog.web) needs ONNX Runtime Web's JavaScript and WebAssembly; they are
+The browser export (catdog.inference.web) needs ONNX Runtime Web's JavaScript and WebAssembly; they are
 kept in the repository so that `pip install -r requirements.txt` stays the whole set-up. Only
 the WebAssembly CPU backend is kept: its small script, the Emscripten loader it imports and the
 SIMD build (threads are unused on a page that is not cross-origin isolated, a file:// page

@@ -2,8 +2,8 @@
 
 It runs at low priority in its own process (see runs.py), so the dashboard keeps a core;
 `catdog train --wait` runs the same `execute` in its own process when the queue is free.
-The fast path for model4 (features from catdog.features, the head from catdog.head) needs no
-TensorFlow, whose import alone takes seconds; everything else trains in Keras (catdog.fitting).
+The fast path for model4 (features from catdog.fast.features, the head from catdog.fast.head) needs no
+TensorFlow, whose import alone takes seconds; everything else trains in Keras (catdog.training.keras_loop).
 """
 
 import json
@@ -15,51 +15,16 @@ from pathlib import Path
 
 import psutil
 
-from catdog import familiarity, head
-from catdog.collapse import collapse_reason
-from catdog.data import Scan, scan
-from catdog.datasets import DatasetStore
-from catdog.features import FeatureCache
-from catdog.runs import PHASE_FEATURES, PHASE_HEAD, Run, RunCancelled, image_size, process_identity
+from catdog.data.datasets import DatasetStore
+from catdog.data.folders import Scan, scan
+from catdog.fast import head
+from catdog.fast.features import FeatureCache
+from catdog.inference import familiarity
+from catdog.runs.collapse import collapse_reason
+from catdog.runs.states import RunCancelled
+from catdog.runs.store import PHASE_FEATURES, PHASE_HEAD, Run, image_size, process_identity
 from catdog.settings import AugmentConfig, get_architecture
-
-# Batch progress is written at most this often: a file replace per batch would slow small models.
-PROGRESS_INTERVAL_S = 1.0
-
-
-class EpochReporter:
-    """Records a phase's epochs and progress, keeps the best validation accuracy, stops on cancel,
-    and says in the run's status as soon as it has stopped learning (catdog.collapse)."""
-
-    def __init__(self, run: Run, phase: str, best: float = -1.0):
-        self.run, self.phase, self.best = run, phase, best
-        self.epoch_offset, self.epochs_done = len(run.history()), 0
-        self.num_classes = len(run.data().get("classes") or ())
-        self._last_write = 0.0
-
-    def check_cancel(self) -> None:
-        if self.run.cancel_requested:
-            raise RunCancelled()
-
-    def batch(self, batches: int, done: int, seconds: float) -> None:
-        self.check_cancel()
-        now = time.time()
-        if now - self._last_write >= PROGRESS_INTERVAL_S or done == batches:
-            self._last_write = now
-            self.run.record_progress(self.phase, self.epoch_offset + self.epochs_done + 1, done, batches, seconds)
-
-    def epoch(self, seconds: float, metrics: dict) -> bool:
-        """Records the epoch; whether its validation accuracy is the best so far."""
-        self.epochs_done += 1
-        metrics = {key: None if value is None else round(float(value), 5) for key, value in metrics.items()}
-        self.run.record_epoch(self.epoch_offset + self.epochs_done, self.phase, seconds, metrics)
-        collapsed = collapse_reason(self.run.history(), self.num_classes)
-        if collapsed != self.run.recorded_status().get("collapsed"):
-            self.run.mark(self.run.recorded_status().get("state", "running"), collapsed=collapsed)
-        if metrics["val_accuracy"] is not None and metrics["val_accuracy"] > self.best:
-            self.best = metrics["val_accuracy"]
-            return True
-        return False
+from catdog.training.callbacks import EpochReporter
 
 
 def _train_head_on_features(run: Run, data: Scan, cfg: dict) -> tuple[head.Head, float]:
@@ -96,9 +61,9 @@ def train(run: Run, data: Scan | None = None) -> dict:
     data.check_trainable()
     trained, best = _train_head_on_features(run, data, cfg) if cfg["fast"] else (None, -1.0)
     if not cfg["fast"] or (get_architecture(cfg["arch"]).fine_tune and int(cfg["fine_tune_epochs"]) > 0):
-        from catdog import fitting
+        from catdog.training import keras_loop
 
-        best = fitting.train(run, data, trained, best)
+        best = keras_loop.train(run, data, trained, best)
     _make_guard(run, data)
     return {"best_val_accuracy": best, "collapsed": collapse_reason(run.history(), len(data.classes))}
 
@@ -169,6 +134,3 @@ def _lower_priority() -> None:
     except (OSError, psutil.Error):
         pass
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from catdog import backbone, config
-from catdog.data import Scan
-from catdog.head import MODEL_NAME, NAMES
+from catdog import config
+from catdog.data.folders import Scan
+from catdog.fast import backbone
+from catdog.models.model4 import MODEL_NAME, NAMES
 from catdog.settings import AugmentConfig
 from catdog.storage import save_npy_atomic
 
@@ -41,7 +42,7 @@ def build_extractor(image_size: ImageSize = config.IMAGE_SIZE) -> "keras.Model":
     """Pixels in, model4's pooled backbone features out: everything below its trainable head."""
     import keras
 
-    from catdog.models import build_backbone, preprocess_input
+    from catdog.models.architectures import build_backbone, preprocess_input
 
     inputs = keras.Input(shape=(*image_size, 3))
     x = build_backbone(image_size)(preprocess_input()(inputs), training=False)
@@ -52,7 +53,7 @@ def build_head_model(num_features: int, num_classes: int) -> "keras.Model":
     """model4's head alone, with the same layer names, so its weights drop into model4."""
     import keras
 
-    from catdog.models import build_head
+    from catdog.models.architectures import build_head
 
     inputs = keras.Input(shape=(num_features,), name="features")
     return keras.Model(inputs, build_head(inputs, num_classes), name=MODEL_NAME)
@@ -64,9 +65,9 @@ def copy_head_weights(head: "keras.Model", model: "keras.Model") -> None:
 
 
 def model4_with_head(head: "keras.Model", image_size: ImageSize) -> "keras.Model":
-    """model4 around a head the fast path saved alone (catdog.head): the frozen ImageNet backbone
+    """model4 around a head the fast path saved alone (catdog.fast.head): the frozen ImageNet backbone
     is the same for every run, so its 9 MB are not written with each."""
-    from catdog.models import build_model4
+    from catdog.models.architectures import build_model4
 
     model = build_model4(head.output_shape[-1], image_size=image_size)
     copy_head_weights(head, model)
@@ -79,7 +80,7 @@ def extract(
 ) -> np.ndarray:
     """Pooled backbone features (N, 1280) of 0..255 pixels (N, H, W, 3): the one way to get them.
 
-    ONNX Runtime where it is installed (catdog.backbone: no TensorFlow import, and about twice
+    ONNX Runtime where it is installed (catdog.fast.backbone: no TensorFlow import, and about twice
     Keras's speed here); Keras otherwise, and for augmented copies, whose random layers are Keras's.
     """
     run = None if augmentation else backbone.extractor(tuple(image_size))
@@ -114,7 +115,7 @@ def _keras_extractor(image_size: ImageSize) -> Callable:
 
 
 def _augmentation_layers(augmentation: AugmentConfig):
-    from catdog.augment import build_augmentation
+    from catdog.models.augmentation import build_augmentation
 
     return build_augmentation(augmentation)
 

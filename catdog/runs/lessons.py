@@ -4,7 +4,7 @@ their numbers say with the seeds' spread.
 "Does augmentation help?" trains one architecture without augmentation and with it, with the same
 data and epochs, once per seed. "Compare the four architectures" trains model1 to model4 alike.
 An experiment is listed, shown and deleted as a unit; its runs record its id and the setting it
-varies in config.json. A run that did not learn (catdog.collapse) is never read as evidence. No
+varies in config.json. A run that did not learn (catdog.runs.collapse) is never read as evidence. No
 TensorFlow here: the runs train in their own processes, or in `catdog lesson --wait`'s.
 """
 
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from catdog.access import Action, Actor, authorize
-from catdog.runs import ACTIVE, Run, RunError, RunStore
+from catdog.runs.store import ACTIVE, Run, RunError, RunStore
 from catdog.settings import LESSON_SEEDS, PRESETS, AugmentConfig, RunConfig, check_lesson_seeds
 
 # The posts' CNN with its augmentation block; without augmentation the block passes photos through.

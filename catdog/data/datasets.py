@@ -1,7 +1,7 @@
 """The app's own data sets: uploaded zips, classes built from photos, editable copies, and their fixes.
 
 Each data set is a folder in the datasets folder (config.datasets_dir()) named as the data set,
-in a layout catdog.data reads: `train/` (and `validation/`, `test/`) with one folder per class,
+in a layout catdog.data.folders reads: `train/` (and `validation/`, `test/`) with one folder per class,
 or one folder per class. A new data set is written into a hidden `.incoming-…` folder beside
 them and renamed into place only once complete, so a failed upload leaves nothing behind. The
 writer holds a lock file beside that folder while it fills it; the OS lets go of the lock when
@@ -37,10 +37,10 @@ import filelock
 
 from catdog import config
 from catdog.access import Action, Actor, authorize
-from catdog.archives import ArchiveError, Skipped, zip_members
-from catdog.data import DataError, Scan, min_photos_per_class, resolve_data_dir, scan
-from catdog.images import ImageError, open_image
-from catdog.runs import ACTIVE, Run, RunStore
+from catdog.data.archives import ArchiveError, Skipped, zip_members
+from catdog.data.folders import DataError, Scan, min_photos_per_class, resolve_data_dir, scan
+from catdog.data.images import ImageError, open_image
+from catdog.runs.store import ACTIVE, Run, RunStore
 from catdog.storage import read_json, write_json_atomic
 
 Progress = Callable[[int, int], None]

@@ -239,7 +239,7 @@ BAD: dict[str, Bad] = {
 
 def photo(label: int, index: int) -> bytes:
     """A small synthetic JPEG of class 0 (warm) or 1 (cool), different per index."""
-    from support import synthetic_image
+    from tests.helpers.support import synthetic_image
 
     return encode(synthetic_image(label, index), "JPEG")
 

@@ -4,7 +4,7 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
 
     config.json     what to train (architecture, hyperparameters, data, seed, versions)
     status.json     queued | running | finished | failed | cancelled, with pid, times, error, and
-                    why the run did not learn, if it did not (catdog.collapse)
+                    why the run did not learn, if it did not (catdog.runs.collapse)
     history.jsonl   one line per epoch (and one for the fast path's feature caching)
     progress.json   where a live run is within its epoch, rewritten in place about every second
     data.json       what training found in the data folder: classes, counts, skipped files, and
@@ -13,15 +13,15 @@ A run is a folder under the runs directory, and `Run` is the one reader and writ
     note.json       the user's note about the run
     cancel          present once the user asked to cancel
     model.keras     the weights with the best validation accuracy so far; a fast-path head's
-                    after its last epoch (catdog.head)
+                    after its last epoch (catdog.fast.head)
     tensorboard/    TensorBoard event files
     train.log       the training process's output
-    evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.predict)
-    model.tflite    the saved model converted for phones, made on request (catdog.predict)
+    evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.inference.predict)
+    model.tflite    the saved model converted for phones, made on request (catdog.inference.predict)
     photo-scores.json   the saved model's class probabilities per training photo content, for top
-                    losses and the map of the data (catdog.predict)
+                    losses and the map of the data (catdog.inference.predict)
     familiarity.npz the unfamiliarity guard: training photos' backbone features and the border
-                    calibrated on validation (catdog.familiarity), made at the end of training
+                    calibrated on validation (catdog.inference.familiarity), made at the end of training
 
 Each submitted run starts a small queue process that waits for the queue lock and then trains
 queued runs oldest first, each in a fresh child process. The lock dies with its holder, so a
@@ -49,14 +49,13 @@ import psutil
 
 from catdog import config
 from catdog.access import Action, Actor, authorize
+from catdog.runs import cluster
+from catdog.runs.states import ACTIVE, FINAL, STATES, RunError
 from catdog.storage import append_jsonl, read_json, read_jsonl, write_json_atomic
 
 if TYPE_CHECKING:
-    from catdog.data import Scan
+    from catdog.data.folders import Scan
 
-STATES = ("queued", "running", "finished", "failed", "cancelled")
-ACTIVE = ("queued", "running")
-FINAL = ("finished", "failed", "cancelled")
 # Kinds of history.jsonl records.
 RECORD_EPOCH, RECORD_FEATURES = "epoch", "features"
 # Phases of epoch records and progress. Epochs are numbered from 1 across phases; the preparing
@@ -77,14 +76,6 @@ QUEUE_POLL_S = 0.5
 # A process's creation time is derived from the boot time, which clock adjustments can shift a
 # little; a later process reusing the pid was created far later than this.
 CREATE_TIME_TOLERANCE_S = 1.0
-
-
-class RunError(ValueError):
-    """A run that cannot be found, started or changed; the message is one line for the user."""
-
-
-class RunCancelled(Exception):
-    """Raised inside training when the user cancels, to stop at once with the run marked cancelled."""
 
 
 @dataclass
@@ -149,7 +140,7 @@ class Run:
 
     def record_data(self, scan: "Scan", dataset: str | None = None) -> None:
         """Kept with the run: a data set fixed later does not change what this run trained on.
-        `dataset`: the id of the app's own data set it is (catdog.datasets), to follow a rename."""
+        `dataset`: the id of the app's own data set it is (catdog.data.datasets), to follow a rename."""
         write_json_atomic(
             self.path / "data.json",
             {
@@ -170,7 +161,7 @@ class Run:
         if status.get("state") not in STATES:
             status = {"state": "failed", "error": "status.json is damaged or missing"}
         if status.get("ray_address") and status["state"] in ACTIVE:
-            return _cluster().job_status(self, status)
+            return cluster.job_status(self, status)
         if status["state"] == "running" and not _alive(status.get("pid"), status.get("create_time")):
             # Not written back: the queue process, if alive, records the exact outcome, which
             # for a cancelled run is "cancelled" (it may have ended the process itself).
@@ -270,7 +261,7 @@ class Run:
             "seconds": _duration(status),
             "created": cfg.get("created"),
             "error": status.get("error"),
-            # Why the run counts as not having learned (catdog.collapse); None when it learned.
+            # Why the run counts as not having learned (catdog.runs.collapse); None when it learned.
             "collapsed": status["collapsed"] if "collapsed" in status else self._collapse(history),
             "note": self.note,
         }
@@ -278,7 +269,7 @@ class Run:
 
     def _collapse(self, history: list[dict]) -> str | None:
         """For a run whose training did not record it (from before the check, or still in its first epochs)."""
-        from catdog.collapse import GRACE_EPOCHS, collapse_reason
+        from catdog.runs.collapse import GRACE_EPOCHS, collapse_reason
 
         if len(history) < GRACE_EPOCHS:
             return None
@@ -393,7 +384,7 @@ class RunStore:
         """Records a queued run and makes sure a queue process (or a Ray cluster) will train it; returns at once."""
         authorize(actor, Action.START_RUN)
         if config.ray_address():
-            return _cluster().submit(self, run_config)
+            return cluster.submit(self, run_config)
         run = self.create(run_config)
         self._start_queue_process()
         return run
@@ -433,7 +424,7 @@ class RunStore:
             raise RunError(f"run {run_id} is already {status['state']}")
         run.request_cancel()
         if status.get("ray_address"):
-            _cluster().stop(run, status)
+            cluster.stop(run, status)
         if status["state"] == "queued":
             return run.mark("cancelled", error=None)
         return status
@@ -529,13 +520,6 @@ def _wait_or_stop(run: Run, child: subprocess.Popen) -> int:
                 child.terminate()
 
 
-def _cluster():
-    """catdog.cluster, imported only for runs on a Ray cluster (it builds on this module)."""
-    from catdog import cluster
-
-    return cluster
-
-
 def _exit_reason(returncode: int) -> str:
     if returncode < 0:
         try:
@@ -546,6 +530,3 @@ def _exit_reason(returncode: int) -> str:
         return f"the training process was killed by {name}{hint}"
     return f"the training process exited with code {returncode} without a final status; see train.log"
 
-
-if __name__ == "__main__":
-    RunStore(sys.argv[1]).serve_queue()

@@ -11,12 +11,18 @@ path. A run records its head's address at submission, so it reads the same where
 Ray is imported here only, and only when a run uses it: the default install has no Ray.
 """
 
+from __future__ import annotations
+
 import functools
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from catdog import config
-from catdog.runs import ACTIVE, Run, RunError, RunStore
+from catdog.runs.states import ACTIVE, RunError
+
+if TYPE_CHECKING:
+    from catdog.runs.store import Run, RunStore
 
 # Ray's message for a failed entrypoint goes on with the job's whole log; the run keeps the reason.
 _LOG_IN_MESSAGE = ", last available logs"

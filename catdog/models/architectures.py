@@ -13,9 +13,10 @@ from functools import cache
 import keras
 from keras import layers
 
-from catdog import config, head
-from catdog.augment import build_augmentation
-from catdog.backbone import WeightsUnavailable
+from catdog import config
+from catdog.models import model4
+from catdog.models.augmentation import build_augmentation
+from catdog.models.model4 import WeightsUnavailable
 from catdog.settings import ARCHITECTURES, FINE_TUNE_AT, AugmentConfig, get_architecture
 
 # The frozen MobileNetV2 inside model4: fine-tuning and the Predict page's feature maps find it by name.
@@ -125,9 +126,9 @@ def build_model4(
 
 def build_head(pooled: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
     """model4's trainable head on pooled backbone features; the fast path trains it alone."""
-    x = layers.Dropout(head.DROPOUT, name=head.DROPOUT_NAME)(pooled)
-    x = layers.Dense(head.HIDDEN, activation="relu", name=head.NAMES[0])(x)
-    return layers.Dense(num_classes, name=head.NAMES[1])(x)
+    x = layers.Dropout(model4.DROPOUT, name=model4.DROPOUT_NAME)(pooled)
+    x = layers.Dense(model4.HIDDEN, activation="relu", name=model4.NAMES[0])(x)
+    return layers.Dense(num_classes, name=model4.NAMES[1])(x)
 
 
 def unfreeze_top(model: keras.Model) -> None:

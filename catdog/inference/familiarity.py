@@ -27,9 +27,9 @@ import filelock
 import numpy as np
 
 from catdog import config
-from catdog.data import DataError, Scan
-from catdog.datasets import as_trained
-from catdog.runs import Run
+from catdog.data.datasets import as_trained
+from catdog.data.folders import DataError, Scan
+from catdog.runs.store import Run
 from catdog.storage import write_bytes_atomic
 
 # The scan's own size: its decoded pixels and the fast path's cached features serve the guard.
@@ -164,8 +164,8 @@ class Guard:
 def fit_on(data: Scan, progress: Progress | None = None) -> Guard:
     """The guard of a data set's training and validation photos; their features come from the
     shared feature cache, computed there first if need be."""
-    from catdog.backbone import WeightsUnavailable
-    from catdog.features import FeatureCache
+    from catdog.fast.features import FeatureCache
+    from catdog.models.model4 import WeightsUnavailable
 
     cache = FeatureCache(data, GUARD_IMAGE_SIZE, progress)
     try:

@@ -5,7 +5,7 @@ epoch is a few milliseconds of arithmetic, while importing TensorFlow to do it t
 So the fast path trains it here, the way Keras would (Glorot-uniform weights, Adam with Keras's
 update and defaults under a cosine-decayed learning rate, softmax cross-entropy), and writes the
 very `.keras` file that
-`catdog.features.build_head_model(...).save()` writes; catdog.predict loads it with
+`catdog.fast.features.build_head_model(...).save()` writes; catdog.inference.predict loads it with
 safe_mode=True and puts MobileNetV2 under it. tests/test_fast.py holds both to Keras.
 """
 
@@ -20,13 +20,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from catdog.models.model4 import DROPOUT, DROPOUT_NAME, HIDDEN, MODEL_NAME, NAMES
 from catdog.settings import library_versions
 from catdog.storage import write_bytes_atomic
 
-# The head's shape and its layers' names, for catdog.models too: the names carry its weights into model4.
-HIDDEN = 64
-DROPOUT = 0.2
-MODEL_NAME, DROPOUT_NAME, NAMES = "head", "head_dropout", ("head_dense", "logits")
 # keras.optimizers.Adam's defaults.
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 
@@ -179,7 +176,7 @@ _FLOAT32 = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "
 
 
 def keras_config(num_features: int, num_classes: int) -> dict:
-    """config.json of catdog.features.build_head_model(num_features, num_classes), as Keras saves it."""
+    """config.json of catdog.fast.features.build_head_model(num_features, num_classes), as Keras saves it."""
     layers = [
         {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None, "name": "features",
          "inbound_nodes": [], "config": {"batch_shape": [None, num_features], "dtype": "float32", "sparse": False,

@@ -5,7 +5,7 @@ alone takes seconds, and its CPU kernels run MobileNetV2 about three times slowe
 Runtime here. So the same network is written as an ONNX graph straight from the Keras weights
 file (BatchNormalization folded into the convolutions), following keras.applications'
 MobileNetV2 layer by layer. tests/test_backbone.py checks its features against Keras's.
-Where onnxruntime is not installed, `extractor` returns None and catdog.features uses Keras.
+Where onnxruntime is not installed, `extractor` returns None and catdog.fast.features uses Keras.
 """
 
 import functools
@@ -38,18 +38,14 @@ IR_VERSION = 8
 Extract = Callable[[np.ndarray], np.ndarray]
 
 
-class WeightsUnavailable(RuntimeError):
-    """The ImageNet weights are neither cached nor downloadable; the message says where to put them."""
-
-
 def weights_path() -> Path:
-    """Where Keras keeps the ImageNet weights (catdog.models downloads them there)."""
+    """Where Keras keeps the ImageNet weights (catdog.models.architectures downloads them there)."""
     return config.keras_home() / "models" / config.BACKBONE_WEIGHTS_FILE
 
 
 def available() -> bool:
     """ONNX Runtime is installed and the cached weights are the published file; otherwise the
-    Keras path answers, and it downloads them again or says why not (catdog.models)."""
+    Keras path answers, and it downloads them again or says why not (catdog.models.architectures)."""
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -106,7 +102,7 @@ class _Graph:
 
     def __init__(self, weights, image_size: tuple[int, int], prefix: str = ""):
         """weights[layer][f"{layer}/{variable}:0"] as in Keras's weights file; the prefix keeps
-        the names of two graphs apart when catdog.web puts them into one model."""
+        the names of two graphs apart when catdog.inference.web puts them into one model."""
         self.weights, self.nodes, self.initializers = weights, [], []
         self.size, self.count, self.prefix = list(image_size), 0, prefix
 
@@ -183,7 +179,7 @@ def add_mobilenet(graph: _Graph, x: str) -> str:
 
 def add_features(graph: _Graph, pixels: str, output: str | None = None) -> str:
     """0..255 NHWC pixels → pooled features: preprocess_input, MobileNetV2, global max pooling,
-    as in catdog.features.build_extractor."""
+    as in catdog.fast.features.build_extractor."""
     x = graph.node("Transpose", [pixels], perm=[0, 3, 1, 2])
     x = graph.node("Add", [graph.node("Mul", [x, graph.constant("scale", np.float32(1 / 127.5))]),
                            graph.constant("offset", np.float32(-1))])

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from catdog.models import BACKBONE
+from catdog.models.architectures import BACKBONE
 
 # Thumbnails per layer: enough to see variety, few enough to read on a projector.
 TOP_CHANNELS = 8
@@ -80,7 +80,7 @@ def _patch_sizes(path: list[keras.layers.Layer]) -> dict[str, int]:
 
 
 # One traced function per loaded model, kept on the model so that it goes when the model does,
-# as Grad-CAM's is (catdog.explain): every session's photos reuse it.
+# as Grad-CAM's is (catdog.inference.gradcam): every session's photos reuse it.
 _MAPS_ATTRIBUTE = "_catdog_feature_maps"
 _maps_lock = threading.Lock()
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog import access, config
-from catdog.images import ImageError, open_image, read_upload, stored_size, to_model_input
+from catdog.data.images import ImageError, open_image, read_upload, stored_size, to_model_input
 from catdog.storage import read_json, save_npy_atomic, write_json_atomic
 
 Progress = Callable[[int, int], None]
@@ -200,7 +200,7 @@ def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Pa
     With CATDOG_DATA_ROOTS set it must lie inside one of them. Without, any folder may be read
     by the owner (one's own machine); for the sessions of a server with a teacher password typed
     folders are refused altogether. CATDOG_DATA_DIR, set by whoever runs the server, is allowed,
-    and so are the app's own data sets (catdog.datasets). Nothing inside the folder is read here.
+    and so are the app's own data sets (catdog.data.datasets). Nothing inside the folder is read here.
     """
     path = Path(str(folder).strip()).expanduser().resolve()
     if config.data_dir() and path == Path(config.data_dir()).expanduser().resolve():

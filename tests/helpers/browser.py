@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Self
 
-from support import ROOT, answers, wait_for
+from tests.helpers.support import ROOT, answers, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -9,9 +9,9 @@ assets/vendor/onnxruntime-web). The export is one ONNX graph and a JSON descript
     model.json   class names, input sizes, how to make the pixels, the guard's border
 
 The graph is written here from the model's own weights (no converter to install): the four
-architectures use a handful of layer kinds, and catdog.backbone already writes MobileNetV2 as
+architectures use a handful of layer kinds, and catdog.fast.backbone already writes MobileNetV2 as
 ONNX for the server. The unfamiliarity guard goes into the same graph (_add_guard: the one port
-of catdog.familiarity's score), so a page gets both answers from one call. Pixels are made as
+of catdog.inference.familiarity's score), so a page gets both answers from one call. Pixels are made as
 the server makes them: assets/web/catdog.js resizes with PIL's bilinear filter, to the integer.
 
 `write_html` puts the runtime, the model and a camera page into one file that works offline.
@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from catdog import backbone, config, familiarity, head, predict
-from catdog.runs import Run, RunError, image_size
+from catdog import config
+from catdog.fast import backbone, head
+from catdog.inference import familiarity, predict
+from catdog.runs.store import Run, RunError, image_size
 from catdog.storage import write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:
@@ -141,7 +143,7 @@ def _export(run: Run, precision: str) -> WebModel:
         "format": FORMAT, "format_version": FORMAT_VERSION, "run": run.id,
         "architecture": run.config.get("arch"), "classes": classes, "precision": precision,
         "inputs": {item.name: [dim.dim_value for dim in item.type.tensor_type.shape.dim[1:3]] for item in inputs},
-        # What catdog.images.to_model_input does: RGB, PIL's bilinear resize to the input size (its
+        # What catdog.data.images.to_model_input does: RGB, PIL's bilinear resize to the input size (its
         # filter widened when shrinking), kept as 0..255 floats; the model normalises itself.
         "preprocessing": {"resize": "PIL bilinear", "range": [0, 255], "layout": "NHWC", "channels": "RGB"},
         "guard": guard_meta,
@@ -160,7 +162,7 @@ def _pixels_input(name: str, size: tuple[int, int]):
 
 
 def _imagenet_weights():
-    """The ImageNet weights as catdog.backbone reads them, all in memory (the h5 file closes)."""
+    """The ImageNet weights as catdog.fast.backbone reads them, all in memory (the h5 file closes)."""
     import h5py
 
     if not backbone.weights_path().is_file():
@@ -176,7 +178,7 @@ def _h5_keys(group) -> list[str]:
 
 
 class _KerasWeights:
-    """A Keras MobileNetV2's weights, looked up as catdog.backbone looks them up in Keras's file."""
+    """A Keras MobileNetV2's weights, looked up as catdog.fast.backbone looks them up in Keras's file."""
 
     def __init__(self, model: "keras.Model"):
         self.model = model
@@ -191,13 +193,13 @@ def _dense(graph, x: str, kernel: np.ndarray, bias: np.ndarray, activation: str)
 
 
 def _add_head(graph, features: str, trained: head.Head) -> str:
-    """The fast path's head (catdog.head.Head.logits)."""
+    """The fast path's head (catdog.fast.head.Head.logits)."""
     k1, b1, k2, b2 = trained.weights
     return _dense(graph, _dense(graph, features, k1, b1, "relu"), k2, b2, "linear")
 
 
 def _add_keras(graph, model: "keras.Model", x: str) -> str:
-    """A Keras model of catdog.models, a chain of layers, at inference: logits of 0..255 NHWC pixels."""
+    """A Keras model of catdog.models.architectures, a chain of layers, at inference: logits of 0..255 NHWC pixels."""
     x = graph.node("Transpose", [x], perm=[0, 3, 1, 2])
     for layer in model.layers[1:]:
         x = _add_layer(graph, layer, x)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catdog.runs import PREPARING, Run, RunStore, image_size, planned_epochs
+from catdog.runs.store import PREPARING, Run, RunStore, image_size, planned_epochs
 
 
 def preparing(progress: dict) -> bool:

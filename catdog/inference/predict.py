@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 from PIL import Image
 
-from catdog import backbone, familiarity, head
-from catdog.archives import ArchiveError, Member, is_zip, zip_members
-from catdog.backbone import WeightsUnavailable
-from catdog.data import Scan
-from catdog.datasets import as_trained
-from catdog.features import FeatureCache, extract, model4_with_head
-from catdog.head import MODEL_NAME as HEAD_MODEL_NAME
-from catdog.images import ImageError, data_url, load_image, open_image, read_upload, to_model_input
-from catdog.runs import Run, RunError, image_size
+from catdog.data.archives import ArchiveError, Member, is_zip, zip_members
+from catdog.data.datasets import as_trained
+from catdog.data.folders import Scan
+from catdog.data.images import ImageError, data_url, load_image, open_image, read_upload, to_model_input
+from catdog.fast import backbone, head
+from catdog.fast.features import FeatureCache, extract, model4_with_head
+from catdog.inference import familiarity
+from catdog.models.model4 import MODEL_NAME as HEAD_MODEL_NAME
+from catdog.models.model4 import WeightsUnavailable
+from catdog.runs.store import Run, RunError, image_size
 from catdog.storage import read_json, write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:
@@ -223,7 +224,7 @@ class Prediction:
     probabilities: dict[str, float]
     label: str
     grad_cam: np.ndarray  # the Grad-CAM heat map for the label over the photo: RGB, the photo's size
-    unfamiliarity: float | None  # see catdog.familiarity; None when the run has no guard
+    unfamiliarity: float | None  # see catdog.inference.familiarity; None when the run has no guard
 
     @property
     def confidence(self) -> float:
@@ -252,7 +253,7 @@ def predict_photo(run: Run, data: bytes, flip_average: bool = False) -> dict[str
 def _classifier(run: Run, flip_average: bool) -> tuple[tuple[int, int], Callable[[np.ndarray], np.ndarray]]:
     """The run's input size, and pixels (N, H, W, 3) → class probabilities (N, classes).
 
-    A fast-path run's head answers on ONNX Runtime's backbone features (catdog.backbone), which
+    A fast-path run's head answers on ONNX Runtime's backbone features (catdog.fast.backbone), which
     agree with Keras's: a third of Keras's time for one photo. Any other run: its Keras model.
     """
     size = image_size(run.config)
@@ -297,11 +298,11 @@ def analyse_photo(run: Run, data: bytes, flip_average: bool = False) -> Predicti
     pixels = to_model_input(seen, size)
     probs = dict(zip(class_names(run), classify(pixels[None])[0].tolist()))
     label = max(probs, key=probs.get)
-    from catdog import explain
+    from catdog.inference import gradcam
 
-    heat = explain.grad_cam(load_model(run), pixels, list(probs).index(label))
+    heat = gradcam.grad_cam(load_model(run), pixels, list(probs).index(label))
     score = unfamiliarity(run, [seen])
-    return Prediction(photo, pixels, probs, label, explain.overlay(photo, heat), score[0] if score else None)
+    return Prediction(photo, pixels, probs, label, gradcam.overlay(photo, heat), score[0] if score else None)
 
 
 # --- many photos -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Training whole Keras models: the CNNs, model4 end to end, and fine-tuning model4's backbone.
 
-catdog.training runs it for every run but the fast path's head, which needs no TensorFlow.
+catdog.training.process runs it for every run but the fast path's head, which needs no TensorFlow.
 """
 
 import os
@@ -13,12 +13,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catdog.data import Scan
-from catdog.head import NAMES, Head
-from catdog.models import build, unfreeze_top
-from catdog.runs import PHASE_FINE_TUNE, PHASE_PHOTOS, PHASE_TRAIN, Run, image_size
+from catdog.data.folders import Scan
+from catdog.fast.head import Head
+from catdog.models.architectures import build, unfreeze_top
+from catdog.models.model4 import NAMES
+from catdog.runs.store import PHASE_FINE_TUNE, PHASE_PHOTOS, PHASE_TRAIN, Run, image_size
 from catdog.settings import AugmentConfig, get_architecture
-from catdog.training import EpochReporter
+from catdog.training.callbacks import EpochReporter
 
 
 def make_dataset(
@@ -139,7 +140,7 @@ def set_head(model: keras.Model, head: Head) -> None:
 
 
 # Seeding and building set process-wide state (Python's and TensorFlow's global seeds): runs that
-# train side by side in one process (catdog.training.execute_all) take turns at it.
+# train side by side in one process (catdog.training.process.execute_all) take turns at it.
 _SETUP_LOCK = threading.Lock()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # What a run makes from its model on demand: a copy without them starts as a run that has made nothing yet.
 MADE_FROM_MODEL = shutil.ignore_patterns("evaluation*.json", "photo-scores.json", "*.tflite")
 SHARED_KERAS_HOME = ROOT.parent / "shared" / "bin" / "keras-home"
@@ -163,7 +163,7 @@ def catdog(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def select_runs(app, rows: list[int]) -> list[str]:
     """Selects rows of the runs table, newest first as shown; returns their run ids."""
-    from catdog.runs import RunStore
+    from catdog.runs.store import RunStore
 
     runs = [run.id for run in reversed(RunStore().runs())]
     app.session_state[f"runs-{len(runs)}"] = {"selection": {"rows": rows, "columns": []}}
