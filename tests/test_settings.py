@@ -28,7 +28,7 @@ def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
     record = json.loads(json.dumps(RunConfig("model4", fast=True, data_dir="/data").to_dict()))
     assert list(record) == [
         "arch", "epochs", "fine_tune_epochs", "batch_size", "image_size", "learning_rate", "augmentation", "seed",
-        "data_dir", "split_seed", "fast", "feature_copies", "mixed_precision", "experiment", "varied", "versions",
+        "data_dir", "split_seed", "fast", "feature_copies", "mixed_precision", "experiment", "varied", "photos_per_class", "versions",
     ]
     assert record["augmentation"] == {
         "flip": "horizontal", "rotation": [-0.2, 0.2], "fill_mode": "reflect", "seed": None,
@@ -47,7 +47,7 @@ def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
         ({"epochs": 2.5}, "epochs must be a whole number; got 2.5"),
         ({"batch_size": 4096}, "batch size must be between 1 and 1024; got 4096"),
         ({"learning_rate": 2.0}, "learning rate must be in (0, 1]; got 2.0"),
-        ({"image_size": 100}, "image size must be one of 96, 128, 160, 192, 224, 288; got 100"),
+        ({"image_size": 100}, "image size must be one of 64, 96, 128, 160, 192, 224, 288; got 100"),
         ({"feature_copies": 17, "arch": "model4", "fast": True}, "augmented copies must be between 0 and 16; got 17"),
         ({"fast": True}, "the fast path needs a frozen backbone; model1 has none"),
         ({"arch": "model9"}, "unknown architecture 'model9'"),
