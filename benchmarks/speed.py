@@ -229,8 +229,8 @@ def cli_train(data_dir: str | None, cache: str, *args: str) -> dict:
         "load_average": load,
         "breakdown_s": {
             # Process start, imports, and the data check (scanning and, cold, decoding every photo).
-            "start_imports_and_data_check": round(run.config["created"] - start, 2),
-            "hand_off_to_training": round(status["started"] - run.config["created"], 2),
+            "start_imports_and_data_check": round(run.config.created - start, 2),
+            "hand_off_to_training": round(status["started"] - run.config.created, 2),
             "data_and_features": round(epochs[0]["time"] - epochs[0]["seconds"] - status["started"], 2),
             "features_of_which": features,
             "head_epochs": round(head, 2),
@@ -375,7 +375,7 @@ class Bench:
             "reference_s": last(reference), "catdog_s": last(ours),
             "speedup": round(last(reference) / last(ours), 2),
             "reference_val_accuracy": reference["val_accuracy"], "catdog_val_accuracy": ours["val_accuracy"],
-            "catdog_mixed_precision": run.config["mixed_precision"], "load_average": load_average(),
+            "catdog_mixed_precision": run.config.mixed_precision, "load_average": load_average(),
         }}
 
     def latency(self) -> dict:

@@ -7,7 +7,7 @@ checking settings, listing runs and `--help` stay instant.
 
 import numbers
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 
 from catdog import config
@@ -134,7 +134,10 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "AugmentConfig":
-        data = dict(data or {})
+        """A recorded augmentation: settings it lacks take their defaults, names it has that this
+        version does not know are ignored."""
+        known = {field.name for field in fields(cls)}
+        data = {name: value for name, value in (data or {}).items() if name in known}
         if "rotation" in data:
             data["rotation"] = tuple(data["rotation"])
         return cls(**data)
@@ -308,6 +311,8 @@ class RunConfig:
     varied: str | None = None
     # Fewer training photos make a quicker lesson (catdog.runs.lessons); validation keeps all of its own.
     photos_per_class: int | None = None
+    # When the run was recorded (RunStore.create); None until then.
+    created: float | None = None
 
     def __post_init__(self) -> None:
         architecture = get_architecture(self.arch)
@@ -345,9 +350,42 @@ class RunConfig:
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the photos the run trains on and its model takes."""
+        return (self.image_size, self.image_size)
+
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs the run trains in all, fine-tuning included."""
+        return self.epochs + self.fine_tune_epochs
+
     def to_dict(self) -> dict:
         """The config.json record: these settings and the library versions they train with."""
         return {**asdict(self), "versions": library_versions()}
+
+    @classmethod
+    def from_dict(cls, record) -> "RunConfig":
+        """A recorded config.json, checked as at submission. Settings a run recorded before they
+        existed take their defaults; names this version does not know (id, versions) are ignored."""
+        if not isinstance(record, dict) or "arch" not in record:
+            raise SettingsError("a run config must be a JSON object with an architecture")
+        known = {field.name for field in fields(cls)}
+        settings = {name: value for name, value in record.items() if name in known}
+        augmentation = settings.get("augmentation")
+        if augmentation is not None and not isinstance(augmentation, dict):
+            raise SettingsError(f"a recorded augmentation must be a JSON object; got {augmentation!r}")
+        settings["augmentation"] = AugmentConfig.from_dict(augmentation)
+        # Runs recorded before mixed precision was offered trained in float32.
+        settings.setdefault("mixed_precision", False)
+        return cls(**settings)
+
+    def __getitem__(self, name: str):
+        """`run.config["seed"]`, as catdog.inference.predict still reads it (issue 21): remove
+        once it reads attributes."""
+        if name not in {field.name for field in fields(self)}:
+            raise KeyError(name)
+        return getattr(self, name)
 
 
 def library_versions() -> dict[str, str | None]:

@@ -331,7 +331,7 @@ class DatasetStore:
         return [
             run.id for run in runs
             if run.state in ACTIVE
-            and any(Path(p).resolve() == dataset.root for p in (run.config.get("data_dir"), run.data().get("root")) if p)
+            and any(Path(p).resolve() == dataset.root for p in (run.config.data_dir, run.data().get("root")) if p)
         ]
 
     def _refuse_if_used(self, dataset: Dataset, doing: str) -> None:
@@ -493,7 +493,7 @@ def run_data_dir(run: Run) -> str | None:
     """The folder a run's photos are in now (None: the default set): the one it trained on, or,
     for a data set of the app's own renamed since, that data set's folder, found by the id the
     run recorded when it trained."""
-    folder = run.config.get("data_dir") or run.data().get("root")
+    folder = run.config.data_dir or run.data().get("root")
     dataset_id = run.data().get("dataset")
     if not dataset_id:
         return folder
@@ -515,7 +515,7 @@ def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]
     """
     recorded = run.data().get("files")
     if data is None or not isinstance(recorded, dict):
-        data = scan(run_data_dir(run), run.config.get("split_seed") or config.SPLIT_SEED)
+        data = scan(run_data_dir(run), run.config.split_seed)
     if not isinstance(recorded, dict):
         return data, dict.fromkeys(data.files, 0)
     files, gone = {}, {}

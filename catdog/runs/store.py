@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +51,7 @@ from catdog import config
 from catdog.access import Action, Actor, authorize
 from catdog.runs import cluster
 from catdog.runs.states import ACTIVE, FINAL, STATES, RunError
+from catdog.settings import RunConfig, SettingsError
 from catdog.storage import append_jsonl, read_json, read_jsonl, write_json_atomic
 
 if TYPE_CHECKING:
@@ -87,11 +88,15 @@ class Run:
         return self.path.name
 
     @property
-    def config(self) -> dict:
-        return read_json(self.path / "config.json", {})
+    def config(self) -> RunConfig:
+        """What the run trains with, as recorded in config.json; a RunError if the file is damaged."""
+        try:
+            return RunConfig.from_dict(read_json(self.path / "config.json"))
+        except (SettingsError, TypeError, ValueError) as error:
+            raise RunError(f"run {self.id} has a damaged config.json ({error})") from None
 
-    def write_config(self, run_config: dict) -> None:
-        write_json_atomic(self.path / "config.json", run_config)
+    def write_config(self, run_config: RunConfig) -> None:
+        write_json_atomic(self.path / "config.json", {**run_config.to_dict(), "id": self.id})
 
     @property
     def model_path(self) -> Path:
@@ -246,20 +251,20 @@ class Run:
         val = [h["val_accuracy"] for h in history if h.get("val_accuracy") is not None]
         return {
             "id": self.id,
-            "arch": cfg.get("arch"),
+            "arch": cfg.arch,
             "status": status["state"],
-            "fast": cfg.get("fast", False),
+            "fast": cfg.fast,
             "epochs": len(history),
-            "planned_epochs": planned_epochs(cfg),
-            "batch_size": cfg.get("batch_size"),
-            "image_size": image_size(cfg)[0],
-            "learning_rate": cfg.get("learning_rate"),
+            "planned_epochs": cfg.planned_epochs,
+            "batch_size": cfg.batch_size,
+            "image_size": cfg.image_size,
+            "learning_rate": cfg.learning_rate,
             # The saved model's, as training reported it: a fast-path head keeps its last epoch.
             "best_val_accuracy": status.get("best_val_accuracy", max(val) if val else None),
             "last_val_accuracy": val[-1] if val else None,
             "accuracy": history[-1].get("accuracy") if history else None,
             "seconds": _duration(status),
-            "created": cfg.get("created"),
+            "created": cfg.created,
             "error": status.get("error"),
             # Why the run counts as not having learned (catdog.runs.collapse); None when it learned.
             "collapsed": status["collapsed"] if "collapsed" in status else self._collapse(history),
@@ -276,15 +281,10 @@ class Run:
         return collapse_reason(history, len(self.data().get("classes") or ()))
 
 
-def image_size(run_config: dict) -> tuple[int, int]:
-    """The pixel size a run trains at; runs from before the setting existed used IMAGE_SIZE."""
-    side = run_config.get("image_size")
-    return (int(side), int(side)) if side else config.IMAGE_SIZE
-
-
-def planned_epochs(run_config: dict) -> int:
-    """Epochs a run will train in all, fine-tuning included."""
-    return int(run_config.get("epochs") or 0) + int(run_config.get("fine_tune_epochs") or 0)
+def image_size(run_config: RunConfig) -> tuple[int, int]:
+    """`image_size(run.config)`, as catdog.inference.predict still reads it (issue 21): remove once
+    it reads `run.config.input_size`."""
+    return run_config.input_size
 
 
 def _duration(status: dict) -> float | None:
@@ -324,12 +324,19 @@ class RunStore:
         self.root = config.runs_dir(root)
 
     def runs(self) -> list[Run]:
-        """All runs, oldest first."""
+        """All runs, oldest first. A folder whose config.json is missing or damaged is no run:
+        `get` says why, and `delete` still removes it."""
         if not self.root.is_dir():
             return []
         # A link could point anywhere: only the folders the app made here are runs.
-        runs = [Run(p) for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _RUN_ID.match(p.name)]
-        return sorted(runs, key=lambda run: (run.config.get("created") or 0, run.id))
+        folders = [p for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _RUN_ID.match(p.name)]
+        runs = []
+        for run in map(Run, folders):
+            try:
+                runs.append((run.config.created or 0, run))
+            except RunError:
+                continue
+        return [run for _, run in sorted(runs, key=lambda created_run: (created_run[0], created_run[1].id))]
 
     def get(self, run_id: str) -> Run:
         """The run with this id; ids are checked so no path outside the runs directory is reached."""
@@ -369,18 +376,21 @@ class RunStore:
                 f"{MIN_FREE_BYTES // 2**20} MB"
             )
 
-    def create(self, run_config: dict, **status) -> Run:
-        """Records a queued run, with any further status fields; `submit` also gets it trained."""
+    def create(self, run_config: RunConfig | dict, **status) -> Run:
+        """Records a queued run, with any further status fields; `submit` also gets it trained.
+        `run_config`: a RunConfig or its `to_dict` record."""
+        if isinstance(run_config, dict):
+            run_config = RunConfig.from_dict(run_config)
         self.check_writable()
         created = time.time()
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{run_config['arch']}-{secrets.token_hex(2)}"
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{run_config.arch}-{secrets.token_hex(2)}"
         run = Run(self.root / run_id)
         run.path.mkdir()
-        run.write_config({**run_config, "id": run_id, "created": created})
+        run.write_config(replace(run_config, created=created))
         run.mark("queued", pid=None, created=created, started=None, ended=None, error=None, **status)
         return run
 
-    def submit(self, run_config: dict, *, actor: Actor) -> Run:
+    def submit(self, run_config: RunConfig | dict, *, actor: Actor) -> Run:
         """Records a queued run and makes sure a queue process (or a Ray cluster) will train it; returns at once."""
         authorize(actor, Action.START_RUN)
         if config.ray_address():
