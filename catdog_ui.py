@@ -28,7 +28,9 @@ from catdog.access import Action, Forbidden
 from catdog.data import datasets, folders
 from catdog.runs.lessons import Experiment, arms, gaps, run_label
 from catdog.runs.queue_times import preparing, time_left
-from catdog.runs.store import ACTIVE, PREPARING, Run, RunStore
+from catdog.runs.record import PREPARING, Run
+from catdog.runs.states import ACTIVE
+from catdog.runs.store import RunStore
 from catdog.settings import AugmentConfig, RunConfig
 
 ROUTER = Path(__file__).resolve().parent / "dashboard.py"

@@ -38,7 +38,8 @@ from catdog.data.folders import download_default_dataset
 from catdog.data.images import load_image
 from catdog.inference.predict import evaluate, predict, predict_photo
 from catdog.models.augmentation import AugmentConfig, preview
-from catdog.runs.store import RECORD_FEATURES, RunStore
+from catdog.runs.record import RECORD_FEATURES
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
 from catdog.training.process import train

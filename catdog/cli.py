@@ -26,7 +26,9 @@ from catdog.data.datasets import DatasetStore
 from catdog.data.folders import DataError, scan
 from catdog.data.images import ImageError
 from catdog.runs import lessons
-from catdog.runs.store import ACTIVE, PREPARING, RunError, RunStore
+from catdog.runs.record import PREPARING
+from catdog.runs.states import ACTIVE, RunError
+from catdog.runs.store import RunStore
 from catdog.settings import (
     AMOUNT_MEANINGS,
     AMOUNT_RANGES,

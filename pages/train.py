@@ -19,7 +19,8 @@ from catdog.inference import predict
 from catdog.models.architectures import layer_summary, parameter_counts
 from catdog.runs import lessons
 from catdog.runs.queue_times import Slot, queue_plan
-from catdog.runs.store import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run, RunError, RunStore
+from catdog.runs.record import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run
+from catdog.runs.store import RunError, RunStore
 from catdog.settings import (
     ARCHITECTURES,
     BATCH_SIZE_CHOICES,

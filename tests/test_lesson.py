@@ -27,7 +27,9 @@ from catdog.runs.lessons import (
     gaps,
     run_result,
 )
-from catdog.runs.store import ACTIVE, RunError, RunStore, process_identity
+from catdog.runs.record import process_identity
+from catdog.runs.states import ACTIVE, RunError
+from catdog.runs.store import RunStore
 from catdog.settings import LESSON_SEEDS, PRESETS, RunConfig, SettingsError
 from catdog.storage import write_json_atomic
 from tests.helpers.support import assert_clean, catdog, open_app

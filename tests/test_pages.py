@@ -19,7 +19,9 @@ from streamlit.testing.v1 import AppTest
 import catdog_ui as ui
 from catdog.models.augmentation import augmentation_code
 from catdog.runs.lessons import WITH, WITHOUT, run_label
-from catdog.runs.store import ACTIVE, PHASE_FEATURES, PHASE_PHOTOS, PHASE_TRAIN, RunStore, process_identity
+from catdog.runs.record import PHASE_FEATURES, PHASE_PHOTOS, PHASE_TRAIN, process_identity
+from catdog.runs.states import ACTIVE
+from catdog.runs.store import RunStore
 from catdog.settings import (
     AMOUNT_RANGES,
     ARCHITECTURES,

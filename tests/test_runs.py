@@ -14,16 +14,10 @@ import pytest
 
 from catdog.access import OWNER
 from catdog.inference.predict import evaluate, input_size, load_model, predict
-from catdog.runs.store import (
-    NOTE_MAX_CHARS,
-    PHASE_HEAD,
-    RECORD_EPOCH,
-    Run,
-    RunError,
-    RunStore,
-    _wait_or_stop,
-    process_identity,
-)
+from catdog.runs.queue import _wait_or_stop
+from catdog.runs.record import NOTE_MAX_CHARS, PHASE_HEAD, RECORD_EPOCH, Run, process_identity
+from catdog.runs.states import RunError
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
 from tests.helpers.support import ROOT, synthetic_image, wait_for
@@ -345,7 +339,7 @@ def test_a_run_reads_its_config_typed_and_a_damaged_config_json_is_no_run(tiny_d
     (damaged.path / "config.json").write_text('{"arch": "model1", "epochs": "three"}')
     assert store.runs() == [kept]
     with pytest.raises(RunError, match=f"run {damaged.id} has a damaged config.json"):
-        store.get(damaged.id).config
+        _ = store.get(damaged.id).config
     store.cancel(damaged.id, actor=OWNER)
     store.delete(damaged.id, actor=OWNER)
     assert not damaged.path.exists()

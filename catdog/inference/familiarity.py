@@ -29,7 +29,7 @@ import numpy as np
 from catdog import config
 from catdog.data.datasets import as_trained
 from catdog.data.folders import DataError, Scan
-from catdog.runs.store import Run
+from catdog.runs.record import Run
 from catdog.storage import write_bytes_atomic
 
 # The scan's own size: its decoded pixels and the fast path's cached features serve the guard.

@@ -31,7 +31,8 @@ import numpy as np
 from catdog import config
 from catdog.fast import backbone, head
 from catdog.inference import familiarity, predict
-from catdog.runs.store import Run, RunError
+from catdog.runs.record import Run
+from catdog.runs.states import RunError
 from catdog.storage import write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:

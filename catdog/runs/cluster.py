@@ -22,7 +22,8 @@ from catdog import config
 from catdog.runs.states import ACTIVE, RunError
 
 if TYPE_CHECKING:
-    from catdog.runs.store import Run, RunStore
+    from catdog.runs.record import Run
+    from catdog.runs.store import RunStore
     from catdog.settings import RunConfig
 
 # Ray's message for a failed entrypoint goes on with the job's whole log; the run keeps the reason.

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catdog.runs.store import PREPARING, Run, RunStore
+from catdog.runs.record import PREPARING, Run
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 
 

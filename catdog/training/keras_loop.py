@@ -17,7 +17,7 @@ from catdog.data.folders import Scan
 from catdog.fast.head import Head
 from catdog.models.architectures import build, unfreeze_top
 from catdog.models.model4 import NAMES
-from catdog.runs.store import PHASE_FINE_TUNE, PHASE_PHOTOS, PHASE_TRAIN, Run
+from catdog.runs.record import PHASE_FINE_TUNE, PHASE_PHOTOS, PHASE_TRAIN, Run
 from catdog.settings import RunConfig
 from catdog.training.callbacks import EpochReporter
 

@@ -21,8 +21,8 @@ from catdog.fast import head
 from catdog.fast.features import FeatureCache
 from catdog.inference import familiarity
 from catdog.runs.collapse import collapse_reason
+from catdog.runs.record import PHASE_FEATURES, PHASE_HEAD, Run, process_identity
 from catdog.runs.states import RunCancelled
-from catdog.runs.store import PHASE_FEATURES, PHASE_HEAD, Run, process_identity
 from catdog.settings import RunConfig
 from catdog.training.callbacks import EpochReporter
 
