@@ -129,8 +129,8 @@ def start_form(architecture: Architecture) -> None:
             "Learning rate", sorted({*LEARNING_RATE_CHOICES, defaults.learning_rate}), defaults.learning_rate,
             format_func=lambda r: f"{r:g}", key=f"train_lr_{architecture.name}",
         )
-        if architecture.name == "model1":
-            st.caption("model1 trains without augmentation, to show overfitting.")
+        if not architecture.augments:
+            st.caption(f"{architecture.name} trains without augmentation, to show overfitting.")
         else:
             st.caption(f"Augmentation from the Augmentation page: {augmentation.describe()}.")
         mixed_precision = architecture.mixed_precision and st.toggle(
@@ -150,7 +150,7 @@ def start_form(architecture: Architecture) -> None:
         )
         if locked:
             st.caption(ui.LOCKED)
-    if architecture.name != "model1":
+    if architecture.augments:
         st.page_link("pages/augmentation.py", label="Change the augmentation", icon=":material/flip:")
     if not start:
         return

@@ -27,7 +27,7 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -40,10 +40,9 @@ from catdog.access import Action, Actor, authorize
 from catdog.data.archives import ArchiveError, Skipped, zip_members
 from catdog.data.folders import DataError, Scan, min_photos_per_class, resolve_data_dir, scan
 from catdog.data.images import ImageError, open_image
+from catdog.progress import Progress
 from catdog.runs.store import ACTIVE, Run, RunStore
 from catdog.storage import read_json, write_json_atomic
-
-Progress = Callable[[int, int], None]
 
 # Letters, digits, spaces, dots, dashes and underscores; a letter or digit first and last, so a
 # name is the same folder on every system (no trailing dot or space, which Windows drops).
