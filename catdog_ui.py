@@ -28,8 +28,10 @@ from catdog.access import Action, Forbidden
 from catdog.data import datasets, folders
 from catdog.runs.lessons import Experiment, arms, gaps, run_label
 from catdog.runs.queue_times import preparing, time_left
-from catdog.runs.store import ACTIVE, PREPARING, Run, RunStore, planned_epochs
-from catdog.settings import AugmentConfig
+from catdog.runs.record import PREPARING, Run
+from catdog.runs.states import ACTIVE
+from catdog.runs.store import RunStore
+from catdog.settings import AugmentConfig, RunConfig
 
 ROUTER = Path(__file__).resolve().parent / "dashboard.py"
 ASSETS = ROUTER.parent / "assets"
@@ -159,14 +161,14 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def progress_text(run_config: dict, history: list[dict], progress: dict) -> str:
+def progress_text(run_config: RunConfig, history: list[dict], progress: dict) -> str:
     left = f"about {duration(time_left(run_config, history, progress))} left"
     done, total = progress["batch"], progress["batches"]
     if preparing(progress):
         what = PREPARING[progress['phase']]
         return f"{what[0].upper()}{what[1:]}: {done} of {total} images · {left}"
     return (
-        f"Epoch {progress['epoch']} of {planned_epochs(run_config)} ({progress['phase']}) · "
+        f"Epoch {progress['epoch']} of {run_config.planned_epochs} ({progress['phase']}) · "
         f"batch {done} of {total} · {left}"
     )
 
@@ -178,7 +180,7 @@ def status_line(run: Run) -> tuple[str, str]:
     """The badge text and a one-line detail for the current or last run."""
     status, history, progress = run.status(), run.history(), run.progress()
     state = status["state"]
-    total = planned_epochs(run.config)
+    total = run.config.planned_epochs
     if state == "running" and progress and preparing(progress):
         epoch = f"caching features {progress['batch'] / max(progress['batches'], 1):.0%}"
     elif state == "running" and progress:
@@ -186,7 +188,7 @@ def status_line(run: Run) -> tuple[str, str]:
     else:
         epoch = f"{len(history)}/{total} epochs"
     val = [h["val_accuracy"] for h in history if h.get("val_accuracy") is not None]
-    detail = f"{run.config.get('arch', '?')} · {epoch} · val acc {percent(val[-1] if val else None)}"
+    detail = f"{run.config.arch} · {epoch} · val acc {percent(val[-1] if val else None)}"
     return state, detail
 
 
@@ -362,7 +364,7 @@ class RunSnapshot(Run):
     """A run whose files are read at most once: what every session shows of it for a moment."""
 
     @cached_property
-    def config(self) -> dict:
+    def config(self) -> RunConfig:
         return super().config
 
     @cached_property
@@ -460,7 +462,7 @@ def experiment_view(experiment: Experiment, key: str) -> None:
         current = Experiment(experiment.id, tuple(store.get(run_id) for run_id in ids))
         if current.active != was_active:
             st.rerun()  # it ended: stop polling, and conclude
-        states = ", ".join(f"{run_label(run)}, seed {run.config.get('seed')}: {run.state}" for run in current.runs)
+        states = ", ".join(f"{run_label(run)}, seed {run.config.seed}: {run.state}" for run in current.runs)
         st.caption(f"Experiment `{current.id}` · {current.varied} varies · {states}")
         accuracy, gap = st.columns(2)
         accuracy.plotly_chart(accuracy_curves(current.runs), key=f"{key}-accuracy")

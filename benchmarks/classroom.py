@@ -254,12 +254,12 @@ def main() -> None:
         "sessions": args.sessions,
         "browser_sessions": args.browser,
         "while_training": (
-            {"arch": training.config["arch"], "before": training_before, "after": training_after}
+            {"arch": training.config.arch, "before": training_before, "after": training_after}
             if training else None
         ),
         "goals_s": GOALS_WHILE_TRAINING_S if training else GOALS_S,
         "data": "synthetic (smoke)" if args.smoke else "cats_and_dogs_filtered",
-        "served_run": store.runs()[0].config["arch"],
+        "served_run": store.runs()[0].config.arch,
         "commit": commit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "warm_up": {"home_s": rounded(warm_up.home_s), "page_ready_s": rounded(warm_up.page_ready_s),

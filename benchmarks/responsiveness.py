@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from catdog.access import OWNER
-from catdog.runs.store import PHASE_TRAIN, RunStore
+from catdog.runs.record import PHASE_TRAIN
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -38,7 +38,8 @@ from catdog.data.folders import download_default_dataset
 from catdog.data.images import load_image
 from catdog.inference.predict import evaluate, predict, predict_photo
 from catdog.models.augmentation import AugmentConfig, preview
-from catdog.runs.store import RECORD_FEATURES, RunStore
+from catdog.runs.record import RECORD_FEATURES
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
 from catdog.training.process import train
@@ -229,8 +230,8 @@ def cli_train(data_dir: str | None, cache: str, *args: str) -> dict:
         "load_average": load,
         "breakdown_s": {
             # Process start, imports, and the data check (scanning and, cold, decoding every photo).
-            "start_imports_and_data_check": round(run.config["created"] - start, 2),
-            "hand_off_to_training": round(status["started"] - run.config["created"], 2),
+            "start_imports_and_data_check": round(run.config.created - start, 2),
+            "hand_off_to_training": round(status["started"] - run.config.created, 2),
             "data_and_features": round(epochs[0]["time"] - epochs[0]["seconds"] - status["started"], 2),
             "features_of_which": features,
             "head_epochs": round(head, 2),
@@ -375,7 +376,7 @@ class Bench:
             "reference_s": last(reference), "catdog_s": last(ours),
             "speedup": round(last(reference) / last(ours), 2),
             "reference_val_accuracy": reference["val_accuracy"], "catdog_val_accuracy": ours["val_accuracy"],
-            "catdog_mixed_precision": run.config["mixed_precision"], "load_average": load_average(),
+            "catdog_mixed_precision": run.config.mixed_precision, "load_average": load_average(),
         }}
 
     def latency(self) -> dict:

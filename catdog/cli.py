@@ -26,7 +26,9 @@ from catdog.data.datasets import DatasetStore
 from catdog.data.folders import DataError, scan
 from catdog.data.images import ImageError
 from catdog.runs import lessons
-from catdog.runs.store import ACTIVE, PREPARING, RunError, RunStore, planned_epochs
+from catdog.runs.record import PREPARING
+from catdog.runs.states import ACTIVE, RunError
+from catdog.runs.store import RunStore
 from catdog.settings import (
     AMOUNT_MEANINGS,
     AMOUNT_RANGES,
@@ -240,7 +242,7 @@ def _follow(run, done: threading.Event | None = None) -> int:
 def _watch(run, label: str = "training", done: threading.Event | None = None) -> dict:
     """Shows a run's progress until it ends (or `done` is set, when it trains in this process);
     returns what `_follow` prints of it."""
-    planned = planned_epochs(run.config)
+    planned = run.config.planned_epochs
     done = done or threading.Event()
     with progress(label) as report:
         while (status := run.status())["state"] in ACTIVE:
@@ -302,7 +304,7 @@ def cmd_lesson(args) -> int:
                 print("\n".join(run.id for run in runs))
             return 0
         for run in runs:
-            _watch(run, f"{lessons.run_label(run)}, seed {run.config['seed']}")
+            _watch(run, f"{lessons.run_label(run)}, seed {run.config.seed}")
     result = lessons.find_experiment(store, experiment).summary()
     if args.json:
         _print_json(result)
@@ -327,7 +329,7 @@ def _train_lesson_here(runs, data) -> None:
     worker.start()
     try:
         for run in runs:
-            _watch(run, f"{lessons.run_label(run)}, seed {run.config['seed']}", done)
+            _watch(run, f"{lessons.run_label(run)}, seed {run.config.seed}", done)
     except KeyboardInterrupt:
         for run in runs:
             run.request_cancel()

@@ -7,7 +7,7 @@ checking settings, listing runs and `--help` stay instant.
 
 import numbers
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 
 from catdog import config
@@ -134,7 +134,10 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "AugmentConfig":
-        data = dict(data or {})
+        """A recorded augmentation: settings it lacks take their defaults, names it has that this
+        version does not know are ignored."""
+        known = {field.name for field in fields(cls)}
+        data = {name: value for name, value in (data or {}).items() if name in known}
         if "rotation" in data:
             data["rotation"] = tuple(data["rotation"])
         return cls(**data)
@@ -170,8 +173,11 @@ class Architecture:
     name: str
     title: str
     description: str
+    # What catdog.models.architectures.build makes of it: the flags below, in the order its layers run.
+    scales_inputs: bool = False  # MobileNetV2's preprocess_input first
+    augments: bool = True  # then the run's augmentation layers (training only)
+    uses_backbone: bool = False  # then frozen MobileNetV2 and model4's head, else the small CNN
     fine_tune: bool = False
-    uses_backbone: bool = False
     learning_rate: float = 1e-3
     # Computing in bfloat16 (CPUs with AVX512_BF16) or float16 (GPUs), weights kept in float32:
     # measured 1.7x faster a model1 epoch on the 2-core CPU, with the same accuracy.
@@ -190,6 +196,8 @@ ARCHITECTURES: dict[str, Architecture] = {
             "Three convolution and pooling blocks learn edges, textures and shapes from scratch, "
             "then a small dense layer decides. With only 2000 training photos it memorises them: "
             "training accuracy climbs towards 100 % while validation accuracy stalls around 70 %.",
+            # Trained on the same pixels every epoch, to show overfitting.
+            augments=False,
             mixed_precision=True,
             mixed_precision_by_default=True,
         ),
@@ -207,6 +215,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "Adds MobileNetV2's preprocess_input, which scales pixels from 0..255 to -1..1 before "
             "augmentation. Inputs centred near zero keep the first layers' activations in a good "
             "range, so training is steadier.",
+            scales_inputs=True,
             mixed_precision=True,
         ),
         Architecture(
@@ -215,6 +224,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "Reuses MobileNetV2, already trained on 1.4 million ImageNet photos, as a frozen "
             "feature extractor, and trains only a small head on top (max pooling, dropout, two "
             "dense layers). It reaches about 97 % validation accuracy within a few epochs.",
+            scales_inputs=True,
             uses_backbone=True,
         ),
         Architecture(
@@ -223,8 +233,9 @@ ARCHITECTURES: dict[str, Architecture] = {
             "Trains model4's head first, then unfreezes the top of MobileNetV2 and keeps training "
             f"at a tenth of the learning rate (layers from {FINE_TUNE_AT} up), adapting ImageNet "
             "features to cats and dogs without destroying them.",
-            fine_tune=True,
+            scales_inputs=True,
             uses_backbone=True,
+            fine_tune=True,
         ),
     )
 }
@@ -308,6 +319,8 @@ class RunConfig:
     varied: str | None = None
     # Fewer training photos make a quicker lesson (catdog.runs.lessons); validation keeps all of its own.
     photos_per_class: int | None = None
+    # When the run was recorded (RunStore.create); None until then.
+    created: float | None = None
 
     def __post_init__(self) -> None:
         architecture = get_architecture(self.arch)
@@ -345,9 +358,42 @@ class RunConfig:
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the photos the run trains on and its model takes."""
+        return (self.image_size, self.image_size)
+
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs the run trains in all, fine-tuning included."""
+        return self.epochs + self.fine_tune_epochs
+
     def to_dict(self) -> dict:
         """The config.json record: these settings and the library versions they train with."""
         return {**asdict(self), "versions": library_versions()}
+
+    @classmethod
+    def from_dict(cls, record) -> "RunConfig":
+        """A recorded config.json, checked as at submission. Settings a run recorded before they
+        existed take their defaults; names this version does not know (id, versions) are ignored."""
+        if not isinstance(record, dict) or "arch" not in record:
+            raise SettingsError("a run config must be a JSON object with an architecture")
+        known = {field.name for field in fields(cls)}
+        settings = {name: value for name, value in record.items() if name in known}
+        augmentation = settings.get("augmentation")
+        if augmentation is not None and not isinstance(augmentation, dict):
+            raise SettingsError(f"a recorded augmentation must be a JSON object; got {augmentation!r}")
+        settings["augmentation"] = AugmentConfig.from_dict(augmentation)
+        # Runs recorded before mixed precision was offered trained in float32.
+        settings.setdefault("mixed_precision", False)
+        return cls(**settings)
+
+    def __getitem__(self, name: str):
+        """`run.config["seed"]`, as catdog.inference.predict still reads it (issue 21): remove
+        once it reads attributes."""
+        if name not in {field.name for field in fields(self)}:
+            raise KeyError(name)
+        return getattr(self, name)
 
 
 def library_versions() -> dict[str, str | None]:

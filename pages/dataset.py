@@ -350,7 +350,7 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
     # The change and its Undo beside the photos, not only at the top of a long page.
     ui.undo_bar(dataset, key="undo-mislabeled")
     by_id = {run.id: run for run in runs}
-    chosen = st.selectbox("Model", list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.get('arch')} · {i}")
+    chosen = st.selectbox("Model", list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.arch} · {i}")
     try:
         from catdog.inference.predict import top_losses  # TensorFlow: only once a model is there to ask
 

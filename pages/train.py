@@ -19,7 +19,8 @@ from catdog.inference import predict
 from catdog.models.architectures import layer_summary, parameter_counts
 from catdog.runs import lessons
 from catdog.runs.queue_times import Slot, queue_plan
-from catdog.runs.store import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run, RunError, RunStore, image_size, planned_epochs
+from catdog.runs.record import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run
+from catdog.runs.store import RunError, RunStore
 from catdog.settings import (
     ARCHITECTURES,
     BATCH_SIZE_CHOICES,
@@ -128,8 +129,8 @@ def start_form(architecture: Architecture) -> None:
             "Learning rate", sorted({*LEARNING_RATE_CHOICES, defaults.learning_rate}), defaults.learning_rate,
             format_func=lambda r: f"{r:g}", key=f"train_lr_{architecture.name}",
         )
-        if architecture.name == "model1":
-            st.caption("model1 trains without augmentation, to show overfitting.")
+        if not architecture.augments:
+            st.caption(f"{architecture.name} trains without augmentation, to show overfitting.")
         else:
             st.caption(f"Augmentation from the Augmentation page: {augmentation.describe()}.")
         mixed_precision = architecture.mixed_precision and st.toggle(
@@ -149,7 +150,7 @@ def start_form(architecture: Architecture) -> None:
         )
         if locked:
             st.caption(ui.LOCKED)
-    if architecture.name != "model1":
+    if architecture.augments:
         st.page_link("pages/augmentation.py", label="Change the augmentation", icon=":material/flip:")
     if not start:
         return
@@ -187,7 +188,7 @@ def live_run() -> None:
     @ui.guarded("The live charts")
     def charts(run_id: str) -> None:
         run = store.get(run_id)
-        history, total = run.history(), planned_epochs(run.config)
+        history, total = run.history(), run.config.planned_epochs
         accuracy, loss = st.columns(2)
         accuracy.plotly_chart(curves(history, "accuracy", total), key=f"live-accuracy-{run_id}")
         loss.plotly_chart(curves(history, "loss", total), key=f"live-loss-{run_id}")
@@ -209,14 +210,14 @@ def live_run() -> None:
 def show_run(run: Run) -> None:
     status, history, progress = run.status(), run.history(), run.progress()
     state, cfg, cancelling = status["state"], run.config, run.cancel_requested
-    total = planned_epochs(cfg)
+    total = cfg.planned_epochs
     title, badge = st.columns([4, 1], vertical_alignment="center")
-    title.subheader(f"{'Live run' if ui.is_active(run) else 'Last run'}: {cfg.get('arch')}")
+    title.subheader(f"{'Live run' if ui.is_active(run) else 'Last run'}: {cfg.arch}")
     badge.badge(state, color=ui.STATE_COLORS[state])
     st.caption(
-        f"`{run.id}` · batch {cfg.get('batch_size')} · {image_size(cfg)[0]} px"
-        f" · learning rate {cfg.get('learning_rate'):g}"
-        f"{' · fast path' if cfg.get('fast') else ''}"
+        f"`{run.id}` · batch {cfg.batch_size} · {cfg.image_size} px"
+        f" · learning rate {cfg.learning_rate:g}"
+        f"{' · fast path' if cfg.fast else ''}"
     )
     if state == "queued":
         st.info("Queued: training starts when the runs before it finish.")
@@ -258,7 +259,7 @@ def queue(store: RunStore, shown: list[str]) -> None:
         run = slot.run
         name, button = st.columns([5, 1], vertical_alignment="center")
         name.caption(
-            f"{slot.position}. `{run.id}` · {run.config.get('arch')} · {planned_epochs(run.config)} epochs · "
+            f"{slot.position}. `{run.id}` · {run.config.arch} · {run.config.planned_epochs} epochs · "
             f"{starts(slot)}"
         )
         if button.button("Cancel", key=f"cancel-{run.id}", type="tertiary", disabled=locked,
@@ -370,8 +371,8 @@ def experiment_row(experiment: lessons.Experiment) -> dict:
         "status": experiment.state,
         "runs": " · ".join(f"{label} ×{len(members)}" for label, members in lessons.arms(experiment.runs).items()),
         "did not learn": sum(bool(result["collapsed"]) for result in results),
-        "epochs": experiment.runs[0].config.get("epochs"),
-        "px": experiment.runs[0].config.get("image_size"),
+        "epochs": experiment.runs[0].config.epochs,
+        "px": experiment.runs[0].config.image_size,
         "best val acc": max(best) if best else None,
     }
 
@@ -465,7 +466,7 @@ def compare(runs: list[Run], metric: str) -> go.Figure:
         longest = max(longest, len(history))
         figure.add_scatter(
             x=[h["epoch"] for h in history], y=[h.get(metric) for h in history],
-            name=f"{run.config.get('arch')} · {run.id[:15]}", mode="lines+markers",
+            name=f"{run.config.arch} · {run.id[:15]}", mode="lines+markers",
         )
     figure.update_layout(
         title=f"Validation {metric.removeprefix('val_')}", height=360, margin={"t": 50, "b": 40, "l": 50, "r": 10},

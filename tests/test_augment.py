@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from catdog.cli import build_parser, chosen_augmentation
-from catdog.models.architectures import build_model2, build_model3
+from catdog.models.architectures import build
 from catdog.models.augmentation import AugmentConfig, augmentation_code, build_augmentation, preview
 from catdog.settings import PRESETS, SettingsError
 from tests.helpers.support import synthetic_image
@@ -47,7 +47,7 @@ def test_repeated_mode_applies_the_layers_to_the_previous_tile():
 
 def test_models_train_with_the_same_layers_the_preview_uses():
     config = AugmentConfig(flip="vertical", rotation=(-0.1, 0.3), fill_mode="wrap")
-    in_model = build_model2(2, config).get_layer("augmentation")
+    in_model = build("model2", 2, config).get_layer("augmentation")
     assert [layer.get_config() for layer in in_model.layers] == [
         layer.get_config() for layer in build_augmentation(config).layers
     ]
@@ -86,7 +86,7 @@ def test_presets_keep_the_posts_setting_as_the_default_and_grow_from_none_to_hea
 
 def test_colour_layers_clip_to_the_range_of_the_pixels_they_get():
     """model3 augments after scaling to -1..1; clipping there to 0..255 would erase the dark half."""
-    augmentation = build_model3(2, PRESETS["heavy"]).get_layer("augmentation")
+    augmentation = build("model3", 2, PRESETS["heavy"]).get_layer("augmentation")
     assert augmentation.get_layer("brightness").value_range == [-1.0, 1.0]
     assert augmentation.get_layer("contrast").value_range == (-1.0, 1.0)
 

@@ -5,6 +5,7 @@ showed, and a server open to others without a password says so."""
 import fnmatch
 import logging
 import threading
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -49,8 +50,8 @@ def classroom(copied_runs, tiny_data, monkeypatch):
     dataset = DatasetStore().copy(tiny_data, "fixable", actor=OWNER).dataset
     dataset.remove("train/cats/cats.0.jpg", actor=OWNER)
     for run in RunStore().runs():
-        run.write_config({**run.config, "data_dir": str(dataset.root), "experiment": "e1", "varied": "augmentation"})
-    RunStore().create({**run.config, "experiment": None})
+        run.write_config(replace(run.config, data_dir=str(dataset.root), experiment="e1", varied="augmentation"))
+    RunStore().create(replace(run.config, experiment=None))
     monkeypatch.setenv("CATDOG_DATA_DIR", str(dataset.root))
     monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", PASSWORD)
     return dataset

@@ -15,7 +15,8 @@ import catdog_ui as ui
 from catdog import access, config
 from catdog.access import Gate, Throttle, password_matches
 from catdog.runs.queue_times import queue_plan
-from catdog.runs.store import PHASE_TRAIN, RunStore, process_identity
+from catdog.runs.record import PHASE_TRAIN, process_identity
+from catdog.runs.store import RunStore
 from tests.helpers.browser import SLOW_MS, Dashboard, nav_link, new_page, settle
 from tests.helpers.support import (
     APPTEST_TIMEOUT,

@@ -1,6 +1,8 @@
 """The Dataset page's own data sets in AppTest: zip uploads, the class builder with the camera,
 fixes with undo, and the Predict page's confusion-matrix cells."""
 
+from dataclasses import replace
+
 import pytest
 
 from catdog.access import OWNER
@@ -75,7 +77,7 @@ def fixable(copied_runs, tiny_data, monkeypatch):
     dataset = DatasetStore().copy(tiny_data, "fixable", actor=OWNER).dataset
     synthetic_image(0, 999).save(dataset.root / "train/dogs/dogs.0.jpg")
     for run in RunStore().runs():
-        run.write_config({**run.config, "data_dir": str(dataset.root)})
+        run.write_config(replace(run.config, data_dir=str(dataset.root)))
     monkeypatch.setenv("CATDOG_DATA_DIR", str(dataset.root))
     return dataset
 

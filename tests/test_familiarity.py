@@ -4,6 +4,7 @@ import io
 import json
 import shutil
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -129,7 +130,7 @@ def test_a_run_trained_before_the_guard_gets_one_on_first_use_made_once(unguarde
 
 
 def test_without_a_guard_predictions_still_answer_and_say_so(unguarded_run, tmp_path):
-    unguarded_run.write_config({**unguarded_run.config, "data_dir": str(tmp_path / "gone")})
+    unguarded_run.write_config(replace(unguarded_run.config, data_dir=str(tmp_path / "gone")))
     result = predict.analyse_photo(unguarded_run, jpeg(0, 5))
     assert result.unfamiliarity is None and result.unfamiliar is None and result.label in ("cats", "dogs")
 

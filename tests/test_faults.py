@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from catdog.access import OWNER
-from catdog.runs.store import ACTIVE, PHASE_TRAIN, RunStore
+from catdog.runs.record import PHASE_TRAIN
+from catdog.runs.states import ACTIVE
+from catdog.runs.store import RunStore
 from tests.helpers.browser import PAGE_TITLES, SLOW_MS, Dashboard, assert_no_errors, heading, healthy, new_page, settle
 from tests.helpers.corpus import BAD, GOOD
 from tests.helpers.support import ROOT, assert_clean, open_app, synthetic_image, wait_for

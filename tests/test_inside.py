@@ -9,7 +9,7 @@ import pytest
 from catdog.data.images import to_model_input
 from catdog.inference import feature_maps
 from catdog.inference.predict import load_model
-from catdog.models.architectures import build_model4
+from catdog.models.architectures import build
 from catdog.runs.store import RunStore
 from tests.helpers.support import assert_clean, open_app, synthetic_image
 
@@ -54,7 +54,7 @@ def test_the_traced_sub_model_is_made_once_per_loaded_model(trained_model1):
 
 
 def test_model4_shows_the_first_blocks_of_its_backbone():
-    layers = feature_maps.feature_maps(build_model4(2, weights=None, image_size=(96, 96)), photo()[:96, :96], top=3)
+    layers = feature_maps.feature_maps(build("model4", 2, image_size=(96, 96), weights=None), photo()[:96, :96], top=3)
     assert [layer.name for layer in layers] == [
         "Conv1", "expanded_conv_depthwise", "block_1_expand", "block_1_depthwise",
         "block_2_expand", "block_2_depthwise", "block_3_expand", "block_3_depthwise",

@@ -27,7 +27,9 @@ from catdog.runs.lessons import (
     gaps,
     run_result,
 )
-from catdog.runs.store import ACTIVE, RunError, RunStore, process_identity
+from catdog.runs.record import process_identity
+from catdog.runs.states import ACTIVE, RunError
+from catdog.runs.store import RunStore
 from catdog.settings import LESSON_SEEDS, PRESETS, RunConfig, SettingsError
 from catdog.storage import write_json_atomic
 from tests.helpers.support import assert_clean, catdog, open_app
@@ -80,7 +82,7 @@ def test_the_conclusion_gives_the_measured_gaps(tmp_path):
     without = recorded(store, configs[0], [(0.7, 0.65), (0.98, 0.71)])
     with_augmentation = recorded(store, configs[1], [(0.6, 0.6), (0.85, 0.76)])
     assert find_experiment(store).runs == (without, with_augmentation)
-    assert find_experiment(store, old.config["experiment"]).runs == (old,)
+    assert find_experiment(store, old.config.experiment).runs == (old,)
     assert [round(gap, 2) for gap in gaps(without)] == [0.05, 0.27]
     words = conclusion([without, with_augmentation])
     assert "After 2 epochs, training minus validation accuracy was 9 points with augmentation with one seed, 27 without" in words
@@ -219,7 +221,7 @@ def test_experiments_are_listed_and_deleted_as_a_unit_never_while_one_run_trains
     listed = experiments(store)
     assert [(e.varied, len(e.runs), e.state) for e in listed] == [(AUGMENTATION, 2, "finished"),
                                                                  (ARCHITECTURE, 4, "running")]
-    assert find_experiment(store, varied=AUGMENTATION).id == augmentation[0].config["experiment"]
+    assert find_experiment(store, varied=AUGMENTATION).id == augmentation[0].config.experiment
     assert listed[0].conclusion() and listed[1].conclusion() is None
     with pytest.raises(RunError, match="has runs queued or running .*model4.*: cancel them first"):
         delete_experiment(store, listed[1].id, actor=OWNER)
@@ -246,9 +248,9 @@ def test_the_lesson_on_the_command_line_trains_both_arms_per_seed_and_concludes(
     assert lesson["arms"]["with augmentation"]["final_gap"]["seeds"] == 2 and "collapsed" in lesson
     assert "over 2 seeds" in lesson["conclusion"] and lesson["varied"] == AUGMENTATION
     configs = [RunStore(tmp_path).get(run["run"]).config for run in lesson["runs"]]
-    assert {config["experiment"] for config in configs} == {lesson["experiment"]}
-    assert [config["augmentation"]["flip"] for config in configs] == ["off", PRESETS["posts"].flip] * 2
-    assert {(config["epochs"], config["image_size"], config["learning_rate"], config["photos_per_class"])
+    assert {config.experiment for config in configs} == {lesson["experiment"]}
+    assert [config.augmentation.flip for config in configs] == ["off", PRESETS["posts"].flip] * 2
+    assert {(config.epochs, config.image_size, config.learning_rate, config.photos_per_class)
             for config in configs} == {(1, QUICK["image_size"], QUICK["learning_rate"], QUICK["photos_per_class"])}
 
 
@@ -270,15 +272,15 @@ def test_experiments_on_the_command_line_list_and_delete(tmp_path):
     assert listing.returncode == 0, listing.stderr
     header, *rows = listing.stdout.splitlines()
     assert header.split()[:3] == ["EXPERIMENT", "VARIES", "STATUS"]
-    assert [row.split()[:3] for row in rows] == [[finished[0].config["experiment"], AUGMENTATION, "finished"],
-                                                 [busy[0].config["experiment"], ARCHITECTURE, "queued"]]
+    assert [row.split()[:3] for row in rows] == [[finished[0].config.experiment, AUGMENTATION, "finished"],
+                                                 [busy[0].config.experiment, ARCHITECTURE, "queued"]]
     assert "with augmentation: 0.6000 / 0.3000" in rows[0]
     as_json = json.loads(catdog("experiments", "--runs-dir", str(tmp_path), "--json").stdout)
     assert [len(e["runs"]) for e in as_json] == [2, 4] and as_json[0]["conclusion"]
 
-    refused = catdog("delete-experiment", busy[0].config["experiment"], "--runs-dir", str(tmp_path))
+    refused = catdog("delete-experiment", busy[0].config.experiment, "--runs-dir", str(tmp_path))
     assert refused.returncode == 1 and refused.stderr.startswith("error: experiment ")
-    deleted = catdog("delete-experiment", finished[0].config["experiment"], "--runs-dir", str(tmp_path))
+    deleted = catdog("delete-experiment", finished[0].config.experiment, "--runs-dir", str(tmp_path))
     assert deleted.returncode == 0, deleted.stderr
     assert [run.id for run in store.runs()] == [run.id for run in busy]
 
@@ -300,8 +302,8 @@ def test_train_page_compares_the_four_architectures(tiny_env):
     store = RunStore()
     try:
         (experiment,) = experiments(store)
-        assert [run.config["arch"] for run in experiment.runs] == list(COMPARED_ARCHS) * LESSON_SEEDS
-        assert {(run.config["epochs"], run.config["image_size"]) for run in experiment.runs} == {(10, 96)}
+        assert [run.config.arch for run in experiment.runs] == list(COMPARED_ARCHS) * LESSON_SEEDS
+        assert {(run.config.epochs, run.config.image_size) for run in experiment.runs} == {(10, 96)}
         assert app.session_state["train_experiment"] == experiment.id
         table = next(frame.value for frame in app.dataframe if frame.key == "experiments-1")
         assert table["experiment"].tolist() == [experiment.id] and table["varies"].tolist() == [ARCHITECTURE]

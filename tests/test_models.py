@@ -27,6 +27,16 @@ def test_architecture_builds_and_trains_a_step(name, num_classes, request):
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_each_architecture_is_built_as_its_flags_in_the_table_say(name):
+    """The one table (catdog.settings.ARCHITECTURES) decides the layers: scaling, augmentation, backbone."""
+    arch = ARCHITECTURES[name]
+    layer_names = {layer.name for layer in build(name, 2, weights=None).layers}
+    assert ("preprocess_input" in layer_names) == arch.scales_inputs
+    assert ("augmentation" in layer_names) == arch.augments == (name != "model1")
+    assert ({"backbone", "pool", "head_dense"} <= layer_names) == arch.uses_backbone
+
+
 def test_one_weights_file_serves_every_image_size(backbone_weights):
     reference = build_backbone().get_weights()
     for side in (config.IMAGE_SIDES[0], config.IMAGE_SIDES[-1]):

@@ -19,7 +19,9 @@ from streamlit.testing.v1 import AppTest
 import catdog_ui as ui
 from catdog.models.augmentation import augmentation_code
 from catdog.runs.lessons import WITH, WITHOUT, run_label
-from catdog.runs.store import ACTIVE, PHASE_FEATURES, PHASE_PHOTOS, PHASE_TRAIN, RunStore, process_identity
+from catdog.runs.record import PHASE_FEATURES, PHASE_PHOTOS, PHASE_TRAIN, process_identity
+from catdog.runs.states import ACTIVE
+from catdog.runs.store import RunStore
 from catdog.settings import (
     AMOUNT_RANGES,
     ARCHITECTURES,
@@ -282,7 +284,7 @@ def test_the_augmentation_lesson_trains_both_runs_live_and_concludes(tiny_env):
     assert_clean(app)
     runs = RunStore().runs()
     assert [run_label(run) for run in runs] == [WITHOUT, WITH] * LESSON_SEEDS
-    assert {run.config["experiment"] for run in runs} == {app.session_state["aug_experiment"]}
+    assert {run.config.experiment for run in runs} == {app.session_state["aug_experiment"]}
     assert len(app.get("plotly_chart")) == 2
     wait_for(lambda: all(run.state not in ACTIVE for run in runs), timeout=600, message="every run to end")
     app.run()
@@ -312,8 +314,8 @@ def test_train_start_queue_and_cancel(tiny_env):
     assert_clean(app)
     store = RunStore()
     (run,) = store.runs()
-    assert run.config["arch"] == "model1" and run.config["epochs"] == 300
-    assert run.config["data_dir"] == str(tiny_env)
+    assert run.config.arch == "model1" and run.config.epochs == 300
+    assert run.config.data_dir == str(tiny_env)
     next(b for b in app.get("form_submit_button") if b.label == "Start training").click().run()
     second = next(r for r in store.runs() if r.id != run.id)
     wait_for(lambda: run.state == "running", timeout=90, message="the first run to start")
@@ -561,7 +563,7 @@ def test_dataset_enlarged_view_refuses_a_file_grown_past_the_limit(monkeypatch, 
 
 
 def test_progress_text_covers_feature_caching_and_epochs():
-    plan = {"epochs": 4, "fine_tune_epochs": 0}
+    plan = RunConfig("model1", epochs=4)
     caching = {"epoch": 0, "batch": 500, "batches": 2000, "elapsed": 10.0, "phase": PHASE_FEATURES}
     assert ui.progress_text(plan, [], caching) == (
         "Computing MobileNetV2 features once: 500 of 2000 images · about 30 s left"

@@ -21,7 +21,7 @@ def test_a_mixed_precision_run_saves_a_model_that_loads_safely_and_answers(tiny_
                     "--mixed-precision", "--wait")
     assert result.returncode == 0, result.stderr[-2000:]
     run = RunStore(runs).get(json.loads(result.stdout)["run"])
-    assert run.config["mixed_precision"] is True
+    assert run.config.mixed_precision is True
     model = load_model(run)
     convolutions = [layer for layer in model.layers if layer.name.startswith("conv2d")]
     assert {layer.compute_dtype for layer in convolutions} == {"bfloat16" if _cpu_has_bfloat16() else "float32"}

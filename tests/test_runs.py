@@ -14,16 +14,10 @@ import pytest
 
 from catdog.access import OWNER
 from catdog.inference.predict import evaluate, input_size, load_model, predict
-from catdog.runs.store import (
-    NOTE_MAX_CHARS,
-    PHASE_HEAD,
-    RECORD_EPOCH,
-    Run,
-    RunError,
-    RunStore,
-    _wait_or_stop,
-    process_identity,
-)
+from catdog.runs.queue import _wait_or_stop
+from catdog.runs.record import NOTE_MAX_CHARS, PHASE_HEAD, RECORD_EPOCH, Run, process_identity
+from catdog.runs.states import RunError
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 from catdog.storage import read_jsonl
 from tests.helpers.support import ROOT, synthetic_image, wait_for
@@ -190,6 +184,7 @@ def test_a_finished_runs_accuracy_is_its_saved_models_not_its_best_epochs(tmp_pa
     """A fast-path head keeps its last epoch (catdog.fast.head): the runs table shows what it scores."""
     run = Run(tmp_path / "run")
     run.path.mkdir()
+    run.write_config(RunConfig("model4", fast=True))
     run.mark("running", started=1.0)
     for epoch, val in enumerate((0.8, 0.9, 0.85), start=1):
         run.record_epoch(epoch, PHASE_HEAD, 0.1, {"accuracy": 0.9, "val_accuracy": val})
@@ -335,3 +330,16 @@ def test_the_queue_is_free_to_train_here_only_when_nothing_waits_or_trains(tiny_
         queued.mark("cancelled")  # before the queue is let go, which would start a queue process for it
     with store.queue_free() as free:
         assert free
+
+
+def test_a_run_reads_its_config_typed_and_a_damaged_config_json_is_no_run(tiny_data, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    kept, damaged = store.create(_config(tiny_data, epochs=3)), store.create(_config(tiny_data))
+    assert kept.config.epochs == 3 and kept.config.created > 0 and kept.config.data_dir == str(tiny_data)
+    (damaged.path / "config.json").write_text('{"arch": "model1", "epochs": "three"}')
+    assert store.runs() == [kept]
+    with pytest.raises(RunError, match=f"run {damaged.id} has a damaged config.json"):
+        _ = store.get(damaged.id).config
+    store.cancel(damaged.id, actor=OWNER)
+    store.delete(damaged.id, actor=OWNER)
+    assert not damaged.path.exists()

@@ -27,7 +27,7 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -40,10 +40,9 @@ from catdog.access import Action, Actor, authorize
 from catdog.data.archives import ArchiveError, Skipped, zip_members
 from catdog.data.folders import DataError, Scan, min_photos_per_class, resolve_data_dir, scan
 from catdog.data.images import ImageError, open_image
+from catdog.progress import Progress
 from catdog.runs.store import ACTIVE, Run, RunStore
 from catdog.storage import read_json, write_json_atomic
-
-Progress = Callable[[int, int], None]
 
 # Letters, digits, spaces, dots, dashes and underscores; a letter or digit first and last, so a
 # name is the same folder on every system (no trailing dot or space, which Windows drops).
@@ -331,7 +330,7 @@ class DatasetStore:
         return [
             run.id for run in runs
             if run.state in ACTIVE
-            and any(Path(p).resolve() == dataset.root for p in (run.config.get("data_dir"), run.data().get("root")) if p)
+            and any(Path(p).resolve() == dataset.root for p in (run.config.data_dir, run.data().get("root")) if p)
         ]
 
     def _refuse_if_used(self, dataset: Dataset, doing: str) -> None:
@@ -493,7 +492,7 @@ def run_data_dir(run: Run) -> str | None:
     """The folder a run's photos are in now (None: the default set): the one it trained on, or,
     for a data set of the app's own renamed since, that data set's folder, found by the id the
     run recorded when it trained."""
-    folder = run.config.get("data_dir") or run.data().get("root")
+    folder = run.config.data_dir or run.data().get("root")
     dataset_id = run.data().get("dataset")
     if not dataset_id:
         return folder
@@ -515,7 +514,7 @@ def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]
     """
     recorded = run.data().get("files")
     if data is None or not isinstance(recorded, dict):
-        data = scan(run_data_dir(run), run.config.get("split_seed") or config.SPLIT_SEED)
+        data = scan(run_data_dir(run), run.config.split_seed)
     if not isinstance(recorded, dict):
         return data, dict.fromkeys(data.files, 0)
     files, gone = {}, {}

@@ -25,9 +25,8 @@ import numpy as np
 
 from catdog import access, config
 from catdog.data.images import ImageError, open_image, read_upload, stored_size, to_model_input
+from catdog.progress import Progress
 from catdog.storage import read_json, save_npy_atomic, write_json_atomic
-
-Progress = Callable[[int, int], None]
 
 
 class DataError(ValueError):

@@ -22,6 +22,7 @@ from catdog import config
 from catdog.data.folders import Scan
 from catdog.fast import backbone
 from catdog.models.model4 import MODEL_NAME, NAMES
+from catdog.progress import Progress
 from catdog.settings import AugmentConfig
 from catdog.storage import save_npy_atomic
 
@@ -35,18 +36,16 @@ BATCH = 32
 DECODE_CHUNK = 256
 # Bump when the extractor changes, so stale features are never reused.
 EXTRACTOR_VERSION = 1
-Progress = Callable[[int, int], None]
 
 
 def build_extractor(image_size: ImageSize = config.IMAGE_SIZE) -> "keras.Model":
     """Pixels in, model4's pooled backbone features out: everything below its trainable head."""
     import keras
 
-    from catdog.models.architectures import build_backbone, preprocess_input
+    from catdog.models.architectures import pooled_features, preprocess_input
 
     inputs = keras.Input(shape=(*image_size, 3))
-    x = build_backbone(image_size)(preprocess_input()(inputs), training=False)
-    return keras.Model(inputs, keras.layers.GlobalMaxPooling2D(name="pool")(x), name="extractor")
+    return keras.Model(inputs, pooled_features(preprocess_input()(inputs), image_size), name="extractor")
 
 
 def build_head_model(num_features: int, num_classes: int) -> "keras.Model":
@@ -67,9 +66,9 @@ def copy_head_weights(head: "keras.Model", model: "keras.Model") -> None:
 def model4_with_head(head: "keras.Model", image_size: ImageSize) -> "keras.Model":
     """model4 around a head the fast path saved alone (catdog.fast.head): the frozen ImageNet backbone
     is the same for every run, so its 9 MB are not written with each."""
-    from catdog.models.architectures import build_model4
+    from catdog.models.architectures import build
 
-    model = build_model4(head.output_shape[-1], image_size=image_size)
+    model = build("model4", head.output_shape[-1], image_size=image_size)
     copy_head_weights(head, model)
     return model
 

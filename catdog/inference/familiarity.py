@@ -19,7 +19,6 @@ neighbour's plain distance (guard version 1) 58 % of faces; whitened distances f
 
 import io
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,8 @@ import numpy as np
 from catdog import config
 from catdog.data.datasets import as_trained
 from catdog.data.folders import DataError, Scan
-from catdog.runs.store import Run
+from catdog.progress import Progress
+from catdog.runs.record import Run
 from catdog.storage import write_bytes_atomic
 
 # The scan's own size: its decoded pixels and the fast path's cached features serve the guard.
@@ -50,7 +50,6 @@ MAX_REFERENCE = 5000
 # Bump when the guard's features or scores change, so older guard files are made again.
 GUARD_VERSION = 2
 
-Progress = Callable[[int, int], None]
 
 
 class GuardUnavailable(RuntimeError):

@@ -31,7 +31,8 @@ import numpy as np
 from catdog import config
 from catdog.fast import backbone, head
 from catdog.inference import familiarity, predict
-from catdog.runs.store import Run, RunError, image_size
+from catdog.runs.record import Run
+from catdog.runs.states import RunError
 from catdog.storage import write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def _export(run: Run, precision: str) -> WebModel:
 
     classes = predict.class_names(run)
     trained = head.load(run.model_path)
-    size = image_size(run.config) if trained else predict.input_size(predict.load_model(run))
+    size = run.config.input_size if trained else predict.input_size(predict.load_model(run))
     graph = backbone._Graph(_imagenet_weights() if trained else None, size)
     if trained:
         features = backbone.add_features(graph, "pixels")
@@ -141,7 +142,7 @@ def _export(run: Run, precision: str) -> WebModel:
     onnx.checker.check_model(model_proto)
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "run": run.id,
-        "architecture": run.config.get("arch"), "classes": classes, "precision": precision,
+        "architecture": run.config.arch, "classes": classes, "precision": precision,
         "inputs": {item.name: [dim.dim_value for dim in item.type.tensor_type.shape.dim[1:3]] for item in inputs},
         # What catdog.data.images.to_model_input does: RGB, PIL's bilinear resize to the input size (its
         # filter widened when shrinking), kept as 0..255 floats; the model normalises itself.

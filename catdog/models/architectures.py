@@ -1,13 +1,13 @@
 """The four classic architectures of the reference posts, plus fine-tuned model4, as Keras models.
 
-Their names, descriptions and training defaults are in catdog.settings, which needs no TensorFlow.
+catdog.settings.ARCHITECTURES is their one table (names, descriptions, training defaults and the
+flags `build` follows), and needs no TensorFlow.
 
 Every model takes square RGB pixels in 0..255 (IMAGE_SIZE unless a run chooses another of
 IMAGE_SIDES; the model's input shape records it) and returns logits, so one loss,
 `SparseCategoricalCrossentropy(from_logits=True)`, serves all of them for any number of classes.
 """
 
-from collections.abc import Callable
 from functools import cache
 
 import keras
@@ -15,12 +15,13 @@ from keras import layers
 
 from catdog import config
 from catdog.models import model4
-from catdog.models.augmentation import build_augmentation
+from catdog.models.augmentation import PIXEL_RANGE, build_augmentation
 from catdog.models.model4 import WeightsUnavailable
 from catdog.settings import ARCHITECTURES, FINE_TUNE_AT, AugmentConfig, get_architecture
 
 # The frozen MobileNetV2 inside model4: fine-tuning and the Predict page's feature maps find it by name.
 BACKBONE = "backbone"
+MODEL4 = "model4"
 
 
 ImageSize = tuple[int, int]
@@ -51,30 +52,6 @@ def _small_cnn(x: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
     x = layers.Dense(64, activation="relu")(x)
     # float32 logits whatever the policy: a softmax in bfloat16 loses the small probabilities.
     return layers.Dense(num_classes, name="logits", dtype="float32")(x)
-
-
-def build_model1(
-    num_classes: int, augmentation: AugmentConfig | None = None, image_size: ImageSize = config.IMAGE_SIZE
-) -> keras.Model:
-    inputs = _inputs(image_size)
-    return keras.Model(inputs, _small_cnn(inputs, num_classes), name="model1")
-
-
-def build_model2(
-    num_classes: int, augmentation: AugmentConfig | None = None, image_size: ImageSize = config.IMAGE_SIZE
-) -> keras.Model:
-    inputs = _inputs(image_size)
-    x = build_augmentation(augmentation or AugmentConfig())(inputs)
-    return keras.Model(inputs, _small_cnn(x, num_classes), name="model2")
-
-
-def build_model3(
-    num_classes: int, augmentation: AugmentConfig | None = None, image_size: ImageSize = config.IMAGE_SIZE
-) -> keras.Model:
-    inputs = _inputs(image_size)
-    x = preprocess_input()(inputs)
-    x = build_augmentation(augmentation or AugmentConfig(), PREPROCESSED_RANGE)(x)
-    return keras.Model(inputs, _small_cnn(x, num_classes), name="model3")
 
 
 def build_backbone(image_size: ImageSize = config.IMAGE_SIZE, weights: str | None = "imagenet") -> keras.Model:
@@ -109,19 +86,11 @@ def backbone_weights_path() -> str:
         ) from None
 
 
-def build_model4(
-    num_classes: int,
-    augmentation: AugmentConfig | None = None,
-    image_size: ImageSize = config.IMAGE_SIZE,
-    weights: str | None = "imagenet",
-) -> keras.Model:
-    inputs = _inputs(image_size)
-    x = preprocess_input()(inputs)
-    x = build_augmentation(augmentation or AugmentConfig(), PREPROCESSED_RANGE)(x)
+def pooled_features(pixels: keras.KerasTensor, image_size: ImageSize, weights: str | None = "imagenet") -> keras.KerasTensor:
+    """model4 below its head: frozen MobileNetV2 on preprocessed pixels, max-pooled to one vector."""
     # training=False keeps the frozen backbone's BatchNorm statistics fixed, even when fine-tuning.
-    x = build_backbone(image_size, weights)(x, training=False)
-    x = layers.GlobalMaxPooling2D(name="pool")(x)
-    return keras.Model(inputs, build_head(x, num_classes), name="model4")
+    x = build_backbone(image_size, weights)(pixels, training=False)
+    return layers.GlobalMaxPooling2D(name="pool")(x)
 
 
 def build_head(pooled: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
@@ -139,28 +108,31 @@ def unfreeze_top(model: keras.Model) -> None:
         layer.trainable = False
 
 
-# How each architecture of catdog.settings.ARCHITECTURES is built.
-BUILDERS: dict[str, Callable[..., keras.Model]] = {
-    "model1": build_model1,
-    "model2": build_model2,
-    "model3": build_model3,
-    "model4": build_model4,
-    "model4-finetune": build_model4,
-}
-
-
 def build(
-    name: str, num_classes: int, augmentation: AugmentConfig | None = None, image_size: ImageSize = config.IMAGE_SIZE
+    name: str,
+    num_classes: int,
+    augmentation: AugmentConfig | None = None,
+    image_size: ImageSize = config.IMAGE_SIZE,
+    weights: str | None = "imagenet",
 ) -> keras.Model:
-    return BUILDERS[get_architecture(name).name](num_classes, augmentation, image_size)
+    """The architecture `name` of catdog.settings.ARCHITECTURES, made as its flags say; `weights`
+    (the backbone's) None leaves it random, for models only looked at."""
+    arch = get_architecture(name)
+    inputs = _inputs(image_size)
+    x = preprocess_input()(inputs) if arch.scales_inputs else inputs
+    if arch.augments:
+        x = build_augmentation(augmentation or AugmentConfig(), PREPROCESSED_RANGE if arch.scales_inputs else PIXEL_RANGE)(x)
+    if arch.uses_backbone:
+        # One Keras name for model4 and its fine-tuned variant: the same layers, trained longer.
+        return keras.Model(inputs, build_head(pooled_features(x, image_size, weights), num_classes), name=MODEL4)
+    return keras.Model(inputs, _small_cnn(x, num_classes), name=arch.name)
 
 
 @cache
 def _blueprint(name: str, num_classes: int) -> keras.Model:
     """The model at IMAGE_SIZE with random weights: enough to count and list its layers, no download."""
-    arch, builder = get_architecture(name), BUILDERS[name]
-    model = builder(num_classes, weights=None) if arch.uses_backbone else builder(num_classes)
-    if arch.fine_tune:
+    model = build(name, num_classes, weights=None)
+    if get_architecture(name).fine_tune:
         unfreeze_top(model)
     return model
 

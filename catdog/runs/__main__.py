@@ -1,5 +1,6 @@
 import sys
 
+from catdog.runs import queue
 from catdog.runs.store import RunStore
 
-RunStore(sys.argv[1]).serve_queue()
+queue.serve(RunStore(sys.argv[1]))

@@ -22,13 +22,15 @@ from catdog import config
 from catdog.runs.states import ACTIVE, RunError
 
 if TYPE_CHECKING:
-    from catdog.runs.store import Run, RunStore
+    from catdog.runs.record import Run
+    from catdog.runs.store import RunStore
+    from catdog.settings import RunConfig
 
 # Ray's message for a failed entrypoint goes on with the job's whole log; the run keeps the reason.
 _LOG_IN_MESSAGE = ", last available logs"
 
 
-def submit(store: RunStore, run_config: dict) -> Run:
+def submit(store: RunStore, run_config: RunConfig | dict) -> Run:
     """Records a queued run and submits it as a Ray job; returns at once."""
     address = config.ray_address()
     # An unreachable cluster is refused before a run is recorded.

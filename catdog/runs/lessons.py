@@ -105,7 +105,7 @@ class Experiment:
 
     @property
     def varied(self) -> str:
-        return self.runs[0].config.get("varied") or AUGMENTATION
+        return self.runs[0].config.varied or AUGMENTATION
 
     @property
     def state(self) -> str:
@@ -134,12 +134,12 @@ class Experiment:
             "experiment": self.id,
             "varied": self.varied,
             "status": self.state,
-            "epochs": first.get("epochs"),
-            "image_size": first.get("image_size"),
-            "learning_rate": first.get("learning_rate"),
-            "photos_per_class": first.get("photos_per_class"),
-            "seeds": sorted({run.config.get("seed") for run in self.runs}),
-            "created": first.get("created"),
+            "epochs": first.epochs,
+            "image_size": first.image_size,
+            "learning_rate": first.learning_rate,
+            "photos_per_class": first.photos_per_class,
+            "seeds": sorted({run.config.seed for run in self.runs}),
+            "created": first.created,
             "arms": {label: {name: spread.as_dict() for name, spread in measures.items()}
                      for label, measures in arm_spreads(list(self.runs)).items()} if self.finished else None,
             "runs": [run_result(run) for run in self.runs],
@@ -152,7 +152,7 @@ def experiments(store: RunStore) -> list[Experiment]:
     """Every experiment in the runs folder, oldest first."""
     grouped: dict[str, list[Run]] = {}
     for run in store.runs():
-        if experiment := run.config.get("experiment"):
+        if experiment := run.config.experiment:
             grouped.setdefault(experiment, []).append(run)
     return [Experiment(experiment, tuple(runs)) for experiment, runs in grouped.items()]
 
@@ -191,9 +191,9 @@ CLEAR_RULE = "a difference is clear when it exceeds the two arms' standard devia
 
 def run_label(run: Run) -> str:
     """The value of the varied setting, as the chart's legend and the sentences name the run."""
-    if run.config.get("varied") == ARCHITECTURE:
-        return run.config["arch"]
-    return WITHOUT if AugmentConfig.from_dict(run.config["augmentation"]).is_identity else WITH
+    if run.config.varied == ARCHITECTURE:
+        return run.config.arch
+    return WITHOUT if run.config.augmentation.is_identity else WITH
 
 
 def arms(runs: list[Run] | tuple[Run, ...]) -> dict[str, list[Run]]:
@@ -217,7 +217,7 @@ def run_result(run: Run) -> dict:
     return {
         "run": run.id,
         "label": run_label(run),
-        "seed": run.config.get("seed"),
+        "seed": run.config.seed,
         "status": summary["status"],
         "epochs": summary["epochs"],
         "best_val_accuracy": summary["best_val_accuracy"],
@@ -275,13 +275,13 @@ def conclusion(runs: list[Run]) -> str:
         return "The runs have no finished epoch yet."
     if dead := collapsed_runs(runs):
         return _collapse_statement(dead)
-    if runs[0].config.get("varied") == ARCHITECTURE:
+    if runs[0].config.varied == ARCHITECTURE:
         return _architectures_conclusion(runs)
     return _augmentation_conclusion(runs)
 
 
 def _collapse_statement(dead: list[Run]) -> str:
-    named = "; ".join(f"{run_label(run)}, seed {run.config.get('seed')}: {run.summary()['collapsed']}" for run in dead)
+    named = "; ".join(f"{run_label(run)}, seed {run.config.seed}: {run.summary()['collapsed']}" for run in dead)
     return (f"{len(dead)} run{'s' * (len(dead) != 1)} did not learn ({named}), so this lesson shows nothing about "
             f"the setting it compares. {COLLAPSE_WHY} {COLLAPSE_NEXT}")
 

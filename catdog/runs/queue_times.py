@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catdog.runs.store import PREPARING, Run, RunStore, image_size, planned_epochs
+from catdog.runs.record import PREPARING, Run
+from catdog.runs.store import RunStore
+from catdog.settings import RunConfig
 
 
 def preparing(progress: dict) -> bool:
@@ -18,7 +20,7 @@ def preparing(progress: dict) -> bool:
     return progress.get("phase") in PREPARING
 
 
-def time_left(run_config: dict, history: list[dict], progress: dict | None) -> float | None:
+def time_left(run_config: RunConfig, history: list[dict], progress: dict | None) -> float | None:
     """Seconds until a run ends: the rest of this epoch plus the remaining epochs at the pace so far."""
     if not progress or not progress.get("batch"):
         return None
@@ -28,16 +30,16 @@ def time_left(run_config: dict, history: list[dict], progress: dict | None) -> f
         return this_epoch
     epoch_seconds = [h["seconds"] for h in history if h.get("seconds")]
     per_epoch = float(np.mean(epoch_seconds)) if epoch_seconds else per_batch * progress["batches"]
-    later_epochs = max(planned_epochs(run_config) - int(progress["epoch"]), 0)
+    later_epochs = max(run_config.planned_epochs - int(progress["epoch"]), 0)
     return this_epoch + later_epochs * per_epoch
 
 
-def kind(run_config: dict) -> tuple:
+def kind(run_config: RunConfig) -> tuple:
     """What a run's speed depends on most: architecture, fast path and image size."""
-    return run_config.get("arch"), bool(run_config.get("fast")), image_size(run_config)
+    return run_config.arch, run_config.fast, run_config.image_size
 
 
-def expected_seconds(run_config: dict, finished: list[Run]) -> float | None:
+def expected_seconds(run_config: RunConfig, finished: list[Run]) -> float | None:
     """How long a run of these settings takes, start-up included: the start-up and seconds per
     epoch measured on finished runs of its kind; None when there is no such run yet."""
     start_ups, epochs = [], []
@@ -51,7 +53,7 @@ def expected_seconds(run_config: dict, finished: list[Run]) -> float | None:
             start_ups.append(max(total - sum(seconds), 0.0))
     if not epochs:
         return None
-    return float(np.mean(start_ups)) + planned_epochs(run_config) * float(np.mean(epochs))
+    return float(np.mean(start_ups)) + run_config.planned_epochs * float(np.mean(epochs))
 
 
 def remaining_seconds(run: Run, finished: list[Run]) -> float | None:

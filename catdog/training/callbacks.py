@@ -6,8 +6,8 @@ Both the Keras loop and the fast path's NumPy head report through EpochReporter.
 import time
 
 from catdog.runs.collapse import collapse_reason
+from catdog.runs.record import Run
 from catdog.runs.states import RunCancelled
-from catdog.runs.store import Run
 
 # Batch progress is written at most this often: a file replace per batch would slow small models.
 PROGRESS_INTERVAL_S = 1.0

@@ -17,8 +17,8 @@ from catdog.data.folders import Scan
 from catdog.fast.head import Head
 from catdog.models.architectures import build, unfreeze_top
 from catdog.models.model4 import NAMES
-from catdog.runs.store import PHASE_FINE_TUNE, PHASE_PHOTOS, PHASE_TRAIN, Run, image_size
-from catdog.settings import AugmentConfig, get_architecture
+from catdog.runs.record import PHASE_FINE_TUNE, PHASE_PHOTOS, PHASE_TRAIN, Run
+from catdog.settings import RunConfig
 from catdog.training.callbacks import EpochReporter
 
 
@@ -124,11 +124,11 @@ def _cpu_has_bfloat16() -> bool:
     return bool(__cpu_features__.get("AVX512BF16"))
 
 
-def _build(cfg: dict, num_classes: int, size: tuple[int, int]) -> keras.Model:
+def _build(cfg: RunConfig, num_classes: int, size: tuple[int, int]) -> keras.Model:
     """The run's model, its layers made under the run's precision policy (each keeps its own)."""
-    keras.mixed_precision.set_dtype_policy(precision_policy(bool(cfg.get("mixed_precision"))))
+    keras.mixed_precision.set_dtype_policy(precision_policy(cfg.mixed_precision))
     try:
-        return build(cfg["arch"], num_classes, AugmentConfig.from_dict(cfg["augmentation"]), size)
+        return build(cfg.arch, num_classes, cfg.augmentation, size)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
 
@@ -148,11 +148,11 @@ def train(run: Run, data: Scan, head: Head | None = None, best: float = -1.0) ->
     """Trains the run's model as its config says, or only fine-tunes it on top of a head trained
     on features; returns the best validation accuracy."""
     cfg = run.config
-    batch_size, seed, size = int(cfg["batch_size"]), int(cfg["seed"]), image_size(cfg)
-    fine_tune = get_architecture(cfg["arch"]).fine_tune and int(cfg["fine_tune_epochs"]) > 0
+    batch_size, seed, size = cfg.batch_size, cfg.seed, cfg.input_size
+    fine_tune = cfg.fine_tune_epochs > 0
     start = time.time()
     data.decode(size, lambda done, total: run.record_progress(PHASE_PHOTOS, 0, done, total, time.time() - start))
-    pixels, labels = training_arrays(data, size, cfg.get("photos_per_class"))
+    pixels, labels = training_arrays(data, size, cfg.photos_per_class)
     strategy = distribution_strategy()
     with _SETUP_LOCK, strategy.scope():
         make_deterministic(seed)
@@ -163,15 +163,15 @@ def train(run: Run, data: Scan, head: Head | None = None, best: float = -1.0) ->
         if head is not None:
             set_head(model, head)
         else:
-            compile_model(model, float(cfg["learning_rate"]))
+            compile_model(model, cfg.learning_rate)
     with strategy.scope():
         if head is None:
-            best = _fit(model, run, training[0], validation, int(cfg["epochs"]), PHASE_TRAIN)
+            best = _fit(model, run, training[0], validation, cfg.epochs, PHASE_TRAIN)
         if fine_tune:
             with _SETUP_LOCK:
                 unfreeze_top(model)
-                compile_model(model, float(cfg["learning_rate"]) / 10)
-            best = _fit(model, run, training[1], validation, int(cfg["fine_tune_epochs"]), PHASE_FINE_TUNE, best)
+                compile_model(model, cfg.learning_rate / 10)
+            best = _fit(model, run, training[1], validation, cfg.fine_tune_epochs, PHASE_FINE_TUNE, best)
     return best
 
 

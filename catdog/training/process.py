@@ -21,13 +21,13 @@ from catdog.fast import head
 from catdog.fast.features import FeatureCache
 from catdog.inference import familiarity
 from catdog.runs.collapse import collapse_reason
+from catdog.runs.record import PHASE_FEATURES, PHASE_HEAD, Run, process_identity
 from catdog.runs.states import RunCancelled
-from catdog.runs.store import PHASE_FEATURES, PHASE_HEAD, Run, image_size, process_identity
-from catdog.settings import AugmentConfig, get_architecture
+from catdog.settings import RunConfig
 from catdog.training.callbacks import EpochReporter
 
 
-def _train_head_on_features(run: Run, data: Scan, cfg: dict) -> tuple[head.Head, float]:
+def _train_head_on_features(run: Run, data: Scan, cfg: RunConfig) -> tuple[head.Head, float]:
     """The fast path: model4's head on cached backbone features, saved as the run's model."""
     start = time.time()
 
@@ -36,14 +36,14 @@ def _train_head_on_features(run: Run, data: Scan, cfg: dict) -> tuple[head.Head,
             raise RunCancelled()
         run.record_progress(PHASE_FEATURES, 0, done, total, time.time() - start)
 
-    cache = FeatureCache(data, image_size(cfg), progress)
-    x_train, y_train = cache.features("train", int(cfg["feature_copies"]), AugmentConfig.from_dict(cfg["augmentation"]))
+    cache = FeatureCache(data, cfg.input_size, progress)
+    x_train, y_train = cache.features("train", cfg.feature_copies, cfg.augmentation)
     x_val, y_val = cache.features("validation")
     run.record_features(time.time() - start)
     reporter = EpochReporter(run, PHASE_HEAD)
     trained, best = head.train(
-        x_train, y_train, x_val, y_val, len(data.classes), int(cfg["epochs"]), int(cfg["batch_size"]),
-        float(cfg["learning_rate"]), int(cfg["seed"]),
+        x_train, y_train, x_val, y_val, len(data.classes), cfg.epochs, cfg.batch_size,
+        cfg.learning_rate, cfg.seed,
         on_batch=lambda epoch, done, batches, seconds: reporter.batch(batches, done, seconds),
         on_epoch=lambda epoch, seconds, metrics: reporter.epoch(seconds, metrics),
     )
@@ -55,12 +55,12 @@ def train(run: Run, data: Scan | None = None) -> dict:
     """Trains one run as its config says, on `data` if the caller has scanned its folder just
     now; returns the final status fields."""
     cfg = run.config
-    data = data or scan(cfg["data_dir"], int(cfg["split_seed"]))
+    data = data or scan(cfg.data_dir, cfg.split_seed)
     managed = DatasetStore().find(data.root)
     run.record_data(data, managed.id if managed else None)
     data.check_trainable()
-    trained, best = _train_head_on_features(run, data, cfg) if cfg["fast"] else (None, -1.0)
-    if not cfg["fast"] or (get_architecture(cfg["arch"]).fine_tune and int(cfg["fine_tune_epochs"]) > 0):
+    trained, best = _train_head_on_features(run, data, cfg) if cfg.fast else (None, -1.0)
+    if not cfg.fast or cfg.fine_tune_epochs > 0:
         from catdog.training import keras_loop
 
         best = keras_loop.train(run, data, trained, best)
