@@ -538,7 +538,7 @@ def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
     with section:
         if not section.open:
             return
-        from catdog.inference.predict import model_version
+        from catdog.inference.loading import model_version
 
         layers = feature_maps(str(run.path), model_version(run), pixels)
         st.caption(
@@ -556,9 +556,9 @@ def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
 def feature_maps(run_path: str, version: int, pixels: np.ndarray) -> list:
     """Kept per photo and saved model version, for every session, like the photo's answer."""
     # Imported here: the pages that show no model start without TensorFlow.
-    from catdog.inference import feature_maps, predict
+    from catdog.inference import feature_maps, loading
 
-    return feature_maps.feature_maps(predict.load_model(Run(Path(run_path))), pixels)
+    return feature_maps.feature_maps(loading.load_model(Run(Path(run_path))), pixels)
 
 
 # --- the live camera --------------------------------------------------------------------

@@ -26,7 +26,7 @@ from catdog import config
 from catdog.data.datasets import as_trained
 from catdog.data.images import open_image, to_model_input
 from catdog.inference import familiarity, web
-from catdog.inference.predict import evaluate
+from catdog.inference.evaluation import evaluate
 from catdog.runs.store import Run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -412,8 +412,9 @@ def cmd_delete(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from catdog.inference.batches import answer_photos, photos_of, write_csv
     from catdog.inference.familiarity import GuardUnavailable
-    from catdog.inference.predict import answer_photos, guard, photos_of, write_csv
+    from catdog.inference.loading import guard
 
     run = RunStore(args.runs_dir).get(args.run)
     with progress("preparing the unfamiliarity guard (once per run)") as report:
@@ -440,7 +441,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from catdog.inference.predict import evaluate
+    from catdog.inference.evaluation import evaluate
 
     result = evaluate(RunStore(args.runs_dir).get(args.run), args.flip_tta).to_dict()
     summary = {key: result[key] for key in ("run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix")}

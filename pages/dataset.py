@@ -352,7 +352,7 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
     by_id = {run.id: run for run in runs}
     chosen = st.selectbox("Model", list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.get('arch')} · {i}")
     try:
-        from catdog.inference.predict import top_losses  # TensorFlow: only once a model is there to ask
+        from catdog.inference.top_losses import top_losses  # TensorFlow: only once a model is there to ask
 
         with st.spinner("Asking the model about every training photo…"):
             suspects = top_losses(by_id[chosen], scan, SUSPECTS)

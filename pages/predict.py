@@ -20,23 +20,12 @@ from catdog.data.datasets import DatasetStore, run_data_dir
 from catdog.data.folders import DataError, Scan
 from catdog.data.images import ImageError
 from catdog.inference import web
+from catdog.inference.answers import Prediction, analyse_photo
+from catdog.inference.batches import Photo, PhotoAnswer, answered_batch, photos_of, write_csv
+from catdog.inference.data_map import DataMap, data_map
+from catdog.inference.evaluation import Evaluation, ImageResult, evaluate
 from catdog.inference.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
-from catdog.inference.predict import (
-    DataMap,
-    Evaluation,
-    ImageResult,
-    Photo,
-    PhotoAnswer,
-    Prediction,
-    analyse_photo,
-    answered_batch,
-    data_map,
-    evaluate,
-    guard,
-    model_version,
-    photos_of,
-    write_csv,
-)
+from catdog.inference.loading import guard, model_version
 from catdog.runs.store import Run, RunError
 
 GALLERY_PAGE = 24

@@ -15,7 +15,7 @@ import catdog_ui as ui
 from catdog import config
 from catdog.access import Action, Forbidden
 from catdog.data.folders import default_dataset_available
-from catdog.inference import predict
+from catdog.inference import tflite
 from catdog.models.architectures import layer_summary, parameter_counts
 from catdog.runs import lessons
 from catdog.runs.queue_times import Slot, queue_plan
@@ -494,7 +494,7 @@ def selected_run(run: Run) -> None:
         on_click="ignore", icon=":material/download:", key=f"keras-{run.id}",
     )
     tflite_file.download_button(
-        "TFLite", functools.partial(predict.export_tflite, run), file_name=f"{run.id}.tflite",
+        "TFLite", functools.partial(tflite.export_tflite, run), file_name=f"{run.id}.tflite",
         mime="application/octet-stream", on_click="ignore", icon=":material/download:", key=f"tflite-{run.id}",
         help="Converted when you click, for phones and microcontrollers; takes a few seconds.",
     )

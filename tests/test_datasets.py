@@ -216,33 +216,34 @@ def trained_run(copied_runs):
 
 
 def test_top_losses_find_a_mislabeled_photo_and_follow_fixes_without_rescoring(trained_run, tiny_data, monkeypatch):
-    from catdog.inference import predict
+    from catdog.inference import top_losses as ranking
 
     dataset = DatasetStore().copy(tiny_data, "fixable", actor=OWNER).dataset
     # A cat among the dogs the run trained on, under the dog's name.
     synthetic_image(0, 999).save(dataset.root / "train/dogs/dogs.0.jpg")
     scored = []
-    original = predict.probabilities
-    monkeypatch.setattr(predict, "probabilities", lambda model, pixels, *a: scored.append(len(pixels)) or original(model, pixels, *a))
+    original = ranking.probabilities
+    monkeypatch.setattr(ranking, "probabilities", lambda model, pixels, *a: scored.append(len(pixels)) or original(model, pixels, *a))
 
-    top = predict.top_losses(trained_run, folders.scan(dataset.root), 3)
+    top = ranking.top_losses(trained_run, folders.scan(dataset.root), 3)
     assert top[0].file == "train/dogs/dogs.0.jpg" and top[0].predicted == "cats"
     assert top[0].loss > top[1].loss >= top[2].loss and scored == [24]
-    assert predict.top_losses(trained_run, folders.scan(dataset.root), 3) == top and scored == [24]
+    assert ranking.top_losses(trained_run, folders.scan(dataset.root), 3) == top and scored == [24]
 
     # Fixed, it is no longer one of the photos the run trained on under their labels.
     dataset.move("train/dogs/dogs.0.jpg", "cats", actor=OWNER)
-    after = predict.top_losses(trained_run, folders.scan(dataset.root), 24)
+    after = ranking.top_losses(trained_run, folders.scan(dataset.root), 24)
     assert len(after) == 23 and "train/dogs/dogs.0.jpg" not in [s.file for s in after]
     assert scored == [24]  # the same photos less one: nothing scored again
     dataset.undo(dataset.latest().id, actor=OWNER)
-    assert predict.top_losses(trained_run, folders.scan(dataset.root), 1) == top[:1] and scored == [24]
+    assert ranking.top_losses(trained_run, folders.scan(dataset.root), 1) == top[:1] and scored == [24]
 
 
 def test_an_older_run_keeps_its_own_splits_after_the_data_set_changes(tmp_path):
     """In a folder of class folders alone the splits are a seeded shuffle of the files present:
     after a removal a fresh split differs, and the run's test photos must still be its own."""
-    from catdog.inference import predict
+    from catdog.inference.evaluation import evaluate
+    from catdog.inference.top_losses import top_losses
 
     source = make_dataset(tmp_path / "pets", per_split=(("", 15),))
     dataset = DatasetStore().copy(source, "pets", actor=OWNER).dataset
@@ -254,39 +255,39 @@ def test_an_older_run_keeps_its_own_splits_after_the_data_set_changes(tmp_path):
 
     now = folders.scan(dataset.root)
     assert now.files["test"] != [item for item in recorded["test"] if item[0] != removed], "a fresh split moved"
-    result = predict.evaluate(run, data=now)
+    result = evaluate(run, data=now)
     assert [image.file for image in result.images] == [name for name, _ in recorded["test"] if name != removed]
     assert result.gone == 1 and result.n == len(recorded["test"]) - 1
-    assert predict.evaluate(run) == result, "scanning the folder itself gives the same"
-    ranked = predict.top_losses(run, now, len(recorded["train"]))
+    assert evaluate(run) == result, "scanning the folder itself gives the same"
+    ranked = top_losses(run, now, len(recorded["train"]))
     assert sorted(s.file for s in ranked) == sorted(name for name, _ in recorded["train"])
     said = catdog("evaluate", "--run", run.id, "--runs-dir", str(runs), "--json")
     assert json.loads(said.stdout)["gone"] == 1 and json.loads(said.stdout)["n"] == result.n, said.stderr
 
     dataset.undo(dataset.latest().id, actor=OWNER)
-    again = predict.evaluate(run)
+    again = evaluate(run)
     assert [image.file for image in again.images] == [name for name, _ in recorded["test"]] and again.gone == 0
 
 
 def test_an_older_run_follows_its_data_set_when_it_is_renamed(tmp_path):
     from catdog.data.datasets import run_data_dir
-    from catdog.inference import predict
+    from catdog.inference.evaluation import evaluate
 
     store = DatasetStore()
     dataset = store.copy(make_dataset(tmp_path / "pets", per_split=(("", 15),)), "pets", actor=OWNER).dataset
     run = RunStore(train_model1(tmp_path / "runs", dataset.root, 1, config.cache_dir())).runs()[0]
     assert run.data()["dataset"] == dataset.id and run_data_dir(run) == str(dataset.root)
-    before = predict.evaluate(run)
+    before = evaluate(run)
 
     renamed = store.rename("pets", "my pets", actor=OWNER)
     # A new data set under the old name is another data set: the run follows its own.
     store.copy(make_dataset(tmp_path / "others", per_split=(("", 15),)), "pets", actor=OWNER)
     assert run_data_dir(run) == str(renamed.root) and renamed.id == run.data()["dataset"]
     now = folders.scan(run_data_dir(run))
-    after = predict.evaluate(run, data=now)
+    after = evaluate(run, data=now)
     assert after.images == before.images and after.gone == 0
     assert all(image.file in now.index for image in after.images), "its photos can be shown"
-    assert predict.evaluate(run) == after, "scanning the run's folder itself finds them too"
+    assert evaluate(run) == after, "scanning the run's folder itself finds them too"
 
 
 def test_a_run_on_a_folder_of_its_own_keeps_that_folder(tmp_path):

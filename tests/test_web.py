@@ -63,7 +63,7 @@ def _browser_answers(browser, page_path: Path, photos: list[Path], size: tuple[i
 
 
 def _assert_parity(browser, run: Run, tmp_path: Path) -> None:
-    from catdog.inference.predict import answer_photos
+    from catdog.inference.batches import answer_photos
 
     photos = _test_photos(run, 8)
     assert photos
