@@ -25,7 +25,11 @@ from streamlit.runtime.scriptrunner import script_runner
 
 from catdog import access, config
 from catdog.access import Action, Forbidden
-from catdog.data import datasets, folders
+from catdog.data import datasets
+from catdog.data.download import download_default_dataset
+from catdog.data.errors import DataError
+from catdog.data.location import confine
+from catdog.data.scan import Scan, scan
 from catdog.runs.lessons import Experiment, arms, gaps, run_label
 from catdog.runs.queue_times import preparing, time_left
 from catdog.runs.store import ACTIVE, PREPARING, Run, RunStore, planned_epochs
@@ -228,8 +232,8 @@ def download_panel() -> None:
         bar.progress(min(done / total, 1.0), text=f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB")
 
     try:
-        folders.download_default_dataset(progress, actor=actor())
-    except (folders.DataError, Forbidden) as error:
+        download_default_dataset(progress, actor=actor())
+    except (DataError, Forbidden) as error:
         bar.empty()
         st.error(f"Download failed: {error}")
         return
@@ -254,13 +258,13 @@ def remember_augmentation(augmentation: AugmentConfig) -> None:
     st.session_state["augmentation"] = augmentation.to_dict()
 
 
-def load_scan(folder: str | None) -> folders.Scan:
+def load_scan(folder: str | None) -> Scan:
     """The scan of a folder (None = default set), with a progress bar the first time, as far as
-    this session may read it (see folders.confine). A data set of the app's own is scanned anew
+    this session may read it (see catdog.data.location.confine). A data set of the app's own is scanned anew
     after every fix, in every session."""
     reader = actor()
     if folder:
-        folders.confine(folder, reader)  # on every call: a cached scan must not skip the check
+        confine(folder, reader)  # on every call: a cached scan must not skip the check
     managed = datasets.DatasetStore().find(folder)
     # Keyed by what the reader may read, not who reads: sessions alike share one scan.
     return _scan(folder, access.allowed(reader, Action.READ_ANY_FOLDER), managed.version() if managed else 0, reader)
@@ -268,14 +272,14 @@ def load_scan(folder: str | None) -> folders.Scan:
 
 # A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
-def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> folders.Scan:
+def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> Scan:
     bar = st.progress(0.0, text="Checking the images…")
 
     def progress(done: int, total: int) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"Checking the images… {done} of {total}")
 
     try:
-        return folders.scan(folder, progress=progress, actor=_reader)
+        return scan(folder, progress=progress, actor=_reader)
     finally:
         bar.empty()
 
@@ -336,7 +340,7 @@ def restore_all(dataset: datasets.Dataset) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def thumbnail(scan_key: str, name: str, _scan: folders.Scan) -> bytes:
+def thumbnail(scan_key: str, name: str, _scan: Scan) -> bytes:
     """One data-set image as a small JPEG, as training sees it."""
     return jpeg(_scan.photo(name))
 

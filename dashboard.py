@@ -4,7 +4,8 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
-from catdog.data.folders import DataError, default_dataset_available
+from catdog.data.download import default_dataset_available
+from catdog.data.errors import DataError
 
 # The pages after Home, in the order of the story: file, icon, title, what it is for.
 PAGES = (

@@ -34,7 +34,7 @@ from PIL import Image
 
 from catdog import config
 from catdog.access import OWNER
-from catdog.data.folders import download_default_dataset
+from catdog.data.download import download_default_dataset
 from catdog.data.images import load_image
 from catdog.inference.answers import predict, predict_photo
 from catdog.inference.evaluation import evaluate

@@ -23,8 +23,9 @@ from pathlib import Path
 from catdog import __version__, config
 from catdog.access import OWNER, Forbidden
 from catdog.data.datasets import DatasetStore
-from catdog.data.folders import DataError, scan
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError
+from catdog.data.scan import scan
 from catdog.runs import lessons
 from catdog.runs.store import ACTIVE, PREPARING, RunError, RunStore, planned_epochs
 from catdog.settings import (

@@ -12,8 +12,10 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.access import Action
-from catdog.data.folders import DataError, Scan, default_dataset_available
+from catdog.data.download import default_dataset_available
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError, load_image, to_model_input
+from catdog.data.scan import Scan
 from catdog.models.augmentation import augmentation_code, build_augmentation, preview
 from catdog.runs.lessons import (
     AUGMENTATION,

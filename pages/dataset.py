@@ -12,8 +12,11 @@ import catdog_ui as ui
 from catdog import config
 from catdog.access import Action, Forbidden
 from catdog.data.datasets import Dataset, DatasetStore, Made, run_data_dir
-from catdog.data.folders import DataError, Scan, default_dataset_available, min_photos_per_class
+from catdog.data.download import default_dataset_available
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError, load_image, read_upload
+from catdog.data.scan import Scan
+from catdog.data.split import min_photos_per_class
 from catdog.runs.store import Run, RunError
 
 DEFAULT, MANAGED, FOLDER = "Default: cats_and_dogs_filtered", "Your data sets", "A folder on this computer"

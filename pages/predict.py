@@ -17,8 +17,9 @@ import catdog_ui as ui
 from catdog import config
 from catdog.data.archives import ArchiveError, is_zip, zip_members
 from catdog.data.datasets import DatasetStore, run_data_dir
-from catdog.data.folders import DataError, Scan
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError
+from catdog.data.scan import Scan
 from catdog.inference import web
 from catdog.inference.answers import Prediction, analyse_photo
 from catdog.inference.batches import Photo, PhotoAnswer, answered_batch, photos_of, write_csv

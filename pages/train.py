@@ -14,7 +14,7 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.access import Action, Forbidden
-from catdog.data.folders import default_dataset_available
+from catdog.data.download import default_dataset_available
 from catdog.inference import tflite
 from catdog.models.architectures import layer_summary, parameter_counts
 from catdog.runs import lessons

@@ -167,7 +167,7 @@ def test_train_wait_trains_in_its_own_process_and_predict_puts_the_backbone_back
 def test_a_fast_runs_training_photos_are_ranked_by_heads_that_never_saw_them(backbone_weights, tmp_path, monkeypatch):
     """A run's head learns its training photos by heart (on real photos a dog planted among the
     cats came out a cat), so top losses score each photo with heads trained on the other folds."""
-    from catdog.data.folders import scan
+    from catdog.data.scan import scan
     from catdog.inference import top_losses as ranking
     from catdog.training import process
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import catdog.inference.evaluation as evaluation_module
-from catdog.data.folders import scan
 from catdog.data.images import ImageError, load_image
+from catdog.data.scan import scan
 from catdog.inference.answers import analyse_photo, class_names, input_size, predict
 from catdog.inference.batches import answer_photos
 from catdog.inference.data_map import data_map, pca_plane

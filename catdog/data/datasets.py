@@ -1,7 +1,7 @@
 """The app's own data sets: uploaded zips, classes built from photos, editable copies, and their fixes.
 
 Each data set is a folder in the datasets folder (config.datasets_dir()) named as the data set,
-in a layout catdog.data.folders reads: `train/` (and `validation/`, `test/`) with one folder per class,
+in a layout catdog.data.scan reads: `train/` (and `validation/`, `test/`) with one folder per class,
 or one folder per class. A new data set is written into a hidden `.incoming-…` folder beside
 them and renamed into place only once complete, so a failed upload leaves nothing behind. The
 writer holds a lock file beside that folder while it fills it; the OS lets go of the lock when
@@ -38,8 +38,11 @@ import filelock
 from catdog import config
 from catdog.access import Action, Actor, authorize
 from catdog.data.archives import ArchiveError, Skipped, zip_members
-from catdog.data.folders import DataError, Scan, min_photos_per_class, resolve_data_dir, scan
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image
+from catdog.data.location import resolve_data_dir
+from catdog.data.scan import Scan, scan
+from catdog.data.split import min_photos_per_class
 from catdog.runs.store import ACTIVE, Run, RunStore
 from catdog.storage import read_json, write_json_atomic
 

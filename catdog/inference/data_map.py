@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from catdog.data.datasets import as_trained
-from catdog.data.folders import Scan
 from catdog.data.images import data_url
+from catdog.data.scan import Scan
 from catdog.fast.features import FeatureCache
 from catdog.inference import familiarity
 from catdog.inference.evaluation import ImageResult, evaluate

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog.data.datasets import as_trained
-from catdog.data.folders import Scan
+from catdog.data.scan import Scan
 from catdog.inference.answers import class_names, input_size, probabilities
 from catdog.inference.loading import at_current_version, model_at
 from catdog.inference.once import OncePerKey

@@ -28,7 +28,8 @@ import numpy as np
 
 from catdog import config
 from catdog.data.datasets import as_trained
-from catdog.data.folders import DataError, Scan
+from catdog.data.errors import DataError
+from catdog.data.scan import Scan
 from catdog.runs.store import Run
 from catdog.storage import write_bytes_atomic
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from catdog.data.datasets import as_trained
-from catdog.data.folders import Scan
+from catdog.data.scan import Scan
 from catdog.fast import backbone, head
 from catdog.fast.features import FeatureCache
 from catdog.inference.answers import class_names, input_size, probabilities, softmax

@@ -54,7 +54,7 @@ from catdog.runs.states import ACTIVE, FINAL, STATES, RunError
 from catdog.storage import append_jsonl, read_json, read_jsonl, write_json_atomic
 
 if TYPE_CHECKING:
-    from catdog.data.folders import Scan
+    from catdog.data.scan import Scan
 
 # Kinds of history.jsonl records.
 RECORD_EPOCH, RECORD_FEATURES = "epoch", "features"
