@@ -145,6 +145,22 @@ def resume_queue(runs_dir: str) -> None:
     RunStore(runs_dir).resume()
 
 
+@contextmanager
+def progress_bar(text: Callable[[int, int], str], start: str | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A bar for a long task, gone when the task ends however it ends: yields the progress(done,
+    total) callback the library's long tasks report through, `text(done, total)` its caption.
+    `start`: the caption shown before the first report; without it the bar appears with that report."""
+    bar = st.progress(0.0, text=start) if start else st.empty()
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=text(done, total))
+
+    try:
+        yield progress
+    finally:
+        bar.empty()
+
+
 # --- formatting -------------------------------------------------------------------------
 
 
@@ -226,18 +242,12 @@ def download_panel() -> None:
         st.caption(LOCKED)
     if not clicked:
         return
-    bar = st.progress(0.0, text="Connecting…")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(done / total, 1.0), text=f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB")
-
     try:
-        download_default_dataset(progress, actor=actor())
+        with progress_bar(lambda done, total: f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB", "Connecting…") as progress:
+            download_default_dataset(progress, actor=actor())
     except (DataError, Forbidden) as error:
-        bar.empty()
         st.error(f"Download failed: {error}")
         return
-    bar.empty()
     st.rerun()
 
 
@@ -273,15 +283,8 @@ def load_scan(folder: str | None) -> Scan:
 # A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
 def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> Scan:
-    bar = st.progress(0.0, text="Checking the images…")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"Checking the images… {done} of {total}")
-
-    try:
+    with progress_bar(lambda done, total: f"Checking the images… {done} of {total}", "Checking the images…") as progress:
         return scan(folder, progress=progress, actor=_reader)
-    finally:
-        bar.empty()
 
 
 def fix_photo(dataset: datasets.Dataset | None, file: str, label: str, classes: list[str], key: str) -> None:

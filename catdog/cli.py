@@ -9,7 +9,6 @@ acts as the owner of the files it is given (access.OWNER): a teacher password lo
 import argparse
 import contextlib
 import dataclasses
-import itertools
 import json
 import math
 import os
@@ -413,7 +412,7 @@ def cmd_delete(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from catdog.inference.batches import answer_photos, photos_of, write_csv
+    from catdog.inference.batches import answer_photos, photos_in, write_csv
     from catdog.inference.familiarity import GuardUnavailable
     from catdog.inference.loading import guard
 
@@ -431,7 +430,7 @@ def cmd_predict(args) -> int:
                 failed.append(answer.file)
             yield answer
 
-    photos = itertools.chain.from_iterable(photos_of(name, Path(name)) for name in args.images)
+    photos = photos_in((name, Path(name)) for name in args.images)
     answers = noted(answer_photos(run, photos, args.flip_tta))
     if args.csv:
         write_csv(answers, sys.stdout)

@@ -481,7 +481,7 @@ def test_predict_many_photos_and_a_zip_make_one_table_with_a_csv(trained_env):
         "../escape.jpg could lead outside the folder it is unpacked into (absolute, '..' or a drive): the archive is refused",
     ]
     assert any("5 photos" in m.value and "2 could not be read" in m.value for m in app.markdown)
-    assert [button.proto.label for button in app.get("download_button")] == ["Download the answers as CSV"]
+    assert "Download the answers as CSV" in [button.proto.label for button in app.get("download_button")]
     assert len([m for m in app.markdown if m.value.startswith("### ")]) == 3, "photo cards for the readable ones"
 
 

@@ -508,6 +508,12 @@ def run_data_dir(run: Run) -> str | None:
     return str(moved.root) if moved else folder
 
 
+def trained_on(run: Run, root: Path) -> bool:
+    """Whether the run trained on the data folder at `root` (resolved), wherever that data set is now."""
+    folder = run_data_dir(run)
+    return bool(folder) and Path(folder).expanduser().resolve() == root
+
+
 def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]]:
     """The run's data folder (`data`: as scanned now, if the caller has it) with each split's files
     as the run recorded them when it trained, those still there; and how many of each split are gone.

@@ -48,6 +48,14 @@ class Scan:
             for split, items in self.files.items()
         }
 
+    def majority_baseline(self) -> tuple[str, float]:
+        """The most common training class, and the validation accuracy of always answering it:
+        what a model must beat to have learnt anything."""
+        counts = self.counts()
+        train, validation = counts["train"], counts["validation"]
+        majority = max(train, key=train.get)
+        return majority, validation[majority] / max(sum(validation.values()), 1)
+
     def check_trainable(self) -> None:
         """A one-line refusal up front when training could not measure itself: no validation photos."""
         if not self.files["validation"]:

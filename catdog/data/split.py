@@ -16,6 +16,12 @@ def min_photos_per_class() -> int:
     return next(n for n in itertools.count(1) if _held_out(n, config.VALIDATION_FRACTION))
 
 
+def split_shares() -> tuple[float, float, float]:
+    """The train, validation and test shares of a folder of class folders only, as assign_splits holds them out."""
+    held_out, test = config.VALIDATION_FRACTION, config.TEST_FRACTION
+    return 1 - held_out, held_out * (1 - test), held_out * test
+
+
 def assign_splits(
     layout: dict[str, dict[str, list[str]]], classes: list[str], seed: int
 ) -> dict[str, list[tuple[str, int]]]:

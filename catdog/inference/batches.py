@@ -2,6 +2,7 @@
 `catdog predict --csv` prints and the Predict page downloads."""
 
 import csv
+import hashlib
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -113,6 +114,30 @@ def photos_of(name: str, source: bytes | os.PathLike) -> Iterator[Photo]:
             yield f"{name}/{entry.path}", lambda data=entry.data: data
         else:
             yield f"{name}/{entry.name}", _refused(entry.reason)
+
+
+def photos_in(sources: Iterable[tuple[str, bytes | os.PathLike]]) -> Iterator[Photo]:
+    """photos_of for each (name, source) in turn: every photo of several uploads or files."""
+    return itertools.chain.from_iterable(photos_of(name, source) for name, source in sources)
+
+
+def photo_count(source: bytes | os.PathLike) -> int:
+    """How many (name, read) pairs photos_of gives for a source, known before any photo is read:
+    a zip's members from its directory alone; a refused zip is one row, with its reason."""
+    if not _is_zip(source):
+        return 1
+    try:
+        return len(zip_members(source))
+    except ArchiveError:
+        return 1
+
+
+def uploads_digest(uploads: Iterable[tuple[str, bytes]]) -> str:
+    """Identifies uploads by each one's name and content: answered_batch's key for them."""
+    digest = hashlib.sha256()
+    for name, data in uploads:
+        digest.update(hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest() + hashlib.sha256(data).digest())
+    return digest.hexdigest()
 
 
 def _is_zip(source: bytes | os.PathLike) -> bool:
