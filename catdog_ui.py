@@ -1,4 +1,4 @@
-"""What every dashboard page shares: the error guard, the run-status badge and cached loaders.
+"""What every dashboard page shares: the error boundary, the run-status badge and cached loaders.
 
 Pages stay thin views over the catdog library; anything here is about showing things, never
 about training or data rules.
@@ -64,7 +64,7 @@ T = TypeVar("T")
 
 
 @contextmanager
-def guard(where: str) -> Iterator[None]:
+def error_boundary(where: str) -> Iterator[None]:
     """Turns an unexpected exception into one short line on the page and a logged traceback.
 
     Streamlit's own rerun and stop signals derive from BaseException, so they pass through. An
@@ -80,13 +80,13 @@ def guard(where: str) -> Iterator[None]:
         st.error(f"{where} hit an unexpected problem: {reason}. The details are in the server log.", icon=":material/error:")
 
 
-def guarded(where: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
-    """The guard for fragments, which rerun on their own, outside the page's guard."""
+def with_error_boundary(where: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """The error boundary for fragments, which rerun on their own, outside the page's."""
 
     def decorate(func: Callable[P, None]) -> Callable[P, None]:
         @wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-            with guard(where):
+            with error_boundary(where):
                 func(*args, **kwargs)
 
         return wrapper
@@ -102,6 +102,16 @@ def class_colors(classes: list[str]) -> dict[str, str]:
     return {name: CLASS_PALETTE[i % len(CLASS_PALETTE)] for i, name in enumerate(classes)}
 
 
+# --- the router workaround ----------------------------------------------------------------
+# Kept, and kept here alone, because Streamlit 1.67 leaves no other way while pages/ sits beside
+# dashboard.py. A folder named pages/ beside the entry point turns on the legacy multipage mode
+# (PagesManager.uses_pages_directory) for the whole process until some session calls
+# st.navigation ("As soon as any session of your app executes the st.navigation command, your
+# app will ignore the pages/ directory", st.navigation's docs); no setting turns it off. In that
+# mode a run for /train executes pages/train.py alone, so a tab reopening /train after a server
+# restart got no navigation, badge or error boundary. AppTest resets the mode before every run, so
+# there it applies each time. Removable when pages/ is renamed or Streamlit drops the legacy mode.
+
 _router = threading.local()
 
 
@@ -116,23 +126,21 @@ def routed() -> Iterator[None]:
 
 
 def ensure_router() -> None:
-    """Runs a page opened without the router through dashboard.py instead.
-
-    Until some session has called st.navigation, Streamlit treats the pages/ folder as a legacy
-    multipage app (and AppTest does so on every run): a tab reopening /train after a server
-    restart would run the page alone, without navigation, badge or error guard. Running the
-    router here renders the requested page inside it, with this run's widget events intact.
-    """
+    """Runs a page that the legacy mode started alone through dashboard.py instead, which renders
+    the requested page inside the router, with this run's widget events intact."""
     if getattr(_router, "active", False):
         return
     runpy.run_path(str(ROUTER))
     st.stop()
 
 
+# --- the page frame -----------------------------------------------------------------------
+
+
 def setup_page() -> None:
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
-    with guard("Resuming queued runs"):
+    with error_boundary("Resuming queued runs"):
         resume_queue(str(config.runs_dir()))
 
 
@@ -211,7 +219,7 @@ def status_line(run: Run) -> tuple[str, str]:
 
 
 @st.fragment(run_every=STATUS_REFRESH_S)
-@guarded("The run status")
+@with_error_boundary("The run status")
 def run_status() -> None:
     store = shared_runs()
     run = store.latest()
@@ -309,7 +317,7 @@ def _fix(dataset: datasets.Dataset, file: str, to_class: str | None) -> None:
 
 
 def _change(change: Callable[[], object]) -> None:
-    """A change to a data set from a button's callback, which runs outside the page's guard:
+    """A change to a data set from a button's callback, which runs outside the page's error boundary:
     a refusal waits in Session State for undo_bar to show it in one line."""
     try:
         change()
@@ -461,7 +469,7 @@ def experiment_view(experiment: Experiment, key: str) -> None:
     was_active, ids = experiment.active, [run.id for run in experiment.runs]
 
     @st.fragment(run_every=EXPERIMENT_REFRESH_S if was_active else None)
-    @guarded("The experiment")
+    @with_error_boundary("The experiment")
     def chart() -> None:
         store = shared_runs()  # one read of the run files per server while they do not change
         current = Experiment(experiment.id, tuple(store.get(run_id) for run_id in ids))
@@ -631,30 +639,30 @@ def refused(action: Action) -> bool:
 
 # Addresses only this machine can reach: anything else (Streamlit's default, all of them) serves others.
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-UNGUARDED = (
+OPEN_SERVER = (
     "This dashboard can be reached from other computers and has no teacher password: every visitor "
     "may start, cancel and delete runs and change or delete every data set. Set CATDOG_TEACHER_PASSWORD "
     "(see the README), or serve it on this computer alone with --server.address localhost."
 )
 
 
-def served_unguarded() -> bool:
+def served_without_password() -> bool:
     """Whether the server listens beyond this machine without a teacher password."""
     return st.get_option("server.address") not in LOOPBACK and teacher_password() is None
 
 
-def unguarded_warning() -> None:
+def open_server_warning() -> None:
     """The server log says it once per server; each browser session sees the banner once."""
-    if not served_unguarded() or st.session_state.get("unguarded_warned"):
+    if not served_without_password() or st.session_state.get("open_server_warned"):
         return
-    _log_unguarded()
-    st.session_state["unguarded_warned"] = True
-    st.warning(UNGUARDED, icon=":material/lock_open:")
+    _log_open_server()
+    st.session_state["open_server_warned"] = True
+    st.warning(OPEN_SERVER, icon=":material/lock_open:")
 
 
 @st.cache_resource(show_spinner=False)
-def _log_unguarded() -> None:
-    log.warning(UNGUARDED)
+def _log_open_server() -> None:
+    log.warning(OPEN_SERVER)
 
 
 def teacher_panel() -> None:

@@ -68,7 +68,7 @@ def data_state() -> None:
 
 
 ui.setup_page()
-ui.unguarded_warning()
+ui.open_server_warning()
 page = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
@@ -78,5 +78,6 @@ page = st.navigation(
 with st.sidebar:
     ui.run_status()
     ui.teacher_panel()
-with ui.guard(page.title), ui.routed():
+# routed(): the pages know they run inside the router (see catdog_ui's router workaround).
+with ui.error_boundary(page.title), ui.routed():
     page.run()

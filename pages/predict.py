@@ -126,7 +126,7 @@ def your_photos(run: Run, flip_average: bool) -> None:
     for number, ((name, data), count) in enumerate(zip(files, counts)):
         cards = itertools.islice(photos_of(name, data), PHOTO_CARDS if is_zip(data) else None)
         for index, (card, read) in enumerate(cards):
-            with ui.guard(card):
+            with ui.error_boundary(card):
                 show_prediction(run, card, read, flip_average, key=f"{number}-{index}")
         if count > PHOTO_CARDS and is_zip(data):
             st.caption(f"The first {PHOTO_CARDS} photos of {name} in detail; all are in the table above.")
@@ -282,7 +282,7 @@ MAP_SHOWS = {"Test photos": ("test",), "Training photos": ("train",), "Both": ("
 # A fragment, and off until asked for: a chart of a few thousand points costs every browser that
 # draws it, and a click on a point reruns the map alone.
 @st.fragment
-@ui.guarded("The map of the data")
+@ui.with_error_boundary("The map of the data")
 def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
     st.markdown("**A map of the data**")
     if not st.toggle("Show the map", key="predict_map"):

@@ -179,12 +179,12 @@ def live_run() -> None:
     was_active = seen[0][1]
 
     @st.fragment(run_every=LIVE_REFRESH_S if was_active else IDLE_REFRESH_S)
-    @ui.guarded("The live run")
+    @ui.with_error_boundary("The live run")
     def live(run_id: str) -> None:
         show_run(store.get(run_id))
 
     @st.fragment(run_every=CHARTS_REFRESH_S if was_active else None)
-    @ui.guarded("The live charts")
+    @ui.with_error_boundary("The live charts")
     def charts(run_id: str) -> None:
         run = store.get(run_id)
         history, total = run.history(), planned_epochs(run.config)
@@ -193,7 +193,7 @@ def live_run() -> None:
         loss.plotly_chart(curves(history, "loss", total), key=f"live-loss-{run_id}")
 
     @st.fragment(run_every=LIVE_REFRESH_S if was_active else IDLE_REFRESH_S)
-    @ui.guarded("The queue")
+    @ui.with_error_boundary("The queue")
     def waiting() -> None:
         if [(run.id, ui.is_active(run)) for run in store.live()] != seen:
             # A run started or ended: rerun the page so the live runs, runs table and polling rate follow.

@@ -282,11 +282,11 @@ def test_a_server_open_to_others_without_a_password_warns_once_per_session(
 ):
     monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
     address(served)
-    ui._log_unguarded.clear()
+    ui._log_open_server.clear()
     with caplog.at_level(logging.WARNING, logger="catdog.dashboard"):
         app = open_app()
-    assert [w.value for w in app.warning] == [ui.UNGUARDED]
-    assert [record.getMessage() for record in caplog.records if record.name == "catdog.dashboard"] == [ui.UNGUARDED]
+    assert [w.value for w in app.warning] == [ui.OPEN_SERVER]
+    assert [record.getMessage() for record in caplog.records if record.name == "catdog.dashboard"] == [ui.OPEN_SERVER]
     app.run()
     assert not app.warning, "once per session"
 
