@@ -1,4 +1,4 @@
-"""What every dashboard page shares: the error guard, the run-status badge and cached loaders.
+"""What every dashboard page shares: the error boundary, the run-status badge and cached loaders.
 
 Pages stay thin views over the catdog library; anything here is about showing things, never
 about training or data rules.
@@ -25,7 +25,11 @@ from streamlit.runtime.scriptrunner import script_runner
 
 from catdog import access, config
 from catdog.access import Action, Forbidden
-from catdog.data import datasets, folders
+from catdog.data import datasets
+from catdog.data.download import download_default_dataset
+from catdog.data.errors import DataError
+from catdog.data.location import confine
+from catdog.data.scan import Scan, scan
 from catdog.runs.lessons import Experiment, arms, gaps, run_label
 from catdog.runs.queue_times import preparing, time_left
 from catdog.runs.record import PREPARING, Run
@@ -62,7 +66,7 @@ T = TypeVar("T")
 
 
 @contextmanager
-def guard(where: str) -> Iterator[None]:
+def error_boundary(where: str) -> Iterator[None]:
     """Turns an unexpected exception into one short line on the page and a logged traceback.
 
     Streamlit's own rerun and stop signals derive from BaseException, so they pass through. An
@@ -78,13 +82,13 @@ def guard(where: str) -> Iterator[None]:
         st.error(f"{where} hit an unexpected problem: {reason}. The details are in the server log.", icon=":material/error:")
 
 
-def guarded(where: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
-    """The guard for fragments, which rerun on their own, outside the page's guard."""
+def with_error_boundary(where: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """The error boundary for fragments, which rerun on their own, outside the page's."""
 
     def decorate(func: Callable[P, None]) -> Callable[P, None]:
         @wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-            with guard(where):
+            with error_boundary(where):
                 func(*args, **kwargs)
 
         return wrapper
@@ -100,6 +104,16 @@ def class_colors(classes: list[str]) -> dict[str, str]:
     return {name: CLASS_PALETTE[i % len(CLASS_PALETTE)] for i, name in enumerate(classes)}
 
 
+# --- the router workaround ----------------------------------------------------------------
+# Kept, and kept here alone, because Streamlit 1.67 leaves no other way while pages/ sits beside
+# dashboard.py. A folder named pages/ beside the entry point turns on the legacy multipage mode
+# (PagesManager.uses_pages_directory) for the whole process until some session calls
+# st.navigation ("As soon as any session of your app executes the st.navigation command, your
+# app will ignore the pages/ directory", st.navigation's docs); no setting turns it off. In that
+# mode a run for /train executes pages/train.py alone, so a tab reopening /train after a server
+# restart got no navigation, badge or error boundary. AppTest resets the mode before every run, so
+# there it applies each time. Removable when pages/ is renamed or Streamlit drops the legacy mode.
+
 _router = threading.local()
 
 
@@ -114,23 +128,21 @@ def routed() -> Iterator[None]:
 
 
 def ensure_router() -> None:
-    """Runs a page opened without the router through dashboard.py instead.
-
-    Until some session has called st.navigation, Streamlit treats the pages/ folder as a legacy
-    multipage app (and AppTest does so on every run): a tab reopening /train after a server
-    restart would run the page alone, without navigation, badge or error guard. Running the
-    router here renders the requested page inside it, with this run's widget events intact.
-    """
+    """Runs a page that the legacy mode started alone through dashboard.py instead, which renders
+    the requested page inside the router, with this run's widget events intact."""
     if getattr(_router, "active", False):
         return
     runpy.run_path(str(ROUTER))
     st.stop()
 
 
+# --- the page frame -----------------------------------------------------------------------
+
+
 def setup_page() -> None:
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
-    with guard("Resuming queued runs"):
+    with error_boundary("Resuming queued runs"):
         resume_queue(str(config.runs_dir()))
 
 
@@ -141,6 +153,22 @@ def resume_queue(runs_dir: str) -> None:
     At most every RESUME_EVERY_S per server and runs folder: a page view must stay cheap.
     """
     RunStore(runs_dir).resume()
+
+
+@contextmanager
+def progress_bar(text: Callable[[int, int], str], start: str | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A bar for a long task, gone when the task ends however it ends: yields the progress(done,
+    total) callback the library's long tasks report through, `text(done, total)` its caption.
+    `start`: the caption shown before the first report; without it the bar appears with that report."""
+    bar = st.progress(0.0, text=start) if start else st.empty()
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=text(done, total))
+
+    try:
+        yield progress
+    finally:
+        bar.empty()
 
 
 # --- formatting -------------------------------------------------------------------------
@@ -193,7 +221,7 @@ def status_line(run: Run) -> tuple[str, str]:
 
 
 @st.fragment(run_every=STATUS_REFRESH_S)
-@guarded("The run status")
+@with_error_boundary("The run status")
 def run_status() -> None:
     store = shared_runs()
     run = store.latest()
@@ -224,18 +252,12 @@ def download_panel() -> None:
         st.caption(LOCKED)
     if not clicked:
         return
-    bar = st.progress(0.0, text="Connecting…")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(done / total, 1.0), text=f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB")
-
     try:
-        folders.download_default_dataset(progress, actor=actor())
-    except (folders.DataError, Forbidden) as error:
-        bar.empty()
+        with progress_bar(lambda done, total: f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB", "Connecting…") as progress:
+            download_default_dataset(progress, actor=actor())
+    except (DataError, Forbidden) as error:
         st.error(f"Download failed: {error}")
         return
-    bar.empty()
     st.rerun()
 
 
@@ -256,13 +278,13 @@ def remember_augmentation(augmentation: AugmentConfig) -> None:
     st.session_state["augmentation"] = augmentation.to_dict()
 
 
-def load_scan(folder: str | None) -> folders.Scan:
+def load_scan(folder: str | None) -> Scan:
     """The scan of a folder (None = default set), with a progress bar the first time, as far as
-    this session may read it (see folders.confine). A data set of the app's own is scanned anew
+    this session may read it (see catdog.data.location.confine). A data set of the app's own is scanned anew
     after every fix, in every session."""
     reader = actor()
     if folder:
-        folders.confine(folder, reader)  # on every call: a cached scan must not skip the check
+        confine(folder, reader)  # on every call: a cached scan must not skip the check
     managed = datasets.DatasetStore().find(folder)
     # Keyed by what the reader may read, not who reads: sessions alike share one scan.
     return _scan(folder, access.allowed(reader, Action.READ_ANY_FOLDER), managed.version() if managed else 0, reader)
@@ -270,16 +292,9 @@ def load_scan(folder: str | None) -> folders.Scan:
 
 # A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
-def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> folders.Scan:
-    bar = st.progress(0.0, text="Checking the images…")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"Checking the images… {done} of {total}")
-
-    try:
-        return folders.scan(folder, progress=progress, actor=_reader)
-    finally:
-        bar.empty()
+def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> Scan:
+    with progress_bar(lambda done, total: f"Checking the images… {done} of {total}", "Checking the images…") as progress:
+        return scan(folder, progress=progress, actor=_reader)
 
 
 def fix_photo(dataset: datasets.Dataset | None, file: str, label: str, classes: list[str], key: str) -> None:
@@ -304,7 +319,7 @@ def _fix(dataset: datasets.Dataset, file: str, to_class: str | None) -> None:
 
 
 def _change(change: Callable[[], object]) -> None:
-    """A change to a data set from a button's callback, which runs outside the page's guard:
+    """A change to a data set from a button's callback, which runs outside the page's error boundary:
     a refusal waits in Session State for undo_bar to show it in one line."""
     try:
         change()
@@ -338,7 +353,7 @@ def restore_all(dataset: datasets.Dataset) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def thumbnail(scan_key: str, name: str, _scan: folders.Scan) -> bytes:
+def thumbnail(scan_key: str, name: str, _scan: Scan) -> bytes:
     """One data-set image as a small JPEG, as training sees it."""
     return jpeg(_scan.photo(name))
 
@@ -456,7 +471,7 @@ def experiment_view(experiment: Experiment, key: str) -> None:
     was_active, ids = experiment.active, [run.id for run in experiment.runs]
 
     @st.fragment(run_every=EXPERIMENT_REFRESH_S if was_active else None)
-    @guarded("The experiment")
+    @with_error_boundary("The experiment")
     def chart() -> None:
         store = shared_runs()  # one read of the run files per server while they do not change
         current = Experiment(experiment.id, tuple(store.get(run_id) for run_id in ids))
@@ -540,7 +555,7 @@ def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
     with section:
         if not section.open:
             return
-        from catdog.inference.predict import model_version
+        from catdog.inference.loading import model_version
 
         layers = feature_maps(str(run.path), model_version(run), pixels)
         st.caption(
@@ -558,9 +573,9 @@ def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
 def feature_maps(run_path: str, version: int, pixels: np.ndarray) -> list:
     """Kept per photo and saved model version, for every session, like the photo's answer."""
     # Imported here: the pages that show no model start without TensorFlow.
-    from catdog.inference import feature_maps, predict
+    from catdog.inference import feature_maps, loading
 
-    return feature_maps.feature_maps(predict.load_model(Run(Path(run_path))), pixels)
+    return feature_maps.feature_maps(loading.load_model(Run(Path(run_path))), pixels)
 
 
 # --- the live camera --------------------------------------------------------------------
@@ -626,30 +641,30 @@ def refused(action: Action) -> bool:
 
 # Addresses only this machine can reach: anything else (Streamlit's default, all of them) serves others.
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-UNGUARDED = (
+OPEN_SERVER = (
     "This dashboard can be reached from other computers and has no teacher password: every visitor "
     "may start, cancel and delete runs and change or delete every data set. Set CATDOG_TEACHER_PASSWORD "
     "(see the README), or serve it on this computer alone with --server.address localhost."
 )
 
 
-def served_unguarded() -> bool:
+def served_without_password() -> bool:
     """Whether the server listens beyond this machine without a teacher password."""
     return st.get_option("server.address") not in LOOPBACK and teacher_password() is None
 
 
-def unguarded_warning() -> None:
+def open_server_warning() -> None:
     """The server log says it once per server; each browser session sees the banner once."""
-    if not served_unguarded() or st.session_state.get("unguarded_warned"):
+    if not served_without_password() or st.session_state.get("open_server_warned"):
         return
-    _log_unguarded()
-    st.session_state["unguarded_warned"] = True
-    st.warning(UNGUARDED, icon=":material/lock_open:")
+    _log_open_server()
+    st.session_state["open_server_warned"] = True
+    st.warning(OPEN_SERVER, icon=":material/lock_open:")
 
 
 @st.cache_resource(show_spinner=False)
-def _log_unguarded() -> None:
-    log.warning(UNGUARDED)
+def _log_open_server() -> None:
+    log.warning(OPEN_SERVER)
 
 
 def teacher_panel() -> None:

@@ -4,7 +4,8 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
-from catdog.data.folders import DataError, default_dataset_available
+from catdog.data.download import default_dataset_available
+from catdog.data.errors import DataError
 
 # The pages after Home, in the order of the story: file, icon, title, what it is for.
 PAGES = (
@@ -67,7 +68,7 @@ def data_state() -> None:
 
 
 ui.setup_page()
-ui.unguarded_warning()
+ui.open_server_warning()
 page = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
@@ -77,5 +78,6 @@ page = st.navigation(
 with st.sidebar:
     ui.run_status()
     ui.teacher_panel()
-with ui.guard(page.title), ui.routed():
+# routed(): the pages know they run inside the router (see catdog_ui's router workaround).
+with ui.error_boundary(page.title), ui.routed():
     page.run()

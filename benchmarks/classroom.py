@@ -74,7 +74,7 @@ def class_photos(count: int, smoke: bool) -> list[tuple[str, bytes]]:
     """One photo per session, cats and dogs in turn: real validation photos, or synthetic ones."""
     if smoke:
         return synthetic_photos(count)
-    from catdog.data.folders import default_dataset_dir
+    from catdog.data.download import default_dataset_dir
 
     folder = default_dataset_dir() / "validation"
     cats, dogs = sorted((folder / "cats").glob("*.jpg")), sorted((folder / "dogs").glob("*.jpg"))

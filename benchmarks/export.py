@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from catdog import config
-from catdog.data.datasets import as_trained
 from catdog.data.images import open_image, to_model_input
 from catdog.inference import familiarity, web
-from catdog.inference.predict import evaluate
-from catdog.runs.store import Run
+from catdog.inference.evaluation import evaluate
+from catdog.inference.lineage import as_trained
+from catdog.runs.record import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 # The browser tests' helpers are the one way this project drives Chromium; reuse them.

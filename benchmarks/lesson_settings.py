@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from catdog import config
-from catdog.data.folders import scan
+from catdog.data.scan import scan
 from catdog.runs.store import RunStore
 from catdog.settings import PRESETS, RunConfig
 

@@ -34,9 +34,10 @@ from PIL import Image
 
 from catdog import config
 from catdog.access import OWNER
-from catdog.data.folders import download_default_dataset
+from catdog.data.download import download_default_dataset
 from catdog.data.images import load_image
-from catdog.inference.predict import evaluate, predict, predict_photo
+from catdog.inference.answers import predict, predict_photo
+from catdog.inference.evaluation import evaluate
 from catdog.models.augmentation import AugmentConfig, preview
 from catdog.runs.record import RECORD_FEATURES
 from catdog.runs.store import RunStore

@@ -30,11 +30,13 @@ from PIL import Image
 
 from benchmarks import nonpets
 from catdog.access import OWNER
-from catdog.data.folders import Scan, download_default_dataset, scan
+from catdog.data.download import download_default_dataset
 from catdog.data.images import open_image, to_model_input
+from catdog.data.scan import Scan, scan
 from catdog.fast.features import FeatureCache, extract
 from catdog.inference import familiarity
-from catdog.runs.store import Run, RunStore
+from catdog.runs.record import Run
+from catdog.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 GOALS = {"pets_flagged": familiarity.FALSE_FLAG_SHARE, "non_pets_flagged": 0.90}

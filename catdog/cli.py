@@ -9,7 +9,6 @@ acts as the owner of the files it is given (access.OWNER): a teacher password lo
 import argparse
 import contextlib
 import dataclasses
-import itertools
 import json
 import math
 import os
@@ -23,8 +22,9 @@ from pathlib import Path
 from catdog import __version__, config
 from catdog.access import OWNER, Forbidden
 from catdog.data.datasets import DatasetStore
-from catdog.data.folders import DataError, scan
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError
+from catdog.data.scan import scan
 from catdog.runs import lessons
 from catdog.runs.record import PREPARING
 from catdog.runs.states import ACTIVE, RunError
@@ -414,8 +414,9 @@ def cmd_delete(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from catdog.inference.batches import answer_photos, photos_in, write_csv
     from catdog.inference.familiarity import GuardUnavailable
-    from catdog.inference.predict import answer_photos, guard, photos_of, write_csv
+    from catdog.inference.loading import guard
 
     run = RunStore(args.runs_dir).get(args.run)
     with progress("preparing the unfamiliarity guard (once per run)") as report:
@@ -431,7 +432,7 @@ def cmd_predict(args) -> int:
                 failed.append(answer.file)
             yield answer
 
-    photos = itertools.chain.from_iterable(photos_of(name, Path(name)) for name in args.images)
+    photos = photos_in((name, Path(name)) for name in args.images)
     answers = noted(answer_photos(run, photos, args.flip_tta))
     if args.csv:
         write_csv(answers, sys.stdout)
@@ -442,7 +443,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from catdog.inference.predict import evaluate
+    from catdog.inference.evaluation import evaluate
 
     result = evaluate(RunStore(args.runs_dir).get(args.run), args.flip_tta).to_dict()
     summary = {key: result[key] for key in ("run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix")}

@@ -388,13 +388,6 @@ class RunConfig:
         settings.setdefault("mixed_precision", False)
         return cls(**settings)
 
-    def __getitem__(self, name: str):
-        """`run.config["seed"]`, as catdog.inference.predict still reads it (issue 21): remove
-        once it reads attributes."""
-        if name not in {field.name for field in fields(self)}:
-            raise KeyError(name)
-        return getattr(self, name)
-
 
 def library_versions() -> dict[str, str | None]:
     """Read from installed package metadata, so recording a run never waits for TensorFlow to import."""

@@ -5,16 +5,17 @@ import random
 import urllib.parse
 from pathlib import Path
 
-import keras
 import numpy as np
 import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
 from catdog.access import Action
-from catdog.data.folders import DataError, Scan, default_dataset_available
+from catdog.data.download import default_dataset_available
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError, load_image, to_model_input
-from catdog.models.augmentation import augmentation_code, build_augmentation, preview
+from catdog.data.scan import Scan
+from catdog.models.augmentation import augmentation_code, augmented_batch, preview
 from catdog.runs.lessons import (
     AUGMENTATION,
     LESSON_ARCH,
@@ -26,7 +27,8 @@ from catdog.runs.lessons import (
     find_experiment,
     submit_experiment,
 )
-from catdog.runs.store import RunError, RunStore
+from catdog.runs.states import RunError
+from catdog.runs.store import RunStore
 from catdog.settings import (
     AMOUNT_MEANINGS,
     AMOUNT_RANGES,
@@ -255,14 +257,10 @@ def _query_value(value) -> str | list[str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def augmented_batch(scan_key: str, augmentation: dict, seed: int, _scan: Scan) -> tuple[list[bytes], list[str]]:
-    """One shuffled training batch after augmentation, as training would draw it."""
-    picks = np.random.default_rng(seed).permutation(len(_scan.files["train"]))[: config.BATCH_SIZE]
-    pixels, labels = _scan.arrays("train", picks)
-    layers = build_augmentation(AugmentConfig.from_dict({**augmentation, "seed": seed}))
-    batch = keras.ops.convert_to_numpy(layers(pixels.astype(np.float32), training=True))
-    images = [ui.jpeg(image) for image in np.clip(batch, 0, 255).astype(np.uint8)]
-    return images, [_scan.classes[label] for label in labels]
+def batch_images(scan_key: str, augmentation: dict, seed: int, _scan: Scan) -> tuple[list[bytes], list[str]]:
+    """The augmented training batch as JPEGs, and each photo's class."""
+    batch, labels = augmented_batch(_scan, AugmentConfig.from_dict(augmentation), seed)
+    return [ui.jpeg(image) for image in batch], labels
 
 
 def show_batch(scan: Scan, augmentation: AugmentConfig, seed: int) -> None:
@@ -271,7 +269,7 @@ def show_batch(scan: Scan, augmentation: AugmentConfig, seed: int) -> None:
         f"One training batch of {config.BATCH_SIZE} photos after augmentation, at the "
         f"{config.IMAGE_SIZE[0]} × {config.IMAGE_SIZE[1]} pixels the model gets. Every epoch draws new poses."
     )
-    images, labels = augmented_batch(scan.key, augmentation.to_dict(), seed, scan)
+    images, labels = batch_images(scan.key, augmentation.to_dict(), seed, scan)
     columns = st.columns(BATCH_COLUMNS)
     for i, (image, label) in enumerate(zip(images, labels)):
         columns[i % BATCH_COLUMNS].image(image, caption=label, width="stretch")

@@ -2,7 +2,6 @@
 and the photos a trained model disputes, to fix."""
 
 import random
-from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
@@ -11,10 +10,14 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.access import Action, Forbidden
-from catdog.data.datasets import Dataset, DatasetStore, Made, run_data_dir
-from catdog.data.folders import DataError, Scan, default_dataset_available, min_photos_per_class
+from catdog.data.datasets import Dataset, DatasetStore, Made
+from catdog.data.download import default_dataset_available
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError, load_image, read_upload
-from catdog.runs.store import Run, RunError
+from catdog.data.scan import Scan
+from catdog.data.split import min_photos_per_class, split_shares
+from catdog.inference.lineage import trained_on
+from catdog.runs.states import RunError
 
 DEFAULT, MANAGED, FOLDER = "Default: cats_and_dogs_filtered", "Your data sets", "A folder on this computer"
 PAGE_SIZE = 24
@@ -67,11 +70,12 @@ def choose_source() -> tuple[Scan | None, Dataset | None]:
         name = st.selectbox("Data set", names, key="dataset_name", persist_state="session", disabled=locked)
         folder = str(store.get(name).root)
     elif source == FOLDER:
+        shares = "/".join(f"{share:.0%}" for share in split_shares())  # e.g. 70%/24%/6%
         folder = st.text_input(
             "Folder path", value=remembered or "", key="data_path", persist_state="session",
             placeholder="/path/to/photos", disabled=locked,
             help=ui.LOCKED if locked else "A folder with train/, validation/ and test/ (each with one subfolder "
-            f"per class), or just one subfolder per class: it is then split {split_shares()} with a fixed seed.",
+            f"per class), or just one subfolder per class: it is then split {shares} with a fixed seed.",
         ).strip()
         if not folder:
             st.info("Type the path of a folder of class folders.")
@@ -118,12 +122,8 @@ def upload_zip(store: DatasetStore, locked: bool) -> None:
     name = st.text_input("Name", key="dataset_zip_name", placeholder="my-pets", disabled=locked)
     if not st.button("Create from the zip", key="dataset_zip_create", type="primary", disabled=locked or not archive):
         return
-    bar = st.progress(0.0, text="Unpacking…")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(done / total, 1.0), text=f"Unpacking… {done / 2**20:.1f} of {total / 2**20:.1f} MB")
-
-    created(lambda: store.import_zip(archive, name, progress, actor=ui.actor()), bar)
+    with ui.progress_bar(lambda done, total: f"Unpacking… {done / 2**20:.1f} of {total / 2**20:.1f} MB", "Unpacking…") as progress:
+        created(lambda: store.import_zip(archive, name, progress, actor=ui.actor()))
 
 
 def class_builder(store: DatasetStore, locked: bool) -> None:
@@ -137,7 +137,7 @@ def class_builder(store: DatasetStore, locked: bool) -> None:
     if not ready:
         st.caption(f"Needs at least two classes with at least {minimum} photos each.")
     if st.button("Create the data set", key="builder_create", type="primary", disabled=locked or not ready):
-        created(lambda: store.create(name, photos, actor=ui.actor()), st.empty())
+        created(lambda: store.create(name, photos, actor=ui.actor()))
 
 
 def class_photos(name: str, minimum: int, locked: bool) -> list[tuple[str, bytes]]:
@@ -157,15 +157,13 @@ def class_photos(name: str, minimum: int, locked: bool) -> list[tuple[str, bytes
     return photos
 
 
-def created(make, bar) -> None:
+def created(make) -> None:
     """Makes a data set, says why not in one line, and shows the new set on the next run."""
     try:
         made: Made = make()
     except (DataError, Forbidden) as error:
         st.error(f"No data set was made: {error}")
         return
-    finally:
-        bar.empty()
     # The camera shots are in the new data set now: the builder starts afresh.
     for key in [key for key in st.session_state if key.startswith("builder_shots_")]:
         del st.session_state[key]
@@ -182,10 +180,9 @@ def editable_copy(scan: Scan) -> None:
         name = st.text_input("Name of the copy", key="copy_name", placeholder=f"{scan.root.name}-copy")
         if not st.button("Copy", key="copy_create", type="primary"):
             return
-        bar = st.progress(0.0, text="Copying…")
         folder = ui.chosen_data_dir()
-        created(lambda: DatasetStore().copy(folder, name, lambda done, total: bar.progress(min(done / total, 1.0), text="Copying…"),
-                                            actor=ui.actor()), bar)
+        with ui.progress_bar(lambda done, total: "Copying…", "Copying…") as progress:
+            created(lambda: DatasetStore().copy(folder, name, progress, actor=ui.actor()))
 
 
 # --- managing one of the app's own data sets -----------------------------------------------
@@ -229,12 +226,6 @@ def changed(change) -> None:
     st.rerun()
 
 
-def split_shares() -> str:
-    """Train/validation/test shares of a folder that has class folders only, e.g. 70%/24%/6%."""
-    held_out, test = config.VALIDATION_FRACTION, config.TEST_FRACTION
-    return "/".join(f"{share:.0%}" for share in (1 - held_out, held_out * (1 - test), held_out * test))
-
-
 def overview(scan: Scan) -> None:
     counts = scan.counts()
     table = pd.DataFrame(
@@ -242,10 +233,7 @@ def overview(scan: Scan) -> None:
         columns=["split", "class", "images"],
     )
     total = int(table["images"].sum())
-    train = counts["train"]
-    majority = max(train, key=train.get)
-    validation = counts["validation"]
-    baseline = validation[majority] / max(sum(validation.values()), 1)
+    majority, baseline = scan.majority_baseline()
 
     cols = st.columns(4)
     cols[0].metric("Classes", len(scan.classes))
@@ -352,7 +340,7 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
     by_id = {run.id: run for run in runs}
     chosen = st.selectbox("Model", list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.arch} · {i}")
     try:
-        from catdog.inference.predict import top_losses  # TensorFlow: only once a model is there to ask
+        from catdog.inference.top_losses import top_losses  # TensorFlow: only once a model is there to ask
 
         with st.spinner("Asking the model about every training photo…"):
             suspects = top_losses(by_id[chosen], scan, SUSPECTS)
@@ -365,11 +353,6 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
             st.image(ui.thumbnail(scan.key, suspect.file, scan), width="stretch")
             st.caption(f"labelled {suspect.label} · model: {suspect.predicted} {suspect.confidence:.0%} · loss {suspect.loss:.2f}")
             ui.fix_photo(dataset, suspect.file, suspect.label, scan.classes, key=f"suspect-{suspect.file}")
-
-
-def trained_on(run: Run, root: Path) -> bool:
-    folder = run_data_dir(run)
-    return bool(folder) and Path(folder).expanduser().resolve() == root
 
 
 ui.ensure_router()

@@ -4,10 +4,9 @@ anything it was trained on, and how it does on unseen photos.
 Uploaded bytes stay in memory, zips included: nothing is written under the uploader's file names.
 """
 
-import hashlib
 import io
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -15,29 +14,29 @@ import streamlit as st
 
 import catdog_ui as ui
 from catdog import config
-from catdog.data.archives import ArchiveError, is_zip, zip_members
-from catdog.data.datasets import DatasetStore, run_data_dir
-from catdog.data.folders import DataError, Scan
+from catdog.data.archives import is_zip
+from catdog.data.datasets import DatasetStore
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError
+from catdog.data.scan import Scan
 from catdog.inference import web
-from catdog.inference.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
-from catdog.inference.predict import (
-    DataMap,
-    Evaluation,
-    ImageResult,
-    Photo,
+from catdog.inference.answers import Prediction, analyse_photo
+from catdog.inference.batches import (
     PhotoAnswer,
-    Prediction,
-    analyse_photo,
     answered_batch,
-    data_map,
-    evaluate,
-    guard,
-    model_version,
+    photo_count,
+    photos_in,
     photos_of,
+    uploads_digest,
     write_csv,
 )
-from catdog.runs.store import Run, RunError
+from catdog.inference.data_map import DataMap, data_map
+from catdog.inference.evaluation import Evaluation, ImageResult, evaluate
+from catdog.inference.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
+from catdog.inference.lineage import run_data_dir
+from catdog.inference.loading import guard, model_version
+from catdog.runs.record import Run
+from catdog.runs.states import RunError
 
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 8
@@ -85,21 +84,15 @@ def label(run: Run) -> str:
 
 def prepare_guard(run: Run) -> None:
     """The run's unfamiliarity check, made once per run (by training, or here for older runs)."""
-    bar = st.empty()
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(
-            min(done / max(total, 1), 1.0),
-            text=f"Preparing the unfamiliarity check, once for this model: MobileNetV2 features of its "
-            f"training and validation photos, {done} of {total}",
-        )
-
+    preparing = ui.progress_bar(
+        lambda done, total: "Preparing the unfamiliarity check, once for this model: MobileNetV2 features of its "
+        f"training and validation photos, {done} of {total}"
+    )
     try:
-        guard(run, progress)
+        with preparing as progress:
+            guard(run, progress)
     except GuardUnavailable as error:
         st.caption(f"Answers come without the unfamiliarity check: {error}")
-    finally:
-        bar.empty()
 
 
 # A fragment: an upload reruns this section alone, not the test set's gallery below it, which
@@ -128,16 +121,16 @@ def your_photos(run: Run, flip_average: bool) -> None:
     if not files:
         st.caption("Upload one or more photos of a cat or a dog, or a zip of many, or take one with the camera.")
         return
-    count = sum(photo_count(data) for _, data in files)
-    if count > 1 or any(is_zip(data) for _, data in files):
-        answers_table(run, files, count, flip_average)
+    counts = [photo_count(data) for _, data in files]
+    if sum(counts) > 1 or any(is_zip(data) for _, data in files):
+        answers_table(run, files, sum(counts), flip_average)
     # Every photo uploaded on its own in detail, as it was chosen to be seen; of a zip, the first few.
-    for number, (name, data) in enumerate(files):
+    for number, ((name, data), count) in enumerate(zip(files, counts)):
         cards = itertools.islice(photos_of(name, data), PHOTO_CARDS if is_zip(data) else None)
         for index, (card, read) in enumerate(cards):
-            with ui.guard(card):
+            with ui.error_boundary(card):
                 show_prediction(run, card, read, flip_average, key=f"{number}-{index}")
-        if photo_count(data) > PHOTO_CARDS and is_zip(data):
+        if count > PHOTO_CARDS and is_zip(data):
             st.caption(f"The first {PHOTO_CARDS} photos of {name} in detail; all are in the table above.")
 
 
@@ -158,31 +151,10 @@ def export_buttons(run: Run) -> None:
     )
 
 
-def photos(files: list[tuple[str, bytes]]) -> Iterator[Photo]:
-    return itertools.chain.from_iterable(photos_of(name, data) for name, data in files)
-
-
-def photo_count(data: bytes) -> int:
-    if not is_zip(data):
-        return 1
-    try:
-        return len(zip_members(data))
-    except ArchiveError:
-        return 1
-
-
 def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_average: bool) -> None:
     """Every photo's answer in one table, and as a CSV file."""
-    digest = hashlib.sha256()
-    for name, data in files:
-        digest.update(hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest() + hashlib.sha256(data).digest())
-    bar = st.empty()
-
-    def progress(done: int) -> None:
-        bar.progress(min(done / max(count, 1), 1.0), text=f"Asking the model… {done} of {count} photos")
-
-    answers = answered_batch(run, digest.hexdigest(), photos(files), flip_average, progress)
-    bar.empty()
+    with ui.progress_bar(lambda done, total: f"Asking the model… {done} of {total} photos") as progress:
+        answers = answered_batch(run, uploads_digest(files), photos_in(files), flip_average, lambda done: progress(done, count))
     answered = [answer for answer in answers if answer.error is None]
     unfamiliar = sum(bool(answer.unfamiliar) for answer in answered)
     st.markdown(
@@ -312,20 +284,15 @@ MAP_SHOWS = {"Test photos": ("test",), "Training photos": ("train",), "Both": ("
 # A fragment, and off until asked for: a chart of a few thousand points costs every browser that
 # draws it, and a click on a point reruns the map alone.
 @st.fragment
-@ui.guarded("The map of the data")
+@ui.with_error_boundary("The map of the data")
 def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
     st.markdown("**A map of the data**")
     if not st.toggle("Show the map", key="predict_map"):
         st.caption("Every test and training photo as a point, placed by what MobileNetV2 sees in it: similar photos lie close.")
         return
-    bar = st.empty()
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"MobileNetV2 features, once for this data: {done} of {total} photos")
-
-    with st.spinner("Placing the photos…"):
+    features = ui.progress_bar(lambda done, total: f"MobileNetV2 features, once for this data: {done} of {total} photos")
+    with features as progress, st.spinner("Placing the photos…"):
         result = data_map(run, progress, scan)
-    bar.empty()
     shown = MAP_SHOWS[st.radio("Photos", list(MAP_SHOWS), horizontal=True, key="predict_map_photos")]
     event = st.vega_lite_chart(
         map_points(result, shown), map_spec(classes), on_select="rerun", selection_mode=MAP_PICK, key="predict_map_chart",

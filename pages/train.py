@@ -14,13 +14,14 @@ import streamlit as st
 import catdog_ui as ui
 from catdog import config
 from catdog.access import Action, Forbidden
-from catdog.data.folders import default_dataset_available
-from catdog.inference import predict
+from catdog.data.download import default_dataset_available
+from catdog.inference import tflite
 from catdog.models.architectures import layer_summary, parameter_counts
 from catdog.runs import lessons
 from catdog.runs.queue_times import Slot, queue_plan
 from catdog.runs.record import NOTE_MAX_CHARS, PHASE_FINE_TUNE, Run
-from catdog.runs.store import RunError, RunStore
+from catdog.runs.states import RunError
+from catdog.runs.store import RunStore
 from catdog.settings import (
     ARCHITECTURES,
     BATCH_SIZE_CHOICES,
@@ -180,12 +181,12 @@ def live_run() -> None:
     was_active = seen[0][1]
 
     @st.fragment(run_every=LIVE_REFRESH_S if was_active else IDLE_REFRESH_S)
-    @ui.guarded("The live run")
+    @ui.with_error_boundary("The live run")
     def live(run_id: str) -> None:
         show_run(store.get(run_id))
 
     @st.fragment(run_every=CHARTS_REFRESH_S if was_active else None)
-    @ui.guarded("The live charts")
+    @ui.with_error_boundary("The live charts")
     def charts(run_id: str) -> None:
         run = store.get(run_id)
         history, total = run.history(), run.config.planned_epochs
@@ -194,7 +195,7 @@ def live_run() -> None:
         loss.plotly_chart(curves(history, "loss", total), key=f"live-loss-{run_id}")
 
     @st.fragment(run_every=LIVE_REFRESH_S if was_active else IDLE_REFRESH_S)
-    @ui.guarded("The queue")
+    @ui.with_error_boundary("The queue")
     def waiting() -> None:
         if [(run.id, ui.is_active(run)) for run in store.live()] != seen:
             # A run started or ended: rerun the page so the live runs, runs table and polling rate follow.
@@ -495,7 +496,7 @@ def selected_run(run: Run) -> None:
         on_click="ignore", icon=":material/download:", key=f"keras-{run.id}",
     )
     tflite_file.download_button(
-        "TFLite", functools.partial(predict.export_tflite, run), file_name=f"{run.id}.tflite",
+        "TFLite", functools.partial(tflite.export_tflite, run), file_name=f"{run.id}.tflite",
         mime="application/octet-stream", on_click="ignore", icon=":material/download:", key=f"tflite-{run.id}",
         help="Converted when you click, for phones and microcontrollers; takes a few seconds.",
     )

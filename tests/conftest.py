@@ -74,11 +74,11 @@ def backbone_weights():
 def real_data():
     """The real cats_and_dogs_filtered set, when the offline Keras cache (or a download) has it."""
     from catdog import config
-    from catdog.data import folders
+    from catdog.data.download import default_dataset_dir, download_default_dataset
 
-    if not (folders.default_dataset_dir().is_dir() or (config.keras_home() / "datasets" / config.DATASET_FILE).exists()):
+    if not (default_dataset_dir().is_dir() or (config.keras_home() / "datasets" / config.DATASET_FILE).exists()):
         pytest.skip("needs cats_and_dogs_filtered in the Keras cache: set KERAS_HOME (see README)")
-    return folders.download_default_dataset(actor=OWNER)
+    return download_default_dataset(actor=OWNER)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from streamlit import config as streamlit_config
 import catdog_ui as ui
 from catdog import access, config
 from catdog.access import OWNER, Action, Forbidden, Gate
-from catdog.data import folders
 from catdog.data.datasets import DatasetError, DatasetStore
+from catdog.data.download import download_default_dataset
 from catdog.runs.store import RunStore
 from tests.helpers.corpus import class_photos, make_zip
 from tests.helpers.support import assert_clean, forged, make_dataset, open_app, select_runs
@@ -162,7 +162,7 @@ def test_every_action_asks_the_one_check():
 def test_a_student_cannot_download_the_data_set(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(Forbidden, match="download the data set"):
-        folders.download_default_dataset(actor=access.Actor("s", "a student", access.Role.STUDENT))
+        download_default_dataset(actor=access.Actor("s", "a student", access.Role.STUDENT))
     assert not any(tmp_path.iterdir())
 
 
@@ -283,11 +283,11 @@ def test_a_server_open_to_others_without_a_password_warns_once_per_session(
 ):
     monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
     address(served)
-    ui._log_unguarded.clear()
+    ui._log_open_server.clear()
     with caplog.at_level(logging.WARNING, logger="catdog.dashboard"):
         app = open_app()
-    assert [w.value for w in app.warning] == [ui.UNGUARDED]
-    assert [record.getMessage() for record in caplog.records if record.name == "catdog.dashboard"] == [ui.UNGUARDED]
+    assert [w.value for w in app.warning] == [ui.OPEN_SERVER]
+    assert [record.getMessage() for record in caplog.records if record.name == "catdog.dashboard"] == [ui.OPEN_SERVER]
     app.run()
     assert not app.warning, "once per session"
 

@@ -10,7 +10,8 @@ import psutil
 import pytest
 
 from catdog.access import OWNER
-from catdog.runs.store import RunError, RunStore
+from catdog.runs.states import RunError
+from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 from tests.helpers.browser import free_port
 from tests.helpers.support import ROOT, answers, assert_clean, open_app, wait_for

@@ -11,8 +11,10 @@ import pytest
 
 from catdog import config
 from catdog.access import Forbidden
-from catdog.data import folders, images
-from catdog.data.folders import DataError, Scan, scan
+from catdog.data import images, pixels
+from catdog.data import scan as scanning
+from catdog.data.errors import DataError
+from catdog.data.scan import Scan, scan
 from catdog.runs.store import RunStore
 from tests.helpers import corpus
 from tests.helpers.support import assert_clean, catdog, open_app, session_actor, synthetic_image
@@ -64,16 +66,16 @@ class Counting:
 @pytest.fixture
 def checks(monkeypatch) -> Counting:
     """Files a scan checks (decodes at a reduced scale to see they are whole)."""
-    counter = Counting(folders._check)
-    monkeypatch.setattr(folders, "_check", counter)
+    counter = Counting(scanning._check)
+    monkeypatch.setattr(scanning, "_check", counter)
     return counter
 
 
 @pytest.fixture
 def decodes(monkeypatch) -> Counting:
     """Files decoded into model-size pixels."""
-    counter = Counting(folders._decode)
-    monkeypatch.setattr(folders, "_decode", counter)
+    counter = Counting(pixels._decode)
+    monkeypatch.setattr(pixels, "_decode", counter)
     return counter
 
 

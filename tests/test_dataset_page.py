@@ -6,8 +6,9 @@ from dataclasses import replace
 import pytest
 
 from catdog.access import OWNER
-from catdog.data import folders
 from catdog.data.datasets import DatasetStore
+from catdog.data.scan import scan
+from catdog.data.split import min_photos_per_class
 from catdog.runs.store import RunStore
 from tests.helpers.corpus import ARCHIVES, photo
 from tests.helpers.support import assert_clean, open_app, synthetic_image
@@ -49,7 +50,7 @@ def test_a_bad_zip_is_refused_in_one_line_and_leaves_nothing(tiny_data, monkeypa
 
 def test_the_class_builder_takes_files_and_camera_shots_and_says_what_is_missing(tiny_data, monkeypatch):
     monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
-    minimum = folders.min_photos_per_class()
+    minimum = min_photos_per_class()
     app = managed_page()
     app.text_input(key="builder_classes").set_value("cats, dogs").run()
     assert app.button(key="builder_create").disabled
@@ -67,7 +68,7 @@ def test_the_class_builder_takes_files_and_camera_shots_and_says_what_is_missing
     app.button(key="builder_create").click().run()
     assert_clean(app)
     assert app.selectbox(key="dataset_name").value == "built"
-    assert folders.scan(DatasetStore().get("built").root).counts()["train"] == {"cats": 2, "dogs": 1}
+    assert scan(DatasetStore().get("built").root).counts()["train"] == {"cats": 2, "dogs": 1}
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def test_most_likely_mislabeled_then_move_undo_remove_and_restore(fixable):
     suspect = "train/dogs/dogs.0.jpg"
     captions = [c.value for c in app.caption if c.value.startswith("labelled ")]
     assert captions[0].startswith("labelled dogs · model: cats")
-    counts = lambda: folders.scan(fixable.root).counts()["train"]
+    counts = lambda: scan(fixable.root).counts()["train"]
 
     popover_buttons(app, f"suspect-{suspect}")[f"suspect-{suspect}-to-cats"].click().run()
     assert_clean(app)

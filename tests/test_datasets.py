@@ -10,8 +10,10 @@ import pytest
 
 from catdog import config
 from catdog.access import OWNER
-from catdog.data import folders
 from catdog.data.datasets import DatasetError, DatasetStore, check_name
+from catdog.data.errors import DataError
+from catdog.data.scan import scan
+from catdog.data.split import min_photos_per_class
 from catdog.runs.store import RunStore
 from tests.helpers.corpus import ARCHIVES, bomb_zip, class_photos, make_zip, photo
 from tests.helpers.support import ROOT, catdog, make_dataset, session_actor, synthetic_image, train_model1
@@ -39,9 +41,9 @@ def test_zip_corpus_is_unpacked_or_refused_in_one_line(name, tmp_path):
     assert store.names() == ["upload"]
     assert sorted(item["file"] for item in made.skipped) == sorted(archive.skipped)
     assert all(item["reason"] for item in made.skipped)
-    scan = folders.scan(made.dataset.root)
-    assert scan.classes == list(archive.classes)
-    assert not scan.skipped  # what the scan trains on is photos only
+    scanned = scan(made.dataset.root)
+    assert scanned.classes == list(archive.classes)
+    assert not scanned.skipped  # what the scan trains on is photos only
     assert all(path.resolve().is_relative_to(made.dataset.root) for path in made.dataset.root.rglob("*"))
 
 
@@ -87,7 +89,7 @@ def test_names_are_unique_and_renaming_and_deleting_work(tmp_path):
     with pytest.raises(DatasetError, match="already exists"):
         store.import_zip(io.BytesIO(make_zip(class_photos())), "pets", actor=OWNER)
     renamed = store.rename("pets", "my pets", actor=OWNER)
-    assert store.names() == ["my pets"] and folders.scan(renamed.root).classes == ["cats", "dogs"]
+    assert store.names() == ["my pets"] and scan(renamed.root).classes == ["cats", "dogs"]
     store.delete("my pets", actor=OWNER)
     # Nothing left but the locks, hidden files beside where the data sets were.
     assert store.names() == [] and everything_below(tmp_path) <= {".lock", ".pets.lock", ".my pets.lock"}
@@ -109,7 +111,7 @@ def test_a_data_set_in_use_by_a_queued_run_is_neither_deleted_nor_renamed(tmp_pa
 
 def test_class_builder_needs_two_classes_and_enough_photos_each(tmp_path):
     store = DatasetStore(tmp_path)
-    minimum = folders.min_photos_per_class()
+    minimum = min_photos_per_class()
     photos = lambda n, label: [(f"shot-{i}.jpg", photo(label, i)) for i in range(n)]
     with pytest.raises(DatasetError, match="at least two classes"):
         store.create("one", {"cats": photos(5, 0)}, actor=OWNER)
@@ -120,7 +122,7 @@ def test_class_builder_needs_two_classes_and_enough_photos_each(tmp_path):
     made = store.create("built", {"cats": [*photos(3, 0), ("notes.txt", b"hello")], "dogs": photos(3, 1)}, actor=OWNER)
     assert made.skipped == [{"file": "cats/notes.txt", "reason": "not an image: a text file"}]
     assert store.names() == ["built"]
-    assert folders.scan(made.dataset.root).counts()["train"] == {"cats": 2, "dogs": 2}
+    assert scan(made.dataset.root).counts()["train"] == {"cats": 2, "dogs": 2}
 
 
 def test_editable_copy_of_a_folder_keeps_its_layout_and_leaves_links_out(tmp_path, monkeypatch):
@@ -129,9 +131,9 @@ def test_editable_copy_of_a_folder_keeps_its_layout_and_leaves_links_out(tmp_pat
     store = DatasetStore(tmp_path / "datasets")
     made = store.copy(source, "copy", actor=OWNER)
     assert made.skipped == [{"file": "train/cats/passwd.jpg", "reason": "a link or special file, not copied"}]
-    assert folders.scan(made.dataset.root).counts() == folders.scan(source).counts()
+    assert scan(made.dataset.root).counts() == scan(source).counts()
     monkeypatch.setenv("CATDOG_DATA_ROOTS", str(tmp_path / "elsewhere"))
-    with pytest.raises(folders.DataError, match="outside the folders this server shares"):
+    with pytest.raises(DataError, match="outside the folders this server shares"):
         store.copy(source, "confined", actor=OWNER)
     assert store.names() == ["copy"]
 
@@ -140,7 +142,7 @@ def test_remove_move_undo_and_restore_with_the_scan_after_each(tmp_path, monkeyp
     monkeypatch.setenv("CATDOG_DATASETS_DIR", str(tmp_path))
     store = DatasetStore()
     dataset = store.copy(make_dataset(tmp_path / "source"), "fixable", actor=OWNER).dataset
-    counts = lambda: folders.scan(dataset.root).counts()["train"]
+    counts = lambda: scan(dataset.root).counts()["train"]
     assert counts() == {"cats": 12, "dogs": 12}
     before = dataset.version()
 
@@ -190,17 +192,17 @@ def test_a_restored_photo_never_overwrites_one_that_took_its_place(tmp_path):
 
 def test_managed_data_sets_may_be_read_where_typed_folders_are_confined(tmp_path, monkeypatch):
     dataset = DatasetStore().import_zip(io.BytesIO(make_zip(class_photos())), "pets", actor=OWNER).dataset
-    assert folders.scan(dataset.root, actor=session_actor("student")).classes == ["cats", "dogs"]
-    with pytest.raises(folders.DataError, match="reads no typed folders"):
-        folders.scan(make_dataset(tmp_path / "typed"), actor=session_actor("teacher"))
+    assert scan(dataset.root, actor=session_actor("student")).classes == ["cats", "dogs"]
+    with pytest.raises(DataError, match="reads no typed folders"):
+        scan(make_dataset(tmp_path / "typed"), actor=session_actor("teacher"))
 
 
 def test_a_run_keeps_the_files_it_trained_on(tmp_path):
-    scan = folders.scan(make_dataset(tmp_path / "d"))
+    scanned = scan(make_dataset(tmp_path / "d"))
     run = RunStore().create({"arch": "model1"})
-    run.record_data(scan)
+    run.record_data(scanned)
     recorded = run.data()["files"]
-    assert {split: [tuple(item) for item in items] for split, items in recorded.items()} == scan.files
+    assert {split: [tuple(item) for item in items] for split, items in recorded.items()} == scanned.files
 
 
 def test_a_zip_is_read_from_a_path_too(tmp_path):
@@ -216,33 +218,34 @@ def trained_run(copied_runs):
 
 
 def test_top_losses_find_a_mislabeled_photo_and_follow_fixes_without_rescoring(trained_run, tiny_data, monkeypatch):
-    from catdog.inference import predict
+    from catdog.inference import top_losses as ranking
 
     dataset = DatasetStore().copy(tiny_data, "fixable", actor=OWNER).dataset
     # A cat among the dogs the run trained on, under the dog's name.
     synthetic_image(0, 999).save(dataset.root / "train/dogs/dogs.0.jpg")
     scored = []
-    original = predict.probabilities
-    monkeypatch.setattr(predict, "probabilities", lambda model, pixels, *a: scored.append(len(pixels)) or original(model, pixels, *a))
+    original = ranking.probabilities
+    monkeypatch.setattr(ranking, "probabilities", lambda model, pixels, *a: scored.append(len(pixels)) or original(model, pixels, *a))
 
-    top = predict.top_losses(trained_run, folders.scan(dataset.root), 3)
+    top = ranking.top_losses(trained_run, scan(dataset.root), 3)
     assert top[0].file == "train/dogs/dogs.0.jpg" and top[0].predicted == "cats"
     assert top[0].loss > top[1].loss >= top[2].loss and scored == [24]
-    assert predict.top_losses(trained_run, folders.scan(dataset.root), 3) == top and scored == [24]
+    assert ranking.top_losses(trained_run, scan(dataset.root), 3) == top and scored == [24]
 
     # Fixed, it is no longer one of the photos the run trained on under their labels.
     dataset.move("train/dogs/dogs.0.jpg", "cats", actor=OWNER)
-    after = predict.top_losses(trained_run, folders.scan(dataset.root), 24)
+    after = ranking.top_losses(trained_run, scan(dataset.root), 24)
     assert len(after) == 23 and "train/dogs/dogs.0.jpg" not in [s.file for s in after]
     assert scored == [24]  # the same photos less one: nothing scored again
     dataset.undo(dataset.latest().id, actor=OWNER)
-    assert predict.top_losses(trained_run, folders.scan(dataset.root), 1) == top[:1] and scored == [24]
+    assert ranking.top_losses(trained_run, scan(dataset.root), 1) == top[:1] and scored == [24]
 
 
 def test_an_older_run_keeps_its_own_splits_after_the_data_set_changes(tmp_path):
     """In a folder of class folders alone the splits are a seeded shuffle of the files present:
     after a removal a fresh split differs, and the run's test photos must still be its own."""
-    from catdog.inference import predict
+    from catdog.inference.evaluation import evaluate
+    from catdog.inference.top_losses import top_losses
 
     source = make_dataset(tmp_path / "pets", per_split=(("", 15),))
     dataset = DatasetStore().copy(source, "pets", actor=OWNER).dataset
@@ -252,48 +255,48 @@ def test_an_older_run_keeps_its_own_splits_after_the_data_set_changes(tmp_path):
     removed = recorded["test"][0][0]
     dataset.remove(removed, actor=OWNER)
 
-    now = folders.scan(dataset.root)
+    now = scan(dataset.root)
     assert now.files["test"] != [item for item in recorded["test"] if item[0] != removed], "a fresh split moved"
-    result = predict.evaluate(run, data=now)
+    result = evaluate(run, data=now)
     assert [image.file for image in result.images] == [name for name, _ in recorded["test"] if name != removed]
     assert result.gone == 1 and result.n == len(recorded["test"]) - 1
-    assert predict.evaluate(run) == result, "scanning the folder itself gives the same"
-    ranked = predict.top_losses(run, now, len(recorded["train"]))
+    assert evaluate(run) == result, "scanning the folder itself gives the same"
+    ranked = top_losses(run, now, len(recorded["train"]))
     assert sorted(s.file for s in ranked) == sorted(name for name, _ in recorded["train"])
     said = catdog("evaluate", "--run", run.id, "--runs-dir", str(runs), "--json")
     assert json.loads(said.stdout)["gone"] == 1 and json.loads(said.stdout)["n"] == result.n, said.stderr
 
     dataset.undo(dataset.latest().id, actor=OWNER)
-    again = predict.evaluate(run)
+    again = evaluate(run)
     assert [image.file for image in again.images] == [name for name, _ in recorded["test"]] and again.gone == 0
 
 
 def test_an_older_run_follows_its_data_set_when_it_is_renamed(tmp_path):
-    from catdog.data.datasets import run_data_dir
-    from catdog.inference import predict
+    from catdog.inference.evaluation import evaluate
+    from catdog.inference.lineage import run_data_dir
 
     store = DatasetStore()
     dataset = store.copy(make_dataset(tmp_path / "pets", per_split=(("", 15),)), "pets", actor=OWNER).dataset
     run = RunStore(train_model1(tmp_path / "runs", dataset.root, 1, config.cache_dir())).runs()[0]
     assert run.data()["dataset"] == dataset.id and run_data_dir(run) == str(dataset.root)
-    before = predict.evaluate(run)
+    before = evaluate(run)
 
     renamed = store.rename("pets", "my pets", actor=OWNER)
     # A new data set under the old name is another data set: the run follows its own.
     store.copy(make_dataset(tmp_path / "others", per_split=(("", 15),)), "pets", actor=OWNER)
     assert run_data_dir(run) == str(renamed.root) and renamed.id == run.data()["dataset"]
-    now = folders.scan(run_data_dir(run))
-    after = predict.evaluate(run, data=now)
+    now = scan(run_data_dir(run))
+    after = evaluate(run, data=now)
     assert after.images == before.images and after.gone == 0
     assert all(image.file in now.index for image in after.images), "its photos can be shown"
-    assert predict.evaluate(run) == after, "scanning the run's folder itself finds them too"
+    assert evaluate(run) == after, "scanning the run's folder itself finds them too"
 
 
 def test_a_run_on_a_folder_of_its_own_keeps_that_folder(tmp_path):
-    from catdog.data.datasets import run_data_dir
+    from catdog.inference.lineage import run_data_dir
 
     run = RunStore().create({"arch": "model1", "data_dir": str(tmp_path / "photos")})
-    run.record_data(folders.scan(make_dataset(tmp_path / "photos")))
+    run.record_data(scan(make_dataset(tmp_path / "photos")))
     assert "dataset" not in run.data() and run_data_dir(run) == str(tmp_path / "photos")
 
 
@@ -332,7 +335,7 @@ def test_the_sweep_passes_over_an_import_still_running(tmp_path):
 
     made = store.import_zip(io.BytesIO(make_zip(class_photos())), "pets", progress, actor=OWNER)
     assert all(len(names) == 2 for names in seen), "the folder and its lock survive every sweep"
-    assert sum(map(len, folders.scan(made.dataset.root).files.values())) == 8
+    assert sum(map(len, scan(made.dataset.root).files.values())) == 8
     assert not [path for path in store.root.iterdir() if path.name.startswith(".incoming-")], "nothing left after"
 
 

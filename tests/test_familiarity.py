@@ -9,9 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from catdog.inference import familiarity, predict
+from catdog.inference import familiarity
+from catdog.inference.answers import analyse_photo
 from catdog.inference.familiarity import BORDER, Guard
-from catdog.runs.store import Run, RunStore
+from catdog.inference.loading import guard
+from catdog.runs.record import Run
+from catdog.runs.store import RunStore
 from tests.helpers.support import catdog, synthetic_image
 
 
@@ -104,8 +107,8 @@ def unguarded_run(run, tmp_path):
 
 def test_training_saves_the_guard_and_a_third_pattern_is_called_unfamiliar(run):
     assert run.familiarity_path.is_file()
-    pets = [predict.analyse_photo(run, jpeg(i % 2, 3000 + i)) for i in range(4)]
-    stranger = predict.analyse_photo(run, jpeg(2, 3000))
+    pets = [analyse_photo(run, jpeg(i % 2, 3000 + i)) for i in range(4)]
+    stranger = analyse_photo(run, jpeg(2, 3000))
     assert stranger.unfamiliar is True and stranger.unfamiliarity > 2 * BORDER
     assert max(pet.unfamiliarity for pet in pets) < stranger.unfamiliarity / 2
     assert stranger.label in ("cats", "dogs"), "the classifier still answers"
@@ -126,12 +129,12 @@ def test_a_run_trained_before_the_guard_gets_one_on_first_use_made_once(unguarde
     for thread in threads:
         thread.join()
     assert len(fits) == 1 and unguarded_run.familiarity_path.is_file()
-    assert predict.guard(unguarded_run) is predict.guard(unguarded_run)
+    assert guard(unguarded_run) is guard(unguarded_run)
 
 
 def test_without_a_guard_predictions_still_answer_and_say_so(unguarded_run, tmp_path):
     unguarded_run.write_config(replace(unguarded_run.config, data_dir=str(tmp_path / "gone")))
-    result = predict.analyse_photo(unguarded_run, jpeg(0, 5))
+    result = analyse_photo(unguarded_run, jpeg(0, 5))
     assert result.unfamiliarity is None and result.unfamiliar is None and result.label in ("cats", "dogs")
 
     printed = catdog("predict", "--run", unguarded_run.id, "--runs-dir", str(tmp_path), str(tmp_path / "none.jpg"))

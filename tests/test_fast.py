@@ -10,7 +10,7 @@ import pytest
 
 from catdog.data.images import load_image
 from catdog.fast import backbone, features, head
-from catdog.inference.predict import predict, predict_photo
+from catdog.inference.answers import predict, predict_photo
 from catdog.models import model4
 from catdog.runs.store import RunStore
 from tests.helpers.support import ROOT, catdog, make_dataset, synthetic_image
@@ -126,9 +126,9 @@ def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_d
         assert run.state == "finished" and len(run.history()) == 3
     photo = next((tiny_data / "train" / "cats").iterdir())
     predicting = (
-        "import sys; from catdog.inference import predict; from catdog.runs.store import Run; "
+        "import sys; from catdog.inference.batches import answer_photos; from catdog.runs.store import Run; "
         "photo = __import__('pathlib').Path(sys.argv[2]); "
-        "print(list(predict.answer_photos(Run(__import__('pathlib').Path(sys.argv[1])), [(photo.name, photo.read_bytes)]))); "
+        "print(list(answer_photos(Run(__import__('pathlib').Path(sys.argv[1])), [(photo.name, photo.read_bytes)]))); "
         "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'"
     )
     done = subprocess.run(
@@ -167,8 +167,8 @@ def test_train_wait_trains_in_its_own_process_and_predict_puts_the_backbone_back
 def test_a_fast_runs_training_photos_are_ranked_by_heads_that_never_saw_them(backbone_weights, tmp_path, monkeypatch):
     """A run's head learns its training photos by heart (on real photos a dog planted among the
     cats came out a cat), so top losses score each photo with heads trained on the other folds."""
-    from catdog.data.folders import scan
-    from catdog.inference import predict
+    from catdog.data.scan import scan
+    from catdog.inference import top_losses as ranking
     from catdog.training import process
 
     folder = make_dataset(tmp_path / "pets", per_split=(("train", 20), ("validation", 6)))
@@ -176,8 +176,8 @@ def test_a_fast_runs_training_photos_are_ranked_by_heads_that_never_saw_them(bac
     run = RunStore(tmp_path / "runs").create(_fast_config(folder))
     assert process.execute(run)
     in_sample = []
-    monkeypatch.setattr(predict, "probabilities", lambda *args, **kwargs: in_sample.append(args))
-    top = predict.top_losses(run, scan(folder), 3)
+    monkeypatch.setattr(ranking, "probabilities", lambda *args, **kwargs: in_sample.append(args))
+    top = ranking.top_losses(run, scan(folder), 3)
     assert top[0].file == "train/cats/cats.planted.jpg" and top[0].predicted == "dogs"
     assert in_sample == [], "the run's own model scored its training photos"
-    assert len(predict.top_losses(run, scan(folder), 100)) == len(run.data()["files"]["train"])
+    assert len(ranking.top_losses(run, scan(folder), 100)) == len(run.data()["files"]["train"])

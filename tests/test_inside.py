@@ -8,7 +8,7 @@ import pytest
 
 from catdog.data.images import to_model_input
 from catdog.inference import feature_maps
-from catdog.inference.predict import load_model
+from catdog.inference.loading import load_model
 from catdog.models.architectures import build
 from catdog.runs.store import RunStore
 from tests.helpers.support import assert_clean, open_app, synthetic_image

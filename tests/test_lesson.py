@@ -7,7 +7,7 @@ import os
 import pytest
 
 from catdog.access import OWNER
-from catdog.data.folders import scan
+from catdog.data.scan import scan
 from catdog.runs.collapse import collapse_reason
 from catdog.runs.lessons import (
     ARCHITECTURE,

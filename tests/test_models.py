@@ -81,7 +81,8 @@ def test_damaged_cached_downloads_are_refused_in_one_line(tmp_path, monkeypatch)
     the cache is fetched again, and refused in one line when that fails; the fast path passes it over."""
     import urllib.request
 
-    from catdog.data import folders
+    from catdog.data.download import download_default_dataset
+    from catdog.data.errors import DataError
     from catdog.fast import backbone
     from catdog.models.architectures import backbone_weights_path
 
@@ -98,7 +99,7 @@ def test_damaged_cached_downloads_are_refused_in_one_line(tmp_path, monkeypatch)
     assert backbone.available() is False
     with pytest.raises(WeightsUnavailable) as weights:
         backbone_weights_path()
-    with pytest.raises(folders.DataError) as archive:
-        folders.download_default_dataset(actor=OWNER)
+    with pytest.raises(DataError) as archive:
+        download_default_dataset(actor=OWNER)
     for error in (weights.value, archive.value):
         assert "is not the published" in str(error) and "SHA-256" in str(error) and "\n" not in str(error), error

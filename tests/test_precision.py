@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from catdog.inference.predict import load_model, predict
+from catdog.inference.answers import predict
+from catdog.inference.loading import load_model
 from catdog.runs.store import RunStore
 from catdog.training.keras_loop import _cpu_has_bfloat16, precision_policy
 from tests.helpers.support import catdog, synthetic_image

@@ -12,26 +12,20 @@ import keras
 import numpy as np
 import pytest
 
-import catdog.inference.predict as predict_module
-from catdog.data.folders import scan
+import catdog.inference.evaluation as evaluation_module
 from catdog.data.images import ImageError, load_image
+from catdog.data.scan import scan
+from catdog.inference.answers import analyse_photo, class_names, input_size, predict
+from catdog.inference.batches import answer_photos
+from catdog.inference.data_map import data_map, pca_plane
+from catdog.inference.evaluation import Evaluation, evaluate
 from catdog.inference.gradcam import grad_cam, overlay
-from catdog.inference.predict import (
-    Evaluation,
-    analyse_photo,
-    answer_photos,
-    class_names,
-    data_map,
-    evaluate,
-    export_tflite,
-    input_size,
-    load_model,
-    model_version,
-    pca_plane,
-    predict,
-    top_losses,
-)
-from catdog.runs.store import Run, RunError, RunStore
+from catdog.inference.loading import load_model, model_version
+from catdog.inference.tflite import export_tflite
+from catdog.inference.top_losses import top_losses
+from catdog.runs.record import Run
+from catdog.runs.states import RunError
+from catdog.runs.store import RunStore
 from tests.helpers.support import MADE_FROM_MODEL, catdog, synthetic_image
 
 
@@ -216,7 +210,7 @@ def test_a_model_with_python_code_in_it_is_refused(tmp_path):
     """A Lambda layer would run arbitrary code on load: safe_mode must refuse it."""
     import keras
 
-    from catdog.runs.store import Run
+    from catdog.runs.record import Run
 
     inputs = keras.Input((4,))
     tampered = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
@@ -228,7 +222,7 @@ def test_a_model_with_python_code_in_it_is_refused(tmp_path):
 
 
 def test_a_run_without_a_model_is_a_clear_error(tmp_path):
-    from catdog.runs.store import Run
+    from catdog.runs.record import Run
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunError, match="no saved model"):
@@ -250,7 +244,7 @@ def test_sessions_opening_a_new_model_at_once_load_it_once(fresh_run):
 
 
 def test_sessions_asking_for_a_new_evaluation_at_once_wait_for_one_scoring(fresh_run, caplog):
-    caplog.set_level(logging.INFO, logger="catdog.inference.predict")
+    caplog.set_level(logging.INFO, logger="catdog.inference.evaluation")
     results = at_once(4, lambda: evaluate(fresh_run))
     assert all(result is results[0] for result in results)
     assert len([r for r in caplog.records if "scored" in r.getMessage()]) == 1
@@ -262,15 +256,15 @@ def test_an_evaluation_records_the_model_version_it_scored(run, fresh_run, monke
     """Training may save a better model at any moment of an evaluation, here while reading the
     test split (before the copy's model is first loaded) or while scoring it (after)."""
     newer = fifty_fifty_model(input_size(load_model(run)))
-    real = getattr(predict_module, moment)
+    real = getattr(evaluation_module, moment)
 
     def then_training_saves_a_newer_model(*args, **kwargs):
-        monkeypatch.setattr(predict_module, moment, real)
+        monkeypatch.setattr(evaluation_module, moment, real)
         result = real(*args, **kwargs)
         replace_model(fresh_run, newer)
         return result
 
-    monkeypatch.setattr(predict_module, moment, then_training_saves_a_newer_model)
+    monkeypatch.setattr(evaluation_module, moment, then_training_saves_a_newer_model)
     first, latest = evaluate(fresh_run), evaluate(fresh_run)
     newer_answers = lambda result: {image.confidence for image in result.images} == {0.5}
     assert newer_answers(first) == (first.model_mtime_ns == model_version(fresh_run)), "answers and version agree"
@@ -309,7 +303,7 @@ def test_evaluate_json_keeps_its_keys_with_per_class_scores(run, trained_run_dir
 def test_sessions_exporting_tflite_at_once_get_one_valid_conversion(fresh_run, caplog):
     import tensorflow as tf
 
-    caplog.set_level(logging.INFO, logger="catdog.inference.predict")
+    caplog.set_level(logging.INFO, logger="catdog.inference.tflite")
     first, second = at_once(2, lambda: export_tflite(fresh_run))
     assert first == second
     assert len([r for r in caplog.records if "converted" in r.getMessage()]) == 1
@@ -337,7 +331,7 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_text():
     """OWASP's CSV-injection rule: a file name starting with =, +, -, @, tab or CR opens as text."""
     import csv
 
-    from catdog.inference.predict import PhotoAnswer, write_csv
+    from catdog.inference.batches import PhotoAnswer, write_csv
 
     names = ["=HYPERLINK(\"http://x\",\"y\")", "@SUM(A1)", "+1+1", "-2", "\tx", "\rx", "cat.jpg"]
     answers = [PhotoAnswer(name, {"cats": 1.0, "dogs": 0.0}, -0.5) for name in names]

@@ -13,7 +13,9 @@ import psutil
 import pytest
 
 from catdog.access import OWNER
-from catdog.inference.predict import evaluate, input_size, load_model, predict
+from catdog.inference.answers import input_size, predict
+from catdog.inference.evaluation import evaluate
+from catdog.inference.loading import load_model
 from catdog.runs.queue import _wait_or_stop
 from catdog.runs.record import NOTE_MAX_CHARS, PHASE_HEAD, RECORD_EPOCH, Run, process_identity
 from catdog.runs.states import RunError

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from catdog import config
-from catdog.data.datasets import as_trained
 from catdog.data.images import open_image
 from catdog.inference import familiarity
-from catdog.runs.store import Run
+from catdog.inference.lineage import as_trained
+from catdog.runs.record import Run
 from tests.helpers.browser import SLOW_MS, Dashboard, launch_chromium, nav_link, new_page, settle, write_y4m
 from tests.helpers.support import catdog, wait_for
 
@@ -63,7 +63,7 @@ def _browser_answers(browser, page_path: Path, photos: list[Path], size: tuple[i
 
 
 def _assert_parity(browser, run: Run, tmp_path: Path) -> None:
-    from catdog.inference.predict import answer_photos
+    from catdog.inference.batches import answer_photos
 
     photos = _test_photos(run, 8)
     assert photos

@@ -1,7 +1,7 @@
 """The app's own data sets: uploaded zips, classes built from photos, editable copies, and their fixes.
 
 Each data set is a folder in the datasets folder (config.datasets_dir()) named as the data set,
-in a layout catdog.data.folders reads: `train/` (and `validation/`, `test/`) with one folder per class,
+in a layout catdog.data.scan reads: `train/` (and `validation/`, `test/`) with one folder per class,
 or one folder per class. A new data set is written into a hidden `.incoming-…` folder beside
 them and renamed into place only once complete, so a failed upload leaves nothing behind. The
 writer holds a lock file beside that folder while it fills it; the OS lets go of the lock when
@@ -9,8 +9,7 @@ the process dies, so a folder left by a crash is one whose lock can be taken, an
 making data sets sweeps it away (with any `.deleted-…` folder a crash left mid-delete).
 
 Each data set carries a hidden `.dataset.json` with an id that stays when it is renamed: runs
-record it, so that a run trained before a rename still finds its photos (`run_data_dir`), and
-`as_trained` gives a run its own splits of them, as it recorded them, whatever changed since.
+record it, so that a run trained before a rename still finds its photos (catdog.inference.lineage).
 
 Photos are never deleted: removing one moves it into the data set's hidden `.trash/` folder,
 and `.trash/journal.json` records every move and removal so that each can be undone or
@@ -29,7 +28,7 @@ import stat
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -38,10 +37,13 @@ import filelock
 from catdog import config
 from catdog.access import Action, Actor, authorize
 from catdog.data.archives import ArchiveError, Skipped, zip_members
-from catdog.data.folders import DataError, Scan, min_photos_per_class, resolve_data_dir, scan
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image
+from catdog.data.location import resolve_data_dir
+from catdog.data.split import min_photos_per_class
 from catdog.progress import Progress
-from catdog.runs.store import ACTIVE, Run, RunStore
+from catdog.runs.states import ACTIVE
+from catdog.runs.store import RunStore
 from catdog.storage import read_json, write_json_atomic
 
 # Letters, digits, spaces, dots, dashes and underscores; a letter or digit first and last, so a
@@ -486,43 +488,6 @@ def _remove_lock_file(lock: filelock.BaseFileLock) -> None:
             Path(lock.lock_file).unlink(missing_ok=True)
     except (filelock.Timeout, OSError):
         pass
-
-
-def run_data_dir(run: Run) -> str | None:
-    """The folder a run's photos are in now (None: the default set): the one it trained on, or,
-    for a data set of the app's own renamed since, that data set's folder, found by the id the
-    run recorded when it trained."""
-    folder = run.config.data_dir or run.data().get("root")
-    dataset_id = run.data().get("dataset")
-    if not dataset_id:
-        return folder
-    store = DatasetStore()
-    trained_in = store.find(folder)
-    if trained_in and trained_in.recorded_id() == dataset_id:
-        return folder
-    moved = store.with_id(dataset_id)
-    return str(moved.root) if moved else folder
-
-
-def as_trained(run: Run, data: Scan | None = None) -> tuple[Scan, dict[str, int]]:
-    """The run's data folder (`data`: as scanned now, if the caller has it) with each split's files
-    as the run recorded them when it trained, those still there; and how many of each split are gone.
-
-    A folder of class folders alone is split by a seeded shuffle over the files present, so after a
-    photo is removed a fresh split would move photos the run trained on into its test split. Runs
-    from before data.json kept the files get the fresh split with their seed.
-    """
-    recorded = run.data().get("files")
-    if data is None or not isinstance(recorded, dict):
-        data = scan(run_data_dir(run), run.config.split_seed)
-    if not isinstance(recorded, dict):
-        return data, dict.fromkeys(data.files, 0)
-    files, gone = {}, {}
-    for split in data.files:
-        items = [(name, int(label)) for name, label in recorded.get(split, [])]
-        files[split] = [(name, label) for name, label in items if name in data.index]
-        gone[split] = len(items) - len(files[split])
-    return replace(data, files=files), gone
 
 
 def _photo_name(file_name: str, index: int) -> str:

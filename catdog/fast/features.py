@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from catdog import config
-from catdog.data.folders import Scan
+from catdog.data.scan import Scan
 from catdog.fast import backbone
 from catdog.models.model4 import MODEL_NAME, NAMES
 from catdog.progress import Progress

@@ -5,7 +5,7 @@ epoch is a few milliseconds of arithmetic, while importing TensorFlow to do it t
 So the fast path trains it here, the way Keras would (Glorot-uniform weights, Adam with Keras's
 update and defaults under a cosine-decayed learning rate, softmax cross-entropy), and writes the
 very `.keras` file that
-`catdog.fast.features.build_head_model(...).save()` writes; catdog.inference.predict loads it with
+`catdog.fast.features.build_head_model(...).save()` writes; catdog.inference.loading loads it with
 safe_mode=True and puts MobileNetV2 under it. tests/test_fast.py holds both to Keras.
 """
 

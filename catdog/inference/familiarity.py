@@ -26,8 +26,9 @@ import filelock
 import numpy as np
 
 from catdog import config
-from catdog.data.datasets import as_trained
-from catdog.data.folders import DataError, Scan
+from catdog.data.errors import DataError
+from catdog.data.scan import Scan
+from catdog.inference.lineage import as_trained
 from catdog.progress import Progress
 from catdog.runs.record import Run
 from catdog.storage import write_bytes_atomic
@@ -176,7 +177,7 @@ def fit_on(data: Scan, progress: Progress | None = None) -> Guard:
 
 
 def ensure(run: Run, data: Scan | None = None, progress: Progress | None = None) -> Guard:
-    """The run's guard, made from the photos it trained and validated on (datasets.as_trained)
+    """The run's guard, made from the photos it trained and validated on (catdog.inference.lineage.as_trained)
     and saved with the run when it has none yet.
 
     Training makes it at its end; a run trained before the guard existed gets it on first use.

@@ -30,7 +30,10 @@ import numpy as np
 
 from catdog import config
 from catdog.fast import backbone, head
-from catdog.inference import familiarity, predict
+from catdog.inference import familiarity
+from catdog.inference.answers import class_names, input_size
+from catdog.inference.loading import guard, load_model, model_version
+from catdog.inference.once import OncePerKey
 from catdog.runs.record import Run
 from catdog.runs.states import RunError
 from catdog.storage import write_bytes_atomic, write_json_atomic
@@ -82,12 +85,12 @@ def export(run: Run, precision: str = "float32") -> WebModel:
     cannot be made."""
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    key = (str(run.path.resolve()), predict.model_version(run), _guard_stamp(run), precision)
+    key = (str(run.path.resolve()), model_version(run), _guard_stamp(run), precision)
     return _exports.get(key, lambda: _export(run, precision))
 
 
 # A few runs' exports stay in memory (about 10-30 MB each).
-_exports = predict._OncePerKey(size=4)
+_exports = OncePerKey(size=4)
 
 
 def _guard_stamp(run: Run) -> int | None:
@@ -101,15 +104,15 @@ def _export(run: Run, precision: str) -> WebModel:
     import onnx
     from onnx import TensorProto, helper
 
-    classes = predict.class_names(run)
+    classes = class_names(run)
     trained = head.load(run.model_path)
-    size = run.config.input_size if trained else predict.input_size(predict.load_model(run))
+    size = run.config.input_size if trained else input_size(load_model(run))
     graph = backbone._Graph(_imagenet_weights() if trained else None, size)
     if trained:
         features = backbone.add_features(graph, "pixels")
         logits = _add_head(graph, features, trained)
     else:
-        model = predict.load_model(run)
+        model = load_model(run)
         graph.weights = _KerasWeights(model.get_layer("backbone")) if _has_layer(model, "backbone") else None
         features, logits = None, _add_keras(graph, model, "pixels")
     graph.node("Softmax", [logits], output="probabilities", axis=1)
@@ -117,7 +120,7 @@ def _export(run: Run, precision: str) -> WebModel:
     outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", len(classes)])]
     guard_meta = None
     try:
-        run_guard = predict.guard(run)
+        run_guard = guard(run)
     except familiarity.GuardUnavailable:
         run_guard = None
     if run_guard is not None:
@@ -311,7 +314,7 @@ def live_folder() -> Path:
 def live_model(run: Run) -> str:
     """The run's export in live_folder(), written once per saved model: the folder's path below
     it, named by run and model version so that browsers may cache it for good."""
-    key = f"models/{run.id}-{predict.model_version(run)}-{_guard_stamp(run)}/"
+    key = f"models/{run.id}-{model_version(run)}-{_guard_stamp(run)}/"
     folder = live_folder() / key
     if not (folder / META_FILE).is_file():
         exported = export(run)

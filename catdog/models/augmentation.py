@@ -6,6 +6,8 @@ import math
 import keras
 import numpy as np
 
+from catdog.config import BATCH_SIZE
+from catdog.data.scan import Scan
 from catdog.settings import FLIP_MODES, AugmentConfig
 
 PIXEL_RANGE = (0, 255)
@@ -188,3 +190,14 @@ def preview(
     else:
         batch, draws = augment_with_draws(layers, np.repeat(image[None], n, axis=0))
     return np.clip(batch, 0, 255).astype(np.uint8), draws
+
+
+def augmented_batch(
+    data: Scan, config: AugmentConfig, seed: int, size: int = BATCH_SIZE
+) -> tuple[np.ndarray, list[str]]:
+    """One shuffled training batch (uint8) after augmentation, as training would draw it, and each photo's class."""
+    picks = np.random.default_rng(seed).permutation(len(data.files["train"]))[:size]
+    pixels, labels = data.arrays("train", picks)
+    layers = build_augmentation(dataclasses.replace(config, seed=seed))
+    batch = keras.ops.convert_to_numpy(layers(pixels.astype(np.float32), training=True))
+    return np.clip(batch, 0, 255).astype(np.uint8), [data.classes[label] for label in labels]

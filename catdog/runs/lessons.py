@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass
 
 from catdog.access import Action, Actor, authorize
-from catdog.runs.store import ACTIVE, Run, RunError, RunStore
+from catdog.runs.record import Run
+from catdog.runs.states import ACTIVE, RunError
+from catdog.runs.store import RunStore
 from catdog.settings import LESSON_SEEDS, PRESETS, AugmentConfig, RunConfig, check_lesson_seeds
 
 # The posts' CNN with its augmentation block; without augmentation the block passes photos through.

@@ -14,10 +14,10 @@
                     after its last epoch (catdog.fast.head)
     tensorboard/    TensorBoard event files
     train.log       the training process's output
-    evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.inference.predict)
-    model.tflite    the saved model converted for phones, made on request (catdog.inference.predict)
+    evaluation.json, evaluation-flip.json   held-out test scores of the saved model (catdog.inference.evaluation)
+    model.tflite    the saved model converted for phones, made on request (catdog.inference.tflite)
     photo-scores.json   the saved model's class probabilities per training photo content, for top
-                    losses and the map of the data (catdog.inference.predict)
+                    losses and the map of the data (catdog.inference.top_losses)
     familiarity.npz the unfamiliarity guard: training photos' backbone features and the border
                     calibrated on validation (catdog.inference.familiarity), made at the end of training
 
@@ -40,7 +40,7 @@ from catdog.settings import RunConfig, SettingsError
 from catdog.storage import append_jsonl, read_json, read_jsonl, write_json_atomic
 
 if TYPE_CHECKING:
-    from catdog.data.folders import Scan
+    from catdog.data.scan import Scan
 
 # Kinds of history.jsonl records.
 RECORD_EPOCH, RECORD_FEATURES = "epoch", "features"

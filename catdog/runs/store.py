@@ -29,12 +29,6 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MIN_FREE_BYTES = 200 * 2**20
 
 
-def image_size(run_config: RunConfig) -> tuple[int, int]:
-    """`image_size(run.config)`, as catdog.inference.predict still reads it (issue 21): remove once
-    it reads `run.config.input_size`."""
-    return run_config.input_size
-
-
 class RunStore:
     """The runs directory: create, list, find, queue and cancel runs."""
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catdog.data.folders import Scan
+from catdog.data.scan import Scan
 from catdog.fast.head import Head
 from catdog.models.architectures import build, unfreeze_top
 from catdog.models.model4 import NAMES

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 
 from catdog.data.datasets import DatasetStore
-from catdog.data.folders import Scan, scan
+from catdog.data.scan import Scan, scan
 from catdog.fast import head
 from catdog.fast.features import FeatureCache
 from catdog.inference import familiarity

@@ -131,7 +131,7 @@ def open_app(page: str | None = None):
 
 
 def assert_clean(app) -> None:
-    """No exception and no message from the pages' error guard."""
+    """No exception and no message from the pages' error boundary."""
     assert not app.exception, [e.message for e in app.exception]
     assert not [e.value for e in app.error if "unexpected problem" in e.value]
 

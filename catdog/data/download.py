@@ -1,0 +1,67 @@
+"""The default data set, cats_and_dogs_filtered: where it lies in the Keras cache, and its checked download."""
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from catdog import access, config
+from catdog.data.errors import DataError, Progress
+
+
+def default_dataset_dir() -> Path:
+    return config.keras_home() / "datasets" / "cats_and_dogs_extracted" / config.DATASET_NAME
+
+
+def default_dataset_available() -> bool:
+    """Whether the default set is on disk (unpacking a cached archive needs no network)."""
+    archive = config.keras_home() / "datasets" / config.DATASET_FILE
+    return default_dataset_dir().is_dir() or archive.is_file()
+
+
+def download_default_dataset(progress: Progress | None = None, *, actor: access.Actor) -> Path:
+    """Fetches cats_and_dogs_filtered into the Keras cache (once) and returns its folder."""
+    folder = default_dataset_dir()
+    if folder.is_dir():
+        return folder
+    access.authorize(actor, access.Action.DOWNLOAD)
+    archive = config.keras_home() / "datasets" / config.DATASET_FILE
+    if not archive.exists():
+        _download(config.DATASET_URL, archive, progress)
+    import keras  # here, so that scanning folders never pays TensorFlow's start-up time
+
+    try:
+        # A cached archive whose hash differs is downloaded again; one that still differs is refused.
+        extracted = keras.utils.get_file(
+            config.DATASET_FILE,
+            origin=config.DATASET_URL,
+            extract=True,
+            cache_dir=str(config.keras_home()),
+            file_hash=config.DATASET_SHA256,
+        )
+    except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"{archive} is not the published {config.DATASET_FILE} (its SHA-256 differs) and could not be "
+            f"downloaded again ({reason})"
+        ) from None
+    return Path(extracted) / config.DATASET_NAME
+
+
+def _download(url: str, target: Path, progress: Progress | None) -> None:
+    """Streams to a partial file first, so an interrupted download never looks complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or config.DATASET_BYTES)
+            done = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+    except (urllib.error.URLError, OSError) as error:
+        partial.unlink(missing_ok=True)
+        reason = getattr(error, "reason", error)
+        raise DataError(f"could not download {url}: {reason} (is the network reachable?)") from None
+    partial.replace(target)

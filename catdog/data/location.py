@@ -1,0 +1,48 @@
+"""Which folder a data set is read from, and whether this server lets the reader read it."""
+
+import os
+from pathlib import Path
+
+from catdog import access, config
+from catdog.data.download import download_default_dataset
+from catdog.data.errors import DataError, Progress
+
+
+def resolve_data_dir(
+    data_dir: str | os.PathLike | None, progress: Progress | None = None, actor: access.Actor = access.OWNER
+) -> Path:
+    """The folder to read: the default set (downloaded if needed) or a checked user folder,
+    confined to the folders this server shares, as far as `actor` must be (see `confine`)."""
+    data_dir = data_dir or config.data_dir()
+    if data_dir is None or str(data_dir).strip() == "":
+        return download_default_dataset(progress, actor=actor)
+    path = confine(data_dir, actor)
+    if not path.exists():
+        raise DataError(f"{path} does not exist")
+    if not path.is_dir():
+        raise DataError(f"{path} is a file, not a folder of class folders")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise DataError(f"{path} cannot be read (permission denied)")
+    return path
+
+
+def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Path:
+    """A typed folder, resolved with its links followed, if this server lets `actor` read it.
+
+    With CATDOG_DATA_ROOTS set it must lie inside one of them. Without, any folder may be read
+    by the owner (one's own machine); for the sessions of a server with a teacher password typed
+    folders are refused altogether. CATDOG_DATA_DIR, set by whoever runs the server, is allowed,
+    and so are the app's own data sets (catdog.data.datasets). Nothing inside the folder is read here.
+    """
+    path = Path(str(folder).strip()).expanduser().resolve()
+    if config.data_dir() and path == Path(config.data_dir()).expanduser().resolve():
+        return path
+    if path.parent == config.datasets_dir() and not path.name.startswith("."):
+        return path
+    access.authorize(actor, access.Action.CHOOSE_FOLDER)
+    roots = config.data_roots()
+    if roots and not any(path.is_relative_to(root) for root in roots):
+        raise DataError(f"{folder} is outside the folders this server shares (CATDOG_DATA_ROOTS)")
+    if not roots and not access.allowed(actor, access.Action.READ_ANY_FOLDER):
+        raise DataError("this server reads no typed folders: its CATDOG_DATA_ROOTS is not set")
+    return path
