@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from catdog import __version__, config, lesson
@@ -218,15 +218,31 @@ def _train_here(run, data) -> int:
     from catdog import training
 
     print(f"run {run.id}", file=sys.stderr)
-    done = threading.Event()
-    worker = threading.Thread(target=lambda: (training.execute(run, data), done.set()), daemon=True)
-    worker.start()
+    worker, done = _in_background(lambda: training.execute(run, data))
     try:
         return _follow(run, done)
     except KeyboardInterrupt:
         run.request_cancel()
         worker.join()
         raise
+
+
+def _in_background(train: Callable[[], object]) -> tuple[threading.Thread, threading.Event]:
+    """Starts training in a thread while the command shows its progress; the event is set when it
+    ends. What training prints (Keras announcing a download) goes to stderr: stdout carries only
+    the command's result."""
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                train()
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    return worker, done
 
 
 def _follow(run, done: threading.Event | None = None) -> int:
@@ -283,8 +299,10 @@ def cmd_lesson(args) -> int:
         learning_rate=args.learning_rate or quick.get("learning_rate"),
         photos_per_class=quick.get("photos_per_class"),
     )
+    # Waiting, it most likely trains here: the photos are decoded once, while they are checked, for every run.
+    keep = (run_configs[0].image_size,) * 2 if args.wait else None
     with progress("checking the data") as report:
-        data = scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report)
+        data = scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report, keep=keep)
     data.check_trainable()
     store = RunStore(args.runs_dir)
     experiment = run_configs[0].experiment
@@ -311,19 +329,12 @@ def cmd_lesson(args) -> int:
 
 
 def _train_lesson_here(runs, data) -> None:
-    """Trains a lesson's runs in this process, which waits for them anyway (catdog.training.execute_all), while
-    showing their progress; Ctrl+C cancels those left. What training prints (Keras announcing a
-    download) goes to stderr: stdout is the lesson's JSON."""
+    """Trains a lesson's runs from this process, which waits for them anyway, in worker processes
+    that take them in order (catdog.training.execute_all), while showing their progress; Ctrl+C
+    cancels those left."""
     from catdog import training
 
-    def train() -> None:
-        with contextlib.redirect_stdout(sys.stderr):
-            training.execute_all(runs, data)
-        done.set()
-
-    done = threading.Event()
-    worker = threading.Thread(target=train, daemon=True)
-    worker.start()
+    worker, done = _in_background(lambda: training.execute_all(runs, data))
     try:
         for run in runs:
             _watch(run, f"{lesson.run_label(run)}, seed {run.config['seed']}", done)

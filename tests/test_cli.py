@@ -308,3 +308,15 @@ def test_dataset_copy_of_a_folder_and_training_options_exclude_each_other(tmp_pa
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     missing = catdog("train", "--arch", "model1", "--dataset", "nope", "--runs-dir", str(tmp_path / "runs"))
     assert missing.returncode == 1 and "no data set 'nope'" in missing.stderr
+
+
+def test_what_training_prints_goes_to_stderr_so_stdout_stays_json(capsys):
+    """Keras announces a download ("Downloading data from …") on stdout; `train --wait` and
+    `lesson --wait` train in the background of a command whose stdout is its JSON."""
+    from catdog.cli import _in_background
+
+    worker, done = _in_background(lambda: print("Downloading data from somewhere"))
+    assert done.wait(60)
+    worker.join()
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Downloading data from somewhere" in captured.err

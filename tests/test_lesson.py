@@ -3,9 +3,11 @@
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import pytest
-from support import assert_clean, catdog, open_app
+from support import ROOT, assert_clean, catdog, open_app
 
 from catdog.access import OWNER
 from catdog.collapse import collapse_reason
@@ -207,6 +209,28 @@ def test_the_same_seed_gives_the_same_history(tmp_path, tiny_data, monkeypatch):
 
     assert numbers(first) == numbers(second), "weights, photo order and augmentation all follow the seed"
     assert numbers(first) != numbers(other)
+
+
+def test_a_lesson_run_gives_the_same_history_beside_another_as_alone_in_the_queue(tmp_path, tiny_data, monkeypatch):
+    from catdog import training
+
+    monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path / "cache"))
+    store, data = RunStore(tmp_path / "runs"), scan(str(tiny_data))
+    configs = augmentation_experiment(PRESETS["posts"], epochs=3, image_size=64, seed=5, data_dir=str(tiny_data),
+                                      seeds=1, learning_rate=3e-4)
+    beside = [store.create(config.to_dict()) for config in configs]
+    alone = store.create(configs[1].to_dict())
+    assert training.execute_all(beside, data) == [True, True]
+    # The queue's training process, one run in a fresh process with TensorFlow's own start.
+    queued = subprocess.run([sys.executable, "-m", "catdog.training", str(alone.path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert queued.returncode == 0, queued.stderr[-2000:]
+
+    def numbers(run):
+        return [{key: record[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")} for record in run.history()]
+
+    assert len(numbers(alone)) == 3 and numbers(alone) == numbers(beside[1])
+    assert numbers(beside[0]) != numbers(beside[1])
 
 
 def test_experiments_are_listed_and_deleted_as_a_unit_never_while_one_run_trains(tmp_path):
