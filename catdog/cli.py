@@ -220,7 +220,7 @@ def _train_here(run, data) -> int:
     print(f"run {run.id}", file=sys.stderr)
     worker, done = _in_background(lambda: training.execute(run, data))
     try:
-        return _follow(run, done)
+        return _follow(run, done, worker)
     except KeyboardInterrupt:
         run.request_cancel()
         worker.join()
@@ -230,7 +230,7 @@ def _train_here(run, data) -> int:
 def _in_background(train: Callable[[], object]) -> tuple[threading.Thread, threading.Event]:
     """Starts training in a thread while the command shows its progress; the event is set when it
     ends. What training prints (Keras announcing a download) goes to stderr: stdout carries only
-    the command's result."""
+    the command's result, printed once the thread has been joined (until then stdout is stderr)."""
     done = threading.Event()
 
     def work() -> None:
@@ -245,9 +245,12 @@ def _in_background(train: Callable[[], object]) -> tuple[threading.Thread, threa
     return worker, done
 
 
-def _follow(run, done: threading.Event | None = None) -> int:
-    """Shows a run's progress until it ends; one JSON summary line on stdout."""
+def _follow(run, done: threading.Event | None = None, worker: threading.Thread | None = None) -> int:
+    """Shows a run's progress until it ends; one JSON summary line on stdout, once the `worker`
+    training it here has ended."""
     summary = _watch(run, done=done)
+    if worker is not None:
+        worker.join()
     _print_json(summary)
     return 0 if summary["status"] == "finished" else 1
 
@@ -289,15 +292,10 @@ def cmd_lesson(args) -> int:
     varied = lesson.TOPICS[args.topic]
     quick = lesson.QUICK_SETTINGS[varied] if args.quick else {}
     make = lesson.augmentation_experiment if varied == lesson.AUGMENTATION else lesson.architecture_experiment
+    given = {"epochs": args.epochs, "image_size": args.image_size, "learning_rate": args.learning_rate}
     run_configs = make(
-        PRESETS[args.augmentation_preset],
-        epochs=args.epochs or quick.get("epochs", lesson.LESSON_EPOCHS),
-        image_size=args.image_size or quick.get("image_size", lesson.LESSON_IMAGE_SIZE),
-        seed=args.seed,
-        data_dir=chosen_data_dir(args),
-        seeds=args.seeds,
-        learning_rate=args.learning_rate or quick.get("learning_rate"),
-        photos_per_class=quick.get("photos_per_class"),
+        PRESETS[args.augmentation_preset], seed=args.seed, data_dir=chosen_data_dir(args), seeds=args.seeds,
+        **{**quick, **{name: value for name, value in given.items() if value}},
     )
     # Waiting, it most likely trains here: the photos are decoded once, while they are checked, for every run.
     keep = (run_configs[0].image_size,) * 2 if args.wait else None
@@ -338,6 +336,7 @@ def _train_lesson_here(runs, data) -> None:
     try:
         for run in runs:
             _watch(run, f"{lesson.run_label(run)}, seed {run.config['seed']}", done)
+        worker.join()
     except KeyboardInterrupt:
         for run in runs:
             run.request_cancel()

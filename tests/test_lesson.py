@@ -272,8 +272,9 @@ def test_the_lesson_on_the_command_line_trains_both_arms_per_seed_and_concludes(
     configs = [RunStore(tmp_path).get(run["run"]).config for run in lesson["runs"]]
     assert {config["experiment"] for config in configs} == {lesson["experiment"]}
     assert [config["augmentation"]["flip"] for config in configs] == ["off", PRESETS["posts"].flip] * 2
-    assert {(config["epochs"], config["image_size"], config["learning_rate"], config["photos_per_class"])
-            for config in configs} == {(1, QUICK["image_size"], QUICK["learning_rate"], QUICK["photos_per_class"])}
+    assert {(config["epochs"], config["image_size"], config["learning_rate"], config["photos_per_class"],
+             config["batch_size"]) for config in configs} == {
+        (1, QUICK["image_size"], QUICK["learning_rate"], QUICK["photos_per_class"], QUICK["batch_size"])}
 
 
 def test_the_architectures_lesson_on_the_command_line(tmp_path, tiny_data, backbone_weights):
