@@ -67,6 +67,7 @@ def result(store: RunStore, seconds: float, cpu_seconds: float, command: str, lo
         "image_size": experiment["image_size"],
         "learning_rate": experiment["learning_rate"],
         "photos_per_class": experiment["photos_per_class"],
+        "batch_size": experiment["batch_size"],
         "seeds": experiment["seeds"],
         "arms": experiment["arms"],
         "runs": [

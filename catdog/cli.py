@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from catdog import __version__, config
@@ -221,20 +221,39 @@ def _train_here(run, data) -> int:
     from catdog.training import process
 
     print(f"run {run.id}", file=sys.stderr)
-    done = threading.Event()
-    worker = threading.Thread(target=lambda: (process.execute(run, data), done.set()), daemon=True)
-    worker.start()
+    worker, done = _in_background(lambda: process.execute(run, data))
     try:
-        return _follow(run, done)
+        return _follow(run, done, worker)
     except KeyboardInterrupt:
         run.request_cancel()
         worker.join()
         raise
 
 
-def _follow(run, done: threading.Event | None = None) -> int:
-    """Shows a run's progress until it ends; one JSON summary line on stdout."""
+def _in_background(train: Callable[[], object]) -> tuple[threading.Thread, threading.Event]:
+    """Starts training in a thread while the command shows its progress; the event is set when it
+    ends. What training prints (Keras announcing a download) goes to stderr: stdout carries only
+    the command's result, printed once the thread has been joined (until then stdout is stderr)."""
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                train()
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    return worker, done
+
+
+def _follow(run, done: threading.Event | None = None, worker: threading.Thread | None = None) -> int:
+    """Shows a run's progress until it ends; one JSON summary line on stdout, once the `worker`
+    training it here has ended."""
     summary = _watch(run, done=done)
+    if worker is not None:
+        worker.join()
     _print_json(summary)
     return 0 if summary["status"] == "finished" else 1
 
@@ -276,18 +295,15 @@ def cmd_lesson(args) -> int:
     varied = lessons.TOPICS[args.topic]
     quick = lessons.QUICK_SETTINGS[varied] if args.quick else {}
     make = lessons.augmentation_experiment if varied == lessons.AUGMENTATION else lessons.architecture_experiment
+    given = {"epochs": args.epochs, "image_size": args.image_size, "learning_rate": args.learning_rate}
     run_configs = make(
-        PRESETS[args.augmentation_preset],
-        epochs=args.epochs or quick.get("epochs", lessons.LESSON_EPOCHS),
-        image_size=args.image_size or quick.get("image_size", lessons.LESSON_IMAGE_SIZE),
-        seed=args.seed,
-        data_dir=chosen_data_dir(args),
-        seeds=args.seeds,
-        learning_rate=args.learning_rate or quick.get("learning_rate"),
-        photos_per_class=quick.get("photos_per_class"),
+        PRESETS[args.augmentation_preset], seed=args.seed, data_dir=chosen_data_dir(args), seeds=args.seeds,
+        **{**quick, **{name: value for name, value in given.items() if value}},
     )
+    # Waiting, it most likely trains here: the photos are decoded once, while they are checked, for every run.
+    keep = (run_configs[0].image_size,) * 2 if args.wait else None
     with progress("checking the data") as report:
-        data = scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report)
+        data = scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report, keep=keep)
     data.check_trainable()
     store = RunStore(args.runs_dir)
     experiment = run_configs[0].experiment
@@ -314,22 +330,16 @@ def cmd_lesson(args) -> int:
 
 
 def _train_lesson_here(runs, data) -> None:
-    """Trains a lesson's runs in this process, which waits for them anyway (catdog.training.process.execute_all), while
-    showing their progress; Ctrl+C cancels those left. What training prints (Keras announcing a
-    download) goes to stderr: stdout is the lesson's JSON."""
+    """Trains a lesson's runs from this process, which waits for them anyway, in worker processes
+    that take them in order (catdog.training.process.execute_all), while showing their progress;
+    Ctrl+C cancels those left."""
     from catdog.training import process
 
-    def train() -> None:
-        with contextlib.redirect_stdout(sys.stderr):
-            process.execute_all(runs, data)
-        done.set()
-
-    done = threading.Event()
-    worker = threading.Thread(target=train, daemon=True)
-    worker.start()
+    worker, done = _in_background(lambda: process.execute_all(runs, data))
     try:
         for run in runs:
             _watch(run, f"{lessons.run_label(run)}, seed {run.config.seed}", done)
+        worker.join()
     except KeyboardInterrupt:
         for run in runs:
             run.request_cancel()

@@ -34,6 +34,7 @@ from catdog.settings import (
     AMOUNT_RANGES,
     FILL_MODES,
     FLIP_MODES,
+    LESSON_SEEDS,
     PRESET_DESCRIPTIONS,
     PRESETS,
     ROTATION_RANGE,
@@ -289,8 +290,8 @@ def lesson(augmentation: AugmentConfig) -> None:
         f"{LESSON_IMAGE_SIZE} px: curves within minutes.",
     )
     st.caption(
-        f"Measured on 2 busy CPU cores, both runs together: {ui.duration(MEASURED_SECONDS['augmentation quick'])} "
-        f"quick, {ui.duration(MEASURED_SECONDS['augmentation full'])} with the posts' settings."
+        f"{LESSON_SEEDS} seeds per arm, one run at a time: about {ui.duration(MEASURED_SECONDS['augmentation quick'])} "
+        f"quick, {ui.duration(MEASURED_SECONDS['augmentation full'])} with the posts' settings, on a free CPU core."
     )
     locked = ui.refused(Action.START_EXPERIMENT)
     if st.button(

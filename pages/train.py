@@ -29,6 +29,7 @@ from catdog.settings import (
     FEATURE_COPIES_RANGE,
     FINE_TUNE_EPOCHS_RANGE,
     LEARNING_RATE_CHOICES,
+    LESSON_SEEDS,
     MIXED_PRECISION_MEANING,
     SEED_RANGE,
     Architecture,
@@ -340,8 +341,8 @@ def compare_architectures() -> None:
     quick = st.toggle(
         "Quick", key="train_compare_quick",
         help=f"{quick_epochs} epochs at {quick_size} px instead of {lessons.LESSON_EPOCHS} at "
-        f"{lessons.LESSON_IMAGE_SIZE} px; measured on 2 busy CPU cores: "
-        f"{ui.duration(lessons.MEASURED_SECONDS['architectures quick'])} for all four.",
+        f"{lessons.LESSON_IMAGE_SIZE} px: about {ui.duration(lessons.MEASURED_SECONDS['architectures quick'])} for all "
+        f"four over {LESSON_SEEDS} seeds, one run at a time on a free CPU core.",
     )
     folder, locked = ui.chosen_data_dir(), ui.refused(Action.START_EXPERIMENT)
     no_data = folder is None and not default_dataset_available()

@@ -325,3 +325,15 @@ def test_predict_on_a_zip_of_near_limit_16_bit_photos_answers_each_within_2_gib(
     assert len(rows) == 32, result.stderr[-2000:]
     assert all(row["label"] in ("cats", "dogs") for row in rows[:16])
     assert all("89 megapixel limit" in row["error"] for row in rows[16:])
+
+
+def test_what_training_prints_goes_to_stderr_so_stdout_stays_json(capsys):
+    """Keras announces a download ("Downloading data from …") on stdout; `train --wait` and
+    `lesson --wait` train in the background of a command whose stdout is its JSON."""
+    from catdog.cli import _in_background
+
+    worker, done = _in_background(lambda: print("Downloading data from somewhere"))
+    assert done.wait(60)
+    worker.join()
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Downloading data from somewhere" in captured.err

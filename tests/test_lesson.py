@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -32,7 +34,7 @@ from catdog.runs.states import ACTIVE, RunError
 from catdog.runs.store import RunStore
 from catdog.settings import LESSON_SEEDS, PRESETS, RunConfig, SettingsError
 from catdog.storage import write_json_atomic
-from tests.helpers.support import assert_clean, catdog, open_app
+from tests.helpers.support import ROOT, assert_clean, catdog, open_app
 
 
 def test_the_augmentation_experiment_varies_the_augmentation_only_seed_by_seed():
@@ -211,6 +213,28 @@ def test_the_same_seed_gives_the_same_history(tmp_path, tiny_data, monkeypatch):
     assert numbers(first) != numbers(other)
 
 
+def test_a_lesson_run_gives_the_same_history_beside_another_as_alone_in_the_queue(tmp_path, tiny_data, monkeypatch):
+    from catdog.training import process
+
+    monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path / "cache"))
+    store, data = RunStore(tmp_path / "runs"), scan(str(tiny_data))
+    configs = augmentation_experiment(PRESETS["posts"], epochs=3, image_size=64, seed=5, data_dir=str(tiny_data),
+                                      seeds=1, learning_rate=3e-4)
+    beside = [store.create(config.to_dict()) for config in configs]
+    alone = store.create(configs[1].to_dict())
+    assert process.execute_all(beside, data) == [True, True]
+    # The queue's training process, one run in a fresh process with TensorFlow's own start.
+    queued = subprocess.run([sys.executable, "-m", "catdog.training", str(alone.path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert queued.returncode == 0, queued.stderr[-2000:]
+
+    def numbers(run):
+        return [{key: record[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")} for record in run.history()]
+
+    assert len(numbers(alone)) == 3 and numbers(alone) == numbers(beside[1])
+    assert numbers(beside[0]) != numbers(beside[1])
+
+
 def test_experiments_are_listed_and_deleted_as_a_unit_never_while_one_run_trains(tmp_path):
     store = RunStore(tmp_path)
     lone = store.create(architecture_experiment()[0].to_dict() | {"experiment": None})
@@ -250,8 +274,9 @@ def test_the_lesson_on_the_command_line_trains_both_arms_per_seed_and_concludes(
     configs = [RunStore(tmp_path).get(run["run"]).config for run in lesson["runs"]]
     assert {config.experiment for config in configs} == {lesson["experiment"]}
     assert [config.augmentation.flip for config in configs] == ["off", PRESETS["posts"].flip] * 2
-    assert {(config.epochs, config.image_size, config.learning_rate, config.photos_per_class)
-            for config in configs} == {(1, QUICK["image_size"], QUICK["learning_rate"], QUICK["photos_per_class"])}
+    assert {(config.epochs, config.image_size, config.learning_rate, config.photos_per_class, config.batch_size)
+            for config in configs} == {
+        (1, QUICK["image_size"], QUICK["learning_rate"], QUICK["photos_per_class"], QUICK["batch_size"])}
 
 
 def test_the_architectures_lesson_on_the_command_line(tmp_path, tiny_data, backbone_weights):

@@ -13,6 +13,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from catdog import config
 from catdog.access import Action, Actor, authorize
 from catdog.runs.record import Run
 from catdog.runs.states import ACTIVE, RunError
@@ -24,16 +25,21 @@ LESSON_ARCH = "model2"
 LESSON_EPOCHS = 15
 LESSON_IMAGE_SIZE = 160
 # Measured over 10 seeds on cats_and_dogs_filtered (benchmarks/lesson_settings.py, its README):
-# every run learned and the gap was narrower with augmentation for every seed; Adam's 1e-3 on the
-# posts' raw 0..255 pixels let runs die. Fewer, smaller photos keep 3 seeds per arm within 90 s.
-QUICK = {"epochs": 10, "image_size": 64, "learning_rate": 3e-4, "photos_per_class": 500}
+# every run learned and the gap was narrower with augmentation for every seed. Adam's 1e-3 on the
+# posts' raw 0..255 pixels let runs die; at 3e-4 in batches of 32 the augmented runs were still
+# climbing at their last epoch and two of 20 runs peaked under 0.6. Batches of 16 take twice the
+# steps for the same photos; few, small photos keep 3 seeds per arm within 90 s on 2 cores.
+QUICK = {"epochs": 10, "image_size": 64, "learning_rate": 3e-4, "photos_per_class": 500, "batch_size": 16}
 # The reference posts' four models, in their order: from a plain CNN to transfer learning.
 COMPARED_ARCHS = ("model1", "model2", "model3", "model4")
 # The same quick settings: within a class period, and model4 already 17 points ahead of model3.
 ARCHITECTURES_QUICK = {"epochs": 10, "image_size": 96, "learning_rate": 3e-4}
-# Wall time of each lesson on cats_and_dogs_filtered, on 2 CPU cores shared with other work
-# (benchmarks/lesson.json, README).
-MEASURED_SECONDS = {"augmentation quick": 244, "augmentation full": 1369, "architectures quick": 760}
+# Seconds of one CPU core each lesson takes with its default seeds on cats_and_dogs_filtered: about
+# its wall time on the dashboard, whose queue trains one run at a time on one thread (`catdog lesson
+# --wait` trains one per core). Quick lessons: CPU seconds measured by benchmarks/lesson.py (README).
+# The full one was measured with one seed per arm only, as wall time on 2 busy cores: three times
+# that, until measured again.
+MEASURED_SECONDS = {"augmentation quick": 156, "augmentation full": 3 * 1369, "architectures quick": 955}
 # What an experiment varies (config.json's "varied"), and what the command line calls its lesson.
 AUGMENTATION, ARCHITECTURE = "augmentation", "architecture"
 TOPICS = {"augmentation": AUGMENTATION, "architectures": ARCHITECTURE}
@@ -57,7 +63,7 @@ def _new_id() -> str:
 def augmentation_experiment(
     augmentation: AugmentConfig, epochs: int = LESSON_EPOCHS, image_size: int = LESSON_IMAGE_SIZE, seed: int = 0,
     data_dir: str | None = None, seeds: int = LESSON_SEEDS, learning_rate: float | None = None,
-    photos_per_class: int | None = None,
+    photos_per_class: int | None = None, batch_size: int = config.BATCH_SIZE,
 ) -> list[RunConfig]:
     """Runs without and with the augmentation, alike in every other setting, for seeds `seed`,
     `seed + 1`, ...: seed by seed, so that a lesson stopped early has both arms of its first seeds."""
@@ -65,7 +71,7 @@ def augmentation_experiment(
     return [
         RunConfig(LESSON_ARCH, epochs=epochs, image_size=image_size, seed=run_seed, data_dir=data_dir,
                   augmentation=choice, experiment=experiment, varied=AUGMENTATION, learning_rate=learning_rate,
-                  photos_per_class=photos_per_class)
+                  photos_per_class=photos_per_class, batch_size=batch_size)
         for run_seed in range(seed, seed + check_lesson_seeds(seeds))
         for choice in (PRESETS["none"], augmentation)
     ]
@@ -74,7 +80,7 @@ def augmentation_experiment(
 def architecture_experiment(
     augmentation: AugmentConfig = PRESETS["posts"], epochs: int = LESSON_EPOCHS,
     image_size: int = LESSON_IMAGE_SIZE, seed: int = 0, data_dir: str | None = None, seeds: int = LESSON_SEEDS,
-    learning_rate: float | None = None, photos_per_class: int | None = None,
+    learning_rate: float | None = None, photos_per_class: int | None = None, batch_size: int = config.BATCH_SIZE,
 ) -> list[RunConfig]:
     """model1 to model4 with the same seeds, data, epochs and augmentation (model1 has no augmentation
     layers). model4 trains end to end, not on cached features, so that all four see the same photos.
@@ -83,7 +89,7 @@ def architecture_experiment(
     return [
         RunConfig(arch, epochs=epochs, image_size=image_size, seed=run_seed, data_dir=data_dir,
                   augmentation=augmentation, experiment=experiment, varied=ARCHITECTURE,
-                  learning_rate=learning_rate, photos_per_class=photos_per_class)
+                  learning_rate=learning_rate, photos_per_class=photos_per_class, batch_size=batch_size)
         for run_seed in range(seed, seed + check_lesson_seeds(seeds))
         for arch in COMPARED_ARCHS
     ]
@@ -140,6 +146,7 @@ class Experiment:
             "image_size": first.image_size,
             "learning_rate": first.learning_rate,
             "photos_per_class": first.photos_per_class,
+            "batch_size": first.batch_size,
             "seeds": sorted({run.config.seed for run in self.runs}),
             "created": first.created,
             "arms": {label: {name: spread.as_dict() for name, spread in measures.items()}

@@ -4,7 +4,7 @@ catdog.training.process runs it for every run but the fast path's head, which ne
 """
 
 import os
-import threading
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +47,22 @@ def training_arrays(data: Scan, size: tuple[int, int], photos_per_class: int | N
     pixels, labels = data.arrays("train", size=size)
     kept = first_per_class(labels, photos_per_class)
     return pixels[kept], labels[kept]
+
+
+# A lesson's runs each train on this many threads, in as many processes as there are cores
+# (catdog.training.process.execute_all): TensorFlow splits its sums differently over 2 threads than over 1,
+# even with op determinism, so the thread count is part of what fixes a seed's numbers.
+LESSON_THREADS = 1
+
+
+def limit_threads(threads: int = LESSON_THREADS) -> None:
+    """TensorFlow's thread pools; only before its first operation in this process can they change."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        print(f"TensorFlow already runs on other thread counts than {threads}: this run's numbers may differ "
+              "from the same seed's elsewhere", file=sys.stderr, flush=True)
 
 
 def make_deterministic(seed: int) -> None:
@@ -139,11 +155,6 @@ def set_head(model: keras.Model, head: Head) -> None:
         model.get_layer(name).set_weights([kernel, bias])
 
 
-# Seeding and building set process-wide state (Python's and TensorFlow's global seeds): runs that
-# train side by side in one process (catdog.training.process.execute_all) take turns at it.
-_SETUP_LOCK = threading.Lock()
-
-
 def train(run: Run, data: Scan, head: Head | None = None, best: float = -1.0) -> float:
     """Trains the run's model as its config says, or only fine-tunes it on top of a head trained
     on features; returns the best validation accuracy."""
@@ -153,8 +164,10 @@ def train(run: Run, data: Scan, head: Head | None = None, best: float = -1.0) ->
     start = time.time()
     data.decode(size, lambda done, total: run.record_progress(PHASE_PHOTOS, 0, done, total, time.time() - start))
     pixels, labels = training_arrays(data, size, cfg.photos_per_class)
+    if cfg.experiment:
+        limit_threads()
     strategy = distribution_strategy()
-    with _SETUP_LOCK, strategy.scope():
+    with strategy.scope():
         make_deterministic(seed)
         validation = make_dataset(*data.arrays("validation", size=size), batch_size)
         # Data order from the seed: the head's epochs, then the fine-tuning's, each shuffled its own way.
@@ -168,9 +181,8 @@ def train(run: Run, data: Scan, head: Head | None = None, best: float = -1.0) ->
         if head is None:
             best = _fit(model, run, training[0], validation, cfg.epochs, PHASE_TRAIN)
         if fine_tune:
-            with _SETUP_LOCK:
-                unfreeze_top(model)
-                compile_model(model, cfg.learning_rate / 10)
+            unfreeze_top(model)
+            compile_model(model, cfg.learning_rate / 10)
             best = _fit(model, run, training[1], validation, cfg.fine_tune_epochs, PHASE_FINE_TUNE, best)
     return best
 

@@ -6,8 +6,10 @@ The fast path for model4 (features from catdog.fast.features, the head from catd
 TensorFlow, whose import alone takes seconds; everything else trains in Keras (catdog.training.keras_loop).
 """
 
+import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -22,7 +24,7 @@ from catdog.fast.features import FeatureCache
 from catdog.inference import familiarity
 from catdog.runs.collapse import collapse_reason
 from catdog.runs.record import PHASE_FEATURES, PHASE_HEAD, Run, process_identity
-from catdog.runs.states import RunCancelled
+from catdog.runs.states import ACTIVE, RunCancelled
 from catdog.settings import RunConfig
 from catdog.training.callbacks import EpochReporter
 
@@ -99,20 +101,54 @@ def execute(run: Run, data: Scan | None = None) -> bool:
     return True
 
 
-# Runs a lesson trains side by side in one process. One run of the lessons' small CNNs keeps about
-# one core busy (25 CPU seconds in 27 s of wall time on 2 cores), so two would share a 2-core
-# machine, but two side by side gave one of four tiny-data runs other numbers than the same seed
-# alone: one at a time until that is understood, so that a seed gives the same numbers.
-SIDE_BY_SIDE = 1
-
-
 def execute_all(runs: list[Run], data: Scan) -> list[bool]:
-    """Trains runs in this process, SIDE_BY_SIDE at a time, in their order: TensorFlow imported and
-    the photos decoded once for all of them."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Trains runs in worker processes, one per core and at most one per run, each taking the next
+    run in order when it is free: TensorFlow is imported once per worker and the photos are decoded
+    once for all (the pixel cache on disk). Not threads of this process: Keras and TensorFlow keep
+    their random state per process, so runs side by side in one process changed each other's
+    numbers. A lesson's runs train on keras_loop.LESSON_THREADS threads each, so that a seed gives the
+    same history alone or beside others, on any number of cores."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ThreadPoolExecutor(min(SIDE_BY_SIDE, len(runs)) or 1) as pool:
-        return list(pool.map(lambda run: execute(run, data), runs))
+    workers = max(1, min(len(runs), os.cpu_count() or 1))
+    # Spawned, never forked: a fork copies TensorFlow's or the caller's threads in whatever state they are.
+    context = multiprocessing.get_context("spawn")
+    shared = dataclasses.replace(data, _pixels={})  # workers map the cached pixels, not a pickled copy
+    try:
+        with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(shared,)) as pool:
+            return list(pool.map(_execute_in_worker, [str(run.path) for run in runs]))
+    except BrokenProcessPool:
+        for run in runs:
+            if run.state in ACTIVE:
+                run.mark("failed", error="its training process ended unexpectedly (out of memory?)")
+        return [run.state == "finished" for run in runs]
+
+
+_worker_data: Scan | None = None
+
+
+def _start_worker(data: Scan) -> None:
+    """A worker of execute_all: Ctrl+C belongs to the process that waits, which cancels the runs;
+    stdout carries that process's JSON, so what training prints (Keras announcing a download) goes
+    to stderr."""
+    global _worker_data
+    _worker_data = data
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout = sys.stderr
+
+
+def _execute_in_worker(run_dir: str) -> bool:
+    run = Run(Path(run_dir))
+    if run.cancel_requested:
+        run.mark("cancelled")
+        return False
+    try:
+        return execute(run, _worker_data)
+    finally:
+        if "keras" in sys.modules:
+            sys.modules["keras"].backend.clear_session()  # the next run's model starts from nothing
 
 
 def main(run_dir: str) -> int:
