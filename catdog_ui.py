@@ -79,7 +79,9 @@ def error_boundary(where: str) -> Iterator[None]:
     except Exception as error:
         log.exception("unexpected error in %s", where)
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        st.error(f"{where} hit an unexpected problem: {reason}. The details are in the server log.", icon=":material/error:")
+        st.error(
+            f"{where} hit an unexpected problem: {reason}. The details are in the server log.", icon=":material/error:"
+        )
 
 
 def with_error_boundary(where: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
@@ -193,7 +195,7 @@ def progress_text(run_config: RunConfig, history: list[dict], progress: dict) ->
     left = f"about {duration(time_left(run_config, history, progress))} left"
     done, total = progress["batch"], progress["batches"]
     if preparing(progress):
-        what = PREPARING[progress['phase']]
+        what = PREPARING[progress["phase"]]
         return f"{what[0].upper()}{what[1:]}: {done} of {total} images · {left}"
     return (
         f"Epoch {progress['epoch']} of {run_config.planned_epochs} ({progress['phase']}) · "
@@ -245,15 +247,20 @@ def download_panel() -> None:
     st.info(f"The default data set, cats_and_dogs_filtered ({size}), is not downloaded yet.")
     locked = refused(Action.DOWNLOAD)
     clicked = st.button(
-        f"Download cats_and_dogs_filtered ({size})", type="primary", icon=":material/download:",
-        disabled=locked, help=LOCKED if locked else None,
+        f"Download cats_and_dogs_filtered ({size})",
+        type="primary",
+        icon=":material/download:",
+        disabled=locked,
+        help=LOCKED if locked else None,
     )
     if locked:
         st.caption(LOCKED)
     if not clicked:
         return
     try:
-        with progress_bar(lambda done, total: f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB", "Connecting…") as progress:
+        with progress_bar(
+            lambda done, total: f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB", "Connecting…"
+        ) as progress:
             download_default_dataset(progress, actor=actor())
     except (DataError, Forbidden) as error:
         st.error(f"Download failed: {error}")
@@ -293,7 +300,9 @@ def load_scan(folder: str | None) -> Scan:
 # A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
 def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> Scan:
-    with progress_bar(lambda done, total: f"Checking the images… {done} of {total}", "Checking the images…") as progress:
+    with progress_bar(
+        lambda done, total: f"Checking the images… {done} of {total}", "Checking the images…"
+    ) as progress:
         return scan(folder, progress=progress, actor=_reader)
 
 
@@ -306,8 +315,14 @@ def fix_photo(dataset: datasets.Dataset | None, file: str, label: str, classes: 
         for name in classes:
             if name != label:
                 st.button(f"Move to {name}", key=f"{key}-to-{name}", on_click=_fix, args=(dataset, file, name))
-        st.button("Remove", icon=":material/delete:", key=f"{key}-remove", on_click=_fix, args=(dataset, file, None),
-                  help="Into the data set's trash: undo or restore brings it back.")
+        st.button(
+            "Remove",
+            icon=":material/delete:",
+            key=f"{key}-remove",
+            on_click=_fix,
+            args=(dataset, file, None),
+            help="Into the data set's trash: undo or restore brings it back.",
+        )
 
 
 def _fix(dataset: datasets.Dataset, file: str, to_class: str | None) -> None:
@@ -342,9 +357,15 @@ def undo_bar(dataset: datasets.Dataset | None, key: str = "undo") -> None:
     text, button = st.columns([4, 1], vertical_alignment="center")
     text.info(f"Last change to {dataset.name}: {shown.describe()}.", icon=":material/history:")
     # The change shown is named: if another session changed the data set since, Undo is refused.
-    button.button("Undo", icon=":material/undo:", key=f"{key}-{dataset.name}",
-                  on_click=_change, args=(lambda: dataset.undo(shown.id, actor=actor()),),
-                  disabled=locked, help=LOCKED if locked else None)
+    button.button(
+        "Undo",
+        icon=":material/undo:",
+        key=f"{key}-{dataset.name}",
+        on_click=_change,
+        args=(lambda: dataset.undo(shown.id, actor=actor()),),
+        disabled=locked,
+        help=LOCKED if locked else None,
+    )
 
 
 def restore_all(dataset: datasets.Dataset) -> None:
@@ -508,13 +529,21 @@ def _seed_curves(
     if len(series) > 1:
         for values in series:
             figure.add_scatter(
-                x=list(range(1, len(values) + 1)), y=values, mode="lines", opacity=SEED_OPACITY, showlegend=False,
-                hoverinfo="skip", line={"color": color, "dash": dash, "width": 1},
+                x=list(range(1, len(values) + 1)),
+                y=values,
+                mode="lines",
+                opacity=SEED_OPACITY,
+                showlegend=False,
+                hoverinfo="skip",
+                line={"color": color, "dash": dash, "width": 1},
             )
     mean = _mean_by_epoch(series)
     label = f"{name} (mean of {len(series)} seeds)" if len(series) > 1 else name
     figure.add_scatter(
-        x=list(range(1, len(mean) + 1)), y=mean, name=label, mode="lines+markers",
+        x=list(range(1, len(mean) + 1)),
+        y=mean,
+        name=label,
+        mode="lines+markers",
         line={"color": color, "dash": dash, "width": 3},
     )
 
@@ -525,8 +554,9 @@ def accuracy_curves(runs: tuple[Run, ...]) -> go.Figure:
     for (label, members), color in zip(arms(runs).items(), EXPERIMENT_COLORS):
         histories = [run.history() for run in members]
         for metric, dash, name in (("accuracy", "solid", "training"), ("val_accuracy", "dot", "validation")):
-            _seed_curves(figure, [[h.get(metric) for h in history] for history in histories], f"{name}, {label}",
-                         color, dash)
+            _seed_curves(
+                figure, [[h.get(metric) for h in history] for history in histories], f"{name}, {label}", color, dash
+            )
     return _experiment_layout(figure, "Accuracy")
 
 
@@ -540,8 +570,11 @@ def gap_curves(runs: tuple[Run, ...]) -> go.Figure:
 
 def _experiment_layout(figure: go.Figure, title: str) -> go.Figure:
     figure.update_layout(
-        title=title, height=400, margin={"t": 50, "b": 40, "l": 50, "r": 10},
-        legend={"orientation": "h", "y": -0.3}, xaxis={"title": "epoch", "dtick": 1},
+        title=title,
+        height=400,
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        legend={"orientation": "h", "y": -0.3},
+        xaxis={"title": "epoch", "dtick": 1},
     )
     return figure.update_yaxes(tickformat=".0%")
 
@@ -606,6 +639,7 @@ def live_camera(run: Run) -> None:
             st.caption(f"The live camera is not available for this model: {error}")
             return
     _live_component()(model=model, key=f"live-{run.id}", default=None, height=LIVE_CAMERA_HEIGHT)
+
 
 # --- the teacher's lock -----------------------------------------------------------------
 

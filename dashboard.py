@@ -9,14 +9,30 @@ from catdog.data.errors import DataError
 
 # The pages after Home, in the order of the story: file, icon, title, what it is for.
 PAGES = (
-    ("pages/dataset.py", ":material/photo_library:", "Dataset",
-     "Browse the photos per split and class, see how balanced they are and which files were skipped."),
-    ("pages/augmentation.py", ":material/flip:", "Augmentation",
-     "Flip and rotate a photo live and see what one training batch looks like to the model."),
-    ("pages/train.py", ":material/model_training:", "Train",
-     "Train four classic architectures, from a plain CNN to transfer learning, and watch the curves."),
-    ("pages/predict.py", ":material/pets:", "Predict",
-     "Upload a pet photo: get the prediction and a Grad-CAM heat map of where the model looked."),
+    (
+        "pages/dataset.py",
+        ":material/photo_library:",
+        "Dataset",
+        "Browse the photos per split and class, see how balanced they are and which files were skipped.",
+    ),
+    (
+        "pages/augmentation.py",
+        ":material/flip:",
+        "Augmentation",
+        "Flip and rotate a photo live and see what one training batch looks like to the model.",
+    ),
+    (
+        "pages/train.py",
+        ":material/model_training:",
+        "Train",
+        "Train four classic architectures, from a plain CNN to transfer learning, and watch the curves.",
+    ),
+    (
+        "pages/predict.py",
+        ":material/pets:",
+        "Predict",
+        "Upload a pet photo: get the prediction and a Grad-CAM heat map of where the model looked.",
+    ),
 )
 
 

@@ -66,7 +66,11 @@ def train_served_run(work: Path, smoke: bool, env: dict[str, str]) -> None:
         args = ["--arch", "model4", "--fast"]
     subprocess.run(
         [sys.executable, "-m", "catdog", "train", *args, "--runs-dir", env["CATDOG_RUNS_DIR"], "--wait"],
-        cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True, timeout=1800,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        timeout=1800,
     )
 
 
@@ -82,8 +86,9 @@ def class_photos(count: int, smoke: bool) -> list[tuple[str, bytes]]:
     return [(file.name, file.read_bytes()) for file in files]
 
 
-async def browser_visit(browser, url: str, photo: tuple[str, bytes], labels: list[str], timeout: float,
-                        together: asyncio.Barrier) -> Visit:
+async def browser_visit(
+    browser, url: str, photo: tuple[str, bytes], labels: list[str], timeout: float, together: asyncio.Barrier
+) -> Visit:
     """The same visit as protocol.visit, clicked through in Chromium."""
     from playwright.async_api import Error as PlaywrightError
 
@@ -104,7 +109,8 @@ async def browser_visit(browser, url: str, photo: tuple[str, bytes], labels: lis
         start = time.perf_counter()
         name, data = photo
         await page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-            files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}])
+            files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}]
+        )
         label = page.get_by_role("heading", name=re.compile(f"^({'|'.join(labels)})$"), level=3)
         await label.wait_for()
         await page.wait_for_selector(IDLE)
@@ -120,8 +126,9 @@ async def browser_visit(browser, url: str, photo: tuple[str, bytes], labels: lis
     return result
 
 
-async def lesson(url: str, photos: list[tuple[str, bytes]], labels: list[str], browsers: int,
-                 timeout: float) -> tuple[list[Visit], float | None]:
+async def lesson(
+    url: str, photos: list[tuple[str, bytes]], labels: list[str], browsers: int, timeout: float
+) -> tuple[list[Visit], float | None]:
     """All sessions at once, the first `browsers` of them in Chromium; returns the visits and
     the CPU seconds Chromium used (None without it)."""
     xsrf = await asyncio.to_thread(xsrf_token, url)
@@ -165,18 +172,26 @@ def figures(samples: list[float]) -> dict:
 
 def summarize(visits: list[Visit], browsers: int) -> dict:
     per_session = [
-        {"client": "chromium" if i < browsers else "protocol", "home_s": rounded(v.home_s),
-         "page_ready_s": rounded(v.page_ready_s), "answer_s": rounded(v.answer_s), "answer": v.answer,
-         "errors": v.errors}
+        {
+            "client": "chromium" if i < browsers else "protocol",
+            "home_s": rounded(v.home_s),
+            "page_ready_s": rounded(v.page_ready_s),
+            "answer_s": rounded(v.answer_s),
+            "answer": v.answer,
+            "errors": v.errors,
+        }
         for i, v in enumerate(visits)
     ]
-    result = {step: figures([v[step] for v in per_session if v[step] is not None])
-              for step in ("home_s", "page_ready_s", "answer_s")}
+    result = {
+        step: figures([v[step] for v in per_session if v[step] is not None])
+        for step in ("home_s", "page_ready_s", "answer_s")
+    }
     for client in ("protocol", "chromium"):
         mine = [v for v in per_session if v["client"] == client]
         if mine and browsers:
-            result[f"{client}_only"] = {step: figures([v[step] for v in mine if v[step] is not None])
-                                        for step in ("page_ready_s", "answer_s")}
+            result[f"{client}_only"] = {
+                step: figures([v[step] for v in mine if v[step] is not None]) for step in ("page_ready_s", "answer_s")
+            }
     result["answered"] = sum(v.answer is not None for v in visits)
     result["sessions_with_errors"] = sum(bool(v.errors) for v in visits)
     result["missing_images"] = sum(v.missing_images for v in visits)
@@ -224,10 +239,16 @@ def main() -> None:
             sys.exit(f"the warm-up visit failed: {warm_up.errors}; see {work / 'streamlit.log'}")
         if args.while_training:
             arch, epochs = ("model1", 500) if args.smoke else ("model4", 20)
-            training = store.submit(RunConfig(arch, epochs=epochs, data_dir=env.get("CATDOG_DATA_DIR")).to_dict(), actor=OWNER)
+            training = store.submit(
+                RunConfig(arch, epochs=epochs, data_dir=env.get("CATDOG_DATA_DIR")).to_dict(), actor=OWNER
+            )
             print(f"{arch} run {training.id}: waiting for its training epochs …", file=sys.stderr)
-            wait_for(lambda: in_training_epoch(training, 1) or training.state not in ("queued", "running"),
-                     timeout=900, interval=1, message="the run to train")
+            wait_for(
+                lambda: in_training_epoch(training, 1) or training.state not in ("queued", "running"),
+                timeout=900,
+                interval=1,
+                message="the run to train",
+            )
         try:
             print(f"{args.sessions} sessions …", file=sys.stderr)
             server_process = psutil.Process(server.process.pid)
@@ -254,16 +275,18 @@ def main() -> None:
         "sessions": args.sessions,
         "browser_sessions": args.browser,
         "while_training": (
-            {"arch": training.config.arch, "before": training_before, "after": training_after}
-            if training else None
+            {"arch": training.config.arch, "before": training_before, "after": training_after} if training else None
         ),
         "goals_s": GOALS_WHILE_TRAINING_S if training else GOALS_S,
         "data": "synthetic (smoke)" if args.smoke else "cats_and_dogs_filtered",
         "served_run": store.runs()[0].config.arch,
         "commit": commit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "warm_up": {"home_s": rounded(warm_up.home_s), "page_ready_s": rounded(warm_up.page_ready_s),
-                    "answer_s": rounded(warm_up.answer_s)},
+        "warm_up": {
+            "home_s": rounded(warm_up.home_s),
+            "page_ready_s": rounded(warm_up.page_ready_s),
+            "answer_s": rounded(warm_up.answer_s),
+        },
         **measured,
         **summarize(visits, args.browser),
     }
@@ -276,9 +299,11 @@ def main() -> None:
 
 
 def print_table(label: str, results: dict) -> None:
-    print(f"{label}: {results['answered']} of {results['sessions']} answered, "
-          f"{results['sessions_with_errors']} sessions with errors, {results['missing_images']} images missing, "
-          f"wall {results['wall_s']} s")
+    print(
+        f"{label}: {results['answered']} of {results['sessions']} answered, "
+        f"{results['sessions_with_errors']} sessions with errors, {results['missing_images']} images missing, "
+        f"wall {results['wall_s']} s"
+    )
     for step in ("home_s", "page_ready_s", "answer_s"):
         f = results[step]
         if f["n"]:
@@ -287,8 +312,10 @@ def print_table(label: str, results: dict) -> None:
         if client in results:
             print(f"  {client}: {results[client]}")
     chromium = "" if results["chromium_cpu_s"] is None else f", chromium {results['chromium_cpu_s']} s"
-    print(f"  CPU: server {results['server_cpu_s']} s, clients {results['client_cpu_s']} s{chromium}; "
-          f"load average {results['load_average_before']} → {results['load_average_after']}")
+    print(
+        f"  CPU: server {results['server_cpu_s']} s, clients {results['client_cpu_s']} s{chromium}; "
+        f"load average {results['load_average_before']} → {results['load_average_after']}"
+    )
     errors = [e for s in results["per_session"] for e in s["errors"]]
     for error in dict.fromkeys(errors):
         print(f"  error ×{errors.count(error)}: {error}")

@@ -53,14 +53,19 @@ def exported_accuracy(run: Run, exported: web.WebModel) -> dict:
     sizes = {name: tuple(size) for name, size in exported.meta["inputs"].items()}
     hits, flagged = [], []
     for name, label in data.files["test"]:
-        seen = open_image((data.root / name).read_bytes(), draft=max(*sizes.values(), familiarity.GUARD_IMAGE_SIZE)[::-1])
+        seen = open_image(
+            (data.root / name).read_bytes(), draft=max(*sizes.values(), familiarity.GUARD_IMAGE_SIZE)[::-1]
+        )
         feeds = {key: to_model_input(seen, size)[None].astype(np.float32) for key, size in sizes.items()}
         outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
         hits.append(int(outputs["probabilities"][0].argmax() == label))
         if "unfamiliarity" in outputs:
             flagged.append(bool(outputs["unfamiliarity"][0] > familiarity.BORDER))
-    return {"test_accuracy": float(np.mean(hits)), "test_flagged_unfamiliar": float(np.mean(flagged)) if flagged else None,
-            "n": len(hits)}
+    return {
+        "test_accuracy": float(np.mean(hits)),
+        "test_flagged_unfamiliar": float(np.mean(flagged)) if flagged else None,
+        "n": len(hits),
+    }
 
 
 def chromium_speed(page_path: Path, video: Path) -> dict:
@@ -96,14 +101,22 @@ def main() -> None:
         photos = [(data.root / name).read_bytes() for name, _ in data.files["test"][:6]]
         video = write_y4m(photos, scratch / "camera.y4m")
         server = evaluate(run)
-        results = {"run": run.id, "architecture": run.config.get("arch"), "machine": platform.machine(),
-                   "cpus": os.cpu_count(), "server_test_accuracy": server.test_accuracy, "precisions": {}}
+        results = {
+            "run": run.id,
+            "architecture": run.config.get("arch"),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "server_test_accuracy": server.test_accuracy,
+            "precisions": {},
+        }
         for precision in config.WEB_PRECISIONS:
             exported = web.export(run, precision)
             (page,) = web.write(run, scratch / f"{precision}.html", "html", precision)
             results["precisions"][precision] = {
-                "onnx_mb": round(len(exported.onnx) / 1e6, 2), "html_mb": round(page.stat().st_size / 1e6, 2),
-                **exported_accuracy(run, exported), **chromium_speed(page, video),
+                "onnx_mb": round(len(exported.onnx) / 1e6, 2),
+                "html_mb": round(page.stat().st_size / 1e6, 2),
+                **exported_accuracy(run, exported),
+                **chromium_speed(page, video),
             }
             print(precision, results["precisions"][precision], flush=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")

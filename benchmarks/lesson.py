@@ -31,9 +31,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def lesson_command(topic: str, full: bool, runs_dir: Path, data_dir: str | None) -> list[str]:
     return [
-        sys.executable, "-m", "catdog", "lesson", topic, *([] if full else ["--quick"]),
-        *(["--epochs", "1", "--data-dir", data_dir] if data_dir else []), "--runs-dir", str(runs_dir),
-        "--wait", "--json",
+        sys.executable,
+        "-m",
+        "catdog",
+        "lesson",
+        topic,
+        *([] if full else ["--quick"]),
+        *(["--epochs", "1", "--data-dir", data_dir] if data_dir else []),
+        "--runs-dir",
+        str(runs_dir),
+        "--wait",
+        "--json",
     ]
 
 
@@ -48,7 +56,9 @@ def measure(topic: str, full: bool, data_dir: str | None) -> dict:
     if finished.returncode:
         raise SystemExit(f"the lesson failed (exit status {finished.returncode}); its runs are in {runs_dir}")
     # Children's CPU time: the lesson's process and whatever it started (os.times gives 0 on Windows).
-    cpu = (cpu_after.children_user + cpu_after.children_system) - (cpu_before.children_user + cpu_before.children_system)
+    cpu = (cpu_after.children_user + cpu_after.children_system) - (
+        cpu_before.children_user + cpu_before.children_system
+    )
     loads = {"load_average_before": load_before, "load_average_after": psutil.getloadavg()}
     return result(RunStore(runs_dir), seconds, cpu, " ".join(["catdog", *command[3:]]), loads)
 
@@ -71,8 +81,14 @@ def result(store: RunStore, seconds: float, cpu_seconds: float, command: str, lo
         "seeds": experiment["seeds"],
         "arms": experiment["arms"],
         "runs": [
-            {"label": run["label"], "seed": run["seed"], "best_val_accuracy": run["best_val_accuracy"],
-             "final_gap": round(run["final_gap"], 4), "collapsed": run["collapsed"], "seconds": run["seconds"]}
+            {
+                "label": run["label"],
+                "seed": run["seed"],
+                "best_val_accuracy": run["best_val_accuracy"],
+                "final_gap": round(run["final_gap"], 4),
+                "collapsed": run["collapsed"],
+                "seconds": run["seconds"],
+            }
             for run in experiment["runs"]
         ],
         "collapsed": experiment["collapsed"],
@@ -81,8 +97,10 @@ def result(store: RunStore, seconds: float, cpu_seconds: float, command: str, lo
 
 
 def table(results: dict) -> str:
-    lines = ["| lesson | settings | wall time (CPU) | load before | run | seed | best val acc | final gap |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| lesson | settings | wall time (CPU) | load before | run | seed | best val acc | final gap |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for key, measured in results.items():
         settings = f"{measured['epochs']} epoch{'s' * (measured['epochs'] != 1)} @ {measured['image_size']} px"
         cpu = f" ({measured['cpu_seconds']:.0f} s)" if "cpu_seconds" in measured else ""

@@ -50,8 +50,10 @@ ARMS = {"without augmentation": "none", "with augmentation": "posts"}
 def setting_key(setting: dict, arch: str) -> str:
     photos = setting["photos_per_class"] or "all"
     batch = f", batch {setting['batch_size']}" if "batch_size" in setting else ""
-    return (f"{arch} {setting['image_size']} px, {setting['epochs']} epochs, lr {setting['learning_rate']:g}, "
-            f"{photos} photos per class{batch}")
+    return (
+        f"{arch} {setting['image_size']} px, {setting['epochs']} epochs, lr {setting['learning_rate']:g}, "
+        f"{photos} photos per class{batch}"
+    )
 
 
 def train_one(store: RunStore, data, arch: str, setting: dict, seed: int, preset: str) -> dict:
@@ -70,9 +72,13 @@ def train_one(store: RunStore, data, arch: str, setting: dict, seed: int, preset
     keras.backend.clear_session()
     last = run.history()[-1]
     return {
-        "seed": seed, "best_val_accuracy": round(best, 4), "final_gap": round(last["accuracy"] - last["val_accuracy"], 4),
-        "collapsed": collapse_reason(run.history(), len(data.classes)), "seconds": round(wall, 1),
-        "cpu_seconds": round(cpu, 1), "load_average": [round(load, 2) for load in psutil.getloadavg()],
+        "seed": seed,
+        "best_val_accuracy": round(best, 4),
+        "final_gap": round(last["accuracy"] - last["val_accuracy"], 4),
+        "collapsed": collapse_reason(run.history(), len(data.classes)),
+        "seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1),
+        "load_average": [round(load, 2) for load in psutil.getloadavg()],
     }
 
 
@@ -83,9 +89,11 @@ def verdict(runs: dict[str, list[dict]]) -> dict:
         gaps = [run["final_gap"] for run in results]
         best = [run["best_val_accuracy"] for run in results]
         arms[label] = {
-            "seeds": len(results), "gap_mean": round(statistics.mean(gaps), 4),
+            "seeds": len(results),
+            "gap_mean": round(statistics.mean(gaps), 4),
             "gap_std": round(statistics.stdev(gaps), 4) if len(gaps) > 1 else None,
-            "best_val_mean": round(statistics.mean(best), 4), "best_val_min": min(best),
+            "best_val_mean": round(statistics.mean(best), 4),
+            "best_val_min": min(best),
             "collapsed": sum(bool(run["collapsed"]) for run in results),
             "unreliable": sum(bool(run["collapsed"]) or run["best_val_accuracy"] < RELIABLE_VAL for run in results),
         }
@@ -101,8 +109,10 @@ def verdict(runs: dict[str, list[dict]]) -> dict:
 
 def table(results: dict) -> str:
     lines = [
-        ("| setting | seeds | unreliable runs (no aug / aug) | best val, mean (no aug / aug) | gap, points (no aug) "
-         "| gap, points (aug) | seeds with a narrower gap | CPU s per run |"),
+        (
+            "| setting | seeds | unreliable runs (no aug / aug) | best val, mean (no aug / aug) | gap, points (no aug) "
+            "| gap, points (aug) | seeds with a narrower gap | CPU s per run |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for key, measured in results.items():
@@ -129,10 +139,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--only", type=int, action="append", help="positions in GRID (default: all)")
-    parser.add_argument("--arch", action="append", help="architectures, each with and without augmentation "
-                        "(default: model2)")
+    parser.add_argument(
+        "--arch", action="append", help="architectures, each with and without augmentation (default: model2)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny synthetic data, one seed, one epoch")
-    parser.add_argument("--out", type=Path, help="default: benchmarks/lesson_settings.json; with --smoke a temporary file")
+    parser.add_argument(
+        "--out", type=Path, help="default: benchmarks/lesson_settings.json; with --smoke a temporary file"
+    )
     args = parser.parse_args()
 
     grid, seeds, data_dir = [GRID[i] for i in (args.only or range(len(GRID)))], range(args.seeds), None

@@ -26,15 +26,23 @@ ZIPS = {"32 x 9450 px 16-bit PNG": [9450] * 32, "32 x 10950 px 16-bit PNG": [109
 
 
 def measure(code: Path, runs: Path, album: Path, ceiling: int) -> dict:
-    run_id = json.loads(subprocess.run(
-        [sys.executable, "-m", "catdog", "runs", "--runs-dir", str(runs), "--json"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout)[0]["id"]
+    run_id = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "catdog", "runs", "--runs-dir", str(runs), "--json"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )[0]["id"]
     env = {**os.environ, "PYTHONPATH": str(code)}
     start = time.monotonic()
     peak, result = peak_rss(
         [sys.executable, "-m", "catdog", "predict", "--run", run_id, "--runs-dir", str(runs), str(album)],
-        ceiling=ceiling, timeout=1200, cwd=code, env=env,
+        ceiling=ceiling,
+        timeout=1200,
+        cwd=code,
+        env=env,
     )
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     return {

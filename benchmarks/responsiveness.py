@@ -93,7 +93,9 @@ def move_slider(page, timeout_ms: float) -> tuple[float, float]:
     thumb.press("ArrowRight")
     wait_for(
         lambda: first_copy.get_attribute("src") != before,
-        timeout=timeout_ms / 1000, interval=0.01, message="the augmented copies to change",
+        timeout=timeout_ms / 1000,
+        interval=0.01,
+        message="the augmented copies to change",
     )
     shown = time.perf_counter()
     settle(page, timeout_ms)
@@ -146,7 +148,9 @@ def main() -> None:
         arch, epochs = "model1", args.epochs or 500
     else:
         data_dir, arch, epochs = None, "model4", args.epochs or 20
-    env = {key: os.environ[key] for key in ("CATDOG_RUNS_DIR", "CATDOG_CACHE_DIR", "CATDOG_DATA_DIR") if key in os.environ}
+    env = {
+        key: os.environ[key] for key in ("CATDOG_RUNS_DIR", "CATDOG_CACHE_DIR", "CATDOG_DATA_DIR") if key in os.environ
+    }
     store = RunStore()
     timeout_ms = 120_000
 
@@ -156,7 +160,9 @@ def main() -> None:
         # Epoch 2's batches: past the first epoch's graph tracing and validation, training at its steady pace.
         wait_for(
             lambda: in_training_epoch(run, 2) or run.state not in ("queued", "running"),
-            timeout=900, interval=1, message="the run to train",
+            timeout=900,
+            interval=1,
+            message="the run to train",
         )
         assert run.state == "running", f"the run did not start training: {run.status()}"
         try:
@@ -172,8 +178,12 @@ def main() -> None:
                 switch_page(page, "Augmentation", timeout_ms)
                 move_slider(page, timeout_ms)
                 # Start with an epoch's training batches, not its validation pass, so both are measured against.
-                wait_for(lambda: early_in_epoch(run) or run.state != "running", 600, interval=0.2,
-                         message="the start of a training epoch")
+                wait_for(
+                    lambda: early_in_epoch(run) or run.state != "running",
+                    600,
+                    interval=0.2,
+                    message="the start of a training epoch",
+                )
                 print("measuring …", file=sys.stderr)
 
                 before = training_state(run)
@@ -198,16 +208,26 @@ def main() -> None:
         "target_ms": TARGET_MS,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "data": "synthetic (smoke)" if args.smoke else "cats_and_dogs_filtered",
-        "training": {"arch": arch, "epochs_planned": epochs, "run": run.id, "before": before, "after": after,
-                     "batches_trained_while_measuring": batches_between(before, after),
-                     "kept_training": kept_training(before, after), "final_state": run.state},
+        "training": {
+            "arch": arch,
+            "epochs_planned": epochs,
+            "run": run.id,
+            "before": before,
+            "after": after,
+            "batches_trained_while_measuring": batches_between(before, after),
+            "kept_training": kept_training(before, after),
+            "final_state": run.state,
+        },
         "warm_up_ms": warm_up,
         "page_switch": {
             **percentiles([idle for _, _, idle in switches]),
             "title_shown": percentiles([shown for _, shown, _ in switches]),
             "per_page": {name: percentiles(samples) for name, samples in per_page.items() if samples},
         },
-        "slider": {**percentiles([idle for _, idle in slider]), "copy_changed": percentiles([shown for shown, _ in slider])},
+        "slider": {
+            **percentiles([idle for _, idle in slider]),
+            "copy_changed": percentiles([shown for shown, _ in slider]),
+        },
         "method": (
             "wall clock around Playwright: click a sidebar link → page title visible and app idle "
             "(data-test-script-state=notRunning, no spinner); rotation slider ArrowRight → first augmented "
@@ -232,17 +252,31 @@ def kept_training(before: dict, after: dict) -> bool:
 def print_table(results: dict) -> None:
     rows = [("while training " + results["training"]["arch"], "n", "p50 ms", "p95 ms", "max ms", "≤ 1 s")]
     switch, slider = results["page_switch"], results["slider"]
-    for name, r in (("page switch, until idle", switch), ("  until the title shows", switch["title_shown"]),
-                    *((f"  to {k}, until idle", v) for k, v in switch["per_page"].items()),
-                    ("slider step, until idle", slider), ("  until a copy changes", slider["copy_changed"])):
-        rows.append((name, str(r["n"]), str(r["p50_ms"]), str(r["p95_ms"]), str(r["max_ms"]),
-                     "yes" if r["max_ms"] <= results["target_ms"] else "no"))
+    for name, r in (
+        ("page switch, until idle", switch),
+        ("  until the title shows", switch["title_shown"]),
+        *((f"  to {k}, until idle", v) for k, v in switch["per_page"].items()),
+        ("slider step, until idle", slider),
+        ("  until a copy changes", slider["copy_changed"]),
+    ):
+        rows.append(
+            (
+                name,
+                str(r["n"]),
+                str(r["p50_ms"]),
+                str(r["p95_ms"]),
+                str(r["max_ms"]),
+                "yes" if r["max_ms"] <= results["target_ms"] else "no",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
     training = results["training"]
-    print(f"training: {training['before']} → {training['after']}: "
-          f"{training['batches_trained_while_measuring']} batches while measuring")
+    print(
+        f"training: {training['before']} → {training['after']}: "
+        f"{training['batches_trained_while_measuring']} batches while measuring"
+    )
     print(f"first visits (unmeasured warm-up, ms): {results['warm_up_ms']}")
 
 

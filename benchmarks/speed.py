@@ -107,14 +107,21 @@ def reference_model1(train_dir: Path, validation_dir: Path, epochs: int) -> dict
         ).prefetch(tf.data.AUTOTUNE)
         for folder in (train_dir, validation_dir)
     ]
-    model = keras.Sequential([
-        keras.Input(shape=(160, 160, 3)),
-        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Dropout(0.2), keras.layers.Flatten(),
-        keras.layers.Dense(64, activation="relu"), keras.layers.Dense(2),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(160, 160, 3)),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Dropout(0.2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(2),
+        ]
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -182,7 +189,10 @@ def fresh_cache() -> None:
 
 
 def percentiles(samples: list[float]) -> dict:
-    return {"p50_ms": round(float(np.percentile(samples, 50)) * 1000, 1), "p95_ms": round(float(np.percentile(samples, 95)) * 1000, 1)}
+    return {
+        "p50_ms": round(float(np.percentile(samples, 50)) * 1000, 1),
+        "p95_ms": round(float(np.percentile(samples, 95)) * 1000, 1),
+    }
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -260,8 +270,10 @@ def first_visit(data_dir: str | None) -> dict:
     from tests.helpers.browser import Dashboard
     from tests.helpers.protocol import Session, xsrf_token
 
-    env = {"CATDOG_CACHE_DIR": tempfile.mkdtemp(prefix="catdog-bench-visit-"),
-           "CATDOG_RUNS_DIR": tempfile.mkdtemp(prefix="catdog-bench-visit-runs-")}
+    env = {
+        "CATDOG_CACHE_DIR": tempfile.mkdtemp(prefix="catdog-bench-visit-"),
+        "CATDOG_RUNS_DIR": tempfile.mkdtemp(prefix="catdog-bench-visit-runs-"),
+    }
     if data_dir:
         env["CATDOG_DATA_DIR"] = data_dir
     load = load_average()
@@ -305,11 +317,13 @@ def main() -> None:
     data_dir = str(make_smoke_data(Path(tempfile.mkdtemp()))) if args.smoke else None
     bench = Bench(args, data_dir, Path(data_dir) if data_dir else download_default_dataset(actor=OWNER))
     results: dict = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
-    results.update({
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
-        "data": "synthetic (smoke)" if args.smoke else config.DATASET_NAME,
-        "target_val_accuracy": TARGET,
-    })
+    results.update(
+        {
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+            "data": "synthetic (smoke)" if args.smoke else config.DATASET_NAME,
+            "target_val_accuracy": TARGET,
+        }
+    )
     for name in args.only or SECTIONS:
         print(f"{name} …", file=sys.stderr)
         results.update(getattr(bench, name)())
@@ -362,7 +376,9 @@ class Bench:
             "ratio": round(reference_time / fast["seconds_to_target"], 1) if fast["seconds_to_target"] else None,
             "lower_bound": reference["seconds_to_target"] is None,
         }
-        results["speedup_per_epoch"] = round(reference["seconds_per_epoch"] / results["catdog_model4"]["seconds_per_epoch"], 2)
+        results["speedup_per_epoch"] = round(
+            reference["seconds_per_epoch"] / results["catdog_model4"]["seconds_per_epoch"], 2
+        )
         return results
 
     def model1(self) -> dict:
@@ -373,12 +389,17 @@ class Bench:
         ours, run = catdog_run(self.store, self.data_dir, arch="model1", epochs=epochs)
         last = lambda r: round(float(r["seconds_per_epoch_each"][-1]), 2)
         ours["seconds_per_epoch_each"] = [h["seconds"] for h in run.history()]
-        return {"model1_epoch": {
-            "reference_s": last(reference), "catdog_s": last(ours),
-            "speedup": round(last(reference) / last(ours), 2),
-            "reference_val_accuracy": reference["val_accuracy"], "catdog_val_accuracy": ours["val_accuracy"],
-            "catdog_mixed_precision": run.config.mixed_precision, "load_average": load_average(),
-        }}
+        return {
+            "model1_epoch": {
+                "reference_s": last(reference),
+                "catdog_s": last(ours),
+                "speedup": round(last(reference) / last(ours), 2),
+                "reference_val_accuracy": reference["val_accuracy"],
+                "catdog_val_accuracy": ours["val_accuracy"],
+                "catdog_mixed_precision": run.config.mixed_precision,
+                "load_average": load_average(),
+            }
+        }
 
     def latency(self) -> dict:
         """Warm prediction on a model4 --fast run; augmentation previews."""
@@ -391,7 +412,9 @@ class Bench:
         results["predict_12mp_jpeg_for_display"] = percentiles(timed(lambda: predict(fast_run, load_image(big)), 20))
         results["predict_160px"] = percentiles(timed(lambda: predict_photo(fast_run, small), 20))
         small_pixels = load_image(small)
-        results["preview_8_variants"] = percentiles(timed(lambda: preview(small_pixels, AugmentConfig(), 8, seed=1), 20))
+        results["preview_8_variants"] = percentiles(
+            timed(lambda: preview(small_pixels, AugmentConfig(), 8, seed=1), 20)
+        )
         results["latency_load_average"] = load_average()
         return results
 
@@ -403,7 +426,9 @@ class Bench:
         results["cli_fast_cold"] = best_of([cli_train(data_dir, cache) for cache in caches])
         results["cli_fast_warm"] = best_of([cli_train(data_dir, caches[0]) for _ in range(tries)])
         if not self.smoke:
-            results[f"cli_fast_{HIRES}_cold"] = best_of([cli_train(data_dir, tempfile.mkdtemp(), "--image-size", str(HIRES))])
+            results[f"cli_fast_{HIRES}_cold"] = best_of(
+                [cli_train(data_dir, tempfile.mkdtemp(), "--image-size", str(HIRES))]
+            )
         results["imports_s"] = {
             "tensorflow": import_seconds("import tensorflow"),
             "catdog.cli": import_seconds("import catdog.cli"),
@@ -418,11 +443,22 @@ class Bench:
         seeds = []
         for seed in range(2 if self.smoke else HELD_OUT_SEEDS):
             _, run = catdog_run(self.store, self.data_dir, **BEST_SETTING, seed=seed)
-            seeds.append({"seed": seed, "val_accuracy": run.summary()["best_val_accuracy"],
-                          "test_accuracy": evaluate(run).test_accuracy})
+            seeds.append(
+                {
+                    "seed": seed,
+                    "val_accuracy": run.summary()["best_val_accuracy"],
+                    "test_accuracy": evaluate(run).test_accuracy,
+                }
+            )
         mean = lambda key: round(float(np.mean([s[key] for s in seeds])), 4)
-        return {"held_out": {"setting": BEST_SETTING, "seeds": seeds, "test_accuracy_mean": mean("test_accuracy"),
-                             "val_accuracy_mean": mean("val_accuracy")}}
+        return {
+            "held_out": {
+                "setting": BEST_SETTING,
+                "seeds": seeds,
+                "test_accuracy_mean": mean("test_accuracy"),
+                "val_accuracy_mean": mean("val_accuracy"),
+            }
+        }
 
 
 def goals(results: dict) -> dict:
@@ -458,16 +494,20 @@ def print_table(results: dict) -> None:
     for key in ("cli_fast_cold", "cli_fast_warm", *(key for key in results if key.startswith("cli_fast_2"))):
         if key in results:
             r = results[key]
-            print(f"{key}: {r['wall_s']} s wall (tries {r['tries_wall_s']}, load {r['load_average']}), "
-                  f"val {r['val_accuracy']}; {r['breakdown_s']}")
+            print(
+                f"{key}: {r['wall_s']} s wall (tries {r['tries_wall_s']}, load {r['load_average']}), "
+                f"val {r['val_accuracy']}; {r['breakdown_s']}"
+            )
     if "first_visit" in results:
         print(f"imports: {results['imports_s']}; first visit: {results['first_visit']}")
     if "model1_epoch" in results:
         print(f"model1 epoch: {results['model1_epoch']}")
     if "held_out" in results:
         r = results["held_out"]
-        print(f"held-out test accuracy of {r['setting']}: mean {r['test_accuracy_mean']} "
-              f"(val {r['val_accuracy_mean']}); per seed {[s['test_accuracy'] for s in r['seeds']]}")
+        print(
+            f"held-out test accuracy of {r['setting']}: mean {r['test_accuracy_mean']} "
+            f"(val {r['val_accuracy_mean']}); per seed {[s['test_accuracy'] for s in r['seeds']]}"
+        )
     for name, goal in results["goals"].items():
         print(f"goal {name}: {goal['measured']} against {goal['goal']}: {'met' if goal['met'] else 'NOT met'}")
 
@@ -475,11 +515,17 @@ def print_table(results: dict) -> None:
 def print_pipelines(results: dict) -> None:
     rows = [("pipeline", "s/epoch", "epochs", f"s to val≥{TARGET}", "best val")]
     for key in (
-        "reference_model4", "catdog_model4", "catdog_model4_fast_cold", "catdog_model4_fast_warm",
-        "catdog_model4_finetune_fast", *(key for key in results if key.startswith("catdog_model4_fast_2")),
+        "reference_model4",
+        "catdog_model4",
+        "catdog_model4_fast_cold",
+        "catdog_model4_fast_warm",
+        "catdog_model4_finetune_fast",
+        *(key for key in results if key.startswith("catdog_model4_fast_2")),
     ):
         r = results[key]
-        reached = f"{r['seconds_to_target']} (epoch {r['epoch_at_target']})" if r["seconds_to_target"] else "not reached"
+        reached = (
+            f"{r['seconds_to_target']} (epoch {r['epoch_at_target']})" if r["seconds_to_target"] else "not reached"
+        )
         rows.append((key, str(r["seconds_per_epoch"]), str(r["epochs_run"]), reached, str(max(r["val_accuracy"]))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:

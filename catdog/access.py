@@ -87,7 +87,9 @@ def allowed(actor: Actor, action: Action) -> bool:
 def authorize(actor: Actor, action: Action) -> None:
     """Raises Forbidden unless `actor` may take `action`: every action of the library calls it first."""
     if not allowed(actor, action):
-        raise Forbidden(f"Locked by the teacher: only the teacher may {action.value} (unlock with the teacher password).")
+        raise Forbidden(
+            f"Locked by the teacher: only the teacher may {action.value} (unlock with the teacher password)."
+        )
 
 
 def password_matches(attempt: str, password: str) -> bool:
@@ -99,8 +101,12 @@ class Throttle:
     """Failures per key; after `free` of them each try must wait twice as long as the last."""
 
     def __init__(
-        self, free: int, first_wait_s: float, longest_wait_s: float,
-        forget_after_s: float = config.UNLOCK_FORGET_S, clock: Callable[[], float] = time.monotonic,
+        self,
+        free: int,
+        first_wait_s: float,
+        longest_wait_s: float,
+        forget_after_s: float = config.UNLOCK_FORGET_S,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.free, self.first_wait_s, self.longest_wait_s = free, first_wait_s, longest_wait_s
         self.forget_after_s, self.clock = forget_after_s, clock
@@ -142,10 +148,12 @@ class Gate:
     """Checks unlock attempts of many browser sessions against one password."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self.sessions = Throttle(config.UNLOCK_FREE_TRIES, config.UNLOCK_FIRST_WAIT_S,
-                                 config.UNLOCK_LONGEST_WAIT_S, clock=clock)
-        self.server = Throttle(config.SERVER_FREE_TRIES, config.UNLOCK_FIRST_WAIT_S,
-                               config.SERVER_LONGEST_WAIT_S, clock=clock)
+        self.sessions = Throttle(
+            config.UNLOCK_FREE_TRIES, config.UNLOCK_FIRST_WAIT_S, config.UNLOCK_LONGEST_WAIT_S, clock=clock
+        )
+        self.server = Throttle(
+            config.SERVER_FREE_TRIES, config.UNLOCK_FIRST_WAIT_S, config.SERVER_LONGEST_WAIT_S, clock=clock
+        )
 
     def unlock(self, attempt: str, password: str, session: str) -> Verdict:
         """Whether `attempt` unlocks `session`. Every try is compared, so the right password
@@ -158,7 +166,9 @@ class Gate:
         self.server.failed(SERVER)
         if wait:
             log.warning("wrong teacher password from session %s while throttled", session)
-            return Verdict(False, f"Wrong password, and too many of them: wait {math.ceil(wait)} s before trying again.")
+            return Verdict(
+                False, f"Wrong password, and too many of them: wait {math.ceil(wait)} s before trying again."
+            )
         return Verdict(False, "Wrong password.")
 
 

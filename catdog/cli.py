@@ -67,8 +67,12 @@ class BarProgress:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[note]}"), console=Console(stderr=True),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=Console(stderr=True),
         )
         self._task = self._bar.add_task(label, total=None, note="")
         self._bar.start()
@@ -269,7 +273,9 @@ def _watch(run, label: str = "training", done: threading.Event | None = None) ->
             if status["state"] == "queued":
                 report(0, planned, "queued", "queued behind other runs")
             elif step and step["phase"] in PREPARING:
-                report(step["batch"], step["batches"], step["phase"], f"{PREPARING[step['phase']]} (cached for next time)")
+                report(
+                    step["batch"], step["batches"], step["phase"], f"{PREPARING[step['phase']]} (cached for next time)"
+                )
             elif step:
                 history = run.history()
                 val = history[-1].get("val_accuracy") if history else None
@@ -297,7 +303,10 @@ def cmd_lesson(args) -> int:
     make = lessons.augmentation_experiment if varied == lessons.AUGMENTATION else lessons.architecture_experiment
     given = {"epochs": args.epochs, "image_size": args.image_size, "learning_rate": args.learning_rate}
     run_configs = make(
-        PRESETS[args.augmentation_preset], seed=args.seed, data_dir=chosen_data_dir(args), seeds=args.seeds,
+        PRESETS[args.augmentation_preset],
+        seed=args.seed,
+        data_dir=chosen_data_dir(args),
+        seeds=args.seeds,
         **{**quick, **{name: value for name, value in given.items() if value}},
     )
     # Waiting, it most likely trains here: the photos are decoded once, while they are checked, for every run.
@@ -363,9 +372,15 @@ def cmd_experiments(args) -> int:
         ("EXPERIMENT", "VARIES", "STATUS", "EPOCHS", "PX", "RUNS: BEST VAL ACC / FINAL GAP"),
         [
             (
-                row["experiment"], row["varied"], row["status"], str(row["epochs"]), str(row["image_size"]),
-                "  ".join(f"{run['label']}: {_fraction(run['best_val_accuracy'])} / {_fraction(run['final_gap'])}"
-                          for run in row["runs"]),
+                row["experiment"],
+                row["varied"],
+                row["status"],
+                str(row["epochs"]),
+                str(row["image_size"]),
+                "  ".join(
+                    f"{run['label']}: {_fraction(run['best_val_accuracy'])} / {_fraction(run['final_gap'])}"
+                    for run in row["runs"]
+                ),
             )
             for row in listed
         ],
@@ -456,7 +471,10 @@ def cmd_evaluate(args) -> int:
     from catdog.inference.evaluation import evaluate
 
     result = evaluate(RunStore(args.runs_dir).get(args.run), args.flip_tta).to_dict()
-    summary = {key: result[key] for key in ("run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix")}
+    summary = {
+        key: result[key]
+        for key in ("run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix")
+    }
     if args.json:
         _print_json(summary)
         return 0
@@ -465,8 +483,10 @@ def cmd_evaluate(args) -> int:
         print(f"  {summary['gone']} of the run's test images are no longer in its data folder")
     score = lambda value: "-" if value is None else f"{value:.4f}"
     for name, scores in summary["per_class"].items():
-        print(f"  {name:<12} precision {score(scores['precision'])}  recall {score(scores['recall'])}  "
-              f"f1 {score(scores['f1'])}  support {scores['support']}")
+        print(
+            f"  {name:<12} precision {score(scores['precision'])}  recall {score(scores['recall'])}  "
+            f"f1 {score(scores['f1'])}  support {scores['support']}"
+        )
     return 0
 
 
@@ -585,7 +605,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="catdog", description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
+        prog="catdog",
+        description=__doc__.splitlines()[0],
+        formatter_class=HelpFormatter,
         epilog="exit status: 0 done, 1 failed, 2 wrong usage",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -605,7 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
         source.add_argument(
             "--data-dir", help="a folder of class folders (default: $CATDOG_DATA_DIR, else cats_and_dogs_filtered)"
         )
-        source.add_argument("--dataset", metavar="NAME", help="one of the app's own data sets (see `catdog dataset list`)")
+        source.add_argument(
+            "--dataset", metavar="NAME", help="one of the app's own data sets (see `catdog dataset list`)"
+        )
 
     data = command("data", cmd_data, "scan a data set: classes, counts per split, skipped files", json_flag=True)
     data_source(data)
@@ -616,58 +640,83 @@ def build_parser() -> argparse.ArgumentParser:
     learning_rates = ", ".join(f"{arch.name} {arch.learning_rate:g}" for arch in ARCHITECTURES.values())
     train.add_argument("--arch", required=True, choices=ARCHITECTURES, help="the architecture (see `catdog archs`)")
     train.add_argument(
-        "--epochs", type=int, help=f"{EPOCHS_RANGE[0]} to {EPOCHS_RANGE[1]} "
+        "--epochs",
+        type=int,
+        help=f"{EPOCHS_RANGE[0]} to {EPOCHS_RANGE[1]} "
         f"(default: {default_epochs(fast=False)}, or {default_epochs(fast=True)} with --fast)",
     )
     train.add_argument(
-        "--fine-tune-epochs", type=int,
+        "--fine-tune-epochs",
+        type=int,
         help=f"model4-finetune: epochs with the backbone's top unfrozen (default: {FINE_TUNE_EPOCHS})",
     )
     train.add_argument(
-        "--batch-size", type=int, default=run_defaults["batch_size"],
+        "--batch-size",
+        type=int,
+        default=run_defaults["batch_size"],
         help=f"images per step, {BATCH_SIZE_RANGE[0]} to {BATCH_SIZE_RANGE[1]}",
     )
     train.add_argument(
-        "--image-size", type=int, choices=config.IMAGE_SIDES, default=run_defaults["image_size"],
+        "--image-size",
+        type=int,
+        choices=config.IMAGE_SIDES,
+        default=run_defaults["image_size"],
         help=f"square side in pixels; 224 is MobileNetV2's own, {config.IMAGE_SIDES[-1]} the most accurate",
     )
     train.add_argument(
-        "--learning-rate", type=float,
+        "--learning-rate",
+        type=float,
         help=f"Adam's, in (0, 1]; fine-tuning uses a tenth (default: the architecture's: {learning_rates})",
     )
     train.add_argument(
-        "--seed", type=int, default=run_defaults["seed"], help=f"{SEED_RANGE[0]} to {SEED_RANGE[1]}; same seed, same run"
+        "--seed",
+        type=int,
+        default=run_defaults["seed"],
+        help=f"{SEED_RANGE[0]} to {SEED_RANGE[1]}; same seed, same run",
     )
     train.add_argument(
-        "--augmentation-preset", choices=PRESETS, default="posts",
+        "--augmentation-preset",
+        choices=PRESETS,
+        default="posts",
         help="the augmentation to start from; the flags below change single settings of it",
     )
     train.add_argument("--flip", choices=FLIP_MODES, help="random flips while training")
     train.add_argument(
-        "--rotation", type=float, nargs=2, metavar=("LOW", "HIGH"), help="random rotation range, in fractions of a full turn"
+        "--rotation",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="random rotation range, in fractions of a full turn",
     )
-    train.add_argument("--fill-mode", choices=FILL_MODES, help="how corners uncovered by a rotation, zoom or shift are filled")
+    train.add_argument(
+        "--fill-mode", choices=FILL_MODES, help="how corners uncovered by a rotation, zoom or shift are filled"
+    )
     for name, (low, high) in AMOUNT_RANGES.items():
         train.add_argument(f"--{name}", type=float, help=f"{AMOUNT_MEANINGS[name]}; {low:g} to {high:g}, 0 is off")
     data_source(train)
     train.add_argument("--fast", action="store_true", help="model4 family: train the head on cached backbone features")
     train.add_argument(
-        "--feature-copies", type=int, default=run_defaults["feature_copies"],
+        "--feature-copies",
+        type=int,
+        default=run_defaults["feature_copies"],
         help=f"fast path: cached augmented copies of the training set, {FEATURE_COPIES_RANGE[0]} to "
         f"{FEATURE_COPIES_RANGE[1]}",
     )
     train.add_argument(
-        "--mixed-precision", action=argparse.BooleanOptionalAction,
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
         help=f"{', '.join(mixed_precision_archs())}: {MIXED_PRECISION_MEANING} (default: on for "
         f"{', '.join(arch.name for arch in ARCHITECTURES.values() if arch.mixed_precision_by_default)})",
     )
     train.add_argument("--wait", action="store_true", help="follow the run; exit 0 only if it finishes")
 
     lesson_parser = command(
-        "lesson", cmd_lesson,
+        "lesson",
+        cmd_lesson,
         "a lesson as an experiment, runs alike but for one setting: `lesson augmentation` trains model2 without "
         "and with augmentation, `lesson architectures` model1 to model4",
-        runs=True, json_flag=True,
+        runs=True,
+        json_flag=True,
     )
     quick = {topic: lessons.QUICK_SETTINGS[varied] for topic, varied in lessons.TOPICS.items()}
     quick_epochs = " or ".join(f"{q['epochs']} ({topic})" for topic, q in quick.items())
@@ -682,35 +731,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, help=f"epochs of each run (default: {lessons.LESSON_EPOCHS}, with --quick {quick_epochs})"
     )
     lesson_parser.add_argument(
-        "--image-size", type=int, choices=config.IMAGE_SIDES,
+        "--image-size",
+        type=int,
+        choices=config.IMAGE_SIDES,
         help=f"square side in pixels (default: {lessons.LESSON_IMAGE_SIZE}, with --quick {quick_sizes})",
     )
     lesson_parser.add_argument(
-        "--augmentation-preset", choices=PRESETS, default="posts",
+        "--augmentation-preset",
+        choices=PRESETS,
+        default="posts",
         help="augmentation: the one compared with none; architectures: the one model2 to model4 train with",
     )
     lesson_parser.add_argument(
-        "--seed", type=int, default=run_defaults["seed"], help="the first seed; each arm trains with seeds SEED, SEED + 1, ..."
+        "--seed",
+        type=int,
+        default=run_defaults["seed"],
+        help="the first seed; each arm trains with seeds SEED, SEED + 1, ...",
     )
     lesson_parser.add_argument(
-        "--seeds", type=int, default=LESSON_SEEDS,
+        "--seeds",
+        type=int,
+        default=LESSON_SEEDS,
         help=f"runs per arm, each with its own seed, {LESSON_SEEDS_RANGE[0]} to {LESSON_SEEDS_RANGE[1]}: the verdict "
         "gives their mean and spread",
     )
     lesson_parser.add_argument(
-        "--learning-rate", type=float,
+        "--learning-rate",
+        type=float,
         help="Adam's, in (0, 1] (default: with --quick the quick lesson's, else each architecture's)",
     )
     data_source(lesson_parser)
     lesson_parser.add_argument(
-        "--wait", action="store_true",
+        "--wait",
+        action="store_true",
         help="follow the runs, then print each one's best validation accuracy and final gap, and what they show",
     )
-    command("experiments", cmd_experiments, "list experiments: runs that differ in one setting", runs=True,
-            json_flag=True)
+    command(
+        "experiments", cmd_experiments, "list experiments: runs that differ in one setting", runs=True, json_flag=True
+    )
     delete_experiment = command(
-        "delete-experiment", cmd_delete_experiment,
-        "delete an experiment's runs, with their files; refused while any is queued or running", runs=True,
+        "delete-experiment",
+        cmd_delete_experiment,
+        "delete an experiment's runs, with their files; refused while any is queued or running",
+        runs=True,
     )
     delete_experiment.add_argument("experiment", help="the experiment's id (see `catdog experiments`)")
 
@@ -723,34 +786,44 @@ def build_parser() -> argparse.ArgumentParser:
     predict = command("predict", cmd_predict, "classify images with a finished run", runs=True)
     predict.add_argument("--run", required=True, help="the run's id")
     predict.add_argument(
-        "images", nargs="+", metavar="IMAGE",
+        "images",
+        nargs="+",
+        metavar="IMAGE",
         help="image files, or zips of them: each image of a zip is a row named ZIP/PATH, each entry left out one with the reason",
     )
     predict.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
     predict.add_argument(
-        "--csv", action="store_true",
+        "--csv",
+        action="store_true",
         help="print CSV instead of JSON lines: a header, then one row per image, those that failed with the reason",
     )
     evaluate = command("evaluate", cmd_evaluate, "score a run on its held-out test split", runs=True, json_flag=True)
     evaluate.add_argument("--run", required=True, help="the run's id")
     evaluate.add_argument("--flip-tta", action="store_true", help=FLIP_TTA_HELP)
     export = command(
-        "export", cmd_export,
+        "export",
+        cmd_export,
         "a run for the browser: a folder (model.onnx, model.json) for ONNX Runtime Web, or one offline HTML "
-        "page with the camera", runs=True,
+        "page with the camera",
+        runs=True,
     )
     export.add_argument("--run", required=True, help="the run's id")
     export.add_argument(
-        "--format", choices=config.WEB_FORMATS, default=config.WEB_FORMATS[0],
+        "--format",
+        choices=config.WEB_FORMATS,
+        default=config.WEB_FORMATS[0],
         help="web: a folder for a web page of your own; html: one self-contained page that works from a file, offline",
     )
     export.add_argument(
-        "--precision", choices=config.WEB_PRECISIONS, default=config.WEB_PRECISIONS[0],
+        "--precision",
+        choices=config.WEB_PRECISIONS,
+        default=config.WEB_PRECISIONS[0],
         help="float16 halves the weights (computing still in float32); see README for the measured accuracy",
     )
     export.add_argument("out", metavar="OUT", help="the folder (web) or the .html file to write")
     command(
-        "dashboard", cmd_dashboard,
+        "dashboard",
+        cmd_dashboard,
         "start the dashboard from a checkout; other arguments go to `streamlit run` (e.g. --server.port 8502)",
     )
     return parser
@@ -769,7 +842,12 @@ def dataset_verbs(parser: argparse.ArgumentParser) -> None:
     imported.add_argument("zip", metavar="ZIP", help="the zip file")
     imported.add_argument("--name", required=True, help="the new data set's name")
     copied = verb("copy", dataset_copy, "a new data set, an editable copy of a data folder")
-    copied.add_argument("--from", dest="source", metavar="DIR", help="the folder (default: $CATDOG_DATA_DIR, else cats_and_dogs_filtered)")
+    copied.add_argument(
+        "--from",
+        dest="source",
+        metavar="DIR",
+        help="the folder (default: $CATDOG_DATA_DIR, else cats_and_dogs_filtered)",
+    )
     copied.add_argument("--name", required=True, help="the new data set's name")
     renamed = verb("rename", dataset_rename, "rename a data set no queued or running run uses")
     renamed.add_argument("old", metavar="OLD", help="its name now")

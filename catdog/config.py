@@ -29,7 +29,9 @@ DATASET_SHA256 = "4160253fbdd916e0a850f2937114e0d382a34d71c61ef54b964280e2028cdf
 # Keras publishes one MobileNetV2 weights file per input size; convolution weights do not depend
 # on the size, so the one for IMAGE_SIZE serves every size and a user downloads it once.
 BACKBONE_WEIGHTS_FILE = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{IMAGE_SIZE[0]}_no_top.h5"
-BACKBONE_WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{BACKBONE_WEIGHTS_FILE}"
+BACKBONE_WEIGHTS_URL = (
+    f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{BACKBONE_WEIGHTS_FILE}"
+)
 BACKBONE_WEIGHTS_SHA256 = "4ea99400c160369d23f9bfaf304d5deefa0cfb4fb8a297ee8998d1e126e72767"
 
 # Uploads larger than this are refused before decoding.

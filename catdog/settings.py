@@ -60,8 +60,13 @@ TRANSLATION_RANGE = (0.0, 0.5)
 GRAYSCALE_RANGE = (0.0, 1.0)
 CONTRAST_RANGE = (0.0, 1.0)
 BRIGHTNESS_RANGE = (0.0, 1.0)
-AMOUNT_RANGES = {"zoom": ZOOM_RANGE, "translation": TRANSLATION_RANGE, "grayscale": GRAYSCALE_RANGE,
-                 "contrast": CONTRAST_RANGE, "brightness": BRIGHTNESS_RANGE}
+AMOUNT_RANGES = {
+    "zoom": ZOOM_RANGE,
+    "translation": TRANSLATION_RANGE,
+    "grayscale": GRAYSCALE_RANGE,
+    "contrast": CONTRAST_RANGE,
+    "brightness": BRIGHTNESS_RANGE,
+}
 AMOUNT_MEANINGS = {
     "zoom": "each copy is zoomed in or out by up to this fraction of its size",
     "translation": "each copy is shifted by up to this fraction of its width and of its height",
@@ -112,8 +117,10 @@ class AugmentConfig:
 
     @property
     def is_identity(self) -> bool:
-        return self.flip == "off" and self.rotation == (0.0, 0.0) and not any(
-            getattr(self, name) for name in AMOUNT_RANGES
+        return (
+            self.flip == "off"
+            and self.rotation == (0.0, 0.0)
+            and not any(getattr(self, name) for name in AMOUNT_RANGES)
         )
 
     def to_dict(self) -> dict:
@@ -125,8 +132,11 @@ class AugmentConfig:
         parts = [
             f"flip {self.flip}" if FLIP_MODES[self.flip] else "",
             f"rotation {low * 360:+.0f}° … {high * 360:+.0f}°" if self.rotation != (0.0, 0.0) else "",
-            *(f"{name} {'' if name == 'grayscale' else '±'}{getattr(self, name):.0%}"
-              for name in AMOUNT_RANGES if getattr(self, name)),
+            *(
+                f"{name} {'' if name == 'grayscale' else '±'}{getattr(self, name):.0%}"
+                for name in AMOUNT_RANGES
+                if getattr(self, name)
+            ),
         ]
         chosen = ", ".join(part for part in parts if part)
         geometric = self.rotation != (0.0, 0.0) or self.zoom or self.translation
@@ -269,6 +279,7 @@ LESSON_SEEDS_RANGE = (1, 10)
 def check_lesson_seeds(seeds) -> int:
     return _whole("seeds", seeds, LESSON_SEEDS_RANGE)
 
+
 # Fine-tuning archs train this many epochs with the backbone's top unfrozen, after the head.
 FINE_TUNE_EPOCHS = 2
 
@@ -352,7 +363,8 @@ class RunConfig:
             "fast": bool(self.fast),
             "mixed_precision": bool(mixed_precision),
             "data_dir": None if self.data_dir is None else str(self.data_dir),
-            "photos_per_class": None if self.photos_per_class is None
+            "photos_per_class": None
+            if self.photos_per_class is None
             else _whole("photos per class", self.photos_per_class, PHOTOS_PER_CLASS_RANGE),
         }
         for name, value in checked.items():
@@ -391,7 +403,10 @@ class RunConfig:
 
 def library_versions() -> dict[str, str | None]:
     """Read from installed package metadata, so recording a run never waits for TensorFlow to import."""
-    return {"python": platform.python_version(), **{name: _installed(name) for name in ("tensorflow", "keras", "numpy")}}
+    return {
+        "python": platform.python_version(),
+        **{name: _installed(name) for name in ("tensorflow", "keras", "numpy")},
+    }
 
 
 def _installed(package: str) -> str | None:

@@ -49,8 +49,12 @@ PAGE_PATH = Path(__file__).stem
 # The data set photo in the address; an upload cannot be shared.
 PHOTO_PARAM = "aug_photo"
 # Widgets whose values presets set; each also names its value in the address.
-AUGMENT_KEYS = {"flip": "aug_flip", "rotation": "aug_rotation", "fill_mode": "aug_fill",
-                **{name: f"aug_{name}" for name in AMOUNT_RANGES}}
+AUGMENT_KEYS = {
+    "flip": "aug_flip",
+    "rotation": "aug_rotation",
+    "fill_mode": "aug_fill",
+    **{name: f"aug_{name}" for name in AMOUNT_RANGES},
+}
 # What a shared link carries besides the photo: every control that changes the pictures.
 SHARED_KEYS = ("aug_class", *AUGMENT_KEYS.values(), "aug_variants", "aug_seed", "aug_repeated")
 VARIANT_COLUMNS, PRESENTER_COLUMNS = 4, 3
@@ -69,8 +73,10 @@ def main() -> None:
     st.title("Augmentation")
     presenting = st.session_state.get("aug_presenter", False)
     if not presenting:
-        st.caption("Random flips, turns, zooms, shifts and colour changes, made by the same Keras layers the models "
-                   "train with. Each copy says what was drawn for it.")
+        st.caption(
+            "Random flips, turns, zooms, shifts and colour changes, made by the same Keras layers the models "
+            "train with. Each copy says what was drawn for it."
+        )
     # Presenting, the controls move to the sidebar and the pictures get the whole width.
     controls, results = (st.sidebar, st.container()) if presenting else st.columns([1.5, 2.5], gap="large")
     with controls:
@@ -78,7 +84,9 @@ def main() -> None:
         photo, name = choose_photo(scan)
         augmentation, variants, seed, repeated = choose_augmentation(presenting)
         st.toggle(
-            "Presenter mode", key="aug_presenter", persist_state="session",
+            "Presenter mode",
+            key="aug_presenter",
+            persist_state="session",
             help="Large pictures and captions for a classroom screen; the controls move to the sidebar.",
         )
     ui.remember_augmentation(augmentation)
@@ -159,7 +167,11 @@ def forget_preset() -> None:
 def choose_augmentation(presenting: bool) -> tuple[AugmentConfig, int, int, bool]:
     defaults = AugmentConfig()
     preset = st.segmented_control(
-        "Preset", list(PRESETS), key="aug_preset", on_change=apply_preset, wrap=True,
+        "Preset",
+        list(PRESETS),
+        key="aug_preset",
+        on_change=apply_preset,
+        wrap=True,
         help="A starting point; every control below stays free to change.",
     )
     if preset:
@@ -169,29 +181,45 @@ def choose_augmentation(presenting: bool) -> tuple[AugmentConfig, int, int, bool
         "Flip", list(FLIP_MODES), default=defaults.flip, required=True, key="aug_flip", wrap=True, **changed
     )
     rotation = st.slider(
-        "Rotation range (fraction of a full turn)", *ROTATION_RANGE, defaults.rotation, step=0.01,
-        key="aug_rotation", help="Each copy is turned by a random angle in this range; 0.25 is a quarter turn.",
+        "Rotation range (fraction of a full turn)",
+        *ROTATION_RANGE,
+        defaults.rotation,
+        step=0.01,
+        key="aug_rotation",
+        help="Each copy is turned by a random angle in this range; 0.25 is a quarter turn.",
         **changed,
     )
     st.caption(f"= {rotation[0] * 360:+.0f}° … {rotation[1] * 360:+.0f}°")
     amounts = {
         name: st.slider(
-            name.capitalize(), *bounds, getattr(defaults, name), step=0.05,
-            key=AUGMENT_KEYS[name], help=AMOUNT_MEANINGS[name].capitalize() + ".", **changed,
+            name.capitalize(),
+            *bounds,
+            getattr(defaults, name),
+            step=0.05,
+            key=AUGMENT_KEYS[name],
+            help=AMOUNT_MEANINGS[name].capitalize() + ".",
+            **changed,
         )
         for name, bounds in AMOUNT_RANGES.items()
     }
     geometric = rotation != (0.0, 0.0) or amounts["zoom"] or amounts["translation"]
     fill_mode = st.selectbox(
-        "Fill mode", FILL_MODES, FILL_MODES.index(defaults.fill_mode), key="aug_fill",
-        help="How the parts uncovered by a turn, zoom or shift are filled.", disabled=not geometric, **changed,
+        "Fill mode",
+        FILL_MODES,
+        FILL_MODES.index(defaults.fill_mode),
+        key="aug_fill",
+        help="How the parts uncovered by a turn, zoom or shift are filled.",
+        disabled=not geometric,
+        **changed,
     )
     # Presenting, only what changes the lesson's pictures stays in sight.
     with st.expander("Variants and seed") if presenting else st.container():
         variants = st.slider("Variants", 1, 16, 8, key="aug_variants", bind="query-params")
         seed = st.number_input("Seed", 0, 1_000_000, 0, key="aug_seed", bind="query-params")
     repeated = st.toggle(
-        "Apply again", key="aug_repeated", bind="query-params",
+        "Apply again",
+        key="aug_repeated",
+        bind="query-params",
         help="Each copy is the layers applied to the previous copy, so the changes pile up.",
     )
     augmentation = AugmentConfig(flip=flip, rotation=rotation, fill_mode=fill_mode, **amounts)
@@ -285,7 +313,8 @@ def lesson(augmentation: AugmentConfig) -> None:
         "better the model knows the photos it learned from than new ones."
     )
     quick = st.toggle(
-        "Quick", key="aug_lesson_quick",
+        "Quick",
+        key="aug_lesson_quick",
         help=f"{QUICK['epochs']} epochs at {QUICK['image_size']} px instead of the posts' {LESSON_EPOCHS} at "
         f"{LESSON_IMAGE_SIZE} px: curves within minutes.",
     )
@@ -295,7 +324,9 @@ def lesson(augmentation: AugmentConfig) -> None:
     )
     locked = ui.refused(Action.START_EXPERIMENT)
     if st.button(
-        "Run the experiment", icon=":material/science:", disabled=locked or augmentation.is_identity,
+        "Run the experiment",
+        icon=":material/science:",
+        disabled=locked or augmentation.is_identity,
         help=ui.LOCKED if locked else "Choose some augmentation first." if augmentation.is_identity else None,
     ):
         start_lesson(augmentation, quick)
@@ -319,8 +350,11 @@ def experiment_chart() -> None:
     experiment = find_experiment(RunStore(), st.session_state.get("aug_experiment"), varied=AUGMENTATION)
     if experiment is not None:
         ui.experiment_view(experiment, key="lesson")
-    st.page_link("pages/train.py", label="Every experiment, to open again or delete, is on the Train page",
-                 icon=":material/science:")
+    st.page_link(
+        "pages/train.py",
+        label="Every experiment, to open again or delete, is on the Train page",
+        icon=":material/science:",
+    )
 
 
 ui.ensure_router()

@@ -55,8 +55,13 @@ def choose_source() -> tuple[Scan | None, Dataset | None]:
     # a default as well warns in the server's log.
     st.session_state.setdefault("data_source", MANAGED if managed else FOLDER if remembered else DEFAULT)
     source = st.segmented_control(
-        "Source", [DEFAULT, MANAGED, FOLDER], required=True, key="data_source", persist_state="session",
-        disabled=locked, help=ui.LOCKED if locked else None,
+        "Source",
+        [DEFAULT, MANAGED, FOLDER],
+        required=True,
+        key="data_source",
+        persist_state="session",
+        disabled=locked,
+        help=ui.LOCKED if locked else None,
     )
     folder = None
     if source == MANAGED:
@@ -72,9 +77,15 @@ def choose_source() -> tuple[Scan | None, Dataset | None]:
     elif source == FOLDER:
         shares = "/".join(f"{share:.0%}" for share in split_shares())  # e.g. 70%/24%/6%
         folder = st.text_input(
-            "Folder path", value=remembered or "", key="data_path", persist_state="session",
-            placeholder="/path/to/photos", disabled=locked,
-            help=ui.LOCKED if locked else "A folder with train/, validation/ and test/ (each with one subfolder "
+            "Folder path",
+            value=remembered or "",
+            key="data_path",
+            persist_state="session",
+            placeholder="/path/to/photos",
+            disabled=locked,
+            help=ui.LOCKED
+            if locked
+            else "A folder with train/, validation/ and test/ (each with one subfolder "
             f"per class), or just one subfolder per class: it is then split {shares} with a fixed seed.",
         ).strip()
         if not folder:
@@ -122,14 +133,20 @@ def upload_zip(store: DatasetStore, locked: bool) -> None:
     name = st.text_input("Name", key="dataset_zip_name", placeholder="my-pets", disabled=locked)
     if not st.button("Create from the zip", key="dataset_zip_create", type="primary", disabled=locked or not archive):
         return
-    with ui.progress_bar(lambda done, total: f"Unpacking… {done / 2**20:.1f} of {total / 2**20:.1f} MB", "Unpacking…") as progress:
+    with ui.progress_bar(
+        lambda done, total: f"Unpacking… {done / 2**20:.1f} of {total / 2**20:.1f} MB", "Unpacking…"
+    ) as progress:
         created(lambda: store.import_zip(archive, name, progress, actor=ui.actor()))
 
 
 def class_builder(store: DatasetStore, locked: bool) -> None:
     minimum = min_photos_per_class()
-    st.caption(f"Name at least two classes and give each at least {minimum} photos: drop files or take them with the camera.")
-    names = st.text_input("Classes, separated by commas", key="builder_classes", placeholder="cats, dogs", disabled=locked)
+    st.caption(
+        f"Name at least two classes and give each at least {minimum} photos: drop files or take them with the camera."
+    )
+    names = st.text_input(
+        "Classes, separated by commas", key="builder_classes", placeholder="cats, dogs", disabled=locked
+    )
     classes = list(dict.fromkeys(part.strip() for part in names.split(",") if part.strip()))
     photos = {name: class_photos(name, minimum, locked) for name in classes}
     name = st.text_input("Name", key="builder_name", placeholder="my-classes", disabled=locked)
@@ -144,7 +161,9 @@ def class_photos(name: str, minimum: int, locked: bool) -> list[tuple[str, bytes
     """One class's photos: files dropped, and shots taken with the camera (kept until the set is made)."""
     with st.container(border=True):
         st.markdown(f"**{name}**")
-        files = st.file_uploader(f"Photos of {name}", accept_multiple_files=True, key=f"builder_files_{name}", disabled=locked)
+        files = st.file_uploader(
+            f"Photos of {name}", accept_multiple_files=True, key=f"builder_files_{name}", disabled=locked
+        )
         shots = st.session_state.setdefault(f"builder_shots_{name}", {})
         if st.toggle("Use the camera", key=f"builder_camera_{name}", disabled=locked):
             shot = st.camera_input(f"Take a photo of {name}", key=f"builder_shot_{name}")
@@ -175,8 +194,12 @@ def created(make) -> None:
 def editable_copy(scan: Scan) -> None:
     """The default set or a typed folder, copied into the app's own data sets, where photos can be fixed."""
     locked = ui.refused(Action.MAKE_DATASET)
-    with st.popover("Make an editable copy", icon=":material/content_copy:", disabled=locked,
-                    help=ui.LOCKED if locked else "Photos can be moved between classes or removed only in a copy."):
+    with st.popover(
+        "Make an editable copy",
+        icon=":material/content_copy:",
+        disabled=locked,
+        help=ui.LOCKED if locked else "Photos can be moved between classes or removed only in a copy.",
+    ):
         name = st.text_input("Name of the copy", key="copy_name", placeholder=f"{scan.root.name}-copy")
         if not st.button("Copy", key="copy_create", type="primary"):
             return
@@ -195,7 +218,9 @@ def manage(dataset: Dataset) -> None:
         new = st.text_input("New name", value=dataset.name, key="dataset_new_name")
         if st.button("Rename", key="dataset_rename", type="primary"):
             changed(lambda: DatasetStore().rename(dataset.name, new, actor=ui.actor()))
-    with delete.popover("Delete", icon=":material/delete_forever:", disabled=ui.refused(Action.DELETE_DATASET), width="stretch"):
+    with delete.popover(
+        "Delete", icon=":material/delete_forever:", disabled=ui.refused(Action.DELETE_DATASET), width="stretch"
+    ):
         st.caption(f"Deletes {dataset.name} with all its photos and its trash. Runs trained on it keep their models.")
         if st.button(f"Delete {dataset.name}", key="dataset_delete", type="primary"):
             changed(lambda: DatasetStore().delete(dataset.name, actor=ui.actor()))
@@ -206,8 +231,14 @@ def manage(dataset: Dataset) -> None:
         else:
             st.dataframe(pd.DataFrame({"removed photo": [change.file for change in removed]}), hide_index=True)
             locked = ui.refused(Action.RESTORE)
-            st.button("Restore all", key="dataset_restore", on_click=ui.restore_all, args=(dataset,), disabled=locked,
-                      help=ui.LOCKED if locked else "Back to where they were.")
+            st.button(
+                "Restore all",
+                key="dataset_restore",
+                on_click=ui.restore_all,
+                args=(dataset,),
+                disabled=locked,
+                help=ui.LOCKED if locked else "Back to where they were.",
+            )
 
 
 def changed(change) -> None:
@@ -240,14 +271,21 @@ def overview(scan: Scan) -> None:
     cols[1].metric("Usable images", f"{total:,}")
     cols[2].metric("Skipped files", len(scan.skipped))
     cols[3].metric(
-        "Majority-class baseline", ui.percent(baseline),
+        "Majority-class baseline",
+        ui.percent(baseline),
         help=f"Validation accuracy of always answering '{majority}', the most common training class. "
         "A model must beat this to have learnt anything.",
     )
     figure = px.bar(
-        table, x="split", y="images", color="class", barmode="group", text="images",
+        table,
+        x="split",
+        y="images",
+        color="class",
+        barmode="group",
+        text="images",
         category_orders={"split": list(config.SPLITS), "class": scan.classes},
-        color_discrete_map=ui.class_colors(scan.classes), title="Images per split and class",
+        color_discrete_map=ui.class_colors(scan.classes),
+        title="Images per split and class",
     )
     st.plotly_chart(figure, key="counts")
 
@@ -265,8 +303,15 @@ def sizes(scan: Scan) -> None:
         "or blurred."
     )
     figure = px.scatter(
-        table, x="width", y="height", color="class", hover_name="file", opacity=0.5,
-        marginal_x="box", marginal_y="box", category_orders={"class": scan.classes},
+        table,
+        x="width",
+        y="height",
+        color="class",
+        hover_name="file",
+        opacity=0.5,
+        marginal_x="box",
+        marginal_y="box",
+        category_orders={"class": scan.classes},
         color_discrete_map=ui.class_colors(scan.classes),
     )
     st.plotly_chart(figure, key="sizes")
@@ -285,9 +330,7 @@ def browse(scan: Scan, dataset: Dataset | None) -> None:
     st.subheader("Browse")
     left, middle, right, seed_column = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
     split = left.segmented_control("Split", config.SPLITS, default="train", required=True, key="browse_split")
-    chosen = middle.pills(
-        "Class", scan.classes, selection_mode="multi", default=scan.classes, key="browse_classes"
-    )
+    chosen = middle.pills("Class", scan.classes, selection_mode="multi", default=scan.classes, key="browse_classes")
     shuffle = right.toggle("Shuffle", key="browse_shuffle")
     seed = seed_column.number_input("Seed", 0, 10_000, 0, key="browse_seed", disabled=not shuffle)
 
@@ -320,7 +363,6 @@ def enlarge(scan: Scan, name: str, label: str, dataset: Dataset | None) -> None:
         st.error(f"{name} cannot be shown: {error}")
 
 
-
 # --- fixing the data with a model's help ----------------------------------------------------
 
 
@@ -338,7 +380,9 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
     # The change and its Undo beside the photos, not only at the top of a long page.
     ui.undo_bar(dataset, key="undo-mislabeled")
     by_id = {run.id: run for run in runs}
-    chosen = st.selectbox("Model", list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.arch} · {i}")
+    chosen = st.selectbox(
+        "Model", list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.arch} · {i}"
+    )
     try:
         from catdog.inference.top_losses import top_losses  # TensorFlow: only once a model is there to ask
 
@@ -351,7 +395,9 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
     for i, suspect in enumerate(suspects):
         with columns[i % GRID_COLUMNS]:
             st.image(ui.thumbnail(scan.key, suspect.file, scan), width="stretch")
-            st.caption(f"labelled {suspect.label} · model: {suspect.predicted} {suspect.confidence:.0%} · loss {suspect.loss:.2f}")
+            st.caption(
+                f"labelled {suspect.label} · model: {suspect.predicted} {suspect.confidence:.0%} · loss {suspect.loss:.2f}"
+            )
             ui.fix_photo(dataset, suspect.file, suspect.label, scan.classes, key=f"suspect-{suspect.file}")
 
 

@@ -51,7 +51,8 @@ def main() -> None:
     if run is None:
         return
     flip_average = st.toggle(
-        "Also ask about the mirror image", key="predict_flip",
+        "Also ask about the mirror image",
+        key="predict_flip",
         help="Test-time augmentation: each answer averages the photo's and its left-right mirror's. "
         "Twice the work; often a little more accurate, because a mirrored pet is still the same pet.",
     )
@@ -79,14 +80,18 @@ def choose_run() -> Run | None:
 
 def label(run: Run) -> str:
     summary = run.summary()
-    return f"{summary['arch']} · {run.id} · {summary['status']} · best val acc {ui.percent(summary['best_val_accuracy'])}"
+    return (
+        f"{summary['arch']} · {run.id} · {summary['status']} · best val acc {ui.percent(summary['best_val_accuracy'])}"
+    )
 
 
 def prepare_guard(run: Run) -> None:
     """The run's unfamiliarity check, made once per run (by training, or here for older runs)."""
     preparing = ui.progress_bar(
-        lambda done, total: "Preparing the unfamiliarity check, once for this model: MobileNetV2 features of its "
-        f"training and validation photos, {done} of {total}"
+        lambda done, total: (
+            "Preparing the unfamiliarity check, once for this model: MobileNetV2 features of its "
+            f"training and validation photos, {done} of {total}"
+        )
     )
     try:
         with preparing as progress:
@@ -102,13 +107,16 @@ def your_photos(run: Run, flip_average: bool) -> None:
     st.subheader("Your photos")
     # No extension filter: a folder's worth of files may be dropped, and the content decides.
     uploads = st.file_uploader(
-        "Pet photos, or a zip of them", accept_multiple_files=True, key="predict_uploads",
+        "Pet photos, or a zip of them",
+        accept_multiple_files=True,
+        key="predict_uploads",
         help=f"JPEG, PNG, GIF, BMP, WebP or TIFF, up to {config.MAX_UPLOAD_BYTES // 2**20} MB each; "
         "a zip archive is read in memory, photo by photo.",
     )
     files = [(upload.name, upload.getvalue()) for upload in uploads or []]
     if st.toggle(
-        "Live camera", key="predict_live",
+        "Live camera",
+        key="predict_live",
         help="Answers several times a second as you move the camera, front or back. The model runs in your "
         "browser: nothing you film is sent anywhere.",
     ):
@@ -138,14 +146,22 @@ def export_buttons(run: Run) -> None:
     """The model to take home: one offline page with the camera, or the files for a web page."""
     page, folder = st.columns(2)
     page.download_button(
-        "Download the offline page", lambda: web.html_page(web.export(run), f"catdog · {run.id}"),
-        file_name=f"{run.id}.html", mime="text/html", on_click="ignore", icon=":material/download:",
+        "Download the offline page",
+        lambda: web.html_page(web.export(run), f"catdog · {run.id}"),
+        file_name=f"{run.id}.html",
+        mime="text/html",
+        on_click="ignore",
+        icon=":material/download:",
         help="One HTML file with the model and the camera: it opens from a phone's files or a USB stick, "
         "with no network and no server.",
     )
     folder.download_button(
-        "Download for the browser", lambda: web.export(run).zipped(), file_name=f"{run.id}-web.zip",
-        mime="application/zip", on_click="ignore", icon=":material/download:",
+        "Download for the browser",
+        lambda: web.export(run).zipped(),
+        file_name=f"{run.id}-web.zip",
+        mime="application/zip",
+        on_click="ignore",
+        icon=":material/download:",
         help="The whole model for ONNX Runtime Web (model.onnx) and its description (model.json: class names, "
         "input size, the unfamiliarity border), for a web page of your own.",
     )
@@ -154,7 +170,9 @@ def export_buttons(run: Run) -> None:
 def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_average: bool) -> None:
     """Every photo's answer in one table, and as a CSV file."""
     with ui.progress_bar(lambda done, total: f"Asking the model… {done} of {total} photos") as progress:
-        answers = answered_batch(run, uploads_digest(files), photos_in(files), flip_average, lambda done: progress(done, count))
+        answers = answered_batch(
+            run, uploads_digest(files), photos_in(files), flip_average, lambda done: progress(done, count)
+        )
     answered = [answer for answer in answers if answer.error is None]
     unfamiliar = sum(bool(answer.unfamiliar) for answer in answered)
     st.markdown(
@@ -165,24 +183,31 @@ def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_ave
     out = io.StringIO()
     write_csv(answers, out)
     st.download_button(
-        "Download the answers as CSV", out.getvalue(), file_name=f"predictions-{run.id}.csv", mime="text/csv",
-        icon=":material/download:", on_click="ignore", key="predict_csv",
+        "Download the answers as CSV",
+        out.getvalue(),
+        file_name=f"predictions-{run.id}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key="predict_csv",
     )
 
 
 def answers_frame(answers: tuple[PhotoAnswer, ...]) -> pd.DataFrame:
     words = {True: "yes", False: "no", None: "–"}
-    return pd.DataFrame([
-        {
-            "File": answer.file,
-            "Label": answer.label or "–",
-            "Confidence": ui.percent(answer.confidence),
-            "Unfamiliar": words[answer.unfamiliar],
-            "Unfamiliarity": "–" if answer.unfamiliarity is None else f"{answer.unfamiliarity:.2f}",
-            "Problem": answer.error or "",
-        }
-        for answer in answers
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "File": answer.file,
+                "Label": answer.label or "–",
+                "Confidence": ui.percent(answer.confidence),
+                "Unfamiliar": words[answer.unfamiliar],
+                "Unfamiliarity": "–" if answer.unfamiliarity is None else f"{answer.unfamiliarity:.2f}",
+                "Problem": answer.error or "",
+            }
+            for answer in answers
+        ]
+    )
 
 
 # Reruns (any widget) show the same photos again: their answers are kept for a while, keyed by
@@ -251,7 +276,8 @@ def test_set(run: Run, flip_average: bool) -> None:
     cols[0].metric("Test accuracy", ui.percent(result.test_accuracy), help=f"On {result.n} photos.")
     for col, (name, scores) in zip(cols[1:], result.per_class.items()):
         col.metric(
-            f"{name} recognised", ui.percent(scores.recall),
+            f"{name} recognised",
+            ui.percent(scores.recall),
             help=f"Recall: of the {scores.support} test photos of {name}, the share the model called {name}.",
         )
     st.table(class_table(result).set_index("Class"))
@@ -288,14 +314,22 @@ MAP_SHOWS = {"Test photos": ("test",), "Training photos": ("train",), "Both": ("
 def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
     st.markdown("**A map of the data**")
     if not st.toggle("Show the map", key="predict_map"):
-        st.caption("Every test and training photo as a point, placed by what MobileNetV2 sees in it: similar photos lie close.")
+        st.caption(
+            "Every test and training photo as a point, placed by what MobileNetV2 sees in it: similar photos lie close."
+        )
         return
-    features = ui.progress_bar(lambda done, total: f"MobileNetV2 features, once for this data: {done} of {total} photos")
+    features = ui.progress_bar(
+        lambda done, total: f"MobileNetV2 features, once for this data: {done} of {total} photos"
+    )
     with features as progress, st.spinner("Placing the photos…"):
         result = data_map(run, progress, scan)
     shown = MAP_SHOWS[st.radio("Photos", list(MAP_SHOWS), horizontal=True, key="predict_map_photos")]
     event = st.vega_lite_chart(
-        map_points(result, shown), map_spec(classes), on_select="rerun", selection_mode=MAP_PICK, key="predict_map_chart",
+        map_points(result, shown),
+        map_spec(classes),
+        on_select="rerun",
+        selection_mode=MAP_PICK,
+        key="predict_map_chart",
     )
     first, second = (f"{share:.0%}" for share in result.explained)
     st.caption(
@@ -309,8 +343,11 @@ def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
         photo = result.photos[picked[0]["point"]]
         if photo.file in scan.index:
             mark = "right" if photo.correct else f"wrong: {photo.predicted}"
-            st.image(ui.thumbnail(scan.key, photo.file, scan), caption=f"{photo.file} · {photo.label} · {mark} "
-                     f"{photo.confidence:.0%}", width=320)
+            st.image(
+                ui.thumbnail(scan.key, photo.file, scan),
+                caption=f"{photo.file} · {photo.label} · {mark} {photo.confidence:.0%}",
+                width=320,
+            )
 
 
 # The chart's click selection, by point number (the photo's index in the map).
@@ -324,10 +361,15 @@ def map_points(result: DataMap, shown: tuple[str, ...]) -> pd.DataFrame:
     `title` and `image` are the fields the chart's tooltip shows as a heading and a picture."""
     rows = [
         {
-            "point": i, "x": float(result.xy[i, 0]), "y": float(result.xy[i, 1]),
-            "class": photo.label, "answer": "right" if photo.correct else "wrong",
+            "point": i,
+            "x": float(result.xy[i, 0]),
+            "y": float(result.xy[i, 1]),
+            "class": photo.label,
+            "answer": "right" if photo.correct else "wrong",
             "photos": "training" if split == "train" else "test",
-            "title": photo.file, "image": result.thumbnails[i], "said": f"{photo.predicted} {photo.confidence:.0%}",
+            "title": photo.file,
+            "image": result.thumbnails[i],
+            "said": f"{photo.predicted} {photo.confidence:.0%}",
         }
         for split_shown in shown
         for i, (photo, split) in enumerate(zip(result.photos, result.splits))
@@ -357,15 +399,29 @@ def map_spec(classes: tuple[str, ...]) -> dict:
             "y": {"field": "y", "type": "quantitative", "title": "second direction", "axis": axis, "scale": scale},
             "color": {**by_class, "title": "true class"},
             "stroke": {**by_class, "title": "true class"},  # one legend with the colour's
-            "shape": {"field": "answer", "type": "ordinal", "title": "answer",
-                      "scale": {"domain": ["right", "wrong"], "range": ["circle", CROSS]}},
-            "size": {"field": "answer", "type": "ordinal", "title": "answer",
-                     "scale": {"domain": ["right", "wrong"], "range": [45, 110]}},
-            "fillOpacity": {"field": "photos", "type": "ordinal", "title": "photos",
-                            "scale": {"domain": ["test", "training"], "range": [1, 0]}},
+            "shape": {
+                "field": "answer",
+                "type": "ordinal",
+                "title": "answer",
+                "scale": {"domain": ["right", "wrong"], "range": ["circle", CROSS]},
+            },
+            "size": {
+                "field": "answer",
+                "type": "ordinal",
+                "title": "answer",
+                "scale": {"domain": ["right", "wrong"], "range": [45, 110]},
+            },
+            "fillOpacity": {
+                "field": "photos",
+                "type": "ordinal",
+                "title": "photos",
+                "scale": {"domain": ["test", "training"], "range": [1, 0]},
+            },
             "tooltip": [
-                {"field": "title"}, {"field": "image"},
-                {"field": "class", "title": "true class"}, {"field": "said", "title": "answer"},
+                {"field": "title"},
+                {"field": "image"},
+                {"field": "class", "title": "true class"},
+                {"field": "said", "title": "answer"},
             ],
         },
     }
@@ -373,16 +429,18 @@ def map_spec(classes: tuple[str, ...]) -> dict:
 
 def class_table(result: Evaluation) -> pd.DataFrame:
     """Per class: recall, precision and F1 ("–" for a class with no test photos, or never guessed)."""
-    return pd.DataFrame([
-        {
-            "Class": name,
-            "Test photos": scores.support,
-            "Recognised (recall)": ui.percent(scores.recall),
-            "Precision": ui.percent(scores.precision),
-            "F1": ui.percent(scores.f1),
-        }
-        for name, scores in result.per_class.items()
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "Class": name,
+                "Test photos": scores.support,
+                "Recognised (recall)": ui.percent(scores.recall),
+                "Precision": ui.percent(scores.precision),
+                "F1": ui.percent(scores.f1),
+            }
+            for name, scores in result.per_class.items()
+        ]
+    )
 
 
 def confusion(result: Evaluation) -> pd.DataFrame:
@@ -410,7 +468,11 @@ def cell_photos(result: Evaluation, scan: Scan, label: str, predicted: str) -> N
     grid = st.columns(GALLERY_COLUMNS)
     for i, item in enumerate(ui.page_of(images, GALLERY_PAGE, key="cell-page")):
         with grid[i % GALLERY_COLUMNS]:
-            st.image(ui.thumbnail(scan.key, item.file, scan), caption=f"{item.confidence:.0%} {item.predicted}", width="stretch")
+            st.image(
+                ui.thumbnail(scan.key, item.file, scan),
+                caption=f"{item.confidence:.0%} {item.predicted}",
+                width="stretch",
+            )
             ui.fix_photo(dataset, item.file, item.label, scan.classes, key=f"cell-{item.file}")
 
 

@@ -71,8 +71,11 @@ def main() -> None:
 
 def choose_architecture() -> Architecture:
     name = st.selectbox(
-        "Architecture", list(ARCHITECTURES), format_func=lambda n: f"{n} · {ARCHITECTURES[n].title}",
-        key="train_arch", persist_state="session",
+        "Architecture",
+        list(ARCHITECTURES),
+        format_func=lambda n: f"{n} · {ARCHITECTURES[n].title}",
+        key="train_arch",
+        persist_state="session",
     )
     architecture = ARCHITECTURES[name]
     st.markdown(architecture.description)
@@ -105,7 +108,10 @@ def start_form(architecture: Architecture) -> None:
     augmentation = ui.chosen_augmentation()
     # Outside the form, so that the epochs below follow the path's default at once.
     fast = architecture.uses_backbone and st.checkbox(
-        "Fast path", value=True, key="train_fast", help="Train the head on cached backbone features: seconds, not minutes."
+        "Fast path",
+        value=True,
+        key="train_fast",
+        help="Train the head on cached backbone features: seconds, not minutes.",
     )
     defaults = RunConfig(architecture.name, fast=fast)
     with st.form("settings", border=True):
@@ -124,19 +130,28 @@ def start_form(architecture: Architecture) -> None:
         sizes = st.columns(3, gap="large")
         batch_size = sizes[0].select_slider("Batch size", BATCH_SIZE_CHOICES, defaults.batch_size, key="train_batch")
         image_size = sizes[1].select_slider(
-            "Image size", config.IMAGE_SIDES, defaults.image_size, format_func=lambda s: f"{s} px",
-            key="train_image_size", help=IMAGE_SIZE_HELP,
+            "Image size",
+            config.IMAGE_SIDES,
+            defaults.image_size,
+            format_func=lambda s: f"{s} px",
+            key="train_image_size",
+            help=IMAGE_SIZE_HELP,
         )
         learning_rate = sizes[2].select_slider(
-            "Learning rate", sorted({*LEARNING_RATE_CHOICES, defaults.learning_rate}), defaults.learning_rate,
-            format_func=lambda r: f"{r:g}", key=f"train_lr_{architecture.name}",
+            "Learning rate",
+            sorted({*LEARNING_RATE_CHOICES, defaults.learning_rate}),
+            defaults.learning_rate,
+            format_func=lambda r: f"{r:g}",
+            key=f"train_lr_{architecture.name}",
         )
         if not architecture.augments:
             st.caption(f"{architecture.name} trains without augmentation, to show overfitting.")
         else:
             st.caption(f"Augmentation from the Augmentation page: {augmentation.describe()}.")
         mixed_precision = architecture.mixed_precision and st.toggle(
-            "Mixed precision", defaults.mixed_precision, key=f"train_mixed_precision_{architecture.name}",
+            "Mixed precision",
+            defaults.mixed_precision,
+            key=f"train_mixed_precision_{architecture.name}",
             help=f"{MIXED_PRECISION_MEANING[0].upper()}{MIXED_PRECISION_MEANING[1:]}.",
         )
         copies = defaults.feature_copies
@@ -147,7 +162,10 @@ def start_form(architecture: Architecture) -> None:
             st.caption(FAST_PATH_EXPLANATION)
         locked = ui.refused(Action.START_RUN)
         start = st.form_submit_button(
-            "Start training", type="primary", icon=":material/play_arrow:", disabled=locked,
+            "Start training",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=locked,
             help=ui.LOCKED if locked else None,
         )
         if locked:
@@ -158,9 +176,18 @@ def start_form(architecture: Architecture) -> None:
         return
     try:
         run_config = RunConfig(
-            architecture.name, epochs=epochs, fine_tune_epochs=fine_tune_epochs, batch_size=batch_size,
-            image_size=image_size, learning_rate=learning_rate, augmentation=augmentation, seed=seed,
-            data_dir=folder, fast=fast, feature_copies=copies, mixed_precision=mixed_precision,
+            architecture.name,
+            epochs=epochs,
+            fine_tune_epochs=fine_tune_epochs,
+            batch_size=batch_size,
+            image_size=image_size,
+            learning_rate=learning_rate,
+            augmentation=augmentation,
+            seed=seed,
+            data_dir=folder,
+            fast=fast,
+            feature_copies=copies,
+            mixed_precision=mixed_precision,
         )
         ui.load_scan(folder).check_trainable()
         run = RunStore().submit(run_config.to_dict(), actor=ui.actor())
@@ -237,15 +264,26 @@ def show_run(run: Run) -> None:
     elif state == "cancelled":
         st.warning(f"Cancelled after {len(history)} of {total} epochs.")
     if status.get("collapsed"):
-        st.warning(f"This run did not learn: {status['collapsed']}. {lessons.COLLAPSE_WHY} Its numbers say nothing about "
-                   f"its settings. {lessons.COLLAPSE_NEXT}", icon=":material/warning:")
+        st.warning(
+            f"This run did not learn: {status['collapsed']}. {lessons.COLLAPSE_WHY} Its numbers say nothing about "
+            f"its settings. {lessons.COLLAPSE_NEXT}",
+            icon=":material/warning:",
+        )
     skipped = run.data().get("skipped")
     if skipped:
         with st.expander(f"{len(skipped)} files or folders in the data folder were not used for training"):
             st.dataframe(skipped, hide_index=True, width="stretch")
     locked = ui.refused(Action.CANCEL_RUN)
-    if ui.is_active(run) and not cancelling and st.button(
-        "Cancel", icon=":material/stop:", key=f"cancel-{run.id}", disabled=locked, help=ui.LOCKED if locked else None
+    if (
+        ui.is_active(run)
+        and not cancelling
+        and st.button(
+            "Cancel",
+            icon=":material/stop:",
+            key=f"cancel-{run.id}",
+            disabled=locked,
+            help=ui.LOCKED if locked else None,
+        )
     ):
         cancel(run)
 
@@ -261,11 +299,11 @@ def queue(store: RunStore, shown: list[str]) -> None:
         run = slot.run
         name, button = st.columns([5, 1], vertical_alignment="center")
         name.caption(
-            f"{slot.position}. `{run.id}` · {run.config.arch} · {run.config.planned_epochs} epochs · "
-            f"{starts(slot)}"
+            f"{slot.position}. `{run.id}` · {run.config.arch} · {run.config.planned_epochs} epochs · {starts(slot)}"
         )
-        if button.button("Cancel", key=f"cancel-{run.id}", type="tertiary", disabled=locked,
-                         help=ui.LOCKED if locked else None):
+        if button.button(
+            "Cancel", key=f"cancel-{run.id}", type="tertiary", disabled=locked, help=ui.LOCKED if locked else None
+        ):
             cancel(run)
 
 
@@ -299,29 +337,37 @@ def curves(history: list[dict], metric: str, planned: int) -> go.Figure:
     # Short plans show their whole x axis, so the chart visibly fills in; long ones grow with the run.
     last = max(min(planned, PLAN_AXIS_EPOCHS), epochs[-1] if epochs else 1)
     figure.update_layout(
-        title=metric.capitalize(), height=320, margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        title=metric.capitalize(),
+        height=320,
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
         legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
         xaxis={"title": "epoch", "range": [0.5, last + 0.5], "dtick": 1 if last <= 20 else None},
     )
     if metric == "accuracy":
         figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
     if not history:
-        figure.add_annotation(text="waiting for the first epoch…", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        figure.add_annotation(
+            text="waiting for the first epoch…", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+        )
     return figure
 
 
 def experiments() -> None:
     """Runs that differ in one setting: compare the four architectures, and every experiment so far."""
     st.subheader("Experiments")
-    st.caption("An experiment trains runs that differ in one setting only, so their curves show what that setting does.")
+    st.caption(
+        "An experiment trains runs that differ in one setting only, so their curves show what that setting does."
+    )
     compare_architectures()
     listed = list(reversed(lessons.experiments(ui.shared_runs())))
     if not listed:
         st.caption("Experiments will be listed here; the Augmentation page starts one too.")
         return
     event = st.dataframe(
-        pd.DataFrame([experiment_row(experiment) for experiment in listed]), hide_index=True,
-        on_select="rerun", selection_mode="single-row",
+        pd.DataFrame([experiment_row(experiment) for experiment in listed]),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
         key=f"experiments-{len(listed)}",  # a new experiment shifts the rows: a fresh selection
         column_config={"best val acc": st.column_config.NumberColumn(format="percent")},
     )
@@ -339,7 +385,8 @@ def compare_architectures() -> None:
         f"same seed, epochs and augmentation (from the Augmentation page; model1 has none), one after the other."
     )
     quick = st.toggle(
-        "Quick", key="train_compare_quick",
+        "Quick",
+        key="train_compare_quick",
         help=f"{quick_epochs} epochs at {quick_size} px instead of {lessons.LESSON_EPOCHS} at "
         f"{lessons.LESSON_IMAGE_SIZE} px: about {ui.duration(lessons.MEASURED_SECONDS['architectures quick'])} for all "
         f"four over {LESSON_SEEDS} seeds, one run at a time on a free CPU core.",
@@ -347,8 +394,11 @@ def compare_architectures() -> None:
     folder, locked = ui.chosen_data_dir(), ui.refused(Action.START_EXPERIMENT)
     no_data = folder is None and not default_dataset_available()
     if not st.button(
-        "Compare the four architectures", icon=":material/science:", key="compare-architectures",
-        disabled=locked or no_data, help=ui.LOCKED if locked else "Get the data set first." if no_data else None,
+        "Compare the four architectures",
+        icon=":material/science:",
+        key="compare-architectures",
+        disabled=locked or no_data,
+        help=ui.LOCKED if locked else "Get the data set first." if no_data else None,
     ):
         return
     try:
@@ -384,14 +434,17 @@ def delete_experiment(experiment: lessons.Experiment) -> None:
     locked, pending = ui.refused(Action.DELETE_EXPERIMENT), st.session_state.get("delete_experiment_pending")
     if locked or pending != experiment.id:
         st.button(
-            f"Delete experiment {experiment.id} and its {len(experiment.runs)} runs…", icon=":material/delete:",
-            key="delete-experiment", disabled=experiment.active or locked,
+            f"Delete experiment {experiment.id} and its {len(experiment.runs)} runs…",
+            icon=":material/delete:",
+            key="delete-experiment",
+            disabled=experiment.active or locked,
             help=ui.LOCKED if locked else "Cancel its runs first." if experiment.active else None,
             on_click=lambda: st.session_state.update(delete_experiment_pending=experiment.id),
         )
         return
-    message = (f"Delete experiment {experiment.id} for good? Its runs go too: "
-               f"{', '.join(run.id for run in experiment.runs)}.")
+    message = (
+        f"Delete experiment {experiment.id} for good? Its runs go too: {', '.join(run.id for run in experiment.runs)}."
+    )
     if not delete_confirmed(message, "delete_experiment_pending", "delete-experiment"):
         return
     try:
@@ -411,7 +464,10 @@ def past_runs() -> None:
         return
     table = pd.DataFrame([run_row(run) for run in runs])
     event = st.dataframe(
-        table, hide_index=True, on_select="rerun", selection_mode="multi-row",
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
         key=f"runs-{len(runs)}",  # a new run shifts the rows, so it starts a fresh selection
         column_config={
             "best val acc": st.column_config.NumberColumn(format="percent"),
@@ -467,11 +523,15 @@ def compare(runs: list[Run], metric: str) -> go.Figure:
         history = run.history()
         longest = max(longest, len(history))
         figure.add_scatter(
-            x=[h["epoch"] for h in history], y=[h.get(metric) for h in history],
-            name=f"{run.config.arch} · {run.id[:15]}", mode="lines+markers",
+            x=[h["epoch"] for h in history],
+            y=[h.get(metric) for h in history],
+            name=f"{run.config.arch} · {run.id[:15]}",
+            mode="lines+markers",
         )
     figure.update_layout(
-        title=f"Validation {metric.removeprefix('val_')}", height=360, margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        title=f"Validation {metric.removeprefix('val_')}",
+        height=360,
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
         xaxis={"title": "epoch", "dtick": 1 if longest <= PLAN_AXIS_EPOCHS else None},
         legend={"orientation": "h", "y": -0.25},
     )
@@ -486,19 +546,36 @@ def selected_run(run: Run) -> None:
     name.caption(f"`{run.id}`")
     locked = ui.refused(Action.NOTE_RUN)
     note.text_input(
-        "Note", run.note, max_chars=NOTE_MAX_CHARS, key=f"note-{run.id}", on_change=save_note, args=(run,),
-        placeholder="A note: what you tried, what you learned", label_visibility="collapsed",
-        disabled=locked, help=ui.LOCKED if locked else None,
+        "Note",
+        run.note,
+        max_chars=NOTE_MAX_CHARS,
+        key=f"note-{run.id}",
+        on_change=save_note,
+        args=(run,),
+        placeholder="A note: what you tried, what you learned",
+        label_visibility="collapsed",
+        disabled=locked,
+        help=ui.LOCKED if locked else None,
     )
     if not run.model_path.is_file():
         return
     keras_file.download_button(
-        ".keras", run.model_path.read_bytes, file_name=f"{run.id}.keras", mime="application/octet-stream",
-        on_click="ignore", icon=":material/download:", key=f"keras-{run.id}",
+        ".keras",
+        run.model_path.read_bytes,
+        file_name=f"{run.id}.keras",
+        mime="application/octet-stream",
+        on_click="ignore",
+        icon=":material/download:",
+        key=f"keras-{run.id}",
     )
     tflite_file.download_button(
-        "TFLite", functools.partial(tflite.export_tflite, run), file_name=f"{run.id}.tflite",
-        mime="application/octet-stream", on_click="ignore", icon=":material/download:", key=f"tflite-{run.id}",
+        "TFLite",
+        functools.partial(tflite.export_tflite, run),
+        file_name=f"{run.id}.tflite",
+        mime="application/octet-stream",
+        on_click="ignore",
+        icon=":material/download:",
+        key=f"tflite-{run.id}",
         help="Converted when you click, for phones and microcontrollers; takes a few seconds.",
     )
 
@@ -519,8 +596,11 @@ def delete_runs(chosen: list[Run]) -> None:
     locked = ui.refused(Action.DELETE_RUN)
     if locked or st.session_state.get("delete_pending") != ids:
         st.button(
-            f"Delete {len(ids)} selected run{'s' if len(ids) > 1 else ''}…", icon=":material/delete:",
-            key="delete", disabled=bool(active) or locked, help=ui.LOCKED if locked else None,
+            f"Delete {len(ids)} selected run{'s' if len(ids) > 1 else ''}…",
+            icon=":material/delete:",
+            key="delete",
+            disabled=bool(active) or locked,
+            help=ui.LOCKED if locked else None,
             on_click=lambda: st.session_state.update(delete_pending=ids),
         )
         if active:

@@ -49,10 +49,16 @@ def read(data: bytes, limits: Limits = Limits()) -> tuple[dict[str, bytes], dict
 
 def test_good_photos_come_out_whole_in_stored_order_without_folders_hidden_files_or_metadata():
     cat, dog = photo(0), photo(1)
-    data = make_zip({
-        "pets/cats/": b"", "pets/cats/a.jpg": cat, "pets/dogs/b.jpg": dog, "__MACOSX/pets/._a.jpg": b"x",
-        "pets/cats/.DS_Store": b"\0\0\0\1Bud1", "pets/dogs/Thumbs.db": b"x",
-    })
+    data = make_zip(
+        {
+            "pets/cats/": b"",
+            "pets/cats/a.jpg": cat,
+            "pets/dogs/b.jpg": dog,
+            "__MACOSX/pets/._a.jpg": b"x",
+            "pets/cats/.DS_Store": b"\0\0\0\1Bud1",
+            "pets/dogs/Thumbs.db": b"x",
+        }
+    )
     assert is_zip(data) and not is_zip(cat)
     assert len(zip_members(data)) == 2
     assert zip_members(data).paths == [PurePosixPath("pets/cats/a.jpg"), PurePosixPath("pets/dogs/b.jpg")]
@@ -87,8 +93,13 @@ def test_a_link_refuses_the_whole_archive():
 def test_nested_archives_encrypted_and_control_character_entries_are_skipped_and_junk_passes_on():
     nested = make_zip({"inner.jpg": photo()})
     data = make_zip(
-        {"junk.txt": b"hello", "more.zip": nested, "gz.jpg": b"\x1f\x8b\x08rest", "secret.jpg": b"scrambled",
-         "bell\x07.jpg": photo()},
+        {
+            "junk.txt": b"hello",
+            "more.zip": nested,
+            "gz.jpg": b"\x1f\x8b\x08rest",
+            "secret.jpg": b"scrambled",
+            "bell\x07.jpg": photo(),
+        },
     )
     members, skipped = read(encrypted(data, "secret.jpg"))
     assert members == {"junk.txt": b"hello"}, "content checks are the caller's: a text file is passed on"

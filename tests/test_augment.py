@@ -65,8 +65,10 @@ def test_code_shows_exactly_the_configured_layers():
 def layer_configs(block: keras.Sequential) -> list[tuple[str, dict]]:
     """Each layer's class and settings, without what names or seeds it."""
     ignored = ("name", "seed", "trainable", "dtype")
-    return [(type(layer).__name__, {k: v for k, v in layer.get_config().items() if k not in ignored})
-            for layer in block.layers]
+    return [
+        (type(layer).__name__, {k: v for k, v in layer.get_config().items() if k not in ignored})
+        for layer in block.layers
+    ]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -78,8 +80,15 @@ def test_code_and_built_layers_agree_in_order_and_settings_for_each_preset(prese
 
 def test_presets_keep_the_posts_setting_as_the_default_and_grow_from_none_to_heavy():
     assert PRESETS["posts"] == AugmentConfig() and PRESETS["none"].is_identity
-    order = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomGrayscale", "RandomContrast",
-             "RandomBrightness"]
+    order = [
+        "RandomFlip",
+        "RandomRotation",
+        "RandomZoom",
+        "RandomTranslation",
+        "RandomGrayscale",
+        "RandomContrast",
+        "RandomBrightness",
+    ]
     assert [name for name, _ in layer_configs(build_augmentation(PRESETS["heavy"]))] == order
     assert len(build_augmentation(PRESETS["light"]).layers) < len(order)
 
@@ -153,9 +162,11 @@ def test_apply_again_labels_the_total_that_one_application_reproduces():
     once = IMAGE[:, ::-1] if total.flip_horizontal else IMAGE
     turn, zoom = total.angle / 360, 1 / total.scale - 1
     dx, dy = total.shift[0] / IMAGE.shape[1], total.shift[1] / IMAGE.shape[0]
-    for layer in (keras.layers.RandomRotation((turn, turn), fill_mode="constant"),
-                  keras.layers.RandomZoom((zoom, zoom), fill_mode="constant"),
-                  keras.layers.RandomTranslation((dy, dy), (dx, dx), fill_mode="constant")):
+    for layer in (
+        keras.layers.RandomRotation((turn, turn), fill_mode="constant"),
+        keras.layers.RandomZoom((zoom, zoom), fill_mode="constant"),
+        keras.layers.RandomTranslation((dy, dy), (dx, dx), fill_mode="constant"),
+    ):
         once = keras.ops.convert_to_numpy(layer(once[None].astype("float32"), training=True))[0]
     # Away from the corners, where filling once and three times differs.
     inner = slice(30, 130)
@@ -168,13 +179,17 @@ def test_apply_again_labels_the_total_that_one_application_reproduces():
 
 @pytest.mark.parametrize(
     ("bad", "message"),
-    [({"flip": "sideways"}, "got 'sideways'"), ({"fill_mode": "mirror"}, "got 'mirror'"),
-     ({"rotation": (0.3, 0.1)}, "got (0.3, 0.1)"), ({"rotation": (-2, 0)}, "got (-2, 0)"),
-     ({"zoom": 0.7}, "zoom must be between 0 and 0.5; got 0.7"),
-     ({"translation": -0.1}, "translation must be between 0 and 0.5; got -0.1"),
-     ({"contrast": "lots"}, "contrast must be a number; got 'lots'"),
-     ({"brightness": 1.5}, "brightness must be between 0 and 1; got 1.5"),
-     ({"grayscale": 2}, "grayscale must be between 0 and 1; got 2")],
+    [
+        ({"flip": "sideways"}, "got 'sideways'"),
+        ({"fill_mode": "mirror"}, "got 'mirror'"),
+        ({"rotation": (0.3, 0.1)}, "got (0.3, 0.1)"),
+        ({"rotation": (-2, 0)}, "got (-2, 0)"),
+        ({"zoom": 0.7}, "zoom must be between 0 and 0.5; got 0.7"),
+        ({"translation": -0.1}, "translation must be between 0 and 0.5; got -0.1"),
+        ({"contrast": "lots"}, "contrast must be a number; got 'lots'"),
+        ({"brightness": 1.5}, "brightness must be between 0 and 1; got 1.5"),
+        ({"grayscale": 2}, "grayscale must be between 0 and 1; got 2"),
+    ],
 )
 def test_bad_settings_are_refused_naming_the_value(bad, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):

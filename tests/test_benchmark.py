@@ -19,7 +19,11 @@ def run_smoke(module: str, out: Path, timeout: float, *args: str) -> tuple[dict,
     """Runs `python -m MODULE --smoke ARGS`; returns its JSON results and its printed table."""
     result = subprocess.run(
         [sys.executable, "-m", module, "--smoke", "--out", str(out), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(out.read_text()), result.stdout
@@ -27,11 +31,19 @@ def run_smoke(module: str, out: Path, timeout: float, *args: str) -> tuple[dict,
 
 def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
     results, table = run_smoke("benchmarks.speed", tmp_path / "results.json", timeout=900)
-    for key in ("reference_model4", "catdog_model4", "catdog_model4_fast_cold", "catdog_model4_fast_warm",
-                "catdog_model4_finetune_fast", f"catdog_model4_fast_{HIRES}"):
+    for key in (
+        "reference_model4",
+        "catdog_model4",
+        "catdog_model4_fast_cold",
+        "catdog_model4_fast_warm",
+        "catdog_model4_finetune_fast",
+        f"catdog_model4_fast_{HIRES}",
+    ):
         figures = results[key]
         # A head epoch on the smoke set's cached features can take under a millisecond.
-        assert figures["epochs_run"] == len(figures["seconds_per_epoch_each"]) >= 1 and figures["seconds_per_epoch"] >= 0
+        assert (
+            figures["epochs_run"] == len(figures["seconds_per_epoch_each"]) >= 1 and figures["seconds_per_epoch"] >= 0
+        )
     assert results["predict_12mp_jpeg"]["p50_ms"] > 0 and results["preview_8_variants"]["p95_ms"] > 0
     assert 0 <= results["test_accuracy"]["model4_fast"]["flip_tta"] <= 1
     assert 0 <= results["test_accuracy"][f"model4_fast_{HIRES}"]["plain"] <= 1
@@ -39,7 +51,10 @@ def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
     for key in ("cli_fast_cold", "cli_fast_warm"):
         figures = results[key]
         assert figures["wall_s"] > 0 and len(figures["load_average"]) == 3
-        assert sum(figures["breakdown_s"].values()) - figures["breakdown_s"]["features_of_which"] <= figures["wall_s"] + 0.1
+        assert (
+            sum(figures["breakdown_s"].values()) - figures["breakdown_s"]["features_of_which"]
+            <= figures["wall_s"] + 0.1
+        )
     assert results["first_visit"]["ready_s"] >= results["first_visit"]["server_started_s"] > 0
     assert {"cli_fast_cold_wall_s", "cli_fast_warm_wall_s", "first_visit_ready_s", "predict_12mp_jpeg_p50_ms"} <= set(
         results["goals"]

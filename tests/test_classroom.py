@@ -180,7 +180,9 @@ def test_repeated_wrong_passwords_are_slowed_down_in_one_line(teacher, clock):
         clock.now += 1
         unlock(app, "guess")
     unlock(app, "guess")
-    assert [e.value for e in app.sidebar.error] == ["Wrong password, and too many of them: wait 2 s before trying again."]
+    assert [e.value for e in app.sidebar.error] == [
+        "Wrong password, and too many of them: wait 2 s before trying again."
+    ]
     assert start_button(app).disabled
     unlock(app)
     assert not start_button(app).disabled, "the right password unlocks at once, even while wrong ones wait"
@@ -273,8 +275,10 @@ def test_dataset_says_in_one_line_when_a_folder_is_too_big_to_scan(tiny_env_no_p
     app = choose_folder(open_app("pages/dataset.py"), big)
     assert_clean(app)
     assert [e.value for e in app.error] == [
-        (f"That folder cannot be used: {big} has more than 50 files and folders, more than this server scans "
-        "(CATDOG_MAX_SCAN_FILES)")
+        (
+            f"That folder cannot be used: {big} has more than 50 files and folders, more than this server scans "
+            "(CATDOG_MAX_SCAN_FILES)"
+        )
     ]
 
 
@@ -329,8 +333,10 @@ def test_train_page_shows_each_queued_runs_place_and_start(tiny_env_no_password,
     assert len(lines) == 3
     assert lines[0].startswith(f"1. `{queued[0].id}` · model1 · 2 epochs · starts in about 1 min 00 s (≈ ")
     assert lines[1].startswith(f"2. `{queued[1].id}` · model4 · 1 epochs · starts in about 2 min 40 s (≈ ")
-    assert lines[2] == (f"3. `{queued[2].id}` · model1 · 2 epochs · start time unknown: no finished run yet to "
-                        "time a run ahead of it by")
+    assert lines[2] == (
+        f"3. `{queued[2].id}` · model1 · 2 epochs · start time unknown: no finished run yet to "
+        "time a run ahead of it by"
+    )
     assert "3 in the queue" in [c.value for c in app.sidebar.caption]
 
 
@@ -356,8 +362,13 @@ def serve(tmp_path, runs_dir, **env) -> Dashboard:
 
 
 def test_the_teacher_unlocks_and_locks_in_the_browser(page, tmp_path, tiny_data, screenshots):
-    with serve(tmp_path, tmp_path / "runs", CATDOG_DATA_DIR=str(tiny_data), CATDOG_TEACHER_PASSWORD=PASSWORD,
-               CATDOG_DATA_ROOTS=str(tiny_data.parent)) as server:
+    with serve(
+        tmp_path,
+        tmp_path / "runs",
+        CATDOG_DATA_DIR=str(tiny_data),
+        CATDOG_TEACHER_PASSWORD=PASSWORD,
+        CATDOG_DATA_ROOTS=str(tiny_data.parent),
+    ) as server:
         page.goto(f"{server.url}/train")
         settle(page)
         start = page.get_by_role("button", name="Start training")
@@ -396,12 +407,14 @@ def test_the_teacher_unlocks_and_locks_in_the_browser(page, tmp_path, tiny_data,
         expect()(page.get_by_role("radio", name=FOLDER)).to_be_disabled(timeout=SLOW_MS)
 
 
-def test_two_sessions_keep_their_data_augmentation_and_photos_apart(browser, tmp_path, tiny_data, trained_run_dir,
-                                                                    screenshots):
+def test_two_sessions_keep_their_data_augmentation_and_photos_apart(
+    browser, tmp_path, tiny_data, trained_run_dir, screenshots
+):
     runs = tmp_path / "runs"
     shutil.copytree(trained_run_dir, runs, ignore=shutil.ignore_patterns(".queue.lock"))
-    other = make_dataset(tmp_path / "other photos", per_split=(("train", 3), ("validation", 2)),
-                         classes=("owls", "bats"))
+    other = make_dataset(
+        tmp_path / "other photos", per_split=(("train", 3), ("validation", 2)), classes=("owls", "bats")
+    )
     photo = tmp_path / "my cat.jpg"
     synthetic_image(0, 7, size=(120, 90)).save(photo)
     with serve(tmp_path, runs, CATDOG_DATA_DIR=str(tiny_data)) as server:

@@ -53,9 +53,19 @@ def test_archs_json_lists_the_registry_without_tensorflow_start_up_logs():
 
 @pytest.mark.parametrize(
     "argv",
-    [["--version"], ["--help"], ["train", "--help"], ["runs"], ["data", "--data-dir", "TINY"], ["cancel", "nope"],
-     ["delete", "nope"], ["dataset", "list"], ["dataset", "restore", "nope"], ["experiments"],
-     ["delete-experiment", "nope"]],
+    [
+        ["--version"],
+        ["--help"],
+        ["train", "--help"],
+        ["runs"],
+        ["data", "--data-dir", "TINY"],
+        ["cancel", "nope"],
+        ["delete", "nope"],
+        ["dataset", "list"],
+        ["dataset", "restore", "nope"],
+        ["experiments"],
+        ["delete-experiment", "nope"],
+    ],
     ids=lambda argv: " ".join(argv),
 )
 def test_verbs_that_need_no_model_never_import_tensorflow(argv, tiny_data):
@@ -87,11 +97,13 @@ def test_every_option_has_help_and_settings_show_their_defaults():
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--epochs", "0"], "epochs must be between 1 and 500; got 0"),
-     (["--fast"], "the fast path needs a frozen backbone; model1 has none"),
-     (["--rotation", "0.3", "0.1"], "got (0.3, 0.1)"),
-     (["--augmentation-preset", "heavy", "--zoom", "0.7"], "zoom must be between 0 and 0.5; got 0.7"),
-     (["--fine-tune-epochs", "3"], "model1 does not fine-tune; got 3")],
+    [
+        (["--epochs", "0"], "epochs must be between 1 and 500; got 0"),
+        (["--fast"], "the fast path needs a frozen backbone; model1 has none"),
+        (["--rotation", "0.3", "0.1"], "got (0.3, 0.1)"),
+        (["--augmentation-preset", "heavy", "--zoom", "0.7"], "zoom must be between 0 and 0.5; got 0.7"),
+        (["--fine-tune-epochs", "3"], "model1 does not fine-tune; got 3"),
+    ],
 )
 def test_bad_settings_are_usage_errors_naming_the_value(args, message, tmp_path, tiny_data):
     result = catdog("train", "--arch", "model1", "--data-dir", str(tiny_data), "--runs-dir", str(tmp_path), *args)
@@ -146,10 +158,17 @@ def test_predict_names_every_bad_file_in_one_json_line(trained_run_dir, tmp_path
 def test_predict_answers_each_photo_of_a_zip_and_each_entry_left_out(trained_run_dir, tmp_path):
     run_id = json.loads(catdog("runs", "--runs-dir", str(trained_run_dir), "--json").stdout)[0]["id"]
     album = tmp_path / "album.zip"
-    album.write_bytes(corpus.make_zip({
-        "pets/cat.jpg": corpus.photo(0, 1), "pets/dog.png": corpus.encode(synthetic_image(1, 2), "PNG"),
-        "pets/notes.txt": b"hello", "pets/more.zip": corpus.zip_bytes(), "pets/.DS_Store": b"\0\0\0\1Bud1",
-    }))
+    album.write_bytes(
+        corpus.make_zip(
+            {
+                "pets/cat.jpg": corpus.photo(0, 1),
+                "pets/dog.png": corpus.encode(synthetic_image(1, 2), "PNG"),
+                "pets/notes.txt": b"hello",
+                "pets/more.zip": corpus.zip_bytes(),
+                "pets/.DS_Store": b"\0\0\0\1Bud1",
+            }
+        )
+    )
     # Known by content, whatever its name: a zip called .jpg is still read as a zip.
     bomb = tmp_path / "bomb.jpg"
     bomb.write_bytes(corpus.bomb_zip())
@@ -160,8 +179,14 @@ def test_predict_answers_each_photo_of_a_zip_and_each_entry_left_out(trained_run
     result = catdog(*base, str(album), str(bomb), str(cat))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     answers = {answer["file"]: answer for answer in map(json.loads, result.stdout.splitlines())}
-    assert list(answers) == [f"{album}/pets/cat.jpg", f"{album}/pets/dog.png", f"{album}/pets/notes.txt",
-                             f"{album}/pets/more.zip", str(bomb), str(cat)]
+    assert list(answers) == [
+        f"{album}/pets/cat.jpg",
+        f"{album}/pets/dog.png",
+        f"{album}/pets/notes.txt",
+        f"{album}/pets/more.zip",
+        str(bomb),
+        str(cat),
+    ]
     assert {answers[f"{album}/pets/{name}"]["label"] for name in ("cat.jpg", "dog.png")} <= {"cats", "dogs"}
     assert answers[f"{album}/pets/notes.txt"]["error"] == "not an image: a text file"
     assert "archive inside the archive" in answers[f"{album}/pets/more.zip"]["error"]
@@ -184,8 +209,18 @@ def test_train_refuses_a_single_class_folder_up_front(tmp_path):
     single = tmp_path / "one-class" / "cats"
     single.mkdir(parents=True)
     synthetic_image(0, 1).save(single / "a.jpg")
-    result = catdog("train", "--arch", "model1", "--epochs", "1", "--data-dir", str(single.parent),
-                    "--runs-dir", str(tmp_path / "runs"), "--wait")
+    result = catdog(
+        "train",
+        "--arch",
+        "model1",
+        "--epochs",
+        "1",
+        "--data-dir",
+        str(single.parent),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--wait",
+    )
     assert result.returncode == 1 and result.stdout == ""
     [error] = error_lines(result)
     assert "two class folders" in error and "Traceback" not in result.stderr
@@ -193,7 +228,9 @@ def test_train_refuses_a_single_class_folder_up_front(tmp_path):
 
 def test_train_refuses_a_folder_that_leaves_validation_empty(tmp_path):
     data = make_dataset(tmp_path / "one-each", per_split=(("train", 1),))
-    result = catdog("train", "--arch", "model4", "--fast", "--data-dir", str(data), "--runs-dir", str(tmp_path / "runs"))
+    result = catdog(
+        "train", "--arch", "model4", "--fast", "--data-dir", str(data), "--runs-dir", str(tmp_path / "runs")
+    )
     assert result.returncode == 1 and result.stdout == ""
     [error] = error_lines(result)
     assert "validation split is empty" in error and "at least 2 photos" in error, error
@@ -232,8 +269,18 @@ def test_delete_removes_an_ended_run_and_refuses_an_active_one(tmp_path, tiny_da
 
 
 def test_train_wait_progress_in_a_log_is_plain_lines(tmp_path, tiny_data):
-    result = catdog("train", "--arch", "model1", "--epochs", "2", "--data-dir", str(tiny_data),
-                    "--runs-dir", str(tmp_path / "runs"), "--wait")
+    result = catdog(
+        "train",
+        "--arch",
+        "model1",
+        "--epochs",
+        "2",
+        "--data-dir",
+        str(tiny_data),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--wait",
+    )
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stderr
     lines = result.stderr.splitlines()
@@ -246,7 +293,10 @@ def test_progress_on_a_terminal_is_a_live_bar(tmp_path, tiny_data):
     env = {**os.environ, "CATDOG_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "100"}
     process = subprocess.Popen(
         [sys.executable, "-m", "catdog", "data", "--data-dir", str(tiny_data), "--json"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=child,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=child,
     )
     os.close(child)
     shown = b""
@@ -277,7 +327,10 @@ def test_dataset_verbs_import_scan_fix_restore_rename_and_delete(tmp_path, monke
     assert catdog("dataset", "remove", "pets", "cats/cats-0.jpg").stdout.strip() == "removed cats/cats-0.jpg"
     moved = catdog("dataset", "move", "pets", "dogs/dogs-1.jpg", "cats")
     assert moved.stdout.strip() == "moved dogs/dogs-1.jpg to cats/dogs-1.jpg", moved.stderr
-    assert json.loads(catdog("data", "--dataset", "pets", "--json").stdout)["splits"]["validation"] == {"cats": 1, "dogs": 1}
+    assert json.loads(catdog("data", "--dataset", "pets", "--json").stdout)["splits"]["validation"] == {
+        "cats": 1,
+        "dogs": 1,
+    }
     trash = json.loads(catdog("dataset", "trash", "pets", "--json").stdout)
     assert [item["file"] for item in trash] == ["cats/cats-0.jpg"]
     assert catdog("dataset", "restore", "pets", "cats/cats-0.jpg").stdout.strip() == "restored cats/cats-0.jpg"
@@ -285,7 +338,9 @@ def test_dataset_verbs_import_scan_fix_restore_rename_and_delete(tmp_path, monke
 
     assert catdog("dataset", "rename", "pets", "my pets").returncode == 0
     listed = json.loads(catdog("dataset", "list", "--json").stdout)
-    assert [(row["name"], row["classes"], row["files"], row["trash"]) for row in listed] == [("my pets", ["cats", "dogs"], 8, 0)]
+    assert [(row["name"], row["classes"], row["files"], row["trash"]) for row in listed] == [
+        ("my pets", ["cats", "dogs"], 8, 0)
+    ]
     assert catdog("dataset", "delete", "my pets").returncode == 0
     assert catdog("dataset", "list").stdout.startswith("no data sets in ")
 
@@ -318,7 +373,17 @@ def test_predict_on_a_zip_of_near_limit_16_bit_photos_answers_each_within_2_gib(
     album = tmp_path / "album.zip"
     album.write_bytes(corpus.wide_png_zip([9450] * 16 + [10950] * 16))
     assert album.stat().st_size < 8 * 2**20
-    command = [sys.executable, "-m", "catdog", "predict", "--run", run_id, "--runs-dir", str(trained_run_dir), str(album)]
+    command = [
+        sys.executable,
+        "-m",
+        "catdog",
+        "predict",
+        "--run",
+        run_id,
+        "--runs-dir",
+        str(trained_run_dir),
+        str(album),
+    ]
     peak, result = peak_rss(command, ceiling=2 * 2**30, timeout=600, cwd=ROOT)
     assert peak < 2 * 2**30, f"peak RSS {peak / 2**20:.0f} MiB"
     rows = [json.loads(line) for line in result.stdout.splitlines()]

@@ -33,19 +33,47 @@ def ray_head(monkeypatch):
     temp_dir = tempfile.mkdtemp(prefix="ray")  # short: Ray's Unix sockets live under it
     dashboard = free_port()
     ports = {
-        "--port": free_port(), "--dashboard-port": dashboard, "--ray-client-server-port": free_port(),
-        "--node-manager-port": free_port(), "--object-manager-port": free_port(),
-        "--dashboard-agent-listen-port": free_port(), "--dashboard-agent-grpc-port": free_port(),
-        "--runtime-env-agent-port": free_port(), "--metrics-export-port": free_port(),
+        "--port": free_port(),
+        "--dashboard-port": dashboard,
+        "--ray-client-server-port": free_port(),
+        "--node-manager-port": free_port(),
+        "--object-manager-port": free_port(),
+        "--dashboard-agent-listen-port": free_port(),
+        "--dashboard-agent-grpc-port": free_port(),
+        "--runtime-env-agent-port": free_port(),
+        "--metrics-export-port": free_port(),
     }
     # The nodes of a cluster have catdog installed; this one finds it beside the tests.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-         "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--num-cpus", str(HEAD_CPUS),
-         "--num-gpus", "0", "--object-store-memory", str(OBJECT_STORE_BYTES), "--temp-dir", temp_dir,
-         "--disable-usage-stats", *(str(item) for pair in ports.items() for item in pair)],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--dashboard-host",
+            "127.0.0.1",
+            "--include-dashboard",
+            "true",
+            "--num-cpus",
+            str(HEAD_CPUS),
+            "--num-gpus",
+            "0",
+            "--object-store-memory",
+            str(OBJECT_STORE_BYTES),
+            "--temp-dir",
+            temp_dir,
+            "--disable-usage-stats",
+            *(str(item) for pair in ports.items() for item in pair),
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
@@ -105,7 +133,10 @@ def _started(run) -> bool:
 def test_runs_train_at_once_on_a_ray_cluster_cancel_and_fail_with_ray_s_reason(ray_head, tiny_data):
     store = RunStore()
     first, second = store.submit(_config(tiny_data, 2), actor=OWNER), store.submit(_config(tiny_data, 2), actor=OWNER)
-    third, fourth = store.submit(_config(tiny_data, 500), actor=OWNER), store.submit(_config(tiny_data, 500), actor=OWNER)
+    third, fourth = (
+        store.submit(_config(tiny_data, 500), actor=OWNER),
+        store.submit(_config(tiny_data, 500), actor=OWNER),
+    )
     assert {run.status()["ray_address"] for run in (first, second, third, fourth)} == {ray_head}
 
     # Two CPUs, one per run: the first two train together while the others wait in Ray's queue.

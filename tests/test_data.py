@@ -146,7 +146,9 @@ def test_existing_test_folder_is_used_as_is(tmp_path: Path) -> None:
         write_images(tmp_path / split / "cats", 0, count, start=100 * len(split))
         write_images(tmp_path / split / "dogs", 1, count, start=100 * len(split))
     result = scan(tmp_path)
-    assert result.counts() == {split: {"cats": n, "dogs": n} for split, n in (("train", 6), ("validation", 5), ("test", 3))}
+    assert result.counts() == {
+        split: {"cats": n, "dogs": n} for split, n in (("train", 6), ("validation", 5), ("test", 3))
+    }
     assert all(name.startswith("test/") for name in all_files(result)["test"])
 
 
@@ -196,8 +198,9 @@ def messy(tmp_path: Path) -> Path:
 
 def test_a_run_on_a_messy_folder_trains_on_the_good_images_and_shows_the_rest(messy, tmp_path, monkeypatch):
     runs_dir = tmp_path / "runs"
-    result = catdog("train", "--arch", "model1", "--epochs", "1", "--data-dir", str(messy),
-                    "--runs-dir", str(runs_dir), "--wait")
+    result = catdog(
+        "train", "--arch", "model1", "--epochs", "1", "--data-dir", str(messy), "--runs-dir", str(runs_dir), "--wait"
+    )
     assert result.returncode == 0, result.stderr
     (run,) = RunStore(runs_dir).runs()
     recorded = run.data()
@@ -207,15 +210,23 @@ def test_a_run_on_a_messy_folder_trains_on_the_good_images_and_shows_the_rest(me
     monkeypatch.setenv("CATDOG_RUNS_DIR", str(runs_dir))
     app = open_app("pages/train.py")
     assert_clean(app)
-    assert any(f"{len(recorded['skipped'])} files or folders in the data folder were not used for training" in e.label for e in app.expander)
+    assert any(
+        f"{len(recorded['skipped'])} files or folders in the data folder were not used for training" in e.label
+        for e in app.expander
+    )
 
 
 def test_messy_folder_trains_on_good_images_and_lists_the_rest(messy: Path) -> None:
     result = scan(messy)
     assert result.classes == ["cats", "dogs"]
     train = all_files(result)["train"]
-    for name in ("my cät photo.JPG", "really-a-jpeg.png", "no_extension", os.fsdecode(b"caf\xe9.jpeg"),
-                 "nested/deeper/cat.WEBP"):
+    for name in (
+        "my cät photo.JPG",
+        "really-a-jpeg.png",
+        "no_extension",
+        os.fsdecode(b"caf\xe9.jpeg"),
+        "nested/deeper/cat.WEBP",
+    ):
         assert f"train/cats/{name}" in train, name
     assert result.counts()["train"] == {"cats": 9, "dogs": 4}
     reasons = {entry["file"]: entry["reason"] for entry in result.skipped}

@@ -26,7 +26,9 @@ def test_a_zip_of_three_classes_becomes_the_chosen_data_set(tiny_data, monkeypat
     monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
     app = managed_page()
     assert_clean(app)
-    app.file_uploader(key="dataset_zip").set_value(("pets.zip", ARCHIVES["good-three-classes"].make(), "application/zip")).run()
+    app.file_uploader(key="dataset_zip").set_value(
+        ("pets.zip", ARCHIVES["good-three-classes"].make(), "application/zip")
+    ).run()
     app.text_input(key="dataset_zip_name").set_value("pets")
     app.button(key="dataset_zip_create").click().run()
     assert_clean(app)

@@ -73,7 +73,9 @@ def test_a_bomb_or_a_path_trick_is_refused_before_anything_is_unpacked(tmp_path,
 
 def test_unpacking_reports_progress_to_the_end(tmp_path):
     seen = []
-    DatasetStore(tmp_path).import_zip(io.BytesIO(make_zip(class_photos())), "p", lambda done, total: seen.append((done, total)), actor=OWNER)
+    DatasetStore(tmp_path).import_zip(
+        io.BytesIO(make_zip(class_photos())), "p", lambda done, total: seen.append((done, total)), actor=OWNER
+    )
     assert len(seen) == 8 and seen[-1][0] == seen[-1][1]
 
 
@@ -162,7 +164,9 @@ def test_remove_move_undo_and_restore_with_the_scan_after_each(tmp_path, monkeyp
 
     dataset.remove("train/cats/cats.0.jpg", actor=OWNER)
     dataset.remove("train/dogs/dogs.3.jpg", actor=OWNER)
-    assert [change.file for change in dataset.restore(["train/dogs/dogs.3.jpg"], actor=OWNER)] == ["train/dogs/dogs.3.jpg"]
+    assert [change.file for change in dataset.restore(["train/dogs/dogs.3.jpg"], actor=OWNER)] == [
+        "train/dogs/dogs.3.jpg"
+    ]
     assert counts() == {"cats": 11, "dogs": 12}
     with pytest.raises(DatasetError, match="not in the trash"):
         dataset.restore(["train/dogs/dogs.3.jpg"], actor=OWNER)
@@ -208,7 +212,10 @@ def test_a_run_keeps_the_files_it_trained_on(tmp_path):
 def test_a_zip_is_read_from_a_path_too(tmp_path):
     path = tmp_path / "pets.zip"
     path.write_bytes(make_zip(class_photos()))
-    assert DatasetStore(tmp_path / "datasets").import_zip(path, "pets", actor=OWNER).dataset.classes() == ["cats", "dogs"]
+    assert DatasetStore(tmp_path / "datasets").import_zip(path, "pets", actor=OWNER).dataset.classes() == [
+        "cats",
+        "dogs",
+    ]
 
 
 @pytest.fixture
@@ -225,7 +232,9 @@ def test_top_losses_find_a_mislabeled_photo_and_follow_fixes_without_rescoring(t
     synthetic_image(0, 999).save(dataset.root / "train/dogs/dogs.0.jpg")
     scored = []
     original = ranking.probabilities
-    monkeypatch.setattr(ranking, "probabilities", lambda model, pixels, *a: scored.append(len(pixels)) or original(model, pixels, *a))
+    monkeypatch.setattr(
+        ranking, "probabilities", lambda model, pixels, *a: scored.append(len(pixels)) or original(model, pixels, *a)
+    )
 
     top = ranking.top_losses(trained_run, scan(dataset.root), 3)
     assert top[0].file == "train/dogs/dogs.0.jpg" and top[0].predicted == "cats"
@@ -312,7 +321,13 @@ def test_an_import_killed_midway_leaves_a_folder_the_next_listing_sweeps_away(tm
         "actor=OWNER)"
     )
     killed = subprocess.run(
-        [sys.executable, "-c", crash, str(root), str(archive)], check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", crash, str(root), str(archive)],
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert killed.returncode == 9, killed.stderr
     [left] = [path for path in root.iterdir() if path.name.startswith(".incoming-") and path.is_dir()]
@@ -347,5 +362,6 @@ def test_the_odd_zip_imports_with_one_entry_skipped_and_one_cats_class(tmp_path)
     assert skipped["file"] == f"cats/{'n' * 300}.jpg" and skipped["reason"].startswith("cannot be written (")
     assert made.dataset.classes() == ["cats", "dogs"]
     assert sorted(path.name for path in (made.dataset.root / "cats").iterdir()) == [
-        "Cat-9.jpg", *(f"cats-{i}.jpg" for i in range(4))
+        "Cat-9.jpg",
+        *(f"cats-{i}.jpg" for i in range(4)),
     ]

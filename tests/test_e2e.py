@@ -96,7 +96,6 @@ def test_predict_flags_an_unfamiliar_photo_and_tables_a_zip(page, app_url, scree
     assert rows[5] == "album.zip/pets/notes.txt,,,,,not an image: a text file"
 
 
-
 def test_predict_map_shows_a_photo_on_hover_and_opens_it_on_click(page, app_url, screenshots, backbone_weights):
     page.goto(f"{app_url}/predict")
     settle(page)

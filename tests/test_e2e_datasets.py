@@ -32,7 +32,9 @@ def uploader(page, label: str):
     return page.locator('[data-testid="stFileUploader"]').filter(has_text=label).locator('input[type="file"]')
 
 
-def test_upload_a_zip_of_three_classes_train_model4_fast_and_predict(page, app_url, screenshots, tmp_path, backbone_weights):
+def test_upload_a_zip_of_three_classes_train_model4_fast_and_predict(
+    page, app_url, screenshots, tmp_path, backbone_weights
+):
     archive = tmp_path / "pets.zip"
     archive.write_bytes(ARCHIVES["good-three-classes"].make())
     page.goto(f"{app_url}/dataset")

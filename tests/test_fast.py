@@ -101,7 +101,17 @@ def test_the_head_kept_is_the_last_epochs_not_the_best_on_validation():
     x_val, y_val = rng.normal(size=(64, 32)).astype(np.float32), rng.integers(0, 2, 64)
     scores = []
     trained, accuracy = head.train(
-        x, y, x_val, y_val, 2, 8, 32, 1e-2, 0, lambda *_: None, lambda epoch, seconds, metrics: scores.append(metrics["val_accuracy"])
+        x,
+        y,
+        x_val,
+        y_val,
+        2,
+        8,
+        32,
+        1e-2,
+        0,
+        lambda *_: None,
+        lambda epoch, seconds, metrics: scores.append(metrics["val_accuracy"]),
     )
     assert max(scores) > scores[-1], "the best epoch is not the last here"
     assert accuracy == pytest.approx(scores[-1], abs=1e-5)
@@ -132,7 +142,11 @@ def test_a_fast_run_trains_without_importing_tensorflow(backbone_weights, tiny_d
         "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'"
     )
     done = subprocess.run(
-        [sys.executable, "-c", predicting, str(run.path), str(photo)], cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-c", predicting, str(run.path), str(photo)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0 and "cats" in done.stdout, done.stderr[-2000:]
 
@@ -145,8 +159,19 @@ def _fast_config(data) -> dict:
 
 def test_train_wait_trains_in_its_own_process_and_predict_puts_the_backbone_back(backbone_weights, tiny_data, tmp_path):
     runs = str(tmp_path / "runs")
-    result = catdog("train", "--arch", "model4", "--fast", "--epochs", "2", "--data-dir", str(tiny_data),
-                    "--runs-dir", runs, "--wait")
+    result = catdog(
+        "train",
+        "--arch",
+        "model4",
+        "--fast",
+        "--epochs",
+        "2",
+        "--data-dir",
+        str(tiny_data),
+        "--runs-dir",
+        runs,
+        "--wait",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     run = RunStore(runs).get(summary["run"])

@@ -173,21 +173,41 @@ def test_five_sessions_open_every_page_while_a_run_trains(browser, server, store
     # The load must not break training; on a fast machine the run may even have finished.
     assert run.state in ("running", "finished") and position(run) > (0, 0, 0, 0)
     with capsys.disabled():
-        print(f"\n{SESSIONS} sessions while training: slowest page answer per page (s): "
-              + ", ".join(f"{name} {seconds:.1f}" for name, seconds in worst.items()))
+        print(
+            f"\n{SESSIONS} sessions while training: slowest page answer per page (s): "
+            + ", ".join(f"{name} {seconds:.1f}" for name, seconds in worst.items())
+        )
     assert max(worst.values()) < PAGE_DEADLINE_S
 
 
 # --- 4 and 7. a folder's worth of odd files dropped on the Predict page ---------------------
 
-IMAGE_SUFFIX = {"jpeg": ".jpg", "mpo": ".jpg", "png": ".png", "gif": ".gif", "webp": ".webp", "bmp": ".bmp",
-                "tiff": ".tiff"}
+IMAGE_SUFFIX = {
+    "jpeg": ".jpg",
+    "mpo": ".jpg",
+    "png": ".png",
+    "gif": ".gif",
+    "webp": ".webp",
+    "bmp": ".bmp",
+    "tiff": ".tiff",
+}
 
 
 # Names such files really have: the uploader takes any name, the content decides.
-NON_IMAGE_NAME = {"text": "README", "html": "index.html", "svg": "cat drawing.svg", "zip": "photos.zip",
-                  "gzip": "backup.tar.gz", "pdf": "vet bill.pdf", "random-binary": "data.bin", "ico": "favicon.ico",
-                  "psd-like": "poster.psd", "ds-store": ".DS_Store", "thumbs-db": "Thumbs.db", "heic": "IMG_0042.HEIC"}
+NON_IMAGE_NAME = {
+    "text": "README",
+    "html": "index.html",
+    "svg": "cat drawing.svg",
+    "zip": "photos.zip",
+    "gzip": "backup.tar.gz",
+    "pdf": "vet bill.pdf",
+    "random-binary": "data.bin",
+    "ico": "favicon.ico",
+    "psd-like": "poster.psd",
+    "ds-store": ".DS_Store",
+    "thumbs-db": "Thumbs.db",
+    "heic": "IMG_0042.HEIC",
+}
 
 # Bad files that never reach the app: Streamlit's uploader refuses them in the browser.
 REFUSED_BY_BROWSER = {"too-large": "File must be 25.0MB or smaller"}
@@ -216,20 +236,33 @@ def dropped(browser, tmp_path_factory, trained_run_dir):
     good = {odd_name(key, i): key for i, key in enumerate(GOOD)}
     # Not the zip: the Predict page opens one and answers its photos (test_pages.py's zip tests).
     bad = {NON_IMAGE_NAME.get(key) or odd_name(key, i): key for i, key in enumerate(BAD) if key != "zip"}
-    files = [{"name": name, "mimeType": "application/octet-stream", "buffer": GOOD[key].make()}
-             for name, key in good.items()]
-    files += [{"name": name, "mimeType": "application/octet-stream", "buffer": BAD[key].make()}
-              for name, key in bad.items()]
+    files = [
+        {"name": name, "mimeType": "application/octet-stream", "buffer": GOOD[key].make()} for name, key in good.items()
+    ]
+    files += [
+        {"name": name, "mimeType": "application/octet-stream", "buffer": BAD[key].make()} for name, key in bad.items()
+    ]
     with Dashboard(env, runs.parent / "streamlit.log") as server:
         page = new_page(browser)
         page.goto(f"{server.url}/predict")
         settle(page)
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(files)
-        wait_for(lambda: page.locator('[data-testid="stImageCaption"]').count() >= len(good), SLOW_MS / 1000,
-                 message="every good file's result")
+        wait_for(
+            lambda: page.locator('[data-testid="stImageCaption"]').count() >= len(good),
+            SLOW_MS / 1000,
+            message="every good file's result",
+        )
         settle(page)
         uploads = {file["name"]: file["buffer"] for file in files}
-        yield {"page": page, "server": server, "good": good, "bad": bad, "runs": runs, "cache": cache, "uploads": uploads}
+        yield {
+            "page": page,
+            "server": server,
+            "good": good,
+            "bad": bad,
+            "runs": runs,
+            "cache": cache,
+            "uploads": uploads,
+        }
         page.close()
 
 
@@ -259,8 +292,11 @@ def test_dropped_odd_files_each_get_a_label_or_a_one_line_error(dropped):
     assert len(errors) == len(bad) - len(REFUSED_BY_BROWSER)
 
     assert healthy(dropped["server"].url)
-    photo = {"name": "one more CAT.jpeg", "mimeType": "image/jpeg",
-             "buffer": _jpeg(synthetic_image(0, 4321, size=(120, 90)))}
+    photo = {
+        "name": "one more CAT.jpeg",
+        "mimeType": "image/jpeg",
+        "buffer": _jpeg(synthetic_image(0, 4321, size=(120, 90))),
+    }
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([photo])
     expect()(page.locator('[data-testid="stImageCaption"]', has_text="one more CAT.jpeg")).to_be_visible()
     expect()(labels).to_have_count(len(good) + 1)
@@ -284,7 +320,9 @@ def test_uploads_are_never_written_under_their_file_names(dropped):
         path
         for folder in (ROOT, dropped["runs"], dropped["cache"])
         for path in Path(folder).rglob("*")
-        if ".git" not in path.parts and path.is_file() and (path.name == "one more CAT.jpeg" or path.read_bytes() == uploads.get(path.name))
+        if ".git" not in path.parts
+        and path.is_file()
+        and (path.name == "one more CAT.jpeg" or path.read_bytes() == uploads.get(path.name))
     ]
     assert not found, f"uploaded bytes written to disk: {found}"
 

@@ -28,7 +28,9 @@ def test_each_convolution_layer_shows_its_most_active_channels_first(trained_mod
     pixels = photo()
     layers = feature_maps.feature_maps(trained_model1, pixels, top=5)
     assert [(layer.grid, layer.channels, layer.patch) for layer in layers] == [
-        ((158, 158), 32, 3), ((77, 77), 32, 8), ((36, 36), 64, 18)
+        ((158, 158), 32, 3),
+        ((77, 77), 32, 8),
+        ((36, 36), 64, 18),
     ]
     convolutions = [layer for layer in trained_model1.layers if isinstance(layer, keras.layers.Conv2D)]
     for layer, convolution in zip(layers, convolutions):
@@ -56,8 +58,14 @@ def test_the_traced_sub_model_is_made_once_per_loaded_model(trained_model1):
 def test_model4_shows_the_first_blocks_of_its_backbone():
     layers = feature_maps.feature_maps(build("model4", 2, image_size=(96, 96), weights=None), photo()[:96, :96], top=3)
     assert [layer.name for layer in layers] == [
-        "Conv1", "expanded_conv_depthwise", "block_1_expand", "block_1_depthwise",
-        "block_2_expand", "block_2_depthwise", "block_3_expand", "block_3_depthwise",
+        "Conv1",
+        "expanded_conv_depthwise",
+        "block_1_expand",
+        "block_1_depthwise",
+        "block_2_expand",
+        "block_2_depthwise",
+        "block_3_expand",
+        "block_3_depthwise",
     ]
     assert [layer.grid for layer in layers][::2] == [(48, 48), (48, 48), (24, 24), (24, 24)]
     assert [layer.patch for layer in layers] == sorted(layer.patch for layer in layers)
@@ -75,8 +83,11 @@ def test_predict_opens_the_photo_s_feature_maps_on_request(trained_env):
     app.run()
     assert_clean(app)
     headings = [m.value for m in app.markdown if "channels of" in m.value]
-    assert headings == ["**conv2d** · 32 channels of 158×158", "**conv2d_1** · 32 channels of 77×77",
-                        "**conv2d_2** · 64 channels of 36×36"]
+    assert headings == [
+        "**conv2d** · 32 channels of 158×158",
+        "**conv2d_1** · 32 channels of 77×77",
+        "**conv2d_2** · 64 channels of 36×36",
+    ]
     sheets = [c for image in app.get("image") for c in image.captions if c.startswith("channels ")]
     assert len(sheets) == 3 and all(len(c.split(", ")) == feature_maps.TOP_CHANNELS for c in sheets)
     assert len([c for c in app.caption if "Each value sees" in c.value]) == 3

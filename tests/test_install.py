@@ -32,8 +32,21 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "catdog", source / "catdog", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(source)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     [built] = out.glob("catdog-*.whl")
     return built
@@ -60,7 +73,13 @@ def installed(wheel: Path, folder: Path, *args: str) -> subprocess.CompletedProc
     env["PYTHONPATH"] = str(folder / "site-packages")
     code = "import sys; from catdog.cli import main; sys.exit(main(sys.argv[1:]))"  # what the console script runs
     return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code, *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -72,7 +91,9 @@ def declared_closure(requirements: list[str]) -> list[importlib.metadata.Distrib
         if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
             continue
         if canonicalize_name(requirement.name) not in found:
-            found[canonicalize_name(requirement.name)] = distribution = importlib.metadata.distribution(requirement.name)
+            found[canonicalize_name(requirement.name)] = distribution = importlib.metadata.distribution(
+                requirement.name
+            )
             pending += distribution.requires or []
     return list(found.values())
 
@@ -83,10 +104,14 @@ def venv_with_the_wheel(wheel: Path, folder: Path) -> Path:
     installed here, as `pip install` would fetch them, without a network. Returns its Python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120)
     python = folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    site = Path(subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
         metadata = archive.read(f"catdog-{catdog.__version__}.dist-info/METADATA").decode()
@@ -110,9 +135,27 @@ def test_the_wheel_and_its_declared_dependencies_alone_train_model1(wheel, tmp_p
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["CATDOG_CACHE_DIR"] = str(tmp_path / "cache")
     result = subprocess.run(
-        [str(python), "-m", "catdog", "train", "--arch", "model1", "--epochs", "1", "--data-dir", str(data),
-         "--runs-dir", str(runs), "--wait"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            str(python),
+            "-m",
+            "catdog",
+            "train",
+            "--arch",
+            "model1",
+            "--epochs",
+            "1",
+            "--data-dir",
+            str(data),
+            "--runs-dir",
+            str(runs),
+            "--wait",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [run] = [path for path in runs.iterdir() if path.is_dir()]
@@ -137,9 +180,23 @@ def test_the_dashboard_from_a_checkout_starts_the_app(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(tmp_path / "dashboard.log", "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "catdog", "dashboard", "--server.headless", "true", "--server.port", str(port),
-             "--server.address", "127.0.0.1"],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "catdog",
+                "dashboard",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         wait_for(lambda: healthy(url) or server.poll() is not None, 90, message="the dashboard")

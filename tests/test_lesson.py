@@ -40,7 +40,13 @@ from tests.helpers.support import ROOT, assert_clean, catdog, open_app
 def test_the_augmentation_experiment_varies_the_augmentation_only_seed_by_seed():
     configs = augmentation_experiment(PRESETS["heavy"], epochs=4, image_size=96, seed=3, seeds=3)
     assert [(config.seed, config.augmentation.is_identity) for config in configs] == [
-        (3, True), (3, False), (4, True), (4, False), (5, True), (5, False)]
+        (3, True),
+        (3, False),
+        (4, True),
+        (4, False),
+        (5, True),
+        (5, False),
+    ]
     without, with_augmentation = configs[:2]
     assert with_augmentation.augmentation == PRESETS["heavy"]
     assert without.arch == LESSON_ARCH and without.experiment and without.varied == AUGMENTATION
@@ -87,7 +93,10 @@ def test_the_conclusion_gives_the_measured_gaps(tmp_path):
     assert find_experiment(store, old.config.experiment).runs == (old,)
     assert [round(gap, 2) for gap in gaps(without)] == [0.05, 0.27]
     words = conclusion([without, with_augmentation])
-    assert "After 2 epochs, training minus validation accuracy was 9 points with augmentation with one seed, 27 without" in words
+    assert (
+        "After 2 epochs, training minus validation accuracy was 9 points with augmentation with one seed, 27 without"
+        in words
+    )
     assert "Best validation accuracy: 76% with augmentation, 71% without" in words
     assert "One seed per arm shows no spread" in words and "clearly" not in words
 
@@ -101,8 +110,11 @@ def seeded_runs(store: RunStore, without: list[list[tuple]], with_augmentation: 
 
 def test_a_clear_difference_is_named_with_its_spread(tmp_path):
     # Gaps without augmentation 25, 27, 23 points (25 ± 2); with it 2, 3, 1 (2 ± 1).
-    runs = seeded_runs(RunStore(tmp_path), [[(0.90, 0.65)], [(0.92, 0.65)], [(0.88, 0.65)]],
-                       [[(0.70, 0.68)], [(0.71, 0.68)], [(0.69, 0.68)]])
+    runs = seeded_runs(
+        RunStore(tmp_path),
+        [[(0.90, 0.65)], [(0.92, 0.65)], [(0.88, 0.65)]],
+        [[(0.70, 0.68)], [(0.71, 0.68)], [(0.69, 0.68)]],
+    )
     words = conclusion(runs)
     assert "training minus validation accuracy was 2 ± 1 points with augmentation over 3 seeds, 25 ± 2 without" in words
     assert "Augmentation clearly narrowed the gap, by 23 points" in words
@@ -116,8 +128,11 @@ def test_a_clear_difference_is_named_with_its_spread(tmp_path):
 
 def test_a_difference_within_the_spread_is_no_clear_difference(tmp_path):
     # Gaps 20 ± 10 without and 12 ± 6 with: 8 points apart, 16 of spread.
-    runs = seeded_runs(RunStore(tmp_path), [[(0.80, 0.70)], [(0.90, 0.70)], [(1.00, 0.70)]],
-                       [[(0.76, 0.70)], [(0.82, 0.70)], [(0.88, 0.70)]])
+    runs = seeded_runs(
+        RunStore(tmp_path),
+        [[(0.80, 0.70)], [(0.90, 0.70)], [(1.00, 0.70)]],
+        [[(0.76, 0.70)], [(0.82, 0.70)], [(0.88, 0.70)]],
+    )
     words = conclusion(runs)
     assert "12 ± 6 points with augmentation over 3 seeds, 20 ± 10 without" in words
     assert "The gaps differ by less than the seeds' spread: no clear difference." in words
@@ -129,8 +144,10 @@ def test_a_lesson_with_a_run_that_did_not_learn_says_so_and_nothing_about_augmen
     dead = [(0.5, 0.5, 6.5), (0.5, 0.5, 0.6932), (0.505, 0.5, 0.6931)]
     runs = seeded_runs(RunStore(tmp_path), [learned, learned], [learned, dead])
     words = conclusion(runs)
-    assert words.startswith("1 run did not learn (with augmentation, seed 1: after 3 epochs its training loss is "
-                            "0.693 (ln 2 = 0.693, a constant guess)")
+    assert words.startswith(
+        "1 run did not learn (with augmentation, seed 1: after 3 epochs its training loss is "
+        "0.693 (ln 2 = 0.693, a constant guess)"
+    )
     assert COLLAPSE_WHY in words and COLLAPSE_NEXT in words
     assert "gap" not in words and "clear" not in words, "no claim about augmentation"
     summary = find_experiment(RunStore(tmp_path)).summary()
@@ -152,11 +169,17 @@ def test_the_collapse_rule_flags_a_constant_guess_after_the_first_epochs_only():
 
 
 def architecture_runs(store: RunStore, state: str = "finished"):
-    curves = {"model1": [(0.7, 0.6), (0.95, 0.64)], "model2": [(0.6, 0.6), (0.72, 0.69)],
-              "model3": [(0.62, 0.61), (0.75, 0.7)], "model4": [(0.9, 0.95), (0.97, 0.96)]}
+    curves = {
+        "model1": [(0.7, 0.6), (0.95, 0.64)],
+        "model2": [(0.6, 0.6), (0.72, 0.69)],
+        "model3": [(0.62, 0.61), (0.75, 0.7)],
+        "model4": [(0.9, 0.95), (0.97, 0.96)],
+    }
     configs = architecture_experiment(epochs=2, seeds=1)
-    return [recorded(store, config, curves[config.arch], state if config.arch == "model4" else "finished")
-            for config in configs]
+    return [
+        recorded(store, config, curves[config.arch], state if config.arch == "model4" else "finished")
+        for config in configs
+    ]
 
 
 def test_the_architectures_verdict_names_the_best_and_the_gaps(tmp_path):
@@ -167,8 +190,15 @@ def test_the_architectures_verdict_names_the_best_and_the_gaps(tmp_path):
     assert "in points: model1 31, model2 3, model3 5, model4 1" in words
     assert "model1 memorised its training photos the most" in words
     assert run_result(runs[0]) == {
-        "run": runs[0].id, "label": "model1", "seed": 0, "status": "finished", "epochs": 2, "best_val_accuracy": 0.64,
-        "final_gap": pytest.approx(0.31), "collapsed": None, "seconds": runs[0].summary()["seconds"],
+        "run": runs[0].id,
+        "label": "model1",
+        "seed": 0,
+        "status": "finished",
+        "epochs": 2,
+        "best_val_accuracy": 0.64,
+        "final_gap": pytest.approx(0.31),
+        "collapsed": None,
+        "seconds": runs[0].summary()["seconds"],
     }
 
 
@@ -188,12 +218,16 @@ def test_a_run_made_to_collapse_is_flagged_and_one_that_learns_is_not(tmp_path, 
     monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path / "cache"))
     store, data = RunStore(tmp_path / "runs"), scan(str(tiny_data))
     # A learning rate of 1 on raw 0..255 pixels: the first step kills the ReLUs, or the loss overflows.
-    dead = train_here(store, data, arch="model2", epochs=4, image_size=64, learning_rate=1.0,
-                      augmentation=PRESETS["none"])
+    dead = train_here(
+        store, data, arch="model2", epochs=4, image_size=64, learning_rate=1.0, augmentation=PRESETS["none"]
+    )
     learned = train_here(store, data, arch="model1", epochs=4, image_size=64, learning_rate=1e-3)
     assert dead.state == learned.state == "finished"
-    assert dead.status()["collapsed"] and "did not learn" in dead.summary()["collapsed"] or "diverged" in dead.summary()[
-        "collapsed"]
+    assert (
+        dead.status()["collapsed"]
+        and "did not learn" in dead.summary()["collapsed"]
+        or "diverged" in dead.summary()["collapsed"]
+    )
     assert learned.status()["collapsed"] is None and learned.summary()["collapsed"] is None
     listed = {row["id"]: row for row in json.loads(catdog("runs", "--runs-dir", str(store.root), "--json").stdout)}
     assert listed[dead.id]["collapsed"] == dead.summary()["collapsed"] and listed[learned.id]["collapsed"] is None
@@ -203,11 +237,16 @@ def test_the_same_seed_gives_the_same_history(tmp_path, tiny_data, monkeypatch):
     monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path / "cache"))
     store, data = RunStore(tmp_path / "runs"), scan(str(tiny_data))
     settings = {"arch": "model2", "epochs": 3, "image_size": 64, "learning_rate": 3e-4, "seed": 5}
-    first, second, other = (train_here(store, data, **settings), train_here(store, data, **settings),
-                            train_here(store, data, **{**settings, "seed": 6}))
+    first, second, other = (
+        train_here(store, data, **settings),
+        train_here(store, data, **settings),
+        train_here(store, data, **{**settings, "seed": 6}),
+    )
 
     def numbers(run):
-        return [{key: record[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")} for record in run.history()]
+        return [
+            {key: record[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")} for record in run.history()
+        ]
 
     assert numbers(first) == numbers(second), "weights, photo order and augmentation all follow the seed"
     assert numbers(first) != numbers(other)
@@ -218,18 +257,27 @@ def test_a_lesson_run_gives_the_same_history_beside_another_as_alone_in_the_queu
 
     monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path / "cache"))
     store, data = RunStore(tmp_path / "runs"), scan(str(tiny_data))
-    configs = augmentation_experiment(PRESETS["posts"], epochs=3, image_size=64, seed=5, data_dir=str(tiny_data),
-                                      seeds=1, learning_rate=3e-4)
+    configs = augmentation_experiment(
+        PRESETS["posts"], epochs=3, image_size=64, seed=5, data_dir=str(tiny_data), seeds=1, learning_rate=3e-4
+    )
     beside = [store.create(config.to_dict()) for config in configs]
     alone = store.create(configs[1].to_dict())
     assert process.execute_all(beside, data) == [True, True]
     # The queue's training process, one run in a fresh process with TensorFlow's own start.
-    queued = subprocess.run([sys.executable, "-m", "catdog.training", str(alone.path)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300, check=False)
+    queued = subprocess.run(
+        [sys.executable, "-m", "catdog.training", str(alone.path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert queued.returncode == 0, queued.stderr[-2000:]
 
     def numbers(run):
-        return [{key: record[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")} for record in run.history()]
+        return [
+            {key: record[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")} for record in run.history()
+        ]
 
     assert len(numbers(alone)) == 3 and numbers(alone) == numbers(beside[1])
     assert numbers(beside[0]) != numbers(beside[1])
@@ -239,12 +287,15 @@ def test_experiments_are_listed_and_deleted_as_a_unit_never_while_one_run_trains
     store = RunStore(tmp_path)
     lone = store.create(architecture_experiment()[0].to_dict() | {"experiment": None})
     lone.mark("finished")
-    augmentation = [recorded(store, config, [(0.9, 0.6)])
-                    for config in augmentation_experiment(PRESETS["posts"], seeds=1)]
+    augmentation = [
+        recorded(store, config, [(0.9, 0.6)]) for config in augmentation_experiment(PRESETS["posts"], seeds=1)
+    ]
     architectures = architecture_runs(store, state="running")
     listed = experiments(store)
-    assert [(e.varied, len(e.runs), e.state) for e in listed] == [(AUGMENTATION, 2, "finished"),
-                                                                 (ARCHITECTURE, 4, "running")]
+    assert [(e.varied, len(e.runs), e.state) for e in listed] == [
+        (AUGMENTATION, 2, "finished"),
+        (ARCHITECTURE, 4, "running"),
+    ]
     assert find_experiment(store, varied=AUGMENTATION).id == augmentation[0].config.experiment
     assert listed[0].conclusion() and listed[1].conclusion() is None
     with pytest.raises(RunError, match="has runs queued or running .*model4.*: cancel them first"):
@@ -257,13 +308,30 @@ def test_experiments_are_listed_and_deleted_as_a_unit_never_while_one_run_trains
 
 
 def test_the_lesson_on_the_command_line_trains_both_arms_per_seed_and_concludes(tmp_path, tiny_data):
-    result = catdog("lesson", "augmentation", "--quick", "--epochs", "1", "--seeds", "2", "--data-dir", str(tiny_data),
-                    "--runs-dir", str(tmp_path), "--wait", "--json")
+    result = catdog(
+        "lesson",
+        "augmentation",
+        "--quick",
+        "--epochs",
+        "1",
+        "--seeds",
+        "2",
+        "--data-dir",
+        str(tiny_data),
+        "--runs-dir",
+        str(tmp_path),
+        "--wait",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lesson = json.loads(result.stdout)
     assert [run["status"] for run in lesson["runs"]] == ["finished"] * 4
     assert [(run["label"], run["seed"]) for run in lesson["runs"]] == [
-        ("without augmentation", 0), ("with augmentation", 0), ("without augmentation", 1), ("with augmentation", 1)]
+        ("without augmentation", 0),
+        ("with augmentation", 0),
+        ("without augmentation", 1),
+        ("with augmentation", 1),
+    ]
     for run in lesson["runs"]:
         history = RunStore(tmp_path).get(run["run"]).history()
         assert run["best_val_accuracy"] == max(h["val_accuracy"] for h in history)
@@ -274,14 +342,29 @@ def test_the_lesson_on_the_command_line_trains_both_arms_per_seed_and_concludes(
     configs = [RunStore(tmp_path).get(run["run"]).config for run in lesson["runs"]]
     assert {config.experiment for config in configs} == {lesson["experiment"]}
     assert [config.augmentation.flip for config in configs] == ["off", PRESETS["posts"].flip] * 2
-    assert {(config.epochs, config.image_size, config.learning_rate, config.photos_per_class, config.batch_size)
-            for config in configs} == {
-        (1, QUICK["image_size"], QUICK["learning_rate"], QUICK["photos_per_class"], QUICK["batch_size"])}
+    assert {
+        (config.epochs, config.image_size, config.learning_rate, config.photos_per_class, config.batch_size)
+        for config in configs
+    } == {(1, QUICK["image_size"], QUICK["learning_rate"], QUICK["photos_per_class"], QUICK["batch_size"])}
 
 
 def test_the_architectures_lesson_on_the_command_line(tmp_path, tiny_data, backbone_weights):
-    result = catdog("lesson", "architectures", "--quick", "--epochs", "1", "--seeds", "1", "--data-dir", str(tiny_data),
-                    "--runs-dir", str(tmp_path), "--wait", "--json", timeout=600)
+    result = catdog(
+        "lesson",
+        "architectures",
+        "--quick",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--data-dir",
+        str(tiny_data),
+        "--runs-dir",
+        str(tmp_path),
+        "--wait",
+        "--json",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lesson = json.loads(result.stdout)
     assert [run["label"] for run in lesson["runs"]] == list(COMPARED_ARCHS)
@@ -297,8 +380,10 @@ def test_experiments_on_the_command_line_list_and_delete(tmp_path):
     assert listing.returncode == 0, listing.stderr
     header, *rows = listing.stdout.splitlines()
     assert header.split()[:3] == ["EXPERIMENT", "VARIES", "STATUS"]
-    assert [row.split()[:3] for row in rows] == [[finished[0].config.experiment, AUGMENTATION, "finished"],
-                                                 [busy[0].config.experiment, ARCHITECTURE, "queued"]]
+    assert [row.split()[:3] for row in rows] == [
+        [finished[0].config.experiment, AUGMENTATION, "finished"],
+        [busy[0].config.experiment, ARCHITECTURE, "queued"],
+    ]
     assert "with augmentation: 0.6000 / 0.3000" in rows[0]
     as_json = json.loads(catdog("experiments", "--runs-dir", str(tmp_path), "--json").stdout)
     assert [len(e["runs"]) for e in as_json] == [2, 4] and as_json[0]["conclusion"]
@@ -342,8 +427,9 @@ def test_train_page_compares_the_four_architectures(tiny_env):
 
 def test_train_page_reopens_and_deletes_an_experiment(tiny_env):
     store = RunStore()
-    augmentation = [recorded(store, config, [(0.98, 0.71)])
-                    for config in augmentation_experiment(PRESETS["posts"], seeds=1)]
+    augmentation = [
+        recorded(store, config, [(0.98, 0.71)]) for config in augmentation_experiment(PRESETS["posts"], seeds=1)
+    ]
     architectures = architecture_runs(store)
     app = open_app("pages/train.py")
     table = next(frame.value for frame in app.dataframe if frame.key == "experiments-2")

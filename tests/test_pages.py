@@ -226,7 +226,8 @@ def test_augmentation_apply_again_and_upload(tiny_env):
 
 def shown_augmentation(app: AppTest) -> AugmentConfig:
     return AugmentConfig(
-        flip=app.button_group(key="aug_flip").value, rotation=app.slider(key="aug_rotation").value,
+        flip=app.button_group(key="aug_flip").value,
+        rotation=app.slider(key="aug_rotation").value,
         fill_mode=app.selectbox(key="aug_fill").value,
         **{name: app.slider(key=f"aug_{name}").value for name in AMOUNT_RANGES},
     )
@@ -358,7 +359,8 @@ def test_train_notes_are_edited_per_selected_run_and_listed_in_the_table(tiny_en
     assert RunStore().get(run_id).note == "same as a, on purpose: checks determinism"
     table = next(frame.value for frame in app.dataframe if frame.key == "runs-2")
     assert dict(zip(table["run"], table["note"])) == {
-        **dict.fromkeys(table["run"], ""), run_id: "same as a, on purpose: checks determinism"
+        **dict.fromkeys(table["run"], ""),
+        run_id: "same as a, on purpose: checks determinism",
     }
 
 
@@ -376,12 +378,16 @@ def test_predict_labels_uploads_and_names_bad_files(trained_env):
 
 def test_predict_takes_any_file_name_and_lets_the_content_decide(trained_env):
     app = open_app("pages/predict.py")
-    uploads = [("IMG_0001", jpeg_bytes(1, seed=77), "application/octet-stream"),
-               (".DS_Store", b"\0\0\0\x01Bud1" + b"\0" * 64, "application/octet-stream")]
+    uploads = [
+        ("IMG_0001", jpeg_bytes(1, seed=77), "application/octet-stream"),
+        (".DS_Store", b"\0\0\0\x01Bud1" + b"\0" * 64, "application/octet-stream"),
+    ]
     app.file_uploader(key="predict_uploads").set_value(uploads).run()
     assert_clean(app)
     assert len([m for m in app.markdown if m.value.startswith("### ")]) == 1
-    assert [e.value for e in app.error] == [".DS_Store: not an image: an unsupported format (use JPEG, PNG, GIF, BMP, WebP or TIFF)"]
+    assert [e.value for e in app.error] == [
+        ".DS_Store: not an image: an unsupported format (use JPEG, PNG, GIF, BMP, WebP or TIFF)"
+    ]
 
 
 def test_one_photo_that_breaks_the_analysis_does_not_take_the_others_down(trained_env, monkeypatch):
@@ -397,7 +403,10 @@ def test_one_photo_that_breaks_the_analysis_does_not_take_the_others_down(traine
 
     monkeypatch.setattr(catdog.inference.gradcam, "grad_cam", first_call_fails)
     app = open_app("pages/predict.py")
-    uploads = [("first.jpg", jpeg_bytes(0, seed=91), "image/jpeg"), ("second.jpg", jpeg_bytes(1, seed=92), "image/jpeg")]
+    uploads = [
+        ("first.jpg", jpeg_bytes(0, seed=91), "image/jpeg"),
+        ("second.jpg", jpeg_bytes(1, seed=92), "image/jpeg"),
+    ]
     app.file_uploader(key="predict_uploads").set_value(uploads).run()
     assert not app.exception
     assert [e.value for e in app.error] == [
@@ -462,10 +471,13 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
 
 
 def test_predict_many_photos_and_a_zip_make_one_table_with_a_csv(trained_env):
-    album = zip_of({"album/cat.jpg": jpeg_bytes(0, seed=31), "album/dog.jpg": jpeg_bytes(1, seed=32), "album/notes.txt": b"hello"})
+    album = zip_of(
+        {"album/cat.jpg": jpeg_bytes(0, seed=31), "album/dog.jpg": jpeg_bytes(1, seed=32), "album/notes.txt": b"hello"}
+    )
     evil = zip_of({"fine.jpg": jpeg_bytes(0, seed=34), "../escape.jpg": jpeg_bytes(0, seed=33)})
     uploads = [
-        ("first.jpg", jpeg_bytes(0, seed=30), "image/jpeg"), ("album.zip", album, "application/zip"),
+        ("first.jpg", jpeg_bytes(0, seed=30), "image/jpeg"),
+        ("album.zip", album, "application/zip"),
         ("evil.zip", evil, "application/zip"),
     ]
     app = open_app("pages/predict.py")
@@ -473,7 +485,11 @@ def test_predict_many_photos_and_a_zip_make_one_table_with_a_csv(trained_env):
     assert_clean(app)
     table = app.dataframe[0].value
     assert list(table["File"]) == [
-        "first.jpg", "album.zip/album/cat.jpg", "album.zip/album/dog.jpg", "album.zip/album/notes.txt", "evil.zip",
+        "first.jpg",
+        "album.zip/album/cat.jpg",
+        "album.zip/album/dog.jpg",
+        "album.zip/album/notes.txt",
+        "evil.zip",
     ]
     assert set(table["Label"][:3]) <= {"cats", "dogs"} and all(table["Confidence"][:3].str.endswith("%"))
     assert set(table["Unfamiliar"][:3]) <= {"yes", "no"}

@@ -18,8 +18,19 @@ def test_policy_follows_the_setting_and_the_hardware():
 
 def test_a_mixed_precision_run_saves_a_model_that_loads_safely_and_answers(tiny_data, tmp_path):
     runs = str(tmp_path / "runs")
-    result = catdog("train", "--arch", "model3", "--epochs", "1", "--data-dir", str(tiny_data), "--runs-dir", runs,
-                    "--mixed-precision", "--wait")
+    result = catdog(
+        "train",
+        "--arch",
+        "model3",
+        "--epochs",
+        "1",
+        "--data-dir",
+        str(tiny_data),
+        "--runs-dir",
+        runs,
+        "--mixed-precision",
+        "--wait",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     run = RunStore(runs).get(json.loads(result.stdout)["run"])
     assert run.config.mixed_precision is True

@@ -168,14 +168,18 @@ def test_the_map_places_every_test_and_training_photo_with_the_runs_answers(run,
     assert result.photos[: evaluate(run).n] == evaluate(run).images
     # The training answers are the per-photo scores top losses keep: one file, no second evaluation.
     suspects = {s.file: (s.predicted, s.confidence) for s in top_losses(run, data, len(data.files["train"]))}
-    assert {p.file: (p.predicted, p.confidence) for p, split in zip(result.photos, result.splits) if split == "train"} == suspects
+    assert {
+        p.file: (p.predicted, p.confidence) for p, split in zip(result.photos, result.splits) if split == "train"
+    } == suspects
     assert run.photo_scores_path.is_file() and not list(run.path.glob("evaluation-train*"))
     assert result.xy.shape == (len(result.photos), 2) and np.isfinite(result.xy).all()
     assert len(result.thumbnails) == len(result.photos)
     assert all(url.startswith("data:image/jpeg;base64,") for url in result.thumbnails)
     assert data_map(run) is result, "made once per model version"
     # Warm discs and cool bars differ most in what MobileNetV2 sees: the first axis parts them.
-    first = {label: result.xy[[i for i, p in enumerate(result.photos) if p.label == label], 0] for label in ("cats", "dogs")}
+    first = {
+        label: result.xy[[i for i, p in enumerate(result.photos) if p.label == label], 0] for label in ("cats", "dogs")
+    }
     assert abs(first["cats"].mean() - first["dogs"].mean()) > 2 * max(first["cats"].std(), first["dogs"].std())
 
 
@@ -291,7 +295,16 @@ def test_evaluate_json_keeps_its_keys_with_per_class_scores(run, trained_run_dir
     result = catdog("evaluate", "--run", run.id, "--runs-dir", str(trained_run_dir), "--json")
     assert result.returncode == 0, result.stderr
     evaluation = json.loads(result.stdout)
-    assert set(evaluation) == {"run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix"}
+    assert set(evaluation) == {
+        "run",
+        "flip_average",
+        "test_accuracy",
+        "n",
+        "gone",
+        "classes",
+        "per_class",
+        "confusion_matrix",
+    }
     assert evaluation["gone"] == 0, "every test photo the run recorded is still there"
     assert list(evaluation["per_class"]) == evaluation["classes"] == ["cats", "dogs"]
     for scores in evaluation["per_class"].values():
@@ -333,7 +346,7 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_text():
 
     from catdog.inference.batches import PhotoAnswer, write_csv
 
-    names = ["=HYPERLINK(\"http://x\",\"y\")", "@SUM(A1)", "+1+1", "-2", "\tx", "\rx", "cat.jpg"]
+    names = ['=HYPERLINK("http://x","y")', "@SUM(A1)", "+1+1", "-2", "\tx", "\rx", "cat.jpg"]
     answers = [PhotoAnswer(name, {"cats": 1.0, "dogs": 0.0}, -0.5) for name in names]
     answers.append(PhotoAnswer("=evil.png", error="=1+1 is not an image"))
     out = io.StringIO()

@@ -27,12 +27,35 @@ def test_defaults_follow_the_path_and_the_architecture():
 def test_the_record_keeps_the_config_json_shape_runs_are_read_with():
     record = json.loads(json.dumps(RunConfig("model4", fast=True, data_dir="/data").to_dict()))
     assert list(record) == [
-        "arch", "epochs", "fine_tune_epochs", "batch_size", "image_size", "learning_rate", "augmentation", "seed",
-        "data_dir", "split_seed", "fast", "feature_copies", "mixed_precision", "experiment", "varied", "photos_per_class", "created", "versions",
+        "arch",
+        "epochs",
+        "fine_tune_epochs",
+        "batch_size",
+        "image_size",
+        "learning_rate",
+        "augmentation",
+        "seed",
+        "data_dir",
+        "split_seed",
+        "fast",
+        "feature_copies",
+        "mixed_precision",
+        "experiment",
+        "varied",
+        "photos_per_class",
+        "created",
+        "versions",
     ]
     assert record["augmentation"] == {
-        "flip": "horizontal", "rotation": [-0.2, 0.2], "fill_mode": "reflect", "seed": None,
-        "zoom": 0.0, "translation": 0.0, "grayscale": 0.0, "contrast": 0.0, "brightness": 0.0,
+        "flip": "horizontal",
+        "rotation": [-0.2, 0.2],
+        "fill_mode": "reflect",
+        "seed": None,
+        "zoom": 0.0,
+        "translation": 0.0,
+        "grayscale": 0.0,
+        "contrast": 0.0,
+        "brightness": 0.0,
     }
     assert record["batch_size"] == config.BATCH_SIZE and record["split_seed"] == config.SPLIT_SEED
     assert set(record["versions"]) == {"python", "tensorflow", "keras", "numpy"}
@@ -76,6 +99,12 @@ def test_an_old_or_newer_config_json_reads_typed_with_defaults_for_what_it_lacks
     assert old.augmentation == AugmentConfig() and old.split_seed == config.SPLIT_SEED
     recorded = json.loads(json.dumps(RunConfig("model4-finetune", batch_size=16, seed=7).to_dict()))
     assert RunConfig.from_dict(recorded) == RunConfig("model4-finetune", batch_size=16, seed=7)
-    for damaged in (None, [], {"epochs": 3}, {"arch": "model1", "epochs": "3"}, {"arch": "model1", "augmentation": "x"}):
+    for damaged in (
+        None,
+        [],
+        {"epochs": 3},
+        {"arch": "model1", "epochs": "3"},
+        {"arch": "model1", "augmentation": "x"},
+    ):
         with pytest.raises(SettingsError):
             RunConfig.from_dict(damaged)

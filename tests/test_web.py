@@ -53,10 +53,12 @@ def _browser_answers(browser, page_path: Path, photos: list[Path], size: tuple[i
         for photo in photos:
             seen = open_image(photo.read_bytes(), draft=max(size, familiarity.GUARD_IMAGE_SIZE)[::-1])
             rgba = np.asarray(seen.convert("RGBA"))
-            answers.append(page.evaluate(
-                "([data, width, height]) => window.catdogView.model.classify(new Uint8ClampedArray(data), width, height)",
-                [rgba.ravel().tolist(), seen.width, seen.height],
-            ))
+            answers.append(
+                page.evaluate(
+                    "([data, width, height]) => window.catdogView.model.classify(new Uint8ClampedArray(data), width, height)",
+                    [rgba.ravel().tolist(), seen.width, seen.height],
+                )
+            )
         return answers
     finally:
         context.close()
@@ -89,7 +91,9 @@ def test_model1_in_the_browser_answers_as_the_server(browser, backbone_weights, 
 
 
 def test_export_refuses_an_unknown_run(tmp_path):
-    result = catdog("export", "--runs-dir", str(tmp_path), "--run", "nope", "--format", "html", str(tmp_path / "x.html"))
+    result = catdog(
+        "export", "--runs-dir", str(tmp_path), "--run", "nope", "--format", "html", str(tmp_path / "x.html")
+    )
     assert result.returncode == 1 and result.stderr.startswith("error:") and len(result.stderr.splitlines()) == 1
 
 
@@ -104,7 +108,9 @@ def fast_run(tmp_path_factory) -> Run:
     if not (config.keras_home() / "datasets" / config.DATASET_FILE).exists():
         pytest.skip("needs cats_and_dogs_filtered in the Keras cache: set KERAS_HOME (see README)")
     runs = tmp_path_factory.mktemp("fast-runs")
-    result = catdog("train", "--arch", "model4", "--fast", "--epochs", "5", "--runs-dir", str(runs), "--wait", timeout=900)
+    result = catdog(
+        "train", "--arch", "model4", "--fast", "--epochs", "5", "--runs-dir", str(runs), "--wait", timeout=900
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return _run_in(runs)
 

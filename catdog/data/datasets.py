@@ -130,11 +130,17 @@ class Dataset:
     def summary(self) -> dict:
         """What a list of data sets shows: name, folder, classes, files (without decoding) and trash."""
         files = sum(
-            1 for path in self.root.rglob("*")
+            1
+            for path in self.root.rglob("*")
             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(self.root).parts)
         )
-        return {"name": self.name, "path": str(self.root), "classes": self.classes(), "files": files,
-                "trash": len(self.trash())}
+        return {
+            "name": self.name,
+            "path": str(self.root),
+            "classes": self.classes(),
+            "files": files,
+            "trash": len(self.trash()),
+        }
 
     def recorded_id(self) -> str | None:
         """The data set's id, None while nothing has asked for one (see `id`)."""
@@ -253,7 +259,9 @@ class Dataset:
         authorize(actor, Action.RESTORE)
         with self._locked():
             changes = self.changes()
-            trashed = {change.file: i for i, change in enumerate(changes) if change.action == REMOVE and not change.undone}
+            trashed = {
+                change.file: i for i, change in enumerate(changes) if change.action == REMOVE and not change.undone
+            }
             unknown = [file for file in files if file not in trashed]
             if unknown:
                 raise DatasetError(f"not in the trash of data set {self.name}: {', '.join(unknown)}")
@@ -330,7 +338,8 @@ class DatasetStore:
         """The queued and running runs that train on this data set."""
         runs = RunStore().runs()
         return [
-            run.id for run in runs
+            run.id
+            for run in runs
             if run.state in ACTIVE
             and any(Path(p).resolve() == dataset.root for p in (run.config.data_dir, run.data().get("root")) if p)
         ]
@@ -519,7 +528,9 @@ def _listing(source: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]]]
                 continue
             total += info.st_size
             if total > config.ZIP_MAX_TOTAL_BYTES:
-                raise DatasetError(f"{source} holds more than {config.ZIP_MAX_TOTAL_BYTES / 2**30:.0f} GB, more than a data set may")
+                raise DatasetError(
+                    f"{source} holds more than {config.ZIP_MAX_TOTAL_BYTES / 2**30:.0f} GB, more than a data set may"
+                )
             files.append((relative, info.st_size))
     return files, skipped
 
@@ -530,7 +541,8 @@ def _check_layout(folder: Path) -> None:
     top = folder / "train" if split else folder
     counts = {
         p.name: sum(1 for f in p.rglob("*") if f.is_file())
-        for p in top.iterdir() if p.is_dir() and not p.name.startswith(".")
+        for p in top.iterdir()
+        if p.is_dir() and not p.name.startswith(".")
     }
     counts = {name: n for name, n in counts.items() if n}
     if split and (folder / "validation").is_dir():
@@ -544,7 +556,9 @@ def _check_layout(folder: Path) -> None:
 # --- unpacking uploads ------------------------------------------------------------------
 
 
-def unpack(archive: str | os.PathLike | BinaryIO, target: Path, progress: Progress | None = None) -> list[dict[str, str]]:
+def unpack(
+    archive: str | os.PathLike | BinaryIO, target: Path, progress: Progress | None = None
+) -> list[dict[str, str]]:
     """Unpacks the photos of a zip of class folders into `target`; returns the entries skipped.
 
     The zip is read through `archives.zip_members`, which refuses it as a whole (here in one
@@ -576,7 +590,9 @@ def unpack(archive: str | os.PathLike | BinaryIO, target: Path, progress: Progre
 def _wrapping_depth(paths: list[PurePosixPath]) -> int:
     """How many single folders wrap the class folders, as zipping a folder wraps them in it."""
     depth = 0
-    while paths and len({path.parts[depth] for path in paths}) == 1 and min(len(path.parts) for path in paths) > depth + 2:
+    while (
+        paths and len({path.parts[depth] for path in paths}) == 1 and min(len(path.parts) for path in paths) > depth + 2
+    ):
         depth += 1
     return depth
 

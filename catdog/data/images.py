@@ -78,7 +78,13 @@ def _describe(data: bytes) -> str:
         return f"truncated or corrupt {fmt} file (its header cannot be read)"
     if data[4:8] == b"ftyp":
         brand = data[8:12].decode("ascii", "replace").strip()
-        kind = "an AVIF" if brand.startswith("avi") else "a HEIC" if brand.startswith(("hei", "mif")) else "a video or HEIF"
+        kind = (
+            "an AVIF"
+            if brand.startswith("avi")
+            else "a HEIC"
+            if brand.startswith(("hei", "mif"))
+            else "a video or HEIF"
+        )
         return f"{kind} file is not supported (save it as JPEG or PNG)"
     head = data[:512].lstrip().lower()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):

@@ -151,7 +151,9 @@ def _fingerprint(root: Path, layout: dict[str, dict[str, list[Path]]]) -> str:
                 try:
                     stat = path.stat()
                     digest.update(
-                        utf8(f"{split}/{name}/{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_mode};")
+                        utf8(
+                            f"{split}/{name}/{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_mode};"
+                        )
                     )
                 except OSError:
                     digest.update(utf8(f"{path}|missing;"))
@@ -198,7 +200,10 @@ def _latest_report(root: Path) -> dict:
 
 
 def _build_report(
-    root: Path, layout: dict[str, dict[str, list[Path]]], progress: Progress | None, latest: dict,
+    root: Path,
+    layout: dict[str, dict[str, list[Path]]],
+    progress: Progress | None,
+    latest: dict,
     keep: tuple[int, int] | None,
 ) -> tuple[dict, np.ndarray | None]:
     """The report of every file, and the usable ones' pixels at size `keep` when asked."""
@@ -213,7 +218,11 @@ def _build_report(
             results.append(result)
             if progress and (done % 25 == 0 or done == len(paths)):
                 progress(done, len(paths))
-    good = [(path.relative_to(root).as_posix(), result) for path, result in zip(paths, results) if not isinstance(result, str)]
+    good = [
+        (path.relative_to(root).as_posix(), result)
+        for path, result in zip(paths, results)
+        if not isinstance(result, str)
+    ]
     kept = np.stack([result[2] for _, result in good]) if keep and good else None
     return {
         "good": [name for name, _ in good],
@@ -265,9 +274,7 @@ def _make_scan(
                 skipped.append({"file": where, "reason": f"class '{name}' has no training images"})
     if len(classes) < 2:
         found = ", ".join(classes) or "none"
-        raise DataError(
-            f"{root} needs at least two class folders with images; found {len(classes)} ({found})"
-        )
+        raise DataError(f"{root} needs at least two class folders with images; found {len(classes)} ({found})")
     return Scan(
         root=root,
         classes=classes,

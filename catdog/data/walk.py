@@ -19,7 +19,11 @@ def _link_judge(root: Path, actor: access.Actor) -> Callable[[Path], bool]:
         target = Path(os.path.realpath(link))
         if target.is_relative_to(root):
             return True
-        return any(target.is_relative_to(shared) for shared in roots) if roots else access.allowed(actor, access.Action.READ_ANY_FOLDER)
+        return (
+            any(target.is_relative_to(shared) for shared in roots)
+            if roots
+            else access.allowed(actor, access.Action.READ_ANY_FOLDER)
+        )
 
     return may_follow
 
@@ -59,9 +63,7 @@ class _Walk:
         self.unreadable.append({"file": f"{path.relative_to(self.root).as_posix()}{suffix}", "reason": reason})
 
     def subfolders(self, path: Path) -> list[Path]:
-        return sorted(
-            Path(e.path) for e in self.entries(path) if not e.name.startswith(".") and _is_dir(e)
-        )
+        return sorted(Path(e.path) for e in self.entries(path) if not e.name.startswith(".") and _is_dir(e))
 
     def class_files(self, folder: Path) -> list[Path]:
         """Every file below a class folder; junk among them is reported by the scan, not hidden.

@@ -24,11 +24,21 @@ from catdog import config
 BN_EPSILON = 1e-3
 BLOCKS = (
     (16, 1, 1),
-    (24, 2, 6), (24, 1, 6),
-    (32, 2, 6), (32, 1, 6), (32, 1, 6),
-    (64, 2, 6), (64, 1, 6), (64, 1, 6), (64, 1, 6),
-    (96, 1, 6), (96, 1, 6), (96, 1, 6),
-    (160, 2, 6), (160, 1, 6), (160, 1, 6),
+    (24, 2, 6),
+    (24, 1, 6),
+    (32, 2, 6),
+    (32, 1, 6),
+    (32, 1, 6),
+    (64, 2, 6),
+    (64, 1, 6),
+    (64, 1, 6),
+    (64, 1, 6),
+    (96, 1, 6),
+    (96, 1, 6),
+    (96, 1, 6),
+    (160, 2, 6),
+    (160, 1, 6),
+    (160, 1, 6),
     (320, 1, 6),
 )
 FEATURES = 1280
@@ -143,7 +153,9 @@ class _Graph:
         return self.node(
             "Conv",
             [x, self.constant("w", onnx_kernel), self.constant("b", beta - mean * scale)],
-            kernel_shape=[k, k], strides=[stride, stride], pads=list(pads),
+            kernel_shape=[k, k],
+            strides=[stride, stride],
+            pads=list(pads),
             group=onnx_kernel.shape[0] if depthwise else 1,
         )
 
@@ -181,8 +193,13 @@ def add_features(graph: _Graph, pixels: str, output: str | None = None) -> str:
     """0..255 NHWC pixels → pooled features: preprocess_input, MobileNetV2, global max pooling,
     as in catdog.fast.features.build_extractor."""
     x = graph.node("Transpose", [pixels], perm=[0, 3, 1, 2])
-    x = graph.node("Add", [graph.node("Mul", [x, graph.constant("scale", np.float32(1 / 127.5))]),
-                           graph.constant("offset", np.float32(-1))])
+    x = graph.node(
+        "Add",
+        [
+            graph.node("Mul", [x, graph.constant("scale", np.float32(1 / 127.5))]),
+            graph.constant("offset", np.float32(-1)),
+        ],
+    )
     return graph.node("Flatten", [graph.node("GlobalMaxPool", [add_mobilenet(graph, x)])], output=output)
 
 
@@ -197,7 +214,8 @@ def _graph(image_size: tuple[int, int]):
     height, width = image_size
     return helper.make_model(
         helper.make_graph(
-            graph.nodes, "mobilenet_v2_features",
+            graph.nodes,
+            "mobilenet_v2_features",
             [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["n", height, width, 3])],
             [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", FEATURES])],
             graph.initializers,

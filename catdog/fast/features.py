@@ -74,7 +74,9 @@ def model4_with_head(head: "keras.Model", image_size: ImageSize) -> "keras.Model
 
 
 def extract(
-    pixels: np.ndarray, image_size: ImageSize = config.IMAGE_SIZE, progress: Progress | None = None,
+    pixels: np.ndarray,
+    image_size: ImageSize = config.IMAGE_SIZE,
+    progress: Progress | None = None,
     augmentation: AugmentConfig | None = None,
 ) -> np.ndarray:
     """Pooled backbone features (N, 1280) of 0..255 pixels (N, H, W, 3): the one way to get them.
@@ -128,7 +130,13 @@ class FeatureCache:
 
     def _path(self, split: str, copy: int, augmentation: AugmentConfig | None) -> Path:
         key = json.dumps(
-            [EXTRACTOR_VERSION, self.data.content_key(split), self.image_size, copy, augmentation and augmentation.to_dict()]
+            [
+                EXTRACTOR_VERSION,
+                self.data.content_key(split),
+                self.image_size,
+                copy,
+                augmentation and augmentation.to_dict(),
+            ]
         )
         return self.root / f"{split}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
 
@@ -149,7 +157,9 @@ class FeatureCache:
     def _extract(self, split: str, augmentation: AugmentConfig | None) -> np.ndarray:
         if augmentation:
             # One pass, so the augmentation layers' random draws run on across batches.
-            return extract(self.data.arrays(split, size=self.image_size)[0], self.image_size, self.progress, augmentation)
+            return extract(
+                self.data.arrays(split, size=self.image_size)[0], self.image_size, self.progress, augmentation
+            )
         count = len(self.data.files[split])
         blocks = []
         for start in range(0, count, DECODE_CHUNK):

@@ -42,10 +42,14 @@ class Head:
             limit = np.sqrt(6 / (fan_in + fan_out))
             return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
 
-        return cls([
-            glorot(num_features, HIDDEN), np.zeros(HIDDEN, np.float32),
-            glorot(HIDDEN, num_classes), np.zeros(num_classes, np.float32),
-        ])
+        return cls(
+            [
+                glorot(num_features, HIDDEN),
+                np.zeros(HIDDEN, np.float32),
+                glorot(HIDDEN, num_classes),
+                np.zeros(num_classes, np.float32),
+            ]
+        )
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         k1, b1, k2, b2 = self.weights
@@ -98,9 +102,17 @@ class Adam:
 
 
 def train(
-    x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, num_classes: int, epochs: int,
-    batch_size: int, learning_rate: float, seed: int,
-    on_batch: Callable[[int, int, int, float], None], on_epoch: Callable[[int, float, Metrics], None],
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    num_classes: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    on_batch: Callable[[int, int, int, float], None],
+    on_epoch: Callable[[int, float, Metrics], None],
 ) -> tuple[Head, float]:
     """The head after `epochs`, its learning rate decayed to zero by the last batch, and its
     validation accuracy.
@@ -138,7 +150,12 @@ def _train(x, y, x_val, y_val, num_classes, epochs, batch_size, learning_rate, s
             hits.append(accuracy * len(rows))
             on_batch(epoch, batch + 1, batches, time.time() - start)
         val_loss, val_accuracy = evaluate(head, x_val, y_val)
-        metrics = {"loss": sum(losses) / len(y), "accuracy": sum(hits) / len(y), "val_loss": val_loss, "val_accuracy": val_accuracy}
+        metrics = {
+            "loss": sum(losses) / len(y),
+            "accuracy": sum(hits) / len(y),
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+        }
         on_epoch(epoch, time.time() - start, {key: round(value, 5) for key, value in metrics.items()})
     return head, val_accuracy
 
@@ -147,27 +164,49 @@ def _train(x, y, x_val, y_val, num_classes, epochs, batch_size, learning_rate, s
 
 
 def _tensor(shape: list, source: str) -> dict:
-    return {"class_name": "__keras_tensor__", "config": {"shape": shape, "dtype": "float32", "keras_history": [source, 0, 0]}}
+    return {
+        "class_name": "__keras_tensor__",
+        "config": {"shape": shape, "dtype": "float32", "keras_history": [source, 0, 0]},
+    }
 
 
 def _layer(class_name: str, name: str, config: dict, source: str | None, width: int | None) -> dict:
-    layer = {"module": "keras.layers", "class_name": class_name, "config": {"name": name, **config},
-             "registered_name": None, "name": name, "inbound_nodes": []}
+    layer = {
+        "module": "keras.layers",
+        "class_name": class_name,
+        "config": {"name": name, **config},
+        "registered_name": None,
+        "name": name,
+        "inbound_nodes": [],
+    }
     if source:
-        layer["inbound_nodes"] = [{"args": [_tensor([None, width], source)],
-                                   "kwargs": {"training": False} if class_name == "Dropout" else {}}]
+        layer["inbound_nodes"] = [
+            {"args": [_tensor([None, width], source)], "kwargs": {"training": False} if class_name == "Dropout" else {}}
+        ]
     if class_name == "Dense":
         layer["build_config"] = {"input_shape": [None, width]}
     return layer
 
 
 def _dense(units: int, activation: str) -> dict:
-    initializer = lambda name, config: {"module": "keras.initializers", "class_name": name, "config": config, "registered_name": None}
+    initializer = lambda name, config: {
+        "module": "keras.initializers",
+        "class_name": name,
+        "config": config,
+        "registered_name": None,
+    }
     return {
-        "trainable": True, "dtype": _FLOAT32, "units": units, "activation": activation, "use_bias": True,
+        "trainable": True,
+        "dtype": _FLOAT32,
+        "units": units,
+        "activation": activation,
+        "use_bias": True,
         "kernel_initializer": initializer("GlorotUniform", {"seed": None, "input_axes": None, "output_axes": None}),
         "bias_initializer": initializer("Zeros", {}),
-        "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
+        "kernel_regularizer": None,
+        "bias_regularizer": None,
+        "kernel_constraint": None,
+        "bias_constraint": None,
         "quantization_config": None,
     }
 
@@ -178,19 +217,44 @@ _FLOAT32 = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "
 def keras_config(num_features: int, num_classes: int) -> dict:
     """config.json of catdog.fast.features.build_head_model(num_features, num_classes), as Keras saves it."""
     layers = [
-        {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None, "name": "features",
-         "inbound_nodes": [], "config": {"batch_shape": [None, num_features], "dtype": "float32", "sparse": False,
-                                         "ragged": False, "name": "features", "optional": False}},
-        _layer("Dropout", DROPOUT_NAME, {"trainable": True, "dtype": _FLOAT32, "rate": DROPOUT, "seed": None,
-                                         "noise_shape": None}, "features", num_features),
+        {
+            "module": "keras.layers",
+            "class_name": "InputLayer",
+            "registered_name": None,
+            "name": "features",
+            "inbound_nodes": [],
+            "config": {
+                "batch_shape": [None, num_features],
+                "dtype": "float32",
+                "sparse": False,
+                "ragged": False,
+                "name": "features",
+                "optional": False,
+            },
+        },
+        _layer(
+            "Dropout",
+            DROPOUT_NAME,
+            {"trainable": True, "dtype": _FLOAT32, "rate": DROPOUT, "seed": None, "noise_shape": None},
+            "features",
+            num_features,
+        ),
         _layer("Dense", NAMES[0], _dense(HIDDEN, "relu"), DROPOUT_NAME, num_features),
         _layer("Dense", NAMES[1], _dense(num_classes, "linear"), NAMES[0], HIDDEN),
     ]
     return {
-        "module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
-        "config": {"name": MODEL_NAME, "trainable": True, "layers": layers,
-                   "input_layers": ["features", 0, 0], "output_layers": [NAMES[1], 0, 0]},
-        "build_config": {"input_shape": None}, "compile_config": {},
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "registered_name": "Functional",
+        "config": {
+            "name": MODEL_NAME,
+            "trainable": True,
+            "layers": layers,
+            "input_layers": ["features", 0, 0],
+            "output_layers": [NAMES[1], 0, 0],
+        },
+        "build_config": {"input_shape": None},
+        "compile_config": {},
     }
 
 

@@ -52,15 +52,22 @@ class PhotoAnswer:
         if self.error is not None:
             return {"file": self.file, "error": self.error}
         return {
-            "file": self.file, "label": self.label, "probabilities": self.probabilities,
-            "unfamiliar": self.unfamiliar, "unfamiliarity": self.unfamiliarity,
+            "file": self.file,
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "unfamiliar": self.unfamiliar,
+            "unfamiliarity": self.unfamiliarity,
         }
 
     def row(self) -> dict:
         """The table's and the CSV file's row: one per photo, errors included."""
         return {
-            "file": self.file, "label": self.label, "confidence": self.confidence,
-            "unfamiliar": self.unfamiliar, "unfamiliarity": self.unfamiliarity, "error": self.error,
+            "file": self.file,
+            "label": self.label,
+            "confidence": self.confidence,
+            "unfamiliar": self.unfamiliar,
+            "unfamiliarity": self.unfamiliarity,
+            "error": self.error,
         }
 
 

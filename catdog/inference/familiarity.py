@@ -52,7 +52,6 @@ MAX_REFERENCE = 5000
 GUARD_VERSION = 2
 
 
-
 class GuardUnavailable(RuntimeError):
     """The guard cannot be made (no backbone weights, no data); the message is one line."""
 
@@ -104,7 +103,14 @@ class Guard:
         scales = np.maximum(np.quantile(distances, SCALE_SHARE, axis=0), 1e-6)
         scores = np.max(distances / scales, axis=1)
         scales = scales * max(conformal_border(scores, FALSE_FLAG_SHARE), 1e-6)
-        return cls(guard.reference, guard.centred, mean, scales.astype(np.float32), neighbours, np.sort(np.max(distances / scales, axis=1)))
+        return cls(
+            guard.reference,
+            guard.centred,
+            mean,
+            scales.astype(np.float32),
+            neighbours,
+            np.sort(np.max(distances / scales, axis=1)),
+        )
 
     def distances(self, features: np.ndarray) -> np.ndarray:
         """(N, 2): each photo's plain cosine distance to its nearest training photo, and its centred
@@ -139,9 +145,14 @@ class Guard:
         out = io.BytesIO()
         np.savez(
             # Half precision on disk: half the size, and distances change by under 0.1 %.
-            out, version=GUARD_VERSION, reference=self.reference.astype(np.float16),
-            centred=self.centred.astype(np.float16), mean=self.mean, scales=self.scales,
-            neighbours=self.neighbours, validation=self.validation,
+            out,
+            version=GUARD_VERSION,
+            reference=self.reference.astype(np.float16),
+            centred=self.centred.astype(np.float16),
+            mean=self.mean,
+            scales=self.scales,
+            neighbours=self.neighbours,
+            validation=self.validation,
         )
         write_bytes_atomic(path, out.getvalue())
 
@@ -154,8 +165,12 @@ class Guard:
                     return None
                 # Single precision in memory: a photo's distances take a quarter of the time.
                 return cls(
-                    saved["reference"].astype(np.float32), saved["centred"].astype(np.float32), saved["mean"],
-                    saved["scales"], int(saved["neighbours"]), saved["validation"],
+                    saved["reference"].astype(np.float32),
+                    saved["centred"].astype(np.float32),
+                    saved["mean"],
+                    saved["scales"],
+                    int(saved["neighbours"]),
+                    saved["validation"],
                 )
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return None
@@ -197,4 +212,3 @@ def ensure(run: Run, data: Scan | None = None, progress: Progress | None = None)
         guard = fit_on(data, progress)
         guard.save(path)
         return guard
-

@@ -125,12 +125,18 @@ def feature_maps(model: keras.Model, pixels: np.ndarray, top: int = TOP_CHANNELS
         peaks = chosen.max(axis=(1, 2), keepdims=True)
         scaled = np.divide(chosen, peaks, out=np.zeros_like(chosen), where=peaks > 0)
         grid, patch = values.shape[:2], patches[name]
-        layers.append(LayerMaps(
-            name=name.removesuffix("_relu"), grid=grid, channels=values.shape[-1], patch=patch,
-            top=tuple(int(c) for c in order), activity=tuple(float(activity[c]) for c in order),
-            maps=(scaled * 255).astype(np.uint8),
-            sentence=_sentence(position, len(names), grid, patch, in_backbone),
-        ))
+        layers.append(
+            LayerMaps(
+                name=name.removesuffix("_relu"),
+                grid=grid,
+                channels=values.shape[-1],
+                patch=patch,
+                top=tuple(int(c) for c in order),
+                activity=tuple(float(activity[c]) for c in order),
+                maps=(scaled * 255).astype(np.uint8),
+                sentence=_sentence(position, len(names), grid, patch, in_backbone),
+            )
+        )
     return layers
 
 
@@ -138,13 +144,18 @@ def _sentence(position: int, count: int, grid: tuple[int, int], patch: int, in_b
     """What a layer at this depth responds to, with the patch of the photo it sees."""
     sees = f"Each value sees a {patch}×{patch}-pixel patch of the photo"
     if position == 0:
-        return (f"{sees}: the first layer's channels respond to edges, colour changes and fine texture, "
-                "so its maps still look like the photo.")
+        return (
+            f"{sees}: the first layer's channels respond to edges, colour changes and fine texture, "
+            "so its maps still look like the photo."
+        )
     if position < count - 1:
-        return (f"{sees}: channels combine the edges found below into corners, stripes and fur-like "
-                "textures.")
+        return f"{sees}: channels combine the edges found below into corners, stripes and fur-like textures."
     if in_backbone:
-        return (f"{sees}: still early in MobileNetV2, whose later layers, not shown, respond to eyes, ears "
-                "and whole animals from ImageNet's 1.4 million photos.")
-    return (f"{sees}, on a coarse {grid[0]}×{grid[1]} grid: channels respond to larger parts such as eyes, "
-            "ears and noses, and the maps look less like the photo and more like where those parts are.")
+        return (
+            f"{sees}: still early in MobileNetV2, whose later layers, not shown, respond to eyes, ears "
+            "and whole animals from ImageNet's 1.4 million photos."
+        )
+    return (
+        f"{sees}, on a coarse {grid[0]}×{grid[1]} grid: channels respond to larger parts such as eyes, "
+        "ears and noses, and the maps look less like the photo and more like where those parts are."
+    )

@@ -46,7 +46,9 @@ def top_losses(run: Run, data: Scan, count: int) -> list[Suspect]:
     """
     classes = class_names(run)
     if data.classes != classes:
-        raise RunError(f"run {run.id} knows the classes {', '.join(classes)}; this data set has {', '.join(data.classes)}")
+        raise RunError(
+            f"run {run.id} knows the classes {', '.join(classes)}; this data set has {', '.join(data.classes)}"
+        )
     data, _ = as_trained(run, data)
     key = (str(run.photo_scores_path.resolve()), data.content_key("train"))
     ranked = at_current_version(run, lambda version: _rankings.get((*key, version), lambda: _rank(run, version, data)))
@@ -94,8 +96,17 @@ def _out_of_fold(run: Run, data: Scan) -> np.ndarray:
         held = fold == k
         if held.any():
             trained, _ = head.train(
-                x[~held], y[~held], x_val, y_val, len(data.classes), cfg.epochs, cfg.batch_size,
-                cfg.learning_rate, cfg.seed + k, lambda *_: None, lambda *_: None,
+                x[~held],
+                y[~held],
+                x_val,
+                y_val,
+                len(data.classes),
+                cfg.epochs,
+                cfg.batch_size,
+                cfg.learning_rate,
+                cfg.seed + k,
+                lambda *_: None,
+                lambda *_: None,
             )
             probs[held] = softmax(trained.logits(x[held]))
     return probs

@@ -133,19 +133,28 @@ def _export(run: Run, precision: str) -> WebModel:
             inputs.append(_pixels_input("guard_pixels", guard_size))
         _add_guard(graph, features, run_guard)
         outputs.append(helper.make_tensor_value_info("unfamiliarity", TensorProto.FLOAT, ["n"]))
-        guard_meta = {"border": familiarity.BORDER, "neighbours": run_guard.neighbours,
-                      "reference_photos": len(run_guard.reference), "version": familiarity.GUARD_VERSION}
+        guard_meta = {
+            "border": familiarity.BORDER,
+            "neighbours": run_guard.neighbours,
+            "reference_photos": len(run_guard.reference),
+            "version": familiarity.GUARD_VERSION,
+        }
     model_proto = helper.make_model(
         helper.make_graph(graph.nodes, f"catdog_{run.id}", inputs, outputs, graph.initializers),
-        opset_imports=[helper.make_opsetid("", backbone.OPSET)], ir_version=backbone.IR_VERSION,
+        opset_imports=[helper.make_opsetid("", backbone.OPSET)],
+        ir_version=backbone.IR_VERSION,
         producer_name="catdog",
     )
     if precision == "float16":
         _halve_weights(model_proto)
     onnx.checker.check_model(model_proto)
     meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "run": run.id,
-        "architecture": run.config.arch, "classes": classes, "precision": precision,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "run": run.id,
+        "architecture": run.config.arch,
+        "classes": classes,
+        "precision": precision,
         "inputs": {item.name: [dim.dim_value for dim in item.type.tensor_type.shape.dim[1:3]] for item in inputs},
         # What catdog.data.images.to_model_input does: RGB, PIL's bilinear resize to the input size (its
         # filter widened when shrinking), kept as 0..255 floats; the model normalises itself.
@@ -188,7 +197,9 @@ class _KerasWeights:
         self.model = model
 
     def __getitem__(self, layer: str) -> dict[str, np.ndarray]:
-        return {f"{layer}/{weight.name}:0": np.asarray(weight.numpy()) for weight in self.model.get_layer(layer).weights}
+        return {
+            f"{layer}/{weight.name}:0": np.asarray(weight.numpy()) for weight in self.model.get_layer(layer).weights
+        }
 
 
 def _dense(graph, x: str, kernel: np.ndarray, bias: np.ndarray, activation: str) -> str:
@@ -228,8 +239,10 @@ def _add_layer(graph, layer, x: str) -> str:
     if kind == "Conv2D" and layer.padding == "valid" and layer.dilation_rate == (1, 1):
         kernel, bias = (np.asarray(w.numpy()) for w in layer.weights)
         x = graph.node(
-            "Conv", [x, graph.constant("w", kernel.transpose(3, 2, 0, 1)), graph.constant("b", bias)],
-            kernel_shape=list(kernel.shape[:2]), strides=list(layer.strides),
+            "Conv",
+            [x, graph.constant("w", kernel.transpose(3, 2, 0, 1)), graph.constant("b", bias)],
+            kernel_shape=list(kernel.shape[:2]),
+            strides=list(layer.strides),
         )
         return graph.node("Relu", [x]) if _activation(layer) == "relu" else x
     if kind == "MaxPooling2D" and layer.padding == "valid":
@@ -266,8 +279,9 @@ def _neighbour_distance(graph, features: str, reference: np.ndarray, neighbours:
     reference already of unit length."""
     from onnx import helper, numpy_helper
 
-    length = graph.node("Max", [graph.node("ReduceL2", [features], axes=[1], keepdims=1),
-                                graph.constant("tiny", np.float32(1e-12))])
+    length = graph.node(
+        "Max", [graph.node("ReduceL2", [features], axes=[1], keepdims=1), graph.constant("tiny", np.float32(1e-12))]
+    )
     unit = graph.node("Div", [features, length])
     reference_name = graph.name(name)
     graph.initializers.append(numpy_helper.from_array(reference.T.astype(np.float16), reference_name))

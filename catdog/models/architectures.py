@@ -74,7 +74,9 @@ def backbone_weights_path() -> str:
     try:
         # A cached file whose hash differs is downloaded again; one that still differs is refused.
         return keras.utils.get_file(
-            config.BACKBONE_WEIGHTS_FILE, config.BACKBONE_WEIGHTS_URL, cache_subdir="models",
+            config.BACKBONE_WEIGHTS_FILE,
+            config.BACKBONE_WEIGHTS_URL,
+            cache_subdir="models",
             file_hash=config.BACKBONE_WEIGHTS_SHA256,
         )
     except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
@@ -86,7 +88,9 @@ def backbone_weights_path() -> str:
         ) from None
 
 
-def pooled_features(pixels: keras.KerasTensor, image_size: ImageSize, weights: str | None = "imagenet") -> keras.KerasTensor:
+def pooled_features(
+    pixels: keras.KerasTensor, image_size: ImageSize, weights: str | None = "imagenet"
+) -> keras.KerasTensor:
     """model4 below its head: frozen MobileNetV2 on preprocessed pixels, max-pooled to one vector."""
     # training=False keeps the frozen backbone's BatchNorm statistics fixed, even when fine-tuning.
     x = build_backbone(image_size, weights)(pixels, training=False)
@@ -121,7 +125,9 @@ def build(
     inputs = _inputs(image_size)
     x = preprocess_input()(inputs) if arch.scales_inputs else inputs
     if arch.augments:
-        x = build_augmentation(augmentation or AugmentConfig(), PREPROCESSED_RANGE if arch.scales_inputs else PIXEL_RANGE)(x)
+        x = build_augmentation(
+            augmentation or AugmentConfig(), PREPROCESSED_RANGE if arch.scales_inputs else PIXEL_RANGE
+        )(x)
     if arch.uses_backbone:
         # One Keras name for model4 and its fine-tuned variant: the same layers, trained longer.
         return keras.Model(inputs, build_head(pooled_features(x, image_size, weights), num_classes), name=MODEL4)

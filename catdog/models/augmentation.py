@@ -27,10 +27,13 @@ def _layer_specs(config: AugmentConfig, value_range: tuple[float, float]) -> lis
         ("translation", "RandomTranslation", {"height_factor": shift, "width_factor": shift, **fill}, shift),
         ("grayscale", "RandomGrayscale", {"factor": config.grayscale}, config.grayscale),
         # As a pair: Keras 3 reads a single contrast factor f as 1 .. 1 + f, never lowering the contrast.
-        ("contrast", "RandomContrast", {"factor": (config.contrast,) * 2, "value_range": value_range},
-         config.contrast),
-        ("brightness", "RandomBrightness", {"factor": config.brightness, "value_range": value_range},
-         config.brightness),
+        ("contrast", "RandomContrast", {"factor": (config.contrast,) * 2, "value_range": value_range}, config.contrast),
+        (
+            "brightness",
+            "RandomBrightness",
+            {"factor": config.brightness, "value_range": value_range},
+            config.brightness,
+        ),
     ]
     return [(name, cls, kwargs) for name, cls, kwargs, on in chosen if on]
 
@@ -135,12 +138,17 @@ def _draws(layer: keras.layers.Layer, transformation, n: int) -> list[Draw]:
     """One Draw per image from a layer's transformation, keyed by the layer's name in the block."""
     if layer.name == "grayscale":  # its transformation is the bare per-image choice
         return [Draw(grey=bool(g)) for g in keras.ops.convert_to_numpy(transformation).reshape(n)]
-    values = {key: keras.ops.convert_to_numpy(value) for key, value in transformation.items()
-              if key in ("flips", "angle", "height_zoom", "translations", "contrast_factor", "rgb_delta")}
+    values = {
+        key: keras.ops.convert_to_numpy(value)
+        for key, value in transformation.items()
+        if key in ("flips", "angle", "height_zoom", "translations", "contrast_factor", "rgb_delta")
+    }
     if layer.name == "flip":
         horizontal, vertical = "horizontal" in layer.mode, "vertical" in layer.mode
-        return [Draw(flip_horizontal=bool(f) and horizontal, flip_vertical=bool(f) and vertical)
-                for f in values["flips"].reshape(n)]
+        return [
+            Draw(flip_horizontal=bool(f) and horizontal, flip_vertical=bool(f) and vertical)
+            for f in values["flips"].reshape(n)
+        ]
     if layer.name == "rotation":
         return [Draw(angle=float(a)) for a in values["angle"].reshape(n)]
     if layer.name == "zoom":

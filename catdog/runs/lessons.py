@@ -61,35 +61,67 @@ def _new_id() -> str:
 
 
 def augmentation_experiment(
-    augmentation: AugmentConfig, epochs: int = LESSON_EPOCHS, image_size: int = LESSON_IMAGE_SIZE, seed: int = 0,
-    data_dir: str | None = None, seeds: int = LESSON_SEEDS, learning_rate: float | None = None,
-    photos_per_class: int | None = None, batch_size: int = config.BATCH_SIZE,
+    augmentation: AugmentConfig,
+    epochs: int = LESSON_EPOCHS,
+    image_size: int = LESSON_IMAGE_SIZE,
+    seed: int = 0,
+    data_dir: str | None = None,
+    seeds: int = LESSON_SEEDS,
+    learning_rate: float | None = None,
+    photos_per_class: int | None = None,
+    batch_size: int = config.BATCH_SIZE,
 ) -> list[RunConfig]:
     """Runs without and with the augmentation, alike in every other setting, for seeds `seed`,
     `seed + 1`, ...: seed by seed, so that a lesson stopped early has both arms of its first seeds."""
     experiment = _new_id()
     return [
-        RunConfig(LESSON_ARCH, epochs=epochs, image_size=image_size, seed=run_seed, data_dir=data_dir,
-                  augmentation=choice, experiment=experiment, varied=AUGMENTATION, learning_rate=learning_rate,
-                  photos_per_class=photos_per_class, batch_size=batch_size)
+        RunConfig(
+            LESSON_ARCH,
+            epochs=epochs,
+            image_size=image_size,
+            seed=run_seed,
+            data_dir=data_dir,
+            augmentation=choice,
+            experiment=experiment,
+            varied=AUGMENTATION,
+            learning_rate=learning_rate,
+            photos_per_class=photos_per_class,
+            batch_size=batch_size,
+        )
         for run_seed in range(seed, seed + check_lesson_seeds(seeds))
         for choice in (PRESETS["none"], augmentation)
     ]
 
 
 def architecture_experiment(
-    augmentation: AugmentConfig = PRESETS["posts"], epochs: int = LESSON_EPOCHS,
-    image_size: int = LESSON_IMAGE_SIZE, seed: int = 0, data_dir: str | None = None, seeds: int = LESSON_SEEDS,
-    learning_rate: float | None = None, photos_per_class: int | None = None, batch_size: int = config.BATCH_SIZE,
+    augmentation: AugmentConfig = PRESETS["posts"],
+    epochs: int = LESSON_EPOCHS,
+    image_size: int = LESSON_IMAGE_SIZE,
+    seed: int = 0,
+    data_dir: str | None = None,
+    seeds: int = LESSON_SEEDS,
+    learning_rate: float | None = None,
+    photos_per_class: int | None = None,
+    batch_size: int = config.BATCH_SIZE,
 ) -> list[RunConfig]:
     """model1 to model4 with the same seeds, data, epochs and augmentation (model1 has no augmentation
     layers). model4 trains end to end, not on cached features, so that all four see the same photos.
     Without a learning rate each takes its architecture's own."""
     experiment = _new_id()
     return [
-        RunConfig(arch, epochs=epochs, image_size=image_size, seed=run_seed, data_dir=data_dir,
-                  augmentation=augmentation, experiment=experiment, varied=ARCHITECTURE,
-                  learning_rate=learning_rate, photos_per_class=photos_per_class, batch_size=batch_size)
+        RunConfig(
+            arch,
+            epochs=epochs,
+            image_size=image_size,
+            seed=run_seed,
+            data_dir=data_dir,
+            augmentation=augmentation,
+            experiment=experiment,
+            varied=ARCHITECTURE,
+            learning_rate=learning_rate,
+            photos_per_class=photos_per_class,
+            batch_size=batch_size,
+        )
         for run_seed in range(seed, seed + check_lesson_seeds(seeds))
         for arch in COMPARED_ARCHS
     ]
@@ -149,8 +181,12 @@ class Experiment:
             "batch_size": first.batch_size,
             "seeds": sorted({run.config.seed for run in self.runs}),
             "created": first.created,
-            "arms": {label: {name: spread.as_dict() for name, spread in measures.items()}
-                     for label, measures in arm_spreads(list(self.runs)).items()} if self.finished else None,
+            "arms": {
+                label: {name: spread.as_dict() for name, spread in measures.items()}
+                for label, measures in arm_spreads(list(self.runs)).items()
+            }
+            if self.finished
+            else None,
             "runs": [run_result(run) for run in self.runs],
             "collapsed": [run.id for run in collapsed_runs(self.runs)],
             "conclusion": self.conclusion(),
@@ -168,6 +204,7 @@ def experiments(store: RunStore) -> list[Experiment]:
 
 def find_experiment(store: RunStore, experiment: str | None = None, varied: str | None = None) -> Experiment | None:
     """The experiment with this id, else the newest one that varies `varied` (any when None)."""
+
     def wanted(candidate: Experiment) -> bool:
         if experiment:
             return candidate.id == experiment
@@ -215,8 +252,11 @@ def arms(runs: list[Run] | tuple[Run, ...]) -> dict[str, list[Run]]:
 
 def gaps(run: Run) -> list[float]:
     """Training minus validation accuracy per epoch: how much better the model knows the photos it learned from."""
-    return [h["accuracy"] - h["val_accuracy"] for h in run.history()
-            if h.get("accuracy") is not None and h.get("val_accuracy") is not None]
+    return [
+        h["accuracy"] - h["val_accuracy"]
+        for h in run.history()
+        if h.get("accuracy") is not None and h.get("val_accuracy") is not None
+    ]
 
 
 def run_result(run: Run) -> dict:
@@ -255,7 +295,11 @@ class Spread:
         return f"{mean}" if self.std is None else f"{mean} ± {round(self.std * 100)}"
 
     def as_dict(self) -> dict:
-        return {"mean": round(self.mean, 4), "std": None if self.std is None else round(self.std, 4), "seeds": self.seeds}
+        return {
+            "mean": round(self.mean, 4),
+            "std": None if self.std is None else round(self.std, 4),
+            "seeds": self.seeds,
+        }
 
 
 def clearly_differ(a: Spread, b: Spread) -> bool:
@@ -268,8 +312,10 @@ def clearly_differ(a: Spread, b: Spread) -> bool:
 def arm_spreads(runs: list[Run]) -> dict[str, dict[str, Spread]]:
     """Per arm, the spread of its runs' best validation accuracy and of their last epoch's gap."""
     return {
-        label: {"best_val_accuracy": Spread.of([run.summary()["best_val_accuracy"] or 0.0 for run in members]),
-                "final_gap": Spread.of([gaps(run)[-1] for run in members])}
+        label: {
+            "best_val_accuracy": Spread.of([run.summary()["best_val_accuracy"] or 0.0 for run in members]),
+            "final_gap": Spread.of([gaps(run)[-1] for run in members]),
+        }
         for label, members in arms(runs).items()
     }
 
@@ -291,8 +337,10 @@ def conclusion(runs: list[Run]) -> str:
 
 def _collapse_statement(dead: list[Run]) -> str:
     named = "; ".join(f"{run_label(run)}, seed {run.config.seed}: {run.summary()['collapsed']}" for run in dead)
-    return (f"{len(dead)} run{'s' * (len(dead) != 1)} did not learn ({named}), so this lesson shows nothing about "
-            f"the setting it compares. {COLLAPSE_WHY} {COLLAPSE_NEXT}")
+    return (
+        f"{len(dead)} run{'s' * (len(dead) != 1)} did not learn ({named}), so this lesson shows nothing about "
+        f"the setting it compares. {COLLAPSE_WHY} {COLLAPSE_NEXT}"
+    )
 
 
 def _seeds_phrase(spread: Spread) -> str:
@@ -307,13 +355,17 @@ def _augmentation_conclusion(runs: list[Run]) -> str:
     val_a, val_b = spreads[WITHOUT]["best_val_accuracy"], spreads[WITH]["best_val_accuracy"]
     epochs = runs[0].history()[-1]["epoch"]
     sentences = [
-        (f"After {epochs} epoch{'s' * (epochs != 1)}, training minus validation accuracy was {gap_b.points()} points with augmentation "
-         f"{_seeds_phrase(gap_b)}, {gap_a.points()} without."),
+        (
+            f"After {epochs} epoch{'s' * (epochs != 1)}, training minus validation accuracy was {gap_b.points()} points with augmentation "
+            f"{_seeds_phrase(gap_b)}, {gap_a.points()} without."
+        ),
         f"Best validation accuracy: {val_b.points()}% with augmentation, {val_a.points()}% without.",
     ]
     if gap_a.std is None or gap_b.std is None:
-        sentences.append("One seed per arm shows no spread, so it cannot tell a clear difference from chance: "
-                         "run the lesson with --seeds 3.")
+        sentences.append(
+            "One seed per arm shows no spread, so it cannot tell a clear difference from chance: "
+            "run the lesson with --seeds 3."
+        )
     elif clearly_differ(gap_a, gap_b):
         narrower = gap_b.mean < gap_a.mean
         sentences.append(
@@ -325,8 +377,10 @@ def _augmentation_conclusion(runs: list[Run]) -> str:
         sentences.append("The gaps differ by less than the seeds' spread: no clear difference.")
     if gap_a.std is not None and gap_b.std is not None:
         if clearly_differ(val_a, val_b):
-            sentences.append(f"Validation accuracy, the one that counts for new photos, was clearly "
-                             f"{'higher' if val_b.mean > val_a.mean else 'lower'} with augmentation.")
+            sentences.append(
+                f"Validation accuracy, the one that counts for new photos, was clearly "
+                f"{'higher' if val_b.mean > val_a.mean else 'lower'} with augmentation."
+            )
         else:
             sentences.append("Validation accuracy, the one that counts for new photos, shows no clear difference.")
     sentences.append(f"({CLEAR_RULE[0].upper()}{CLEAR_RULE[1:]}.)")
@@ -342,17 +396,22 @@ def _architectures_conclusion(runs: list[Run]) -> str:
     widest = max(gap, key=lambda name: gap[name].mean)
     seeds = best[top].seeds
     sentences = [
-        (f"After {runs[0].history()[-1]['epoch']} epochs, the best validation accuracy of each "
-         f"{_seeds_phrase(best[top])}: {', '.join(f'{name} {value.points()}%' for name, value in best.items())}."),
+        (
+            f"After {runs[0].history()[-1]['epoch']} epochs, the best validation accuracy of each "
+            f"{_seeds_phrase(best[top])}: {', '.join(f'{name} {value.points()}%' for name, value in best.items())}."
+        ),
     ]
     if seeds > 1 and not clearly_differ(best[top], best[bottom]):
         sentences.append(f"{top} did best, but not clearly: the seeds' spread covers the difference.")
     else:
-        sentences.append(f"{top} did best, {round(best[top].mean * 100) - round(best[bottom].mean * 100)} points "
-                         f"above {bottom}.")
+        sentences.append(
+            f"{top} did best, {round(best[top].mean * 100) - round(best[bottom].mean * 100)} points above {bottom}."
+        )
     if top.startswith("model4"):
-        sentences.append("It starts from what MobileNetV2 learned on 1.4 million ImageNet photos; the others learn "
-                         "from these photos alone.")
+        sentences.append(
+            "It starts from what MobileNetV2 learned on 1.4 million ImageNet photos; the others learn "
+            "from these photos alone."
+        )
     sentences.append(
         f"Training minus validation accuracy at the last epoch, in points: "
         f"{', '.join(f'{n} {g.points()}' for n, g in gap.items())}; {widest} memorised its training photos the most."

@@ -92,7 +92,6 @@ def train(run: Run) -> None:
         run.mark("failed", error=_exit_reason(returncode))
 
 
-
 def _detached() -> dict:
     """Popen options for a queue process that outlives the web server or terminal that started it."""
     if sys.platform == "win32":
@@ -125,4 +124,3 @@ def _exit_reason(returncode: int) -> str:
         hint = " (out of memory?)" if name == "SIGKILL" else ""
         return f"the training process was killed by {name}{hint}"
     return f"the training process exited with code {returncode} without a final status; see train.log"
-

@@ -47,7 +47,13 @@ RECORD_EPOCH, RECORD_FEATURES = "epoch", "features"
 # Phases of epoch records and progress. Epochs are numbered from 1 across phases; the preparing
 # phases (epoch 0, their batches counting images) come first, each said in a few words:
 # the fast path computing backbone features, or pixels decoded once for training on them.
-PHASE_TRAIN, PHASE_HEAD, PHASE_FINE_TUNE, PHASE_FEATURES, PHASE_PHOTOS = "train", "head", "fine-tune", "features", "photos"
+PHASE_TRAIN, PHASE_HEAD, PHASE_FINE_TUNE, PHASE_FEATURES, PHASE_PHOTOS = (
+    "train",
+    "head",
+    "fine-tune",
+    "features",
+    "photos",
+)
 PREPARING = {PHASE_FEATURES: "computing MobileNetV2 features once", PHASE_PHOTOS: "decoding the photos once"}
 NOTE_MAX_CHARS = 500
 # A process's creation time is derived from the boot time, which clock adjustments can shift a
@@ -125,7 +131,10 @@ class Run:
         write_json_atomic(
             self.path / "data.json",
             {
-                "root": str(scan.root), "classes": scan.classes, "counts": scan.counts(), "skipped": scan.skipped,
+                "root": str(scan.root),
+                "classes": scan.classes,
+                "counts": scan.counts(),
+                "skipped": scan.skipped,
                 "files": {split: [list(item) for item in items] for split, items in scan.files.items()},
                 **({"dataset": dataset} if dataset else {}),
             },
@@ -246,7 +255,6 @@ class Run:
             "collapsed": status["collapsed"] if "collapsed" in status else self._collapse(history),
             "note": self.note,
         }
-
 
     def _collapse(self, history: list[dict]) -> str | None:
         """For a run whose training did not record it (from before the check, or still in its first epochs)."""

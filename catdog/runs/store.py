@@ -84,8 +84,7 @@ class RunStore:
         free = shutil.disk_usage(self.root).free
         if free < MIN_FREE_BYTES:
             raise RunError(
-                f"only {free / 2**20:.0f} MB free in {self.root}; training needs at least "
-                f"{MIN_FREE_BYTES // 2**20} MB"
+                f"only {free / 2**20:.0f} MB free in {self.root}; training needs at least {MIN_FREE_BYTES // 2**20} MB"
             )
 
     def create(self, run_config: RunConfig | dict, **status) -> Run:

@@ -61,8 +61,12 @@ def limit_threads(threads: int = LESSON_THREADS) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
-        print(f"TensorFlow already runs on other thread counts than {threads}: this run's numbers may differ "
-              "from the same seed's elsewhere", file=sys.stderr, flush=True)
+        print(
+            f"TensorFlow already runs on other thread counts than {threads}: this run's numbers may differ "
+            "from the same seed's elsewhere",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def make_deterministic(seed: int) -> None:
@@ -116,8 +120,12 @@ def _fit(model, run: Run, train, validation, epochs: int, phase: str, best: floa
     recorder = RunRecorder(reporter, lambda trained: save_model_atomic(trained, run.model_path))
     board = keras.callbacks.TensorBoard(str(run.tensorboard_dir), write_graph=False, profile_batch=0)
     model.fit(
-        train, validation_data=validation, epochs=epochs, callbacks=[recorder, board],
-        shuffle=False, verbose=0,
+        train,
+        validation_data=validation,
+        epochs=epochs,
+        callbacks=[recorder, board],
+        shuffle=False,
+        verbose=0,
     )
     return reporter.best
 

@@ -44,8 +44,15 @@ def _train_head_on_features(run: Run, data: Scan, cfg: RunConfig) -> tuple[head.
     run.record_features(time.time() - start)
     reporter = EpochReporter(run, PHASE_HEAD)
     trained, best = head.train(
-        x_train, y_train, x_val, y_val, len(data.classes), cfg.epochs, cfg.batch_size,
-        cfg.learning_rate, cfg.seed,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        len(data.classes),
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.learning_rate,
+        cfg.seed,
         on_batch=lambda epoch, done, batches, seconds: reporter.batch(batches, done, seconds),
         on_epoch=lambda epoch, seconds, metrics: reporter.epoch(seconds, metrics),
     )
@@ -169,4 +176,3 @@ def _lower_priority() -> None:
             psutil.Process().nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)
     except (OSError, psutil.Error):
         pass
-

@@ -17,16 +17,26 @@ from tests.helpers.support import ROOT, answers, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
     # A camera that shows a test pattern, allowed without asking: the class builder's camera input.
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 # Generous: on 2 shared cores TensorFlow alone takes seconds to import, in the app and in training.
 SLOW_MS = 120_000
 # Sidebar link names and the title each page shows.
-PAGE_TITLES = {"Home": "catdog", "Dataset": "Dataset", "Augmentation": "Augmentation", "Train": "Train",
-               "Predict": "Predict"}
+PAGE_TITLES = {
+    "Home": "catdog",
+    "Dataset": "Dataset",
+    "Augmentation": "Augmentation",
+    "Train": "Train",
+    "Predict": "Predict",
+}
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
 
@@ -53,9 +63,24 @@ class Dashboard:
     def start(self, timeout: float = 90) -> Self:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
-                 "--server.port", str(self.port), "--server.address", "127.0.0.1"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    "dashboard.py",
+                    "--server.headless",
+                    "true",
+                    "--server.port",
+                    str(self.port),
+                    "--server.address",
+                    "127.0.0.1",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         wait_for(lambda: healthy(self.url) or self.process.poll() is not None, timeout, message="the server")
         assert self.process.poll() is None, self.log_path.read_text()[-2000:]
@@ -94,7 +119,11 @@ def write_y4m(photos: list[bytes], path: Path, size: tuple[int, int] = (320, 240
         out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
         for data in photos:
             y, u, v = Image.open(io.BytesIO(data)).convert("RGB").resize(size).convert("YCbCr").split()
-            planes = y.tobytes() + u.resize((width // 2, height // 2)).tobytes() + v.resize((width // 2, height // 2)).tobytes()
+            planes = (
+                y.tobytes()
+                + u.resize((width // 2, height // 2)).tobytes()
+                + v.resize((width // 2, height // 2)).tobytes()
+            )
             out.writelines(b"FRAME\n" + planes for _ in range(frames_each))
     return path
 
@@ -114,7 +143,6 @@ def settle(page, timeout_ms: float = SLOW_MS) -> None:
     expect(page.locator('[data-testid="stSpinner"]')).to_have_count(0, timeout=timeout_ms)
 
 
-
 def create_data_set(page, name_field, name: str, button: str) -> None:
     """Names a new data set on the Dataset page, presses the button that makes it, waits until it is ready."""
     from playwright.sync_api import expect
@@ -125,6 +153,7 @@ def create_data_set(page, name_field, name: str, button: str) -> None:
     page.get_by_role("button", name=button).click()
     expect(page.get_by_text(f"Data set {name} is ready.")).to_be_visible(timeout=SLOW_MS)
     settle(page)
+
 
 def heading(page, text: str):
     return page.get_by_role("heading", name=text, exact=True, level=1)

@@ -254,14 +254,17 @@ def make_zip(entries: dict[str, bytes], links: dict[str, str] | None = None, sto
         for name, target in (links or {}).items():
             info = zipfile.ZipInfo(name)
             info.create_system = 3
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             archive.writestr(info, target)
     return out.getvalue()
 
 
 def class_photos(classes=("cats", "dogs"), per_class: int = 4, prefix: str = "") -> dict[str, bytes]:
-    return {f"{prefix}{name}/{name}-{i}.jpg": photo(label % 2, 100 * label + i)
-            for label, name in enumerate(classes) for i in range(per_class)}
+    return {
+        f"{prefix}{name}/{name}-{i}.jpg": photo(label % 2, 100 * label + i)
+        for label, name in enumerate(classes)
+        for i in range(per_class)
+    }
 
 
 def bomb_zip() -> bytes:
@@ -280,14 +283,24 @@ class Archive:
 ARCHIVES: dict[str, Archive] = {
     "good": Archive(lambda: make_zip(class_photos())),
     "good-wrapped": Archive(lambda: make_zip(class_photos(prefix="my photos/"))),
-    "good-splits": Archive(lambda: make_zip({**class_photos(prefix="train/"), **class_photos(prefix="validation/", per_class=2)})),
-    "good-three-classes": Archive(lambda: make_zip(class_photos(("cats", "dogs", "rabbits"))), classes=("cats", "dogs", "rabbits")),
+    "good-splits": Archive(
+        lambda: make_zip({**class_photos(prefix="train/"), **class_photos(prefix="validation/", per_class=2)})
+    ),
+    "good-three-classes": Archive(
+        lambda: make_zip(class_photos(("cats", "dogs", "rabbits"))), classes=("cats", "dogs", "rabbits")
+    ),
     "junk-and-nested": Archive(
-        lambda: make_zip({
-            **class_photos(), "cats/notes.txt": b"my cats\n", "dogs/more.zip": zip_bytes(),
-            "dogs/broken.jpg": truncated(encode(gradient((200, 150)), "JPEG")), "readme.md": b"hello",
-            "__MACOSX/cats/._cat.jpg": b"\0\5\26\7", "cats/.DS_Store": b"\0\0\0\1Bud1",
-        }),
+        lambda: make_zip(
+            {
+                **class_photos(),
+                "cats/notes.txt": b"my cats\n",
+                "dogs/more.zip": zip_bytes(),
+                "dogs/broken.jpg": truncated(encode(gradient((200, 150)), "JPEG")),
+                "readme.md": b"hello",
+                "__MACOSX/cats/._cat.jpg": b"\0\5\26\7",
+                "cats/.DS_Store": b"\0\0\0\1Bud1",
+            }
+        ),
         skipped=("cats/notes.txt", "dogs/more.zip", "dogs/broken.jpg", "readme.md"),
     ),
     # One bad entry never aborts an import: each is skipped, listed with its reason.
@@ -307,8 +320,12 @@ ARCHIVES: dict[str, Archive] = {
         lambda: make_zip({**class_photos(prefix="train/"), **class_photos(("Cats", "DOGS"), 2, "Validation/")}),
     ),
     "bomb": Archive(bomb_zip, refused=("zip bomb",)),
-    "traversal": Archive(lambda: make_zip({**class_photos(), "cats/../../evil.jpg": photo(0, 1)}), refused=("outside",)),
-    "traversal-backslash": Archive(lambda: make_zip({**class_photos(), "cats\\..\\..\\evil.jpg": photo(0, 1)}), refused=("outside",)),
+    "traversal": Archive(
+        lambda: make_zip({**class_photos(), "cats/../../evil.jpg": photo(0, 1)}), refused=("outside",)
+    ),
+    "traversal-backslash": Archive(
+        lambda: make_zip({**class_photos(), "cats\\..\\..\\evil.jpg": photo(0, 1)}), refused=("outside",)
+    ),
     "absolute": Archive(lambda: make_zip({**class_photos(), "/tmp/evil.jpg": photo(0, 1)}), refused=("absolute",)),
     "absolute-drive": Archive(lambda: make_zip({**class_photos(), "C:/evil.jpg": photo(0, 1)}), refused=("absolute",)),
     "link": Archive(lambda: make_zip(class_photos(), links={"cats/passwd.jpg": "/etc/passwd"}), refused=("link",)),

@@ -108,8 +108,11 @@ class Session:
         """Uploads one file into the file uploader widget `uploader` and waits for the rerun it causes to end."""
         request_id = uuid.uuid4().hex
         answer = self._file_urls[request_id] = asyncio.get_running_loop().create_future()
-        await self._send(BackMsg(file_urls_request=FileURLsRequest(
-            request_id=request_id, file_names=[name], session_id=self.session_id)))
+        await self._send(
+            BackMsg(
+                file_urls_request=FileURLsRequest(request_id=request_id, file_names=[name], session_id=self.session_id)
+            )
+        )
         try:
             response = await asyncio.wait_for(answer, timeout)
         except TimeoutError:
@@ -120,14 +123,18 @@ class Session:
         await asyncio.to_thread(self._put, urls.upload_url, name, data)
         info = UploadedFileInfo(name=name, size=len(data), file_id=urls.file_id, file_urls=urls)
         self.widgets[uploader] = WidgetState(
-            id=uploader, file_uploader_state_value=FileUploaderState(uploaded_file_info=[info]))
+            id=uploader, file_uploader_state_value=FileUploaderState(uploaded_file_info=[info])
+        )
         return await self._rerun(timeout, self.widget_fragments.get(uploader, ""))
 
     def _put(self, upload_url: str, name: str, data: bytes) -> None:
         url = upload_url if upload_url.startswith("http") else self.url + upload_url
         response = requests.put(
-            url, files={"file": (name, data, "application/octet-stream")}, timeout=120,
-            headers={"X-Xsrftoken": self.xsrf}, cookies={XSRF_COOKIE: self.xsrf},
+            url,
+            files={"file": (name, data, "application/octet-stream")},
+            timeout=120,
+            headers={"X-Xsrftoken": self.xsrf},
+            cookies={XSRF_COOKIE: self.xsrf},
         )
         if response.status_code != 204:
             raise ProtocolError(f"upload refused: HTTP {response.status_code} {response.text[:200]}")
@@ -144,8 +151,11 @@ class Session:
 
     def _client_state(self, fragment_id: str = "", timed: bool = False) -> ClientState:
         return ClientState(
-            query_string="", page_script_hash=self.page_hash, fragment_id=fragment_id,
-            is_auto_rerun=timed, widget_states=WidgetStates(widgets=list(self.widgets.values())),
+            query_string="",
+            page_script_hash=self.page_hash,
+            fragment_id=fragment_id,
+            is_auto_rerun=timed,
+            widget_states=WidgetStates(widgets=list(self.widgets.values())),
         )
 
     async def _send(self, message: BackMsg) -> None:
@@ -224,7 +234,8 @@ class Session:
         # A fragment's rerun may be served by a run of the whole page (the server's choice), and a
         # timed rerun of another fragment may stop it early: a tab then shows what had arrived.
         done = status in (FULL_RUN_FINISHED, COMPILE_ERROR) or (
-            status in (FRAGMENT_RUN_FINISHED, STOPPED_FOR_RERUN) and self._awaited_fragment in fragments)
+            status in (FRAGMENT_RUN_FINISHED, STOPPED_FOR_RERUN) and self._awaited_fragment in fragments
+        )
         if done:
             self._finished.set_result(self._run)
 
@@ -271,8 +282,15 @@ class Visit:
     missing_images: int = 0
 
 
-async def visit(url: str, xsrf: str, page: str, photo: tuple[str, bytes], labels: list[str],
-                timeout: float = 300, together: asyncio.Barrier | None = None) -> Visit:
+async def visit(
+    url: str,
+    xsrf: str,
+    page: str,
+    photo: tuple[str, bytes],
+    labels: list[str],
+    timeout: float = 300,
+    together: asyncio.Barrier | None = None,
+) -> Visit:
     """Opens Home, then `page`, uploads `photo`, and times each step.
 
     The answer is the rerun's markdown heading that names one of `labels` ("### cats"). With
@@ -308,8 +326,9 @@ async def visit(url: str, xsrf: str, page: str, photo: tuple[str, bytes], labels
     return result
 
 
-async def classroom(url: str, page: str, photos: list[tuple[str, bytes]], labels: list[str],
-                    timeout: float = 300) -> list[Visit]:
+async def classroom(
+    url: str, page: str, photos: list[tuple[str, bytes]], labels: list[str], timeout: float = 300
+) -> list[Visit]:
     """One session per photo, all at once: each opens Home, then `page`, and uploads its photo."""
     xsrf = await asyncio.to_thread(xsrf_token, url)
     together = asyncio.Barrier(len(photos))

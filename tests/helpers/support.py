@@ -147,9 +147,26 @@ def forged(widget):
 def train_model1(runs_dir: Path, data_dir: Path, epochs: int, cache_dir: Path) -> Path:
     """Trains one model1 run to the end with the real command line; returns the runs folder."""
     subprocess.run(
-        [sys.executable, "-m", "catdog", "train", "--arch", "model1", "--epochs", str(epochs),
-         "--data-dir", str(data_dir), "--runs-dir", str(runs_dir), "--wait"],
-        check=True, cwd=ROOT, env={**os.environ, "CATDOG_CACHE_DIR": str(cache_dir)}, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "catdog",
+            "train",
+            "--arch",
+            "model1",
+            "--epochs",
+            str(epochs),
+            "--data-dir",
+            str(data_dir),
+            "--runs-dir",
+            str(runs_dir),
+            "--wait",
+        ],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "CATDOG_CACHE_DIR": str(cache_dir)},
+        capture_output=True,
+        timeout=300,
     )
     return runs_dir
 
