@@ -5,7 +5,8 @@ import urllib.request
 from pathlib import Path
 
 from catdog import access, config
-from catdog.data.errors import DataError, Progress
+from catdog.data.errors import DataError
+from catdog.progress import Progress
 
 
 def default_dataset_dir() -> Path:

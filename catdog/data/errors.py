@@ -1,9 +1,4 @@
-"""What every step of reading a data folder shares: the one-line error a user sees, and the
-progress callback a long step reports through (done, total)."""
-
-from collections.abc import Callable
-
-Progress = Callable[[int, int], None]
+"""The one-line error every step of reading a data folder raises for the user to read."""
 
 
 class DataError(ValueError):

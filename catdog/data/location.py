@@ -5,7 +5,8 @@ from pathlib import Path
 
 from catdog import access, config
 from catdog.data.download import download_default_dataset
-from catdog.data.errors import DataError, Progress
+from catdog.data.errors import DataError
+from catdog.progress import Progress
 
 
 def resolve_data_dir(

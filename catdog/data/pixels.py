@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.data.errors import DataError, Progress
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image, read_upload, to_model_input
 from catdog.data.scan_cache import latest, lock_for, read_report, record_latest, scans_dir, valid_key
+from catdog.progress import Progress
 from catdog.storage import save_npy_atomic
 
 

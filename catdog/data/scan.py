@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from catdog import access, config
-from catdog.data.errors import DataError, Progress
+from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image, stored_size, to_model_input
 from catdog.data.location import resolve_data_dir
 from catdog.data.pixels import cached_pixels, decode_all, read_file, read_pixels
 from catdog.data.scan_cache import latest, lock_for, read_report, record_latest, scans_dir, utf8, valid_key
 from catdog.data.split import assign_splits, min_photos_per_class
 from catdog.data.walk import layout_of
+from catdog.progress import Progress
 from catdog.storage import write_json_atomic
 
 
