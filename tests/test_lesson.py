@@ -252,17 +252,33 @@ def test_the_same_seed_gives_the_same_history(tmp_path, tiny_data, monkeypatch):
     assert numbers(first) != numbers(other)
 
 
-def test_a_lesson_run_gives_the_same_history_beside_another_as_alone_in_the_queue(tmp_path, tiny_data, monkeypatch):
-    from catdog.training import process
+# Side by side in execute_all's worker processes, started as `catdog lesson --wait` starts them: from a
+# process of their own, since spawned workers import their parent's main module, and in a test
+# process that has run pages that module is the dashboard.
+BESIDE = (
+    "import sys; from pathlib import Path; from catdog.data.scan import scan; from catdog.runs.record import Run; "
+    "from catdog.training import process; "
+    "sys.exit(process.execute_all([Run(Path(p)) for p in sys.argv[2:]], scan(sys.argv[1])) != [True, True])"
+)
 
+
+def test_a_lesson_run_gives_the_same_history_beside_another_as_alone_in_the_queue(tmp_path, tiny_data, monkeypatch):
     monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path / "cache"))
-    store, data = RunStore(tmp_path / "runs"), scan(str(tiny_data))
+    store = RunStore(tmp_path / "runs")
     configs = augmentation_experiment(
         PRESETS["posts"], epochs=3, image_size=64, seed=5, data_dir=str(tiny_data), seeds=1, learning_rate=3e-4
     )
     beside = [store.create(config.to_dict()) for config in configs]
     alone = store.create(configs[1].to_dict())
-    assert process.execute_all(beside, data) == [True, True]
+    both = subprocess.run(
+        [sys.executable, "-c", BESIDE, str(tiny_data), *(str(run.path) for run in beside)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert both.returncode == 0, both.stderr[-2000:]
     # The queue's training process, one run in a fresh process with TensorFlow's own start.
     queued = subprocess.run(
         [sys.executable, "-m", "catdog.training", str(alone.path)],
