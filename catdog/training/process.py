@@ -123,9 +123,13 @@ def execute_all(runs: list[Run], data: Scan) -> list[bool]:
     # Spawned, never forked: a fork copies TensorFlow's or the caller's threads in whatever state they are.
     context = multiprocessing.get_context("spawn")
     shared = dataclasses.replace(data, _pixels={})  # workers map the cached pixels, not a pickled copy
+    # The dearest runs first (augmentation makes each step dearer), the cheap ones filling the end:
+    # fewer seconds with one worker idle than in the lesson's own order.
+    order = sorted(range(len(runs)), key=lambda i: runs[i].config.augmentation.is_identity)
     try:
         with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(shared,)) as pool:
-            return list(pool.map(_execute_in_worker, [str(run.path) for run in runs]))
+            done = dict(zip(order, pool.map(_execute_in_worker, [str(runs[i].path) for i in order]), strict=True))
+        return [done[i] for i in range(len(runs))]
     except BrokenProcessPool:
         for run in runs:
             if run.state in ACTIVE:
