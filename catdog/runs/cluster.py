@@ -22,6 +22,7 @@ from catdog import config
 from catdog.runs.states import ACTIVE, RunError
 
 if TYPE_CHECKING:
+    from catdog.access import Actor
     from catdog.runs.record import Run
     from catdog.runs.store import RunStore
     from catdog.settings import RunConfig
@@ -30,12 +31,12 @@ if TYPE_CHECKING:
 _LOG_IN_MESSAGE = ", last available logs"
 
 
-def submit(store: RunStore, run_config: RunConfig | dict) -> Run:
+def submit(store: RunStore, run_config: RunConfig | dict, *, owner: Actor) -> Run:
     """Records a queued run and submits it as a Ray job; returns at once."""
     address = config.ray_address()
     # An unreachable cluster is refused before a run is recorded.
     client, resources = _client(address), _resources_per_run(address)
-    run = store.create(run_config, ray_address=address)
+    run = store.create(run_config, owner=owner, ray_address=address)
     try:
         client.submit_job(
             entrypoint=shlex.join([sys.executable, "-m", "catdog.training", str(run.path)]),

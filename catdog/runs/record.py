@@ -9,6 +9,8 @@
                     each split's files with their labels (kept when the data set changes later);
                     for a data set of the app's own, its id, which stays when it is renamed
     note.json       the user's note about the run
+    owner.json      who started the run (an access.Actor: id, name, role); runs from before
+                    workspaces have none and belong to the owner
     cancel          present once the user asked to cancel
     model.keras     the weights with the best validation accuracy so far; a fast-path head's
                     after its last epoch (catdog.fast.head)
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING
 import filelock
 import psutil
 
-from catdog.access import Action, Actor, authorize
+from catdog.access import OWNER, Action, Actor, Role, authorize
 from catdog.runs import cluster
 from catdog.runs.states import ACTIVE, FINAL, STATES, RunError
 from catdog.settings import RunConfig, SettingsError
@@ -79,6 +81,19 @@ class Run:
 
     def write_config(self, run_config: RunConfig) -> None:
         write_json_atomic(self.path / "config.json", {**run_config.to_dict(), "id": self.id})
+
+    @property
+    def owner(self) -> Actor:
+        """Who started the run: what authorization and the fair queue judge it by. A run without
+        a readable owner.json belongs to the owner alone, so damage never opens it to others."""
+        recorded = read_json(self.path / "owner.json")
+        try:
+            return Actor(str(recorded["id"]), str(recorded["name"]), Role(recorded["role"]))
+        except (KeyError, TypeError, ValueError):
+            return OWNER
+
+    def record_owner(self, owner: Actor) -> None:
+        write_json_atomic(self.path / "owner.json", {"id": owner.id, "name": owner.name, "role": owner.role.value})
 
     @property
     def model_path(self) -> Path:

@@ -17,7 +17,7 @@ from dataclasses import replace
 import filelock
 
 from catdog import config
-from catdog.access import Action, Actor, authorize
+from catdog.access import OWNER, Action, Actor, authorize
 from catdog.runs import cluster
 from catdog.runs import queue as local_queue
 from catdog.runs.record import Run
@@ -87,9 +87,9 @@ class RunStore:
                 f"only {free / 2**20:.0f} MB free in {self.root}; training needs at least {MIN_FREE_BYTES // 2**20} MB"
             )
 
-    def create(self, run_config: RunConfig | dict, **status) -> Run:
-        """Records a queued run, with any further status fields; `submit` also gets it trained.
-        `run_config`: a RunConfig or its `to_dict` record."""
+    def create(self, run_config: RunConfig | dict, *, owner: Actor = OWNER, **status) -> Run:
+        """Records a queued run of `owner`'s, with any further status fields; `submit` also gets
+        it trained. `run_config`: a RunConfig or its `to_dict` record."""
         if isinstance(run_config, dict):
             run_config = RunConfig.from_dict(run_config)
         self.check_writable()
@@ -98,6 +98,7 @@ class RunStore:
         run = Run(self.root / run_id)
         run.path.mkdir()
         run.write_config(replace(run_config, created=created))
+        run.record_owner(owner)
         run.mark("queued", pid=None, created=created, started=None, ended=None, error=None, **status)
         return run
 
@@ -105,8 +106,8 @@ class RunStore:
         """Records a queued run and makes sure a queue process (or a Ray cluster) will train it; returns at once."""
         authorize(actor, Action.START_RUN)
         if config.ray_address():
-            return cluster.submit(self, run_config)
-        run = self.create(run_config)
+            return cluster.submit(self, run_config, owner=actor)
+        run = self.create(run_config, owner=actor)
         local_queue.start_process(self.root)
         return run
 
