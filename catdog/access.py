@@ -52,6 +52,7 @@ class Action(Enum):
     CHOOSE_FOLDER = "choose the data folder"
     READ_ANY_FOLDER = "read folders outside the shared ones"
     DOWNLOAD = "download the data set"
+    SET_CLASS = "change the class settings"
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,14 @@ def datasets_dir() -> Path:
     return Path(override).expanduser().resolve() if override else runs_dir().parent / DATASETS_DIR_NAME
 
 
+CLASS_DIR_NAME = "class"
+
+
+def class_dir() -> Path:
+    """The class's own files (its roster and the teacher's settings), beside the runs."""
+    return runs_dir().parent / CLASS_DIR_NAME
+
+
 def cache_dir() -> Path:
     """Scans, decoded pixels and backbone features, reused across runs and processes."""
     default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catdog"
