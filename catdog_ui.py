@@ -4,13 +4,14 @@ Pages stay thin views over the catdog library; anything here is about showing th
 about training or data rules.
 """
 
+import hashlib
 import io
 import logging
 import os
 import runpy
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property, wraps
 from pathlib import Path
@@ -657,9 +658,12 @@ def teacher_password() -> str | None:
 
 
 def actor() -> access.Actor:
-    """Who this browser session is, for every action it asks of the library: the owner on a
-    server without a teacher password, else the teacher once unlocked, else a student."""
-    if teacher_password() is None:
+    """Who this browser session is, for every action it asks of the library: whoever signed in
+    with the school's single sign-on; the owner on a server without a teacher password or
+    sign-in; else the teacher once unlocked, else a student."""
+    if signed_in := signed_in_actor():
+        return signed_in
+    if teacher_password() is None and not sign_in_providers():
         return access.OWNER
     session = st.session_state.setdefault("teacher_session", secrets.token_hex(8))
     if st.session_state.get(UNLOCKED_KEY, False):
@@ -684,7 +688,7 @@ OPEN_SERVER = (
 
 def served_without_password() -> bool:
     """Whether the server listens beyond this machine without a teacher password."""
-    return st.get_option("server.address") not in LOOPBACK and teacher_password() is None
+    return st.get_option("server.address") not in LOOPBACK and teacher_password() is None and not sign_in_providers()
 
 
 def open_server_warning() -> None:
@@ -725,3 +729,67 @@ def teacher_panel() -> None:
         return
     st.session_state[UNLOCKED_KEY] = True
     st.rerun()
+
+
+# --- single sign-on ---------------------------------------------------------------------
+# The school's OpenID Connect provider, through Streamlit's st.login, configured in the `[auth]`
+# section of the app's secrets.toml (README, "Single sign-on"). A signed-in user is a student, or
+# the teacher where their email is in `teacher_emails` there; a visitor not signed in is a student
+# who is no one in particular, as on a server with a teacher password.
+
+SIGNED_IN_PREFIX = "sso-"
+
+
+def sign_in_providers() -> list[str | None]:
+    """The providers of the secrets' `[auth]` section: None for the unnamed one (its settings
+    right in `[auth]`), else each `[auth.NAME]`'s name; empty: no single sign-on."""
+    if not st.secrets.load_if_toml_exists():
+        return []
+    auth = st.secrets.get("auth") or {}
+    unnamed = [None] if "client_id" in auth else []
+    return unnamed + [name for name, value in auth.items() if isinstance(value, Mapping) and "client_id" in value]
+
+
+def teacher_emails() -> frozenset[str]:
+    """`teacher_emails` in the app's secrets.toml, lower-cased: the sign-ins that are the teacher."""
+    emails = st.secrets.get("teacher_emails", []) if st.secrets.load_if_toml_exists() else []
+    emails = [emails] if isinstance(emails, str) else emails  # one address written without brackets
+    return frozenset(str(email).strip().lower() for email in emails)
+
+
+def signed_in_identity(claims: Mapping, teachers: frozenset[str], unlocked: bool = False) -> access.Actor:
+    """The actor of an ID token's claims. Its id comes from the issuer and `sub`, the provider's
+    own never-reused key for the person: an email can change hands or be renamed, and two
+    providers may both vouch for one address. The teacher's email counts only where the provider
+    has not said it is unverified: some let anyone type any address."""
+    issuer = claims.get("iss") or claims.get("provider")
+    digest = hashlib.sha256(f"{issuer}\n{claims['sub']}".encode()).hexdigest()[:16]
+    name = str(claims.get("name") or claims.get("email") or "a signed-in user")
+    email = str(claims.get("email") or "").strip().lower()
+    is_teacher = unlocked or (email in teachers and claims.get("email_verified", True) is not False)
+    return access.Actor(SIGNED_IN_PREFIX + digest, name, access.Role.TEACHER if is_teacher else access.Role.STUDENT)
+
+
+def signed_in_actor() -> access.Actor | None:
+    """The session's actor from single sign-on; None without it or before signing in. The
+    teacher's password still unlocks a signed-in session."""
+    if not sign_in_providers() or not st.user.is_logged_in:
+        return None
+    return signed_in_identity(st.user.to_dict(), teacher_emails(), st.session_state.get(UNLOCKED_KEY, False))
+
+
+def sign_in_panel() -> None:
+    """The sidebar's Sign in buttons, one per provider, or who is signed in and Sign out."""
+    providers = sign_in_providers()
+    if not providers:
+        return
+    st.caption("Sign-in")
+    if signed_in := signed_in_actor():
+        st.text(f"Signed in as {signed_in.name} ({signed_in.role.value})")
+        if st.button("Sign out", icon=":material/logout:", key="sign_out"):
+            st.logout()
+        return
+    for provider in providers:
+        label = f"Sign in with {provider.capitalize()}" if provider else "Sign in"
+        if st.button(label, icon=":material/login:", key=f"sign_in_{provider or 'default'}"):
+            st.login(provider)
