@@ -762,8 +762,7 @@ def signed_in_identity(claims: Mapping, teachers: frozenset[str], unlocked: bool
     own never-reused key for the person: an email can change hands or be renamed, and two
     providers may both vouch for one address. The teacher's email counts only where the provider
     has not said it is unverified: some let anyone type any address."""
-    issuer = claims.get("iss") or claims.get("provider")
-    digest = hashlib.sha256(f"{issuer}\n{claims['sub']}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{claims['iss']}\n{claims['sub']}".encode()).hexdigest()[:16]
     name = str(claims.get("name") or claims.get("email") or "a signed-in user")
     email = str(claims.get("email") or "").strip().lower()
     is_teacher = unlocked or (email in teachers and claims.get("email_verified", True) is not False)
