@@ -68,8 +68,8 @@ _MEMBER = re.compile(rf"^(?:runs/(?P<run>{_RUN_ID})/(?P<file>[a-z.-]+)|datasets/
 _STAGING = ".incoming-project-"
 
 
-class ProjectError(ValueError):
-    """A project file that cannot be made or opened; the message is one line for the user."""
+class ProjectError(RunError):
+    """A project file (runs, and their photos) that cannot be made or opened; one line for the user."""
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,9 @@ def test_opened_on_another_server_the_run_is_the_openers_finished_and_reads_its_
     copy = datasets.get("pets")
     assert run.config.data_dir == str(copy.root) and run.data()["root"] == str(copy.root)
     assert run.data()["dataset"] == copy.recorded_id()
-    assert sorted(scan(str(copy.root)).index) == sorted(name for items in run.data()["files"].values() for name, _ in items)
+    assert sorted(scan(str(copy.root)).index) == sorted(
+        name for items in run.data()["files"].values() for name, _ in items
+    )
 
 
 def test_opening_twice_adds_new_ids_and_names_and_changes_nothing_there(exported):
@@ -241,3 +243,40 @@ def test_a_project_holds_the_exporters_runs_and_no_one_elses(tmp_path, monkeypat
         project.export_project(other, run_ids=[run.id])
     run.record_owner(other)
     assert json.loads(members(project.export_project(other))[project.MANIFEST])["runs"][0]["id"] == run.id
+
+
+def test_the_home_page_packs_the_file_and_another_server_opens_it(tmp_path, monkeypatch):
+    from tests.helpers.support import assert_clean, open_app
+
+    home_run()
+    app = open_app()
+    assert_clean(app)
+    app.button(key="project_prepare").click().run()
+    assert_clean(app)
+    name, data = app.session_state["project_file"]
+    assert name.endswith(".catdog") and app.get("download_button")
+    another_server(tmp_path, monkeypatch)
+    app = open_app()
+    assert app.button(key="project_open").disabled
+    app.file_uploader(key="project_upload").set_value((name, data, "application/zip")).run()
+    app.button(key="project_open").click().run()
+    assert_clean(app)
+    assert app.success[-1].value == "Opened 1 run and 1 data set."
+    assert [run.state for run in RunStore().runs()] == ["finished"] and DatasetStore().names() == ["pets"]
+    app.file_uploader(key="project_upload").set_value((name, b"this is no zip", "application/zip")).run()
+    app.button(key="project_open").click().run()
+    [error] = [e.value for e in app.error]
+    assert error.startswith("The project file was not opened: not a usable project file") and "\n" not in error
+    assert len(RunStore().runs()) == 1
+
+
+def test_a_locked_out_visitor_cannot_open_a_project_file_on_the_home_page(exported, monkeypatch):
+    from tests.helpers.support import assert_clean, forged, open_app
+
+    monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "a long teacher password")
+    app = open_app()
+    assert app.file_uploader(key="project_upload").disabled and app.button(key="project_open").disabled
+    forged(app.file_uploader(key="project_upload")).set_value(("x.catdog", exported, "application/zip")).run()
+    forged(app.button(key="project_open")).click().run()
+    assert_clean(app)
+    assert RunStore().runs() == []
