@@ -280,3 +280,44 @@ def test_a_locked_out_visitor_cannot_open_a_project_file_on_the_home_page(export
     forged(app.button(key="project_open")).click().run()
     assert_clean(app)
     assert RunStore().runs() == []
+
+
+def test_a_trained_run_answers_a_photo_identically_on_another_server(backbone_weights, tiny_data, tmp_path, monkeypatch):
+    """A fast run trained for real on a data set of the app's own, taken home with the command
+    line: on the other server it answers on the Predict page's path (its head on the backbone's
+    features, the unfamiliarity guard it brought) exactly as at home."""
+    from catdog.inference.answers import analyse_photo, predict_photo
+    from catdog.training import process
+    from tests.helpers.support import catdog, synthetic_image
+
+    dataset = DatasetStore().copy(str(tiny_data), "pets", actor=OWNER).dataset
+    run = RunStore().create(RunConfig("model4", fast=True, epochs=2, data_dir=str(dataset.root)))
+    assert process.execute(run)
+    out = io.BytesIO()
+    synthetic_image(1, 77, size=(300, 200)).save(out, format="JPEG")
+    photo = out.getvalue()
+    at_home = analyse_photo(run, photo)
+    file = tmp_path / "work.catdog"
+    done = catdog("project", "export", "--run", run.id, str(file))
+    assert done.returncode == 0, done.stderr[-2000:]
+    another_server(tmp_path, monkeypatch)
+    done = catdog("project", "open", str(file))
+    assert done.returncode == 0 and "Opened 1 run and 1 data set." in done.stderr, done.stderr[-2000:]
+    (opened,) = RunStore().runs()
+    assert done.stdout.split() == [opened.id]
+    there = analyse_photo(opened, photo)
+    assert there.probabilities == at_home.probabilities and there.unfamiliarity == at_home.unfamiliarity
+    assert predict_photo(opened, photo) == predict_photo(run, photo)
+    assert opened.familiarity_path.read_bytes() == run.familiarity_path.read_bytes()
+
+
+def test_the_command_line_refuses_a_bad_file_in_one_line(tmp_path):
+    from tests.helpers.support import catdog
+
+    file = tmp_path / "evil.catdog"
+    file.write_bytes(make_zip({"../evil.json": b"{}"}))
+    done = catdog("project", "open", str(file))
+    assert done.returncode == 1 and done.stderr.strip().startswith("error: not a usable project file")
+    assert "outside" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    done = catdog("project", "export", str(tmp_path / "empty.catdog"))
+    assert done.returncode == 1 and "no finished runs" in done.stderr
