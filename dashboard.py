@@ -125,7 +125,8 @@ def project_open() -> None:
         max_upload_size=config.PROJECT_MAX_BYTES // 2**20,
         disabled=locked,
     )
-    if not st.button("Open it here", key="project_open", disabled=locked or not upload, icon=":material/upload:"):
+    opening = st.button("Open it here", key="project_open", disabled=locked or not upload, icon=":material/upload:")
+    if not opening or upload is None:  # a forged click comes without a file
         return
     with ui.progress_bar(lambda done, total: f"Checking and opening… {done} of {total}", "Checking…") as progress:
         try:
