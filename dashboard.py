@@ -117,6 +117,8 @@ def project_download() -> None:
 
 
 def project_open() -> None:
+    if opened := st.session_state.pop("project_opened", None):
+        st.success(opened)
     locked = ui.refused(Action.OPEN_PROJECT)
     upload = st.file_uploader(
         "Open a project file",
@@ -134,7 +136,9 @@ def project_open() -> None:
         except project.ProjectError as error:
             st.error(f"The project file was not opened: {error}")
             return
-    st.success(project.describe(opened))
+    # Shown after a rerun, so that the runs above and the download list the opened runs too.
+    st.session_state["project_opened"] = project.describe(opened)
+    st.rerun()
 
 
 def data_state() -> None:

@@ -532,5 +532,5 @@ def describe(opened: Opened) -> str:
 
 def file_name(actor: Actor) -> str:
     """The name a downloaded project file is offered under: whose and when."""
-    who = re.sub(r"[^A-Za-z0-9]+", "-", actor.name).strip("-") or "catdog"
-    return f"{who}-{time.strftime('%Y%m%d-%H%M')}{config.PROJECT_SUFFIX}"
+    who = "" if actor.role == Role.OWNER else re.sub(r"[^A-Za-z0-9]+", "-", actor.name).strip("-")
+    return f"catdog-{who}{'-' * bool(who)}{time.strftime('%Y%m%d-%H%M')}{config.PROJECT_SUFFIX}"

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.helpers.browser import Dashboard, assert_no_errors, nav_link, new_page, settle
+from tests.helpers.browser import SLOW_MS, Dashboard, assert_no_errors, nav_link, new_page, settle
 from tests.test_project import home_run
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
@@ -46,11 +46,12 @@ def test_a_project_file_downloaded_from_one_server_opens_on_another(browser, tmp
         section.locator('input[type="file"]').set_input_files(file)
         settle(page)
         page.get_by_role("button", name="Open it here").click()
-        sync_api.expect(page.get_by_text("Opened 1 run and 1 data set.")).to_be_visible()
+        # Opening loads the model once to check it: TensorFlow's first import on this server.
+        sync_api.expect(page.get_by_text("Opened 1 run and 1 data set.")).to_be_visible(timeout=SLOW_MS)
         assert_no_errors(page)
         page.screenshot(path=screenshots / "e2e-project-opened.png", full_page=True)
         nav_link(page, "Train").click()
         settle(page)
-        sync_api.expect(page.get_by_text(run.id).first).to_be_visible()
+        sync_api.expect(page.get_by_text(run.id).first).to_be_visible(timeout=SLOW_MS)
         assert_no_errors(page)
         page.close()

@@ -262,6 +262,7 @@ def test_the_home_page_packs_the_file_and_another_server_opens_it(tmp_path, monk
     app.button(key="project_open").click().run()
     assert_clean(app)
     assert app.success[-1].value == "Opened 1 run and 1 data set."
+    assert {m.label: m.value for m in app.metric}["Runs"] == "1", "the page above lists the opened run"
     assert [run.state for run in RunStore().runs()] == ["finished"] and DatasetStore().names() == ["pets"]
     app.file_uploader(key="project_upload").set_value((name, b"this is no zip", "application/zip")).run()
     app.button(key="project_open").click().run()
