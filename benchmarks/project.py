@@ -42,7 +42,7 @@ def timed(*args: str) -> float:
 
 
 def measure(name: str, photos: Path, work: Path) -> dict:
-    home, away = work / name / "home", work / name / "away"
+    home, away = work / "servers" / name / "home", work / "servers" / name / "away"
     os.environ.update(CATDOG_RUNS_DIR=str(home / "runs"), CATDOG_DATASETS_DIR=str(home / "datasets"))
     timed("dataset", "copy", "--from", str(photos), "--name", name)
     timed("train", "--arch", "model4", "--fast", "--dataset", name, "--wait")
