@@ -292,6 +292,7 @@ def test_a_trained_run_answers_a_photo_identically_on_another_server(
     line: on the other server it answers on the Predict page's path (its head on the backbone's
     features, the unfamiliarity guard it brought) exactly as at home."""
     from catdog.inference.answers import analyse_photo, predict_photo
+    from catdog.inference.evaluation import evaluate
     from catdog.training import process
     from tests.helpers.support import catdog, synthetic_image
 
@@ -314,6 +315,13 @@ def test_a_trained_run_answers_a_photo_identically_on_another_server(
     assert there.probabilities == at_home.probabilities and there.unfamiliarity == at_home.unfamiliarity
     assert predict_photo(opened, photo) == predict_photo(run, photo)
     assert opened.familiarity_path.read_bytes() == run.familiarity_path.read_bytes()
+    # Its held-out photos are the copy's: the same photos, scored the same, none gone.
+    scores = evaluate(opened)
+    assert scores.data_root == opened.config.data_dir and scores.gone == 0
+    monkeypatch.setenv("CATDOG_RUNS_DIR", str(run.path.parent))
+    monkeypatch.setenv("CATDOG_DATASETS_DIR", str(dataset.root.parent))
+    home_scores = evaluate(run)
+    assert scores.confusion_matrix == home_scores.confusion_matrix and scores.test_key == home_scores.test_key
 
 
 def test_the_command_line_refuses_a_bad_file_in_one_line(tmp_path):
