@@ -334,3 +334,12 @@ def test_the_command_line_refuses_a_bad_file_in_one_line(tmp_path):
     assert "outside" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     done = catdog("project", "export", str(tmp_path / "empty.catdog"))
     assert done.returncode == 1 and "no finished runs" in done.stderr
+
+
+def test_a_refusal_after_a_data_set_was_made_takes_it_back(tmp_path, monkeypatch):
+    home_run("pets")
+    home_run("toys")
+    files = members(project.export_project(OWNER))
+    another_server(tmp_path, monkeypatch)
+    files["datasets/d2.zip"] = make_zip(class_photos(("cats",), per_class=6))
+    assert "data set 'toys' is refused" in refusal(repacked(files))
