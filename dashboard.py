@@ -3,7 +3,8 @@
 import streamlit as st
 
 import catdog_ui as ui
-from catdog import config
+from catdog import config, project
+from catdog.access import Action
 from catdog.data.download import default_dataset_available
 from catdog.data.errors import DataError
 
@@ -52,6 +53,11 @@ def home() -> None:
     data_state()
 
     st.subheader("Training runs")
+    training_runs()
+    take_home()
+
+
+def training_runs() -> None:
     runs = ui.shared_runs().runs()
     if not runs:
         st.caption("No runs yet.")
@@ -65,6 +71,74 @@ def home() -> None:
     middle.metric("Finished", len(finished))
     best = max((run.summary()["best_val_accuracy"] or 0 for run in finished), default=None)
     right.metric("Best validation accuracy", ui.percent(best))
+
+
+def take_home() -> None:
+    """The project file: this session's finished runs with their photos as one file to take to
+    another catdog, and one made elsewhere opened here."""
+    st.subheader("Take your work home")
+    st.caption(
+        "Your finished runs, with the photos they trained on, as one project file: open it on another "
+        "catdog (at home, or next year's class) and the runs are there, ready to answer photos."
+    )
+    download, upload = st.columns(2)
+    with download:
+        project_download()
+    with upload:
+        project_open()
+
+
+def project_download() -> None:
+    actor = ui.actor()
+    runs = project.exportable(actor, ui.shared_runs())
+    if not runs:
+        st.caption("No finished runs of yours yet: train one, then take it home.")
+        return
+    label = f"Prepare the project file ({len(runs)} run{'s' * (len(runs) != 1)})"
+    if st.button(label, key="project_prepare", icon=":material/inventory_2:"):
+        with ui.progress_bar(lambda done, total: f"Packing… {done} of {total}", "Packing…") as progress:
+            try:
+                data = project.export_project(actor, progress=progress)
+            except project.ProjectError as error:
+                st.error(f"No project file was made: {error}")
+                return
+        st.session_state["project_file"] = (project.file_name(actor), data)
+    if prepared := st.session_state.get("project_file"):
+        name, data = prepared
+        st.download_button(
+            f"Download {name} ({len(data) / 2**20:.1f} MB)",
+            data,
+            file_name=name,
+            mime="application/zip",
+            key="project_download",
+            icon=":material/download:",
+            on_click="ignore",
+        )
+
+
+def project_open() -> None:
+    if opened := st.session_state.pop("project_opened", None):
+        st.success(opened)
+    locked = ui.refused(Action.OPEN_PROJECT)
+    upload = st.file_uploader(
+        "Open a project file",
+        type=[config.PROJECT_SUFFIX.lstrip(".")],
+        key="project_upload",
+        max_upload_size=config.PROJECT_MAX_BYTES // 2**20,
+        disabled=locked,
+    )
+    opening = st.button("Open it here", key="project_open", disabled=locked or not upload, icon=":material/upload:")
+    if not opening or upload is None:  # a forged click comes without a file
+        return
+    with ui.progress_bar(lambda done, total: f"Checking and opening… {done} of {total}", "Checking…") as progress:
+        try:
+            opened = project.open_project(upload.getvalue(), actor=ui.actor(), progress=progress)
+        except project.ProjectError as error:
+            st.error(f"The project file was not opened: {error}")
+            return
+    # Shown after a rerun, so that the runs above and the download list the opened runs too.
+    st.session_state["project_opened"] = project.describe(opened)
+    st.rerun()
 
 
 def data_state() -> None:

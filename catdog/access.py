@@ -53,6 +53,7 @@ class Action(Enum):
     READ_ANY_FOLDER = "read folders outside the shared ones"
     DOWNLOAD = "download the data set"
     SET_CLASS = "change the class settings"
+    OPEN_PROJECT = "open project files"
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,20 @@ class Actor:
 OWNER = Actor("owner", "the owner", Role.OWNER)
 
 # What each role may do. Per-student workspaces (issue #22) add the student's own things here,
-# judged by the owner a run or data set records.
+# judged by the owner a run or data set records; OPEN_PROJECT (runs and data sets made the
+# opener's own) goes to students with them: today's student is a locked-out visitor.
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),
     # A served machine's other folders stay closed to its sessions, the teacher's too.
     Role.TEACHER: frozenset(Action) - {Action.READ_ANY_FOLDER},
     Role.STUDENT: frozenset(),
 }
+
+
+def controls(actor: Actor, owner: Actor) -> bool:
+    """Whether `actor` may take what `owner` has as their own (a project file of it): their own
+    things; the teacher's and the owner's reach is everyone's."""
+    return actor.role in (Role.OWNER, Role.TEACHER) or actor.id == owner.id
 
 
 class Forbidden(ValueError):

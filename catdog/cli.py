@@ -575,6 +575,36 @@ def dataset_restore(args, store: DatasetStore) -> int:
     return 0
 
 
+def cmd_project(args) -> int:
+    return args.project_handler(args, RunStore(args.runs_dir), DatasetStore())
+
+
+def project_export(args, store: RunStore, datasets: DatasetStore) -> int:
+    from catdog import project
+
+    with progress("packing") as report:
+        data = project.export_project(OWNER, store, datasets, args.run or (), report)
+    out = Path(args.out)
+    out.write_bytes(data)
+    print(f"{out}  {len(data) / 1e6:.1f} MB")
+    return 0
+
+
+def project_open(args, store: RunStore, datasets: DatasetStore) -> int:
+    from catdog import project  # here: checking a model loads it, which the other verbs never need
+
+    with open(args.file, "rb") as file:
+        data = file.read(config.PROJECT_MAX_BYTES + 1)  # one byte over the limit is enough to refuse it
+    with progress("checking and opening (each model is loaded once to check it)") as report:
+        opened = project.open_project(data, actor=OWNER, store=store, datasets=datasets, progress=report)
+    for item in opened.skipped:
+        print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
+    for run_id in opened.runs:
+        print(run_id)
+    print(project.describe(opened), file=sys.stderr)
+    return 0
+
+
 def dashboard_script() -> Path | None:
     """dashboard.py beside the catdog package: there in a checkout (installed editable or not),
     absent from a wheel, which holds the library alone."""
@@ -778,6 +808,13 @@ def build_parser() -> argparse.ArgumentParser:
     delete_experiment.add_argument("experiment", help="the experiment's id (see `catdog experiments`)")
 
     dataset_verbs(command("dataset", cmd_dataset, "the app's own data sets: list, import a zip, copy, rename, fix"))
+    project_verbs(
+        command(
+            "project",
+            cmd_project,
+            "project files: your finished runs with their photos as one file, opened on another catdog",
+        )
+    )
     command("runs", cmd_runs, "list runs", runs=True, json_flag=True)
     cancel = command("cancel", cmd_cancel, "cancel a queued or running run", runs=True)
     cancel.add_argument("run", help="the run's id")
@@ -869,6 +906,24 @@ def dataset_verbs(parser: argparse.ArgumentParser) -> None:
     restored = verb("restore", dataset_restore, "bring photos back from the trash to where they were")
     restored.add_argument("name", metavar="NAME", help=name_help)
     restored.add_argument("files", nargs="*", metavar="FILE", help="the photos to restore (default: all)")
+
+
+def project_verbs(parser: argparse.ArgumentParser) -> None:
+    verbs = parser.add_subparsers(dest="project_verb", required=True, metavar="VERB", help="what to do")
+
+    def verb(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
+        sub.set_defaults(project_handler=handler)
+        sub.add_argument("--runs-dir", help="where runs live (default: $CATDOG_RUNS_DIR, else ./runs)")
+        return sub
+
+    exported = verb("export", project_export, "write a project file of finished runs and the photos they trained on")
+    exported.add_argument(
+        "--run", action="append", metavar="ID", help="a run to take (repeat it for more; default: every finished run)"
+    )
+    exported.add_argument("out", metavar="OUT", help=f"the file to write, e.g. my-work{config.PROJECT_SUFFIX}")
+    opened = verb("open", project_open, "add a project file's runs and data sets here, each checked first")
+    opened.add_argument("file", metavar="FILE", help="the project file")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,6 +60,14 @@ ZIP_MAX_ENTRIES = 20_000
 ZIP_MAX_TOTAL_BYTES = 2 * 1024**3
 ZIP_MAX_RATIO = 100
 
+# Project files (catdog.project): a workspace's runs, models and data sets as one file, refused past
+# PROJECT_MAX_BYTES packed or unpacked (a class's own photos and a few heads fit in a few MB; the
+# whole cats_and_dogs_filtered as a typed folder's data, 68 MB), and each JSON record of it past
+# PROJECT_MAX_JSON_BYTES (a run's data.json lists its photos: about 60 bytes each).
+PROJECT_MAX_BYTES = 200 * 1024**2
+PROJECT_MAX_JSON_BYTES = 8 * 1024**2
+PROJECT_SUFFIX = ".catdog"
+
 # A scan stops at this many files and folders (CATDOG_MAX_SCAN_FILES), and at folders nested
 # deeper than this below a class folder: a typed "/" must not stall a shared server.
 MAX_SCAN_FILES = 100_000

@@ -129,3 +129,10 @@ def test_smoke_unfamiliar_measures_pets_at_two_sizes_and_each_non_pet_group(tmp_
             assert 0 <= shares[key] <= 1
         assert set(shares["non_pets_flagged_by_group"]) == set(groups)
     assert "| non-pets flagged |" in table and "| 160 px, seed 0 |" in table
+
+
+def test_smoke_project_measures_a_file_and_its_round_trip(tmp_path, backbone_weights):
+    results, table = run_smoke("benchmarks.project", tmp_path / "project.json", timeout=900)
+    (row,) = results["workspaces"]
+    assert row["photos"] == 44 and 0 < row["file_mb"] < 5 and row["export_s"] > 0 and row["open_s"] > 0
+    assert "synthetic" in table

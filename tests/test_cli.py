@@ -65,6 +65,7 @@ def test_archs_json_lists_the_registry_without_tensorflow_start_up_logs():
         ["dataset", "restore", "nope"],
         ["experiments"],
         ["delete-experiment", "nope"],
+        ["project", "export", "nothing.catdog"],
     ],
     ids=lambda argv: " ".join(argv),
 )

@@ -6,7 +6,8 @@ many entries or unpacks to too many bytes, when an entry unpacks to far more tha
 (a zip bomb), or when an entry's path could leave a folder it is unpacked into (absolute, `..`,
 a drive) or is a link: an archive that plays path tricks is not trusted for its other entries.
 A member is skipped, with the reason, when it is encrypted, too large, not a regular file, has
-control characters in its name, or is itself an archive. Folders, hidden files and the metadata
+control characters in its name, or is itself an archive (unless the caller checks archives
+inside itself: `Limits.nested`, the project file). Folders, hidden files and the metadata
 that Finder and Windows add are passed over silently. Members are read one at a time, as they
 are iterated to, so a large archive is never held in memory; nothing is written to disk here:
 a caller that writes members joins `Member.path` (already checked) to its own folder.
@@ -45,6 +46,9 @@ class Limits:
     total_bytes: int = _configured("ZIP_MAX_TOTAL_BYTES")
     ratio: float = _configured("ZIP_MAX_RATIO")
     member_bytes: int = _configured("MAX_UPLOAD_BYTES")
+    # Whether archives inside are handed out rather than skipped: for a caller that checks each
+    # one itself (a project file's models and data sets, catdog.project).
+    nested: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ def _members(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: L
                 yield Skipped(entry.filename, _too_large(limits))
             elif unpacked > limits.total_bytes:
                 raise ArchiveError(f"the archive unpacks to more than {limits.total_bytes // 2**20:,} MB")
-            elif data.startswith(_NESTED):
+            elif data.startswith(_NESTED) and not limits.nested:
                 yield Skipped(entry.filename, "an archive inside the archive (not opened)")
             else:
                 yield Member(safe_path(entry.filename), data)

@@ -416,7 +416,7 @@ class DatasetStore:
         for `actor`. Regular files only: links are left out, so a copy never reaches outside its source."""
         authorize(actor, Action.MAKE_DATASET)
         source_root = resolve_data_dir(source, progress, actor)
-        files, skipped = _listing(source_root)
+        files, skipped = listing(source_root)
         total = sum(size for _, size in files) or 1
         done = 0
         with self._incoming(name) as folder:
@@ -507,7 +507,7 @@ def _photo_name(file_name: str, index: int) -> str:
     return f"{index:04d}-{safe}{suffix}"
 
 
-def _listing(source: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]]]:
+def listing(source: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]]]:
     """The regular files below a data folder (relative path, size), hidden ones left out, and
     the entries skipped; refused past the scan's entry limit or the archive byte limit."""
     limit, seen, total = config.max_scan_files(), 0, 0

@@ -3,6 +3,7 @@ for every session, and read again when training saves a newer one meanwhile."""
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -53,6 +54,14 @@ def at_current_version(run: Run, use: Callable[[int], T]) -> T:
             log.info("run %s saved a newer model while it was being read; reading that one", run.id)
 
 
+def load_safely(path: Path) -> "keras.Model":
+    """A model file loaded the one way this app loads any: safe_mode on, so a layer that would run
+    code of the file's (a Lambda) is refused, not run; uncompiled, as answering needs no optimizer."""
+    import keras
+
+    return keras.models.load_model(path, safe_mode=True, compile=False)
+
+
 def model_at(run: Run, version: int) -> "keras.Model":
     """The model of exactly this version, loaded once, and only with safe_mode on.
 
@@ -61,9 +70,7 @@ def model_at(run: Run, version: int) -> "keras.Model":
     """
 
     def load() -> "keras.Model":
-        import keras
-
-        model = keras.models.load_model(run.model_path, safe_mode=True, compile=False)
+        model = load_safely(run.model_path)
         if model_version(run) != version:
             raise ModelChanged
         return model4_with_head(model, run.config.input_size) if model.name == HEAD_MODEL_NAME else model

@@ -1,0 +1,536 @@
+"""Project files: a workspace as one file, taken home and opened on another catdog.
+
+Like Teachable Machine's project files: a student (or the teacher) downloads their finished runs
+with the photos they trained on, and opens them on another catdog, where the runs answer photos as
+they did at home. A project file is a zip:
+
+    manifest.json            format and version, the catdog that wrote it, what is inside, and
+                             every other member's SHA-256
+    runs/RUN_ID/FILE         a finished run's record and model (RUN_FILES): settings, history,
+                             status, note, scores, model.keras, the unfamiliarity guard
+    datasets/KEY.zip         the photos a run trained on, a zip of class folders (either layout):
+                             the app's own data set, or the typed folder it read
+
+A run on the default data set carries no photos: every catdog has that set, or downloads it.
+
+Opening one is an upload like any other, and trusts nothing in it: the file is refused as a whole,
+before anything is written, past the size limit or the archives module's entry, ratio and total
+limits, for a path out of its folder or a link (catdog.data.archives), for a member whose name or
+kind is not one of the above, a JSON record past its size limit, a hash that is not the
+manifest's, or a manifest of another format version. Models are checked as archives first, then
+loaded through the app's own loader with safe_mode on (a Lambda layer is refused, never run); the
+photos go through a data-set upload (catdog.data.datasets.import_zip), each decoded. Paths the file
+names are never used: an imported run reads the imported copy of its photos (or this server's
+default set). Everything is new on this server and the opener's: run and experiment ids that are
+taken here get new ones, data sets get new ids (and names, when taken), and runs open finished,
+never queued. Runs are staged in a hidden folder inside the runs folder and renamed in only when
+all of the file has been checked and the data sets made, so a refusal leaves nothing behind.
+"""
+
+import hashlib
+import io
+import json
+import re
+import secrets
+import shutil
+import time
+import zipfile
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from catdog import __version__, config
+from catdog.access import Action, Actor, Role, authorize, controls
+from catdog.data.archives import ArchiveError, Limits, Member, Skipped, zip_members
+from catdog.data.datasets import Dataset, DatasetError, DatasetStore, check_name, listing
+from catdog.data.download import default_dataset_dir
+from catdog.inference import familiarity
+from catdog.inference.loading import load_safely
+from catdog.progress import Progress
+from catdog.runs.record import NOTE_MAX_CHARS, Run
+from catdog.runs.states import RunError
+from catdog.runs.store import RunStore
+from catdog.settings import RunConfig, SettingsError
+
+FORMAT, VERSION = "catdog-project", 1
+MANIFEST = "manifest.json"
+# What a run takes along: enough to list it, show its curves and scores, and answer photos.
+RUN_JSON = ("config.json", "status.json", "data.json", "note.json", "evaluation.json", "evaluation-flip.json")
+HISTORY, MODEL, GUARD = "history.jsonl", "model.keras", "familiarity.npz"
+RUN_FILES = (*RUN_JSON, HISTORY, MODEL, GUARD)
+REQUIRED = ("config.json", "status.json", "data.json", MODEL)
+# The status fields a run keeps from home; state, process and error are this server's.
+STATUS_FIELDS = ("created", "started", "ended", "best_val_accuracy", "collapsed")
+_RUN_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_KEY = r"d[0-9]{1,4}"
+_MEMBER = re.compile(rf"^(?:runs/(?P<run>{_RUN_ID})/(?P<file>[a-z.-]+)|datasets/(?P<key>{_KEY})\.zip)$")
+_STAGING = ".incoming-project-"
+
+
+class ProjectError(RunError):
+    """A project file (runs, and their photos) that cannot be made or opened; one line for the user."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What opening a project file added: the new runs' ids, the new data sets' names, and the
+    photos of those that were left out, each with the reason."""
+
+    runs: list[str]
+    datasets: list[str]
+    skipped: list[dict[str, str]]
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def exportable(actor: Actor, store: RunStore) -> list[Run]:
+    """The finished runs a project file of `actor`'s holds by default: their own (the owner's
+    reach, on a machine of their own, is every run)."""
+    runs = [run for run in store.runs() if run.state == "finished"]
+    if actor.role == Role.OWNER:
+        return runs
+    return [run for run in runs if run.owner.id == actor.id]
+
+
+def export_project(
+    actor: Actor,
+    store: RunStore | None = None,
+    datasets: DatasetStore | None = None,
+    run_ids: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> bytes:
+    """The project file of the runs named (default: `exportable`), each with its photos."""
+    store, datasets = store or RunStore(), datasets or DatasetStore()
+    runs = [_chosen(store, run_id, actor) for run_id in run_ids] if run_ids else exportable(actor, store)
+    if not runs:
+        raise ProjectError("nothing to put in a project file: no finished runs of yours")
+    sources = _data_sources(runs, datasets)
+    members: dict[str, bytes] = {}
+    keys: dict[Path, str] = {}
+    total, done = len(runs) + len(sources), 0
+    for folder in sources:
+        keys[folder] = f"d{len(keys) + 1}"
+        members[f"datasets/{keys[folder]}.zip"] = _photos_zip(folder)
+        done += 1
+        if progress:
+            progress(done, total)
+    manifest_runs = []
+    for run in runs:
+        for name in RUN_FILES:
+            if (run.path / name).is_file():
+                members[f"runs/{run.id}/{name}"] = (run.path / name).read_bytes()
+        folder = _data_folder(run, datasets)
+        manifest_runs.append({"id": run.id, "data": keys.get(folder) if folder else None})
+        done += 1
+        if progress:
+            progress(done, total)
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "catdog": __version__,
+        "created": time.time(),
+        "runs": manifest_runs,
+        "datasets": [{"key": key, "name": _dataset_name(folder, datasets)} for folder, key in keys.items()],
+        "members": {name: _sha256(data) for name, data in members.items()},
+    }
+    return _zip({MANIFEST: json.dumps(manifest, indent=1).encode(), **members})
+
+
+def _chosen(store: RunStore, run_id: str, actor: Actor) -> Run:
+    run = store.get(run_id)
+    if not controls(actor, run.owner):
+        raise ProjectError(f"run {run_id} is not yours to take home")
+    if run.state != "finished":
+        raise ProjectError(f"run {run_id} is {run.state}: only finished runs go into a project file")
+    return run
+
+
+def _data_folder(run: Run, datasets: DatasetStore) -> Path | None:
+    """The folder of the photos the run trained on, where they are now; None for the default set."""
+    recorded = run.data()
+    if (dataset_id := recorded.get("dataset")) and (found := datasets.with_id(dataset_id)):
+        return found.root
+    folder = run.config.data_dir
+    return Path(folder).expanduser().resolve() if folder else None
+
+
+def _data_sources(runs: list[Run], datasets: DatasetStore) -> list[Path]:
+    folders = []
+    for run in runs:
+        folder = _data_folder(run, datasets)
+        if folder and folder not in folders:
+            if not folder.is_dir():
+                raise ProjectError(f"run {run.id} trained on {folder}, which is gone: its photos cannot go along")
+            folders.append(folder)
+    return folders
+
+
+def _dataset_name(folder: Path, datasets: DatasetStore) -> str:
+    found = datasets.find(folder)
+    return found.name if found else folder.name
+
+
+def _photos_zip(folder: Path) -> bytes:
+    """A data folder's files, hidden ones (the trash, the id) left out: what a data-set upload reads."""
+    try:
+        files, _ = listing(folder)
+    except DatasetError as error:
+        raise ProjectError(str(error)) from None
+    if sum(size for _, size in files) > config.PROJECT_MAX_BYTES:
+        raise ProjectError(f"the photos in {folder} are more than a project file may hold")
+    return _zip({relative: (folder / relative).read_bytes() for relative, _ in files})
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    """Photos, models and zips are stored as they are (they barely compress); the records are deflated."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            packed = name.endswith((".json", ".jsonl"))
+            archive.writestr(name, data, zipfile.ZIP_DEFLATED if packed else zipfile.ZIP_STORED)
+    return out.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def open_project(
+    data: bytes,
+    *,
+    actor: Actor,
+    store: RunStore | None = None,
+    datasets: DatasetStore | None = None,
+    progress: Progress | None = None,
+) -> Opened:
+    """Adds a project file's runs and data sets to this server as `actor`'s, or refuses it whole
+    in one line (ProjectError) with nothing added."""
+    authorize(actor, Action.OPEN_PROJECT)
+    store, datasets = store or RunStore(), datasets or DatasetStore()
+    members = _checked_members(data)
+    manifest = _manifest(members)
+    runs = _runs(members, manifest)
+    store.check_writable()
+    steps, done = len(runs) + len(manifest["datasets"]), 0
+    with _staging(store.root) as staging:
+        ids = _fresh_ids(store, list(runs))
+        staged = {}
+        for run_id, files in runs.items():
+            staged[run_id] = _stage_run(staging / ids[run_id], run_id, files, actor)
+            done += 1
+            if progress:
+                progress(done, steps)
+        experiments = _fresh_experiments(store, [run.config.experiment for run in staged.values()])
+        made, skipped = {}, []
+        try:
+            for entry in manifest["datasets"]:
+                dataset, left_out = _open_dataset(
+                    members[f"datasets/{entry['key']}.zip"], entry["name"], datasets, actor
+                )
+                made[entry["key"]] = dataset
+                skipped += [{**item, "file": f"{dataset.name}/{item['file']}"} for item in left_out]
+                done += 1
+                if progress:
+                    progress(done, steps)
+            for entry in manifest["runs"]:
+                _point_at_data(staged[entry["id"]], made.get(entry["data"]), experiments)
+            opened = _move_in(list(staged.values()), store.root)
+        except BaseException:
+            for dataset in made.values():
+                shutil.rmtree(dataset.root, ignore_errors=True)
+            raise
+    return Opened(opened, [dataset.name for dataset in made.values()], skipped)
+
+
+def _limits() -> Limits:
+    return Limits(total_bytes=config.PROJECT_MAX_BYTES, member_bytes=config.PROJECT_MAX_BYTES, nested=True)
+
+
+def _checked_members(data: bytes) -> dict[str, bytes]:
+    """Every member by name, each a known kind of file; the file refused as a whole otherwise."""
+    if len(data) > config.PROJECT_MAX_BYTES:
+        raise ProjectError(
+            f"the project file has {len(data) / 2**20:,.0f} MB; the limit is {config.PROJECT_MAX_BYTES // 2**20:,} MB"
+        )
+    members: dict[str, bytes] = {}
+    try:
+        for entry in zip_members(data, _limits()):
+            if isinstance(entry, Skipped):
+                raise ProjectError(f"{entry.name} is refused: {entry.reason}")
+            name = str(entry.path)
+            if name in members:
+                raise ProjectError(f"{name} is in the project file twice")
+            if name != MANIFEST and not _known(entry):
+                raise ProjectError(f"{name} is no part of a catdog project file")
+            members[name] = entry.data
+    except ArchiveError as error:
+        raise ProjectError(f"not a usable project file: {error}") from None
+    return members
+
+
+def _known(entry: Member) -> bool:
+    match = _MEMBER.match(str(entry.path))
+    return bool(match) and (match["key"] is not None or match["file"] in RUN_FILES)
+
+
+def _json(data: bytes, name: str):
+    if len(data) > config.PROJECT_MAX_JSON_BYTES:
+        raise ProjectError(f"{name} is larger than the {config.PROJECT_MAX_JSON_BYTES // 2**20} MB a record may be")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as error:
+        raise ProjectError(f"{name} is not readable JSON ({str(error).splitlines()[0][:80]})") from None
+
+
+def _manifest(members: dict[str, bytes]) -> dict:
+    """The manifest, its format and version ours, listing exactly the other members with their hashes."""
+    if MANIFEST not in members:
+        raise ProjectError("not a catdog project file: it has no manifest.json")
+    manifest = _json(members[MANIFEST], MANIFEST)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ProjectError("not a catdog project file: its manifest names no catdog project format")
+    if manifest.get("version") != VERSION:
+        raise ProjectError(
+            f"the project file is format version {manifest.get('version')!r} (catdog {manifest.get('catdog')}); "
+            f"this catdog {__version__} opens version {VERSION}"
+        )
+    hashes = manifest.get("members")
+    listed = set(hashes) if isinstance(hashes, dict) else set()
+    present = set(members) - {MANIFEST}
+    if listed != present:
+        odd = min(listed ^ present)
+        raise ProjectError(f"{odd} is {'missing from the file' if odd in listed else 'not in the manifest'}")
+    for name in sorted(present):
+        if hashes[name] != _sha256(members[name]):
+            raise ProjectError(f"{name} is not the file the manifest lists (its SHA-256 differs): damaged or altered")
+    runs, sets = manifest.get("runs"), manifest.get("datasets")
+    if not isinstance(runs, list) or not isinstance(sets, list):
+        raise ProjectError("the manifest does not list the runs and data sets")
+    keys = {entry.get("key") for entry in sets if isinstance(entry, dict)}
+    for entry in sets:
+        if not isinstance(entry, dict) or f"datasets/{entry.get('key')}.zip" not in members:
+            raise ProjectError(f"the manifest lists a data set the file does not hold: {entry!r:.80}")
+        if not isinstance(entry.get("name"), str):
+            raise ProjectError(f"data set {entry['key']} has no name in the manifest")
+    for entry in runs:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise ProjectError(f"the manifest lists a run without an id: {entry!r:.80}")
+        if entry.get("data") is not None and entry["data"] not in keys:
+            raise ProjectError(f"run {entry['id']} trained on data set {entry['data']!r}, which the file does not hold")
+    return manifest
+
+
+def _runs(members: dict[str, bytes], manifest: dict) -> dict[str, dict[str, bytes]]:
+    """Each listed run's files, by name; every run of the file listed, each with what it needs."""
+    runs: dict[str, dict[str, bytes]] = {}
+    for name, data in members.items():
+        match = _MEMBER.match(name)
+        if match and match["run"]:
+            runs.setdefault(match["run"], {})[match["file"]] = data
+    listed = [entry["id"] for entry in manifest["runs"]]
+    if sorted(listed) != sorted(runs) or len(set(listed)) != len(listed):
+        raise ProjectError("the manifest's runs are not the runs the file holds")
+    for run_id, files in runs.items():
+        if missing := [name for name in REQUIRED if name not in files]:
+            raise ProjectError(f"run {run_id} lacks {', '.join(missing)}")
+    return runs
+
+
+@contextmanager
+def _staging(root: Path):
+    """A hidden folder inside the runs folder (no run id starts with a dot, so no list shows it),
+    removed however opening ends: what was renamed out of it by then is in."""
+    folder = root / f"{_STAGING}{secrets.token_hex(8)}"
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stage_run(folder: Path, run_id: str, files: dict[str, bytes], actor: Actor) -> Run:
+    """The run written into `folder` (its id here) from checked records, its model and guard
+    loaded as this app loads them; the opener's, finished."""
+    run = Run(folder)
+    run.path.mkdir()
+    what = f"run {run_id}'s"
+    try:
+        run_config = RunConfig.from_dict(_json(files["config.json"], f"{what} config.json"))
+    except (SettingsError, TypeError, ValueError) as error:
+        raise ProjectError(f"{what} config.json is refused: {str(error).splitlines()[0]}") from None
+    status = _json(files["status.json"], f"{what} status.json")
+    if not isinstance(status, dict) or status.get("state") != "finished":
+        raise ProjectError(f"run {run_id} is not a finished run")
+    run.write_config(run_config)
+    run.record_owner(actor)
+    run.mark("finished", pid=None, error=None, **_kept_status(status))
+    _write_records(run, files, what)
+    _stage_model(run, files[MODEL], what)
+    if GUARD in files:
+        _stage_guard(run, files[GUARD], what)
+    return run
+
+
+def _kept_status(status: dict) -> dict:
+    kept = {name: status.get(name) for name in STATUS_FIELDS}
+    numbers = {name: value for name, value in kept.items() if isinstance(value, int | float) and name != "collapsed"}
+    collapsed = kept["collapsed"] if isinstance(kept["collapsed"], str) else None
+    return {**numbers, "collapsed": collapsed[:500] if collapsed else None}
+
+
+def _write_records(run: Run, files: dict[str, bytes], what: str) -> None:
+    """The run's JSON records as parsed (never the bytes as sent), each of the shape a reader expects."""
+    data = _json(files["data.json"], f"{what} data.json")
+    classes = data.get("classes") if isinstance(data, dict) else None
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise ProjectError(f"{what} data.json names no classes")
+    recorded = data.get("files")
+    if not isinstance(recorded, dict) or not all(_pairs(items) for items in recorded.values()):
+        raise ProjectError(f"{what} data.json lists its photos in no known shape")
+    _write_json(run.path / "data.json", {"classes": classes, "files": recorded, **_shown(data)})
+    for name in ("evaluation.json", "evaluation-flip.json"):
+        if name in files and isinstance(scores := _json(files[name], f"{what} {name}"), dict):
+            _write_json(run.path / name, scores)
+    if "note.json" in files:
+        note = _json(files["note.json"], f"{what} note.json")
+        if isinstance(note, str) and note.strip():
+            _write_json(run.path / "note.json", note[:NOTE_MAX_CHARS])
+    if HISTORY in files:
+        lines = [line for line in files[HISTORY].splitlines() if line.strip()]
+        lines = _json(b"[" + b",".join(lines) + b"]", f"{what} {HISTORY}")
+        records = [json.dumps(record) for record in lines if isinstance(record, dict)]
+        (run.path / HISTORY).write_text("".join(f"{line}\n" for line in records))
+
+
+def _pairs(items) -> bool:
+    return isinstance(items, list) and all(
+        isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], int)
+        for item in items
+    )
+
+
+def _shown(data: dict) -> dict:
+    """What pages show of the data beside the photos: counts and skipped files, when they are of their shapes."""
+    counts, skipped = data.get("counts"), data.get("skipped")
+    return {
+        **({"counts": counts} if isinstance(counts, dict) else {}),
+        **({"skipped": skipped} if isinstance(skipped, list) else {}),
+    }
+
+
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=1))
+
+
+def _check_inner(data: bytes, name: str) -> None:
+    """A model or guard is itself a zip: held to the same limits before anything reads it."""
+    try:
+        for entry in zip_members(data, _limits()):
+            if isinstance(entry, Skipped):
+                raise ProjectError(f"{name} is refused: {entry.name} is {entry.reason}")
+    except ArchiveError as error:
+        raise ProjectError(f"{name} is refused: {error}") from None
+
+
+def _stage_model(run: Run, data: bytes, what: str) -> None:
+    _check_inner(data, f"{what} {MODEL}")
+    run.model_path.write_bytes(data)
+    try:
+        load_safely(run.model_path)
+    except Exception as error:  # noqa: BLE001 -- whatever a crafted file makes Keras raise, it is refused
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise ProjectError(f"{what} {MODEL} is refused: {reason}") from None
+
+
+def _stage_guard(run: Run, data: bytes, what: str) -> None:
+    _check_inner(data, f"{what} {GUARD}")
+    run.familiarity_path.write_bytes(data)
+    if familiarity.Guard.load(run.familiarity_path) is None:
+        raise ProjectError(f"{what} {GUARD} is refused: not an unfamiliarity guard this catdog reads")
+
+
+def _open_dataset(data: bytes, name: str, datasets: DatasetStore, actor: Actor) -> tuple[Dataset, list[dict]]:
+    """A data set made from the photos as any uploaded zip is, under a name free here."""
+    try:
+        made = datasets.import_zip(io.BytesIO(data), _free_name(name, datasets), actor=actor)
+    except DatasetError as error:
+        raise ProjectError(f"data set {name!r} is refused: {error}") from None
+    made.dataset.id  # noqa: B018 -- a new id, made now: runs record it to follow renames
+    return made.dataset, made.skipped
+
+
+def _free_name(name: str, datasets: DatasetStore) -> str:
+    try:
+        base = check_name(name)
+    except DatasetError:
+        base = "imported"
+    taken = {existing.casefold() for existing in datasets.names()}
+    candidate, n = base, 2
+    while candidate.casefold() in taken:
+        candidate, n = f"{base[:58]} {n}", n + 1
+    return candidate
+
+
+def _fresh_ids(store: RunStore, run_ids: list[str]) -> dict[str, str]:
+    """Each run's id here: its own where free, else a new one (never another run's folder)."""
+    taken = {path.name for path in store.root.iterdir()}
+    return {run_id: run_id if run_id not in taken else f"{run_id[:100]}-{secrets.token_hex(3)}" for run_id in run_ids}
+
+
+def _fresh_experiments(store: RunStore, experiments: list[str | None]) -> dict[str, str]:
+    """Each experiment's id here: its own where no run here has it, else a new one, so that the
+    file's runs never join an experiment of this server's."""
+    taken = {run.config.experiment for run in store.runs()}
+    return {
+        experiment: f"{experiment[:100]}-{secrets.token_hex(3)}" if experiment in taken else experiment
+        for experiment in set(filter(None, experiments))
+    }
+
+
+def _point_at_data(run: Run, dataset: Dataset | None, experiments: dict[str, str]) -> None:
+    """The run's settings and data record rewritten to this server's copy of its photos (or its
+    default set), never to a path the file named."""
+    run_config = run.config
+    experiment = experiments.get(run_config.experiment) if run_config.experiment else None
+    run.write_config(replace(run_config, data_dir=str(dataset.root) if dataset else None, experiment=experiment))
+    data = run.data()
+    data["root"] = str(dataset.root if dataset else default_dataset_dir())
+    data.pop("dataset", None)
+    if dataset:
+        data["dataset"] = dataset.id
+    _write_json(run.path / "data.json", data)
+
+
+def _move_in(staged: list[Run], root: Path) -> list[str]:
+    """Each run renamed into the runs folder; those already in are taken back out if one cannot be."""
+    moved: list[Path] = []
+    try:
+        for run in staged:
+            target = root / run.id
+            if target.exists():
+                raise RunError(f"run {run.id} appeared here meanwhile: open the file again")
+            moved.append(run.path.rename(target))
+    except BaseException:
+        for path in moved:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    return [path.name for path in moved]
+
+
+def describe(opened: Opened) -> str:
+    """One line for the user: what opening added."""
+    runs = f"{len(opened.runs)} run{'s' * (len(opened.runs) != 1)}"
+    sets = f"{len(opened.datasets)} data set{'s' * (len(opened.datasets) != 1)}"
+    left = f"; {len(opened.skipped)} photos left out" if opened.skipped else ""
+    return f"Opened {runs} and {sets}{left}."
+
+
+def file_name(actor: Actor) -> str:
+    """The name a downloaded project file is offered under: whose and when."""
+    who = "" if actor.role == Role.OWNER else re.sub(r"[^A-Za-z0-9]+", "-", actor.name).strip("-")
+    return f"catdog-{who}{'-' * bool(who)}{time.strftime('%Y%m%d-%H%M')}{config.PROJECT_SUFFIX}"
