@@ -133,6 +133,12 @@ def submit_experiment(store: RunStore, run_configs: list[RunConfig], *, actor: A
     return [store.submit(run_config.to_dict(), actor=actor) for run_config in run_configs]
 
 
+def record_experiment(store: RunStore, run_configs: list[RunConfig], *, actor: Actor) -> list[Run]:
+    """Records the runs queued, for a caller that trains them itself (`catdog lesson --wait`)."""
+    authorize(actor, Action.START_EXPERIMENT)
+    return [store.create(run_config.to_dict(), owner=actor) for run_config in run_configs]
+
+
 # --- experiments as a unit -------------------------------------------------------------------
 
 
