@@ -5,7 +5,6 @@ teacher's), and classmates' only where the teacher shows them; the teacher sees 
 import io
 import json
 import re
-from dataclasses import replace
 
 import pytest
 
