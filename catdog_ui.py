@@ -10,6 +10,7 @@ import os
 import runpy
 import secrets
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property, wraps
@@ -764,7 +765,11 @@ def sign_in_from_link() -> None:
 
 
 def sign_in_link(joined: roster.Joined) -> str:
-    return f"{st.context.url.split('?')[0]}?{LINK_KEY}={joined.key}"
+    """The app's home address with the student's key, whichever page they joined on."""
+    address = urllib.parse.urlsplit(st.context.url)
+    base = st.get_option("server.baseUrlPath").strip("/")
+    root = f"/{base}/" if base else "/"
+    return f"{address.scheme}://{address.netloc}{root}?{LINK_KEY}={joined.key}"
 
 
 def class_panel() -> None:
