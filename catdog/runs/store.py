@@ -43,7 +43,8 @@ class RunStore:
     def runs(self) -> list[Run]:
         """The runs the viewer sees, oldest first. A folder whose config.json is missing or damaged
         is no run: `get` says why, and `delete` still removes it."""
-        return [run for run in self.every_run() if self.visible(run)]
+        shown = classroom.load().show_classmates_runs  # once per listing: every open tab polls it
+        return [run for run in self.every_run() if can_see(self.viewer, run.owner, shown)]
 
     def every_run(self) -> list[Run]:
         """All runs, whoever sees them: what the queue serves."""
