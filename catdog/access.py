@@ -149,8 +149,8 @@ def actor_record(actor: Actor) -> dict:
 
 
 def recorded_actor(recorded: object) -> Actor:
-    """The actor of `actor_record`; OWNER for a missing or damaged record, so that damage never
-    opens a thing to others."""
+    """The actor of `actor_record`; OWNER for a missing or damaged record (things from before
+    workspaces): the class's, which no student may change, so damage never hands a thing to one."""
     try:
         return Actor(str(recorded["id"]), str(recorded["name"]), Role(recorded["role"]))
     except (KeyError, TypeError, ValueError):

@@ -85,7 +85,8 @@ class Run:
     @property
     def owner(self) -> Actor:
         """Who started the run: what authorization and the fair queue judge it by. A run without
-        a readable owner.json belongs to the owner alone, so damage never opens it to others."""
+        a readable owner.json (older runs) is the owner's, shared with the class: others may see
+        it, and only the teacher change it, so damage never hands it to a student."""
         return recorded_actor(read_json(self.path / "owner.json"))
 
     def record_owner(self, owner: Actor) -> None:
