@@ -11,6 +11,7 @@ import os
 import runpy
 import secrets
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property, wraps
@@ -24,7 +25,7 @@ import streamlit.components.v1 as components
 from PIL import Image
 from streamlit.runtime.scriptrunner import script_runner
 
-from catdog import access, config
+from catdog import access, config, roster
 from catdog.access import Action, Forbidden
 from catdog.data import datasets
 from catdog.data.download import download_default_dataset
@@ -145,6 +146,8 @@ def ensure_router() -> None:
 def setup_page() -> None:
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
+    with error_boundary("Signing in"):
+        sign_in_from_link()
     with error_boundary("Resuming queued runs"):
         resume_queue(str(config.runs_dir()))
 
@@ -311,7 +314,7 @@ def fix_photo(dataset: datasets.Dataset | None, file: str, label: str, classes: 
     """Move a photo to another class or remove it (into the trash); only on the app's own data sets."""
     if dataset is None:
         return
-    locked = refused(Action.FIX_PHOTO)
+    locked = refused(Action.FIX_PHOTO, dataset.owner)
     with st.popover("Fix", icon=":material/edit:", disabled=locked, help=LOCKED if locked else None, width="stretch"):
         for name in classes:
             if name != label:
@@ -354,7 +357,7 @@ def undo_bar(dataset: datasets.Dataset | None, key: str = "undo") -> None:
     if not changes or changes[-1].undone:
         return
     shown = changes[-1]
-    locked = refused(Action.UNDO)
+    locked = refused(Action.UNDO, dataset.owner)
     text, button = st.columns([4, 1], vertical_alignment="center")
     text.info(f"Last change to {dataset.name}: {shown.describe()}.", icon=":material/history:")
     # The change shown is named: if another session changed the data set since, Undo is refused.
@@ -432,15 +435,20 @@ class RunSnapshot(Run):
     def data(self) -> dict:
         return self._data
 
+    @cached_property
+    def owner(self) -> access.Actor:
+        return Run.owner.fget(self)
+
 
 class SharedRuns(RunStore):
-    """The runs folder as the pages read it: one snapshot per server while no run file changes.
+    """The runs folder as the pages read it: one snapshot per server while no run file changes,
+    each session shown what its actor sees.
 
     Each open tab polls the run status; parsing every run's files once per poll and tab made the
     server's work grow with the class. A few stat calls tell whether the snapshot is current.
     """
 
-    def runs(self) -> list[Run]:
+    def every_run(self) -> list[Run]:
         return list(_runs_snapshot(str(self.root), _runs_version(self.root)))
 
     def get(self, run_id: str) -> Run:
@@ -468,7 +476,8 @@ def _runs_snapshot(runs_dir: str, version: tuple) -> tuple[RunSnapshot, ...]:
 
 
 def shared_runs() -> SharedRuns:
-    return SharedRuns()
+    """The runs this session sees; also what its actions on runs go through."""
+    return SharedRuns(viewer=actor())
 
 
 def runs_with_model() -> list[Run]:
@@ -644,7 +653,7 @@ def live_camera(run: Run) -> None:
 
 # --- the teacher's lock -----------------------------------------------------------------
 
-LOCKED = "Locked by the teacher: unlock in the sidebar."
+LOCKED = "Not for this session: join the class in the sidebar (students change their own things only), or unlock as the teacher."
 UNLOCKED_KEY = "teacher_unlocked"
 
 
@@ -660,21 +669,26 @@ def teacher_password() -> str | None:
 def actor() -> access.Actor:
     """Who this browser session is, for every action it asks of the library: whoever signed in
     with the school's single sign-on; the owner on a server without a teacher password or
-    sign-in; else the teacher once unlocked, else a student."""
+    sign-in; else the teacher once unlocked, else the student who joined or signed in (see
+    class_panel), else a visitor, who only watches."""
     if signed_in := signed_in_actor():
         return signed_in
     if teacher_password() is None and not sign_in_providers():
         return access.OWNER
-    session = st.session_state.setdefault("teacher_session", secrets.token_hex(8))
     if st.session_state.get(UNLOCKED_KEY, False):
-        return access.Actor(session, "the teacher", access.Role.TEACHER)
-    return access.Actor(session, "a student", access.Role.STUDENT)
+        return access.TEACHER
+    return st.session_state.get(STUDENT_KEY) or access.Actor(session_id(), "a visitor", access.Role.VISITOR)
 
 
-def refused(action: Action) -> bool:
-    """Whether this session may not take `action`: its widgets are disabled as a courtesy; the
-    library refuses the action itself whatever is sent."""
-    return not access.allowed(actor(), action)
+def session_id() -> str:
+    """This browser session's random id: what the throttles count its wrong tries by."""
+    return st.session_state.setdefault("teacher_session", secrets.token_hex(8))
+
+
+def refused(action: Action, owner: access.Actor | None = None) -> bool:
+    """Whether this session may not take `action` (on a thing of `owner`'s): its widgets are
+    disabled as a courtesy; the library refuses the action itself whatever is sent."""
+    return not access.allowed(actor(), action, owner)
 
 
 # Addresses only this machine can reach: anything else (Streamlit's default, all of them) serves others.
@@ -723,7 +737,7 @@ def teacher_panel() -> None:
     if not submitted:
         return
     # The session's random id, so the throttle counts this session's tries apart from others'.
-    verdict = access.GATE.unlock(attempt, password, actor().id)
+    verdict = access.GATE.unlock(attempt, password, session_id())
     if not verdict.unlocked:
         st.error(verdict.message, icon=":material/lock:")
         return
@@ -792,3 +806,90 @@ def sign_in_panel() -> None:
         label = f"Sign in with {provider.capitalize()}" if provider else "Sign in"
         if st.button(label, icon=":material/login:", key=f"sign_in_{provider or 'default'}"):
             st.login(provider)
+
+
+# --- the class: students join by name and sign in with their code -------------------------
+
+STUDENT_KEY = "student"
+JOINED_KEY = "student_joined"  # the code and link just given, shown until the student has kept them
+SIGN_IN_ERROR_KEY = "student_sign_in_error"
+LINK_KEY = "key"  # the query parameter of a sign-in link
+
+
+def sign_in_from_link() -> None:
+    """A link's `?key=` signs the session in, then leaves the address bar, so that a screen
+    shared or a photo of it shows no one's code."""
+    key = st.query_params.get(LINK_KEY)
+    if key is None:
+        return
+    del st.query_params[LINK_KEY]
+    if teacher_password() is None:
+        return
+    try:
+        st.session_state[STUDENT_KEY] = roster.sign_in_key(key, session_id())
+    except roster.RosterError as error:
+        st.session_state[SIGN_IN_ERROR_KEY] = str(error)
+
+
+def sign_in_link(joined: roster.Joined) -> str:
+    """The app's home address with the student's key, whichever page they joined on."""
+    address = urllib.parse.urlsplit(st.context.url)
+    base = st.get_option("server.baseUrlPath").strip("/")
+    root = f"/{base}/" if base else "/"
+    return f"{address.scheme}://{address.netloc}{root}?{LINK_KEY}={joined.key}"
+
+
+def class_panel() -> None:
+    """The sidebar's Join and Sign in forms, or who is signed in with Sign out; only on a server
+    with a teacher password (without one there is one user, the owner)."""
+    if teacher_password() is None or st.session_state.get(UNLOCKED_KEY) or signed_in_actor():
+        return
+    st.caption("Class")
+    if error := st.session_state.pop(SIGN_IN_ERROR_KEY, None):
+        st.error(error, icon=":material/person_off:")
+    student = st.session_state.get(STUDENT_KEY)
+    if student is not None:
+        st.badge(student.name, color="violet", icon=":material/person:")
+        _show_code_once()
+        if st.button("Sign out", icon=":material/logout:", key="student_sign_out"):
+            for key in (STUDENT_KEY, JOINED_KEY):
+                st.session_state.pop(key, None)
+            st.rerun()
+        return
+    join, sign_in = st.tabs(["Join", "Sign in"])
+    with join, st.form("class_join", clear_on_submit=True, border=False):
+        name = st.text_input("Your name", key="join_name", max_chars=config.STUDENT_NAME_MAX_CHARS)
+        joined = st.form_submit_button("Join", icon=":material/person_add:")
+    with sign_in, st.form("class_sign_in", clear_on_submit=True, border=False):
+        known = st.text_input("Your name", key="sign_in_name", max_chars=config.STUDENT_NAME_MAX_CHARS)
+        code = st.text_input("Your code", type="password", key="sign_in_code")
+        signed = st.form_submit_button("Sign in", icon=":material/login:")
+    try:
+        if joined:
+            made = roster.join(name, session_id())
+            st.session_state[STUDENT_KEY], st.session_state[JOINED_KEY] = made.actor, made
+        elif signed:
+            st.session_state[STUDENT_KEY] = roster.sign_in(known, code, session_id())
+        else:
+            return
+    except roster.RosterError as error:
+        st.error(str(error), icon=":material/person_off:")
+        return
+    st.rerun()
+
+
+def _show_code_once() -> None:
+    """The code and link of a student who just joined: never stored, so shown until they say they kept them."""
+    joined = st.session_state.get(JOINED_KEY)
+    if joined is None:
+        return
+    st.info(
+        "Keep your code: it signs you in again after a reload or on another device. Copy it, or the link "
+        "(the copy icon at the right of each), and keep it private.",
+        icon=":material/key:",
+    )
+    st.code(roster.shown_code(joined.code), language=None)
+    st.code(sign_in_link(joined), language=None, wrap_lines=True)
+    if st.button("I have kept my code", key="student_code_kept"):
+        del st.session_state[JOINED_KEY]
+        st.rerun()

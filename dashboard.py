@@ -168,6 +168,7 @@ page = st.navigation(
 with st.sidebar:
     ui.run_status()
     ui.sign_in_panel()
+    ui.class_panel()
     ui.teacher_panel()
 # routed(): the pages know they run inside the router (see catdog_ui's router workaround).
 with ui.error_boundary(page.title), ui.routed():

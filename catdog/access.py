@@ -3,8 +3,10 @@
 Every action that changes state (starting, cancelling and deleting runs and experiments; making,
 fixing, renaming and deleting data sets; reading a typed folder anywhere; downloading the data
 set) takes the `Actor` asking and calls `authorize`, which refuses in one line what they may not
-do. The pages pass the browser session's actor and only mirror the answer in their widgets, so a
-forged click reaches the same check; the CLI acts as the owner of the files it is given.
+do; an action on an existing thing also names its owner, and a student acts on their own things
+alone. What each actor sees is `can_see`. The pages pass the browser session's actor and only
+mirror the answer in their widgets, so a forged click reaches the same check; the CLI acts as the
+owner of the files it is given, or as whom `--as` names (catdog.roster).
 
 The teacher's password: a correct one always unlocks. Wrong guesses are counted per browser
 session and over the whole server; past a few of them each further wrong guess is answered with
@@ -31,7 +33,8 @@ log = logging.getLogger("catdog.access")
 class Role(Enum):
     OWNER = "owner"  # whoever has the files: the CLI, or anyone on a server without a password
     TEACHER = "teacher"  # a browser session unlocked with the teacher's password
-    STUDENT = "student"  # any other browser session of a server with a password
+    STUDENT = "student"  # a browser session that joined the class by name (catdog.roster)
+    VISITOR = "visitor"  # any other browser session of a server with a password: it only watches
 
 
 class Action(Enum):
@@ -66,16 +69,37 @@ class Actor:
 
 
 OWNER = Actor("owner", "the owner", Role.OWNER)
+# One teacher per class, however many sessions unlock: their runs and data sets are one owner's.
+TEACHER = Actor("teacher", "the teacher", Role.TEACHER)
 
-# What each role may do. Per-student workspaces (issue #22) add the student's own things here,
-# judged by the owner a run or data set records; OPEN_PROJECT (runs and data sets made the
-# opener's own) goes to students with them: today's student is a locked-out visitor.
+# Actions on an existing thing: `authorize` must be told its owner, and a student may take them
+# on their own things alone.
+ON_OWNED: frozenset[Action] = frozenset(
+    {
+        Action.CANCEL_RUN,
+        Action.DELETE_RUN,
+        Action.NOTE_RUN,
+        Action.DELETE_EXPERIMENT,
+        Action.RENAME_DATASET,
+        Action.DELETE_DATASET,
+        Action.FIX_PHOTO,
+        Action.UNDO,
+        Action.RESTORE,
+    }
+)
+
+# What each role may do; for a student, ON_OWNED actions only on their own things.
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),
     # A served machine's other folders stay closed to its sessions, the teacher's too.
     Role.TEACHER: frozenset(Action) - {Action.READ_ANY_FOLDER},
-    Role.STUDENT: frozenset(),
+    # Choosing a folder stays confined to the shared ones and the data sets the student may see.
+    Role.STUDENT: ON_OWNED
+    | {Action.START_RUN, Action.START_EXPERIMENT, Action.MAKE_DATASET, Action.CHOOSE_FOLDER, Action.OPEN_PROJECT},
+    Role.VISITOR: frozenset(),
 }
+# Whose things are the class's: every session sees them.
+SHARED_ROLES = frozenset({Role.OWNER, Role.TEACHER})
 
 
 def controls(actor: Actor, owner: Actor) -> bool:
@@ -88,17 +112,57 @@ class Forbidden(ValueError):
     """An action the actor may not take; the message is one line, shown as it is."""
 
 
-def allowed(actor: Actor, action: Action) -> bool:
-    """Whether `actor` may take `action`: what a page mirrors in its widgets."""
-    return action in ALLOWED[actor.role]
+def is_same(actor: Actor, other: Actor) -> bool:
+    """The same person: names may be spelled anew, ids and roles stay."""
+    return (actor.id, actor.role) == (other.id, other.role)
 
 
-def authorize(actor: Actor, action: Action) -> None:
-    """Raises Forbidden unless `actor` may take `action`: every action of the library calls it first."""
-    if not allowed(actor, action):
+def allowed(actor: Actor, action: Action, owner: Actor | None = None) -> bool:
+    """Whether `actor` may take `action` (on a thing of `owner`'s, if named): what a page mirrors
+    in its widgets. Without an owner, whether they may take it on anything."""
+    if action not in ALLOWED[actor.role]:
+        return False
+    return actor.role is not Role.STUDENT or owner is None or action not in ON_OWNED or is_same(actor, owner)
+
+
+def authorize(actor: Actor, action: Action, owner: Actor | None = None) -> None:
+    """Raises Forbidden unless `actor` may take `action`: every action of the library calls it
+    first, naming the owner of the thing acted on for the ON_OWNED actions."""
+    if action in ON_OWNED and owner is None:
+        raise TypeError(f"authorize({action.name}) needs the owner of the thing acted on")
+    if allowed(actor, action, owner):
+        return
+    if actor.role is Role.VISITOR:
         raise Forbidden(
-            f"Locked by the teacher: only the teacher may {action.value} (unlock with the teacher password)."
+            f"Join the class first (in the sidebar): visitors may not {action.value}; "
+            "the teacher unlocks with the teacher password."
         )
+    if action in ALLOWED[actor.role]:
+        raise Forbidden(f"Not yours: this is {owner.name}'s, and students may {action.value} of their own only.")
+    raise Forbidden(f"Locked by the teacher: only the teacher may {action.value} (unlock with the teacher password).")
+
+
+def can_see(viewer: Actor, owner: Actor, show_classmates: bool) -> bool:
+    """Whether `viewer` sees a thing of `owner`'s: the teacher's and the owner's things are the
+    class's, a student's are their own and the teacher's, and their classmates' too where the
+    teacher shows them (catdog.classroom's `show_classmates_runs`)."""
+    if viewer.role in SHARED_ROLES or owner.role in SHARED_ROLES or is_same(viewer, owner):
+        return True
+    return show_classmates and viewer.role is Role.STUDENT and owner.role is Role.STUDENT
+
+
+def actor_record(actor: Actor) -> dict:
+    """An actor as a JSON file records it (a run's owner.json, a data set's metadata)."""
+    return {"id": actor.id, "name": actor.name, "role": actor.role.value}
+
+
+def recorded_actor(recorded: object) -> Actor:
+    """The actor of `actor_record`; OWNER for a missing or damaged record (things from before
+    workspaces): the class's, which no student may change, so damage never hands a thing to one."""
+    try:
+        return Actor(str(recorded["id"]), str(recorded["name"]), Role(recorded["role"]))
+    except (KeyError, TypeError, ValueError):
+        return OWNER
 
 
 def password_matches(attempt: str, password: str) -> bool:
@@ -167,18 +231,22 @@ class Gate:
     def unlock(self, attempt: str, password: str, session: str) -> Verdict:
         """Whether `attempt` unlocks `session`. Every try is compared, so the right password
         unlocks whatever others tried; only wrong ones are counted and told to wait."""
-        if password_matches(attempt, password):
+        return self.judge(password_matches(attempt, password), session, "Wrong password", "teacher password")
+
+    def judge(self, right: bool, session: str, wrong: str, what: str) -> Verdict:
+        """The verdict on a try already compared (a password, a student's code): a right one
+        passes; a wrong one is counted, answered `wrong` (one line), with a wait once there are
+        many, and the log names `what` was guessed."""
+        if right:
             self.sessions.forget(session)
             return Verdict(True)
         wait = max(self.sessions.wait_s(session), self.server.wait_s(SERVER))
         self.sessions.failed(session)
         self.server.failed(SERVER)
         if wait:
-            log.warning("wrong teacher password from session %s while throttled", session)
-            return Verdict(
-                False, f"Wrong password, and too many of them: wait {math.ceil(wait)} s before trying again."
-            )
-        return Verdict(False, "Wrong password.")
+            log.warning("wrong %s from session %s while throttled", what, session)
+            return Verdict(False, f"{wrong}, and too many of them: wait {math.ceil(wait)} s before trying again.")
+        return Verdict(False, f"{wrong}.")
 
 
 # One per server process: the server-wide throttle must see every session's tries.

@@ -3,7 +3,9 @@
 `catdog VERB …` once installed, or `python -m catdog VERB …`. Machine-readable results go to
 stdout (JSON with --json); progress and errors go to stderr, each error as one line. Exit
 status: 0 done, 1 failed, 2 wrong usage. Verbs that need no model never import TensorFlow. It
-acts as the owner of the files it is given (access.OWNER): a teacher password locks browser tabs.
+acts as the owner of the files it is given (access.OWNER), or with `--as NAME` as that student of
+the class (their code in CATDOG_SECRET) or `--as teacher` (the teacher's password in
+CATDOG_TEACHER_PASSWORD): then it sees and changes what they may (catdog.roster, catdog.access).
 """
 
 import argparse
@@ -19,8 +21,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from catdog import __version__, config
-from catdog.access import OWNER, Forbidden
+from catdog import __version__, config, roster
+from catdog.access import Forbidden
 from catdog.data.datasets import DatasetStore
 from catdog.data.errors import DataError
 from catdog.data.images import ImageError
@@ -56,7 +58,7 @@ FOLLOW_INTERVAL_S = 0.5
 PLAIN_PROGRESS_INTERVAL_S = 5.0
 FLIP_TTA_HELP = "average each answer with the mirror image's (test-time augmentation)"
 # What a verb can run into at run time: exit status 1 and the message as one line.
-FAILURES = (DataError, RunError, ImageError, Forbidden, OSError)
+FAILURES = (DataError, RunError, ImageError, Forbidden, roster.RosterError, OSError)
 
 
 class BarProgress:
@@ -146,7 +148,7 @@ def _print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
 def chosen_data_dir(args) -> str | None:
     """--dataset's folder, --data-dir resolved, else $CATDOG_DATA_DIR (None: the default set)."""
     if args.dataset:
-        return str(DatasetStore().get(args.dataset).root)
+        return str(DatasetStore(viewer=args.actor).get(args.dataset).root)
     return str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else config.data_dir()
 
 
@@ -206,12 +208,12 @@ def cmd_train(args) -> int:
     with progress("checking the data") as report:
         data = scan(run_config.data_dir, run_config.split_seed, progress=report, keep=keep)
     data.check_trainable()
-    store = RunStore(args.runs_dir)
+    store = RunStore(args.runs_dir, viewer=args.actor)
     if args.wait:
         with store.queue_free() as free:
             if free:
-                return _train_here(store.create(run_config.to_dict()), data)
-    run = store.submit(run_config.to_dict(), actor=OWNER)
+                return _train_here(store.create(run_config.to_dict(), owner=args.actor), data)
+    run = store.submit(run_config.to_dict(), actor=args.actor)
     if not args.wait:
         print(run.id)
         return 0
@@ -314,14 +316,14 @@ def cmd_lesson(args) -> int:
     with progress("checking the data") as report:
         data = scan(run_configs[0].data_dir, run_configs[0].split_seed, progress=report, keep=keep)
     data.check_trainable()
-    store = RunStore(args.runs_dir)
+    store = RunStore(args.runs_dir, viewer=args.actor)
     experiment = run_configs[0].experiment
     if args.wait:
         with store.queue_free() as free:
             if free:
-                _train_lesson_here([store.create(run_config.to_dict()) for run_config in run_configs], data)
+                _train_lesson_here(lessons.record_experiment(store, run_configs, actor=args.actor), data)
     if not lessons.find_experiment(store, experiment):
-        runs = lessons.submit_experiment(store, run_configs, actor=OWNER)
+        runs = lessons.submit_experiment(store, run_configs, actor=args.actor)
         if not args.wait:
             if args.json:
                 _print_json({"experiment": experiment, "runs": [run.id for run in runs]})
@@ -359,7 +361,7 @@ def _train_lesson_here(runs, data) -> None:
 
 
 def cmd_experiments(args) -> int:
-    store = RunStore(args.runs_dir)
+    store = RunStore(args.runs_dir, viewer=args.actor)
     store.resume()
     listed = [experiment.summary() for experiment in lessons.experiments(store)]
     if args.json:
@@ -389,7 +391,7 @@ def cmd_experiments(args) -> int:
 
 
 def cmd_delete_experiment(args) -> int:
-    deleted = lessons.delete_experiment(RunStore(args.runs_dir), args.experiment, actor=OWNER)
+    deleted = lessons.delete_experiment(RunStore(args.runs_dir, viewer=args.actor), args.experiment, actor=args.actor)
     print(f"{args.experiment}: deleted with its runs {', '.join(deleted)}")
     return 0
 
@@ -399,7 +401,7 @@ def _fraction(value: float | None) -> str:
 
 
 def cmd_runs(args) -> int:
-    store = RunStore(args.runs_dir)
+    store = RunStore(args.runs_dir, viewer=args.actor)
     store.resume()
     rows = [run.summary() for run in store.runs()]
     if args.json:
@@ -427,13 +429,13 @@ def cmd_runs(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    status = RunStore(args.runs_dir).cancel(args.run, actor=OWNER)
+    status = RunStore(args.runs_dir, viewer=args.actor).cancel(args.run, actor=args.actor)
     print(f"{args.run}: {'cancelled' if status['state'] == 'cancelled' else 'stopping at the next batch'}")
     return 0
 
 
 def cmd_delete(args) -> int:
-    RunStore(args.runs_dir).delete(args.run, actor=OWNER)
+    RunStore(args.runs_dir, viewer=args.actor).delete(args.run, actor=args.actor)
     print(f"{args.run}: deleted")
     return 0
 
@@ -443,7 +445,7 @@ def cmd_predict(args) -> int:
     from catdog.inference.familiarity import GuardUnavailable
     from catdog.inference.loading import guard
 
-    run = RunStore(args.runs_dir).get(args.run)
+    run = RunStore(args.runs_dir, viewer=args.actor).get(args.run)
     with progress("preparing the unfamiliarity guard (once per run)") as report:
         try:
             guard(run, report)
@@ -470,7 +472,7 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     from catdog.inference.evaluation import evaluate
 
-    result = evaluate(RunStore(args.runs_dir).get(args.run), args.flip_tta).to_dict()
+    result = evaluate(RunStore(args.runs_dir, viewer=args.actor).get(args.run), args.flip_tta).to_dict()
     summary = {
         key: result[key]
         for key in ("run", "flip_average", "test_accuracy", "n", "gone", "classes", "per_class", "confusion_matrix")
@@ -493,7 +495,7 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from catdog.inference import web
 
-    run = RunStore(args.runs_dir).get(args.run)
+    run = RunStore(args.runs_dir, viewer=args.actor).get(args.run)
     with progress("exporting (the guard is made first if the run has none)"):
         written = web.write(run, Path(args.out), args.format, args.precision)
     for path in written:
@@ -502,7 +504,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_dataset(args) -> int:
-    return args.dataset_handler(args, DatasetStore())
+    return args.dataset_handler(args, DatasetStore(viewer=args.actor))
 
 
 def dataset_list(args, store: DatasetStore) -> int:
@@ -528,21 +530,21 @@ def _print_made(made) -> int:
 
 def dataset_import(args, store: DatasetStore) -> int:
     with progress("unpacking") as report:
-        return _print_made(store.import_zip(Path(args.zip), args.name, report, actor=OWNER))
+        return _print_made(store.import_zip(Path(args.zip), args.name, report, actor=args.actor))
 
 
 def dataset_copy(args, store: DatasetStore) -> int:
     with progress("copying") as report:
-        return _print_made(store.copy(args.source, args.name, report, actor=OWNER))
+        return _print_made(store.copy(args.source, args.name, report, actor=args.actor))
 
 
 def dataset_rename(args, store: DatasetStore) -> int:
-    print(store.rename(args.old, args.new, actor=OWNER).name)
+    print(store.rename(args.old, args.new, actor=args.actor).name)
     return 0
 
 
 def dataset_delete(args, store: DatasetStore) -> int:
-    store.delete(args.name, actor=OWNER)
+    store.delete(args.name, actor=args.actor)
     print(f"{args.name}: deleted")
     return 0
 
@@ -550,12 +552,12 @@ def dataset_delete(args, store: DatasetStore) -> int:
 def dataset_remove(args, store: DatasetStore) -> int:
     dataset = store.get(args.name)
     for file in args.files:
-        print(dataset.remove(file, actor=OWNER).describe())
+        print(dataset.remove(file, actor=args.actor).describe())
     return 0
 
 
 def dataset_move(args, store: DatasetStore) -> int:
-    print(store.get(args.name).move(args.file, args.to_class, actor=OWNER).describe())
+    print(store.get(args.name).move(args.file, args.to_class, actor=args.actor).describe())
     return 0
 
 
@@ -570,20 +572,20 @@ def dataset_trash(args, store: DatasetStore) -> int:
 
 
 def dataset_restore(args, store: DatasetStore) -> int:
-    for change in store.get(args.name).restore(args.files, actor=OWNER):
+    for change in store.get(args.name).restore(args.files, actor=args.actor):
         print(f"restored {change.file}")
     return 0
 
 
 def cmd_project(args) -> int:
-    return args.project_handler(args, RunStore(args.runs_dir), DatasetStore())
+    return args.project_handler(args, RunStore(args.runs_dir, viewer=args.actor), DatasetStore(viewer=args.actor))
 
 
 def project_export(args, store: RunStore, datasets: DatasetStore) -> int:
     from catdog import project
 
     with progress("packing") as report:
-        data = project.export_project(OWNER, store, datasets, args.run or (), report)
+        data = project.export_project(args.actor, store, datasets, args.run or (), report)
     out = Path(args.out)
     out.write_bytes(data)
     print(f"{out}  {len(data) / 1e6:.1f} MB")
@@ -596,7 +598,7 @@ def project_open(args, store: RunStore, datasets: DatasetStore) -> int:
     with open(args.file, "rb") as file:
         data = file.read(config.PROJECT_MAX_BYTES + 1)  # one byte over the limit is enough to refuse it
     with progress("checking and opening (each model is loaded once to check it)") as report:
-        opened = project.open_project(data, actor=OWNER, store=store, datasets=datasets, progress=report)
+        opened = project.open_project(data, actor=args.actor, store=store, datasets=datasets, progress=report)
     for item in opened.skipped:
         print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
     for run_id in opened.runs:
@@ -650,6 +652,14 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--runs-dir", help="where runs live (default: $CATDOG_RUNS_DIR, else ./runs)")
         if json_flag:
             sub.add_argument("--json", action="store_true", help="print JSON")
+        if name != "dashboard":
+            sub.add_argument(
+                "--as",
+                dest="as_name",
+                metavar="NAME",
+                help=f"act as this student of the class, their code in ${config.STUDENT_CODE_VAR}; "
+                "or as the teacher (`--as teacher`, the password in $CATDOG_TEACHER_PASSWORD)",
+            )
         return sub
 
     def data_source(sub: argparse.ArgumentParser) -> None:
@@ -936,6 +946,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = contextlib.nullcontext() if args.command == "dashboard" else native_logs_silenced()
     try:
         with quiet:
+            args.actor = roster.cli_actor(getattr(args, "as_name", None), os.environ.get(config.STUDENT_CODE_VAR))
             return args.handler(args)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)

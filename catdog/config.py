@@ -85,6 +85,16 @@ SERVER_LONGEST_WAIT_S = 60.0
 # Failures older than this are forgotten.
 UNLOCK_FORGET_S = 15 * 60
 
+# A student's display name, and the code they keep to sign in again: 8 characters of 30 unmistakable
+# ones (no 0/O, 1/I/L, U) hold about 39 bits, hopeless to guess at a hash's pace (catdog.roster).
+STUDENT_NAME_MAX_CHARS = 40
+STUDENT_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+STUDENT_CODE_LENGTH = 8
+# More joins than any class needs: what a script joining in a loop may fill the roster with.
+MAX_STUDENTS = 500
+# The CLI's `--as NAME` reads the student's code from here.
+STUDENT_CODE_VAR = "CATDOG_SECRET"
+
 
 # The checkout's assets: the vendored browser runtime and the browser pages (catdog.inference.web).
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"

@@ -485,7 +485,7 @@ def _fresh_ids(store: RunStore, run_ids: list[str]) -> dict[str, str]:
 def _fresh_experiments(store: RunStore, experiments: list[str | None]) -> dict[str, str]:
     """Each experiment's id here: its own where no run here has it, else a new one, so that the
     file's runs never join an experiment of this server's."""
-    taken = {run.config.experiment for run in store.runs()}
+    taken = {run.config.experiment for run in store.every_run()}
     return {
         experiment: f"{experiment[:100]}-{secrets.token_hex(3)}" if experiment in taken else experiment
         for experiment in set(filter(None, experiments))

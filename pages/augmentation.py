@@ -347,7 +347,7 @@ def start_lesson(augmentation: AugmentConfig, quick: bool) -> None:
 
 def experiment_chart() -> None:
     """This session's experiment, else the newest augmentation experiment (the teacher's), live while it trains."""
-    experiment = find_experiment(RunStore(), st.session_state.get("aug_experiment"), varied=AUGMENTATION)
+    experiment = find_experiment(ui.shared_runs(), st.session_state.get("aug_experiment"), varied=AUGMENTATION)
     if experiment is not None:
         ui.experiment_view(experiment, key="lesson")
     st.page_link(

@@ -45,7 +45,7 @@ def main() -> None:
 
 def choose_source() -> tuple[Scan | None, Dataset | None]:
     """The data set to show and train on; a usable choice is remembered for the Train page."""
-    store = DatasetStore()
+    store = DatasetStore(viewer=ui.actor())
     if picked := st.session_state.pop(PICK, None):
         st.session_state["data_source"], st.session_state["dataset_name"] = MANAGED, picked
     remembered = ui.chosen_data_dir()
@@ -214,12 +214,17 @@ def editable_copy(scan: Scan) -> None:
 def manage(dataset: Dataset) -> None:
     ui.undo_bar(dataset)
     rename, delete, trash = st.columns(3)
-    with rename.popover("Rename", icon=":material/edit:", disabled=ui.refused(Action.RENAME_DATASET), width="stretch"):
+    with rename.popover(
+        "Rename", icon=":material/edit:", disabled=ui.refused(Action.RENAME_DATASET, dataset.owner), width="stretch"
+    ):
         new = st.text_input("New name", value=dataset.name, key="dataset_new_name")
         if st.button("Rename", key="dataset_rename", type="primary"):
             changed(lambda: DatasetStore().rename(dataset.name, new, actor=ui.actor()))
     with delete.popover(
-        "Delete", icon=":material/delete_forever:", disabled=ui.refused(Action.DELETE_DATASET), width="stretch"
+        "Delete",
+        icon=":material/delete_forever:",
+        disabled=ui.refused(Action.DELETE_DATASET, dataset.owner),
+        width="stretch",
     ):
         st.caption(f"Deletes {dataset.name} with all its photos and its trash. Runs trained on it keep their models.")
         if st.button(f"Delete {dataset.name}", key="dataset_delete", type="primary"):
@@ -230,7 +235,7 @@ def manage(dataset: Dataset) -> None:
             st.caption("Removed photos wait here until restored.")
         else:
             st.dataframe(pd.DataFrame({"removed photo": [change.file for change in removed]}), hide_index=True)
-            locked = ui.refused(Action.RESTORE)
+            locked = ui.refused(Action.RESTORE, dataset.owner)
             st.button(
                 "Restore all",
                 key="dataset_restore",

@@ -273,7 +273,7 @@ def show_run(run: Run) -> None:
     if skipped:
         with st.expander(f"{len(skipped)} files or folders in the data folder were not used for training"):
             st.dataframe(skipped, hide_index=True, width="stretch")
-    locked = ui.refused(Action.CANCEL_RUN)
+    locked = ui.refused(Action.CANCEL_RUN, run.owner)
     if (
         ui.is_active(run)
         and not cancelling
@@ -294,9 +294,9 @@ def queue(store: RunStore, shown: list[str]) -> None:
     if not waiting:
         return
     st.markdown(f"**Queue** · {len(waiting)} waiting")
-    locked = ui.refused(Action.CANCEL_RUN)
     for slot in waiting:
         run = slot.run
+        locked = ui.refused(Action.CANCEL_RUN, run.owner)
         name, button = st.columns([5, 1], vertical_alignment="center")
         name.caption(
             f"{slot.position}. `{run.id}` · {run.config.arch} · {run.config.planned_epochs} epochs · {starts(slot)}"
@@ -431,7 +431,8 @@ def experiment_row(experiment: lessons.Experiment) -> dict:
 
 def delete_experiment(experiment: lessons.Experiment) -> None:
     """Two clicks, as for runs: the second names what goes."""
-    locked, pending = ui.refused(Action.DELETE_EXPERIMENT), st.session_state.get("delete_experiment_pending")
+    locked = ui.refused(Action.DELETE_EXPERIMENT, experiment.owner)
+    pending = st.session_state.get("delete_experiment_pending")
     if locked or pending != experiment.id:
         st.button(
             f"Delete experiment {experiment.id} and its {len(experiment.runs)} runs…",
@@ -544,7 +545,7 @@ def selected_run(run: Run) -> None:
     """A selected run's note, and its best model's downloads."""
     name, note, keras_file, tflite_file = st.columns([2, 3, 1, 1], vertical_alignment="center")
     name.caption(f"`{run.id}`")
-    locked = ui.refused(Action.NOTE_RUN)
+    locked = ui.refused(Action.NOTE_RUN, run.owner)
     note.text_input(
         "Note",
         run.note,
@@ -593,7 +594,7 @@ def delete_runs(chosen: list[Run]) -> None:
     """Deleting is two clicks: the second names what goes, as nothing brings it back."""
     ids = [run.id for run in chosen]
     active = [run.id for run in chosen if ui.is_active(run)]
-    locked = ui.refused(Action.DELETE_RUN)
+    locked = any(ui.refused(Action.DELETE_RUN, run.owner) for run in chosen)
     if locked or st.session_state.get("delete_pending") != ids:
         st.button(
             f"Delete {len(ids)} selected run{'s' if len(ids) > 1 else ''}…",

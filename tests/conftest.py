@@ -15,8 +15,9 @@ from tests.helpers.support import MADE_FROM_MODEL, make_dataset, train_model1
 
 @pytest.fixture(autouse=True)
 def private_dirs(tmp_path_factory, monkeypatch):
-    """Every test gets its own runs and datasets folders; caches are shared per session for speed."""
-    monkeypatch.setenv("CATDOG_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+    """Every test gets its own runs, datasets and class folders (the class folder is beside the
+    runs); caches are shared per session for speed."""
+    monkeypatch.setenv("CATDOG_RUNS_DIR", str(tmp_path_factory.mktemp("work") / "runs"))
     monkeypatch.setenv("CATDOG_DATASETS_DIR", str(tmp_path_factory.mktemp("datasets")))
     monkeypatch.setenv("CATDOG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 

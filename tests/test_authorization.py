@@ -3,6 +3,7 @@ the teacher always gets in, data sets keep their history when changes race, Undo
 showed, and a server open to others without a password says so."""
 
 import fnmatch
+import json
 import logging
 import threading
 from dataclasses import replace
@@ -13,10 +14,13 @@ import pytest
 from streamlit import config as streamlit_config
 
 import catdog_ui as ui
-from catdog import access, config
-from catdog.access import OWNER, Action, Forbidden, Gate
+from catdog import access, config, roster
+from catdog import classroom as classroom_settings
+from catdog.access import OWNER, TEACHER, Action, Forbidden, Gate
+from catdog.classroom import ClassSettings
 from catdog.data.datasets import DatasetError, DatasetStore
 from catdog.data.download import download_default_dataset
+from catdog.runs import queue as local_queue
 from catdog.runs.store import RunStore
 from tests.helpers.corpus import class_photos, make_zip
 from tests.helpers.support import assert_clean, forged, make_dataset, open_app, select_runs
@@ -27,6 +31,12 @@ MADE_BY_VIEWING = ("*.lock", "evaluation*.json", "photo-scores.json", "*.tflite"
 # Each of these draws one widget per photo or run with the same code: a few of each are clicked.
 FAMILIES = ("enlarge-", "enlarged-", "suspect-", "cell-", "cancel-", "note-", "keras-", "tflite-")
 PER_FAMILY = 2
+# The buttons that start runs: a student may.
+STARTS = ("Start training", "Run the experiment", "compare-architectures")
+VISITORS_REFUSED = (
+    "Join the class first (in the sidebar): visitors may not rename data sets; "
+    "the teacher unlocks with the teacher password."
+)
 
 
 def tree(*roots: Path) -> dict[str, tuple[int, int] | None]:
@@ -62,16 +72,21 @@ def clickable(app) -> list:
     return [widget for widget in widgets if widget.type != "download_button"]
 
 
-def forge_every_click(app, before: dict, roots: tuple[Path, ...]) -> list[str]:
+def forge_every_click(app, before: dict, roots: tuple[Path, ...], keep: tuple[str, ...] = ()) -> list[str]:
     """Clicks every button and form button and flips every toggle and checkbox of the page as a
     forged message would, a new name typed wherever a popover asks for one; what a click brings
-    up (a dialog) is clicked next. Nothing on disk may change. Returns what was clicked."""
+    up (a dialog) is clicked next. Nothing below `roots` may change. Returns what was clicked;
+    widgets whose key or label holds one of `keep` are left alone."""
     clicked: list[str] = []
     done: set[str] = set()
     counts: dict[str, int] = {}
     previous = {widget.id for widget in clickable(app)}
     while True:
-        widgets = [widget for widget in clickable(app) if widget.id not in done]
+        widgets = [
+            widget
+            for widget in clickable(app)
+            if widget.id not in done and not any(kept in (widget.key or widget.label) for kept in keep)
+        ]
         widgets.sort(key=lambda widget: widget.id in previous)  # what a click brought up first
         widget = next((w for w in widgets if counts.get(family(w), 0) < PER_FAMILY), None)
         if widget is None:
@@ -137,32 +152,73 @@ def test_a_locked_session_changes_nothing_whatever_it_clicks(classroom, tiny_dat
         assert any(label in key for key in clicked), (label, clicked)
 
 
+def test_a_student_changes_nothing_of_a_classmate_s_whatever_they_click(classroom, monkeypatch):
+    """Bob, signed in through his link, sees Ada's runs, experiment and data set (the teacher shows
+    classmates' work) and forges every click: he may start runs and make data sets of his own, but
+    nothing of Ada's changes."""
+    monkeypatch.setattr(roster, "GATE", Gate())
+    monkeypatch.setattr(local_queue, "start_process", lambda root: None)  # Bob's own runs stay queued
+    ada, bob = roster.join("Ada", "ada-tab").actor, roster.join("Bob", "bob-tab")
+    for run in RunStore().runs():
+        run.record_owner(ada)
+    (classroom.root / ".dataset.json").write_text(json.dumps({"owner": access.actor_record(ada)}))
+    classroom_settings.save(ClassSettings(show_classmates_runs=True), actor=TEACHER)
+    roots = (*(run.path for run in RunStore().runs()), classroom.root)
+    before = tree(*roots)
+    clicked = []
+
+    def signed_in(page: str | None = None):
+        app = open_app()
+        app.query_params["key"] = bob.key
+        app.run()
+        assert any("Bob" in text.value for text in app.sidebar.markdown), "signed in by the link"
+        assert "key" not in app.query_params, "the code leaves the address bar"
+        return app.switch_page(page).run() if page else app
+
+    app = signed_in("pages/dataset.py")
+    assert app.selectbox(key="dataset_name").value == "fixable"
+    clicked += forge_every_click(app, before, roots, keep=("student_sign_out",))
+    app = signed_in("pages/train.py")
+    select_runs(app, [1, 2])
+    # His own new runs would change the runs table and lose the selection: starting them is his right.
+    clicked += forge_every_click(app, before, roots, keep=("student_sign_out", *STARTS))
+    for key in ("dataset_rename", "dataset_delete", "dataset_restore", "undo-fixable", "delete", "delete-experiment"):
+        assert key in clicked, (key, clicked)
+    assert any(key.startswith("cancel-") for key in clicked), clicked
+    assert all(run.owner == bob.actor for run in RunStore().runs() if run.path not in roots), "his own, if any"
+
+    classroom_settings.save(ClassSettings(show_classmates_runs=False), actor=TEACHER)
+    shown = signed_in("pages/train.py")
+    ada_runs = {run.id for run in RunStore().runs() if run.owner == ada}
+    assert not [text for text in map(str, shown.get("dataframe")) if any(run in text for run in ada_runs)]
+    assert "fixable" not in DatasetStore(viewer=bob.actor).names()
+
+
 def test_a_refused_action_is_one_line_on_the_page(classroom):
     app = open_app("pages/dataset.py")
     forged(app.text_input(key="dataset_new_name")).set_value("mine")
     forged(app.button(key="dataset_rename")).click().run()
     assert_clean(app)
-    refusals = [e.value for e in app.error if "only the teacher may" in e.value]
-    assert refusals == [
-        "Locked by the teacher: only the teacher may rename data sets (unlock with the teacher password)."
-    ]
+    refusals = [e.value for e in app.error if "may not" in e.value]
+    assert refusals == [VISITORS_REFUSED]
     assert DatasetStore().names() == ["fixable"]
 
 
 def test_every_action_asks_the_one_check():
-    student = access.Actor("s", "a student", access.Role.STUDENT)
-    teacher = access.Actor("t", "the teacher", access.Role.TEACHER)
+    visitor = access.Actor("s", "a visitor", access.Role.VISITOR)
     for action in Action:
         assert access.allowed(OWNER, action)
-        with pytest.raises(Forbidden, match=f"only the teacher may {action.value}"):
-            access.authorize(student, action)
-    assert [action for action in Action if not access.allowed(teacher, action)] == [Action.READ_ANY_FOLDER]
+        with pytest.raises(Forbidden, match=f"visitors may not {action.value}"):
+            access.authorize(visitor, action, owner=OWNER)
+    assert [action for action in Action if not access.allowed(access.TEACHER, action)] == [Action.READ_ANY_FOLDER]
 
 
 def test_a_student_cannot_download_the_data_set(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(Forbidden, match="download the data set"):
         download_default_dataset(actor=access.Actor("s", "a student", access.Role.STUDENT))
+    with pytest.raises(Forbidden, match="download the data set"):
+        download_default_dataset(actor=access.Actor("s", "a visitor", access.Role.VISITOR))
     assert not any(tmp_path.iterdir())
 
 

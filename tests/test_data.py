@@ -545,11 +545,12 @@ def test_a_link_inside_a_data_root_to_a_folder_outside_is_refused(small: Path, t
 
 def test_with_a_teacher_password_and_no_data_roots_typed_folders_are_refused(small: Path, monkeypatch) -> None:
     monkeypatch.delenv("CATDOG_DATA_ROOTS", raising=False)
-    teacher, student = session_actor("teacher"), session_actor("student")
-    with pytest.raises(DataError, match="CATDOG_DATA_ROOTS is not set"):
-        scan(small, actor=teacher)
-    with pytest.raises(Forbidden, match="only the teacher may choose the data folder"):
-        scan(small, actor=student)
+    teacher, student, visitor = session_actor("teacher"), session_actor("student"), session_actor("visitor")
+    for reader in (teacher, student):
+        with pytest.raises(DataError, match="CATDOG_DATA_ROOTS is not set"):
+            scan(small, actor=reader)
+    with pytest.raises(Forbidden, match="visitors may not choose the data folder"):
+        scan(small, actor=visitor)
     monkeypatch.setenv("CATDOG_DATA_DIR", str(small))
     assert scan(small, actor=student).classes == ["cats", "dogs"], "the server's own CATDOG_DATA_DIR is not typed"
     monkeypatch.delenv("CATDOG_DATA_DIR")

@@ -8,8 +8,10 @@ writer holds a lock file beside that folder while it fills it; the OS lets go of
 the process dies, so a folder left by a crash is one whose lock can be taken, and listing or
 making data sets sweeps it away (with any `.deleted-…` folder a crash left mid-delete).
 
-Each data set carries a hidden `.dataset.json` with an id that stays when it is renamed: runs
-record it, so that a run trained before a rename still finds its photos (catdog.inference.lineage).
+Each data set carries a hidden `.dataset.json` with its owner, who made it, and an id that stays
+when it is renamed: runs record the id, so that a run trained before a rename still finds its
+photos (catdog.inference.lineage). A student changes their own data sets alone and sees those
+access.can_see lets them.
 
 Photos are never deleted: removing one moves it into the data set's hidden `.trash/` folder,
 and `.trash/journal.json` records every move and removal so that each can be undone or
@@ -34,12 +36,12 @@ from typing import BinaryIO
 
 import filelock
 
-from catdog import config
-from catdog.access import Action, Actor, authorize
+from catdog import classroom, config
+from catdog.access import OWNER, Action, Actor, actor_record, authorize, can_see
 from catdog.data.archives import ArchiveError, Skipped, zip_members
 from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image
-from catdog.data.location import resolve_data_dir
+from catdog.data.location import METADATA_FILE, dataset_owner, resolve_data_dir
 from catdog.data.split import min_photos_per_class
 from catdog.progress import Progress
 from catdog.runs.states import ACTIVE
@@ -53,7 +55,6 @@ _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9])?$")
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 TRASH = ".trash"
 JOURNAL = "journal.json"
-ID_FILE = ".dataset.json"
 _INCOMING, _DELETED = ".incoming-", ".deleted-"
 # Photos are checked at no more than this side: enough to prove they decode, quick for big JPEGs.
 _CHECK_SIDE = 2 * max(config.IMAGE_SIZE)
@@ -142,10 +143,17 @@ class Dataset:
             "trash": len(self.trash()),
         }
 
+    def _metadata(self) -> dict:
+        recorded = read_json(self.root / METADATA_FILE)
+        return recorded if isinstance(recorded, dict) else {}
+
+    @property
+    def owner(self) -> Actor:
+        return dataset_owner(self.root)
+
     def recorded_id(self) -> str | None:
         """The data set's id, None while nothing has asked for one (see `id`)."""
-        recorded = read_json(self.root / ID_FILE)
-        found = recorded.get("id") if isinstance(recorded, dict) else None
+        found = self._metadata().get("id")
         return found if isinstance(found, str) and found else None
 
     @property
@@ -155,7 +163,7 @@ class Dataset:
             return found
         with self._locked():
             found = self.recorded_id() or secrets.token_hex(8)
-            write_json_atomic(self.root / ID_FILE, {"id": found}, make_folder=False)
+            write_json_atomic(self.root / METADATA_FILE, {**self._metadata(), "id": found}, make_folder=False)
         return found
 
     def version(self) -> int:
@@ -205,7 +213,7 @@ class Dataset:
 
     def remove(self, file: str, *, actor: Actor) -> Change:
         """Moves a photo into the trash, from where undo or restore brings it back."""
-        authorize(actor, Action.FIX_PHOTO)
+        authorize(actor, Action.FIX_PHOTO, owner=self.owner)
         with self._locked():
             self.photo(file)
             change_id = f"{time.time_ns()}-{secrets.token_hex(2)}"
@@ -216,7 +224,7 @@ class Dataset:
 
     def move(self, file: str, to_class: str, *, actor: Actor) -> Change:
         """Moves a photo into another class's folder of the same split."""
-        authorize(actor, Action.FIX_PHOTO)
+        authorize(actor, Action.FIX_PHOTO, owner=self.owner)
         with self._locked():
             self.photo(file)
             if to_class not in self.classes():
@@ -238,7 +246,7 @@ class Dataset:
     def undo(self, change_id: str, *, actor: Actor) -> Change:
         """Reverses the change named, refused unless it is still the latest: Undo reverses what
         it showed, and two clicks of it at once reverse one change, not two."""
-        authorize(actor, Action.UNDO)
+        authorize(actor, Action.UNDO, owner=self.owner)
         with self._locked():
             changes = self.changes()
             latest = next((i for i in reversed(range(len(changes))) if not changes[i].undone), None)
@@ -256,7 +264,7 @@ class Dataset:
 
     def restore(self, files: Sequence[str] = (), *, actor: Actor) -> list[Change]:
         """Brings photos back from the trash to where they were: those named, or all."""
-        authorize(actor, Action.RESTORE)
+        authorize(actor, Action.RESTORE, owner=self.owner)
         with self._locked():
             changes = self.changes()
             trashed = {
@@ -297,23 +305,36 @@ class Dataset:
 
 
 class DatasetStore:
-    """The datasets folder: list, find, make, rename and delete data sets."""
+    """The datasets folder as `viewer` sees it (access.can_see): list, find, make, rename and
+    delete data sets. One they may not see is no data set to them."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, *, viewer: Actor = OWNER):
         self.root = Path(root).expanduser().resolve() if root else config.datasets_dir()
+        self.viewer = viewer
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
         self._sweep()
         return sorted(
-            (p.name for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and _NAME.match(p.name)),
+            (
+                p.name
+                for p in self.root.iterdir()
+                if p.is_dir() and not p.is_symlink() and _NAME.match(p.name) and self._sees(self.viewer, p)
+            ),
             key=str.lower,
         )
 
     def get(self, name: str) -> Dataset:
+        return self._seen_by(name, self.viewer)
+
+    def _sees(self, actor: Actor, root: Path) -> bool:
+        return can_see(actor, dataset_owner(root), classroom.load().show_classmates_runs)
+
+    def _seen_by(self, name: str, actor: Actor) -> Dataset:
+        """The data set `actor` names, if they see it: a forged name learns nothing of another's."""
         path = self.root / check_name(name)
-        if path.is_symlink() or not path.is_dir():
+        if path.is_symlink() or not path.is_dir() or not self._sees(actor, path):
             raise DatasetError(f"no data set {name!r} in {self.root}")
         return Dataset(path)
 
@@ -349,8 +370,8 @@ class DatasetStore:
             raise DatasetError(f"data set {dataset.name} is used by {', '.join(users)}: {doing} it when they end")
 
     def rename(self, old: str, new: str, *, actor: Actor) -> Dataset:
-        authorize(actor, Action.RENAME_DATASET)
-        dataset = self.get(old)
+        dataset = self._seen_by(old, actor)
+        authorize(actor, Action.RENAME_DATASET, owner=dataset.owner)
         with dataset._locked(), self._lock():
             self._refuse_if_used(dataset, "rename")
             target = self._new_path(new)
@@ -362,8 +383,8 @@ class DatasetStore:
 
     def delete(self, name: str, *, actor: Actor) -> None:
         """Removes a data set with its photos and trash; refused while a queued or running run uses it."""
-        authorize(actor, Action.DELETE_DATASET)
-        dataset = self.get(name)
+        dataset = self._seen_by(name, actor)
+        authorize(actor, Action.DELETE_DATASET, owner=dataset.owner)
         with dataset._locked(), self._lock():
             self._refuse_if_used(dataset, "delete")
             # Renamed first, at once, so that no reader ever lists half a data set.
@@ -381,7 +402,7 @@ class DatasetStore:
     ) -> Made:
         """A data set from a zip of class folders (either layout), unpacked safely (see `unpack`)."""
         authorize(actor, Action.MAKE_DATASET)
-        with self._incoming(name) as folder:
+        with self._incoming(name, actor) as folder:
             skipped = unpack(archive, folder, progress)
             _check_layout(folder)
         return Made(self.get(name), skipped)
@@ -393,7 +414,7 @@ class DatasetStore:
             check_name(class_name, "class")
         counts = {class_name: 0 for class_name in photos}
         skipped = []
-        with self._incoming(name) as folder:
+        with self._incoming(name, actor) as folder:
             for class_name, items in photos.items():
                 for i, (file_name, data) in enumerate(items):
                     shown = f"{class_name}/{file_name}"
@@ -419,7 +440,7 @@ class DatasetStore:
         files, skipped = listing(source_root)
         total = sum(size for _, size in files) or 1
         done = 0
-        with self._incoming(name) as folder:
+        with self._incoming(name, actor) as folder:
             for relative, size in files:
                 target = folder / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -441,9 +462,10 @@ class DatasetStore:
         return path
 
     @contextmanager
-    def _incoming(self, name: str) -> Iterator[Path]:
-        """A hidden folder to fill, renamed to the data set's name only once filled without error.
-        Its lock is taken before the folder exists and held until it is gone: see `_sweep`."""
+    def _incoming(self, name: str, owner: Actor) -> Iterator[Path]:
+        """A hidden folder to fill, renamed to the data set of `owner`'s named `name` only once
+        filled without error. Its lock is taken before the folder exists and held until it is
+        gone: see `_sweep`."""
         self._new_path(name)
         self.root.mkdir(parents=True, exist_ok=True)
         self._sweep()
@@ -454,6 +476,7 @@ class DatasetStore:
                 folder.mkdir()
                 try:
                     yield folder
+                    write_json_atomic(folder / METADATA_FILE, {"owner": actor_record(owner)}, make_folder=False)
                     with self._lock():
                         folder.rename(self._new_path(name))
                 finally:

@@ -3,10 +3,14 @@
 import os
 from pathlib import Path
 
-from catdog import access, config
+from catdog import access, classroom, config
 from catdog.data.download import download_default_dataset
 from catdog.data.errors import DataError
 from catdog.progress import Progress
+from catdog.storage import read_json
+
+# Each of the app's own data sets keeps its id and owner in this hidden file (catdog.data.datasets).
+METADATA_FILE = ".dataset.json"
 
 
 def resolve_data_dir(
@@ -33,12 +37,15 @@ def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Pa
     With CATDOG_DATA_ROOTS set it must lie inside one of them. Without, any folder may be read
     by the owner (one's own machine); for the sessions of a server with a teacher password typed
     folders are refused altogether. CATDOG_DATA_DIR, set by whoever runs the server, is allowed,
-    and so are the app's own data sets (catdog.data.datasets). Nothing inside the folder is read here.
+    and so are the app's own data sets (catdog.data.datasets) that `actor` sees. Nothing inside the
+    folder but a data set's metadata is read here.
     """
     path = Path(str(folder).strip()).expanduser().resolve()
     if config.data_dir() and path == Path(config.data_dir()).expanduser().resolve():
         return path
     if path.parent == config.datasets_dir() and not path.name.startswith("."):
+        if not access.can_see(actor, dataset_owner(path), classroom.load().show_classmates_runs):
+            raise DataError(f"no data set {path.name!r} in {path.parent}")
         return path
     access.authorize(actor, access.Action.CHOOSE_FOLDER)
     roots = config.data_roots()
@@ -47,3 +54,9 @@ def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Pa
     if not roots and not access.allowed(actor, access.Action.READ_ANY_FOLDER):
         raise DataError("this server reads no typed folders: its CATDOG_DATA_ROOTS is not set")
     return path
+
+
+def dataset_owner(root: Path) -> access.Actor:
+    """Who made one of the app's own data sets; the owner's (the class's) when unrecorded."""
+    metadata = read_json(root / METADATA_FILE, {})
+    return access.recorded_actor(metadata.get("owner") if isinstance(metadata, dict) else None)

@@ -21,6 +21,8 @@ import base64
 import gzip
 import io
 import json
+import secrets
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,15 +329,23 @@ def live_folder() -> Path:
 
 def live_model(run: Run) -> str:
     """The run's export in live_folder(), written once per saved model: the folder's path below
-    it, named by run and model version so that browsers may cache it for good."""
-    key = f"models/{run.id}-{model_version(run)}-{_guard_stamp(run)}/"
-    folder = live_folder() / key
-    if not (folder / META_FILE).is_file():
+    it, named by run and model version so that browsers may cache it for good.
+
+    The component's folder is served to anyone who names a file in it, and a run's id is easy to
+    guess: each export's folder also carries a random part, so that only the sessions it was
+    handed to (those the page let see the run) can fetch the model."""
+    models = live_folder() / "models"
+    stem = f"{run.id}-{model_version(run)}-{_guard_stamp(run)}"
+    folder = next((found for found in models.glob(f"{stem}-*") if (found / META_FILE).is_file()), None)
+    if folder is None:
         exported = export(run)
+        folder = models / f"{stem}-{secrets.token_hex(16)}"
         # The description last: a folder that has it is complete.
         write_bytes_atomic(folder / MODEL_FILE, exported.onnx)
         write_json_atomic(folder / META_FILE, exported.meta)
-    return key
+    # Exports written before the random part were named by the stem alone: guessable, so gone.
+    shutil.rmtree(models / stem, ignore_errors=True)
+    return f"models/{folder.name}/"
 
 
 # --- the offline page ------------------------------------------------------------------------

@@ -133,6 +133,12 @@ def submit_experiment(store: RunStore, run_configs: list[RunConfig], *, actor: A
     return [store.submit(run_config.to_dict(), actor=actor) for run_config in run_configs]
 
 
+def record_experiment(store: RunStore, run_configs: list[RunConfig], *, actor: Actor) -> list[Run]:
+    """Records the runs queued, for a caller that trains them itself (`catdog lesson --wait`)."""
+    authorize(actor, Action.START_EXPERIMENT)
+    return [store.create(run_config.to_dict(), owner=actor) for run_config in run_configs]
+
+
 # --- experiments as a unit -------------------------------------------------------------------
 
 
@@ -146,6 +152,11 @@ class Experiment:
     @property
     def varied(self) -> str:
         return self.runs[0].config.varied or AUGMENTATION
+
+    @property
+    def owner(self) -> Actor:
+        """Whoever started it: its runs are queued together, by one actor."""
+        return self.runs[0].owner
 
     @property
     def state(self) -> str:
@@ -214,11 +225,13 @@ def find_experiment(store: RunStore, experiment: str | None = None, varied: str 
 
 
 def delete_experiment(store: RunStore, experiment: str, *, actor: Actor) -> list[str]:
-    """Deletes every run of an experiment, or none while any is queued or running; returns their ids."""
-    authorize(actor, Action.DELETE_EXPERIMENT)
-    found = find_experiment(store, experiment)
+    """Deletes every run of an experiment, or none while any is queued or running or not the
+    actor's to delete; returns their ids. One the actor does not see is no experiment to them."""
+    found = find_experiment(RunStore(store.root, viewer=actor), experiment)
     if found is None:
         raise RunError(f"no experiment {experiment!r} in {store.root}")
+    for run in found.runs:
+        authorize(actor, Action.DELETE_EXPERIMENT, owner=run.owner)
     if busy := [run.id for run in found.runs if run.state in ACTIVE]:
         raise RunError(f"experiment {experiment} has runs queued or running ({', '.join(busy)}): cancel them first")
     for run in found.runs:

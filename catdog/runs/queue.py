@@ -65,7 +65,7 @@ def start_process(root: Path) -> None:
 def serve(store: RunStore) -> None:
     """Waits for the queue lock, then trains queued runs oldest first until none is left."""
     with lock(store.root):
-        while queued := waiting(store.runs()):
+        while queued := waiting(store.every_run()):
             train(queued[0])
 
 

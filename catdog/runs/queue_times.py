@@ -77,9 +77,10 @@ class Slot:
 
 
 def queue_plan(store: RunStore) -> list[Slot]:
-    """Every queued run in training order, with when it is expected to start."""
+    """Every queued run the store's viewer sees, in training order, with its place in the whole
+    queue and when it is expected to start."""
     by_state: dict[str, list[Run]] = {}
-    for run in store.runs():
+    for run in store.every_run():
         by_state.setdefault(run.state, []).append(run)
     finished = by_state.get("finished", [])
     running = by_state.get("running", [])
@@ -89,4 +90,4 @@ def queue_plan(store: RunStore) -> list[Slot]:
         slots.append(Slot(run, position, wait))
         expected = expected_seconds(run.config, finished)
         wait = None if wait is None or expected is None else wait + expected
-    return slots
+    return [slot for slot in slots if store.visible(slot.run)]

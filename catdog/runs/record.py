@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import filelock
 import psutil
 
-from catdog.access import OWNER, Action, Actor, Role, authorize
+from catdog.access import Action, Actor, actor_record, authorize, recorded_actor
 from catdog.runs import cluster
 from catdog.runs.states import ACTIVE, FINAL, STATES, RunError
 from catdog.settings import RunConfig, SettingsError
@@ -85,15 +85,12 @@ class Run:
     @property
     def owner(self) -> Actor:
         """Who started the run: what authorization and the fair queue judge it by. A run without
-        a readable owner.json belongs to the owner alone, so damage never opens it to others."""
-        recorded = read_json(self.path / "owner.json")
-        try:
-            return Actor(str(recorded["id"]), str(recorded["name"]), Role(recorded["role"]))
-        except (KeyError, TypeError, ValueError):
-            return OWNER
+        a readable owner.json (older runs) is the owner's, shared with the class: others may see
+        it, and only the teacher change it, so damage never hands it to a student."""
+        return recorded_actor(read_json(self.path / "owner.json"))
 
     def record_owner(self, owner: Actor) -> None:
-        write_json_atomic(self.path / "owner.json", {"id": owner.id, "name": owner.name, "role": owner.role.value})
+        write_json_atomic(self.path / "owner.json", actor_record(owner))
 
     @property
     def model_path(self) -> Path:
@@ -236,7 +233,7 @@ class Run:
 
     def set_note(self, text: str, *, actor: Actor) -> None:
         """The user's words about the run; an empty text removes the note."""
-        authorize(actor, Action.NOTE_RUN)
+        authorize(actor, Action.NOTE_RUN, owner=self.owner)
         text = text.strip()
         if len(text) > NOTE_MAX_CHARS:
             raise RunError(f"a note can be at most {NOTE_MAX_CHARS} characters; this one has {len(text)}")

@@ -16,8 +16,8 @@ from dataclasses import replace
 
 import filelock
 
-from catdog import config
-from catdog.access import OWNER, Action, Actor, authorize
+from catdog import classroom, config
+from catdog.access import OWNER, Action, Actor, authorize, can_see
 from catdog.runs import cluster
 from catdog.runs import queue as local_queue
 from catdog.runs.record import Run
@@ -30,14 +30,24 @@ MIN_FREE_BYTES = 200 * 2**20
 
 
 class RunStore:
-    """The runs directory: create, list, find, queue and cancel runs."""
+    """The runs directory as `viewer` sees it (access.can_see): create, list, find, queue and
+    cancel runs. A run they may not see is no run to them: not listed, and `get` finds none."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, *, viewer: Actor = OWNER):
         self.root = config.runs_dir(root)
+        self.viewer = viewer
+
+    def visible(self, run: Run) -> bool:
+        return can_see(self.viewer, run.owner, classroom.load().show_classmates_runs)
 
     def runs(self) -> list[Run]:
-        """All runs, oldest first. A folder whose config.json is missing or damaged is no run:
-        `get` says why, and `delete` still removes it."""
+        """The runs the viewer sees, oldest first. A folder whose config.json is missing or damaged
+        is no run: `get` says why, and `delete` still removes it."""
+        shown = classroom.load().show_classmates_runs  # once per listing: every open tab polls it
+        return [run for run in self.every_run() if can_see(self.viewer, run.owner, shown)]
+
+    def every_run(self) -> list[Run]:
+        """All runs, whoever sees them: what the queue serves."""
         if not self.root.is_dir():
             return []
         # A link could point anywhere: only the folders the app made here are runs.
@@ -55,9 +65,17 @@ class RunStore:
         if not _RUN_ID.match(run_id or ""):
             raise RunError(f"invalid run id {run_id!r}")
         path = self.root / run_id
-        if path.is_symlink() or not (path / "config.json").is_file():
+        if path.is_symlink() or not (path / "config.json").is_file() or not self.visible(Run(path)):
             raise RunError(f"no run {run_id!r} in {self.root}")
         return Run(path)
+
+    def acted_on(self, run_id: str, actor: Actor) -> Run:
+        """The run `actor` names, if they see it: one they may not see is no run to them, so a
+        forged id learns nothing of it."""
+        run = self.get(run_id)
+        if not can_see(actor, run.owner, classroom.load().show_classmates_runs):
+            raise RunError(f"no run {run_id!r} in {self.root}")
+        return run
 
     def live(self) -> list[Run]:
         """Every running run (several train at once on a cluster), else the newest alone."""
@@ -89,7 +107,9 @@ class RunStore:
 
     def create(self, run_config: RunConfig | dict, *, owner: Actor = OWNER, **status) -> Run:
         """Records a queued run of `owner`'s, with any further status fields; `submit` also gets
-        it trained. `run_config`: a RunConfig or its `to_dict` record."""
+        it trained. `run_config`: a RunConfig or its `to_dict` record. Every run is made here,
+        so `owner` is authorized here, whoever trains it."""
+        authorize(owner, Action.START_RUN)
         if isinstance(run_config, dict):
             run_config = RunConfig.from_dict(run_config)
         self.check_writable()
@@ -127,20 +147,20 @@ class RunStore:
             yield False
             return
         try:
-            yield not local_queue.waiting(self.runs())
+            yield not local_queue.waiting(self.every_run())
         finally:
             lock.release()
             self.resume()
 
     def resume(self) -> None:
         """Starts a queue process if runs are waiting with none to serve them (after a reboot)."""
-        if local_queue.waiting(self.runs()) and local_queue.is_idle(self.root):
+        if local_queue.waiting(self.every_run()) and local_queue.is_idle(self.root):
             local_queue.start_process(self.root)
 
     def cancel(self, run_id: str, *, actor: Actor) -> dict:
         """A queued run is cancelled now; a running one at its next batch, or within seconds if still starting."""
-        authorize(actor, Action.CANCEL_RUN)
-        run = self.get(run_id)
+        run = self.acted_on(run_id, actor)
+        authorize(actor, Action.CANCEL_RUN, owner=run.owner)
         status = run.status()
         if status["state"] not in ACTIVE:
             raise RunError(f"run {run_id} is already {status['state']}")
@@ -153,8 +173,8 @@ class RunStore:
 
     def delete(self, run_id: str, *, actor: Actor) -> None:
         """Removes a run's folder: model, history, logs and all; refused while it is queued or running."""
-        authorize(actor, Action.DELETE_RUN)
-        run = self.get(run_id)
+        run = self.acted_on(run_id, actor)
+        authorize(actor, Action.DELETE_RUN, owner=run.owner)
         state = run.state
         if state in ACTIVE:
             raise RunError(f"run {run_id} is {state}: cancel it before deleting it")

@@ -110,7 +110,8 @@ def make_dataset(root: Path, per_split=(("train", 12), ("validation", 10)), clas
 
 
 def session_actor(role: str):
-    """The actor a browser session of a server with a teacher password is: "teacher" or "student"."""
+    """The actor a browser session of a server with a teacher password is: "teacher", "student"
+    (one who joined the class) or "visitor" (one who did not)."""
     from catdog.access import Actor, Role
 
     return Actor(f"{role}-session", f"a {role}", Role(role))
