@@ -88,7 +88,7 @@ def extractor(image_size: tuple[int, int]) -> Extract | None:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     session = onnxruntime.InferenceSession(
-        _graph(tuple(image_size)).SerializeToString(), options, providers=["CPUExecutionProvider"]
+        graph(tuple(image_size)).SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
     workers = os.cpu_count() or 1
     pool = ThreadPoolExecutor(workers, thread_name_prefix="backbone")
@@ -203,7 +203,7 @@ def add_features(graph: _Graph, pixels: str, output: str | None = None) -> str:
     return graph.node("Flatten", [graph.node("GlobalMaxPool", [add_mobilenet(graph, x)])], output=output)
 
 
-def _graph(image_size: tuple[int, int]):
+def graph(image_size: tuple[int, int]):
     """The ImageNet features of 0..255 pixels (N, H, W, 3) as an ONNX model."""
     import h5py
     from onnx import TensorProto, helper
