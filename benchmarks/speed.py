@@ -49,9 +49,14 @@ from catdog.training.process import train
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.97
+# The most accurate setting catdog offers: model4 --fast at the largest image size.
+HIRES = config.IMAGE_SIDES[-1]
 # The goals of issue #13 on the 2-core machine.
 GOALS = {
     "cli_fast_cold_wall_s": 12.0,
+    # Issue #25: the default 160 px within 8 s, the best setting (288 px) within 12 s.
+    "cli_fast_cold_wall_s_issue_25": 8.0,
+    f"cli_fast_{HIRES}_cold_wall_s": 12.0,
     "cli_fast_warm_wall_s": 3.0,
     "first_visit_ready_s": 5.0,
     "predict_12mp_jpeg_p50_ms": 25.0,
@@ -62,8 +67,6 @@ GOALS = {
     "small_photos_200": 0.99,
     "small_photos_128": 0.98,
 }
-# The most accurate setting catdog offers: model4 --fast at the largest image size.
-HIRES = config.IMAGE_SIDES[-1]
 BEST_SETTING = {"arch": "model4", "fast": True, "image_size": HIRES}
 HELD_OUT_SEEDS = 5
 # The photos a cold start's features are counted for in the limits part: the data set's 3000.
@@ -256,7 +259,7 @@ def multiply_adds(side: int) -> int:
     )
 
 
-def gemm_throughput(kind: str, threads: int, n: int = 1024, repeats: int = 10) -> float:
+def gemm_throughput(kind: str, threads: int, n: int = 1024, repeats: int = 30) -> float:
     """Multiply-adds a second of an n × n matrix product on ONNX Runtime, the backbone's runtime:
     float32 (MatMul) or int8 (MatMulInteger, uint8 × int8 as quantized convolutions run); the best
     of `repeats`, since other work on a shared machine only ever slows it."""
@@ -298,9 +301,11 @@ def cli_train(data_dir: str | None, cache: str, *args: str) -> dict:
     if data_dir:
         command += ["--data-dir", data_dir]
     load = load_average()
+    cpu_before = cpu_seconds_of_children()
     start = time.time()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     end = time.time()
+    cpu = cpu_seconds_of_children() - cpu_before
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
     summary = json.loads(done.stdout)
@@ -311,6 +316,8 @@ def cli_train(data_dir: str | None, cache: str, *args: str) -> dict:
     head = sum(r["seconds"] for r in epochs)
     return {
         "wall_s": round(end - start, 2),
+        # What a busy machine does not inflate much: on 2 quiet cores the wall is about half of it.
+        "cpu_s": round(cpu, 2),
         "val_accuracy": summary["val_accuracy"],
         "load_average": load,
         "breakdown_s": {
@@ -324,6 +331,13 @@ def cli_train(data_dir: str | None, cache: str, *args: str) -> dict:
             "exit": round(end - status["ended"], 2),
         },
     }
+
+
+def cpu_seconds_of_children() -> float:
+    """User and system seconds of the processes this one started and waited for, so far (0 where
+    the system does not count them)."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def best_of(tries: list[dict], key: str = "wall_s") -> dict:
@@ -501,7 +515,7 @@ class Bench:
         results["cli_fast_warm"] = best_of([cli_train(data_dir, caches[0]) for _ in range(tries)])
         if not self.smoke:
             results[f"cli_fast_{HIRES}_cold"] = best_of(
-                [cli_train(data_dir, tempfile.mkdtemp(), "--image-size", str(HIRES))]
+                [cli_train(data_dir, tempfile.mkdtemp(), "--image-size", str(HIRES)) for _ in range(tries)]
             )
         results["imports_s"] = {
             "tensorflow": import_seconds("import tensorflow"),
@@ -595,12 +609,15 @@ def goals(results: dict) -> dict:
     """Each goal of issue #13 whose part has been measured, with the figure and whether it is met."""
     at_most = {
         "cli_fast_cold_wall_s": ("cli_fast_cold", "wall_s"),
+        "cli_fast_cold_wall_s_issue_25": ("cli_fast_cold", "wall_s"),
+        f"cli_fast_{HIRES}_cold_wall_s": (f"cli_fast_{HIRES}_cold", "wall_s"),
         "cli_fast_warm_wall_s": ("cli_fast_warm", "wall_s"),
         "first_visit_ready_s": ("first_visit", "ready_s"),
         "predict_12mp_jpeg_p50_ms": ("predict_12mp_jpeg", "p50_ms"),
     }
     at_least = {
         "cli_fast_cold_val_accuracy": ("cli_fast_cold", "val_accuracy", TARGET),
+        f"cli_fast_{HIRES}_cold_val_accuracy": (f"cli_fast_{HIRES}_cold", "val_accuracy", TARGET),
         "model1_epoch_speedup": ("model1_epoch", "speedup", GOALS["model1_epoch_speedup"]),
         "held_out_test_accuracy": ("held_out", "test_accuracy_mean", GOALS["held_out_test_accuracy"]),
     }
@@ -635,7 +652,7 @@ def print_table(results: dict) -> None:
         if key in results:
             r = results[key]
             print(
-                f"{key}: {r['wall_s']} s wall (tries {r['tries_wall_s']}, load {r['load_average']}), "
+                f"{key}: {r['wall_s']} s wall, {r.get('cpu_s')} CPU s (tries {r['tries_wall_s']}, load {r['load_average']}), "
                 f"val {r['val_accuracy']}; {r['breakdown_s']}"
             )
     if "first_visit" in results:
