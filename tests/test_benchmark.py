@@ -63,6 +63,26 @@ def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
     assert "held_out_test_accuracy" in results["goals"]
 
 
+def test_smoke_small_photos_and_limits_report_each_size_and_the_floor(tmp_path, backbone_weights):
+    results, table = run_smoke("benchmarks.speed", tmp_path / "results.json", 600, "--only", "small_photos", "limits")
+    sizes = results["small_photos"]["sizes"]
+    assert list(sizes) == ["full", "200", "128"]
+    for figures in sizes.values():
+        assert len(figures["per_seed"]["plain"]) == len(figures["per_seed"]["mirror_average"]) == 2
+        assert figures["plain_mean"] == round(sum(figures["per_seed"]["plain"]) / 2, 4)
+    assert {"small_photos_full", "small_photos_200", "small_photos_128", "small_photos_128_mirror_not_lower"} <= set(
+        results["goals"]
+    )
+    limits = results["limits"]
+    small, large = (limits["sizes"][str(side)] for side in (160, HIRES))
+    # Counted from the graph: a convolution's work grows with its output's pixels, so about as the photo's.
+    ratio = large["multiply_adds_per_photo"] / small["multiply_adds_per_photo"]
+    assert ratio == pytest.approx((HIRES / 160) ** 2, rel=0.05)
+    assert 0 < large["floor_int8_s"] and 0 < large["floor_float32_s"]
+    assert all(rate["one_core"] > 0 for rate in limits["gmac_per_s"].values())
+    assert "multiply-adds a photo" in table and "test photos at 128" in table
+
+
 def test_smoke_held_out_alone_reports_each_seed_and_its_goal(tmp_path, backbone_weights):
     results, table = run_smoke("benchmarks.speed", tmp_path / "results.json", 300, "--only", "held_out")
     held_out = results["held_out"]
