@@ -19,7 +19,7 @@ from catdog.settings import RunConfig
 from tests.helpers.corpus import class_photos, make_zip
 from tests.helpers.support import session_actor
 
-TEACHER, STUDENT = session_actor("teacher"), session_actor("student")
+TEACHER, STUDENT, VISITOR = session_actor("teacher"), session_actor("student"), session_actor("visitor")
 
 
 def home_run(name: str = "pets", experiment: str | None = None):
@@ -226,12 +226,14 @@ def test_a_file_past_the_size_limit_is_refused_before_it_is_read(exported, monke
     assert refusal(exported).startswith(f"the project file has {len(exported) / 2**20:,.0f} MB; the limit is")
 
 
-def test_a_locked_out_visitor_may_not_open_a_project_file_the_teacher_may(exported):
-    with pytest.raises(Forbidden, match="only the teacher may open project files"):
-        project.open_project(exported, actor=STUDENT)
+def test_a_visitor_may_not_open_a_project_file_a_student_and_the_teacher_may(exported):
+    with pytest.raises(Forbidden, match="visitors may not open project files"):
+        project.open_project(exported, actor=VISITOR)
     nothing_added(RunStore(), DatasetStore())
+    project.open_project(exported, actor=STUDENT)
+    assert [run.owner for run in RunStore().runs()] == [STUDENT], "opened into the student's own workspace"
     project.open_project(exported, actor=TEACHER)
-    assert RunStore().runs()[0].owner == TEACHER
+    assert sorted(run.owner.id for run in RunStore().runs()) == sorted([STUDENT.id, TEACHER.id])
 
 
 def test_a_project_holds_the_exporters_runs_and_no_one_elses(tmp_path, monkeypatch):
@@ -273,7 +275,7 @@ def test_the_home_page_packs_the_file_and_another_server_opens_it(tmp_path, monk
 
 def test_a_locked_out_visitor_cannot_open_a_project_file_on_the_home_page(exported, monkeypatch):
     """The widgets are disabled, and a forged click opens nothing (the library's own refusal is
-    test_a_locked_out_visitor_may_not_open_a_project_file_the_teacher_may)."""
+    test_a_visitor_may_not_open_a_project_file_a_student_and_the_teacher_may)."""
     from tests.helpers.support import assert_clean, forged, open_app
 
     monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "a long teacher password")

@@ -58,6 +58,7 @@ RULES = {  # what each role may do: on anything (True), on their own things only
         Action.START_EXPERIMENT: True,
         Action.MAKE_DATASET: True,
         Action.CHOOSE_FOLDER: True,
+        Action.OPEN_PROJECT: True,  # into their own workspace: what it makes is theirs
     },
     Role.VISITOR: {action: False for action in Action},
 }
