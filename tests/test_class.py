@@ -202,3 +202,22 @@ def test_the_class_page_shows_the_results_and_lets_only_the_teacher_change_the_l
     assert classroom.load().max_epochs == 8
     assert len(app.get("plotly_chart")) == 1
     assert any(button.label == "Download the results (CSV)" for button in app.get("download_button"))
+
+
+def test_students_see_the_limits_read_only_and_the_train_page_mirrors_them(tiny_data, monkeypatch):
+    monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "Kätzchen-42")
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
+    classroom.save(ClassSettings(architectures=("model1", "model4"), max_epochs=8, max_image_size=96), actor=TEACHER)
+    app = open_app("pages/class.py")
+    assert_clean(app)
+    assert not app.number_input and not app.get("multiselect")
+    assert any("At most 8 epochs a run, images of at most 96 px" in m.value for m in app.markdown)
+
+    app.switch_page("pages/train.py").run()
+    assert_clean(app)
+    assert app.selectbox(key="train_arch").options == [
+        "model1 · Plain CNN",
+        "model4 · Transfer learning (frozen MobileNetV2)",
+    ]
+    assert app.select_slider(key="train_image_size").options == ["64 px", "96 px"]
+    assert app.number_input(key="train_epochs").max == 8
