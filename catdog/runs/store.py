@@ -121,8 +121,17 @@ class RunStore:
         if isinstance(run_config, dict):
             run_config = RunConfig.from_dict(run_config)
         classroom.check_limits(actor, [run_config], self.active_count(actor))
-        if classroom.limited(actor) and content and (source := self.identical(run_config, content)):
-            return self.create(run_config, owner=actor, same_as=source.id, data_content=content)
+        if not (classroom.limited(actor) and content):
+            return self._start(run_config, actor, content)
+        # One at a time: students pressing the same lesson at once share one run, not train two.
+        self.root.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(self.root / ".submit.lock"):
+            if source := self.identical(run_config, content):
+                return self.create(run_config, owner=actor, same_as=source.id, data_content=content)
+            return self._start(run_config, actor, content)
+
+    def _start(self, run_config: RunConfig, actor: Actor, content: str | None) -> Run:
+        """Records a run and hands it to a cluster or to this machine's queue."""
         if config.ray_address():
             return cluster.submit(self, run_config, owner=actor)
         run = self.create(run_config, owner=actor, **({"data_content": content} if content else {}))
