@@ -296,7 +296,7 @@ def show_run(run: Run) -> None:
 
 def queue(store: RunStore, shown: list[str]) -> None:
     """Every waiting run with its place in the queue and when it should start."""
-    waiting = [slot for slot in queue_plan(store) if slot.run.id not in shown and yours(slot.run)]
+    waiting = [slot for slot in queue_plan(store) if slot.run.id not in shown]
     if not waiting:
         return
     st.markdown(f"**Queue** · {len(waiting)} waiting")
@@ -677,11 +677,6 @@ def limits_caption() -> None:
             f"Your teacher's limits: {', '.join(chosen.architectures)}; at most {chosen.max_epochs} epochs and "
             f"{chosen.max_image_size} px; {chosen.max_queued_per_student} runs queued at once."
         )
-
-
-def yours(run: Run) -> bool:
-    """Whether this session sees a queued run's place: a student sees their own runs'."""
-    return not classroom.limited(ui.actor()) or run.owner.id == ui.actor().id
 
 
 main()
