@@ -221,3 +221,16 @@ def test_students_see_the_limits_read_only_and_the_train_page_mirrors_them(tiny_
     ]
     assert app.select_slider(key="train_image_size").options == ["64 px", "96 px"]
     assert app.number_input(key="train_epochs").max == 8
+
+
+def test_the_class_results_csv_keeps_a_students_name_from_running_as_a_formula():
+    from io import StringIO
+
+    from catdog.inference.batches import write_rows
+    from catdog.runs.class_results import COLUMNS
+
+    out = StringIO()
+    write_rows([{"student": "=HYPERLINK(1)", "final_gap": -0.05, "setting": "none"}], COLUMNS, out)
+    header, row = out.getvalue().splitlines()
+    assert header.startswith("student,setting,varied,best_val_accuracy,final_gap")
+    assert row.startswith("'=HYPERLINK(1),none,,,-0.05,")
