@@ -174,13 +174,12 @@ class Run:
     @property
     def same_as(self) -> str | None:
         """The run that trains (or trained) for this one, if it is a share of it."""
-        same = self.recorded_status().get("same_as")
-        return same if isinstance(same, str) and Path(same).name == same and same else None
+        return _source_id(self.recorded_status())
 
     def _results_dir(self) -> Path:
         """Where training writes this run's files: a waiting share's source's folder, else its own."""
         status = self.recorded_status()
-        same = self.same_as
+        same = _source_id(status)
         return self.path.parent / same if same and status.get("state") in ACTIVE else self.path
 
     def status(self) -> dict:
@@ -189,7 +188,7 @@ class Run:
         status = self.recorded_status()
         if status.get("state") not in STATES:
             status = {"state": "failed", "error": "status.json is damaged or missing"}
-        if self.same_as and status["state"] in ACTIVE:
+        if _source_id(status) and status["state"] in ACTIVE:
             return self._follow(status)
         if status.get("ray_address") and status["state"] in ACTIVE:
             return cluster.job_status(self, status)
@@ -209,7 +208,7 @@ class Run:
     def _follow(self, status: dict) -> dict:
         """A waiting share's status: its source's while that trains; once it has ended, the
         share's own, recorded: finished with the source's files and results, else failed."""
-        source = Run(self.path.parent / status["same_as"])
+        source = Run(self.path.parent / _source_id(status))
         if not (source.path / "config.json").is_file():
             return self.mark("failed", error=f"the identical run it shared, {source.id}, is gone")
         theirs = source.status()
@@ -331,6 +330,12 @@ class Run:
         if len(history) < GRACE_EPOCHS:
             return None
         return collapse_reason(history, len(self.data().get("classes") or ()))
+
+
+def _source_id(status: dict) -> str | None:
+    """A share's source's run id: a name in the same runs folder, never a path elsewhere."""
+    same = status.get("same_as")
+    return same if isinstance(same, str) and same and Path(same).name == same and same not in (".", "..") else None
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -11,8 +11,6 @@ they may be measuring.
 """
 
 import contextlib
-import hashlib
-import json
 import os
 import re
 import secrets
@@ -145,16 +143,15 @@ class RunStore:
     def identical(self, run_config: RunConfig, content: str) -> Run | None:
         """A run that trains or trained what `run_config` asks, on data of this content: finished
         first, else queued or running; never a share itself, nor one asked to cancel."""
-        wanted = work_key(run_config, content)
-        found = [
-            run
-            for run in self.runs()
-            if not run.same_as
-            and not run.cancel_requested
-            and run.state in ("finished", *ACTIVE)
-            and work_key(run.config, recorded_content(run)) == wanted
-        ]
-        return next((run for run in found if run.state == "finished"), found[0] if found else None)
+        wanted, found = trained_settings(run_config), []
+        for run in self.runs():
+            status = run.status()
+            if status.get("same_as") or status["state"] not in ("finished", *ACTIVE) or run.cancel_requested:
+                continue
+            # The settings first: a few hundred bytes, where the data's record may be a large file.
+            if trained_settings(run.config) == wanted and recorded_content(run) == content:
+                found.append((status["state"] != "finished", run))
+        return min(found, key=lambda candidate: candidate[0], default=(None, None))[1]
 
     @contextlib.contextmanager
     def queue_free(self) -> Iterator[bool]:
@@ -232,13 +229,9 @@ class RunStore:
         shutil.rmtree(doomed, ignore_errors=True)
 
 
-def work_key(run_config: RunConfig, content: str | None) -> str | None:
-    """What a run trains, as one string: its settings and seed without bookkeeping, and its
-    data's content; None when the content is not known."""
-    if not content:
-        return None
-    settings = {name: value for name, value in asdict(run_config).items() if name not in BOOKKEEPING}
-    return hashlib.sha256(json.dumps([settings, content], sort_keys=True, default=str).encode()).hexdigest()
+def trained_settings(run_config: RunConfig) -> dict:
+    """What a run trains with, seed included, bookkeeping left out: equal for identical work."""
+    return {name: value for name, value in asdict(run_config).items() if name not in BOOKKEEPING}
 
 
 def recorded_content(run: Run) -> str | None:
