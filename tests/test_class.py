@@ -234,3 +234,27 @@ def test_the_class_results_csv_keeps_a_students_name_from_running_as_a_formula()
     header, row = out.getvalue().splitlines()
     assert header.startswith("student,setting,varied,best_val_accuracy,final_gap")
     assert row.startswith("'=HYPERLINK(1),none,,,-0.05,")
+
+
+def test_a_student_past_the_queue_limit_is_refused_in_one_line_on_the_train_page(
+    tiny_data, students_may_train, no_queue_process, monkeypatch
+):
+    """The widgets cap what they offer (Streamlit drops a value past a widget's bounds); what they
+    cannot see, the student's runs already waiting, the library refuses."""
+    monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "Kätzchen-42")
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
+    classroom.save(ClassSettings(max_queued_per_student=1), actor=TEACHER)
+    app = open_app("pages/train.py")
+    start = "FormSubmitter:settings-Start training"
+    app.button(key=start).click().run()
+    assert_clean(app)
+    assert len(RunStore().runs()) == 1 and not app.error
+    app.number_input(key="train_seed").set_value(1)
+    app.button(key=start).click().run()
+    assert [e.value for e in app.error] == [
+        (
+            "Training could not start: Your teacher allows 1 runs queued or training per student; you have 1, "
+            "and 1 more would be too many: wait for them, or cancel some."
+        )
+    ]
+    assert len(RunStore().runs()) == 1
