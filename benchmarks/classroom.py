@@ -316,6 +316,10 @@ def each_lesson(args: argparse.Namespace) -> None:
     env = {"CATDOG_RUNS_DIR": str(work / "runs"), "CATDOG_CACHE_DIR": str(work / "cache")}
     if args.smoke:
         env["CATDOG_DATA_DIR"] = str(make_dataset(work / "data", per_split=(("train", 24), ("validation", 20))))
+    else:  # what a teacher serving a class sets (README): students may not choose a folder
+        from catdog.data.download import default_dataset_dir
+
+        env["CATDOG_DATA_DIR"] = str(default_dataset_dir())
     os.environ.update(env)
     print("training the run the class will use …", file=sys.stderr)
     train_served_run(work, args.smoke, env)
