@@ -34,6 +34,12 @@ PAGES = (
         "Predict",
         "Upload a pet photo: get the prediction and a Grad-CAM heat map of where the model looked.",
     ),
+    (
+        "pages/class.py",
+        ":material/groups:",
+        "Class",
+        "The teacher's limits, and every student's experiment on one chart as their runs finish.",
+    ),
 )
 
 

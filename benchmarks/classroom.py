@@ -4,6 +4,7 @@
     python -m benchmarks.classroom --sessions 30 --while-training  # the same while model4 trains
     python -m benchmarks.classroom --sessions 10 --browser 2       # 2 of the 10 in Chromium, to compare
     python -m benchmarks.classroom --smoke --sessions 3            # tiny synthetic data, model1: CI
+    python -m benchmarks.classroom --students 30 --each-lesson     # each student a lesson (class_lesson.py)
 
 The goal, for 30 sessions on a 2-core server: p95 page ready ≤ 5 s and p95 photo answer ≤ 3 s,
 both ≤ 10 s while model4 trains, and no session errors.
@@ -217,7 +218,16 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=STEP_TIMEOUT_S, help="seconds each step may take")
     parser.add_argument("--label", help="the measurement's name in the JSON file (default from the options)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "classroom.json")
+    parser.add_argument("--students", type=int, default=0, help="N students join, with --each-lesson")
+    parser.add_argument(
+        "--each-lesson", action="store_true", help="each student starts the quick augmentation lesson (class_lesson.py)"
+    )
     args = parser.parse_args()
+    if args.students or args.each_lesson:
+        if not (args.students and args.each_lesson):
+            sys.exit("--students N goes with --each-lesson")
+        each_lesson(args)
+        return
     if args.browser and not CHROMIUM.exists():
         sys.exit(f"--browser needs Debian's Chromium at {CHROMIUM}")
 
@@ -296,6 +306,36 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(saved, indent=1) + "\n")
     print_table(label, results)
+
+
+def each_lesson(args: argparse.Namespace) -> None:
+    """The class each starting a lesson: benchmarks/class_lesson.py, on a run trained first for Predict."""
+    from benchmarks import class_lesson
+
+    work = Path(tempfile.mkdtemp(prefix="catdog-class-lesson-"))
+    env = {"CATDOG_RUNS_DIR": str(work / "runs"), "CATDOG_CACHE_DIR": str(work / "cache")}
+    if args.smoke:
+        env["CATDOG_DATA_DIR"] = str(make_dataset(work / "data", per_split=(("train", 24), ("validation", 20))))
+    else:  # what a teacher serving a class sets (README): students may not choose a folder
+        from catdog.data.download import default_dataset_dir
+
+        env["CATDOG_DATA_DIR"] = str(default_dataset_dir())
+    os.environ.update(env)
+    print("training the run the class will use …", file=sys.stderr)
+    train_served_run(work, args.smoke, env)
+    labels = RunStore().runs()[0].data()["classes"]
+    results = {
+        **class_lesson.measure(args, env, work, class_photos(args.students, args.smoke), labels),
+        "data": "synthetic (smoke)" if args.smoke else "cats_and_dogs_filtered",
+        "commit": commit(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    label = args.label or f"{args.students} students, each a lesson{' (smoke)' if args.smoke else ''}"
+    saved = json.loads(args.out.read_text()) if args.out.exists() else {}
+    saved[label] = results
+    args.out.write_text(json.dumps(saved, indent=1) + "\n")
+    class_lesson.print_table(label, results)
 
 
 def print_table(label: str, results: dict) -> None:

@@ -338,7 +338,7 @@ def start_lesson(augmentation: AugmentConfig, quick: bool) -> None:
     try:
         run_configs = augmentation_experiment(augmentation, data_dir=folder, **(QUICK if quick else {}))
         ui.load_scan(folder).check_trainable()
-        submit_experiment(RunStore(), run_configs, actor=ui.actor())
+        submit_experiment(RunStore(), run_configs, actor=ui.actor(), content=ui.load_scan(folder).content())
     except (ValueError, RunError) as error:
         st.error(f"The experiment could not start: {error}")
         return

@@ -6,14 +6,16 @@ shows the same live run.
 
 import functools
 import time
+from dataclasses import replace
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 import catdog_ui as ui
-from catdog import config
+from catdog import classroom, config
 from catdog.access import Action, Forbidden
+from catdog.classroom import ClassSettings
 from catdog.data.download import default_dataset_available
 from catdog.inference import tflite
 from catdog.models.architectures import layer_summary, parameter_counts
@@ -72,7 +74,7 @@ def main() -> None:
 def choose_architecture() -> Architecture:
     name = st.selectbox(
         "Architecture",
-        list(ARCHITECTURES),
+        allowed_architectures(),
         format_func=lambda n: f"{n} · {ARCHITECTURES[n].title}",
         key="train_arch",
         persist_state="session",
@@ -116,10 +118,14 @@ def start_form(architecture: Architecture) -> None:
     defaults = RunConfig(architecture.name, fast=fast)
     with st.form("settings", border=True):
         st.markdown(f"**Settings** · data: `{folder or config.DATASET_NAME}`")
+        limits_caption()
         counts = st.columns(3 if architecture.fine_tune else 2)
         # Each path and architecture keeps its own value, starting from its own default.
         epochs = counts[0].number_input(
-            "Epochs", *EPOCHS_RANGE, defaults.epochs, key="train_epochs_fast" if fast else "train_epochs"
+            "Epochs",
+            *epochs_range(),
+            min(defaults.epochs, epochs_range()[1]),
+            key="train_epochs_fast" if fast else "train_epochs",
         )
         fine_tune_epochs = 0
         if architecture.fine_tune:
@@ -131,8 +137,8 @@ def start_form(architecture: Architecture) -> None:
         batch_size = sizes[0].select_slider("Batch size", BATCH_SIZE_CHOICES, defaults.batch_size, key="train_batch")
         image_size = sizes[1].select_slider(
             "Image size",
-            config.IMAGE_SIDES,
-            defaults.image_size,
+            image_sides(),
+            min(defaults.image_size, image_sides()[-1]),
             format_func=lambda s: f"{s} px",
             key="train_image_size",
             help=IMAGE_SIZE_HELP,
@@ -190,7 +196,7 @@ def start_form(architecture: Architecture) -> None:
             mixed_precision=mixed_precision,
         )
         ui.load_scan(folder).check_trainable()
-        run = RunStore().submit(run_config.to_dict(), actor=ui.actor())
+        run = RunStore().submit(run_config.to_dict(), actor=ui.actor(), content=ui.load_scan(folder).content())
     except (ValueError, RunError) as error:
         st.error(f"Training could not start: {error}")
         return
@@ -308,6 +314,10 @@ def queue(store: RunStore, shown: list[str]) -> None:
 
 
 def starts(slot: Slot) -> str:
+    if slot.run.same_as:
+        return f"shares the identical run `{slot.run.same_as}`: " + starts(
+            replace(slot, run=RunStore().get(slot.run.same_as))
+        )
     if slot.starts_in is None:
         return "start time unknown: no finished run yet to time a run ahead of it by"
     if slot.starts_in < 60:
@@ -406,7 +416,7 @@ def compare_architectures() -> None:
             ui.chosen_augmentation(), data_dir=folder, **(lessons.ARCHITECTURES_QUICK if quick else {})
         )
         ui.load_scan(folder).check_trainable()
-        lessons.submit_experiment(RunStore(), run_configs, actor=ui.actor())
+        lessons.submit_experiment(RunStore(), run_configs, actor=ui.actor(), content=ui.load_scan(folder).content())
     except (ValueError, RunError) as error:
         st.error(f"The experiment could not start: {error}")
         return
@@ -637,6 +647,37 @@ def delete_confirmed(message: str, pending: str, key: str) -> bool:
 
 
 ui.ensure_router()
+
+
+# --- the teacher's limits, mirrored: the library decides (catdog.classroom) ----------------------
+
+
+def limits() -> ClassSettings | None:
+    """The teacher's limits where they apply to this session (a student's), else None."""
+    return classroom.load() if classroom.limited(ui.actor()) else None
+
+
+def allowed_architectures() -> list[str]:
+    chosen = limits()
+    return [name for name in ARCHITECTURES if chosen is None or name in chosen.architectures]
+
+
+def epochs_range() -> tuple[int, int]:
+    chosen = limits()
+    return (EPOCHS_RANGE[0], chosen.max_epochs) if chosen else EPOCHS_RANGE
+
+
+def image_sides() -> tuple[int, ...]:
+    chosen = limits()
+    return chosen.image_sides() if chosen else config.IMAGE_SIDES
+
+
+def limits_caption() -> None:
+    if chosen := limits():
+        st.caption(
+            f"Your teacher's limits: {', '.join(chosen.architectures)}; at most {chosen.max_epochs} epochs and "
+            f"{chosen.max_image_size} px; {chosen.max_queued_per_student} runs queued at once."
+        )
 
 
 main()

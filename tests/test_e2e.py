@@ -20,7 +20,7 @@ from tests.helpers.support import synthetic_image, wait_for
 # The browser and page fixtures (conftest.py) skip these tests, saying why, without Chromium or Playwright.
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
 
-PAGES = ("", "dataset", "augmentation", "train", "predict")
+PAGES = ("", "dataset", "augmentation", "train", "predict", "class")
 
 
 def serve(tmp_path_factory, tiny_data, runs: Path):

@@ -43,7 +43,7 @@ from tests.helpers.support import (
     wait_for,
 )
 
-PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
+PAGES = ("pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py", "pages/class.py")
 PHOTO_PARAM = "aug_photo"
 
 

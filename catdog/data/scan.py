@@ -118,6 +118,15 @@ class Scan:
             digest.update(f"{self.digests[name]}:{label};".encode())
         return digest.hexdigest()[:24]
 
+    def content(self) -> str:
+        """What training on this data depends on, names and folders aside: its classes and each
+        split's files' content and labels. Two folders alike in these train alike (identical work
+        is done once: catdog.runs.store)."""
+        digest = hashlib.sha256(utf8("|".join(self.classes)))
+        for split in sorted(self.files):
+            digest.update(f"{split}:{self.content_key(split)};".encode())
+        return digest.hexdigest()[:24]
+
 
 def _labels(items: list[tuple[str, int]]) -> np.ndarray:
     return np.array([label for _, label in items], dtype=np.int32)

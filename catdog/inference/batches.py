@@ -80,14 +80,20 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
     """Answers as CSV, a header and then one row as each answer comes: what `predict --csv`
-    prints and the Predict page downloads. Empty cells where there is no value; text cells that
-    a spreadsheet would run as a formula (a file named `=HYPERLINK(...)`) start with a quote."""
+    prints and the Predict page downloads."""
+    write_rows((answer.row() for answer in answers), CSV_COLUMNS, out)
+
+
+def write_rows(rows: Iterable[dict], columns: Iterable[str], out) -> None:
+    """Any table as CSV (the Class page's results too), a row as each comes. Empty cells where
+    there is no value; text cells that a spreadsheet would run as a formula (a file named
+    `=HYPERLINK(...)`, a student called `=1+1`) start with a quote."""
     # CSV's own line end, CRLF: the writer then quotes a cell with a CR in it, which would otherwise
     # end the row early and start a forged one.
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, tuple(columns), lineterminator="\r\n")
     writer.writeheader()
-    for answer in answers:
-        writer.writerow({key: _cell(value) for key, value in answer.row().items()})
+    for row in rows:
+        writer.writerow({key: _cell(value) for key, value in row.items()})
         out.flush()
 
 

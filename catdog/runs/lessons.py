@@ -13,7 +13,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from catdog import config
+from catdog import classroom, config
 from catdog.access import Action, Actor, authorize
 from catdog.runs.record import Run
 from catdog.runs.states import ACTIVE, RunError
@@ -127,10 +127,15 @@ def architecture_experiment(
     ]
 
 
-def submit_experiment(store: RunStore, run_configs: list[RunConfig], *, actor: Actor) -> list[Run]:
-    """Queues the runs together, in order: they train one after the other, or side by side on a cluster."""
+def submit_experiment(
+    store: RunStore, run_configs: list[RunConfig], *, actor: Actor, content: str | None = None
+) -> list[Run]:
+    """Queues the runs together, in order: they train one after the other, or side by side on a
+    cluster. A student's experiment is within the teacher's limits as a whole or not queued at all;
+    `content`: the data's Scan.content, so that runs identical to others train once (RunStore.submit)."""
     authorize(actor, Action.START_EXPERIMENT)
-    return [store.submit(run_config.to_dict(), actor=actor) for run_config in run_configs]
+    classroom.check_limits(actor, run_configs, store.active_count(actor))
+    return [store.submit(run_config.to_dict(), actor=actor, content=content) for run_config in run_configs]
 
 
 def record_experiment(store: RunStore, run_configs: list[RunConfig], *, actor: Actor) -> list[Run]:

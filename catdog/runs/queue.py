@@ -1,8 +1,11 @@
-"""The local queue: one process per machine trains queued runs oldest first, each in a child it supervises.
+"""The local queue: one process per machine trains queued runs in turn across owners, each in a child it supervises.
 
 Each submitted run starts a small queue process (`python -m catdog.runs RUNS_DIR`) that waits for
-the queue lock and then trains queued runs oldest first, each in a fresh child process
-(`python -m catdog.training RUN_DIR`). The lock dies with its holder, so a killed queue process
+the queue lock and then trains queued runs, each in a fresh child process
+(`python -m catdog.training RUN_DIR`). The order is fair: each run is given a round when it is
+recorded, one past its owner's last run still waiting or training, and never before the round the
+queue is at, so that the queue takes one run of every owner in turn: one student's ten runs never
+hold the class back, and nobody saves up turns by waiting. The lock dies with its holder, so a killed queue process
 never blocks the ones after it. Runs sent to a Ray cluster wait in Ray's queue instead
 (cluster.py). Nothing here imports TensorFlow.
 """
@@ -46,9 +49,35 @@ def is_idle(root: Path) -> bool:
 
 
 def waiting(runs: list[Run]) -> list[Run]:
-    """The queued runs this machine trains: not those waiting in a Ray cluster's queue."""
+    """The queued runs this machine trains: not those waiting in a Ray cluster's queue, nor shares
+    of a run that trains for them."""
     queued = ((run, run.status()) for run in runs)
-    return [run for run, status in queued if status["state"] == "queued" and not status.get("ray_address")]
+    return [
+        run
+        for run, status in queued
+        if status["state"] == "queued" and not status.get("ray_address") and not status.get("same_as")
+    ]
+
+
+def round_of(run: Run) -> int:
+    """The run's turn in the fair order (runs from before it have none: they go first)."""
+    recorded = run.recorded_status().get("round")
+    return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else 0
+
+
+def next_round(owner_id: str, runs: list[Run]) -> int:
+    """The round of a new run of this owner's: one past their last run still waiting or
+    training, and not before the earliest round still waiting or training."""
+    active = [(run.owner.id, round_of(run)) for run in runs if run.state in ("queued", "running") and not run.same_as]
+    if not active:
+        return 0
+    theirs = [turn for owner, turn in active if owner == owner_id]
+    return max(theirs) + 1 if theirs else min(turn for _, turn in active)
+
+
+def fair_order(runs: list[Run]) -> list[Run]:
+    """Runs in training order: by round, and within a round in the order they were recorded."""
+    return [run for _, run in sorted(enumerate(runs), key=lambda item: (round_of(item[1]), item[0]))]
 
 
 def start_process(root: Path) -> None:
@@ -63,10 +92,10 @@ def start_process(root: Path) -> None:
 
 
 def serve(store: RunStore) -> None:
-    """Waits for the queue lock, then trains queued runs oldest first until none is left."""
+    """Waits for the queue lock, then trains queued runs in the fair order until none is left."""
     with lock(store.root):
         while queued := waiting(store.every_run()):
-            train(queued[0])
+            train(fair_order(queued)[0])
 
 
 def train(run: Run) -> None:

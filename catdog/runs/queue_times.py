@@ -1,7 +1,7 @@
 """When the running run ends and each queued run starts: estimates from live progress and past runs.
 
-The queue trains one run at a time, oldest first, so a queued run starts once the running run
-and every run queued before it are done. A run's expected duration comes from finished runs
+The queue trains one run at a time, in turn across owners (catdog.runs.queue), so a queued run
+starts once the running run and every run ahead of it in that order are done. A run's expected duration comes from finished runs
 of the same kind (architecture, fast path, image size). Nothing here imports TensorFlow.
 """
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from catdog.runs.queue import fair_order
 from catdog.runs.record import PREPARING, Run
 from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
@@ -77,17 +78,26 @@ class Slot:
 
 
 def queue_plan(store: RunStore) -> list[Slot]:
-    """Every queued run the store's viewer sees, in training order, with its place in the whole
-    queue and when it is expected to start."""
+    """Every queued run the store's viewer sees, in training order (the queue's fair order across
+    owners), with its place in the whole queue and when it is expected to start; a share waits in
+    the place of the run that trains for it."""
     by_state: dict[str, list[Run]] = {}
     for run in store.every_run():
         by_state.setdefault(run.state, []).append(run)
     finished = by_state.get("finished", [])
-    running = by_state.get("running", [])
+    running = [run for run in by_state.get("running", []) if not run.same_as]
+    queued = by_state.get("queued", [])
     wait = remaining_seconds(running[-1], finished) if running else 0.0
-    slots = []
-    for position, run in enumerate(by_state.get("queued", []), start=1):
-        slots.append(Slot(run, position, wait))
+    slots: dict[str, Slot] = {}
+    for position, run in enumerate(fair_order([run for run in queued if not run.same_as]), start=1):
+        slots[run.id] = Slot(run, position, wait)
         expected = expected_seconds(run.config, finished)
         wait = None if wait is None or expected is None else wait + expected
-    return [slot for slot in slots if store.visible(slot.run)]
+    shares = [
+        Slot(run, source.position, source.starts_in)
+        for run in queued
+        if run.same_as and (source := slots.get(run.same_as))
+    ]
+    return sorted(
+        (slot for slot in [*slots.values(), *shares] if store.visible(slot.run)), key=lambda slot: slot.position
+    )

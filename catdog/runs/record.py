@@ -23,10 +23,18 @@
     familiarity.npz the unfamiliarity guard: training photos' backbone features and the border
                     calibrated on validation (catdog.inference.familiarity), made at the end of training
 
+A run identical to another (same settings, seed and data: catdog.runs.store) trains nothing: its
+status.json records "same_as", the run that trains for it, and while that one is queued or running
+the share reads its state, history, progress and data through; once it has finished the share
+takes hard links to its files (copies where links are refused), so that deleting either leaves
+the other whole. Its own config, owner, note and status stay its own.
+
 A run sent to a Ray cluster records "ray_address" in status.json, and its status is the job's
 (cluster.py). Nothing here imports TensorFlow: reading runs stays instant.
 """
 
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +66,8 @@ PHASE_TRAIN, PHASE_HEAD, PHASE_FINE_TUNE, PHASE_FEATURES, PHASE_PHOTOS = (
 )
 PREPARING = {PHASE_FEATURES: "computing MobileNetV2 features once", PHASE_PHOTOS: "decoding the photos once"}
 NOTE_MAX_CHARS = 500
+# What a share keeps of its own; every other file it takes from the run that trained for it.
+OWN_FILES = {"config.json", "owner.json", "status.json", "note.json", "cancel", ".status.lock"}
 # A process's creation time is derived from the boot time, which clock adjustments can shift a
 # little; a later process reusing the pid was created far later than this.
 CREATE_TIME_TOLERANCE_S = 1.0
@@ -133,9 +143,9 @@ class Run:
         return self._cancel_flag.exists()
 
     def data(self) -> dict:
-        """What training found in the data folder: root, classes, counts, skipped files, and the
-        files of each split as [name, label] pairs."""
-        return read_json(self.path / "data.json") or {}
+        """What training found in the data folder: root, classes, counts, skipped files, the
+        files of each split as [name, label] pairs, and the content they train on (Scan.content)."""
+        return read_json(self._results_dir() / "data.json") or {}
 
     def record_data(self, scan: "Scan", dataset: str | None = None) -> None:
         """Kept with the run: a data set fixed later does not change what this run trained on.
@@ -148,6 +158,7 @@ class Run:
                 "counts": scan.counts(),
                 "skipped": scan.skipped,
                 "files": {split: [list(item) for item in items] for split, items in scan.files.items()},
+                "content": scan.content(),
                 **({"dataset": dataset} if dataset else {}),
             },
         )
@@ -157,11 +168,25 @@ class Run:
         recorded = read_json(self.path / "status.json")
         return recorded if isinstance(recorded, dict) else {}
 
+    @property
+    def same_as(self) -> str | None:
+        """The run that trains (or trained) for this one, if it is a share of it."""
+        return _source_id(self.recorded_status())
+
+    def _results_dir(self) -> Path:
+        """Where training writes this run's files: a waiting share's source's folder, else its own."""
+        status = self.recorded_status()
+        same = _source_id(status)
+        return self.path.parent / same if same and status.get("state") in ACTIVE else self.path
+
     def status(self) -> dict:
-        """The recorded status, corrected when the training process has died without saying so."""
+        """The recorded status, corrected when the training process has died without saying so;
+        a waiting share's follows the run it shares."""
         status = self.recorded_status()
         if status.get("state") not in STATES:
             status = {"state": "failed", "error": "status.json is damaged or missing"}
+        if _source_id(status) and status["state"] in ACTIVE:
+            return self._follow(status)
         if status.get("ray_address") and status["state"] in ACTIVE:
             return cluster.job_status(self, status)
         if status["state"] == "running" and not _alive(status.get("pid"), status.get("create_time")):
@@ -176,6 +201,33 @@ class Run:
                     "error": "the training process ended without a final status (killed, or out of memory)",
                 }
         return status
+
+    def _follow(self, status: dict) -> dict:
+        """A waiting share's status: its source's while that trains; once it has ended, the
+        share's own, recorded: finished with the source's files and results, else failed."""
+        source = Run(self.path.parent / _source_id(status))
+        if not (source.path / "config.json").is_file():
+            return self.mark("failed", error=f"the identical run it shared, {source.id}, is gone")
+        theirs = source.status()
+        if theirs["state"] in ACTIVE:
+            return {**status, "state": theirs["state"], "started": theirs.get("started")}
+        if theirs["state"] != "finished":
+            return self.mark(
+                "failed", error=f"the identical run it shared, {source.id}, {theirs['state']}: {theirs.get('error')}"
+            )
+        self._adopt(source)
+        results = ("started", "ended", "best_val_accuracy", "collapsed")
+        return self.mark("finished", **{name: theirs.get(name) for name in results})
+
+    def _adopt(self, source: "Run") -> None:
+        """Takes the finished source's files as its own: hard links, which cost no space."""
+        for item in source.path.iterdir():
+            if item.name in OWN_FILES or item.name.startswith(".") or (self.path / item.name).exists():
+                continue
+            if item.is_dir():
+                shutil.copytree(item, self.path / item.name, copy_function=_link_or_copy, dirs_exist_ok=True)
+            else:
+                _link_or_copy(item, self.path / item.name)
 
     @property
     def state(self) -> str:
@@ -199,7 +251,7 @@ class Run:
 
     def history(self) -> list[dict]:
         """Per-epoch records, in order."""
-        return [r for r in read_jsonl(self.path / "history.jsonl") if r.get("type") == RECORD_EPOCH]
+        return [r for r in read_jsonl(self._results_dir() / "history.jsonl") if r.get("type") == RECORD_EPOCH]
 
     def record_epoch(self, epoch: int, phase: str, seconds: float, metrics: dict[str, float | None]) -> None:
         record = {"epoch": epoch, "phase": phase, "seconds": round(seconds, 2), **metrics}
@@ -214,7 +266,7 @@ class Run:
 
         A few bytes to read, whatever the run's length: pages poll it every second.
         """
-        progress = read_json(self.path / "progress.json")
+        progress = read_json(self._results_dir() / "progress.json")
         return progress if isinstance(progress, dict) else None
 
     def record_progress(self, phase: str, epoch: int, done: int, total: int, elapsed: float) -> None:
@@ -275,6 +327,23 @@ class Run:
         if len(history) < GRACE_EPOCHS:
             return None
         return collapse_reason(history, len(self.data().get("classes") or ()))
+
+
+def _source_id(status: dict) -> str | None:
+    """A share's source's run id: a name in the same runs folder, never a path elsewhere."""
+    same = status.get("same_as")
+    return same if isinstance(same, str) and same and Path(same).name == same and same not in (".", "..") else None
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system makes one, else a copy; one already there is kept
+    (two readers may settle a share at once)."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        pass
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _duration(status: dict) -> float | None:

@@ -3,6 +3,11 @@
 A run is a folder here (catdog.runs.record). A submitted run goes to this machine's queue
 (catdog.runs.queue), or with CATDOG_RAY_ADDRESS set to a Ray cluster (catdog.runs.cluster). Nothing
 here imports TensorFlow: listing runs stays instant.
+
+A student's run is checked against the teacher's limits (catdog.classroom) and, if a run with the
+same settings, seed and data content is finished, queued or running, answered by it: recorded as
+a share of it (catdog.runs.record), trained once. The owner and the teacher always train anew:
+they may be measuring.
 """
 
 import contextlib
@@ -12,7 +17,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import filelock
 
@@ -27,6 +32,8 @@ from catdog.settings import RunConfig
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Refuse to start a run with less free space than a few checkpoints and caches need.
 MIN_FREE_BYTES = 200 * 2**20
+# What a run records about itself rather than what it trains: left out when runs are compared.
+BOOKKEEPING = ("created", "experiment", "varied", "data_dir")
 
 
 class RunStore:
@@ -117,19 +124,54 @@ class RunStore:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{run_config.arch}-{secrets.token_hex(2)}"
         run = Run(self.root / run_id)
         run.path.mkdir()
+        turn = local_queue.next_round(owner.id, self.every_run())
         run.write_config(replace(run_config, created=created))
         run.record_owner(owner)
-        run.mark("queued", pid=None, created=created, started=None, ended=None, error=None, **status)
+        run.mark("queued", pid=None, created=created, started=None, ended=None, error=None, round=turn, **status)
         return run
 
-    def submit(self, run_config: RunConfig | dict, *, actor: Actor) -> Run:
-        """Records a queued run and makes sure a queue process (or a Ray cluster) will train it; returns at once."""
+    def submit(self, run_config: RunConfig | dict, *, actor: Actor, content: str | None = None) -> Run:
+        """Records a queued run and makes sure a queue process (or a Ray cluster) will train it; returns at once.
+        A student's run must be within the teacher's limits, and is answered by an identical run
+        if there is one; `content`: the data's Scan.content, from the caller's scan of the folder
+        (without it the run trains)."""
         authorize(actor, Action.START_RUN)
+        if isinstance(run_config, dict):
+            run_config = RunConfig.from_dict(run_config)
+        classroom.check_limits(actor, [run_config], self.active_count(actor))
+        if not (classroom.limited(actor) and content):
+            return self._start(run_config, actor, content)
+        # One at a time: students pressing the same lesson at once share one run, not train two.
+        self.root.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(self.root / ".submit.lock"):
+            if source := self.identical(run_config, content):
+                return self.create(run_config, owner=actor, same_as=source.id, data_content=content)
+            return self._start(run_config, actor, content)
+
+    def _start(self, run_config: RunConfig, actor: Actor, content: str | None) -> Run:
+        """Records a run and hands it to a cluster or to this machine's queue."""
         if config.ray_address():
             return cluster.submit(self, run_config, owner=actor)
-        run = self.create(run_config, owner=actor)
+        run = self.create(run_config, owner=actor, **({"data_content": content} if content else {}))
         local_queue.start_process(self.root)
         return run
+
+    def active_count(self, actor: Actor) -> int:
+        """How many of `actor`'s runs are queued or training: what the teacher's limit counts."""
+        return sum(1 for run in self.every_run() if run.owner.id == actor.id and run.state in ACTIVE)
+
+    def identical(self, run_config: RunConfig, content: str) -> Run | None:
+        """A run that trains or trained what `run_config` asks, on data of this content: finished
+        first, else queued or running; never a share itself, nor one asked to cancel."""
+        wanted, found = trained_settings(run_config), []
+        for run in self.every_run():
+            status = run.status()
+            if status.get("same_as") or status["state"] not in ("finished", *ACTIVE) or run.cancel_requested:
+                continue
+            # The settings first: a few hundred bytes, where the data's record may be a large file.
+            if trained_settings(run.config) == wanted and recorded_content(run) == content:
+                found.append((status["state"] != "finished", run))
+        return min(found, key=lambda candidate: candidate[0], default=(None, None))[1]
 
     @contextlib.contextmanager
     def queue_free(self) -> Iterator[bool]:
@@ -164,12 +206,30 @@ class RunStore:
         status = run.status()
         if status["state"] not in ACTIVE:
             raise RunError(f"run {run_id} is already {status['state']}")
+        if status.get("same_as"):  # a share: only its own record ends; the run others wait on trains on
+            return run.mark("cancelled", error=None)
         run.request_cancel()
         if status.get("ray_address"):
             cluster.stop(run, status)
+        self._hand_over(run)
         if status["state"] == "queued":
             return run.mark("cancelled", error=None)
         return status
+
+    def shares_of(self, run: Run) -> list[Run]:
+        """The runs recorded as shares of `run`, oldest first."""
+        return [other for other in self.every_run() if other.same_as == run.id]
+
+    def _hand_over(self, cancelled: Run) -> None:
+        """The shares waiting on a cancelled run train after all: the oldest itself, the others as its shares."""
+        waiting = [share for share in self.shares_of(cancelled) if share.recorded_status().get("state") in ACTIVE]
+        if not waiting:
+            return
+        heir, *others = waiting
+        heir.mark("queued", same_as=None, started=None)
+        for share in others:
+            share.mark("queued", same_as=heir.id)
+        self.resume()
 
     def delete(self, run_id: str, *, actor: Actor) -> None:
         """Removes a run's folder: model, history, logs and all; refused while it is queued or running."""
@@ -178,6 +238,8 @@ class RunStore:
         state = run.state
         if state in ACTIVE:
             raise RunError(f"run {run_id} is {state}: cancel it before deleting it")
+        for share in self.shares_of(run):
+            share.status()  # a share settles now, taking the files it reads while it can
         # Renamed first, at once, to a name that is no run id: no reader ever lists half a run.
         doomed = run.path.with_name(f".deleted-{run_id}-{secrets.token_hex(2)}")
         try:
@@ -185,3 +247,14 @@ class RunStore:
         except OSError as error:
             raise RunError(f"run {run_id} could not be deleted ({error.strerror or error})") from None
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def trained_settings(run_config: RunConfig) -> dict:
+    """What a run trains with, seed included, bookkeeping left out: equal for identical work."""
+    return {name: value for name, value in asdict(run_config).items() if name not in BOOKKEEPING}
+
+
+def recorded_content(run: Run) -> str | None:
+    """The content of the data a run trains on: recorded at submission, or by its training."""
+    content = run.recorded_status().get("data_content") or run.data().get("content")
+    return content if isinstance(content, str) else None
