@@ -1,0 +1,24 @@
+"""English text that a page can show in the class's language: the library stays in English (the CLI
+prints it as it is) and keeps, with each message, the template and values a translation is made from.
+
+The dashboard's catalogs (locales/) hold every template marked here, with `Message(...)` or `N_(...)`.
+"""
+
+from typing import Self
+
+
+class Message(str):
+    """A message with variable parts: the English text, with `template` and `values` beside it."""
+
+    template: str
+    values: dict[str, object]
+
+    def __new__(cls, template: str, **values: object) -> Self:
+        text = super().__new__(cls, template.format(**values) if values else template)
+        text.template, text.values = template, values
+        return text
+
+
+def N_(text: str) -> str:
+    """Marks a fixed English text for the catalogs; a page translates it when it shows it."""
+    return text
