@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import streamlit.components.v1 as components
@@ -303,6 +304,17 @@ def progress_bar(text: Callable[[int, int], str], start: str | None = None) -> I
 
 def percent(value: float | None) -> str:
     return "–" if value is None else numbers.format_percent(value, "#,##0.0%", locale=language())
+
+
+def whole_percent(value: float) -> str:
+    return numbers.format_percent(value, locale=language())
+
+
+def skipped_table(skipped: list[dict[str, str]]) -> pd.DataFrame:
+    """Files left out and why, in the session's language."""
+    return pd.DataFrame(
+        {_("file"): [row["file"] for row in skipped], _("reason"): [tr(row["reason"]) for row in skipped]}
+    )
 
 
 def when(moment: datetime.datetime) -> str:
