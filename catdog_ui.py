@@ -35,7 +35,7 @@ from catdog.data.download import download_default_dataset
 from catdog.data.errors import DataError
 from catdog.data.location import confine
 from catdog.data.scan import Scan, scan
-from catdog.messages import N_, Message
+from catdog.messages import N_, Message, Messages
 from catdog.runs.lessons import Experiment, arms, gaps, run_label
 from catdog.runs.queue_times import preparing, time_left
 from catdog.runs.record import PREPARING, Run
@@ -129,13 +129,15 @@ def tr(error: BaseException | str) -> str:
     """A library message (an error's, a verdict) in the session's language: a catdog.messages.Message
     is translated from its template, then filled; other text is looked up as it is (English if absent)."""
     text = error.args[0] if isinstance(error, BaseException) and len(error.args) == 1 else error
+    if isinstance(text, Messages):
+        return text.separator.join(tr(part) for part in text.parts)
     if isinstance(text, Message):
         return _(text.template, **{name: _localized(value) for name, value in text.values.items()})
     return _(str(text))
 
 
 def _localized(value: object) -> object:
-    if isinstance(value, Message):
+    if isinstance(value, (Message, Messages)):
         return tr(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
@@ -304,6 +306,16 @@ def progress_bar(text: Callable[[int, int], str], start: str | None = None) -> I
 
 def percent(value: float | None) -> str:
     return "–" if value is None else numbers.format_percent(value, "#,##0.0%", locale=language())
+
+
+def grouped(count: int) -> str:
+    """A large count with the language's thousands separator (parameters: 2,257,984 or 2.257.984)."""
+    return numbers.format_decimal(count, locale=language())
+
+
+def separators() -> str:
+    """Plotly's decimal and thousands signs for the session's language."""
+    return numbers.get_decimal_symbol(language()) + numbers.get_group_symbol(language())
 
 
 def whole_percent(value: float) -> str:
@@ -751,7 +763,7 @@ def _experiment_layout(figure: go.Figure, title: str) -> go.Figure:
         margin={"t": 50, "b": 40, "l": 50, "r": 10},
         legend={"orientation": "h", "y": -0.3},
         xaxis={"title": _("epoch"), "dtick": 1},
-        separators=numbers.get_decimal_symbol(language()) + numbers.get_group_symbol(language()),
+        separators=separators(),
     )
     return figure.update_yaxes(tickformat=".0%")
 

@@ -22,3 +22,15 @@ class Message(str):
 def N_(text: str) -> str:
     """Marks a fixed English text for the catalogs; a page translates it when it shows it."""
     return text
+
+
+class Messages(str):
+    """Messages in a row (a list of changes, of settings): each is translated on its own."""
+
+    parts: tuple[str, ...]
+    separator: str
+
+    def __new__(cls, parts: list[str], separator: str = ", ") -> Self:
+        text = super().__new__(cls, separator.join(parts))
+        text.parts, text.separator = tuple(parts), separator
+        return text

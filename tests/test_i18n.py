@@ -107,6 +107,7 @@ SKIPPED_FIELDS = {
     "src",
     "theme",
     "page_script_hash",
+    "columns",
     "url_pathname",
     "page",
 }
