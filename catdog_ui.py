@@ -149,6 +149,13 @@ def number(value: float) -> str:
     return numbers.format_decimal(value, locale=language(), group_separator=False)
 
 
+def shown_as(options: list, name: Callable[[object], str] = _) -> Callable[[object], str]:
+    """A widget's format_func: each option's name in the session's language, worked out now, in the
+    session's own run, since Streamlit may call format_func again outside it (AppTest does)."""
+    names = {option: name(option) for option in options}
+    return names.__getitem__
+
+
 def _supported(tag: str | None) -> str | None:
     """The language of a tag such as "es-ES" or "de", if the dashboard speaks it."""
     code = (tag or "").replace("_", "-").split("-")[0].strip().lower()

@@ -128,7 +128,7 @@ def choose_photo(scan: Scan | None) -> tuple[np.ndarray | None, str | None]:
     source = st.segmented_control(
         _("Photo"),
         [DATA_SET, UPLOAD],
-        format_func=_,
+        format_func=ui.shown_as([DATA_SET, UPLOAD]),
         default=DATA_SET,
         required=True,
         key="aug_source",
@@ -148,7 +148,7 @@ def choose_photo(scan: Scan | None) -> tuple[np.ndarray | None, str | None]:
     wanted = st.selectbox(
         _("Class"),
         [ANY_CLASS, *scan.classes],
-        format_func=lambda name: _(ANY_CLASS) if name == ANY_CLASS else name,
+        format_func=ui.shown_as([ANY_CLASS, *scan.classes], lambda name: _(ANY_CLASS) if name == ANY_CLASS else name),
         key="aug_class",
         bind="query-params",
     )
@@ -185,7 +185,7 @@ def choose_augmentation(presenting: bool) -> tuple[AugmentConfig, int, int, bool
     preset = st.segmented_control(
         _("Preset"),
         list(PRESETS),
-        format_func=_,
+        format_func=ui.shown_as(list(PRESETS)),
         key="aug_preset",
         on_change=apply_preset,
         wrap=True,
@@ -197,7 +197,7 @@ def choose_augmentation(presenting: bool) -> tuple[AugmentConfig, int, int, bool
     flip = st.segmented_control(
         _("Flip"),
         list(FLIP_MODES),
-        format_func=_,
+        format_func=ui.shown_as(list(FLIP_MODES)),
         default=defaults.flip,
         required=True,
         key="aug_flip",
@@ -231,7 +231,7 @@ def choose_augmentation(presenting: bool) -> tuple[AugmentConfig, int, int, bool
         _("Fill mode"),
         FILL_MODES,
         FILL_MODES.index(defaults.fill_mode),
-        format_func=_,
+        format_func=ui.shown_as(FILL_MODES),
         key="aug_fill",
         help=_("How the parts uncovered by a turn, zoom or shift are filled."),
         disabled=not geometric,

@@ -59,7 +59,7 @@ def choose_source() -> tuple[Scan | None, Dataset | None]:
     source = st.segmented_control(
         _("Source"),
         [DEFAULT, MANAGED, FOLDER],
-        format_func=_,
+        format_func=ui.shown_as([DEFAULT, MANAGED, FOLDER]),
         required=True,
         key="data_source",
         persist_state="session",
@@ -372,7 +372,7 @@ def browse(scan: Scan, dataset: Dataset | None) -> None:
     split = left.segmented_control(
         _("Split"),
         config.SPLITS,
-        format_func=lambda split: _(ui.SPLIT_NAMES[split]),
+        format_func=ui.shown_as(config.SPLITS, lambda split: _(ui.SPLIT_NAMES[split])),
         default="train",
         required=True,
         key="browse_split",

@@ -81,7 +81,7 @@ def choose_architecture() -> Architecture:
     name = st.selectbox(
         _("Architecture"),
         list(ARCHITECTURES),
-        format_func=lambda n: f"{n} · {ui.tr(ARCHITECTURES[n].title)}",
+        format_func=ui.shown_as(list(ARCHITECTURES), lambda n: f"{n} · {ui.tr(ARCHITECTURES[n].title)}"),
         key="train_arch",
         persist_state="session",
     )
@@ -146,11 +146,12 @@ def start_form(architecture: Architecture) -> None:
             key="train_image_size",
             help=_(IMAGE_SIZE_HELP, size=config.IMAGE_SIZE[0], largest=config.IMAGE_SIDES[-1]),
         )
+        rates = sorted({*LEARNING_RATE_CHOICES, defaults.learning_rate})
         learning_rate = sizes[2].select_slider(
             _("Learning rate"),
-            sorted({*LEARNING_RATE_CHOICES, defaults.learning_rate}),
+            rates,
             defaults.learning_rate,
-            format_func=ui.number,
+            format_func=ui.shown_as(rates, ui.number),
             key=f"train_lr_{architecture.name}",
         )
         if not architecture.augments:
