@@ -9,6 +9,7 @@ import gettext
 import io
 import logging
 import os
+import re
 import runpy
 import secrets
 import threading
@@ -23,7 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import streamlit.components.v1 as components
-from babel import dates, numbers
+from babel import Locale, dates, numbers
 from babel.messages import mofile, pofile
 from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
@@ -312,7 +313,14 @@ def progress_bar(text: Callable[[int, int], str], start: str | None = None) -> I
 
 
 def percent(value: float | None) -> str:
-    return "–" if value is None else numbers.format_percent(value, "#,##0.0%", locale=language())
+    """A share with one decimal, as the language writes percentages (84.2% or 84,2 %)."""
+    return "–" if value is None else numbers.format_percent(value, _one_decimal(language()), locale=language())
+
+
+@cache
+def _one_decimal(language: str) -> str:
+    pattern = Locale.parse(language).percent_formats[None].pattern
+    return re.sub(r"0(?=[^0#]*$)", "0.0", pattern)
 
 
 def grouped(count: int) -> str:
@@ -336,9 +344,9 @@ def skipped_table(skipped: list[dict[str, str]]) -> pd.DataFrame:
     )
 
 
-def when(moment: datetime.datetime) -> str:
-    """A date and time as the session's language writes them."""
-    return dates.format_datetime(moment, "medium", locale=language())
+def clock_in(seconds: float) -> str:
+    """The time of day `seconds` from now, as the session's language writes a short time (8:20 PM, 20:20)."""
+    return dates.format_time(datetime.datetime.now() + datetime.timedelta(seconds=seconds), "short", locale=language())
 
 
 def duration(seconds: float | None) -> str:

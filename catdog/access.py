@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from catdog import config
+from catdog.messages import N_, Message
 
 log = logging.getLogger("catdog.access")
 
@@ -37,21 +38,21 @@ class Role(Enum):
 class Action(Enum):
     """What can be asked for; the value completes "may not …"."""
 
-    START_RUN = "start training"
-    CANCEL_RUN = "cancel runs"
-    DELETE_RUN = "delete runs"
-    NOTE_RUN = "write notes on runs"
-    START_EXPERIMENT = "start experiments"
-    DELETE_EXPERIMENT = "delete experiments"
-    MAKE_DATASET = "make data sets"
-    RENAME_DATASET = "rename data sets"
-    DELETE_DATASET = "delete data sets"
-    FIX_PHOTO = "move or remove photos"
-    UNDO = "undo changes to data sets"
-    RESTORE = "restore photos from the trash"
-    CHOOSE_FOLDER = "choose the data folder"
-    READ_ANY_FOLDER = "read folders outside the shared ones"
-    DOWNLOAD = "download the data set"
+    START_RUN = N_("start training")
+    CANCEL_RUN = N_("cancel runs")
+    DELETE_RUN = N_("delete runs")
+    NOTE_RUN = N_("write notes on runs")
+    START_EXPERIMENT = N_("start experiments")
+    DELETE_EXPERIMENT = N_("delete experiments")
+    MAKE_DATASET = N_("make data sets")
+    RENAME_DATASET = N_("rename data sets")
+    DELETE_DATASET = N_("delete data sets")
+    FIX_PHOTO = N_("move or remove photos")
+    UNDO = N_("undo changes to data sets")
+    RESTORE = N_("restore photos from the trash")
+    CHOOSE_FOLDER = N_("choose the data folder")
+    READ_ANY_FOLDER = N_("read folders outside the shared ones")
+    DOWNLOAD = N_("download the data set")
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ def authorize(actor: Actor, action: Action) -> None:
     """Raises Forbidden unless `actor` may take `action`: every action of the library calls it first."""
     if not allowed(actor, action):
         raise Forbidden(
-            f"Locked by the teacher: only the teacher may {action.value} (unlock with the teacher password)."
+            Message(
+                "Locked by the teacher: only the teacher may {action} (unlock with the teacher password).",
+                action=Message(action.value),
+            )
         )
 
 
@@ -167,9 +171,13 @@ class Gate:
         if wait:
             log.warning("wrong teacher password from session %s while throttled", session)
             return Verdict(
-                False, f"Wrong password, and too many of them: wait {math.ceil(wait)} s before trying again."
+                False,
+                Message(
+                    "Wrong password, and too many of them: wait {seconds} s before trying again.",
+                    seconds=math.ceil(wait),
+                ),
             )
-        return Verdict(False, "Wrong password.")
+        return Verdict(False, Message(N_("Wrong password.")))
 
 
 # One per server process: the server-wide throttle must see every session's tries.

@@ -18,6 +18,10 @@ class Message(str):
         text.template, text.values = template, values
         return text
 
+    def __getnewargs_ex__(self) -> tuple[tuple, dict]:
+        """Made again from its template and values when unpickled (Streamlit's caches pickle)."""
+        return (self.template,), self.values
+
 
 def N_(text: str) -> str:
     """Marks a fixed English text for the catalogs; a page translates it when it shows it."""
@@ -34,3 +38,6 @@ class Messages(str):
         text = super().__new__(cls, separator.join(parts))
         text.parts, text.separator = tuple(parts), separator
         return text
+
+    def __getnewargs__(self) -> tuple:
+        return list(self.parts), self.separator

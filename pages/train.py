@@ -5,7 +5,6 @@ shows the same live run.
 """
 
 import functools
-import time
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -343,8 +342,7 @@ def starts(slot: Slot) -> str:
         return _("start time unknown: no finished run yet to time a run ahead of it by")
     if slot.starts_in < 60:
         return _("starts in under a minute")
-    clock = time.strftime("%H:%M", time.localtime(time.time() + slot.starts_in))
-    return _("starts in about {time} (≈ {clock})", time=ui.duration(slot.starts_in), clock=clock)
+    return _("starts in about {time} (≈ {clock})", time=ui.duration(slot.starts_in), clock=ui.clock_in(slot.starts_in))
 
 
 def cancel(run: Run) -> None:

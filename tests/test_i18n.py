@@ -2,6 +2,7 @@
 AppTest on the tiny synthetic data and trained run, shows no English left but names and code."""
 
 import json
+import pickle
 import re
 from collections.abc import Iterator
 
@@ -156,11 +157,35 @@ def test_each_page_speaks_the_class_language(trained_env, page, language):
 
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_predict_answers_in_the_class_language(trained_env, language):
+    """A photo answered, and the library's one-line refusal of a file that is no image, translated."""
     app = open_app("pages/predict.py", language=language)
-    app.file_uploader(key="predict_uploads").set_value([(*synthetic_photos(1)[0], "image/jpeg")]).run()
+    uploads = [(*synthetic_photos(1)[0], "image/jpeg"), ("notes.jpg", b"hello", "image/jpeg")]
+    app.file_uploader(key="predict_uploads").set_value(uploads).run()
     assert_clean(app)
+    not_an_image = {"es": "no es una imagen: un archivo de texto", "de": "kein Bild: eine Textdatei"}[language]
+    assert any(not_an_image in error.value for error in app.error), [error.value for error in app.error]
     left = english_left(app, language)
     assert not left, "\n".join(left)
+
+
+def test_library_messages_are_translated_from_their_template(monkeypatch):
+    """Templates and values are translated apart, values that are messages too; the English text is
+    what the CLI prints."""
+    from catdog.access import Action, Actor, Forbidden, Role, authorize
+    from catdog.settings import PRESETS
+
+    with pytest.raises(Forbidden) as refused:
+        authorize(Actor("s", "a student", Role.STUDENT), Action.DELETE_RUN)
+    assert str(refused.value).startswith("Locked by the teacher: only the teacher may delete runs")
+    monkeypatch.setattr(ui, "language", lambda: "de")
+    assert ui.tr(refused.value).startswith("Von der Lehrkraft gesperrt: Nur die Lehrkraft darf Trainings löschen")
+    described = PRESETS["light"].describe()
+    german = "Spiegeln horizontal, Drehung -18° … +18°, Zoom ±10%, Kontrast ±10%, Füllung spiegeln"
+    assert ui.tr(described) == german
+    # As Streamlit's caches keep them: pickled, they keep their English and their parts.
+    assert str(pickle.loads(pickle.dumps(described))) == str(described)
+    assert ui.tr(pickle.loads(pickle.dumps(described))) == german
+    assert ui.tr("a text no catalog holds") == "a text no catalog holds"
 
 
 def test_the_language_follows_the_browser_then_the_picker_and_stays_in_the_link(tiny_env):
@@ -181,3 +206,30 @@ def test_numbers_are_written_as_the_language_writes_them(trained_env):
     assert ui.percent(0.842) == "84.2%"  # outside a session: English
     english, german = (open_app(language=language).metric[2].value for language in ("en", "de"))
     assert re.fullmatch(r"\d+\.\d%", english) and re.fullmatch(r"\d+,\d\xa0%", german), (english, german)
+
+
+def test_a_browser_gets_its_language_and_a_link_keeps_the_class_language(browser, tiny_data, tmp_path):
+    """In Chromium against a real server: a German browser sees German; a link with ?lang=es opens
+    in Spanish, and the language stays, in the address too, while the pages change."""
+    from playwright.sync_api import expect
+
+    from tests.helpers.browser import SLOW_MS, Dashboard, heading, nav_link, settle
+
+    env = {"CATDOG_DATA_DIR": str(tiny_data), "CATDOG_RUNS_DIR": str(tmp_path / "runs")}
+    with Dashboard(env, tmp_path / "streamlit.log") as server:
+        german = browser.new_context(locale="de-DE", viewport={"width": 1400, "height": 1600}).new_page()
+        german.set_default_timeout(SLOW_MS)
+        german.goto(server.url)
+        settle(german)
+        expect(nav_link(german, "Trainieren")).to_be_visible()
+        expect(german.get_by_text("Trainingsläufe")).to_be_visible()
+
+        spanish = browser.new_context(locale="de-DE").new_page()
+        spanish.set_default_timeout(SLOW_MS)
+        spanish.goto(f"{server.url}/train?lang=es")
+        settle(spanish)
+        expect(heading(spanish, "Entrenar")).to_be_visible()
+        nav_link(spanish, "Datos").click()
+        settle(spanish)
+        expect(heading(spanish, "Datos")).to_be_visible()
+        assert "lang=es" in spanish.url

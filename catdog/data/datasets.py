@@ -41,6 +41,7 @@ from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image
 from catdog.data.location import resolve_data_dir
 from catdog.data.split import min_photos_per_class
+from catdog.messages import Message
 from catdog.progress import Progress
 from catdog.runs.states import ACTIVE
 from catdog.runs.store import RunStore
@@ -98,8 +99,8 @@ class Change:
 
     def describe(self) -> str:
         if self.action == REMOVE:
-            return f"removed {self.file}"
-        return f"moved {self.file} to {self.to}"
+            return Message("removed {file}", file=self.file)
+        return Message("moved {file} to {to}", file=self.file, to=self.to)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import filelock
 import psutil
 
 from catdog.access import Action, Actor, authorize
+from catdog.messages import N_
 from catdog.runs import cluster
 from catdog.runs.states import ACTIVE, FINAL, STATES, RunError
 from catdog.settings import RunConfig, SettingsError
@@ -48,13 +49,16 @@ RECORD_EPOCH, RECORD_FEATURES = "epoch", "features"
 # phases (epoch 0, their batches counting images) come first, each said in a few words:
 # the fast path computing backbone features, or pixels decoded once for training on them.
 PHASE_TRAIN, PHASE_HEAD, PHASE_FINE_TUNE, PHASE_FEATURES, PHASE_PHOTOS = (
-    "train",
-    "head",
-    "fine-tune",
-    "features",
-    "photos",
+    N_("train"),
+    N_("head"),
+    N_("fine-tune"),
+    N_("features"),
+    N_("photos"),
 )
-PREPARING = {PHASE_FEATURES: "computing MobileNetV2 features once", PHASE_PHOTOS: "decoding the photos once"}
+PREPARING = {
+    PHASE_FEATURES: N_("computing MobileNetV2 features once"),
+    PHASE_PHOTOS: N_("decoding the photos once"),
+}
 NOTE_MAX_CHARS = 500
 # A process's creation time is derived from the boot time, which clock adjustments can shift a
 # little; a later process reusing the pid was created far later than this.
