@@ -4,26 +4,32 @@ Pages stay thin views over the catdog library; anything here is about showing th
 about training or data rules.
 """
 
+import datetime
+import gettext
 import hashlib
 import io
 import logging
 import os
+import re
 import runpy
 import secrets
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from functools import cached_property, wraps
+from functools import cache, cached_property, wraps
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import streamlit.components.v1 as components
+from babel import Locale, dates, numbers
+from babel.messages import mofile, pofile
 from PIL import Image
-from streamlit.runtime.scriptrunner import script_runner
+from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 from catdog import access, config, roster
 from catdog.access import Action, Forbidden
@@ -32,6 +38,7 @@ from catdog.data.download import download_default_dataset
 from catdog.data.errors import DataError
 from catdog.data.location import confine
 from catdog.data.scan import Scan, scan
+from catdog.messages import N_, Message, Messages
 from catdog.runs.lessons import Experiment, arms, gaps, run_label
 from catdog.runs.queue_times import preparing, time_left
 from catdog.runs.record import PREPARING, Run
@@ -43,6 +50,14 @@ ROUTER = Path(__file__).resolve().parent / "dashboard.py"
 ASSETS = ROUTER.parent / "assets"
 LOGO = ASSETS / "logo.svg"
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
+SPLIT_NAMES = {"train": N_("train"), "validation": N_("validation"), "test": N_("test")}
+STATE_NAMES = {
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "finished": N_("finished"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
+}
 # Every open tab reruns the status badge this often; 30 tabs at 2 s kept the server busy.
 STATUS_REFRESH_S = 5.0
 # How long the runs table every session reads is kept while no run file changes: a training
@@ -67,6 +82,121 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+# --- the class's language -----------------------------------------------------------------
+# Every text a user reads goes through _() or ngettext() here. The language is the session's, read
+# from its Session State on each call: sessions in different languages share one server process, so
+# no global gettext state is installed. The catalogs are compiled in memory from the .po files in
+# locales/ once per process: no compiled binary to keep in step with its source.
+
+LOCALES = ROUTER.parent / "locales"
+DOMAIN = "catdog"
+SOURCE_LANGUAGE = "en"
+# Each language in its own words, as the picker lists them.
+LANGUAGES = {"en": "English", "es": "Español", "de": "Deutsch"}
+LANGUAGE_KEY, LANGUAGE_PICKED, LANGUAGE_PARAM = "language", "language_picked", "lang"
+
+
+@cache
+def translations(language: str) -> gettext.NullTranslations:
+    """A language's catalog; English, the source, translates to itself. Fuzzy entries are left out."""
+    if language == SOURCE_LANGUAGE:
+        return gettext.NullTranslations()
+    with open(LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po", "rb") as po:
+        catalog = pofile.read_po(po, locale=language, domain=DOMAIN)
+    compiled = io.BytesIO()
+    mofile.write_mo(compiled, catalog)
+    compiled.seek(0)
+    return gettext.GNUTranslations(compiled)
+
+
+def language() -> str:
+    """This session's language; English outside a session (a test calling a helper directly)."""
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return SOURCE_LANGUAGE
+    return st.session_state.get(LANGUAGE_KEY, SOURCE_LANGUAGE)
+
+
+def _(message: str, **values: object) -> str:
+    """`message` in the session's language, its {fields} filled with `values`."""
+    text = translations(language()).gettext(message)
+    return text.format(**values) if values else text
+
+
+def ngettext(singular: str, plural: str, count: int, **values: object) -> str:
+    """The singular or plural form the language uses for `count` ({count} filled in, as a number)."""
+    text = translations(language()).ngettext(singular, plural, count)
+    return text.format(count=number(count), **values)
+
+
+def tr(error: BaseException | str) -> str:
+    """A library message (an error's, a verdict) in the session's language: a catdog.messages.Message
+    is translated from its template, then filled; other text is looked up as it is (English if absent)."""
+    text = error.args[0] if isinstance(error, BaseException) and len(error.args) == 1 else error
+    if isinstance(text, Messages):
+        return text.separator.join(tr(part) for part in text.parts)
+    if isinstance(text, Message):
+        return _(text.template, **{name: _localized(value) for name, value in text.values.items()})
+    return _(str(text))
+
+
+def _localized(value: object) -> object:
+    if isinstance(value, (Message, Messages)):
+        return tr(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return number(value)
+
+
+def number(value: float) -> str:
+    """A count or measure with the language's decimal sign; no grouping: counts stay short."""
+    return numbers.format_decimal(value, locale=language(), group_separator=False)
+
+
+def shown_as(options: list, name: Callable[[object], str] = _) -> Callable[[object], str]:
+    """A widget's format_func: each option's name in the session's language, worked out now, in the
+    session's own run, since Streamlit may call format_func again outside it (AppTest does)."""
+    names = {option: name(option) for option in options}
+    return names.__getitem__
+
+
+def _supported(tag: str | None) -> str | None:
+    """The language of a tag such as "es-ES" or "de", if the dashboard speaks it."""
+    code = (tag or "").replace("_", "-").split("-")[0].strip().lower()
+    return code if code in LANGUAGES else None
+
+
+def _browser_language() -> str | None:
+    """The browser's preferred language (navigator.language), else its Accept-Language header's first."""
+    if found := _supported(st.context.locale):
+        return found
+    accepted = (part.split(";")[0] for part in (st.context.headers.get("Accept-Language") or "").split(","))
+    return next((found for tag in accepted if (found := _supported(tag))), None)
+
+
+def choose_language() -> None:
+    """The session's language, once: a shared link's ?lang=, else the browser's, else English. A
+    language picked stays in the address, so a teacher can hand out a link in the class's language."""
+    if LANGUAGE_KEY not in st.session_state:
+        from_link = _supported(st.query_params.get(LANGUAGE_PARAM))
+        st.session_state[LANGUAGE_PICKED] = from_link is not None
+        st.session_state[LANGUAGE_KEY] = from_link or _browser_language() or SOURCE_LANGUAGE
+    if st.session_state[LANGUAGE_PICKED]:
+        st.query_params[LANGUAGE_PARAM] = st.session_state[LANGUAGE_KEY]
+
+
+def language_picker() -> None:
+    """The sidebar's language choice, for every page of this session."""
+    st.session_state.setdefault("language_picker", language())
+    st.selectbox(
+        _("Language"), list(LANGUAGES), format_func=LANGUAGES.get, key="language_picker", on_change=_pick_language
+    )
+
+
+def _pick_language() -> None:
+    st.session_state[LANGUAGE_KEY] = st.session_state["language_picker"]
+    st.session_state[LANGUAGE_PICKED] = True
+
+
 @contextmanager
 def error_boundary(where: str) -> Iterator[None]:
     """Turns an unexpected exception into one short line on the page and a logged traceback.
@@ -77,12 +207,17 @@ def error_boundary(where: str) -> Iterator[None]:
     try:
         yield
     except Forbidden as error:
-        st.error(str(error), icon=":material/lock:")
+        st.error(tr(error), icon=":material/lock:")
     except Exception as error:
         log.exception("unexpected error in %s", where)
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
         st.error(
-            f"{where} hit an unexpected problem: {reason}. The details are in the server log.", icon=":material/error:"
+            _(
+                "{where} hit an unexpected problem: {reason}. The details are in the server log.",
+                where=_(where),
+                reason=reason,
+            ),
+            icon=":material/error:",
         )
 
 
@@ -144,11 +279,12 @@ def ensure_router() -> None:
 
 
 def setup_page() -> None:
+    choose_language()
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
-    with error_boundary("Signing in"):
+    with error_boundary(N_("Signing in")):
         sign_in_from_link()
-    with error_boundary("Resuming queued runs"):
+    with error_boundary(N_("Resuming queued runs")):
         resume_queue(str(config.runs_dir()))
 
 
@@ -181,7 +317,40 @@ def progress_bar(text: Callable[[int, int], str], start: str | None = None) -> I
 
 
 def percent(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
+    """A share with one decimal, as the language writes percentages (84.2% or 84,2 %)."""
+    return "–" if value is None else numbers.format_percent(value, _one_decimal(language()), locale=language())
+
+
+@cache
+def _one_decimal(language: str) -> str:
+    pattern = Locale.parse(language).percent_formats[None].pattern
+    return re.sub(r"0(?=[^0#]*$)", "0.0", pattern)
+
+
+def grouped(count: int) -> str:
+    """A large count with the language's thousands separator (parameters: 2,257,984 or 2.257.984)."""
+    return numbers.format_decimal(count, locale=language())
+
+
+def separators() -> str:
+    """Plotly's decimal and thousands signs for the session's language."""
+    return numbers.get_decimal_symbol(language()) + numbers.get_group_symbol(language())
+
+
+def whole_percent(value: float) -> str:
+    return numbers.format_percent(value, locale=language())
+
+
+def skipped_table(skipped: list[dict[str, str]]) -> pd.DataFrame:
+    """Files left out and why, in the session's language."""
+    return pd.DataFrame(
+        {_("file"): [row["file"] for row in skipped], _("reason"): [tr(row["reason"]) for row in skipped]}
+    )
+
+
+def clock_in(seconds: float) -> str:
+    """The time of day `seconds` from now, as the session's language writes a short time (8:20 PM, 20:20)."""
+    return dates.format_time(datetime.datetime.now() + datetime.timedelta(seconds=seconds), "short", locale=language())
 
 
 def duration(seconds: float | None) -> str:
@@ -196,14 +365,25 @@ def duration(seconds: float | None) -> str:
 
 
 def progress_text(run_config: RunConfig, history: list[dict], progress: dict) -> str:
-    left = f"about {duration(time_left(run_config, history, progress))} left"
-    done, total = progress["batch"], progress["batches"]
+    left = _("about {time} left", time=duration(time_left(run_config, history, progress)))
+    done, total = number(progress["batch"]), number(progress["batches"])
     if preparing(progress):
-        what = PREPARING[progress["phase"]]
-        return f"{what[0].upper()}{what[1:]}: {done} of {total} images · {left}"
-    return (
-        f"Epoch {progress['epoch']} of {run_config.planned_epochs} ({progress['phase']}) · "
-        f"batch {done} of {total} · {left}"
+        what = _(PREPARING[progress["phase"]])
+        return _(
+            "{what}: {done} of {total} images · {left}",
+            what=what[0].upper() + what[1:],
+            done=done,
+            total=total,
+            left=left,
+        )
+    return _(
+        "Epoch {epoch} of {epochs} ({phase}) · batch {done} of {total} · {left}",
+        epoch=progress["epoch"],
+        epochs=run_config.planned_epochs,
+        phase=_(progress["phase"]),
+        done=done,
+        total=total,
+        left=left,
     )
 
 
@@ -216,30 +396,32 @@ def status_line(run: Run) -> tuple[str, str]:
     state = status["state"]
     total = run.config.planned_epochs
     if state == "running" and progress and preparing(progress):
-        epoch = f"caching features {progress['batch'] / max(progress['batches'], 1):.0%}"
+        share = numbers.format_percent(progress["batch"] / max(progress["batches"], 1), locale=language())
+        epoch = _("caching features {share}", share=share)
     elif state == "running" and progress:
-        epoch = f"epoch {progress['epoch']}/{total}"
+        epoch = _("epoch {epoch}/{total}", epoch=progress["epoch"], total=total)
     else:
-        epoch = f"{len(history)}/{total} epochs"
+        epoch = _("{done}/{total} epochs", done=len(history), total=total)
     val = [h["val_accuracy"] for h in history if h.get("val_accuracy") is not None]
-    detail = f"{run.config.arch} · {epoch} · val acc {percent(val[-1] if val else None)}"
+    accuracy = _("val acc {accuracy}", accuracy=percent(val[-1] if val else None))
+    detail = f"{run.config.arch} · {epoch} · {accuracy}"
     return state, detail
 
 
 @st.fragment(run_every=STATUS_REFRESH_S)
-@with_error_boundary("The run status")
+@with_error_boundary(N_("The run status"))
 def run_status() -> None:
     store = shared_runs()
     run = store.latest()
-    st.caption("Training")
+    st.caption(_("Training"))
     if run is None:
-        st.caption("No runs yet: start one on the Train page.")
+        st.caption(_("No runs yet: start one on the Train page."))
         return
     state, detail = status_line(run)
-    st.badge(state, color=STATE_COLORS[state], icon=":material/model_training:")
+    st.badge(_(STATE_NAMES[state]), color=STATE_COLORS[state], icon=":material/model_training:")
     st.caption(detail)
     if waiting := len(store.queue()):
-        st.caption(f"{waiting} in the queue")
+        st.caption(_("{count} in the queue", count=number(waiting)))
 
 
 # --- data -------------------------------------------------------------------------------
@@ -247,27 +429,30 @@ def run_status() -> None:
 
 def download_panel() -> None:
     """The default set's download button, with progress and a one-line error when offline."""
-    size = f"≈ {config.DATASET_BYTES // 10**6} MB"
-    st.info(f"The default data set, cats_and_dogs_filtered ({size}), is not downloaded yet.")
+    size = f"≈ {number(config.DATASET_BYTES // 10**6)} MB"
+    st.info(_("The default data set, cats_and_dogs_filtered ({size}), is not downloaded yet.", size=size))
     locked = refused(Action.DOWNLOAD)
     clicked = st.button(
-        f"Download cats_and_dogs_filtered ({size})",
+        _("Download cats_and_dogs_filtered ({size})", size=size),
         type="primary",
         icon=":material/download:",
         disabled=locked,
-        help=LOCKED if locked else None,
+        help=_(LOCKED) if locked else None,
     )
     if locked:
-        st.caption(LOCKED)
+        st.caption(_(LOCKED))
     if not clicked:
         return
     try:
         with progress_bar(
-            lambda done, total: f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB", "Connecting…"
+            lambda done, total: _(
+                "Downloading… {done} of {total} MB", done=number(round(done / 1e6)), total=number(round(total / 1e6))
+            ),
+            _("Connecting…"),
         ) as progress:
             download_default_dataset(progress, actor=actor())
     except (DataError, Forbidden) as error:
-        st.error(f"Download failed: {error}")
+        st.error(_("Download failed: {error}", error=tr(error)))
         return
     st.rerun()
 
@@ -305,7 +490,8 @@ def load_scan(folder: str | None) -> Scan:
 @st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
 def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> Scan:
     with progress_bar(
-        lambda done, total: f"Checking the images… {done} of {total}", "Checking the images…"
+        lambda done, total: _("Checking the images… {done} of {total}", done=number(done), total=number(total)),
+        _("Checking the images…"),
     ) as progress:
         return scan(folder, progress=progress, actor=_reader)
 
@@ -315,17 +501,21 @@ def fix_photo(dataset: datasets.Dataset | None, file: str, label: str, classes: 
     if dataset is None:
         return
     locked = refused(Action.FIX_PHOTO, dataset.owner)
-    with st.popover("Fix", icon=":material/edit:", disabled=locked, help=LOCKED if locked else None, width="stretch"):
+    with st.popover(
+        _("Fix"), icon=":material/edit:", disabled=locked, help=_(LOCKED) if locked else None, width="stretch"
+    ):
         for name in classes:
             if name != label:
-                st.button(f"Move to {name}", key=f"{key}-to-{name}", on_click=_fix, args=(dataset, file, name))
+                st.button(
+                    _("Move to {name}", name=name), key=f"{key}-to-{name}", on_click=_fix, args=(dataset, file, name)
+                )
         st.button(
-            "Remove",
+            _("Remove"),
             icon=":material/delete:",
             key=f"{key}-remove",
             on_click=_fix,
             args=(dataset, file, None),
-            help="Into the data set's trash: undo or restore brings it back.",
+            help=_("Into the data set's trash: undo or restore brings it back."),
         )
 
 
@@ -343,7 +533,7 @@ def _change(change: Callable[[], object]) -> None:
     try:
         change()
     except (datasets.DatasetError, Forbidden) as error:
-        st.session_state["fix_error"] = str(error)
+        st.session_state["fix_error"] = tr(error)
 
 
 def undo_bar(dataset: datasets.Dataset | None, key: str = "undo") -> None:
@@ -359,16 +549,19 @@ def undo_bar(dataset: datasets.Dataset | None, key: str = "undo") -> None:
     shown = changes[-1]
     locked = refused(Action.UNDO, dataset.owner)
     text, button = st.columns([4, 1], vertical_alignment="center")
-    text.info(f"Last change to {dataset.name}: {shown.describe()}.", icon=":material/history:")
+    text.info(
+        _("Last change to {dataset}: {change}.", dataset=dataset.name, change=tr(shown.describe())),
+        icon=":material/history:",
+    )
     # The change shown is named: if another session changed the data set since, Undo is refused.
     button.button(
-        "Undo",
+        _("Undo"),
         icon=":material/undo:",
         key=f"{key}-{dataset.name}",
         on_click=_change,
         args=(lambda: dataset.undo(shown.id, actor=actor()),),
         disabled=locked,
-        help=LOCKED if locked else None,
+        help=_(LOCKED) if locked else None,
     )
 
 
@@ -502,19 +695,29 @@ def experiment_view(experiment: Experiment, key: str) -> None:
     was_active, ids = experiment.active, [run.id for run in experiment.runs]
 
     @st.fragment(run_every=EXPERIMENT_REFRESH_S if was_active else None)
-    @with_error_boundary("The experiment")
+    @with_error_boundary(N_("The experiment"))
     def chart() -> None:
         store = shared_runs()  # one read of the run files per server while they do not change
         current = Experiment(experiment.id, tuple(store.get(run_id) for run_id in ids))
         if current.active != was_active:
             st.rerun()  # it ended: stop polling, and conclude
-        states = ", ".join(f"{run_label(run)}, seed {run.config.seed}: {run.state}" for run in current.runs)
-        st.caption(f"Experiment `{current.id}` · {current.varied} varies · {states}")
+        states = ", ".join(
+            _(
+                "{run}, seed {seed}: {state}",
+                run=tr(run_label(run)),
+                seed=run.config.seed,
+                state=_(STATE_NAMES[run.state]),
+            )
+            for run in current.runs
+        )
+        st.caption(
+            _("Experiment `{id}` · {varied} varies · {states}", id=current.id, varied=_(current.varied), states=states)
+        )
         accuracy, gap = st.columns(2)
         accuracy.plotly_chart(accuracy_curves(current.runs), key=f"{key}-accuracy")
         gap.plotly_chart(gap_curves(current.runs), key=f"{key}-gap")
         if verdict := current.conclusion():
-            st.success(verdict)
+            st.success(tr(verdict))
 
     chart()
 
@@ -548,7 +751,7 @@ def _seed_curves(
                 line={"color": color, "dash": dash, "width": 1},
             )
     mean = _mean_by_epoch(series)
-    label = f"{name} (mean of {len(series)} seeds)" if len(series) > 1 else name
+    label = _("{name} (mean of {count} seeds)", name=name, count=len(series)) if len(series) > 1 else name
     figure.add_scatter(
         x=list(range(1, len(mean) + 1)),
         y=mean,
@@ -563,19 +766,19 @@ def accuracy_curves(runs: tuple[Run, ...]) -> go.Figure:
     figure = go.Figure()
     for (label, members), color in zip(arms(runs).items(), EXPERIMENT_COLORS):
         histories = [run.history() for run in members]
-        for metric, dash, name in (("accuracy", "solid", "training"), ("val_accuracy", "dot", "validation")):
+        for metric, dash, name in (("accuracy", "solid", _("training")), ("val_accuracy", "dot", _("validation"))):
             _seed_curves(
-                figure, [[h.get(metric) for h in history] for history in histories], f"{name}, {label}", color, dash
+                figure, [[h.get(metric) for h in history] for history in histories], f"{name}, {tr(label)}", color, dash
             )
-    return _experiment_layout(figure, "Accuracy")
+    return _experiment_layout(figure, _("Accuracy"))
 
 
 def gap_curves(runs: tuple[Run, ...]) -> go.Figure:
     """The generalisation gap per epoch, training minus validation accuracy: each seed faint, their mean bold."""
     figure = go.Figure()
     for (label, members), color in zip(arms(runs).items(), EXPERIMENT_COLORS):
-        _seed_curves(figure, [gaps(run) for run in members], label, color)
-    return _experiment_layout(figure, "Gap: training − validation accuracy")
+        _seed_curves(figure, [gaps(run) for run in members], tr(label), color)
+    return _experiment_layout(figure, _("Gap: training − validation accuracy"))
 
 
 def _experiment_layout(figure: go.Figure, title: str) -> go.Figure:
@@ -584,7 +787,8 @@ def _experiment_layout(figure: go.Figure, title: str) -> go.Figure:
         height=400,
         margin={"t": 50, "b": 40, "l": 50, "r": 10},
         legend={"orientation": "h", "y": -0.3},
-        xaxis={"title": "epoch", "dtick": 1},
+        xaxis={"title": _("epoch"), "dtick": 1},
+        separators=separators(),
     )
     return figure.update_yaxes(tickformat=".0%")
 
@@ -594,25 +798,29 @@ def _experiment_layout(figure: go.Figure, title: str) -> go.Figure:
 
 def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
     """A photo's feature maps, layer by layer, worked out only while their expander is open."""
-    section = st.expander("Inside the model", key=key, on_change="rerun", icon=":material/layers:")
+    section = st.expander(_("Inside the model"), key=key, on_change="rerun", icon=":material/layers:")
     with section:
         if not section.open:
             return
         from catdog.inference.loading import model_version
 
-        layers = feature_maps(str(run.path), model_version(run), pixels)
+        with st.spinner(_("Looking inside the model…")):
+            layers = feature_maps(str(run.path), model_version(run), pixels)
         st.caption(
-            "What each convolution layer makes of the photo: one map per channel (filter), bright where the "
-            "photo matches what the filter learned to look for. The most active channels come first."
+            _(
+                "What each convolution layer makes of the photo: one map per channel (filter), bright where the "
+                "photo matches what the filter learned to look for. The most active channels come first."
+            )
         )
         for layer in layers:
             height, width = layer.grid
-            st.markdown(f"**{layer.name}** · {layer.channels} channels of {height}×{width}")
-            st.image(layer.sheet(), caption=f"channels {', '.join(map(str, layer.top))}", width="content")
-            st.caption(layer.sentence)
+            channels = _("{count} channels of {height}×{width}", count=layer.channels, height=height, width=width)
+            st.markdown(f"**{layer.name}** · {channels}")
+            st.image(layer.sheet(), caption=_("channels {list}", list=", ".join(map(str, layer.top))), width="content")
+            st.caption(tr(layer.sentence))
 
 
-@st.cache_data(show_spinner="Looking inside the model…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def feature_maps(run_path: str, version: int, pixels: np.ndarray) -> list:
     """Kept per photo and saved model version, for every session, like the photo's answer."""
     # Imported here: the pages that show no model start without TensorFlow.
@@ -642,18 +850,21 @@ def live_camera(run: Run) -> None:
     """The camera view with the run's live answer; the model is written first if need be."""
     from catdog.inference import web
 
-    with st.spinner("Preparing the model for your browser, once for this model…"):
+    with st.spinner(_("Preparing the model for your browser, once for this model…")):
         try:
             model = web.live_model(run)
         except web.ExportError as error:
-            st.caption(f"The live camera is not available for this model: {error}")
+            st.caption(_("The live camera is not available for this model: {error}", error=tr(error)))
             return
     _live_component()(model=model, key=f"live-{run.id}", default=None, height=LIVE_CAMERA_HEIGHT)
 
 
 # --- the teacher's lock -----------------------------------------------------------------
 
-LOCKED = "Not for this session: join the class in the sidebar (students change their own things only), or unlock as the teacher."
+LOCKED = N_(
+    "Not for this session: join the class in the sidebar (students change their own things only), "
+    "or unlock as the teacher."
+)
 UNLOCKED_KEY = "teacher_unlocked"
 
 
@@ -693,7 +904,7 @@ def refused(action: Action, owner: access.Actor | None = None) -> bool:
 
 # Addresses only this machine can reach: anything else (Streamlit's default, all of them) serves others.
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-OPEN_SERVER = (
+OPEN_SERVER = N_(
     "This dashboard can be reached from other computers and has no teacher password: every visitor "
     "may start, cancel and delete runs and change or delete every data set. Set CATDOG_TEACHER_PASSWORD "
     "(see the README), or serve it on this computer alone with --server.address localhost."
@@ -711,7 +922,7 @@ def open_server_warning() -> None:
         return
     _log_open_server()
     st.session_state["open_server_warned"] = True
-    st.warning(OPEN_SERVER, icon=":material/lock_open:")
+    st.warning(_(OPEN_SERVER), icon=":material/lock_open:")
 
 
 @st.cache_resource(show_spinner=False)
@@ -724,22 +935,22 @@ def teacher_panel() -> None:
     password = teacher_password()
     if password is None:
         return
-    st.caption("Teacher")
+    st.caption(_("Teacher"))
     if st.session_state.get(UNLOCKED_KEY):
-        st.badge("unlocked", color="green", icon=":material/lock_open:")
-        if st.button("Lock", icon=":material/lock:", key="teacher_lock"):
+        st.badge(_("unlocked"), color="green", icon=":material/lock_open:")
+        if st.button(_("Lock"), icon=":material/lock:", key="teacher_lock"):
             del st.session_state[UNLOCKED_KEY]
             st.rerun()
         return
     with st.form("teacher_unlock", clear_on_submit=True, border=False):
-        attempt = st.text_input("Teacher password", type="password", key="teacher_attempt")
-        submitted = st.form_submit_button("Unlock", icon=":material/lock_open:")
+        attempt = st.text_input(_("Teacher password"), type="password", key="teacher_attempt")
+        submitted = st.form_submit_button(_("Unlock"), icon=":material/lock_open:")
     if not submitted:
         return
     # The session's random id, so the throttle counts this session's tries apart from others'.
     verdict = access.GATE.unlock(attempt, password, session_id())
     if not verdict.unlocked:
-        st.error(verdict.message, icon=":material/lock:")
+        st.error(tr(verdict.message), icon=":material/lock:")
         return
     st.session_state[UNLOCKED_KEY] = True
     st.rerun()

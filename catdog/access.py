@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from catdog import config
+from catdog.messages import N_, Message
 
 log = logging.getLogger("catdog.access")
 
@@ -40,23 +41,23 @@ class Role(Enum):
 class Action(Enum):
     """What can be asked for; the value completes "may not …"."""
 
-    START_RUN = "start training"
-    CANCEL_RUN = "cancel runs"
-    DELETE_RUN = "delete runs"
-    NOTE_RUN = "write notes on runs"
-    START_EXPERIMENT = "start experiments"
-    DELETE_EXPERIMENT = "delete experiments"
-    MAKE_DATASET = "make data sets"
-    RENAME_DATASET = "rename data sets"
-    DELETE_DATASET = "delete data sets"
-    FIX_PHOTO = "move or remove photos"
-    UNDO = "undo changes to data sets"
-    RESTORE = "restore photos from the trash"
-    CHOOSE_FOLDER = "choose the data folder"
-    READ_ANY_FOLDER = "read folders outside the shared ones"
-    DOWNLOAD = "download the data set"
-    SET_CLASS = "change the class settings"
-    OPEN_PROJECT = "open project files"
+    START_RUN = N_("start training")
+    CANCEL_RUN = N_("cancel runs")
+    DELETE_RUN = N_("delete runs")
+    NOTE_RUN = N_("write notes on runs")
+    START_EXPERIMENT = N_("start experiments")
+    DELETE_EXPERIMENT = N_("delete experiments")
+    MAKE_DATASET = N_("make data sets")
+    RENAME_DATASET = N_("rename data sets")
+    DELETE_DATASET = N_("delete data sets")
+    FIX_PHOTO = N_("move or remove photos")
+    UNDO = N_("undo changes to data sets")
+    RESTORE = N_("restore photos from the trash")
+    CHOOSE_FOLDER = N_("choose the data folder")
+    READ_ANY_FOLDER = N_("read folders outside the shared ones")
+    DOWNLOAD = N_("download the data set")
+    SET_CLASS = N_("change the class settings")
+    OPEN_PROJECT = N_("open project files")
 
 
 @dataclass(frozen=True)
@@ -134,12 +135,26 @@ def authorize(actor: Actor, action: Action, owner: Actor | None = None) -> None:
         return
     if actor.role is Role.VISITOR:
         raise Forbidden(
-            f"Join the class first (in the sidebar): visitors may not {action.value}; "
-            "the teacher unlocks with the teacher password."
+            Message(
+                "Join the class first (in the sidebar): visitors may not {action}; "
+                "the teacher unlocks with the teacher password.",
+                action=Message(action.value),
+            )
         )
     if action in ALLOWED[actor.role]:
-        raise Forbidden(f"Not yours: this is {owner.name}'s, and students may {action.value} of their own only.")
-    raise Forbidden(f"Locked by the teacher: only the teacher may {action.value} (unlock with the teacher password).")
+        raise Forbidden(
+            Message(
+                "Not yours: this is {owner}'s, and students may {action} of their own only.",
+                owner=owner.name,
+                action=Message(action.value),
+            )
+        )
+    raise Forbidden(
+        Message(
+            "Locked by the teacher: only the teacher may {action} (unlock with the teacher password).",
+            action=Message(action.value),
+        )
+    )
 
 
 def can_see(viewer: Actor, owner: Actor, show_classmates: bool) -> bool:
@@ -231,9 +246,11 @@ class Gate:
     def unlock(self, attempt: str, password: str, session: str) -> Verdict:
         """Whether `attempt` unlocks `session`. Every try is compared, so the right password
         unlocks whatever others tried; only wrong ones are counted and told to wait."""
-        return self.judge(password_matches(attempt, password), session, "Wrong password", "teacher password")
+        return self.judge(
+            password_matches(attempt, password), session, Message(N_("Wrong password")), "teacher password"
+        )
 
-    def judge(self, right: bool, session: str, wrong: str, what: str) -> Verdict:
+    def judge(self, right: bool, session: str, wrong: Message, what: str) -> Verdict:
         """The verdict on a try already compared (a password, a student's code): a right one
         passes; a wrong one is counted, answered `wrong` (one line), with a wait once there are
         many, and the log names `what` was guessed."""
@@ -245,8 +262,15 @@ class Gate:
         self.server.failed(SERVER)
         if wait:
             log.warning("wrong %s from session %s while throttled", what, session)
-            return Verdict(False, f"{wrong}, and too many of them: wait {math.ceil(wait)} s before trying again.")
-        return Verdict(False, f"{wrong}.")
+            return Verdict(
+                False,
+                Message(
+                    "{wrong}, and too many of them: wait {seconds} s before trying again.",
+                    wrong=wrong,
+                    seconds=math.ceil(wait),
+                ),
+            )
+        return Verdict(False, Message("{wrong}.", wrong=wrong))
 
 
 # One per server process: the server-wide throttle must see every session's tries.

@@ -22,6 +22,7 @@ import filelock
 
 from catdog import access, config
 from catdog.access import Actor, Role
+from catdog.messages import N_, Message
 from catdog.storage import read_json, write_json_atomic
 
 ROSTER_FILE = "roster.json"
@@ -32,7 +33,7 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _KEY = re.compile(r"^([0-9a-f]{8})-([A-Za-z0-9]{1,32})$")
 # Names only the class's own people have.
 _RESERVED = {"teacher", "the teacher", "owner", "the owner"}
-WRONG = "Wrong name or code"
+WRONG = Message(N_("Wrong name or code"))
 
 # One per server process, apart from the teacher's: students' typos never delay the teacher.
 GATE = access.Gate()
@@ -63,13 +64,19 @@ def check_name(name: str) -> str:
     """A display name, its spaces tidied, or a one-line refusal."""
     name = " ".join((name or "").split())
     if not name:
-        raise RosterError("type your name to join")
+        raise RosterError(Message(N_("type your name to join")))
     if len(name) > config.STUDENT_NAME_MAX_CHARS:
-        raise RosterError(f"a name can be at most {config.STUDENT_NAME_MAX_CHARS} characters; this one has {len(name)}")
+        raise RosterError(
+            Message(
+                "a name can be at most {limit} characters; this one has {count}",
+                limit=config.STUDENT_NAME_MAX_CHARS,
+                count=len(name),
+            )
+        )
     if not name.isprintable():
-        raise RosterError("a name can hold letters, digits, spaces and punctuation only")
+        raise RosterError(Message(N_("a name can hold letters, digits, spaces and punctuation only")))
     if name.casefold() in _RESERVED:
-        raise RosterError(f"{name!r} is the teacher's: choose your own name")
+        raise RosterError(Message("{name} is the teacher's: choose your own name", name=repr(name)))
     return name
 
 
@@ -100,10 +107,12 @@ def join(name: str, session: str) -> Joined:
     with _lock():
         records = _records()
         if any(record["name"].casefold() == name.casefold() for record in records):
-            taken = f"Name taken: if {name} is you, sign in with your code; else choose another name"
+            taken = Message("Name taken: if {name} is you, sign in with your code; else choose another name", name=name)
             raise RosterError(GATE.judge(False, session, taken, "student name").message)
         if len(records) >= config.MAX_STUDENTS:
-            raise RosterError(f"the class is full ({config.MAX_STUDENTS} students): ask the teacher")
+            raise RosterError(
+                Message("the class is full ({count} students): ask the teacher", count=config.MAX_STUDENTS)
+            )
         record = {
             "id": f"{STUDENT_PREFIX}{secrets.token_hex(4)}",
             "name": name,

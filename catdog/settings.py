@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 
 from catdog import config
+from catdog.messages import N_, Message, Messages
 
 
 class SettingsError(ValueError):
@@ -46,12 +47,12 @@ def _learning_rate(value) -> float:
 
 # Choice -> keras.layers.RandomFlip mode.
 FLIP_MODES = {
-    "off": None,
-    "horizontal": "horizontal",
-    "vertical": "vertical",
-    "both": "horizontal_and_vertical",
+    N_("off"): None,
+    N_("horizontal"): "horizontal",
+    N_("vertical"): "vertical",
+    N_("both"): "horizontal_and_vertical",
 }
-FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+FILL_MODES = (N_("reflect"), N_("wrap"), N_("constant"), N_("nearest"))
 # Rotations are fractions of a full turn, at most one turn either way.
 ROTATION_RANGE = (-1.0, 1.0)
 # Settings that are off at 0, in the order their layers run, with what their amount means.
@@ -61,18 +62,18 @@ GRAYSCALE_RANGE = (0.0, 1.0)
 CONTRAST_RANGE = (0.0, 1.0)
 BRIGHTNESS_RANGE = (0.0, 1.0)
 AMOUNT_RANGES = {
-    "zoom": ZOOM_RANGE,
-    "translation": TRANSLATION_RANGE,
-    "grayscale": GRAYSCALE_RANGE,
-    "contrast": CONTRAST_RANGE,
-    "brightness": BRIGHTNESS_RANGE,
+    N_("zoom"): ZOOM_RANGE,
+    N_("translation"): TRANSLATION_RANGE,
+    N_("grayscale"): GRAYSCALE_RANGE,
+    N_("contrast"): CONTRAST_RANGE,
+    N_("brightness"): BRIGHTNESS_RANGE,
 }
 AMOUNT_MEANINGS = {
-    "zoom": "each copy is zoomed in or out by up to this fraction of its size",
-    "translation": "each copy is shifted by up to this fraction of its width and of its height",
-    "grayscale": "this share of the copies lose their colour: a cat is a cat in any colour",
-    "contrast": "each copy's contrast is multiplied by 1 ± up to this much",
-    "brightness": "each copy is made brighter or darker by up to this fraction of the 0..255 range",
+    "zoom": N_("each copy is zoomed in or out by up to this fraction of its size"),
+    "translation": N_("each copy is shifted by up to this fraction of its width and of its height"),
+    "grayscale": N_("this share of the copies lose their colour: a cat is a cat in any colour"),
+    "contrast": N_("each copy's contrast is multiplied by 1 ± up to this much"),
+    "brightness": N_("each copy is made brighter or darker by up to this fraction of the 0..255 range"),
 }
 
 
@@ -130,17 +131,26 @@ class AugmentConfig:
         """One line for people: the chosen transformations in the order the layers apply them."""
         low, high = self.rotation
         parts = [
-            f"flip {self.flip}" if FLIP_MODES[self.flip] else "",
-            f"rotation {low * 360:+.0f}° … {high * 360:+.0f}°" if self.rotation != (0.0, 0.0) else "",
+            Message("flip {mode}", mode=Message(self.flip)) if FLIP_MODES[self.flip] else "",
+            Message("rotation {low}° … {high}°", low=f"{low * 360:+.0f}", high=f"{high * 360:+.0f}")
+            if self.rotation != (0.0, 0.0)
+            else "",
             *(
-                f"{name} {'' if name == 'grayscale' else '±'}{getattr(self, name):.0%}"
+                Message(
+                    "{name} {sign}{amount}",
+                    name=Message(name),
+                    sign="" if name == "grayscale" else "±",
+                    amount=f"{getattr(self, name):.0%}",
+                )
                 for name in AMOUNT_RANGES
                 if getattr(self, name)
             ),
         ]
-        chosen = ", ".join(part for part in parts if part)
+        chosen = Messages([part for part in parts if part])
         geometric = self.rotation != (0.0, 0.0) or self.zoom or self.translation
-        return f"{chosen}, fill {self.fill_mode}" if geometric else chosen or "none"
+        if geometric:
+            return Message("{chosen}, fill {fill}", chosen=chosen, fill=Message(self.fill_mode))
+        return chosen or Message(N_("none"))
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "AugmentConfig":
@@ -155,18 +165,18 @@ class AugmentConfig:
 
 # Starting points for a lesson; the dashboard's preset selector and `catdog train --augmentation-preset`.
 PRESETS: dict[str, AugmentConfig] = {
-    "none": AugmentConfig(flip="off", rotation=(0.0, 0.0)),
-    "posts": AugmentConfig(),
-    "light": AugmentConfig(rotation=(-0.05, 0.05), zoom=0.1, contrast=0.1),
-    "heavy": AugmentConfig(
+    N_("none"): AugmentConfig(flip="off", rotation=(0.0, 0.0)),
+    N_("posts"): AugmentConfig(),
+    N_("light"): AugmentConfig(rotation=(-0.05, 0.05), zoom=0.1, contrast=0.1),
+    N_("heavy"): AugmentConfig(
         rotation=(-0.25, 0.25), zoom=0.3, translation=0.2, grayscale=0.2, contrast=0.5, brightness=0.3
     ),
 }
 PRESET_DESCRIPTIONS = {
-    "none": "no augmentation: every epoch sees the same pixels",
-    "posts": "as in the reference posts: horizontal flips and small turns",
-    "light": "small turns, zooms and contrast changes",
-    "heavy": "large turns, zooms and shifts, some grey copies, contrast and brightness changes",
+    "none": N_("no augmentation: every epoch sees the same pixels"),
+    "posts": N_("as in the reference posts: horizontal flips and small turns"),
+    "light": N_("small turns, zooms and contrast changes"),
+    "heavy": N_("large turns, zooms and shifts, some grey copies, contrast and brightness changes"),
 }
 
 
@@ -202,10 +212,12 @@ ARCHITECTURES: dict[str, Architecture] = {
     for arch in (
         Architecture(
             "model1",
-            "Plain CNN",
-            "Three convolution and pooling blocks learn edges, textures and shapes from scratch, "
-            "then a small dense layer decides. With only 2000 training photos it memorises them: "
-            "training accuracy climbs towards 100 % while validation accuracy stalls around 70 %.",
+            N_("Plain CNN"),
+            N_(
+                "Three convolution and pooling blocks learn edges, textures and shapes from scratch, "
+                "then a small dense layer decides. With only 2000 training photos it memorises them: "
+                "training accuracy climbs towards 100 % while validation accuracy stalls around 70 %."
+            ),
             # Trained on the same pixels every epoch, to show overfitting.
             augments=False,
             mixed_precision=True,
@@ -213,36 +225,45 @@ ARCHITECTURES: dict[str, Architecture] = {
         ),
         Architecture(
             "model2",
-            "CNN + augmentation",
-            "The same CNN, but every training photo is randomly flipped and rotated each time it "
-            "is seen, so the network cannot memorise exact pixels. It learns more slowly, "
-            "overfits less, and validation accuracy keeps rising for longer.",
+            N_("CNN + augmentation"),
+            N_(
+                "The same CNN, but every training photo is randomly flipped and rotated each time it "
+                "is seen, so the network cannot memorise exact pixels. It learns more slowly, "
+                "overfits less, and validation accuracy keeps rising for longer."
+            ),
             mixed_precision=True,
         ),
         Architecture(
             "model3",
-            "CNN + augmentation + scaling",
-            "Adds MobileNetV2's preprocess_input, which scales pixels from 0..255 to -1..1 before "
-            "augmentation. Inputs centred near zero keep the first layers' activations in a good "
-            "range, so training is steadier.",
+            N_("CNN + augmentation + scaling"),
+            N_(
+                "Adds MobileNetV2's preprocess_input, which scales pixels from 0..255 to -1..1 before "
+                "augmentation. Inputs centred near zero keep the first layers' activations in a good "
+                "range, so training is steadier."
+            ),
             scales_inputs=True,
             mixed_precision=True,
         ),
         Architecture(
             "model4",
-            "Transfer learning (frozen MobileNetV2)",
-            "Reuses MobileNetV2, already trained on 1.4 million ImageNet photos, as a frozen "
-            "feature extractor, and trains only a small head on top (max pooling, dropout, two "
-            "dense layers). It reaches about 97 % validation accuracy within a few epochs.",
+            N_("Transfer learning (frozen MobileNetV2)"),
+            N_(
+                "Reuses MobileNetV2, already trained on 1.4 million ImageNet photos, as a frozen "
+                "feature extractor, and trains only a small head on top (max pooling, dropout, two "
+                "dense layers). It reaches about 97 % validation accuracy within a few epochs."
+            ),
             scales_inputs=True,
             uses_backbone=True,
         ),
         Architecture(
             "model4-finetune",
-            "Transfer learning + fine-tuning",
-            "Trains model4's head first, then unfreezes the top of MobileNetV2 and keeps training "
-            f"at a tenth of the learning rate (layers from {FINE_TUNE_AT} up), adapting ImageNet "
-            "features to cats and dogs without destroying them.",
+            N_("Transfer learning + fine-tuning"),
+            Message(
+                "Trains model4's head first, then unfreezes the top of MobileNetV2 and keeps training "
+                "at a tenth of the learning rate (layers from {layer} up), adapting ImageNet "
+                "features to cats and dogs without destroying them.",
+                layer=FINE_TUNE_AT,
+            ),
             scales_inputs=True,
             uses_backbone=True,
             fine_tune=True,
@@ -284,7 +305,7 @@ def check_lesson_seeds(seeds) -> int:
 FINE_TUNE_EPOCHS = 2
 
 
-MIXED_PRECISION_MEANING = (
+MIXED_PRECISION_MEANING = N_(
     "compute in bfloat16 on CPUs that have it (AVX512_BF16) or float16 on GPUs, weights kept in float32; "
     "float32 where the hardware has neither"
 )

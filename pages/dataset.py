@@ -17,9 +17,11 @@ from catdog.data.images import ImageError, load_image, read_upload
 from catdog.data.scan import Scan
 from catdog.data.split import min_photos_per_class, split_shares
 from catdog.inference.lineage import trained_on
+from catdog.messages import N_
 from catdog.runs.states import RunError
+from catdog_ui import _, ngettext
 
-DEFAULT, MANAGED, FOLDER = "Default: cats_and_dogs_filtered", "Your data sets", "A folder on this computer"
+DEFAULT, MANAGED, FOLDER = N_("Default: cats_and_dogs_filtered"), N_("Your data sets"), N_("A folder on this computer")
 PAGE_SIZE = 24
 GRID_COLUMNS = 6
 SUSPECTS = 12
@@ -28,7 +30,7 @@ PICK = "dataset_pick"
 
 
 def main() -> None:
-    st.title("Dataset")
+    st.title(_("Dataset"))
     scan, dataset = choose_source()
     if scan is None:
         return
@@ -55,54 +57,58 @@ def choose_source() -> tuple[Scan | None, Dataset | None]:
     # a default as well warns in the server's log.
     st.session_state.setdefault("data_source", MANAGED if managed else FOLDER if remembered else DEFAULT)
     source = st.segmented_control(
-        "Source",
+        _("Source"),
         [DEFAULT, MANAGED, FOLDER],
+        format_func=ui.shown_as([DEFAULT, MANAGED, FOLDER]),
         required=True,
         key="data_source",
         persist_state="session",
         disabled=locked,
-        help=ui.LOCKED if locked else None,
+        help=_(ui.LOCKED) if locked else None,
     )
     folder = None
     if source == MANAGED:
         names = store.names()
-        with st.expander("New data set", icon=":material/add_photo_alternate:", expanded=not names):
+        with st.expander(_("New data set"), icon=":material/add_photo_alternate:", expanded=not names):
             new_dataset(store)
         if not names:
             return None, None
         if st.session_state.get("dataset_name") not in names:
             st.session_state["dataset_name"] = managed.name if managed else names[0]
-        name = st.selectbox("Data set", names, key="dataset_name", persist_state="session", disabled=locked)
+        name = st.selectbox(_("Data set"), names, key="dataset_name", persist_state="session", disabled=locked)
         folder = str(store.get(name).root)
     elif source == FOLDER:
-        shares = "/".join(f"{share:.0%}" for share in split_shares())  # e.g. 70%/24%/6%
+        shares = "/".join(ui.whole_percent(share) for share in split_shares())  # e.g. 70%/24%/6%
         folder = st.text_input(
-            "Folder path",
+            _("Folder path"),
             value=remembered or "",
             key="data_path",
             persist_state="session",
-            placeholder="/path/to/photos",
+            placeholder=_("/path/to/photos"),
             disabled=locked,
-            help=ui.LOCKED
+            help=_(ui.LOCKED)
             if locked
-            else "A folder with train/, validation/ and test/ (each with one subfolder "
-            f"per class), or just one subfolder per class: it is then split {shares} with a fixed seed.",
+            else _(
+                "A folder with train/, validation/ and test/ (each with one subfolder "
+                "per class), or just one subfolder per class: it is then split {shares} with a fixed seed.",
+                shares=shares,
+            ),
         ).strip()
         if not folder:
-            st.info("Type the path of a folder of class folders.")
+            st.info(_("Type the path of a folder of class folders."))
             return None, None
     elif not default_dataset_available():
         ui.download_panel()
         return None, None
     if locked:
-        st.caption(ui.LOCKED)
+        st.caption(_(ui.LOCKED))
     try:
         scan = ui.load_scan(folder)
     except DataError as error:
-        st.error(f"That folder cannot be used: {error}")
+        st.error(_("That folder cannot be used: {error}", error=ui.tr(error)))
         return None, None
     ui.remember_data_dir(folder)
-    st.caption(f"Using `{scan.root}` · the Train page trains on this data set.")
+    st.caption(_("Using `{folder}` · the Train page trains on this data set.", folder=scan.root))
     return scan, store.find(folder)
 
 
@@ -112,12 +118,12 @@ def choose_source() -> tuple[Scan | None, Dataset | None]:
 def new_dataset(store: DatasetStore) -> None:
     """A data set from a zip of class folders, or built class by class from photos and the camera."""
     if made := st.session_state.pop("dataset_made", None):
-        st.success(f"Data set {made['name']} is ready.")
+        st.success(_("Data set {name} is ready.", name=made["name"]))
         if made["skipped"]:
-            st.warning(f"{len(made['skipped'])} files were left out:")
-            st.dataframe(pd.DataFrame(made["skipped"]), hide_index=True)
+            st.warning(ngettext("{count} file was left out:", "{count} files were left out:", len(made["skipped"])))
+            st.dataframe(ui.skipped_table(made["skipped"]), hide_index=True)
     locked = ui.refused(Action.MAKE_DATASET)
-    upload, build = st.tabs(["Upload a zip", "Build classes"])
+    upload, build = st.tabs([_("Upload a zip"), _("Build classes")])
     with upload:
         upload_zip(store, locked)
     with build:
@@ -126,15 +132,24 @@ def new_dataset(store: DatasetStore) -> None:
 
 def upload_zip(store: DatasetStore, locked: bool) -> None:
     st.caption(
-        "A zip of one folder per class (cats/, dogs/, …), or of train/ and validation/ folders with one "
-        "folder per class inside. Files that are not photos are left out and listed."
+        _(
+            "A zip of one folder per class (cats/, dogs/, …), or of train/ and validation/ folders with one "
+            "folder per class inside. Files that are not photos are left out and listed."
+        )
     )
-    archive = st.file_uploader("Zip of class folders", key="dataset_zip", disabled=locked)
-    name = st.text_input("Name", key="dataset_zip_name", placeholder="my-pets", disabled=locked)
-    if not st.button("Create from the zip", key="dataset_zip_create", type="primary", disabled=locked or not archive):
+    archive = st.file_uploader(_("Zip of class folders"), key="dataset_zip", disabled=locked)
+    name = st.text_input(_("Name"), key="dataset_zip_name", placeholder=_("my-pets"), disabled=locked)
+    if not st.button(
+        _("Create from the zip"), key="dataset_zip_create", type="primary", disabled=locked or not archive
+    ):
         return
     with ui.progress_bar(
-        lambda done, total: f"Unpacking… {done / 2**20:.1f} of {total / 2**20:.1f} MB", "Unpacking…"
+        lambda done, total: _(
+            "Unpacking… {done} of {total} MB",
+            done=ui.number(round(done / 2**20, 1)),
+            total=ui.number(round(total / 2**20, 1)),
+        ),
+        _("Unpacking…"),
     ) as progress:
         created(lambda: store.import_zip(archive, name, progress, actor=ui.actor()))
 
@@ -142,18 +157,21 @@ def upload_zip(store: DatasetStore, locked: bool) -> None:
 def class_builder(store: DatasetStore, locked: bool) -> None:
     minimum = min_photos_per_class()
     st.caption(
-        f"Name at least two classes and give each at least {minimum} photos: drop files or take them with the camera."
+        _(
+            "Name at least two classes and give each at least {minimum} photos: drop files or take them with the camera.",
+            minimum=minimum,
+        )
     )
     names = st.text_input(
-        "Classes, separated by commas", key="builder_classes", placeholder="cats, dogs", disabled=locked
+        _("Classes, separated by commas"), key="builder_classes", placeholder=_("cats, dogs"), disabled=locked
     )
     classes = list(dict.fromkeys(part.strip() for part in names.split(",") if part.strip()))
     photos = {name: class_photos(name, minimum, locked) for name in classes}
-    name = st.text_input("Name", key="builder_name", placeholder="my-classes", disabled=locked)
+    name = st.text_input(_("Name"), key="builder_name", placeholder=_("my-classes"), disabled=locked)
     ready = len(classes) >= 2 and all(len(items) >= minimum for items in photos.values())
     if not ready:
-        st.caption(f"Needs at least two classes with at least {minimum} photos each.")
-    if st.button("Create the data set", key="builder_create", type="primary", disabled=locked or not ready):
+        st.caption(_("Needs at least two classes with at least {minimum} photos each.", minimum=minimum))
+    if st.button(_("Create the data set"), key="builder_create", type="primary", disabled=locked or not ready):
         created(lambda: store.create(name, photos, actor=ui.actor()))
 
 
@@ -162,16 +180,16 @@ def class_photos(name: str, minimum: int, locked: bool) -> list[tuple[str, bytes
     with st.container(border=True):
         st.markdown(f"**{name}**")
         files = st.file_uploader(
-            f"Photos of {name}", accept_multiple_files=True, key=f"builder_files_{name}", disabled=locked
+            _("Photos of {name}", name=name), accept_multiple_files=True, key=f"builder_files_{name}", disabled=locked
         )
         shots = st.session_state.setdefault(f"builder_shots_{name}", {})
-        if st.toggle("Use the camera", key=f"builder_camera_{name}", disabled=locked):
-            shot = st.camera_input(f"Take a photo of {name}", key=f"builder_shot_{name}")
+        if st.toggle(_("Use the camera"), key=f"builder_camera_{name}", disabled=locked):
+            shot = st.camera_input(_("Take a photo of {name}", name=name), key=f"builder_shot_{name}")
             if shot is not None:
                 shots.setdefault(shot.file_id, (f"camera-{len(shots) + 1}.jpg", shot.getvalue()))
         photos = [(upload.name, upload.getvalue()) for upload in files or []] + list(shots.values())
-        text = f"{len(photos)} photo{'' if len(photos) == 1 else 's'}"
-        text += "" if len(photos) >= minimum else f" · at least {minimum} needed"
+        text = ngettext("{count} photo", "{count} photos", len(photos))
+        text += "" if len(photos) >= minimum else " · " + _("at least {minimum} needed", minimum=minimum)
         st.caption(text)
     return photos
 
@@ -181,7 +199,7 @@ def created(make) -> None:
     try:
         made: Made = make()
     except (DataError, Forbidden) as error:
-        st.error(f"No data set was made: {error}")
+        st.error(_("No data set was made: {error}", error=ui.tr(error)))
         return
     # The camera shots are in the new data set now: the builder starts afresh.
     for key in [key for key in st.session_state if key.startswith("builder_shots_")]:
@@ -195,16 +213,16 @@ def editable_copy(scan: Scan) -> None:
     """The default set or a typed folder, copied into the app's own data sets, where photos can be fixed."""
     locked = ui.refused(Action.MAKE_DATASET)
     with st.popover(
-        "Make an editable copy",
+        _("Make an editable copy"),
         icon=":material/content_copy:",
         disabled=locked,
-        help=ui.LOCKED if locked else "Photos can be moved between classes or removed only in a copy.",
+        help=_(ui.LOCKED) if locked else _("Photos can be moved between classes or removed only in a copy."),
     ):
-        name = st.text_input("Name of the copy", key="copy_name", placeholder=f"{scan.root.name}-copy")
-        if not st.button("Copy", key="copy_create", type="primary"):
+        name = st.text_input(_("Name of the copy"), key="copy_name", placeholder=f"{scan.root.name}-copy")
+        if not st.button(_("Copy"), key="copy_create", type="primary"):
             return
         folder = ui.chosen_data_dir()
-        with ui.progress_bar(lambda done, total: "Copying…", "Copying…") as progress:
+        with ui.progress_bar(lambda done, total: _("Copying…"), _("Copying…")) as progress:
             created(lambda: DatasetStore().copy(folder, name, progress, actor=ui.actor()))
 
 
@@ -215,34 +233,42 @@ def manage(dataset: Dataset) -> None:
     ui.undo_bar(dataset)
     rename, delete, trash = st.columns(3)
     with rename.popover(
-        "Rename", icon=":material/edit:", disabled=ui.refused(Action.RENAME_DATASET, dataset.owner), width="stretch"
+        _("Rename"),
+        icon=":material/edit:",
+        disabled=ui.refused(Action.RENAME_DATASET, dataset.owner),
+        width="stretch",
     ):
-        new = st.text_input("New name", value=dataset.name, key="dataset_new_name")
-        if st.button("Rename", key="dataset_rename", type="primary"):
+        new = st.text_input(_("New name"), value=dataset.name, key="dataset_new_name")
+        if st.button(_("Rename"), key="dataset_rename", type="primary"):
             changed(lambda: DatasetStore().rename(dataset.name, new, actor=ui.actor()))
     with delete.popover(
-        "Delete",
+        _("Delete"),
         icon=":material/delete_forever:",
         disabled=ui.refused(Action.DELETE_DATASET, dataset.owner),
         width="stretch",
     ):
-        st.caption(f"Deletes {dataset.name} with all its photos and its trash. Runs trained on it keep their models.")
-        if st.button(f"Delete {dataset.name}", key="dataset_delete", type="primary"):
+        st.caption(
+            _(
+                "Deletes {name} with all its photos and its trash. Runs trained on it keep their models.",
+                name=dataset.name,
+            )
+        )
+        if st.button(_("Delete {name}", name=dataset.name), key="dataset_delete", type="primary"):
             changed(lambda: DatasetStore().delete(dataset.name, actor=ui.actor()))
     removed = dataset.trash()
-    with trash.popover(f"Trash ({len(removed)})", icon=":material/restore_from_trash:", width="stretch"):
+    with trash.popover(_("Trash ({count})", count=len(removed)), icon=":material/restore_from_trash:", width="stretch"):
         if not removed:
-            st.caption("Removed photos wait here until restored.")
+            st.caption(_("Removed photos wait here until restored."))
         else:
-            st.dataframe(pd.DataFrame({"removed photo": [change.file for change in removed]}), hide_index=True)
+            st.dataframe(pd.DataFrame({_("removed photo"): [change.file for change in removed]}), hide_index=True)
             locked = ui.refused(Action.RESTORE, dataset.owner)
             st.button(
-                "Restore all",
+                _("Restore all"),
                 key="dataset_restore",
                 on_click=ui.restore_all,
                 args=(dataset,),
                 disabled=locked,
-                help=ui.LOCKED if locked else "Back to where they were.",
+                help=_(ui.LOCKED) if locked else _("Back to where they were."),
             )
 
 
@@ -251,7 +277,7 @@ def changed(change) -> None:
     try:
         result = change()
     except (DataError, Forbidden) as error:
-        st.error(str(error))
+        st.error(ui.tr(error))
         return
     if isinstance(result, Dataset):
         st.session_state[PICK] = result.name
@@ -264,89 +290,113 @@ def changed(change) -> None:
 
 def overview(scan: Scan) -> None:
     counts = scan.counts()
+    split_column, class_column, images_column = _("split"), _("class"), _("images")
     table = pd.DataFrame(
-        [(split, name, n) for split, per_class in counts.items() for name, n in per_class.items()],
-        columns=["split", "class", "images"],
+        [(_(ui.SPLIT_NAMES[split]), name, n) for split, per_class in counts.items() for name, n in per_class.items()],
+        columns=[split_column, class_column, images_column],
     )
-    total = int(table["images"].sum())
+    total = int(table[images_column].sum())
     majority, baseline = scan.majority_baseline()
 
     cols = st.columns(4)
-    cols[0].metric("Classes", len(scan.classes))
-    cols[1].metric("Usable images", f"{total:,}")
-    cols[2].metric("Skipped files", len(scan.skipped))
+    cols[0].metric(_("Classes"), ui.number(len(scan.classes)))
+    cols[1].metric(_("Usable images"), ui.number(total))
+    cols[2].metric(_("Skipped files"), ui.number(len(scan.skipped)))
     cols[3].metric(
-        "Majority-class baseline",
+        _("Majority-class baseline"),
         ui.percent(baseline),
-        help=f"Validation accuracy of always answering '{majority}', the most common training class. "
-        "A model must beat this to have learnt anything.",
+        help=_(
+            "Validation accuracy of always answering '{majority}', the most common training class. "
+            "A model must beat this to have learnt anything.",
+            majority=majority,
+        ),
     )
     figure = px.bar(
         table,
-        x="split",
-        y="images",
-        color="class",
+        x=split_column,
+        y=images_column,
+        color=class_column,
         barmode="group",
-        text="images",
-        category_orders={"split": list(config.SPLITS), "class": scan.classes},
+        text=images_column,
+        category_orders={split_column: [_(ui.SPLIT_NAMES[s]) for s in config.SPLITS], class_column: scan.classes},
         color_discrete_map=ui.class_colors(scan.classes),
-        title="Images per split and class",
+        title=_("Images per split and class"),
     )
     st.plotly_chart(figure, key="counts")
 
 
 def sizes(scan: Scan) -> None:
     labels = {name: scan.classes[label] for files in scan.files.values() for name, label in files}
+    file_column, width_column, height_column, class_column = _("file"), _("width"), _("height"), _("class")
     table = pd.DataFrame(
         [(name, w, h, labels.get(name, "?")) for name, (w, h) in scan.sizes.items()],
-        columns=["file", "width", "height", "class"],
+        columns=[file_column, width_column, height_column, class_column],
     )
-    st.subheader("Image sizes")
+    st.subheader(_("Image sizes"))
     st.caption(
-        f"Every photo is resized to {config.IMAGE_SIZE[0]} × {config.IMAGE_SIZE[1]} pixels (or the size a "
-        "run chooses on the Train page) before the model sees it, so wide or tiny originals get squeezed "
-        "or blurred."
+        _(
+            "Every photo is resized to {width} × {height} pixels (or the size a "
+            "run chooses on the Train page) before the model sees it, so wide or tiny originals get squeezed "
+            "or blurred.",
+            width=config.IMAGE_SIZE[0],
+            height=config.IMAGE_SIZE[1],
+        )
     )
     figure = px.scatter(
         table,
-        x="width",
-        y="height",
-        color="class",
-        hover_name="file",
+        x=width_column,
+        y=height_column,
+        color=class_column,
+        hover_name=file_column,
         opacity=0.5,
         marginal_x="box",
         marginal_y="box",
-        category_orders={"class": scan.classes},
+        category_orders={class_column: scan.classes},
         color_discrete_map=ui.class_colors(scan.classes),
     )
     st.plotly_chart(figure, key="sizes")
 
 
 def skipped(scan: Scan) -> None:
-    st.subheader("Skipped files")
+    st.subheader(_("Skipped files"))
     if not scan.skipped:
-        st.success("Every file is a usable image.")
+        st.success(_("Every file is a usable image."))
         return
-    st.warning(f"{len(scan.skipped)} files or folders are not used for training:")
-    st.dataframe(pd.DataFrame(scan.skipped), hide_index=True, height=min(38 * (len(scan.skipped) + 1), 300))
+    st.warning(
+        ngettext(
+            "{count} file or folder is not used for training:",
+            "{count} files or folders are not used for training:",
+            len(scan.skipped),
+        )
+    )
+    st.dataframe(ui.skipped_table(scan.skipped), hide_index=True, height=min(38 * (len(scan.skipped) + 1), 300))
 
 
 def browse(scan: Scan, dataset: Dataset | None) -> None:
-    st.subheader("Browse")
+    st.subheader(_("Browse"))
     left, middle, right, seed_column = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
-    split = left.segmented_control("Split", config.SPLITS, default="train", required=True, key="browse_split")
-    chosen = middle.pills("Class", scan.classes, selection_mode="multi", default=scan.classes, key="browse_classes")
-    shuffle = right.toggle("Shuffle", key="browse_shuffle")
-    seed = seed_column.number_input("Seed", 0, 10_000, 0, key="browse_seed", disabled=not shuffle)
+    split = left.segmented_control(
+        _("Split"),
+        config.SPLITS,
+        format_func=ui.shown_as(config.SPLITS, lambda split: _(ui.SPLIT_NAMES[split])),
+        default="train",
+        required=True,
+        key="browse_split",
+    )
+    chosen = middle.pills(_("Class"), scan.classes, selection_mode="multi", default=scan.classes, key="browse_classes")
+    shuffle = right.toggle(_("Shuffle"), key="browse_shuffle")
+    seed = seed_column.number_input(_("Seed"), 0, 10_000, 0, key="browse_seed", disabled=not shuffle)
 
     wanted = {scan.classes.index(name) for name in chosen}
     files = [(name, label) for name, label in scan.files[split] if label in wanted]
     if shuffle:
         random.Random(seed).shuffle(files)
     if not files:
-        st.info("No images for this choice.")
+        st.info(_("No images for this choice."))
         return
-    st.caption(f"{len(files)} images · click a name to enlarge")
+    st.caption(
+        ngettext("{count} image · click a name to enlarge", "{count} images · click a name to enlarge", len(files))
+    )
     shown = ui.page_of(files, PAGE_SIZE, key=f"browse-page-{split}-{shuffle}-{seed}")
     columns = st.columns(GRID_COLUMNS)
     for i, (name, label) in enumerate(shown):
@@ -356,52 +406,64 @@ def browse(scan: Scan, dataset: Dataset | None) -> None:
                 enlarge(scan, name, scan.classes[label], dataset)
 
 
-@st.dialog("Photo", width="large")
 def enlarge(scan: Scan, name: str, label: str, dataset: Dataset | None) -> None:
+    """The photo at its own size, in a dialog titled in the session's language."""
+    st.dialog(_("Photo"), width="large")(enlarged)(scan, name, label, dataset)
+
+
+def enlarged(scan: Scan, name: str, label: str, dataset: Dataset | None) -> None:
     width, height = scan.sizes[name]
-    st.caption(f"`{name}` · {label} · {width} × {height} pixels")
+    st.caption(f"`{name}` · {label} · " + _("{width} × {height} pixels", width=width, height=height))
     ui.fix_photo(dataset, name, label, scan.classes, key=f"enlarged-{name}")
     try:
         # Native size: small originals stay sharp instead of being blown up to the dialog's width.
         st.image(load_image(read_upload(scan.root / name)))
     except (OSError, ImageError) as error:
-        st.error(f"{name} cannot be shown: {error}")
+        st.error(_("{name} cannot be shown: {error}", name=name, error=ui.tr(error)))
 
 
 # --- fixing the data with a model's help ----------------------------------------------------
 
 
 def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
-    st.subheader("Most likely mislabeled")
+    st.subheader(_("Most likely mislabeled"))
     runs = [run for run in ui.runs_with_model() if trained_on(run, scan.root)]
     if not runs:
-        st.caption("Train a model on this data set: the training photos it disagrees with most then show here.")
+        st.caption(_("Train a model on this data set: the training photos it disagrees with most then show here."))
         return
     st.caption(
-        "Training photos ranked by the model's loss on their labels: a photo in the wrong class folder, "
-        "or no clear photo of its class, rises to the top."
-        + ("" if dataset else " Make an editable copy to move or remove them.")
+        _(
+            "Training photos ranked by the model's loss on their labels: a photo in the wrong class folder, "
+            "or no clear photo of its class, rises to the top."
+        )
+        + ("" if dataset else " " + _("Make an editable copy to move or remove them."))
     )
     # The change and its Undo beside the photos, not only at the top of a long page.
     ui.undo_bar(dataset, key="undo-mislabeled")
     by_id = {run.id: run for run in runs}
     chosen = st.selectbox(
-        "Model", list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.arch} · {i}"
+        _("Model"), list(by_id), key="suspects_run", format_func=lambda i: f"{by_id[i].config.arch} · {i}"
     )
     try:
         from catdog.inference.top_losses import top_losses  # TensorFlow: only once a model is there to ask
 
-        with st.spinner("Asking the model about every training photo…"):
+        with st.spinner(_("Asking the model about every training photo…")):
             suspects = top_losses(by_id[chosen], scan, SUSPECTS)
     except RunError as error:
-        st.error(f"The photos cannot be ranked: {error}")
+        st.error(_("The photos cannot be ranked: {error}", error=ui.tr(error)))
         return
     columns = st.columns(GRID_COLUMNS)
     for i, suspect in enumerate(suspects):
         with columns[i % GRID_COLUMNS]:
             st.image(ui.thumbnail(scan.key, suspect.file, scan), width="stretch")
             st.caption(
-                f"labelled {suspect.label} · model: {suspect.predicted} {suspect.confidence:.0%} · loss {suspect.loss:.2f}"
+                _(
+                    "labelled {label} · model: {predicted} {confidence} · loss {loss}",
+                    label=suspect.label,
+                    predicted=suspect.predicted,
+                    confidence=ui.whole_percent(suspect.confidence),
+                    loss=ui.number(round(suspect.loss, 2)),
+                )
             )
             ui.fix_photo(dataset, suspect.file, suspect.label, scan.classes, key=f"suspect-{suspect.file}")
 

@@ -35,8 +35,10 @@ from catdog.inference.evaluation import Evaluation, ImageResult, evaluate
 from catdog.inference.familiarity import BORDER, FAMILIAR_SHARE, GuardUnavailable
 from catdog.inference.lineage import run_data_dir
 from catdog.inference.loading import guard, model_version
+from catdog.messages import N_
 from catdog.runs.record import Run
 from catdog.runs.states import RunError
+from catdog_ui import _
 
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 8
@@ -46,15 +48,17 @@ PHOTO_CARDS = 6
 
 
 def main() -> None:
-    st.title("Predict")
+    st.title(_("Predict"))
     run = choose_run()
     if run is None:
         return
     flip_average = st.toggle(
-        "Also ask about the mirror image",
+        _("Also ask about the mirror image"),
         key="predict_flip",
-        help="Test-time augmentation: each answer averages the photo's and its left-right mirror's. "
-        "Twice the work; often a little more accurate, because a mirrored pet is still the same pet.",
+        help=_(
+            "Test-time augmentation: each answer averages the photo's and its left-right mirror's. "
+            "Twice the work; often a little more accurate, because a mirrored pet is still the same pet."
+        ),
     )
     prepare_guard(run)
     your_photos(run, flip_average)
@@ -65,69 +69,81 @@ def main() -> None:
 def choose_run() -> Run | None:
     runs = ui.runs_with_model()
     if not runs:
-        st.info("No trained model yet.")
-        st.page_link("pages/train.py", label="Train one on the Train page", icon=":material/model_training:")
+        st.info(_("No trained model yet."))
+        st.page_link("pages/train.py", label=_("Train one on the Train page"), icon=":material/model_training:")
         return None
     finished = [run for run in runs if run.state == "finished"]
     default = runs.index(finished[0]) if finished else 0
     by_id = {run.id: run for run in runs}
-    chosen = st.selectbox("Model", list(by_id), index=default, format_func=lambda i: label(by_id[i]), key="predict_run")
+    chosen = st.selectbox(
+        _("Model"),
+        list(by_id),
+        index=default,
+        format_func=ui.shown_as(list(by_id), lambda i: label(by_id[i])),
+        key="predict_run",
+    )
     run = by_id[chosen]
     if ui.is_active(run):
-        st.caption("This run is still training: its best model so far answers.")
+        st.caption(_("This run is still training: its best model so far answers."))
     return run
 
 
 def label(run: Run) -> str:
     summary = run.summary()
-    return (
-        f"{summary['arch']} · {run.id} · {summary['status']} · best val acc {ui.percent(summary['best_val_accuracy'])}"
-    )
+    status = _(ui.STATE_NAMES[summary["status"]])
+    accuracy = _("best val acc {accuracy}", accuracy=ui.percent(summary["best_val_accuracy"]))
+    return f"{summary['arch']} · {run.id} · {status} · {accuracy}"
 
 
 def prepare_guard(run: Run) -> None:
     """The run's unfamiliarity check, made once per run (by training, or here for older runs)."""
     preparing = ui.progress_bar(
-        lambda done, total: (
+        lambda done, total: _(
             "Preparing the unfamiliarity check, once for this model: MobileNetV2 features of its "
-            f"training and validation photos, {done} of {total}"
+            "training and validation photos, {done} of {total}",
+            done=ui.number(done),
+            total=ui.number(total),
         )
     )
     try:
         with preparing as progress:
             guard(run, progress)
     except GuardUnavailable as error:
-        st.caption(f"Answers come without the unfamiliarity check: {error}")
+        st.caption(_("Answers come without the unfamiliarity check: {error}", error=ui.tr(error)))
 
 
 # A fragment: an upload reruns this section alone, not the test set's gallery below it, which
 # was most of the server's work when a class uploaded at once.
 @st.fragment
 def your_photos(run: Run, flip_average: bool) -> None:
-    st.subheader("Your photos")
+    st.subheader(_("Your photos"))
     # No extension filter: a folder's worth of files may be dropped, and the content decides.
     uploads = st.file_uploader(
-        "Pet photos, or a zip of them",
+        _("Pet photos, or a zip of them"),
         accept_multiple_files=True,
         key="predict_uploads",
-        help=f"JPEG, PNG, GIF, BMP, WebP or TIFF, up to {config.MAX_UPLOAD_BYTES // 2**20} MB each; "
-        "a zip archive is read in memory, photo by photo.",
+        help=_(
+            "JPEG, PNG, GIF, BMP, WebP or TIFF, up to {size} MB each; a zip archive is read in memory, photo by photo.",
+            size=config.MAX_UPLOAD_BYTES // 2**20,
+        ),
     )
     files = [(upload.name, upload.getvalue()) for upload in uploads or []]
     if st.toggle(
-        "Live camera",
+        _("Live camera"),
         key="predict_live",
-        help="Answers several times a second as you move the camera, front or back. The model runs in your "
-        "browser: nothing you film is sent anywhere.",
+        help=_(
+            "Answers several times a second as you move the camera, front or back. The model runs in your "
+            "browser: nothing you film is sent anywhere."
+        ),
     ):
         ui.live_camera(run)
     export_buttons(run)
-    if st.toggle("Use the camera", key="predict_camera", help="One photo at a time, answered by the server."):
-        shot = st.camera_input("Take a photo", key="predict_shot")
+    if st.toggle(_("Use the camera"), key="predict_camera", help=_("One photo at a time, answered by the server.")):
+        shot = st.camera_input(_("Take a photo"), key="predict_shot")
         if shot is not None:
-            files.append(("camera photo", shot.getvalue()))
+            files.append((_("camera photo"), shot.getvalue()))
     if not files:
-        st.caption("Upload one or more photos of a cat or a dog, or a zip of many, or take one with the camera.")
+        st.caption(_("Upload one or more photos of a cat or a dog, or a zip of many, or take one with the camera."))
         return
     counts = [photo_count(data) for _, data in files]
     if sum(counts) > 1 or any(is_zip(data) for _, data in files):
@@ -139,51 +155,70 @@ def your_photos(run: Run, flip_average: bool) -> None:
             with ui.error_boundary(card):
                 show_prediction(run, card, read, flip_average, key=f"{number}-{index}")
         if count > PHOTO_CARDS and is_zip(data):
-            st.caption(f"The first {PHOTO_CARDS} photos of {name} in detail; all are in the table above.")
+            st.caption(
+                _(
+                    "The first {count} photos of {name} in detail; all are in the table above.",
+                    count=PHOTO_CARDS,
+                    name=name,
+                )
+            )
 
 
 def export_buttons(run: Run) -> None:
     """The model to take home: one offline page with the camera, or the files for a web page."""
     page, folder = st.columns(2)
     page.download_button(
-        "Download the offline page",
+        _("Download the offline page"),
         lambda: web.html_page(web.export(run), f"catdog · {run.id}"),
         file_name=f"{run.id}.html",
         mime="text/html",
         on_click="ignore",
         icon=":material/download:",
-        help="One HTML file with the model and the camera: it opens from a phone's files or a USB stick, "
-        "with no network and no server.",
+        help=_(
+            "One HTML file with the model and the camera: it opens from a phone's files or a USB stick, "
+            "with no network and no server."
+        ),
     )
     folder.download_button(
-        "Download for the browser",
+        _("Download for the browser"),
         lambda: web.export(run).zipped(),
         file_name=f"{run.id}-web.zip",
         mime="application/zip",
         on_click="ignore",
         icon=":material/download:",
-        help="The whole model for ONNX Runtime Web (model.onnx) and its description (model.json: class names, "
-        "input size, the unfamiliarity border), for a web page of your own.",
+        help=_(
+            "The whole model for ONNX Runtime Web (model.onnx) and its description (model.json: class names, "
+            "input size, the unfamiliarity border), for a web page of your own."
+        ),
     )
 
 
 def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_average: bool) -> None:
     """Every photo's answer in one table, and as a CSV file."""
-    with ui.progress_bar(lambda done, total: f"Asking the model… {done} of {total} photos") as progress:
+    with ui.progress_bar(
+        lambda done, total: _(
+            "Asking the model… {done} of {total} photos", done=ui.number(done), total=ui.number(total)
+        )
+    ) as progress:
         answers = answered_batch(
             run, uploads_digest(files), photos_in(files), flip_average, lambda done: progress(done, count)
         )
     answered = [answer for answer in answers if answer.error is None]
     unfamiliar = sum(bool(answer.unfamiliar) for answer in answered)
     st.markdown(
-        f"**{len(answers)} photos**: {len(answered)} answered, {unfamiliar} of them unfamiliar, "
-        f"{len(answers) - len(answered)} could not be read"
+        _(
+            "**{count} photos**: {answered} answered, {unfamiliar} of them unfamiliar, {unread} could not be read",
+            count=len(answers),
+            answered=len(answered),
+            unfamiliar=unfamiliar,
+            unread=len(answers) - len(answered),
+        )
     )
     st.dataframe(answers_frame(answers), hide_index=True)
     out = io.StringIO()
     write_csv(answers, out)
     st.download_button(
-        "Download the answers as CSV",
+        _("Download the answers as CSV"),
         out.getvalue(),
         file_name=f"predictions-{run.id}.csv",
         mime="text/csv",
@@ -194,16 +229,16 @@ def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_ave
 
 
 def answers_frame(answers: tuple[PhotoAnswer, ...]) -> pd.DataFrame:
-    words = {True: "yes", False: "no", None: "–"}
+    words = {True: _("yes"), False: _("no"), None: "–"}
     return pd.DataFrame(
         [
             {
-                "File": answer.file,
-                "Label": answer.label or "–",
-                "Confidence": ui.percent(answer.confidence),
-                "Unfamiliar": words[answer.unfamiliar],
-                "Unfamiliarity": "–" if answer.unfamiliarity is None else f"{answer.unfamiliarity:.2f}",
-                "Problem": answer.error or "",
+                _("File"): answer.file,
+                _("Label"): answer.label or "–",
+                _("Confidence"): ui.percent(answer.confidence),
+                _("Unfamiliar"): words[answer.unfamiliar],
+                _("Unfamiliarity"): "–" if answer.unfamiliarity is None else ui.number(round(answer.unfamiliarity, 2)),
+                _("Problem"): ui.tr(answer.error) if answer.error else "",
             }
             for answer in answers
         ]
@@ -212,27 +247,30 @@ def answers_frame(answers: tuple[PhotoAnswer, ...]) -> pd.DataFrame:
 
 # Reruns (any widget) show the same photos again: their answers are kept for a while, keyed by
 # the photo's bytes and the model version, so a better model saved by training answers anew.
-@st.cache_data(show_spinner="Asking the model…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def analysed(run_path: str, version: int, data: bytes, flip_average: bool) -> Prediction:
     return analyse_photo(Run(Path(run_path)), data, flip_average)
 
 
 def show_prediction(run: Run, name: str, read: Callable[[], bytes], flip_average: bool, key: str) -> None:
     try:
-        result = analysed(str(run.path), model_version(run), read(), flip_average)
+        with st.spinner(_("Asking the model…")):
+            result = analysed(str(run.path), model_version(run), read(), flip_average)
     except ImageError as error:
-        st.error(f"{name}: {error}")
+        st.error(f"{name}: {ui.tr(error)}")
         return
     with st.container(border=True):
         photo, answer, seen, heat = st.columns([1.3, 1.2, 1, 1])
         photo.image(result.photo, caption=name, width="stretch")
         with answer:
             st.markdown(f"### {result.label}")
-            st.caption(f"{result.confidence:.1%} sure")
+            st.caption(_("{confidence} sure", confidence=ui.percent(result.confidence)))
             familiarity_note(result)
             probability_bars(result.probabilities)
-        seen.image(result.pixels, caption=f"What the model sees ({len(result.pixels)} px)", width="stretch")
-        heat.image(result.grad_cam, caption="Grad-CAM: where it looked", width="stretch")
+        seen.image(
+            result.pixels, caption=_("What the model sees ({size} px)", size=len(result.pixels)), width="stretch"
+        )
+        heat.image(result.grad_cam, caption=_("Grad-CAM: where it looked"), width="stretch")
         ui.inside_the_model(run, result.pixels, key=f"predict_inside_{key}")
 
 
@@ -241,89 +279,121 @@ def familiarity_note(result: Prediction) -> None:
     even for a photo unlike any it trained on."""
     if result.unfamiliar is None:
         return
-    score = f"unfamiliarity {result.unfamiliarity:.2f}; {FAMILIAR_SHARE:.0%} of the validation photos score below {BORDER:g}"
+    score = _(
+        "unfamiliarity {score}; {share} of the validation photos score below {border}",
+        score=ui.number(round(result.unfamiliarity, 2)),
+        share=ui.whole_percent(FAMILIAR_SHARE),
+        border=ui.number(BORDER),
+    )
     if result.unfamiliar:
         st.warning(
-            f"This doesn't look like anything I was trained on ({score}). The bars below only say which of "
-            "my classes it is least unlike.",
+            _(
+                "This doesn't look like anything I was trained on ({score}). The bars below only say which of "
+                "my classes it is least unlike.",
+                score=score,
+            ),
             icon=":material/help:",
         )
     else:
-        st.caption(f"Looks like the photos I was trained on ({score}).")
+        st.caption(_("Looks like the photos I was trained on ({score}).", score=score))
 
 
 def probability_bars(probs: dict[str, float]) -> None:
     # Plain bars, not a chart: a class's browsers share the server's cores, and a chart library
     # in every tab cost them more than the server spent answering.
     for name, p in sorted(probs.items(), key=lambda item: -item[1]):
-        st.progress(p, text=f"{name} · {p:.0%}")
+        st.progress(p, text=f"{name} · {ui.whole_percent(p)}")
 
 
 def test_set(run: Run, flip_average: bool) -> None:
-    st.subheader("Held-out test set")
-    mirrored = " Each answer averages the photo's and its mirror image's." if flip_average else ""
-    st.caption(f"Photos the model never saw while training or choosing its best epoch.{mirrored}")
+    st.subheader(_("Held-out test set"))
+    mirrored = " " + _("Each answer averages the photo's and its mirror image's.") if flip_average else ""
+    st.caption(_("Photos the model never saw while training or choosing its best epoch.") + mirrored)
     try:
         scan = ui.load_scan(run_data_dir(run))
-        with st.spinner("Scoring the test photos…"):
+        with st.spinner(_("Scoring the test photos…")):
             result = evaluate(run, flip_average, scan)
     except (RunError, DataError) as error:
-        st.error(f"The test set cannot be scored: {error}")
+        st.error(_("The test set cannot be scored: {error}", error=ui.tr(error)))
         return
     if result.gone:
-        st.caption(f"{result.gone} of this run's test photos are no longer in its data set: scored without them.")
+        st.caption(
+            _(
+                "{count} of this run's test photos are no longer in its data set: scored without them.",
+                count=result.gone,
+            )
+        )
     cols = st.columns(1 + len(result.classes))
-    cols[0].metric("Test accuracy", ui.percent(result.test_accuracy), help=f"On {result.n} photos.")
+    cols[0].metric(_("Test accuracy"), ui.percent(result.test_accuracy), help=_("On {count} photos.", count=result.n))
     for col, (name, scores) in zip(cols[1:], result.per_class.items()):
         col.metric(
-            f"{name} recognised",
+            _("{name} recognised", name=name),
             ui.percent(scores.recall),
-            help=f"Recall: of the {scores.support} test photos of {name}, the share the model called {name}.",
+            help=_(
+                "Recall: of the {count} test photos of {name}, the share the model called {name}.",
+                count=scores.support,
+                name=name,
+            ),
         )
-    st.table(class_table(result).set_index("Class"))
+    st.table(class_table(result).set_index(_("Class")))
     matrix, mistakes = st.columns([1, 2])
     with matrix:
         cell = confusion_matrix(result)
     with mistakes:
-        st.markdown("**Most confident mistakes**")
+        st.markdown(_("**Most confident mistakes**"))
         wrong = result.confident_mistakes(CONFIDENT_MISTAKES)
         if wrong:
             gallery(wrong, scan, columns=4)
         else:
-            st.success("No mistakes on the test set.")
+            st.success(_("No mistakes on the test set."))
     if cell:
         cell_photos(result, scan, *cell)
     data_map_section(run, scan, result.classes)
-    st.markdown("**All test photos**")
-    mistakes_only = st.toggle("Mistakes only", key="predict_mistakes_only")
+    st.markdown(_("**All test photos**"))
+    mistakes_only = st.toggle(_("Mistakes only"), key="predict_mistakes_only")
     images = [i for i in result.images if not (mistakes_only and i.correct)]
     if not images:
-        st.caption("Nothing to show.")
+        st.caption(_("Nothing to show."))
         return
     gallery(ui.page_of(images, GALLERY_PAGE, key="test-page"), scan, columns=GALLERY_COLUMNS)
 
 
 # Training photos first, so the test photos are drawn over them.
-MAP_SHOWS = {"Test photos": ("test",), "Training photos": ("train",), "Both": ("train", "test")}
+MAP_SHOWS = {N_("Test photos"): ("test",), N_("Training photos"): ("train",), N_("Both"): ("train", "test")}
 
 
 # A fragment, and off until asked for: a chart of a few thousand points costs every browser that
 # draws it, and a click on a point reruns the map alone.
 @st.fragment
-@ui.with_error_boundary("The map of the data")
+@ui.with_error_boundary(N_("The map of the data"))
 def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
-    st.markdown("**A map of the data**")
-    if not st.toggle("Show the map", key="predict_map"):
+    st.markdown(_("**A map of the data**"))
+    if not st.toggle(_("Show the map"), key="predict_map"):
         st.caption(
-            "Every test and training photo as a point, placed by what MobileNetV2 sees in it: similar photos lie close."
+            _(
+                "Every test and training photo as a point, placed by what MobileNetV2 sees in it: "
+                "similar photos lie close."
+            )
         )
         return
     features = ui.progress_bar(
-        lambda done, total: f"MobileNetV2 features, once for this data: {done} of {total} photos"
+        lambda done, total: _(
+            "MobileNetV2 features, once for this data: {done} of {total} photos",
+            done=ui.number(done),
+            total=ui.number(total),
+        )
     )
-    with features as progress, st.spinner("Placing the photos…"):
+    with features as progress, st.spinner(_("Placing the photos…")):
         result = data_map(run, progress, scan)
-    shown = MAP_SHOWS[st.radio("Photos", list(MAP_SHOWS), horizontal=True, key="predict_map_photos")]
+    shown = MAP_SHOWS[
+        st.radio(
+            _("Photos"),
+            list(MAP_SHOWS),
+            format_func=ui.shown_as(list(MAP_SHOWS)),
+            horizontal=True,
+            key="predict_map_photos",
+        )
+    ]
     event = st.vega_lite_chart(
         map_points(result, shown),
         map_spec(classes),
@@ -331,21 +401,25 @@ def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
         selection_mode=MAP_PICK,
         key="predict_map_chart",
     )
-    first, second = (f"{share:.0%}" for share in result.explained)
+    first, second = (ui.whole_percent(share) for share in result.explained)
     st.caption(
-        f"The two directions along which the training photos' features vary most ({first} and {second} of the "
-        "variation). Colour: the true class; ● right, ✕ wrong; hollow: a training photo. Hover a point to see "
-        "its photo, click it to open it below; scroll to zoom, drag to pan, double-click to reset."
+        _(
+            "The two directions along which the training photos' features vary most ({first} and {second} of the "
+            "variation). Colour: the true class; ● right, ✕ wrong; hollow: a training photo. Hover a point to see "
+            "its photo, click it to open it below; scroll to zoom, drag to pan, double-click to reset.",
+            first=first,
+            second=second,
+        )
     )
     # No selection reads as {}, a clicked point as [{"point": number}].
     picked = event["selection"][MAP_PICK]
     if picked:
         photo = result.photos[picked[0]["point"]]
         if photo.file in scan.index:
-            mark = "right" if photo.correct else f"wrong: {photo.predicted}"
+            mark = _("right") if photo.correct else _("wrong: {answer}", answer=photo.predicted)
             st.image(
                 ui.thumbnail(scan.key, photo.file, scan),
-                caption=f"{photo.file} · {photo.label} · {mark} {photo.confidence:.0%}",
+                caption=f"{photo.file} · {photo.label} · {mark} {ui.whole_percent(photo.confidence)}",
                 width=320,
             )
 
@@ -365,11 +439,11 @@ def map_points(result: DataMap, shown: tuple[str, ...]) -> pd.DataFrame:
             "x": float(result.xy[i, 0]),
             "y": float(result.xy[i, 1]),
             "class": photo.label,
-            "answer": "right" if photo.correct else "wrong",
-            "photos": "training" if split == "train" else "test",
+            "answer": _("right") if photo.correct else _("wrong"),
+            "photos": _("training") if split == "train" else _("test"),
             "title": photo.file,
             "image": result.thumbnails[i],
-            "said": f"{photo.predicted} {photo.confidence:.0%}",
+            "said": f"{photo.predicted} {ui.whole_percent(photo.confidence)}",
         }
         for split_shown in shown
         for i, (photo, split) in enumerate(zip(result.photos, result.splits))
@@ -395,33 +469,33 @@ def map_spec(classes: tuple[str, ...]) -> dict:
         ],
         "mark": {"type": "point", "filled": True, "strokeWidth": 1.5, "cursor": "pointer"},
         "encoding": {
-            "x": {"field": "x", "type": "quantitative", "title": "first direction", "axis": axis, "scale": scale},
-            "y": {"field": "y", "type": "quantitative", "title": "second direction", "axis": axis, "scale": scale},
-            "color": {**by_class, "title": "true class"},
-            "stroke": {**by_class, "title": "true class"},  # one legend with the colour's
+            "x": {"field": "x", "type": "quantitative", "title": _("first direction"), "axis": axis, "scale": scale},
+            "y": {"field": "y", "type": "quantitative", "title": _("second direction"), "axis": axis, "scale": scale},
+            "color": {**by_class, "title": _("true class")},
+            "stroke": {**by_class, "title": _("true class")},  # one legend with the colour's
             "shape": {
                 "field": "answer",
                 "type": "ordinal",
-                "title": "answer",
-                "scale": {"domain": ["right", "wrong"], "range": ["circle", CROSS]},
+                "title": _("answer"),
+                "scale": {"domain": [_("right"), _("wrong")], "range": ["circle", CROSS]},
             },
             "size": {
                 "field": "answer",
                 "type": "ordinal",
-                "title": "answer",
-                "scale": {"domain": ["right", "wrong"], "range": [45, 110]},
+                "title": _("answer"),
+                "scale": {"domain": [_("right"), _("wrong")], "range": [45, 110]},
             },
             "fillOpacity": {
                 "field": "photos",
                 "type": "ordinal",
-                "title": "photos",
-                "scale": {"domain": ["test", "training"], "range": [1, 0]},
+                "title": _("photos"),
+                "scale": {"domain": [_("test"), _("training")], "range": [1, 0]},
             },
             "tooltip": [
                 {"field": "title"},
                 {"field": "image"},
-                {"field": "class", "title": "true class"},
-                {"field": "said", "title": "answer"},
+                {"field": "class", "title": _("true class")},
+                {"field": "said", "title": _("answer")},
             ],
         },
     }
@@ -432,10 +506,10 @@ def class_table(result: Evaluation) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "Class": name,
-                "Test photos": scores.support,
-                "Recognised (recall)": ui.percent(scores.recall),
-                "Precision": ui.percent(scores.precision),
+                _("Class"): name,
+                _("Test photos"): scores.support,
+                _("Recognised (recall)"): ui.percent(scores.recall),
+                _("Precision"): ui.percent(scores.precision),
                 "F1": ui.percent(scores.f1),
             }
             for name, scores in result.per_class.items()
@@ -450,9 +524,9 @@ def confusion(result: Evaluation) -> pd.DataFrame:
 
 def confusion_matrix(result: Evaluation) -> tuple[str, str] | None:
     """The matrix, each cell clickable; returns the clicked cell as (true class, answer)."""
-    st.markdown("**Confusion matrix**")
+    st.markdown(_("**Confusion matrix**"))
     event = st.dataframe(confusion(result), on_select="rerun", selection_mode="single-cell", key="confusion_cell")
-    st.caption("Rows: the true class; columns: the model's answer. Click a number to see its photos.")
+    st.caption(_("Rows: the true class; columns: the model's answer. Click a number to see its photos."))
     cells = event.selection.cells
     return (result.classes[cells[0][0]], cells[0][1]) if cells else None
 
@@ -461,16 +535,23 @@ def cell_photos(result: Evaluation, scan: Scan, label: str, predicted: str) -> N
     """One cell's test photos; on the app's own data sets each can be moved or removed."""
     dataset = DatasetStore().find(scan.root)
     images = [i for i in result.images if i.label == label and i.predicted == predicted and i.file in scan.index]
-    st.markdown(f"**{label} photos the model called {predicted}: {len(images)}**")
+    st.markdown(
+        _(
+            "**{label} photos the model called {predicted}: {count}**",
+            label=label,
+            predicted=predicted,
+            count=len(images),
+        )
+    )
     ui.undo_bar(dataset)
     if not dataset:
-        st.caption("Make an editable copy of this data set on the Dataset page to move or remove photos.")
+        st.caption(_("Make an editable copy of this data set on the Dataset page to move or remove photos."))
     grid = st.columns(GALLERY_COLUMNS)
     for i, item in enumerate(ui.page_of(images, GALLERY_PAGE, key="cell-page")):
         with grid[i % GALLERY_COLUMNS]:
             st.image(
                 ui.thumbnail(scan.key, item.file, scan),
-                caption=f"{item.confidence:.0%} {item.predicted}",
+                caption=f"{ui.whole_percent(item.confidence)} {item.predicted}",
                 width="stretch",
             )
             ui.fix_photo(dataset, item.file, item.label, scan.classes, key=f"cell-{item.file}")
@@ -482,9 +563,11 @@ def gallery(images: list[ImageResult], scan: Scan, columns: int) -> None:
         if item.file not in scan.index:
             continue
         # Words, not emoji: the marks must read the same on every system font and projector.
-        mark = f"right · {item.label}" if item.correct else f"wrong · {item.label} → {item.predicted}"
+        mark = f"{_('right')} · {item.label}" if item.correct else f"{_('wrong')} · {item.label} → {item.predicted}"
         grid[i % columns].image(
-            ui.thumbnail(scan.key, item.file, scan), caption=f"{mark} · {item.confidence:.0%}", width="stretch"
+            ui.thumbnail(scan.key, item.file, scan),
+            caption=f"{mark} · {ui.whole_percent(item.confidence)}",
+            width="stretch",
         )
 
 

@@ -52,6 +52,20 @@ def lopsided_run_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def tiny_env(monkeypatch, tiny_data):
+    """The dashboard and library reading tiny_data."""
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
+    return tiny_data
+
+
+@pytest.fixture
+def trained_env(monkeypatch, tiny_env, trained_run_dir):
+    """tiny_data and the runs folder with its trained run."""
+    monkeypatch.setenv("CATDOG_RUNS_DIR", str(trained_run_dir))
+    return trained_run_dir
+
+
+@pytest.fixture
 def copied_runs(trained_run_dir, tmp_path, monkeypatch) -> Path:
     """A private runs folder with two copies of the trained run, for tests that change or delete runs."""
     (original,) = [path for path in trained_run_dir.iterdir() if path.is_dir()]

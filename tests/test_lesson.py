@@ -119,7 +119,7 @@ def test_a_clear_difference_is_named_with_its_spread(tmp_path):
     assert "training minus validation accuracy was 2 ± 1 points with augmentation over 3 seeds, 25 ± 2 without" in words
     assert "Augmentation clearly narrowed the gap, by 23 points" in words
     assert "Validation accuracy, the one that counts for new photos, was clearly higher with augmentation" in words
-    assert CLEAR_RULE in words.lower()
+    assert CLEAR_RULE.lower() in words.lower()
     summary = find_experiment(RunStore(tmp_path)).summary()
     assert summary["arms"]["with augmentation"]["final_gap"] == {"mean": 0.02, "std": 0.01, "seeds": 3}
     assert summary["seeds"] == [0, 1, 2] and summary["collapsed"] == []

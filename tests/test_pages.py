@@ -71,18 +71,6 @@ def shared_link(app: AppTest) -> str:
     return link
 
 
-@pytest.fixture
-def tiny_env(monkeypatch, tiny_data):
-    monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
-    return tiny_data
-
-
-@pytest.fixture
-def trained_env(monkeypatch, tiny_env, trained_run_dir):
-    monkeypatch.setenv("CATDOG_RUNS_DIR", str(trained_run_dir))
-    return trained_run_dir
-
-
 def test_script_runs_leave_keras_state_alone(monkeypatch, tiny_env):
     """Streamlit's clear_session after every run cost the server ~0.4 s of garbage collection each.
 

@@ -23,6 +23,7 @@ from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from catdog import config
+from catdog.messages import N_, Message
 
 # Below this size an entry's compression ratio says nothing: a few kilobytes of text pack 100:1.
 _RATIO_FLOOR_BYTES = 1024 * 1024
@@ -79,7 +80,7 @@ def zip_members(source: bytes | str | os.PathLike | BinaryIO, limits: Limits | N
     try:
         archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as error:
-        raise ArchiveError(f"not a readable zip archive ({error})") from None
+        raise ArchiveError(Message("not a readable zip archive ({error})", error=str(error))) from None
     try:
         _check_limits(archive.infolist(), limits)
         _check_paths(archive.infolist())
@@ -118,26 +119,45 @@ def _check_paths(entries: list[zipfile.ZipInfo]) -> None:
     for entry in entries:
         if safe_path(entry.filename) is None and not entry.is_dir():
             raise ArchiveError(
-                f"{entry.filename} could lead outside the folder it is unpacked into (absolute, '..' or a drive): "
-                "the archive is refused"
+                Message(
+                    "{file} could lead outside the folder it is unpacked into (absolute, '..' or a drive): "
+                    "the archive is refused",
+                    file=entry.filename,
+                )
             )
         if stat.S_ISLNK(entry.external_attr >> 16):
-            raise ArchiveError(f"{entry.filename} is a link (links are not followed): the archive is refused")
+            raise ArchiveError(
+                Message("{file} is a link (links are not followed): the archive is refused", file=entry.filename)
+            )
 
 
 def _check_limits(entries: list[zipfile.ZipInfo], limits: Limits) -> None:
     if len(entries) > limits.entries:
-        raise ArchiveError(f"the archive has {len(entries):,} entries; the limit is {limits.entries:,}")
+        raise ArchiveError(
+            Message(
+                "the archive has {count} entries; the limit is {limit}",
+                count=f"{len(entries):,}",
+                limit=f"{limits.entries:,}",
+            )
+        )
     total = sum(entry.file_size for entry in entries)
     if total > limits.total_bytes:
         raise ArchiveError(
-            f"the archive unpacks to {total / 2**20:,.0f} MB; the limit is {limits.total_bytes // 2**20:,} MB"
+            Message(
+                "the archive unpacks to {size} MB; the limit is {limit} MB",
+                size=f"{total / 2**20:,.0f}",
+                limit=f"{limits.total_bytes // 2**20:,}",
+            )
         )
     for entry in entries:
         if entry.file_size > _RATIO_FLOOR_BYTES and entry.file_size > limits.ratio * max(entry.compress_size, 1):
             raise ArchiveError(
-                f"{entry.filename} unpacks to {entry.file_size / max(entry.compress_size, 1):,.0f} times its packed "
-                f"size (over {limits.ratio:g}): refused as a possible zip bomb"
+                Message(
+                    "{file} unpacks to {ratio} times its packed size (over {limit}): refused as a possible zip bomb",
+                    file=entry.filename,
+                    ratio=f"{entry.file_size / max(entry.compress_size, 1):,.0f}",
+                    limit=f"{limits.ratio:g}",
+                )
             )
 
 
@@ -154,15 +174,16 @@ def _members(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: L
                     # Bounded whatever the headers claim: the limits were checked on what they claim.
                     data = member.read(limits.member_bytes + 1)
             except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as error:
-                yield Skipped(entry.filename, f"cannot be unpacked ({error})")
+                yield Skipped(entry.filename, Message("cannot be unpacked ({error})", error=str(error)))
                 continue
             unpacked += len(data)
             if len(data) > limits.member_bytes:
                 yield Skipped(entry.filename, _too_large(limits))
             elif unpacked > limits.total_bytes:
-                raise ArchiveError(f"the archive unpacks to more than {limits.total_bytes // 2**20:,} MB")
+                limit = f"{limits.total_bytes // 2**20:,}"
+                raise ArchiveError(Message("the archive unpacks to more than {limit} MB", limit=limit))
             elif data.startswith(_NESTED) and not limits.nested:
-                yield Skipped(entry.filename, "an archive inside the archive (not opened)")
+                yield Skipped(entry.filename, Message(N_("an archive inside the archive (not opened)")))
             else:
                 yield Member(safe_path(entry.filename), data)
 
@@ -170,18 +191,18 @@ def _members(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: L
 def _refusal(entry: zipfile.ZipInfo, limits: Limits) -> str | None:
     mode = entry.external_attr >> 16
     if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
-        return "not a regular file"
+        return Message(N_("not a regular file"))
     if any(ord(char) < 32 for char in entry.filename):
-        return "a file name with control characters"
+        return Message(N_("a file name with control characters"))
     if entry.flag_bits & 0x1:
-        return "encrypted (a password is needed)"
+        return Message(N_("encrypted (a password is needed)"))
     if entry.file_size > limits.member_bytes:
         return _too_large(limits)
     return None
 
 
 def _too_large(limits: Limits) -> str:
-    return f"larger than {limits.member_bytes // 2**20} MB unpacked"
+    return Message("larger than {limit} MB unpacked", limit=limits.member_bytes // 2**20)
 
 
 def safe_path(name: str) -> PurePosixPath | None:

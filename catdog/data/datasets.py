@@ -43,6 +43,7 @@ from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image
 from catdog.data.location import METADATA_FILE, dataset_owner, resolve_data_dir
 from catdog.data.split import min_photos_per_class
+from catdog.messages import N_, Message, Messages
 from catdog.progress import Progress
 from catdog.runs.states import ACTIVE
 from catdog.runs.store import RunStore
@@ -65,13 +66,17 @@ class DatasetError(DataError):
     """A data set that cannot be made, found or changed; the message is one line for the user."""
 
 
-def check_name(name: str, what: str = "data set") -> str:
+def check_name(name: str, what: str = N_("data set")) -> str:
     """A name that is one safe folder on every system, or a one-line refusal."""
     name = (name or "").strip()
     if not _NAME.match(name) or name.split(".")[0].lower() in _RESERVED:
         raise DatasetError(
-            f"{name!r} cannot name a {what}: use up to 64 letters, digits, spaces, dots, dashes or "
-            "underscores, starting and ending with a letter or digit"
+            Message(
+                "{name} cannot name a {what}: use up to 64 letters, digits, spaces, dots, dashes or "
+                "underscores, starting and ending with a letter or digit",
+                name=repr(name),
+                what=Message(what),
+            )
         )
     return name
 
@@ -80,10 +85,14 @@ def check_classes(counts: dict[str, int]) -> None:
     """At least two classes, each with enough photos for training to hold some out for validation."""
     minimum = min_photos_per_class()
     if len(counts) < 2:
-        raise DatasetError(f"a data set needs at least two classes with photos; this one has {len(counts)}")
-    short = [f"{name} has {count}" for name, count in counts.items() if count < minimum]
+        raise DatasetError(
+            Message("a data set needs at least two classes with photos; this one has {count}", count=len(counts))
+        )
+    short = [Message("{name} has {count}", name=name, count=count) for name, count in counts.items() if count < minimum]
     if short:
-        raise DatasetError(f"each class needs at least {minimum} photos: {', '.join(short)}")
+        raise DatasetError(
+            Message("each class needs at least {minimum} photos: {short}", minimum=minimum, short=Messages(short))
+        )
 
 
 @dataclass(frozen=True)
@@ -99,8 +108,8 @@ class Change:
 
     def describe(self) -> str:
         if self.action == REMOVE:
-            return f"removed {self.file}"
-        return f"moved {self.file} to {self.to}"
+            return Message("removed {file}", file=self.file)
+        return Message("moved {file} to {to}", file=self.file, to=self.to)
 
 
 @dataclass(frozen=True)
@@ -252,8 +261,17 @@ class Dataset:
             latest = next((i for i in reversed(range(len(changes))) if not changes[i].undone), None)
             if latest is None or changes[latest].id != change_id:
                 named = next((change for change in changes if change.id == change_id), None)
-                what = f"{named.describe()} " if named else ""
-                raise DatasetError(f"the change {what}is no longer the latest of data set {self.name}: nothing undone")
+                if named is None:
+                    late = Message(
+                        "the change is no longer the latest of data set {name}: nothing undone", name=self.name
+                    )
+                else:
+                    late = Message(
+                        "the change {change} is no longer the latest of data set {name}: nothing undone",
+                        change=named.describe(),
+                        name=self.name,
+                    )
+                raise DatasetError(late)
             changes[latest] = self._reverse(changes[latest])
             self._record(changes)
         return changes[latest]
@@ -411,7 +429,7 @@ class DatasetStore:
         """A data set from photos per class name, as the class builder collects them."""
         authorize(actor, Action.MAKE_DATASET)
         for class_name in photos:
-            check_name(class_name, "class")
+            check_name(class_name, N_("class"))
         counts = {class_name: 0 for class_name in photos}
         skipped = []
         with self._incoming(name, actor) as folder:
@@ -458,7 +476,7 @@ class DatasetStore:
     def _new_path(self, name: str) -> Path:
         path = self.root / check_name(name)
         if path.exists():
-            raise DatasetError(f"a data set named {name!r} already exists")
+            raise DatasetError(Message("a data set named {name} already exists", name=repr(name)))
         return path
 
     @contextmanager
@@ -606,7 +624,7 @@ def unpack(
             if progress:
                 progress(done, len(members))
     except ArchiveError as error:
-        raise DatasetError(str(error)) from None
+        raise DatasetError(*error.args) from None
     return skipped
 
 
@@ -633,7 +651,7 @@ class _ClassNames:
         split = path.parts[0].casefold() in config.SPLITS and len(path.parts) > 2
         at = 1 if split else 0
         try:
-            name = check_name(path.parts[at], "class")
+            name = check_name(path.parts[at], N_("class"))
         except DatasetError as error:
             return str(error)
         name = self._spelled.setdefault(name.casefold(), name)

@@ -20,6 +20,7 @@ from catdog.config import (
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
 )
+from catdog.messages import N_, Message
 
 # Only these decoders ever see user bytes: no PostScript, PSD, ICO or other rarely-audited parsers.
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
@@ -34,13 +35,13 @@ _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "
 _large_decodes = threading.BoundedSemaphore(DECODE_SLOTS)
 
 _SIGNATURES = (
-    (b"PK\x03\x04", "a ZIP archive"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"7z\xbc\xaf", "a 7z archive"),
-    (b"%PDF", "a PDF document"),
-    (b"8BPS", "a Photoshop document (save it as JPEG or PNG)"),
-    (b"\0\0\1\0", "an icon file (save it as JPEG or PNG)"),
+    (b"PK\x03\x04", N_("a ZIP archive")),
+    (b"\x1f\x8b", N_("a gzip archive")),
+    (b"Rar!", N_("a RAR archive")),
+    (b"7z\xbc\xaf", N_("a 7z archive")),
+    (b"%PDF", N_("a PDF document")),
+    (b"8BPS", N_("a Photoshop document (save it as JPEG or PNG)")),
+    (b"\0\0\1\0", N_("an icon file (save it as JPEG or PNG)")),
 )
 # Files that start like a supported image but that Pillow could not even identify.
 _IMAGE_SIGNATURES = (
@@ -72,28 +73,25 @@ def _describe(data: bytes) -> str:
     """Names what a non-image file most likely is, so the error says more than 'invalid'."""
     for signature, name in _SIGNATURES:
         if data.startswith(signature):
-            return f"not an image: {name}"
+            return Message("not an image: {name}", name=Message(name))
     fmt = _guess_format(data)
     if fmt:
-        return f"truncated or corrupt {fmt} file (its header cannot be read)"
+        return Message("truncated or corrupt {format} file (its header cannot be read)", format=fmt)
     if data[4:8] == b"ftyp":
         brand = data[8:12].decode("ascii", "replace").strip()
-        kind = (
-            "an AVIF"
-            if brand.startswith("avi")
-            else "a HEIC"
-            if brand.startswith(("hei", "mif"))
-            else "a video or HEIF"
-        )
-        return f"{kind} file is not supported (save it as JPEG or PNG)"
+        if brand.startswith("avi"):
+            return Message(N_("an AVIF file is not supported (save it as JPEG or PNG)"))
+        if brand.startswith(("hei", "mif")):
+            return Message(N_("a HEIC file is not supported (save it as JPEG or PNG)"))
+        return Message(N_("a video or HEIF file is not supported (save it as JPEG or PNG)"))
     head = data[:512].lstrip().lower()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
-        return "not an image: an SVG drawing (vector images are not supported)"
+        return Message(N_("not an image: an SVG drawing (vector images are not supported)"))
     if head.startswith((b"<!doctype html", b"<html")):
-        return "not an image: an HTML page"
+        return Message(N_("not an image: an HTML page"))
     if _is_text(data[:4096]):
-        return "not an image: a text file"
-    return "not an image: an unsupported format (use JPEG, PNG, GIF, BMP, WebP or TIFF)"
+        return Message(N_("not an image: a text file"))
+    return Message(N_("not an image: an unsupported format (use JPEG, PNG, GIF, BMP, WebP or TIFF)"))
 
 
 def _guess_format(data: bytes) -> str | None:
@@ -158,7 +156,10 @@ def _turn(image: Image.Image) -> Image.Transpose | None:
 
 
 def _too_large(size: int) -> str:
-    return f"file is too large ({size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB)"
+    megabytes = f"{size / 2**20:.1f}"
+    return Message(
+        "file is too large ({size} MB; the limit is {limit} MB)", size=megabytes, limit=MAX_UPLOAD_BYTES // 2**20
+    )
 
 
 def _decode_failure(error: BaseException, fmt: str | None) -> str:
@@ -166,10 +167,10 @@ def _decode_failure(error: BaseException, fmt: str | None) -> str:
     what = f"{_FORMAT_NAMES.get(fmt, fmt)} " if fmt else ""
     text = " ".join(str(error).split())
     if "truncated" in text.lower():
-        return f"truncated {what}image data (the file is cut off, e.g. an unfinished download)"
+        return Message("truncated {format}image data (the file is cut off, e.g. an unfinished download)", format=what)
     if isinstance(error, (OSError, SyntaxError, ValueError, EOFError)) and text:
-        return f"corrupt {what}image data ({text[:80]})"
-    return f"corrupt {what}image data (the decoder could not read it)"
+        return Message("corrupt {format}image data ({detail})", format=what, detail=text[:80])
+    return Message("corrupt {format}image data (the decoder could not read it)", format=what)
 
 
 def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] | None = None) -> Image.Image:
@@ -180,7 +181,7 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
     target is lost.
     """
     if not data:
-        raise ImageError("empty file")
+        raise ImageError(Message(N_("empty file")))
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImageError(_too_large(len(data)))
     fmt = None
@@ -189,7 +190,8 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
         fmt = image.format
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise ImageError(_too_many_pixels(f"{width * height / 10**6:.0f} megapixels"))
+            megapixels = f"{width * height / 10**6:.0f}"
+            raise ImageError(_too_many_pixels(Message("{count} megapixels", count=megapixels)))
         if (draft or max_side) and image.format in ("JPEG", "MPO"):
             # DCT scaling decodes a 12 MP JPEG at 1/2-1/8 size, several times faster.
             image.draft("RGB", _upright_size(image, draft) if draft else (max_side, max_side))
@@ -208,7 +210,7 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
     except Image.UnidentifiedImageError:
         raise ImageError(_describe(data)) from None
     except MemoryError:
-        raise ImageError("image is too large to decode (out of memory)") from None
+        raise ImageError(Message(N_("image is too large to decode (out of memory)"))) from None
     except Exception as error:  # noqa: BLE001 - see below
         # Damaged files make decoders fail in many ways (struct.error, KeyError, ...);
         # each must become a message, never crash a whole data scan.
@@ -251,21 +253,33 @@ def _upright_size(image: Image.Image, size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _too_many_pixels(found: str) -> str:
-    return f"image is {found}, over the {MAX_PIXELS // 10**6} megapixel limit (possible decompression bomb)"
+    return Message(
+        "image is {found}, over the {limit} megapixel limit (possible decompression bomb)",
+        found=found,
+        limit=MAX_PIXELS // 10**6,
+    )
 
 
 def _too_many_bytes(image: Image.Image, cost: int) -> str:
     width, height = image.size
-    return (
-        f"image is {width} × {height} pixels, {cost / 2**20:,.0f} MB to decode at {cost // (width * height)} bytes "
-        f"a pixel, over the {MAX_DECODED_BYTES // 2**20} MB limit (possible decompression bomb)"
+    return Message(
+        "image is {width} × {height} pixels, {size} MB to decode at {bytes} bytes a pixel, over the {limit} MB "
+        "limit (possible decompression bomb)",
+        width=width,
+        height=height,
+        size=f"{cost / 2**20:,.0f}",
+        bytes=cost // (width * height),
+        limit=MAX_DECODED_BYTES // 2**20,
     )
 
 
 def _bomb(error: Image.DecompressionBombError | Image.DecompressionBombWarning) -> str:
     # Pillow refuses before we see the size; its message carries the pixel count.
     found = re.search(r"\((\d+) pixels\)", str(error))
-    return _too_many_pixels(f"{int(found.group(1)) / 10**6:.0f} megapixels" if found else "too many pixels")
+    if not found:
+        return _too_many_pixels(Message(N_("too many pixels")))
+    megapixels = f"{int(found.group(1)) / 10**6:.0f}"
+    return _too_many_pixels(Message("{count} megapixels", count=megapixels))
 
 
 def stored_size(data: bytes) -> tuple[int, int]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from catdog import access, classroom, config
 from catdog.data.download import download_default_dataset
 from catdog.data.errors import DataError
+from catdog.messages import N_, Message
 from catdog.progress import Progress
 from catdog.storage import read_json
 
@@ -23,11 +24,11 @@ def resolve_data_dir(
         return download_default_dataset(progress, actor=actor)
     path = confine(data_dir, actor)
     if not path.exists():
-        raise DataError(f"{path} does not exist")
+        raise DataError(Message("{path} does not exist", path=path))
     if not path.is_dir():
-        raise DataError(f"{path} is a file, not a folder of class folders")
+        raise DataError(Message("{path} is a file, not a folder of class folders", path=path))
     if not os.access(path, os.R_OK | os.X_OK):
-        raise DataError(f"{path} cannot be read (permission denied)")
+        raise DataError(Message("{path} cannot be read (permission denied)", path=path))
     return path
 
 
@@ -50,9 +51,11 @@ def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Pa
     access.authorize(actor, access.Action.CHOOSE_FOLDER)
     roots = config.data_roots()
     if roots and not any(path.is_relative_to(root) for root in roots):
-        raise DataError(f"{folder} is outside the folders this server shares (CATDOG_DATA_ROOTS)")
+        raise DataError(
+            Message("{folder} is outside the folders this server shares (CATDOG_DATA_ROOTS)", folder=folder)
+        )
     if not roots and not access.allowed(actor, access.Action.READ_ANY_FOLDER):
-        raise DataError("this server reads no typed folders: its CATDOG_DATA_ROOTS is not set")
+        raise DataError(Message(N_("this server reads no typed folders: its CATDOG_DATA_ROOTS is not set")))
     return path
 
 

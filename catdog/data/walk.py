@@ -7,6 +7,7 @@ from pathlib import Path
 
 from catdog import access, config
 from catdog.data.errors import DataError
+from catdog.messages import Message
 
 
 def _link_judge(root: Path, actor: access.Actor) -> Callable[[Path], bool]:
@@ -47,8 +48,12 @@ class _Walk:
                     self.seen += 1
                     if self.seen > self.limit:
                         raise DataError(
-                            f"{self.root} has more than {self.limit:,} files and folders, more than this "
-                            "server scans (CATDOG_MAX_SCAN_FILES)"
+                            Message(
+                                "{root} has more than {limit} files and folders, more than this server scans "
+                                "(CATDOG_MAX_SCAN_FILES)",
+                                root=self.root,
+                                limit=f"{self.limit:,}",
+                            )
                         )
                     if _is_link(entry) and not self.may_follow(Path(entry.path)):
                         self.skip(Path(entry.path), "a link to outside the folder (not followed)")
@@ -78,8 +83,13 @@ class _Walk:
                         continue
                     if depth == config.MAX_SCAN_DEPTH:
                         raise DataError(
-                            f"{Path(entry.path).relative_to(self.root)} is more than {config.MAX_SCAN_DEPTH} "
-                            f"folders below its class folder in {self.root}, deeper than this server scans"
+                            Message(
+                                "{path} is more than {depth} folders below its class folder in {root}, deeper "
+                                "than this server scans",
+                                path=Path(entry.path).relative_to(self.root),
+                                depth=config.MAX_SCAN_DEPTH,
+                                root=self.root,
+                            )
                         )
                     pending.append((Path(entry.path), depth + 1))
                 elif _is_file(entry):
@@ -120,7 +130,7 @@ def layout_of(
     if split_dirs and "train" not in split_dirs:
         # Otherwise validation/ and test/ would silently become two "classes".
         found = " and ".join(f"{split}/" for split in split_dirs)
-        raise DataError(f"{root} has {found} but no train/ folder")
+        raise DataError(Message("{root} has {found} but no train/ folder", root=root, found=found))
     if "train" in split_dirs:
         layout = {
             split: {folder.name: walk.class_files(folder) for folder in walk.subfolders(path)}

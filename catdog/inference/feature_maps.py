@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from catdog.messages import Message
 from catdog.models.architectures import BACKBONE
 
 # Thumbnails per layer: enough to see variety, few enough to read on a projector.
@@ -142,20 +143,29 @@ def feature_maps(model: keras.Model, pixels: np.ndarray, top: int = TOP_CHANNELS
 
 def _sentence(position: int, count: int, grid: tuple[int, int], patch: int, in_backbone: bool) -> str:
     """What a layer at this depth responds to, with the patch of the photo it sees."""
-    sees = f"Each value sees a {patch}×{patch}-pixel patch of the photo"
     if position == 0:
-        return (
-            f"{sees}: the first layer's channels respond to edges, colour changes and fine texture, "
-            "so its maps still look like the photo."
+        return Message(
+            "Each value sees a {patch}×{patch}-pixel patch of the photo: the first layer's channels respond to "
+            "edges, colour changes and fine texture, so its maps still look like the photo.",
+            patch=patch,
         )
     if position < count - 1:
-        return f"{sees}: channels combine the edges found below into corners, stripes and fur-like textures."
-    if in_backbone:
-        return (
-            f"{sees}: still early in MobileNetV2, whose later layers, not shown, respond to eyes, ears "
-            "and whole animals from ImageNet's 1.4 million photos."
+        return Message(
+            "Each value sees a {patch}×{patch}-pixel patch of the photo: channels combine the edges found below "
+            "into corners, stripes and fur-like textures.",
+            patch=patch,
         )
-    return (
-        f"{sees}, on a coarse {grid[0]}×{grid[1]} grid: channels respond to larger parts such as eyes, "
-        "ears and noses, and the maps look less like the photo and more like where those parts are."
+    if in_backbone:
+        return Message(
+            "Each value sees a {patch}×{patch}-pixel patch of the photo: still early in MobileNetV2, whose later "
+            "layers, not shown, respond to eyes, ears and whole animals from ImageNet's 1.4 million photos.",
+            patch=patch,
+        )
+    return Message(
+        "Each value sees a {patch}×{patch}-pixel patch of the photo, on a coarse {rows}×{columns} grid: channels "
+        "respond to larger parts such as eyes, ears and noses, and the maps look less like the photo and more like "
+        "where those parts are.",
+        patch=patch,
+        rows=grid[0],
+        columns=grid[1],
     )

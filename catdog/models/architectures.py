@@ -14,6 +14,7 @@ import keras
 from keras import layers
 
 from catdog import config
+from catdog.messages import N_
 from catdog.models import model4
 from catdog.models.augmentation import PIXEL_RANGE, build_augmentation
 from catdog.models.model4 import WeightsUnavailable
@@ -155,10 +156,10 @@ def layer_summary(name: str, num_classes: int = 2) -> list[dict]:
     """One row per top-level layer (name, kind, output shape, parameters), for the Train page."""
     return [
         {
-            "layer": layer.name,
-            "kind": type(layer).__name__,
-            "output": str(tuple(layer.output.shape)),
-            "parameters": layer.count_params(),
+            N_("layer"): layer.name,
+            N_("kind"): type(layer).__name__,
+            N_("output"): str(tuple(layer.output.shape)),
+            N_("parameters"): layer.count_params(),
         }
         for layer in _blueprint(name, num_classes).layers
     ]

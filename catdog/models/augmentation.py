@@ -8,6 +8,7 @@ import numpy as np
 
 from catdog.config import BATCH_SIZE
 from catdog.data.scan import Scan
+from catdog.messages import N_, Message, Messages
 from catdog.settings import FLIP_MODES, AugmentConfig
 
 PIXEL_RANGE = (0, 255)
@@ -117,15 +118,15 @@ class Draw:
         """A tile's caption; only what changed, in the layers' order."""
         flips = "↔" * self.flip_horizontal + "↕" * self.flip_vertical
         parts = [
-            f"flipped {flips}" if flips else "",
-            f"turned {self.angle:+.0f}°" if round(self.angle) else "",
-            f"size ×{self.scale:.2f}" if round(self.scale, 2) != 1 else "",
-            f"shifted {self._arrows()}" if any(map(round, self.shift)) else "",
-            "grey" if self.grey else "",
-            f"contrast ×{self.contrast:.2f}" if round(self.contrast, 2) != 1 else "",
-            f"brightness {self.brightness:+.0f}" if round(self.brightness) else "",
+            Message("flipped {arrows}", arrows=flips) if flips else "",
+            Message("turned {angle}°", angle=f"{self.angle:+.0f}") if round(self.angle) else "",
+            Message("size ×{scale}", scale=f"{self.scale:.2f}") if round(self.scale, 2) != 1 else "",
+            Message("shifted {arrows}", arrows=self._arrows()) if any(map(round, self.shift)) else "",
+            Message(N_("grey")) if self.grey else "",
+            Message("contrast ×{factor}", factor=f"{self.contrast:.2f}") if round(self.contrast, 2) != 1 else "",
+            Message("brightness {change}", change=f"{self.brightness:+.0f}") if round(self.brightness) else "",
         ]
-        return " · ".join(part for part in parts if part) or "unchanged"
+        return Messages([part for part in parts if part], " · ") or Message(N_("unchanged"))
 
     def _arrows(self) -> str:
         """A shift as a learner reads it: "→31 ↑14 px" rather than signs of axes that point down."""

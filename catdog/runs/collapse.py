@@ -9,6 +9,8 @@ definition here serves training's status, the runs table and the lessons; no Ten
 
 import math
 
+from catdog.messages import Message
+
 # The first epochs may sit at chance while a network finds its way; judged only from this epoch on.
 GRACE_EPOCHS = 3
 # A constant guess on balanced classes scores ln K exactly; a network that learned anything has
@@ -31,13 +33,22 @@ def collapse_reason(history: list[dict], num_classes: int) -> str | None:
     last = epochs[-1]
     chance, uniform_loss = 1 / num_classes, math.log(num_classes)
     if not math.isfinite(last["loss"]):
-        return f"its training loss is {last['loss']} after {len(epochs)} epochs: the training diverged"
+        return Message(
+            "its training loss is {loss} after {epochs} epochs: the training diverged",
+            loss=str(last["loss"]),
+            epochs=len(epochs),
+        )
     accuracies = [last.get(key) for key in ("accuracy", "val_accuracy") if last.get(key) is not None]
     at_chance = all(accuracy <= chance + CHANCE_MARGIN for accuracy in accuracies)
     if last["loss"] >= uniform_loss - LOSS_MARGIN and at_chance:
-        return (
-            f"after {len(epochs)} epochs its training loss is {last['loss']:.3f} (ln {num_classes} = "
-            f"{uniform_loss:.3f}, a constant guess) and its accuracy {max(accuracies, default=chance):.0%} "
-            f"(chance: {chance:.0%}): it did not learn"
+        return Message(
+            "after {epochs} epochs its training loss is {loss} (ln {classes} = {uniform}, a constant guess) and its "
+            "accuracy {accuracy} (chance: {chance}): it did not learn",
+            epochs=len(epochs),
+            loss=f"{last['loss']:.3f}",
+            classes=num_classes,
+            uniform=f"{uniform_loss:.3f}",
+            accuracy=f"{max(accuracies, default=chance):.0%}",
+            chance=f"{chance:.0%}",
         )
     return None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from catdog import classroom, config
 from catdog.access import Action, Actor, authorize
+from catdog.messages import N_, Message, Messages
 from catdog.runs.record import Run
 from catdog.runs.states import ACTIVE, RunError
 from catdog.runs.store import RunStore
@@ -41,16 +42,16 @@ ARCHITECTURES_QUICK = {"epochs": 10, "image_size": 96, "learning_rate": 3e-4}
 # that, until measured again.
 MEASURED_SECONDS = {"augmentation quick": 156, "augmentation full": 3 * 1369, "architectures quick": 955}
 # What an experiment varies (config.json's "varied"), and what the command line calls its lesson.
-AUGMENTATION, ARCHITECTURE = "augmentation", "architecture"
+AUGMENTATION, ARCHITECTURE = N_("augmentation"), N_("architecture")
 TOPICS = {"augmentation": AUGMENTATION, "architectures": ARCHITECTURE}
 QUICK_SETTINGS = {AUGMENTATION: QUICK, ARCHITECTURE: ARCHITECTURES_QUICK}
-WITHOUT, WITH = "without augmentation", "with augmentation"
+WITHOUT, WITH = N_("without augmentation"), N_("with augmentation")
 # Why a run dies, and what to try next: said whenever a lesson's run did not learn.
-COLLAPSE_WHY = (
+COLLAPSE_WHY = N_(
     "The posts' model2 sees raw 0-255 pixels, and one big first step of its optimiser can push every "
     "ReLU unit below zero, after which the network gives the same answer for every photo."
 )
-COLLAPSE_NEXT = (
+COLLAPSE_NEXT = N_(
     "Next step: run the lesson again with a smaller learning rate (--learning-rate 0.0001) or other seeds, "
     "or look at model3, which scales its pixels to -1..1 before learning."
 )
@@ -250,7 +251,7 @@ def delete_experiment(store: RunStore, experiment: str, *, actor: Actor) -> list
 # their standard deviations over seeds: their mean ± one-SD ranges do not overlap. For 3 seeds
 # each that is a t of at least 1.7 and of 2.4 for equal spreads; anything less, run to run
 # variation could make on its own. One seed per arm has no spread, and so no clear difference.
-CLEAR_RULE = "a difference is clear when it exceeds the two arms' standard deviations over seeds added together"
+CLEAR_RULE = N_("(A difference is clear when it exceeds the two arms' standard deviations over seeds added together.)")
 
 
 def run_label(run: Run) -> str:
@@ -345,7 +346,7 @@ def collapsed_runs(runs: list[Run] | tuple[Run, ...]) -> list[Run]:
 def conclusion(runs: list[Run]) -> str:
     """A few sentences with the measured numbers and their spread over seeds, for the end of the lesson."""
     if any(not gaps(run) for run in runs):
-        return "The runs have no finished epoch yet."
+        return Message(N_("The runs have no finished epoch yet."))
     if dead := collapsed_runs(runs):
         return _collapse_statement(dead)
     if runs[0].config.varied == ARCHITECTURE:
@@ -354,55 +355,92 @@ def conclusion(runs: list[Run]) -> str:
 
 
 def _collapse_statement(dead: list[Run]) -> str:
-    named = "; ".join(f"{run_label(run)}, seed {run.config.seed}: {run.summary()['collapsed']}" for run in dead)
-    return (
-        f"{len(dead)} run{'s' * (len(dead) != 1)} did not learn ({named}), so this lesson shows nothing about "
-        f"the setting it compares. {COLLAPSE_WHY} {COLLAPSE_NEXT}"
+    named = Messages(
+        [
+            Message(
+                "{run}, seed {seed}: {reason}",
+                run=Message(run_label(run)),
+                seed=run.config.seed,
+                reason=run.summary()["collapsed"],
+            )
+            for run in dead
+        ],
+        "; ",
+    )
+    statement = (
+        N_("{count} run did not learn ({named}), so this lesson shows nothing about the setting it compares.")
+        if len(dead) == 1
+        else N_("{count} runs did not learn ({named}), so this lesson shows nothing about the setting it compares.")
+    )
+    return Messages(
+        [Message(statement, count=len(dead), named=named), Message(COLLAPSE_WHY), Message(COLLAPSE_NEXT)], " "
     )
 
 
 def _seeds_phrase(spread: Spread) -> str:
-    return f"over {spread.seeds} seeds" if spread.seeds > 1 else "with one seed"
+    return Message("over {seeds} seeds", seeds=spread.seeds) if spread.seeds > 1 else Message(N_("with one seed"))
 
 
 def _augmentation_conclusion(runs: list[Run]) -> str:
     spreads = arm_spreads(runs)
     if set(spreads) != {WITHOUT, WITH}:
-        return "The experiment needs runs both without and with augmentation."
+        return Message(N_("The experiment needs runs both without and with augmentation."))
     gap_a, gap_b = spreads[WITHOUT]["final_gap"], spreads[WITH]["final_gap"]
     val_a, val_b = spreads[WITHOUT]["best_val_accuracy"], spreads[WITH]["best_val_accuracy"]
     epochs = runs[0].history()[-1]["epoch"]
+    after = (
+        N_(
+            "After {epochs} epoch, training minus validation accuracy was {with_gap} points with augmentation "
+            "{seeds}, {without_gap} without."
+        )
+        if epochs == 1
+        else N_(
+            "After {epochs} epochs, training minus validation accuracy was {with_gap} points with augmentation "
+            "{seeds}, {without_gap} without."
+        )
+    )
     sentences = [
-        (
-            f"After {epochs} epoch{'s' * (epochs != 1)}, training minus validation accuracy was {gap_b.points()} points with augmentation "
-            f"{_seeds_phrase(gap_b)}, {gap_a.points()} without."
+        Message(after, epochs=epochs, with_gap=gap_b.points(), seeds=_seeds_phrase(gap_b), without_gap=gap_a.points()),
+        Message(
+            "Best validation accuracy: {with_best}% with augmentation, {without_best}% without.",
+            with_best=val_b.points(),
+            without_best=val_a.points(),
         ),
-        f"Best validation accuracy: {val_b.points()}% with augmentation, {val_a.points()}% without.",
     ]
     if gap_a.std is None or gap_b.std is None:
         sentences.append(
-            "One seed per arm shows no spread, so it cannot tell a clear difference from chance: "
-            "run the lesson with --seeds 3."
+            Message(
+                N_(
+                    "One seed per arm shows no spread, so it cannot tell a clear difference from chance: "
+                    "run the lesson with --seeds 3."
+                )
+            )
         )
     elif clearly_differ(gap_a, gap_b):
-        narrower = gap_b.mean < gap_a.mean
-        sentences.append(
-            f"Augmentation clearly {'narrowed' if narrower else 'widened'} the gap, by "
-            f"{abs(round(gap_a.mean * 100) - round(gap_b.mean * 100))} points"
-            + (": the model memorised its training photos less." if narrower else ".")
-        )
+        points = abs(round(gap_a.mean * 100) - round(gap_b.mean * 100))
+        if gap_b.mean < gap_a.mean:
+            narrowed = N_(
+                "Augmentation clearly narrowed the gap, by {points} points: the model memorised its training photos less."
+            )
+            sentences.append(Message(narrowed, points=points))
+        else:
+            sentences.append(Message("Augmentation clearly widened the gap, by {points} points.", points=points))
     else:
-        sentences.append("The gaps differ by less than the seeds' spread: no clear difference.")
+        sentences.append(Message(N_("The gaps differ by less than the seeds' spread: no clear difference.")))
     if gap_a.std is not None and gap_b.std is not None:
-        if clearly_differ(val_a, val_b):
-            sentences.append(
-                f"Validation accuracy, the one that counts for new photos, was clearly "
-                f"{'higher' if val_b.mean > val_a.mean else 'lower'} with augmentation."
+        if not clearly_differ(val_a, val_b):
+            verdict = N_("Validation accuracy, the one that counts for new photos, shows no clear difference.")
+        elif val_b.mean > val_a.mean:
+            verdict = N_(
+                "Validation accuracy, the one that counts for new photos, was clearly higher with augmentation."
             )
         else:
-            sentences.append("Validation accuracy, the one that counts for new photos, shows no clear difference.")
-    sentences.append(f"({CLEAR_RULE[0].upper()}{CLEAR_RULE[1:]}.)")
-    return " ".join(sentences)
+            verdict = N_(
+                "Validation accuracy, the one that counts for new photos, was clearly lower with augmentation."
+            )
+        sentences.append(Message(verdict))
+    sentences.append(Message(CLEAR_RULE))
+    return Messages(sentences, " ")
 
 
 def _architectures_conclusion(runs: list[Run]) -> str:
@@ -414,24 +452,39 @@ def _architectures_conclusion(runs: list[Run]) -> str:
     widest = max(gap, key=lambda name: gap[name].mean)
     seeds = best[top].seeds
     sentences = [
-        (
-            f"After {runs[0].history()[-1]['epoch']} epochs, the best validation accuracy of each "
-            f"{_seeds_phrase(best[top])}: {', '.join(f'{name} {value.points()}%' for name, value in best.items())}."
+        Message(
+            "After {epochs} epochs, the best validation accuracy of each {seeds}: {accuracies}.",
+            epochs=runs[0].history()[-1]["epoch"],
+            seeds=_seeds_phrase(best[top]),
+            accuracies=", ".join(f"{name} {value.points()}%" for name, value in best.items()),
         ),
     ]
     if seeds > 1 and not clearly_differ(best[top], best[bottom]):
-        sentences.append(f"{top} did best, but not clearly: the seeds' spread covers the difference.")
+        sentences.append(Message("{top} did best, but not clearly: the seeds' spread covers the difference.", top=top))
     else:
         sentences.append(
-            f"{top} did best, {round(best[top].mean * 100) - round(best[bottom].mean * 100)} points above {bottom}."
+            Message(
+                "{top} did best, {points} points above {bottom}.",
+                top=top,
+                points=round(best[top].mean * 100) - round(best[bottom].mean * 100),
+                bottom=bottom,
+            )
         )
     if top.startswith("model4"):
         sentences.append(
-            "It starts from what MobileNetV2 learned on 1.4 million ImageNet photos; the others learn "
-            "from these photos alone."
+            Message(
+                N_(
+                    "It starts from what MobileNetV2 learned on 1.4 million ImageNet photos; the others learn "
+                    "from these photos alone."
+                )
+            )
         )
     sentences.append(
-        f"Training minus validation accuracy at the last epoch, in points: "
-        f"{', '.join(f'{n} {g.points()}' for n, g in gap.items())}; {widest} memorised its training photos the most."
+        Message(
+            "Training minus validation accuracy at the last epoch, in points: {gaps}; {widest} memorised its "
+            "training photos the most.",
+            gaps=", ".join(f"{n} {g.points()}" for n, g in gap.items()),
+            widest=widest,
+        )
     )
-    return " ".join(sentences)
+    return Messages(sentences, " ")

@@ -44,6 +44,7 @@ import filelock
 import psutil
 
 from catdog.access import Action, Actor, actor_record, authorize, recorded_actor
+from catdog.messages import N_
 from catdog.runs import cluster
 from catdog.runs.states import ACTIVE, FINAL, STATES, RunError
 from catdog.settings import RunConfig, SettingsError
@@ -58,13 +59,16 @@ RECORD_EPOCH, RECORD_FEATURES = "epoch", "features"
 # phases (epoch 0, their batches counting images) come first, each said in a few words:
 # the fast path computing backbone features, or pixels decoded once for training on them.
 PHASE_TRAIN, PHASE_HEAD, PHASE_FINE_TUNE, PHASE_FEATURES, PHASE_PHOTOS = (
-    "train",
-    "head",
-    "fine-tune",
-    "features",
-    "photos",
+    N_("train"),
+    N_("head"),
+    N_("fine-tune"),
+    N_("features"),
+    N_("photos"),
 )
-PREPARING = {PHASE_FEATURES: "computing MobileNetV2 features once", PHASE_PHOTOS: "decoding the photos once"}
+PREPARING = {
+    PHASE_FEATURES: N_("computing MobileNetV2 features once"),
+    PHASE_PHOTOS: N_("decoding the photos once"),
+}
 NOTE_MAX_CHARS = 500
 # What a share keeps of its own; every other file it takes from the run that trained for it.
 OWN_FILES = {"config.json", "owner.json", "status.json", "note.json", "cancel", ".status.lock"}

@@ -121,11 +121,15 @@ def session_actor(role: str):
 APPTEST_TIMEOUT = 120
 
 
-def open_app(page: str | None = None):
-    """The dashboard in Streamlit's AppTest, optionally switched to one of its pages."""
+def open_app(page: str | None = None, language: str | None = None):
+    """The dashboard in Streamlit's AppTest, optionally switched to one of its pages, optionally
+    opened by a link in one of its languages (?lang=)."""
     from streamlit.testing.v1 import AppTest
 
-    app = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=APPTEST_TIMEOUT).run()
+    app = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=APPTEST_TIMEOUT)
+    if language:
+        app.query_params["lang"] = language
+    app.run()
     if page:
         app.switch_page(page).run()
     return app

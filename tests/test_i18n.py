@@ -1,0 +1,235 @@
+"""The class's language: the catalogs are complete, and each page, opened in Spanish or German in
+AppTest on the tiny synthetic data and trained run, shows no English left but names and code."""
+
+import json
+import pickle
+import re
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pytest
+from babel.messages.pofile import read_po
+
+import catdog_ui as ui
+from locales.refresh import DOMAIN, TRANSLATED, extract, po_path
+from tests.helpers.support import assert_clean, open_app, synthetic_photos
+
+PAGES = (None, "pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
+FIELDS = re.compile(r"\{(\w*)")
+# Shown as they are in every language: names, code, units, and the synthetic data's class folders.
+ALLOWED = {
+    "catdog",
+    "cats",
+    "dogs",
+    "keras",
+    "mobilenetv2",
+    "grad",
+    "cam",
+    "csv",
+    "onnx",
+    "runtime",
+    "web",
+    "tensorflow",
+    "lite",
+    "tensorboard",
+    "python",
+    "jpeg",
+    "png",
+    "zip",
+    "imagenet",
+    "cnn",
+    "url",
+}
+# Streamlit's own texts, which no catalog of this app holds.
+STREAMLIT = {"browse", "files", "drag", "drop", "file", "here", "limit", "per"}
+
+
+def catalog(language: str):
+    with open(po_path(language), "rb") as po:
+        return read_po(po, locale=language, domain=DOMAIN)
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_every_text_of_the_sources_is_translated(language):
+    """Fails on a text marked in the sources but missing, empty or fuzzy in a catalog (run
+    locales/refresh.py, then translate), and on a translation whose {fields} differ from the text's."""
+    translations = catalog(language)
+    problems = []
+    for message in extract():
+        if not message.id:
+            continue
+        found = translations.get(message.id)
+        strings = () if found is None else found.string if isinstance(found.string, tuple) else (found.string,)
+        if found is None or found.fuzzy or not all(strings):
+            problems.append(f"untranslated: {message.id!r}")
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        wanted = set(FIELDS.findall(" ".join(ids)))
+        problems += [f"fields differ: {message.id!r} → {s!r}" for s in strings if set(FIELDS.findall(s)) != wanted]
+    assert not problems, "\n".join(problems)
+
+
+def english_words(language: str) -> set[str]:
+    """Words of the English texts that the language's translations never use: seen on a page in
+    that language, they are English left over."""
+    translations = catalog(language)
+    english = {w for m in translations if m.id for w in words(" ".join(m.id) if isinstance(m.id, tuple) else m.id)}
+    translated = {
+        w for m in translations if m.id for w in words(" ".join(m.string) if isinstance(m.string, tuple) else m.string)
+    }
+    return english - translated - ALLOWED - STREAMLIT
+
+
+def words(text: str) -> set[str]:
+    """The words of a text, leaving out code spans, {fields}, file names, paths and numbers."""
+    text = re.sub(r"`[^`]*`|\{\w*\}|\S*[./\\_0-9]\S*", " ", text)
+    return {word.lower() for word in re.findall(r"[^\W\d_]{3,}", text)}
+
+
+def visible_texts(app) -> Iterator[str]:
+    """Every text the page's elements carry: labels, help, options, markdown, captions, buttons, errors,
+    charts' titles, axes and legends, tables' headers. Code blocks are code, and stay as they are."""
+    stack = [app._tree]
+    while stack:
+        node = stack.pop()
+        stack.extend(getattr(node, "children", {}).values())
+        proto = getattr(node, "proto", None)
+        if proto is not None and getattr(node, "type", "") != "code":
+            yield from proto_texts(proto)
+
+
+SKIPPED_FIELDS = {
+    "id",
+    "form_id",
+    "icon",
+    "key",
+    "url",
+    "language",
+    "src",
+    "theme",
+    "page_script_hash",
+    "columns",
+    "url_pathname",
+    "page",
+}
+
+
+def proto_texts(message) -> Iterator[str]:
+    for field, value in message.ListFields():
+        if field.name in SKIPPED_FIELDS:
+            continue
+        for item in value if field.is_repeated else (value,):
+            if field.type == field.TYPE_MESSAGE:
+                yield from proto_texts(item)
+            elif field.name == "spec" and isinstance(item, str):
+                yield from chart_texts(json.loads(item))
+            elif field.type == field.TYPE_STRING:
+                yield item
+            elif field.name == "data" and isinstance(item, bytes) and item:
+                yield from pa.ipc.open_stream(item).schema.names
+
+
+def chart_texts(spec: dict) -> Iterator[str]:
+    layout = spec.get("layout", {})
+    for part in (layout, *(layout.get(axis, {}) for axis in ("xaxis", "yaxis"))):
+        title = part.get("title")
+        yield title.get("text", "") if isinstance(title, dict) else title or ""
+    yield from (trace.get("name") or "" for trace in spec.get("data", []))
+    yield from (note.get("text") or "" for note in layout.get("annotations", []))
+
+
+def english_left(app, language: str) -> list[str]:
+    english = english_words(language)
+    return sorted(
+        {f"{sorted(words(text) & english)}: {text[:100]!r}" for text in visible_texts(app) if words(text) & english}
+    )
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+@pytest.mark.parametrize("page", PAGES)
+def test_each_page_speaks_the_class_language(trained_env, page, language):
+    app = open_app(page, language=language)
+    assert_clean(app)
+    assert app.session_state["language"] == language
+    left = english_left(app, language)
+    assert not left, "\n".join(left)
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_predict_answers_in_the_class_language(trained_env, language):
+    """A photo answered, and the library's one-line refusal of a file that is no image, translated."""
+    app = open_app("pages/predict.py", language=language)
+    uploads = [(*synthetic_photos(1)[0], "image/jpeg"), ("notes.jpg", b"hello", "image/jpeg")]
+    app.file_uploader(key="predict_uploads").set_value(uploads).run()
+    assert_clean(app)
+    not_an_image = {"es": "no es una imagen: un archivo de texto", "de": "kein Bild: eine Textdatei"}[language]
+    assert any(not_an_image in error.value for error in app.error), [error.value for error in app.error]
+    left = english_left(app, language)
+    assert not left, "\n".join(left)
+
+
+def test_library_messages_are_translated_from_their_template(monkeypatch):
+    """Templates and values are translated apart, values that are messages too; the English text is
+    what the CLI prints."""
+    from catdog.access import Action, Actor, Forbidden, Role, authorize
+    from catdog.settings import PRESETS
+
+    with pytest.raises(Forbidden) as refused:
+        authorize(Actor("s", "a student", Role.STUDENT), Action.DELETE_RUN)
+    assert str(refused.value).startswith("Locked by the teacher: only the teacher may delete runs")
+    monkeypatch.setattr(ui, "language", lambda: "de")
+    assert ui.tr(refused.value).startswith("Von der Lehrkraft gesperrt: Nur die Lehrkraft darf Trainings löschen")
+    described = PRESETS["light"].describe()
+    german = "Spiegeln horizontal, Drehung -18° … +18°, Zoom ±10%, Kontrast ±10%, Füllung spiegeln"
+    assert ui.tr(described) == german
+    # As Streamlit's caches keep them: pickled, they keep their English and their parts.
+    assert str(pickle.loads(pickle.dumps(described))) == str(described)
+    assert ui.tr(pickle.loads(pickle.dumps(described))) == german
+    assert ui.tr("a text no catalog holds") == "a text no catalog holds"
+
+
+def test_the_language_follows_the_browser_then_the_picker_and_stays_in_the_link(tiny_env):
+    app = open_app()
+    assert app.session_state["language"] == "en"
+    assert "lang" not in app.query_params
+    app.selectbox(key="language_picker").set_value("de").run()
+    assert app.session_state["language"] == "de"
+    assert app.query_params["lang"] == "de"
+    assert app.title[0].value == "catdog"
+    assert app.sidebar.caption[0].value == "Training"
+    app.switch_page("pages/train.py").run()
+    assert app.selectbox(key="language_picker").label == "Sprache"
+    assert app.query_params["lang"] == "de"
+
+
+def test_numbers_are_written_as_the_language_writes_them(trained_env):
+    assert ui.percent(0.842) == "84.2%"  # outside a session: English
+    english, german = (open_app(language=language).metric[2].value for language in ("en", "de"))
+    assert re.fullmatch(r"\d+\.\d%", english) and re.fullmatch(r"\d+,\d\xa0%", german), (english, german)
+
+
+def test_a_browser_gets_its_language_and_a_link_keeps_the_class_language(browser, tiny_data, tmp_path):
+    """In Chromium against a real server: a German browser sees German; a link with ?lang=es opens
+    in Spanish, and the language stays, in the address too, while the pages change."""
+    from playwright.sync_api import expect
+
+    from tests.helpers.browser import SLOW_MS, Dashboard, heading, nav_link, settle
+
+    env = {"CATDOG_DATA_DIR": str(tiny_data), "CATDOG_RUNS_DIR": str(tmp_path / "runs")}
+    with Dashboard(env, tmp_path / "streamlit.log") as server:
+        german = browser.new_context(locale="de-DE", viewport={"width": 1400, "height": 1600}).new_page()
+        german.set_default_timeout(SLOW_MS)
+        german.goto(server.url)
+        settle(german)
+        expect(nav_link(german, "Trainieren")).to_be_visible()
+        expect(german.get_by_text("Trainingsläufe")).to_be_visible()
+
+        spanish = browser.new_context(locale="de-DE").new_page()
+        spanish.set_default_timeout(SLOW_MS)
+        spanish.goto(f"{server.url}/train?lang=es")
+        settle(spanish)
+        expect(heading(spanish, "Entrenar")).to_be_visible()
+        nav_link(spanish, "Datos").click()
+        settle(spanish)
+        expect(heading(spanish, "Datos")).to_be_visible()
+        assert "lang=es" in spanish.url
