@@ -175,10 +175,10 @@ def test_library_messages_are_translated_from_their_template(monkeypatch):
     from catdog.settings import PRESETS
 
     with pytest.raises(Forbidden) as refused:
-        authorize(Actor("s", "a student", Role.STUDENT), Action.DELETE_RUN)
-    assert str(refused.value).startswith("Locked by the teacher: only the teacher may delete runs")
+        authorize(Actor("s", "a student", Role.STUDENT), Action.SET_CLASS)
+    assert str(refused.value).startswith("Locked by the teacher: only the teacher may change the class settings")
     monkeypatch.setattr(ui, "language", lambda: "de")
-    assert ui.tr(refused.value).startswith("Von der Lehrkraft gesperrt: Nur die Lehrkraft darf Trainings löschen")
+    assert ui.tr(refused.value).startswith("Von der Lehrkraft gesperrt: Nur die Lehrkraft darf die Klasseneinstellungen ändern")
     described = PRESETS["light"].describe()
     german = "Spiegeln horizontal, Drehung -18° … +18°, Zoom ±10%, Kontrast ±10%, Füllung spiegeln"
     assert ui.tr(described) == german
