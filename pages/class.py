@@ -136,10 +136,9 @@ def results() -> None:
 
 def shown_table(rows: list[dict]) -> pd.DataFrame:
     """The rows with their settings and what each experiment varied in the session's language."""
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    table["setting"] = table["setting"].map(ui.tr)
-    table["varied"] = table["varied"].map(_)
-    return table
+    # Translated before the frame is made: pandas keeps text as plain str, without its template.
+    shown = [{**row, "setting": ui.tr(row["setting"]), "varied": _(row["varied"])} for row in rows]
+    return pd.DataFrame(shown, columns=COLUMNS)
 
 
 def chart(table: pd.DataFrame):
