@@ -13,7 +13,8 @@ from tests.helpers.oidc_provider import OidcProvider
 ISSUER = "https://sso.school.test"
 TEACHER_EMAIL = "grace@school.test"
 TEACHERS = frozenset({TEACHER_EMAIL})
-FOLDER = "A folder on this computer"  # the Dataset page's source only the teacher may choose
+FOLDER = "A folder on this computer"  # the Dataset page's source, for those who joined or signed in
+SAVE_LIMITS = "Save the limits"  # the Class page's form, the teacher's alone
 USERS = {
     "ada": {"sub": "u-ada", "name": "Ada Lovelace", "email": "ada@school.test", "email_verified": True},
     "grace": {"sub": "u-grace", "name": "Grace Hopper", "email": "Grace@School.test", "email_verified": True},
@@ -99,7 +100,11 @@ def test_students_and_the_allow_listed_teacher_sign_in_with_the_school(browser, 
         expect()(student.get_by_text("Signed in as Ada Lovelace (student)")).to_be_visible(timeout=SLOW_MS)
         nav_link(student, "Dataset").click()
         settle(student)
-        expect()(student.get_by_role("radio", name=FOLDER)).to_be_disabled(timeout=SLOW_MS)
+        expect()(student.get_by_role("radio", name=FOLDER)).to_be_enabled(timeout=SLOW_MS)
+        nav_link(student, "Class").click()
+        settle(student)
+        expect()(student.get_by_text("Set by the teacher.", exact=False)).to_be_visible(timeout=SLOW_MS)
+        expect()(student.get_by_role("button", name=SAVE_LIMITS)).to_have_count(0)
         student.screenshot(path=screenshots / "sign-in-student.png", full_page=True)
 
         sign_in(teacher, url, "grace")
@@ -107,6 +112,9 @@ def test_students_and_the_allow_listed_teacher_sign_in_with_the_school(browser, 
         nav_link(teacher, "Dataset").click()
         settle(teacher)
         expect()(teacher.get_by_role("radio", name=FOLDER)).to_be_enabled(timeout=SLOW_MS)
+        nav_link(teacher, "Class").click()
+        settle(teacher)
+        expect()(teacher.get_by_role("button", name=SAVE_LIMITS)).to_be_visible(timeout=SLOW_MS)
         teacher.screenshot(path=screenshots / "sign-in-teacher.png", full_page=True)
 
         student.reload()  # the sign-in outlives the session: Streamlit keeps it in a cookie
