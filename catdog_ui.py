@@ -1007,14 +1007,15 @@ def sign_in_panel() -> None:
     providers = sign_in_providers()
     if not providers:
         return
-    st.caption("Sign-in")
+    st.caption(_("Sign-in"))
     if signed_in := signed_in_actor():
-        st.text(f"Signed in as {signed_in.name} ({signed_in.role.value})")
-        if st.button("Sign out", icon=":material/logout:", key="sign_out"):
+        role = _("teacher") if signed_in.role is access.Role.TEACHER else _("student")
+        st.text(_("Signed in as {name} ({role})", name=signed_in.name, role=role))
+        if st.button(_("Sign out"), icon=":material/logout:", key="sign_out"):
             st.logout()
         return
     for provider in providers:
-        label = f"Sign in with {provider.capitalize()}" if provider else "Sign in"
+        label = _("Sign in with {provider}", provider=provider.capitalize()) if provider else _("Sign in")
         if st.button(label, icon=":material/login:", key=f"sign_in_{provider or 'default'}"):
             st.login(provider)
 
@@ -1039,7 +1040,7 @@ def sign_in_from_link() -> None:
     try:
         st.session_state[STUDENT_KEY] = roster.sign_in_key(key, session_id())
     except roster.RosterError as error:
-        st.session_state[SIGN_IN_ERROR_KEY] = str(error)
+        st.session_state[SIGN_IN_ERROR_KEY] = error
 
 
 def sign_in_link(joined: roster.Joined) -> str:
@@ -1055,26 +1056,26 @@ def class_panel() -> None:
     with a teacher password (without one there is one user, the owner)."""
     if teacher_password() is None or st.session_state.get(UNLOCKED_KEY) or signed_in_actor():
         return
-    st.caption("Class")
+    st.caption(_("Class"))
     if error := st.session_state.pop(SIGN_IN_ERROR_KEY, None):
-        st.error(error, icon=":material/person_off:")
+        st.error(tr(error), icon=":material/person_off:")
     student = st.session_state.get(STUDENT_KEY)
     if student is not None:
         st.badge(student.name, color="violet", icon=":material/person:")
         _show_code_once()
-        if st.button("Sign out", icon=":material/logout:", key="student_sign_out"):
+        if st.button(_("Sign out"), icon=":material/logout:", key="student_sign_out"):
             for key in (STUDENT_KEY, JOINED_KEY):
                 st.session_state.pop(key, None)
             st.rerun()
         return
-    join, sign_in = st.tabs(["Join", "Sign in"])
+    join, sign_in = st.tabs([_("Join"), _("Sign in")])
     with join, st.form("class_join", clear_on_submit=True, border=False):
-        name = st.text_input("Your name", key="join_name", max_chars=config.STUDENT_NAME_MAX_CHARS)
-        joined = st.form_submit_button("Join", icon=":material/person_add:")
+        name = st.text_input(_("Your name"), key="join_name", max_chars=config.STUDENT_NAME_MAX_CHARS)
+        joined = st.form_submit_button(_("Join"), icon=":material/person_add:")
     with sign_in, st.form("class_sign_in", clear_on_submit=True, border=False):
-        known = st.text_input("Your name", key="sign_in_name", max_chars=config.STUDENT_NAME_MAX_CHARS)
-        code = st.text_input("Your code", type="password", key="sign_in_code")
-        signed = st.form_submit_button("Sign in", icon=":material/login:")
+        known = st.text_input(_("Your name"), key="sign_in_name", max_chars=config.STUDENT_NAME_MAX_CHARS)
+        code = st.text_input(_("Your code"), type="password", key="sign_in_code")
+        signed = st.form_submit_button(_("Sign in"), icon=":material/login:")
     try:
         if joined:
             made = roster.join(name, session_id())
@@ -1084,7 +1085,7 @@ def class_panel() -> None:
         else:
             return
     except roster.RosterError as error:
-        st.error(str(error), icon=":material/person_off:")
+        st.error(tr(error), icon=":material/person_off:")
         return
     st.rerun()
 
@@ -1095,12 +1096,14 @@ def _show_code_once() -> None:
     if joined is None:
         return
     st.info(
-        "Keep your code: it signs you in again after a reload or on another device. Copy it, or the link "
-        "(the copy icon at the right of each), and keep it private.",
+        _(
+            "Keep your code: it signs you in again after a reload or on another device. Copy it, or the link "
+            "(the copy icon at the right of each), and keep it private."
+        ),
         icon=":material/key:",
     )
     st.code(roster.shown_code(joined.code), language=None)
     st.code(sign_in_link(joined), language=None, wrap_lines=True)
-    if st.button("I have kept my code", key="student_code_kept"):
+    if st.button(_("I have kept my code"), key="student_code_kept"):
         del st.session_state[JOINED_KEY]
         st.rerun()

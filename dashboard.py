@@ -38,8 +38,8 @@ PAGES = (
     (
         "pages/class.py",
         ":material/groups:",
-        "Class",
-        "The teacher's limits, and every student's experiment on one chart as their runs finish.",
+        N_("Class"),
+        N_("The teacher's limits, and every student's experiment on one chart as their runs finish."),
     ),
 )
 
@@ -85,10 +85,12 @@ def training_runs() -> None:
 def take_home() -> None:
     """The project file: this session's finished runs with their photos as one file to take to
     another catdog, and one made elsewhere opened here."""
-    st.subheader("Take your work home")
+    st.subheader(ui._("Take your work home"))
     st.caption(
-        "Your finished runs, with the photos they trained on, as one project file: open it on another "
-        "catdog (at home, or next year's class) and the runs are there, ready to answer photos."
+        ui._(
+            "Your finished runs, with the photos they trained on, as one project file: open it on another "
+            "catdog (at home, or next year's class) and the runs are there, ready to answer photos."
+        )
     )
     download, upload = st.columns(2)
     with download:
@@ -101,21 +103,21 @@ def project_download() -> None:
     actor = ui.actor()
     runs = project.exportable(actor, ui.shared_runs())
     if not runs:
-        st.caption("No finished runs of yours yet: train one, then take it home.")
+        st.caption(ui._("No finished runs of yours yet: train one, then take it home."))
         return
-    label = f"Prepare the project file ({len(runs)} run{'s' * (len(runs) != 1)})"
+    label = ui.ngettext("Prepare the project file ({count} run)", "Prepare the project file ({count} runs)", len(runs))
     if st.button(label, key="project_prepare", icon=":material/inventory_2:"):
-        with ui.progress_bar(lambda done, total: f"Packing… {done} of {total}", "Packing…") as progress:
+        with ui.progress_bar(packing, ui._("Packing…")) as progress:
             try:
                 data = project.export_project(actor, progress=progress)
             except project.ProjectError as error:
-                st.error(f"No project file was made: {error}")
+                st.error(ui._("No project file was made: {error}", error=ui.tr(error)))
                 return
         st.session_state["project_file"] = (project.file_name(actor), data)
     if prepared := st.session_state.get("project_file"):
         name, data = prepared
         st.download_button(
-            f"Download {name} ({len(data) / 2**20:.1f} MB)",
+            ui._("Download {name} ({size} MB)", name=name, size=ui.number(round(len(data) / 2**20, 1))),
             data,
             file_name=name,
             mime="application/zip",
@@ -127,27 +129,37 @@ def project_download() -> None:
 
 def project_open() -> None:
     if opened := st.session_state.pop("project_opened", None):
-        st.success(opened)
+        st.success(ui.tr(opened))
     locked = ui.refused(Action.OPEN_PROJECT)
     upload = st.file_uploader(
-        "Open a project file",
+        ui._("Open a project file"),
         type=[config.PROJECT_SUFFIX.lstrip(".")],
         key="project_upload",
         max_upload_size=config.PROJECT_MAX_BYTES // 2**20,
         disabled=locked,
     )
-    opening = st.button("Open it here", key="project_open", disabled=locked or not upload, icon=":material/upload:")
+    opening = st.button(
+        ui._("Open it here"), key="project_open", disabled=locked or not upload, icon=":material/upload:"
+    )
     if not opening or upload is None:  # a forged click comes without a file
         return
-    with ui.progress_bar(lambda done, total: f"Checking and opening… {done} of {total}", "Checking…") as progress:
+    with ui.progress_bar(checking, ui._("Checking…")) as progress:
         try:
             opened = project.open_project(upload.getvalue(), actor=ui.actor(), progress=progress)
         except project.ProjectError as error:
-            st.error(f"The project file was not opened: {error}")
+            st.error(ui._("The project file was not opened: {error}", error=ui.tr(error)))
             return
     # Shown after a rerun, so that the runs above and the download list the opened runs too.
     st.session_state["project_opened"] = project.describe(opened)
     st.rerun()
+
+
+def packing(done: int, total: int) -> str:
+    return ui._("Packing… {done} of {total}", done=ui.number(done), total=ui.number(total))
+
+
+def checking(done: int, total: int) -> str:
+    return ui._("Checking and opening… {done} of {total}", done=ui.number(done), total=ui.number(total))
 
 
 def data_state() -> None:

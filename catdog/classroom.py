@@ -18,6 +18,7 @@ from pathlib import Path
 
 from catdog import config
 from catdog.access import Action, Actor, Role, authorize
+from catdog.messages import N_, Message
 from catdog.settings import ARCHITECTURES, EPOCHS_RANGE, RunConfig, SettingsError
 from catdog.storage import read_json, write_json_atomic
 
@@ -42,17 +43,24 @@ class ClassSettings:
 
     def __post_init__(self) -> None:
         if not self.architectures or any(name not in ARCHITECTURES for name in self.architectures):
-            raise SettingsError(f"allowed architectures must be some of {', '.join(ARCHITECTURES)}")
+            raise SettingsError(
+                Message("allowed architectures must be some of {names}", names=", ".join(ARCHITECTURES))
+            )
         object.__setattr__(self, "architectures", tuple(self.architectures))
         checks = {
-            "max epochs": (self.max_epochs, EPOCHS_RANGE),
-            "runs queued per student": (self.max_queued_per_student, QUEUED_RANGE),
+            N_("max epochs must be a whole number from {low} to {high}; got {value}"): (self.max_epochs, EPOCHS_RANGE),
+            N_("runs queued per student must be a whole number from {low} to {high}; got {value}"): (
+                self.max_queued_per_student,
+                QUEUED_RANGE,
+            ),
         }
-        for label, (value, (low, high)) in checks.items():
+        for template, (value, (low, high)) in checks.items():
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise SettingsError(f"{label} must be a whole number from {low} to {high}; got {value!r}")
+                raise SettingsError(Message(template, low=low, high=high, value=repr(value)))
         if self.max_image_size not in config.IMAGE_SIDES:
-            raise SettingsError(f"max image size must be one of {', '.join(map(str, config.IMAGE_SIDES))}")
+            raise SettingsError(
+                Message("max image size must be one of {sides}", sides=", ".join(map(str, config.IMAGE_SIDES)))
+            )
 
     def image_sides(self) -> tuple[int, ...]:
         """The image sizes a student may choose."""
@@ -108,18 +116,35 @@ def check_limits(actor: Actor, run_configs: list[RunConfig], active: int) -> Non
     for run_config in run_configs:
         if run_config.arch not in settings.architectures:
             raise LimitExceeded(
-                f"Your teacher allows {', '.join(settings.architectures)} in this class; not {run_config.arch}."
+                Message(
+                    "Your teacher allows {allowed} in this class; not {arch}.",
+                    allowed=", ".join(settings.architectures),
+                    arch=run_config.arch,
+                )
             )
         if run_config.planned_epochs > settings.max_epochs:
             raise LimitExceeded(
-                f"Your teacher allows at most {settings.max_epochs} epochs a run; this one has {run_config.planned_epochs}."
+                Message(
+                    "Your teacher allows at most {most} epochs a run; this one has {epochs}.",
+                    most=settings.max_epochs,
+                    epochs=run_config.planned_epochs,
+                )
             )
         if run_config.image_size > settings.max_image_size:
             raise LimitExceeded(
-                f"Your teacher allows images of at most {settings.max_image_size} px; this run asks for {run_config.image_size}."
+                Message(
+                    "Your teacher allows images of at most {most} px; this run asks for {size}.",
+                    most=settings.max_image_size,
+                    size=run_config.image_size,
+                )
             )
     if active + len(run_configs) > settings.max_queued_per_student:
         raise LimitExceeded(
-            f"Your teacher allows {settings.max_queued_per_student} runs queued or training per student; you have "
-            f"{active}, and {len(run_configs)} more would be too many: wait for them, or cancel some."
+            Message(
+                "Your teacher allows {most} runs queued or training per student; you have {active}, and {more} more "
+                "would be too many: wait for them, or cancel some.",
+                most=settings.max_queued_per_student,
+                active=active,
+                more=len(run_configs),
+            )
         )

@@ -47,6 +47,7 @@ from catdog.data.datasets import Dataset, DatasetError, DatasetStore, check_name
 from catdog.data.download import default_dataset_dir
 from catdog.inference import familiarity
 from catdog.inference.loading import load_safely
+from catdog.messages import N_, Message
 from catdog.progress import Progress
 from catdog.runs.record import NOTE_MAX_CHARS, Run
 from catdog.runs.states import RunError
@@ -105,7 +106,7 @@ def export_project(
     store, datasets = store or RunStore(), datasets or DatasetStore()
     runs = [_chosen(store, run_id, actor) for run_id in run_ids] if run_ids else exportable(actor, store)
     if not runs:
-        raise ProjectError("nothing to put in a project file: no finished runs of yours")
+        raise ProjectError(Message(N_("nothing to put in a project file: no finished runs of yours")))
     sources = _data_sources(runs, datasets)
     members: dict[str, bytes] = {}
     keys: dict[Path, str] = {}
@@ -141,9 +142,13 @@ def export_project(
 def _chosen(store: RunStore, run_id: str, actor: Actor) -> Run:
     run = store.get(run_id)
     if not controls(actor, run.owner):
-        raise ProjectError(f"run {run_id} is not yours to take home")
+        raise ProjectError(Message("run {id} is not yours to take home", id=run_id))
     if run.state != "finished":
-        raise ProjectError(f"run {run_id} is {run.state}: only finished runs go into a project file")
+        raise ProjectError(
+            Message(
+                "run {id} is {state}: only finished runs go into a project file", id=run_id, state=Message(run.state)
+            )
+        )
     return run
 
 
@@ -162,7 +167,13 @@ def _data_sources(runs: list[Run], datasets: DatasetStore) -> list[Path]:
         folder = _data_folder(run, datasets)
         if folder and folder not in folders:
             if not folder.is_dir():
-                raise ProjectError(f"run {run.id} trained on {folder}, which is gone: its photos cannot go along")
+                raise ProjectError(
+                    Message(
+                        "run {id} trained on {folder}, which is gone: its photos cannot go along",
+                        id=run.id,
+                        folder=str(folder),
+                    )
+                )
             folders.append(folder)
     return folders
 
@@ -177,9 +188,9 @@ def _photos_zip(folder: Path) -> bytes:
     try:
         files, _ = listing(folder)
     except DatasetError as error:
-        raise ProjectError(str(error)) from None
+        raise ProjectError(*error.args) from None
     if sum(size for _, size in files) > config.PROJECT_MAX_BYTES:
-        raise ProjectError(f"the photos in {folder} are more than a project file may hold")
+        raise ProjectError(Message("the photos in {folder} are more than a project file may hold", folder=str(folder)))
     return _zip({relative: (folder / relative).read_bytes() for relative, _ in files})
 
 
@@ -255,21 +266,25 @@ def _checked_members(data: bytes) -> dict[str, bytes]:
     """Every member by name, each a known kind of file; the file refused as a whole otherwise."""
     if len(data) > config.PROJECT_MAX_BYTES:
         raise ProjectError(
-            f"the project file has {len(data) / 2**20:,.0f} MB; the limit is {config.PROJECT_MAX_BYTES // 2**20:,} MB"
+            Message(
+                "the project file has {size} MB; the limit is {limit} MB",
+                size=f"{len(data) / 2**20:,.0f}",
+                limit=f"{config.PROJECT_MAX_BYTES // 2**20:,}",
+            )
         )
     members: dict[str, bytes] = {}
     try:
         for entry in zip_members(data, _limits()):
             if isinstance(entry, Skipped):
-                raise ProjectError(f"{entry.name} is refused: {entry.reason}")
+                raise ProjectError(Message("{name} is refused: {reason}", name=entry.name, reason=entry.reason))
             name = str(entry.path)
             if name in members:
-                raise ProjectError(f"{name} is in the project file twice")
+                raise ProjectError(Message("{name} is in the project file twice", name=name))
             if name != MANIFEST and not _known(entry):
-                raise ProjectError(f"{name} is no part of a catdog project file")
+                raise ProjectError(Message("{name} is no part of a catdog project file", name=name))
             members[name] = entry.data
     except ArchiveError as error:
-        raise ProjectError(f"not a usable project file: {error}") from None
+        raise ProjectError(Message("not a usable project file: {error}", error=error.args[0])) from None
     return members
 
 
@@ -290,38 +305,60 @@ def _json(data: bytes, name: str):
 def _manifest(members: dict[str, bytes]) -> dict:
     """The manifest, its format and version ours, listing exactly the other members with their hashes."""
     if MANIFEST not in members:
-        raise ProjectError("not a catdog project file: it has no manifest.json")
+        raise ProjectError(Message(N_("not a catdog project file: it has no manifest.json")))
     manifest = _json(members[MANIFEST], MANIFEST)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ProjectError("not a catdog project file: its manifest names no catdog project format")
+        raise ProjectError(Message(N_("not a catdog project file: its manifest names no catdog project format")))
     if manifest.get("version") != VERSION:
         raise ProjectError(
-            f"the project file is format version {manifest.get('version')!r} (catdog {manifest.get('catdog')}); "
-            f"this catdog {__version__} opens version {VERSION}"
+            Message(
+                "the project file is format version {version} (catdog {made_by}); this catdog {ours} opens version "
+                "{wanted}",
+                version=repr(manifest.get("version")),
+                made_by=str(manifest.get("catdog")),
+                ours=__version__,
+                wanted=VERSION,
+            )
         )
     hashes = manifest.get("members")
     listed = set(hashes) if isinstance(hashes, dict) else set()
     present = set(members) - {MANIFEST}
     if listed != present:
         odd = min(listed ^ present)
-        raise ProjectError(f"{odd} is {'missing from the file' if odd in listed else 'not in the manifest'}")
+        raise ProjectError(
+            Message("{name} is missing from the file", name=odd)
+            if odd in listed
+            else Message("{name} is not in the manifest", name=odd)
+        )
     for name in sorted(present):
         if hashes[name] != _sha256(members[name]):
-            raise ProjectError(f"{name} is not the file the manifest lists (its SHA-256 differs): damaged or altered")
+            raise ProjectError(
+                Message(
+                    "{name} is not the file the manifest lists (its SHA-256 differs): damaged or altered", name=name
+                )
+            )
     runs, sets = manifest.get("runs"), manifest.get("datasets")
     if not isinstance(runs, list) or not isinstance(sets, list):
-        raise ProjectError("the manifest does not list the runs and data sets")
+        raise ProjectError(Message(N_("the manifest does not list the runs and data sets")))
     keys = {entry.get("key") for entry in sets if isinstance(entry, dict)}
     for entry in sets:
         if not isinstance(entry, dict) or f"datasets/{entry.get('key')}.zip" not in members:
-            raise ProjectError(f"the manifest lists a data set the file does not hold: {entry!r:.80}")
+            raise ProjectError(
+                Message("the manifest lists a data set the file does not hold: {entry}", entry=f"{entry!r:.80}")
+            )
         if not isinstance(entry.get("name"), str):
-            raise ProjectError(f"data set {entry['key']} has no name in the manifest")
+            raise ProjectError(Message("data set {key} has no name in the manifest", key=str(entry["key"])))
     for entry in runs:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            raise ProjectError(f"the manifest lists a run without an id: {entry!r:.80}")
+            raise ProjectError(Message("the manifest lists a run without an id: {entry}", entry=f"{entry!r:.80}"))
         if entry.get("data") is not None and entry["data"] not in keys:
-            raise ProjectError(f"run {entry['id']} trained on data set {entry['data']!r}, which the file does not hold")
+            raise ProjectError(
+                Message(
+                    "run {id} trained on data set {key}, which the file does not hold",
+                    id=entry["id"],
+                    key=repr(entry["data"]),
+                )
+            )
     return manifest
 
 
@@ -334,10 +371,10 @@ def _runs(members: dict[str, bytes], manifest: dict) -> dict[str, dict[str, byte
             runs.setdefault(match["run"], {})[match["file"]] = data
     listed = [entry["id"] for entry in manifest["runs"]]
     if sorted(listed) != sorted(runs) or len(set(listed)) != len(listed):
-        raise ProjectError("the manifest's runs are not the runs the file holds")
+        raise ProjectError(Message(N_("the manifest's runs are not the runs the file holds")))
     for run_id, files in runs.items():
         if missing := [name for name in REQUIRED if name not in files]:
-            raise ProjectError(f"run {run_id} lacks {', '.join(missing)}")
+            raise ProjectError(Message("run {id} lacks {files}", id=run_id, files=", ".join(missing)))
     return runs
 
 
@@ -365,7 +402,7 @@ def _stage_run(folder: Path, run_id: str, files: dict[str, bytes], actor: Actor)
         raise ProjectError(f"{what} config.json is refused: {str(error).splitlines()[0]}") from None
     status = _json(files["status.json"], f"{what} status.json")
     if not isinstance(status, dict) or status.get("state") != "finished":
-        raise ProjectError(f"run {run_id} is not a finished run")
+        raise ProjectError(Message("run {id} is not a finished run", id=run_id))
     run.write_config(run_config)
     run.record_owner(actor)
     run.mark("finished", pid=None, error=None, **_kept_status(status))
@@ -432,9 +469,11 @@ def _check_inner(data: bytes, name: str) -> None:
     try:
         for entry in zip_members(data, _limits()):
             if isinstance(entry, Skipped):
-                raise ProjectError(f"{name} is refused: {entry.name} is {entry.reason}")
+                raise ProjectError(
+                    Message("{name} is refused: {file} is {reason}", name=name, file=entry.name, reason=entry.reason)
+                )
     except ArchiveError as error:
-        raise ProjectError(f"{name} is refused: {error}") from None
+        raise ProjectError(Message("{name} is refused: {error}", name=name, error=error.args[0])) from None
 
 
 def _stage_model(run: Run, data: bytes, what: str) -> None:
@@ -459,7 +498,9 @@ def _open_dataset(data: bytes, name: str, datasets: DatasetStore, actor: Actor) 
     try:
         made = datasets.import_zip(io.BytesIO(data), _free_name(name, datasets), actor=actor)
     except DatasetError as error:
-        raise ProjectError(f"data set {name!r} is refused: {error}") from None
+        raise ProjectError(
+            Message("data set {name} is refused: {error}", name=repr(name), error=error.args[0])
+        ) from None
     made.dataset.id  # noqa: B018 -- a new id, made now: runs record it to follow renames
     return made.dataset, made.skipped
 
@@ -513,7 +554,7 @@ def _move_in(staged: list[Run], root: Path) -> list[str]:
         for run in staged:
             target = root / run.id
             if target.exists():
-                raise RunError(f"run {run.id} appeared here meanwhile: open the file again")
+                raise RunError(Message("run {id} appeared here meanwhile: open the file again", id=run.id))
             moved.append(run.path.rename(target))
     except BaseException:
         for path in moved:
@@ -522,12 +563,16 @@ def _move_in(staged: list[Run], root: Path) -> list[str]:
     return [path.name for path in moved]
 
 
-def describe(opened: Opened) -> str:
+def describe(opened: Opened) -> Message:
     """One line for the user: what opening added."""
-    runs = f"{len(opened.runs)} run{'s' * (len(opened.runs) != 1)}"
-    sets = f"{len(opened.datasets)} data set{'s' * (len(opened.datasets) != 1)}"
-    left = f"; {len(opened.skipped)} photos left out" if opened.skipped else ""
-    return f"Opened {runs} and {sets}{left}."
+    runs, sets = len(opened.runs), len(opened.datasets)
+    values = {
+        "runs": Message("{count} run", count=runs) if runs == 1 else Message("{count} runs", count=runs),
+        "sets": Message("{count} data set", count=sets) if sets == 1 else Message("{count} data sets", count=sets),
+    }
+    if opened.skipped:
+        return Message("Opened {runs} and {sets}; {left} photos left out.", left=len(opened.skipped), **values)
+    return Message("Opened {runs} and {sets}.", **values)
 
 
 def file_name(actor: Actor) -> str:

@@ -733,8 +733,14 @@ def image_sides() -> tuple[int, ...]:
 def limits_caption() -> None:
     if chosen := limits():
         st.caption(
-            f"Your teacher's limits: {', '.join(chosen.architectures)}; at most {chosen.max_epochs} epochs and "
-            f"{chosen.max_image_size} px; {chosen.max_queued_per_student} runs queued at once."
+            _(
+                "Your teacher's limits: {architectures}; at most {epochs} epochs and {size} px; {queued} runs "
+                "queued at once.",
+                architectures=", ".join(chosen.architectures),
+                epochs=ui.number(chosen.max_epochs),
+                size=ui.number(chosen.max_image_size),
+                queued=ui.number(chosen.max_queued_per_student),
+            )
         )
 
 

@@ -16,7 +16,7 @@ from catdog.runs.class_results import class_results
 from catdog.runs.queue_times import queue_plan
 from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
-from tests.helpers.support import assert_clean, open_app
+from tests.helpers.support import assert_clean, join_class, open_app
 
 TEACHER = Actor("teacher-1", "Ms Rivera", Role.TEACHER)
 ANA, BEN, CAL = (Actor(f"student-{name.lower()}", name, Role.STUDENT) for name in ("Ana", "Ben", "Cal"))
@@ -189,7 +189,7 @@ def test_students_see_the_limits_read_only_and_the_train_page_mirrors_them(tiny_
     monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "Kätzchen-42")
     monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
     classroom.save(ClassSettings(architectures=("model1", "model4"), max_epochs=8, max_image_size=96), actor=TEACHER)
-    app = open_app("pages/class.py")
+    app = join_class(open_app("pages/class.py"), "Ana")
     assert_clean(app)
     assert not app.number_input and not app.get("multiselect")
     assert any("At most 8 epochs a run, images of at most 96 px" in m.value for m in app.markdown)
@@ -225,7 +225,7 @@ def test_a_student_past_the_queue_limit_is_refused_in_one_line_on_the_train_page
     monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "Kätzchen-42")
     monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
     classroom.save(ClassSettings(max_queued_per_student=1), actor=TEACHER)
-    app = open_app("pages/train.py")
+    app = join_class(open_app("pages/train.py"), "Ana")
     start = "FormSubmitter:settings-Start training"
     app.button(key=start).click().run()
     assert_clean(app)

@@ -14,7 +14,7 @@ import catdog_ui as ui
 from locales.refresh import DOMAIN, TRANSLATED, extract, po_path
 from tests.helpers.support import assert_clean, open_app, synthetic_photos
 
-PAGES = (None, "pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py")
+PAGES = (None, "pages/dataset.py", "pages/augmentation.py", "pages/train.py", "pages/predict.py", "pages/class.py")
 FIELDS = re.compile(r"\{(\w*)")
 # Shown as they are in every language: names, code, units, and the synthetic data's class folders.
 ALLOWED = {
@@ -168,6 +168,30 @@ def test_predict_answers_in_the_class_language(trained_env, language):
     assert not left, "\n".join(left)
 
 
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_class_results_speak_the_class_language(tiny_env, copied_runs, language):
+    """The Class page with a student's experiment: its chart, then its table, and the teacher's
+    refusal of limits out of range, translated."""
+    from dataclasses import replace
+
+    from catdog.access import Actor, Role
+    from catdog.runs import lessons
+    from catdog.runs.store import RunStore
+
+    for run in RunStore().runs():
+        run.write_config(replace(run.config, experiment="e1", varied=lessons.AUGMENTATION))
+        run.record_owner(Actor("student-ana", "Ana", Role.STUDENT))
+    app = open_app("pages/class.py", language=language)
+    assert_clean(app)
+    assert len(app.get("plotly_chart")) == 1
+    left = english_left(app, language)
+    app.toggle(key="class_table").set_value(True).run()
+    assert_clean(app)
+    assert len(app.dataframe) == 1
+    left += english_left(app, language)
+    assert not left, "\n".join(left)
+
+
 def test_library_messages_are_translated_from_their_template(monkeypatch):
     """Templates and values are translated apart, values that are messages too; the English text is
     what the CLI prints."""
@@ -175,10 +199,12 @@ def test_library_messages_are_translated_from_their_template(monkeypatch):
     from catdog.settings import PRESETS
 
     with pytest.raises(Forbidden) as refused:
-        authorize(Actor("s", "a student", Role.STUDENT), Action.DELETE_RUN)
-    assert str(refused.value).startswith("Locked by the teacher: only the teacher may delete runs")
+        authorize(Actor("s", "a student", Role.STUDENT), Action.SET_CLASS)
+    assert str(refused.value).startswith("Locked by the teacher: only the teacher may change the class settings")
     monkeypatch.setattr(ui, "language", lambda: "de")
-    assert ui.tr(refused.value).startswith("Von der Lehrkraft gesperrt: Nur die Lehrkraft darf Trainings löschen")
+    assert ui.tr(refused.value).startswith(
+        "Von der Lehrkraft gesperrt: Nur die Lehrkraft darf die Klasseneinstellungen ändern"
+    )
     described = PRESETS["light"].describe()
     german = "Spiegeln horizontal, Drehung -18° … +18°, Zoom ±10%, Kontrast ±10%, Füllung spiegeln"
     assert ui.tr(described) == german

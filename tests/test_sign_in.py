@@ -13,7 +13,7 @@ from tests.helpers.oidc_provider import OidcProvider
 ISSUER = "https://sso.school.test"
 TEACHER_EMAIL = "grace@school.test"
 TEACHERS = frozenset({TEACHER_EMAIL})
-FOLDER = "A folder on this computer"  # the Dataset page's source a visitor may not choose
+FOLDER = "A folder on this computer"  # the Dataset page's source, for those who joined or signed in
 SAVE_LIMITS = "Save the limits"  # the Class page's form, the teacher's alone
 USERS = {
     "ada": {"sub": "u-ada", "name": "Ada Lovelace", "email": "ada@school.test", "email_verified": True},
@@ -98,6 +98,9 @@ def test_students_and_the_allow_listed_teacher_sign_in_with_the_school(browser, 
 
         sign_in(student, url, "ada")
         expect()(student.get_by_text("Signed in as Ada Lovelace (student)")).to_be_visible(timeout=SLOW_MS)
+        nav_link(student, "Dataset").click()
+        settle(student)
+        expect()(student.get_by_role("radio", name=FOLDER)).to_be_enabled(timeout=SLOW_MS)
         nav_link(student, "Class").click()
         settle(student)
         expect()(student.get_by_text("Set by the teacher.", exact=False)).to_be_visible(timeout=SLOW_MS)
@@ -106,6 +109,9 @@ def test_students_and_the_allow_listed_teacher_sign_in_with_the_school(browser, 
 
         sign_in(teacher, url, "grace")
         expect()(teacher.get_by_text("Signed in as Grace Hopper (teacher)")).to_be_visible(timeout=SLOW_MS)
+        nav_link(teacher, "Dataset").click()
+        settle(teacher)
+        expect()(teacher.get_by_role("radio", name=FOLDER)).to_be_enabled(timeout=SLOW_MS)
         nav_link(teacher, "Class").click()
         settle(teacher)
         expect()(teacher.get_by_role("button", name=SAVE_LIMITS)).to_be_visible(timeout=SLOW_MS)

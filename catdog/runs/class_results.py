@@ -8,11 +8,24 @@ pattern that no single run shows. The Class page charts the rows and downloads t
 (catdog.inference.batches.write_rows). No TensorFlow here.
 """
 
+from catdog.messages import N_
 from catdog.runs.lessons import ARCHITECTURE, experiments, gaps
 from catdog.runs.record import Run
 from catdog.runs.store import RunStore
 
 COLUMNS = ("student", "setting", "varied", "best_val_accuracy", "final_gap", "seed", "epochs", "experiment", "run")
+# Each column's header where a page shows the rows (the CSV keeps COLUMNS, for programs).
+HEADERS = {
+    "student": N_("student"),
+    "setting": N_("setting"),
+    "varied": N_("varied"),
+    "best_val_accuracy": N_("best validation accuracy"),
+    "final_gap": N_("final gap"),
+    "seed": N_("seed"),
+    "epochs": N_("epochs"),
+    "experiment": N_("experiment"),
+    "run": N_("run"),
+}
 
 
 def setting(run: Run) -> str:

@@ -135,6 +135,14 @@ def open_app(page: str | None = None, language: str | None = None):
     return app
 
 
+def join_class(app, name: str):
+    """The session joined to the class as a student does: their name in the sidebar's Join form."""
+    app.text_input(key="join_name").set_value(name)
+    app.button(key="FormSubmitter:class_join-Join").click().run()
+    assert app.session_state["student"].name == name
+    return app
+
+
 def assert_clean(app) -> None:
     """No exception and no message from the pages' error boundary."""
     assert not app.exception, [e.message for e in app.exception]
