@@ -5,6 +5,7 @@ about training or data rules.
 """
 
 import io
+import json
 import logging
 import os
 import runpy
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import streamlit.components.v1 as components
@@ -40,6 +42,9 @@ from catdog.settings import AugmentConfig, RunConfig
 ROUTER = Path(__file__).resolve().parent / "dashboard.py"
 ASSETS = ROUTER.parent / "assets"
 LOGO = ASSETS / "logo.svg"
+# Contrast, keyboard and touch fixes Streamlit has no option for (README: Accessibility).
+ACCESSIBILITY_CSS = ASSETS / "a11y.css"
+ANNOUNCE_JS = ASSETS / "announce.js"
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
 # Every open tab reruns the status badge this often; 30 tabs at 2 s kept the server busy.
 STATUS_REFRESH_S = 5.0
@@ -144,6 +149,7 @@ def ensure_router() -> None:
 def setup_page() -> None:
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
+    st.html(ACCESSIBILITY_CSS)
     with error_boundary("Resuming queued runs"):
         resume_queue(str(config.runs_dir()))
 
@@ -236,6 +242,37 @@ def run_status() -> None:
     st.caption(detail)
     if waiting := len(store.queue()):
         st.caption(f"{waiting} in the queue")
+    announce("run", f"Training {state}: {run.config.arch}" + (f", {detail}" if state == "finished" else ""))
+
+
+# --- for screen readers and keyboards -------------------------------------------------------
+
+
+def announce(channel: str, message: str, reveal: str | None = None) -> None:
+    """Tells screen readers politely of a change they did not ask for, once per message and channel
+    (assets/announce.js); Streamlit has no live region of its own. reveal: the key of a container to
+    scroll into view with it."""
+    arguments = ", ".join(json.dumps(value) for value in (channel, message, reveal))
+    call = f"catdogAnnounce({arguments});".replace("</", "<\\/")
+    st.html(f"<script>{ANNOUNCE_JS.read_text()}{call}</script>", unsafe_allow_javascript=True)
+
+
+def plotly_chart(figure: go.Figure, key: str, table: pd.DataFrame | None = None, name: str | None = None) -> None:
+    """A Plotly chart and, for whoever cannot see it, its numbers in a table under it: the given
+    table, else each named line's values by x (a chart's lines all share the x axis). The table is
+    sent only while its expander is open: live charts redraw every few seconds in every tab."""
+    st.plotly_chart(figure, key=key)
+    label = f"{name or figure.layout.title.text} as a table"
+    section = st.expander(label, key=f"{key}-table", on_change="rerun", icon=":material/table:")
+    with section:
+        if section.open:
+            st.dataframe(curve_table(figure) if table is None else table, hide_index=True)
+
+
+def curve_table(figure: go.Figure) -> pd.DataFrame:
+    x_title = figure.layout.xaxis.title.text or "x"
+    lines = [pd.Series(list(trace.y), index=list(trace.x), name=trace.name) for trace in figure.data if trace.name]
+    return pd.concat(lines, axis=1).rename_axis(x_title).reset_index() if lines else pd.DataFrame()
 
 
 # --- data -------------------------------------------------------------------------------
@@ -501,10 +538,13 @@ def experiment_view(experiment: Experiment, key: str) -> None:
         states = ", ".join(f"{run_label(run)}, seed {run.config.seed}: {run.state}" for run in current.runs)
         st.caption(f"Experiment `{current.id}` · {current.varied} varies · {states}")
         accuracy, gap = st.columns(2)
-        accuracy.plotly_chart(accuracy_curves(current.runs), key=f"{key}-accuracy")
-        gap.plotly_chart(gap_curves(current.runs), key=f"{key}-gap")
+        with accuracy:
+            plotly_chart(accuracy_curves(current.runs), key=f"{key}-accuracy")
+        with gap:
+            plotly_chart(gap_curves(current.runs), key=f"{key}-gap")
         if verdict := current.conclusion():
             st.success(verdict)
+            announce(f"{key}-verdict", verdict)
 
     chart()
 
@@ -598,7 +638,12 @@ def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
         for layer in layers:
             height, width = layer.grid
             st.markdown(f"**{layer.name}** · {layer.channels} channels of {height}×{width}")
-            st.image(layer.sheet(), caption=f"channels {', '.join(map(str, layer.top))}", width="content")
+            st.image(
+                layer.sheet(),
+                caption=f"channels {', '.join(map(str, layer.top))}",
+                width="content",
+                alt=f"The {len(layer.top)} most active feature maps of layer {layer.name}, side by side",
+            )
             st.caption(layer.sentence)
 
 

@@ -287,7 +287,7 @@ def overview(scan: Scan) -> None:
         color_discrete_map=ui.class_colors(scan.classes),
         title="Images per split and class",
     )
-    st.plotly_chart(figure, key="counts")
+    ui.plotly_chart(figure, key="counts", table=table)
 
 
 def sizes(scan: Scan) -> None:
@@ -314,7 +314,7 @@ def sizes(scan: Scan) -> None:
         category_orders={"class": scan.classes},
         color_discrete_map=ui.class_colors(scan.classes),
     )
-    st.plotly_chart(figure, key="sizes")
+    ui.plotly_chart(figure, key="sizes", table=table, name="Image sizes")
 
 
 def skipped(scan: Scan) -> None:
@@ -346,7 +346,9 @@ def browse(scan: Scan, dataset: Dataset | None) -> None:
     columns = st.columns(GRID_COLUMNS)
     for i, (name, label) in enumerate(shown):
         with columns[i % GRID_COLUMNS]:
-            st.image(ui.thumbnail(scan.key, name, scan), width="stretch")
+            st.image(
+                ui.thumbnail(scan.key, name, scan), width="stretch", alt=f"{name}, a photo of {scan.classes[label]}"
+            )
             if st.button(name.rsplit("/", 1)[-1], key=f"enlarge-{name}", type="tertiary"):
                 enlarge(scan, name, scan.classes[label], dataset)
 
@@ -358,7 +360,7 @@ def enlarge(scan: Scan, name: str, label: str, dataset: Dataset | None) -> None:
     ui.fix_photo(dataset, name, label, scan.classes, key=f"enlarged-{name}")
     try:
         # Native size: small originals stay sharp instead of being blown up to the dialog's width.
-        st.image(load_image(read_upload(scan.root / name)))
+        st.image(load_image(read_upload(scan.root / name)), alt=f"{name}, a photo of {label}, at its own size")
     except (OSError, ImageError) as error:
         st.error(f"{name} cannot be shown: {error}")
 
@@ -394,7 +396,11 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
     columns = st.columns(GRID_COLUMNS)
     for i, suspect in enumerate(suspects):
         with columns[i % GRID_COLUMNS]:
-            st.image(ui.thumbnail(scan.key, suspect.file, scan), width="stretch")
+            st.image(
+                ui.thumbnail(scan.key, suspect.file, scan),
+                width="stretch",
+                alt=f"{suspect.file}, labelled {suspect.label}, which the model calls {suspect.predicted}",
+            )
             st.caption(
                 f"labelled {suspect.label} · model: {suspect.predicted} {suspect.confidence:.0%} · loss {suspect.loss:.2f}"
             )

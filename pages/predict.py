@@ -43,6 +43,9 @@ GALLERY_COLUMNS = 8
 CONFIDENT_MISTAKES = 8
 # A zip's photos shown one by one, with Grad-CAM; every photo is in the table.
 PHOTO_CARDS = 6
+# The name a camera shot is shown and answered under.
+CAMERA_PHOTO = "camera photo"
+FIRST_CARD = "0-0"
 
 
 def main() -> None:
@@ -125,7 +128,7 @@ def your_photos(run: Run, flip_average: bool) -> None:
     if st.toggle("Use the camera", key="predict_camera", help="One photo at a time, answered by the server."):
         shot = st.camera_input("Take a photo", key="predict_shot")
         if shot is not None:
-            files.append(("camera photo", shot.getvalue()))
+            files.append((CAMERA_PHOTO, shot.getvalue()))
     if not files:
         st.caption("Upload one or more photos of a cat or a dog, or a zip of many, or take one with the camera.")
         return
@@ -180,6 +183,7 @@ def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_ave
         f"{len(answers) - len(answered)} could not be read"
     )
     st.dataframe(answers_frame(answers), hide_index=True)
+    ui.announce("answers", f"{len(answers)} photos answered")
     out = io.StringIO()
     write_csv(answers, out)
     st.download_button(
@@ -223,17 +227,32 @@ def show_prediction(run: Run, name: str, read: Callable[[], bytes], flip_average
     except ImageError as error:
         st.error(f"{name}: {error}")
         return
-    with st.container(border=True):
+    # Keyed for assets/a11y.css, which keeps the answer beside the photo on a phone.
+    with st.container(border=True, key=f"answer-{key}"):
         photo, answer, seen, heat = st.columns([1.3, 1.2, 1, 1])
-        photo.image(result.photo, caption=name, width="stretch")
+        photo.image(result.photo, caption=name, width="stretch", alt=f"{name}, the photo asked about")
         with answer:
             st.markdown(f"### {result.label}")
             st.caption(f"{result.confidence:.1%} sure")
             familiarity_note(result)
             probability_bars(result.probabilities)
-        seen.image(result.pixels, caption=f"What the model sees ({len(result.pixels)} px)", width="stretch")
-        heat.image(result.grad_cam, caption="Grad-CAM: where it looked", width="stretch")
+        seen.image(
+            result.pixels,
+            caption=f"What the model sees ({len(result.pixels)} px)",
+            width="stretch",
+            alt=f"{name} at {len(result.pixels)} × {len(result.pixels)} pixels, as the model sees it",
+        )
+        heat.image(
+            result.grad_cam,
+            caption="Grad-CAM: where it looked",
+            width="stretch",
+            alt=f"Grad-CAM heat map of {name}: warm where the photo pushed the answer {result.label}",
+        )
         ui.inside_the_model(run, result.pixels, key=f"predict_inside_{key}")
+    # The first answer, and a photo just taken, arrive below the upload and the camera, out of a phone's
+    # view: brought into it (a no-op where already in view).
+    reveal = f"answer-{key}" if key == FIRST_CARD or name == CAMERA_PHOTO else None
+    ui.announce(f"answer-{key}", f"{name}: {result.label}, {result.confidence:.0%} sure", reveal=reveal)
 
 
 def familiarity_note(result: Prediction) -> None:
@@ -347,6 +366,7 @@ def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
                 ui.thumbnail(scan.key, photo.file, scan),
                 caption=f"{photo.file} · {photo.label} · {mark} {photo.confidence:.0%}",
                 width=320,
+                alt=f"{photo.file}, a photo of {photo.label}",
             )
 
 
@@ -472,6 +492,7 @@ def cell_photos(result: Evaluation, scan: Scan, label: str, predicted: str) -> N
                 ui.thumbnail(scan.key, item.file, scan),
                 caption=f"{item.confidence:.0%} {item.predicted}",
                 width="stretch",
+                alt=f"{item.file}, a photo of {item.label} the model called {item.predicted}",
             )
             ui.fix_photo(dataset, item.file, item.label, scan.classes, key=f"cell-{item.file}")
 
@@ -484,7 +505,10 @@ def gallery(images: list[ImageResult], scan: Scan, columns: int) -> None:
         # Words, not emoji: the marks must read the same on every system font and projector.
         mark = f"right · {item.label}" if item.correct else f"wrong · {item.label} → {item.predicted}"
         grid[i % columns].image(
-            ui.thumbnail(scan.key, item.file, scan), caption=f"{mark} · {item.confidence:.0%}", width="stretch"
+            ui.thumbnail(scan.key, item.file, scan),
+            caption=f"{mark} · {item.confidence:.0%}",
+            width="stretch",
+            alt=f"{item.file}, a photo of {item.label}: {mark}",
         )
 
 
