@@ -183,7 +183,7 @@ def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_ave
         f"{len(answers) - len(answered)} could not be read"
     )
     st.dataframe(answers_frame(answers), hide_index=True)
-    ui.announce("answers", f"{len(answers)} photos answered")
+    ui.announce("answers", f"{len(answers)} answers in the table")
     out = io.StringIO()
     write_csv(answers, out)
     st.download_button(

@@ -118,7 +118,7 @@ def walk_through(page, url: str, photos: dict[str, Path]):
     yield "Predict, a photo answered"
     open_page(page, url, "predict")
     upload(page, [photos["zip"]])
-    expect(page.get_by_text("3 photos")).to_be_visible()
+    expect(page.locator('[data-testid="stMain"]').get_by_text("3 photos")).to_be_visible()
     settle(page)
     yield "Predict, a zip's table"
 
@@ -233,6 +233,10 @@ def test_on_a_phone_a_photo_taken_is_answered_in_view(browser, app_url, screensh
     try:
         open_page(page, app_url, "predict")
         page.get_by_text("Use the camera").tap()
+        video = page.locator('[data-testid="stCameraInput"] video')
+        wait_for(
+            lambda: video.count() and video.evaluate("v => v.readyState >= 2"), SLOW_MS / 1000, message="the camera"
+        )
         page.get_by_role("button", name="Take Photo").tap()  # Chromium's fake camera: a test pattern
         answer = page.get_by_role("heading", name=re.compile(r"^(cats|dogs)$"))
         expect(answer).to_be_visible(timeout=SLOW_MS)
