@@ -18,5 +18,14 @@ function catdogAnnounce(channel, message, reveal) {
   }
   // A region just added is given a moment to be noticed before it speaks.
   setTimeout(() => { region.textContent = message; }, fresh ? 250 : 0);
-  if (reveal) document.querySelector(`.st-key-${CSS.escape(reveal)}`)?.scrollIntoView({ block: "nearest" });
+  if (!reveal) return;
+  // Its top, where the answer is, brought below the page's header unless it is in view already; again
+  // once the widgets above have settled (a camera's preview turning into the photo taken).
+  const bring = () => {
+    const card = document.querySelector(`.st-key-${CSS.escape(reveal)}`);
+    const top = card?.getBoundingClientRect().top;
+    if (card && (top < 64 || top > innerHeight - 160)) card.scrollIntoView({ block: "start" });
+  };
+  setTimeout(bring, 100);
+  setTimeout(bring, 1000);
 }
