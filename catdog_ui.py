@@ -8,6 +8,7 @@ import datetime
 import gettext
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -49,6 +50,9 @@ from catdog.settings import AugmentConfig, RunConfig
 ROUTER = Path(__file__).resolve().parent / "dashboard.py"
 ASSETS = ROUTER.parent / "assets"
 LOGO = ASSETS / "logo.svg"
+# Contrast, keyboard and touch fixes Streamlit has no option for (README: Accessibility).
+ACCESSIBILITY_CSS = ASSETS / "a11y.css"
+ANNOUNCE_JS = ASSETS / "announce.js"
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
 SPLIT_NAMES = {"train": N_("train"), "validation": N_("validation"), "test": N_("test")}
 STATE_NAMES = {
@@ -282,6 +286,7 @@ def setup_page() -> None:
     choose_language()
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
+    st.html(ACCESSIBILITY_CSS)
     with error_boundary(N_("Signing in")):
         sign_in_from_link()
     with error_boundary(N_("Resuming queued runs")):
@@ -422,6 +427,41 @@ def run_status() -> None:
     st.caption(detail)
     if waiting := len(store.queue()):
         st.caption(_("{count} in the queue", count=number(waiting)))
+    announce(
+        "run",
+        _("Training {state}: {arch}", state=_(STATE_NAMES[state]), arch=run.config.arch)
+        + (f", {detail}" if state == "finished" else ""),
+    )
+
+
+# --- for screen readers and keyboards -------------------------------------------------------
+
+
+def announce(channel: str, message: str, reveal: str | None = None) -> None:
+    """Tells screen readers politely of a change they did not ask for, once per message and channel
+    (assets/announce.js); Streamlit has no live region of its own. reveal: the key of a container to
+    scroll into view with it."""
+    arguments = ", ".join(json.dumps(value) for value in (channel, message, reveal))
+    call = f"catdogAnnounce({arguments});".replace("</", "<\\/")
+    st.html(f"<script>{ANNOUNCE_JS.read_text()}{call}</script>", unsafe_allow_javascript=True)
+
+
+def plotly_chart(figure: go.Figure, key: str, table: pd.DataFrame | None = None, name: str | None = None) -> None:
+    """A Plotly chart and, for whoever cannot see it, its numbers in a table under it: the given
+    table, else each named line's values by x (a chart's lines all share the x axis). The table is
+    sent only while its expander is open: live charts redraw every few seconds in every tab."""
+    st.plotly_chart(figure, key=key)
+    label = _("{chart} as a table", chart=name or figure.layout.title.text)
+    section = st.expander(label, key=f"{key}-table", on_change="rerun", icon=":material/table:")
+    with section:
+        if section.open:
+            st.dataframe(curve_table(figure) if table is None else table, hide_index=True)
+
+
+def curve_table(figure: go.Figure) -> pd.DataFrame:
+    x_title = figure.layout.xaxis.title.text or "x"
+    lines = [pd.Series(list(trace.y), index=list(trace.x), name=trace.name) for trace in figure.data if trace.name]
+    return pd.concat(lines, axis=1).rename_axis(x_title).reset_index() if lines else pd.DataFrame()
 
 
 # --- data -------------------------------------------------------------------------------
@@ -714,10 +754,13 @@ def experiment_view(experiment: Experiment, key: str) -> None:
             _("Experiment `{id}` · {varied} varies · {states}", id=current.id, varied=_(current.varied), states=states)
         )
         accuracy, gap = st.columns(2)
-        accuracy.plotly_chart(accuracy_curves(current.runs), key=f"{key}-accuracy")
-        gap.plotly_chart(gap_curves(current.runs), key=f"{key}-gap")
+        with accuracy:
+            plotly_chart(accuracy_curves(current.runs), key=f"{key}-accuracy")
+        with gap:
+            plotly_chart(gap_curves(current.runs), key=f"{key}-gap")
         if verdict := current.conclusion():
             st.success(tr(verdict))
+            announce(f"{key}-verdict", tr(verdict))
 
     chart()
 
@@ -816,7 +859,16 @@ def inside_the_model(run: Run, pixels: np.ndarray, key: str) -> None:
             height, width = layer.grid
             channels = _("{count} channels of {height}×{width}", count=layer.channels, height=height, width=width)
             st.markdown(f"**{layer.name}** · {channels}")
-            st.image(layer.sheet(), caption=_("channels {list}", list=", ".join(map(str, layer.top))), width="content")
+            st.image(
+                layer.sheet(),
+                caption=_("channels {list}", list=", ".join(map(str, layer.top))),
+                width="content",
+                alt=_(
+                    "The {count} most active feature maps of layer {layer}, side by side",
+                    count=len(layer.top),
+                    layer=layer.name,
+                ),
+            )
             st.caption(tr(layer.sentence))
 
 

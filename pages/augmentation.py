@@ -60,6 +60,8 @@ AUGMENT_KEYS = {
 # What a shared link carries besides the photo: every control that changes the pictures.
 SHARED_KEYS = ("aug_class", *AUGMENT_KEYS.values(), "aug_variants", "aug_seed", "aug_repeated")
 VARIANT_COLUMNS, PRESENTER_COLUMNS = 4, 3
+# The copies' container, which assets/a11y.css keeps in view (st-key-aug-copies).
+COPIES = "aug-copies"
 WHY = N_(
     "**Why it helps.** A cat is still a cat when the photo is mirrored, tilted, zoomed, shifted or "
     "lit differently, but to a network these are different pixels. Showing each training photo in a new random "
@@ -81,7 +83,8 @@ def main() -> None:
                 "train with. Each copy says what was drawn for it."
             )
         )
-    # Presenting, the controls move to the sidebar and the pictures get the whole width.
+    # Presenting, the controls move to the sidebar and the pictures get the whole width. Otherwise the
+    # copies stay in view while a control moves: beside the controls, above them on a phone (assets/a11y.css).
     controls, results = (st.sidebar, st.container()) if presenting else st.columns([1.5, 2.5], gap="large")
     with controls:
         scan = data_set()
@@ -94,20 +97,20 @@ def main() -> None:
             help=_("Large pictures and captions for a classroom screen; the controls move to the sidebar."),
         )
     ui.remember_augmentation(augmentation)
-    with results:
+    with results, st.container(key=COPIES):
         if photo is None:
             st.info(_("Pick a photo to see its augmented copies."))
         else:
-            show_variants(photo, augmentation, variants, seed, repeated, presenting)
-        if not presenting:
-            share(name)
-        if scan is not None and not presenting:
-            show_batch(scan, augmentation, seed)
-        st.markdown(_("**The code.** This is exactly the augmentation above; the Train page uses it."))
-        st.code(augmentation_code(augmentation), language="python")
-        if not presenting:
-            st.markdown(_(WHY))
-        lesson(augmentation)
+            show_variants(photo, name or _("Your photo"), augmentation, variants, seed, repeated, presenting)
+    if not presenting:
+        share(name)
+    if scan is not None and not presenting:
+        show_batch(scan, augmentation, seed)
+    st.markdown(_("**The code.** This is exactly the augmentation above; the Train page uses it."))
+    st.code(augmentation_code(augmentation), language="python", wrap_lines=True)
+    if not presenting:
+        st.markdown(_(WHY))
+    lesson(augmentation)
 
 
 def data_set() -> Scan | None:
@@ -261,8 +264,9 @@ def variant_images(
 
 
 def show_variants(
-    photo: np.ndarray, augmentation: AugmentConfig, n: int, seed: int, repeated: bool, presenting: bool
+    photo: np.ndarray, name: str, augmentation: AugmentConfig, n: int, seed: int, repeated: bool, presenting: bool
 ) -> None:
+    """The original and its copies, each with a text alternative naming the photo and what was drawn."""
     images, draws = variant_images(photo, augmentation.to_dict(), n, seed, repeated)
     captions = [
         _("{count}× applied: {draw}", count=i, draw=ui.tr(draw)) if repeated else ui.tr(draw)
@@ -270,16 +274,16 @@ def show_variants(
     ]
     if not presenting:
         original, grid = st.columns([1, 3])
-        original.image(photo, caption=_("Original"), width="stretch")
+        original.image(photo, caption=_("Original"), width="stretch", alt=_("{name}, unchanged", name=name))
         with grid:
             for row in rows(list(zip(images, captions)), VARIANT_COLUMNS):
                 for column, (image, caption) in zip(st.columns(VARIANT_COLUMNS), row):
-                    column.image(image, caption=caption, width="stretch")
+                    column.image(image, caption=caption, width="stretch", alt=f"{name} {caption}")
         return
     # Captions as headings: readable from the back of a classroom.
     for row in rows(list(zip([ui.jpeg(photo), *images], [_("Original"), *captions])), PRESENTER_COLUMNS):
         for column, (image, caption) in zip(st.columns(PRESENTER_COLUMNS, gap="medium"), row):
-            column.image(image, width="stretch")
+            column.image(image, width="stretch", alt=f"{name}, {caption}")
             column.subheader(caption, anchor=False)
 
 
@@ -334,7 +338,12 @@ def show_batch(scan: Scan, augmentation: AugmentConfig, seed: int) -> None:
     images, labels = batch_images(scan.key, augmentation.to_dict(), seed, scan)
     columns = st.columns(BATCH_COLUMNS)
     for i, (image, label) in enumerate(zip(images, labels)):
-        columns[i % BATCH_COLUMNS].image(image, caption=label, width="stretch")
+        columns[i % BATCH_COLUMNS].image(
+            image,
+            caption=label,
+            width="stretch",
+            alt=_("Training photo {number} of the batch, {label}, augmented", number=i + 1, label=label),
+        )
 
 
 def lesson(augmentation: AugmentConfig) -> None:

@@ -322,7 +322,7 @@ def overview(scan: Scan) -> None:
         color_discrete_map=ui.class_colors(scan.classes),
         title=_("Images per split and class"),
     )
-    st.plotly_chart(figure, key="counts")
+    ui.plotly_chart(figure, key="counts", table=table)
 
 
 def sizes(scan: Scan) -> None:
@@ -354,7 +354,7 @@ def sizes(scan: Scan) -> None:
         category_orders={class_column: scan.classes},
         color_discrete_map=ui.class_colors(scan.classes),
     )
-    st.plotly_chart(figure, key="sizes")
+    ui.plotly_chart(figure, key="sizes", table=table, name=_("Image sizes"))
 
 
 def skipped(scan: Scan) -> None:
@@ -401,7 +401,11 @@ def browse(scan: Scan, dataset: Dataset | None) -> None:
     columns = st.columns(GRID_COLUMNS)
     for i, (name, label) in enumerate(shown):
         with columns[i % GRID_COLUMNS]:
-            st.image(ui.thumbnail(scan.key, name, scan), width="stretch")
+            st.image(
+                ui.thumbnail(scan.key, name, scan),
+                width="stretch",
+                alt=_("{file}, a photo of {label}", file=name, label=scan.classes[label]),
+            )
             if st.button(name.rsplit("/", 1)[-1], key=f"enlarge-{name}", type="tertiary"):
                 enlarge(scan, name, scan.classes[label], dataset)
 
@@ -417,7 +421,10 @@ def enlarged(scan: Scan, name: str, label: str, dataset: Dataset | None) -> None
     ui.fix_photo(dataset, name, label, scan.classes, key=f"enlarged-{name}")
     try:
         # Native size: small originals stay sharp instead of being blown up to the dialog's width.
-        st.image(load_image(read_upload(scan.root / name)))
+        st.image(
+            load_image(read_upload(scan.root / name)),
+            alt=_("{file}, a photo of {label}, at its own size", file=name, label=label),
+        )
     except (OSError, ImageError) as error:
         st.error(_("{name} cannot be shown: {error}", name=name, error=ui.tr(error)))
 
@@ -455,7 +462,16 @@ def fix_the_data(scan: Scan, dataset: Dataset | None) -> None:
     columns = st.columns(GRID_COLUMNS)
     for i, suspect in enumerate(suspects):
         with columns[i % GRID_COLUMNS]:
-            st.image(ui.thumbnail(scan.key, suspect.file, scan), width="stretch")
+            st.image(
+                ui.thumbnail(scan.key, suspect.file, scan),
+                width="stretch",
+                alt=_(
+                    "{file}, labelled {label}, which the model calls {predicted}",
+                    file=suspect.file,
+                    label=suspect.label,
+                    predicted=suspect.predicted,
+                ),
+            )
             st.caption(
                 _(
                     "labelled {label} · model: {predicted} {confidence} · loss {loss}",

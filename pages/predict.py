@@ -38,13 +38,16 @@ from catdog.inference.loading import guard, model_version
 from catdog.messages import N_
 from catdog.runs.record import Run
 from catdog.runs.states import RunError
-from catdog_ui import _
+from catdog_ui import _, ngettext
 
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 8
 CONFIDENT_MISTAKES = 8
 # A zip's photos shown one by one, with Grad-CAM; every photo is in the table.
 PHOTO_CARDS = 6
+# The name a camera shot is shown and answered under.
+CAMERA_PHOTO = N_("camera photo")
+FIRST_CARD = "0-0"
 
 
 def main() -> None:
@@ -141,7 +144,7 @@ def your_photos(run: Run, flip_average: bool) -> None:
     if st.toggle(_("Use the camera"), key="predict_camera", help=_("One photo at a time, answered by the server.")):
         shot = st.camera_input(_("Take a photo"), key="predict_shot")
         if shot is not None:
-            files.append((_("camera photo"), shot.getvalue()))
+            files.append((_(CAMERA_PHOTO), shot.getvalue()))
     if not files:
         st.caption(_("Upload one or more photos of a cat or a dog, or a zip of many, or take one with the camera."))
         return
@@ -215,6 +218,7 @@ def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_ave
         )
     )
     st.dataframe(answers_frame(answers), hide_index=True)
+    ui.announce("answers", ngettext("{count} answer in the table", "{count} answers in the table", len(answers)))
     out = io.StringIO()
     write_csv(answers, out)
     st.download_button(
@@ -259,19 +263,45 @@ def show_prediction(run: Run, name: str, read: Callable[[], bytes], flip_average
     except ImageError as error:
         st.error(f"{name}: {ui.tr(error)}")
         return
-    with st.container(border=True):
+    # Keyed for assets/a11y.css, which keeps the answer beside the photo on a phone.
+    with st.container(border=True, key=f"answer-{key}"):
         photo, answer, seen, heat = st.columns([1.3, 1.2, 1, 1])
-        photo.image(result.photo, caption=name, width="stretch")
+        photo.image(result.photo, caption=name, width="stretch", alt=_("{name}, the photo asked about", name=name))
         with answer:
             st.markdown(f"### {result.label}")
             st.caption(_("{confidence} sure", confidence=ui.percent(result.confidence)))
             familiarity_note(result)
             probability_bars(result.probabilities)
         seen.image(
-            result.pixels, caption=_("What the model sees ({size} px)", size=len(result.pixels)), width="stretch"
+            result.pixels,
+            caption=_("What the model sees ({size} px)", size=len(result.pixels)),
+            width="stretch",
+            alt=_("{name} at {size} × {size} pixels, as the model sees it", name=name, size=len(result.pixels)),
         )
-        heat.image(result.grad_cam, caption=_("Grad-CAM: where it looked"), width="stretch")
+        heat.image(
+            result.grad_cam,
+            caption=_("Grad-CAM: where it looked"),
+            width="stretch",
+            alt=_(
+                "Grad-CAM heat map of {name}: warm where the photo pushed the answer {label}",
+                name=name,
+                label=result.label,
+            ),
+        )
         ui.inside_the_model(run, result.pixels, key=f"predict_inside_{key}")
+    # The first answer, and a photo just taken, arrive below the upload and the camera, out of a phone's
+    # view: brought into it (a no-op where already in view).
+    reveal = f"answer-{key}" if key == FIRST_CARD or name == _(CAMERA_PHOTO) else None
+    ui.announce(
+        f"answer-{key}",
+        _(
+            "{name}: {label}, {confidence} sure",
+            name=name,
+            label=result.label,
+            confidence=ui.whole_percent(result.confidence),
+        ),
+        reveal=reveal,
+    )
 
 
 def familiarity_note(result: Prediction) -> None:
@@ -421,6 +451,7 @@ def data_map_section(run: Run, scan: Scan, classes: tuple[str, ...]) -> None:
                 ui.thumbnail(scan.key, photo.file, scan),
                 caption=f"{photo.file} · {photo.label} · {mark} {ui.whole_percent(photo.confidence)}",
                 width=320,
+                alt=_("{file}, a photo of {label}", file=photo.file, label=photo.label),
             )
 
 
@@ -553,6 +584,12 @@ def cell_photos(result: Evaluation, scan: Scan, label: str, predicted: str) -> N
                 ui.thumbnail(scan.key, item.file, scan),
                 caption=f"{ui.whole_percent(item.confidence)} {item.predicted}",
                 width="stretch",
+                alt=_(
+                    "{file}, a photo of {label} the model called {predicted}",
+                    file=item.file,
+                    label=item.label,
+                    predicted=item.predicted,
+                ),
             )
             ui.fix_photo(dataset, item.file, item.label, scan.classes, key=f"cell-{item.file}")
 
@@ -568,6 +605,7 @@ def gallery(images: list[ImageResult], scan: Scan, columns: int) -> None:
             ui.thumbnail(scan.key, item.file, scan),
             caption=f"{mark} · {ui.whole_percent(item.confidence)}",
             width="stretch",
+            alt=_("{file}, a photo of {label}: {mark}", file=item.file, label=item.label, mark=mark),
         )
 
 

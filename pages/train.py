@@ -240,8 +240,10 @@ def live_run() -> None:
         run = store.get(run_id)
         history, total = run.history(), run.config.planned_epochs
         accuracy, loss = st.columns(2)
-        accuracy.plotly_chart(curves(history, "accuracy", total), key=f"live-accuracy-{run_id}")
-        loss.plotly_chart(curves(history, "loss", total), key=f"live-loss-{run_id}")
+        with accuracy:
+            ui.plotly_chart(curves(history, "accuracy", total), key=f"live-accuracy-{run_id}")
+        with loss:
+            ui.plotly_chart(curves(history, "loss", total), key=f"live-loss-{run_id}")
 
     @st.fragment(run_every=LIVE_REFRESH_S if was_active else IDLE_REFRESH_S)
     @ui.with_error_boundary(N_("The queue"))
@@ -542,8 +544,10 @@ def past_runs() -> None:
         )
         return
     accuracy, loss = st.columns(2)
-    accuracy.plotly_chart(compare(chosen, "val_accuracy"), key="compare-accuracy")
-    loss.plotly_chart(compare(chosen, "val_loss"), key="compare-loss")
+    with accuracy:
+        ui.plotly_chart(compare(chosen, "val_accuracy"), key="compare-accuracy")
+    with loss:
+        ui.plotly_chart(compare(chosen, "val_loss"), key="compare-loss")
     for run in chosen:
         selected_run(run)
     delete_runs(chosen)

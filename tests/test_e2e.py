@@ -14,23 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.browser import SLOW_MS, Dashboard, assert_no_errors, heading, new_page, settle
+from tests.helpers.browser import SLOW_MS, assert_no_errors, heading, new_page, serve, settle
 from tests.helpers.support import synthetic_image, wait_for
 
 # The browser and page fixtures (conftest.py) skip these tests, saying why, without Chromium or Playwright.
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
 
 PAGES = ("", "dataset", "augmentation", "train", "predict", "class")
-
-
-def serve(tmp_path_factory, tiny_data, runs: Path):
-    env = {
-        "CATDOG_DATA_DIR": str(tiny_data),
-        "CATDOG_RUNS_DIR": str(runs),
-        "CATDOG_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "cache"),
-    }
-    with Dashboard(env, runs.parent / "streamlit.log") as server:
-        yield server.url
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 
@@ -29,12 +28,10 @@ from catdog.runs.lessons import (
     gaps,
     run_result,
 )
-from catdog.runs.record import process_identity
 from catdog.runs.states import ACTIVE, RunError
 from catdog.runs.store import RunStore
 from catdog.settings import LESSON_SEEDS, PRESETS, RunConfig, SettingsError
-from catdog.storage import write_json_atomic
-from tests.helpers.support import ROOT, assert_clean, catdog, open_app
+from tests.helpers.support import ROOT, assert_clean, catdog, open_app, recorded
 
 
 def test_the_augmentation_experiment_varies_the_augmentation_only_seed_by_seed():
@@ -66,21 +63,6 @@ def test_the_architecture_experiment_varies_the_architecture_only():
     # Mixed precision follows each architecture's default (model4's frozen backbone computes in float32).
     same_but_arch = {dataclasses.replace(config, arch="model1", mixed_precision=None) for config in configs}
     assert same_but_arch == {dataclasses.replace(configs[0], mixed_precision=None)}
-
-
-def recorded(store: RunStore, run_config, epochs: list[tuple], state: str = "finished"):
-    """A run record with these (training, validation) accuracies per epoch, and training loss if
-    given third, as training writes them."""
-    run = store.create(run_config.to_dict())
-    write_json_atomic(run.path / "data.json", {"classes": ["cats", "dogs"]})
-    for epoch, (accuracy, val_accuracy, *loss) in enumerate(epochs, 1):
-        metrics = {"accuracy": accuracy, "val_accuracy": val_accuracy, **({"loss": loss[0]} if loss else {})}
-        run.record_epoch(epoch, "train", 1.0, metrics)
-    if state == "running":
-        run.mark(state, **process_identity(os.getpid()))
-    elif state != "queued":
-        run.mark(state)
-    return run
 
 
 def test_the_conclusion_gives_the_measured_gaps(tmp_path):

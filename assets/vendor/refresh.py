@@ -1,10 +1,12 @@
-"""Refreshes assets/vendor/onnxruntime-web from its npm package at the pinned VERSION.
+"""Refreshes the vendored npm packages at their pinned versions: assets/vendor/onnxruntime-web and
+tests/vendor/axe-core.
 
 The browser export (catdog.inference.web) needs ONNX Runtime Web's JavaScript and WebAssembly; they are
 kept in the repository so that `pip install -r requirements.txt` stays the whole set-up. Only
 the WebAssembly CPU backend is kept: its small script, the Emscripten loader it imports and the
 SIMD build (threads are unused on a page that is not cross-origin isolated, a file:// page
-included). Run from anywhere: `python assets/vendor/refresh.py` (needs npm).
+included). axe-core is for the tests only (tests/test_accessibility.py injects it into each page),
+so it lives under tests/. Run from anywhere: `python assets/vendor/refresh.py` (needs npm).
 """
 
 import json
@@ -13,13 +15,11 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
-PACKAGE = "onnxruntime-web"
-VERSION = "1.31.1"
-FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-TARGET = Path(__file__).resolve().parent / PACKAGE
+ROOT = Path(__file__).resolve().parents[2]
 # The npm package names its licence but ships no licence file; this is onnxruntime's LICENSE.
-LICENSE = """MIT License
+ORT_LICENSE = """MIT License
 
 Copyright (c) Microsoft Corporation
 
@@ -43,20 +43,49 @@ SOFTWARE.
 """
 
 
-def main() -> None:
+class Vendored(NamedTuple):
+    package: str
+    version: str
+    license: str
+    files: tuple[str, ...]  # paths inside the npm package
+    target: Path
+    license_text: str | None = None  # None: the package's own LICENSE file
+
+
+VENDORED = (
+    Vendored(
+        "onnxruntime-web",
+        "1.31.1",
+        "MIT",
+        ("dist/ort.wasm.min.js", "dist/ort-wasm-simd-threaded.mjs", "dist/ort-wasm-simd-threaded.wasm"),
+        ROOT / "assets" / "vendor" / "onnxruntime-web",
+        ORT_LICENSE,
+    ),
+    Vendored("axe-core", "4.14.1", "MPL-2.0", ("axe.min.js",), ROOT / "tests" / "vendor" / "axe-core"),
+)
+
+
+def refresh(vendored: Vendored) -> None:
     with tempfile.TemporaryDirectory() as scratch:
-        subprocess.run(["npm", "pack", f"{PACKAGE}@{VERSION}", "--silent"], cwd=scratch, check=True)
-        with tarfile.open(Path(scratch) / f"{PACKAGE}-{VERSION}.tgz") as archive:
+        name = f"{vendored.package}@{vendored.version}"
+        subprocess.run(["npm", "pack", name, "--silent"], cwd=scratch, check=True)
+        with tarfile.open(Path(scratch) / f"{vendored.package}-{vendored.version}.tgz") as archive:
             archive.extractall(scratch, filter="data")
         package = Path(scratch) / "package"
-        assert json.loads((package / "package.json").read_text())["license"] == "MIT"
-        shutil.rmtree(TARGET, ignore_errors=True)
-        TARGET.mkdir(parents=True)
-        for name in FILES:
-            shutil.copyfile(package / "dist" / name, TARGET / name)
-    (TARGET / "LICENSE").write_text(LICENSE)
-    (TARGET / "VERSION").write_text(f"{PACKAGE}@{VERSION}\n")
-    print(f"{PACKAGE} {VERSION}: {', '.join(FILES)} in {TARGET}")
+        assert json.loads((package / "package.json").read_text())["license"] == vendored.license
+        shutil.rmtree(vendored.target, ignore_errors=True)
+        vendored.target.mkdir(parents=True)
+        for path in vendored.files:
+            shutil.copyfile(package / path, vendored.target / Path(path).name)
+        license_text = vendored.license_text or (package / "LICENSE").read_text()
+    (vendored.target / "LICENSE").write_text(license_text)
+    (vendored.target / "VERSION").write_text(f"{name}\n")
+    print(f"{name}: {', '.join(vendored.files)} in {vendored.target}")
+
+
+def main() -> None:
+    for vendored in VENDORED:
+        refresh(vendored)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
@@ -128,9 +129,21 @@ def write_y4m(photos: list[bytes], path: Path, size: tuple[int, int] = (320, 240
     return path
 
 
-def new_page(browser):
-    """A tall page in a context of its own (cookies, storage: another user), slow-machine timeouts."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+def serve(tmp_path_factory, data_dir: Path, runs: Path) -> Iterator[str]:
+    """A fixture's body: a dashboard over this data and runs folder, its address while the fixture lasts."""
+    env = {
+        "CATDOG_DATA_DIR": str(data_dir),
+        "CATDOG_RUNS_DIR": str(runs),
+        "CATDOG_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "cache"),
+    }
+    with Dashboard(env, runs.parent / "streamlit.log") as server:
+        yield server.url
+
+
+def new_page(browser, **options):
+    """A tall page in a context of its own (cookies, storage: another user), slow-machine timeouts;
+    options as Playwright's browser.new_page takes them (color_scheme, a phone's viewport and touch)."""
+    page = browser.new_page(**{"viewport": {"width": 1400, "height": 1600}, **options})
     page.set_default_timeout(SLOW_MS)
     return page
 

@@ -14,6 +14,9 @@ import numpy as np
 import psutil
 from PIL import Image
 
+from catdog.runs.record import process_identity
+from catdog.storage import write_json_atomic
+
 ROOT = Path(__file__).resolve().parents[2]
 # What a run makes from its model on demand: a copy without them starts as a run that has made nothing yet.
 MADE_FROM_MODEL = shutil.ignore_patterns("evaluation*.json", "photo-scores.json", "*.tflite")
@@ -199,3 +202,18 @@ def select_runs(app, rows: list[int]) -> list[str]:
     app.session_state[f"runs-{len(runs)}"] = {"selection": {"rows": rows, "columns": []}}
     app.run()
     return [runs[row] for row in rows]
+
+
+def recorded(store, run_config, epochs: list[tuple], state: str = "finished"):
+    """A run record with these (training, validation) accuracies per epoch, and training loss if
+    given third, as training writes them."""
+    run = store.create(run_config.to_dict())
+    write_json_atomic(run.path / "data.json", {"classes": ["cats", "dogs"]})
+    for epoch, (accuracy, val_accuracy, *loss) in enumerate(epochs, 1):
+        metrics = {"accuracy": accuracy, "val_accuracy": val_accuracy, **({"loss": loss[0]} if loss else {})}
+        run.record_epoch(epoch, "train", 1.0, metrics)
+    if state == "running":
+        run.mark(state, **process_identity(os.getpid()))
+    elif state != "queued":
+        run.mark(state)
+    return run
