@@ -130,7 +130,7 @@ def test_a_share_of_a_queued_run_follows_it_and_cancelling_either_spares_the_oth
     assert ben.same_as == source.id and ben.state == "queued"
     assert [slot.position for slot in queue_plan(store)] == [1, 1, 1]
 
-    store.cancel(ben.id, actor=TEACHER)  # the teacher: ws-identity lets Ben cancel his own
+    store.cancel(ben.id, actor=TEACHER)  # the teacher (Ben may cancel his own too)
     assert ben.state == "cancelled" and source.state == "queued" and not source.cancel_requested
 
     store.cancel(source.id, actor=TEACHER)  # Ana's run: Cal's run trains after all
