@@ -114,6 +114,11 @@ SKIPPED_FIELDS = {
 }
 
 
+# What st.html carries that no one reads: the pages' stylesheet and scripts (catdog_ui's
+# accessibility CSS and announcer), which a browser runs and never shows.
+HIDDEN_HTML = re.compile(r"<(style|script)\b.*?</\1>", re.DOTALL | re.IGNORECASE)
+
+
 def proto_texts(message) -> Iterator[str]:
     for field, value in message.ListFields():
         if field.name in SKIPPED_FIELDS:
@@ -124,7 +129,7 @@ def proto_texts(message) -> Iterator[str]:
             elif field.name == "spec" and isinstance(item, str):
                 yield from chart_texts(json.loads(item))
             elif field.type == field.TYPE_STRING:
-                yield item
+                yield HIDDEN_HTML.sub(" ", item)
             elif field.name == "data" and isinstance(item, bytes) and item:
                 yield from pa.ipc.open_stream(item).schema.names
 
