@@ -6,7 +6,6 @@ launches a browser; this module only needs it for the page helpers.
 """
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
-from tests.helpers.support import ROOT, answers, wait_for
+from tests.helpers.support import ROOT, ServerProcess, answers, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,7 +50,7 @@ def healthy(url: str) -> bool:
     return answers(f"{url}/_stcore/health")
 
 
-class Dashboard:
+class Dashboard(ServerProcess):
     """A dashboard server process; stopping and starting it again keeps its port, as a restart does."""
 
     def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None):
@@ -86,19 +85,6 @@ class Dashboard:
         wait_for(lambda: healthy(self.url) or self.process.poll() is not None, timeout, message="the server")
         assert self.process.poll() is None, self.log_path.read_text()[-2000:]
         return self
-
-    def stop(self) -> None:
-        """Ends the server's whole process group, as closing its terminal would; runs must outlive it."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-        self.process = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def launch_chromium(playwright, camera_video: Path | None = None):

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -21,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from tests.helpers.support import ROOT, answers, wait_for
+from tests.helpers.support import ROOT, ServerProcess, answers, wait_for
 
 SCOPES = "openid profile email"
 
 
-class OidcProvider:
+class OidcProvider(ServerProcess):
     """The provider process of a test: `issuer` is its discovery's base URL."""
 
     def __init__(self, port: int, client: dict[str, str], users: dict[str, dict], folder: Path):
@@ -51,18 +50,6 @@ class OidcProvider:
         wait_for(lambda: answers(self.metadata_url) or self.process.poll() is not None, timeout, message="the provider")
         assert self.process.poll() is None, (self.folder / "oidc_provider.log").read_text()[-2000:]
         return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-        self.process = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 # --- the provider process ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -217,3 +218,22 @@ def recorded(store, run_config, epochs: list[tuple], state: str = "finished"):
     elif state != "queued":
         run.mark(state)
     return run
+
+
+class ServerProcess:
+    """A server a test starts in a process group of its own (`self.process`, set by `start`):
+    stopped with its whole group, as closing its terminal would; runs it started must outlive it."""
+
+    process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
