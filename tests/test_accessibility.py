@@ -37,6 +37,7 @@ DEVICES = {
     "tablet": {"viewport": {"width": 820, "height": 1180}, "is_mobile": True, "has_touch": True},
 }
 TOUCH_PX = 44
+PASSWORD = "Kätzchen-42"
 # What a finger presses; a toggle's switch is the label around its hidden checkbox.
 TOUCH_TARGETS = (
     "button, a[href], summary, [data-baseweb='select'] > div, [data-baseweb='input'], label:has(input[type=checkbox])"
@@ -54,6 +55,18 @@ def app_url(tmp_path_factory, tiny_data, trained_run_dir):
     (run,) = [run for run in store.runs() if run.config.experiment is None]
     recorded(store, run.config, LIVE_CURVE, state="running")
     yield from serve(tmp_path_factory, tiny_data, runs)
+
+
+@pytest.fixture(scope="module")
+def class_url(tmp_path_factory, tiny_data):
+    """A teacher's server (a password set): a visitor meets the sidebar's Join and Sign in forms."""
+    yield from serve(
+        tmp_path_factory,
+        tiny_data,
+        tmp_path_factory.mktemp("a11y-class") / "runs",
+        CATDOG_TEACHER_PASSWORD=PASSWORD,
+        CATDOG_DATASETS_DIR=str(tmp_path_factory.mktemp("a11y-class-datasets")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +134,48 @@ def walk_through(page, url: str, photos: dict[str, Path]):
     expect(page.locator('[data-testid="stMain"]').get_by_text("3 photos")).to_be_visible()
     settle(page)
     yield "Predict, a zip's table"
+    open_page(page, url, "class")
+    expect(page.get_by_role("button", name="Save the limits")).to_be_visible()
+    yield "Class, the teacher's limits form and the results"
+
+
+def class_walk_through(page, url: str, student: str):
+    """A visitor of a teacher's server, then the student who joins: the sidebar's forms, the Class page."""
+    open_page(page, url, "")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    expect(sidebar.get_by_role("tab", name="Join")).to_be_visible()
+    yield "Home, a visitor's Join form"
+    sidebar.get_by_role("tab", name="Sign in").click()
+    expect(sidebar.get_by_label("Your code")).to_be_visible()
+    yield "Home, a visitor's Sign in form"
+    open_page(page, url, "class")
+    expect(page.get_by_text("Set by the teacher.")).to_be_visible()
+    yield "Class, a visitor's read-only limits"
+    join = sidebar.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name="Join"))
+    sidebar.get_by_role("tab", name="Join").click()
+    join.get_by_label("Your name").fill(student)
+    join.get_by_role("button", name="Join").click()
+    expect(sidebar.get_by_text("Keep your code")).to_be_visible()
+    settle(page)
+    yield "Class, a student who joined: the code shown once"
 
 
 @pytest.mark.parametrize("theme", THEMES)
 def test_no_serious_or_critical_axe_violation_on_any_page(browser, app_url, photos, screenshots, theme):
+    check_axe(browser, walk_through, (app_url, photos), screenshots, theme, "axe")
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_no_serious_or_critical_axe_violation_in_a_class(browser, class_url, screenshots, theme):
+    check_axe(browser, class_walk_through, (class_url, f"Ada {theme}"), screenshots, theme, "axe-class")
+
+
+def check_axe(browser, walk, args: tuple, screenshots: Path, theme: str, report: str) -> None:
+    """axe-core at each state of the walk-through; its counts to the report's JSON, a screenshot each."""
     page = new_page(browser, color_scheme=theme)
     counts, problems = {}, []
     try:
-        for state in walk_through(page, app_url, photos):
+        for state in walk(page, *args):
             assert_no_errors(page)
             found = axe_violations(page)
             counts[state] = {v["id"]: {"impact": v["impact"], "nodes": v["nodes"]} for v in found}
@@ -143,7 +190,7 @@ def test_no_serious_or_critical_axe_violation_on_any_page(browser, app_url, phot
             page.screenshot(path=screenshots / f"a11y-{theme}-{name}.png", full_page=True)
     finally:
         page.close()
-        (screenshots / f"axe-{theme}.json").write_text(json.dumps(counts, indent=1))
+        (screenshots / f"{report}-{theme}.json").write_text(json.dumps(counts, indent=1))
     assert not problems, "axe-core found serious or critical violations:\n" + "\n".join(problems)
 
 

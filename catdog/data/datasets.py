@@ -120,6 +120,11 @@ class Made:
     skipped: list[dict[str, str]]
 
 
+def gone(name: str) -> Message:
+    """Why a data set a page chose earlier cannot be changed now: another session renamed or deleted it."""
+    return Message("data set {name} was renamed or deleted meanwhile: choose it again", name=name)
+
+
 @dataclass(frozen=True)
 class Dataset:
     root: Path
@@ -193,7 +198,7 @@ class Dataset:
         """Holds the data set's lock (see `lock`), once sure its folder is still there."""
         with lock(self.root):
             if not self.root.is_dir():
-                raise DatasetError(f"data set {self.name} was renamed or deleted meanwhile: choose it again")
+                raise DatasetError(gone(self.name))
             yield
 
     def changes(self) -> list[Change]:
@@ -207,17 +212,17 @@ class Dataset:
             self._journal_path.parent.mkdir(exist_ok=True)
             write_json_atomic(self._journal_path, [asdict(change) for change in changes], make_folder=False)
         except FileNotFoundError:
-            raise DatasetError(f"data set {self.name} was renamed or deleted meanwhile: choose it again") from None
+            raise DatasetError(gone(self.name)) from None
 
     def photo(self, file: str) -> Path:
         """A photo of this data set by its path as scans name it; nothing outside it, nor in the trash."""
         parts = PurePosixPath(file).parts
         bad = not file or file.startswith(("/", "\\")) or len(parts) < 2
         if bad or any(part in ("..", ".") or part.startswith(".") or "\\" in part for part in parts):
-            raise DatasetError(f"{file!r} is not a photo of data set {self.name}")
+            raise DatasetError(Message("{file} is not a photo of data set {name}", file=repr(file), name=self.name))
         path = self.root.joinpath(*parts)
         if path.is_symlink() or not path.is_file():
-            raise DatasetError(f"{file} is not in data set {self.name}")
+            raise DatasetError(Message("{file} is not in data set {name}", file=file, name=self.name))
         return path
 
     def remove(self, file: str, *, actor: Actor) -> Change:
@@ -237,7 +242,7 @@ class Dataset:
         with self._locked():
             self.photo(file)
             if to_class not in self.classes():
-                raise DatasetError(f"data set {self.name} has no class {to_class!r}")
+                raise DatasetError(Message("data set {name} has no class {to}", name=self.name, to=repr(to_class)))
             parts = list(PurePosixPath(file).parts)
             parts[1 if self._split_layout else 0] = to_class
             target = self._free("/".join(parts))
@@ -290,7 +295,9 @@ class Dataset:
             }
             unknown = [file for file in files if file not in trashed]
             if unknown:
-                raise DatasetError(f"not in the trash of data set {self.name}: {', '.join(unknown)}")
+                raise DatasetError(
+                    Message("not in the trash of data set {name}: {files}", name=self.name, files=", ".join(unknown))
+                )
             restored = []
             for file, i in trashed.items():
                 if not files or file in files:
@@ -319,7 +326,9 @@ class Dataset:
         try:
             (self.root / source).rename(destination)
         except OSError as error:
-            raise DatasetError(f"{source} could not be moved ({error.strerror or error})") from None
+            raise DatasetError(
+                Message("{source} could not be moved ({error})", source=source, error=error.strerror or str(error))
+            ) from None
 
 
 class DatasetStore:
@@ -353,7 +362,7 @@ class DatasetStore:
         """The data set `actor` names, if they see it: a forged name learns nothing of another's."""
         path = self.root / check_name(name)
         if path.is_symlink() or not path.is_dir() or not self._sees(actor, path):
-            raise DatasetError(f"no data set {name!r} in {self.root}")
+            raise DatasetError(Message("no data set {name} in {folder}", name=repr(name), folder=self.root))
         return Dataset(path)
 
     def find(self, folder: str | os.PathLike | None) -> Dataset | None:
@@ -385,18 +394,29 @@ class DatasetStore:
 
     def _refuse_if_used(self, dataset: Dataset, doing: str) -> None:
         if users := self.users(dataset):
-            raise DatasetError(f"data set {dataset.name} is used by {', '.join(users)}: {doing} it when they end")
+            raise DatasetError(
+                Message(
+                    "data set {name} is used by {users}: {doing} when they end",
+                    name=dataset.name,
+                    users=", ".join(users),
+                    doing=Message(doing),
+                )
+            )
 
     def rename(self, old: str, new: str, *, actor: Actor) -> Dataset:
         dataset = self._seen_by(old, actor)
         authorize(actor, Action.RENAME_DATASET, owner=dataset.owner)
         with dataset._locked(), self._lock():
-            self._refuse_if_used(dataset, "rename")
+            self._refuse_if_used(dataset, N_("rename it"))
             target = self._new_path(new)
             try:
                 dataset.root.rename(target)
             except OSError as error:
-                raise DatasetError(f"data set {old} could not be renamed ({error.strerror or error})") from None
+                raise DatasetError(
+                    Message(
+                        "data set {name} could not be renamed ({error})", name=old, error=error.strerror or str(error)
+                    )
+                ) from None
         return Dataset(target)
 
     def delete(self, name: str, *, actor: Actor) -> None:
@@ -404,13 +424,17 @@ class DatasetStore:
         dataset = self._seen_by(name, actor)
         authorize(actor, Action.DELETE_DATASET, owner=dataset.owner)
         with dataset._locked(), self._lock():
-            self._refuse_if_used(dataset, "delete")
+            self._refuse_if_used(dataset, N_("delete it"))
             # Renamed first, at once, so that no reader ever lists half a data set.
             doomed = self.root / f"{_DELETED}{name}-{secrets.token_hex(2)}"
             try:
                 dataset.root.rename(doomed)
             except OSError as error:
-                raise DatasetError(f"data set {name} could not be deleted ({error.strerror or error})") from None
+                raise DatasetError(
+                    Message(
+                        "data set {name} could not be deleted ({error})", name=name, error=error.strerror or str(error)
+                    )
+                ) from None
         shutil.rmtree(doomed, ignore_errors=True)
 
     # --- making data sets ----------------------------------------------------------------
@@ -558,19 +582,29 @@ def listing(source: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]]]:
         for entry in sorted(names):
             seen += 1
             if seen > limit:
-                raise DatasetError(f"{source} has more than {limit:,} files, more than this server copies")
+                raise DatasetError(
+                    Message(
+                        "{source} has more than {limit} files, more than this server copies",
+                        source=source,
+                        limit=f"{limit:,}",
+                    )
+                )
             path = Path(folder, entry)
             relative = path.relative_to(source).as_posix()
             if entry.startswith("."):
                 continue
             info = path.lstat()
             if not stat.S_ISREG(info.st_mode):
-                skipped.append({"file": relative, "reason": "a link or special file, not copied"})
+                skipped.append({"file": relative, "reason": N_("a link or special file, not copied")})
                 continue
             total += info.st_size
             if total > config.ZIP_MAX_TOTAL_BYTES:
                 raise DatasetError(
-                    f"{source} holds more than {config.ZIP_MAX_TOTAL_BYTES / 2**30:.0f} GB, more than a data set may"
+                    Message(
+                        "{source} holds more than {size} GB, more than a data set may",
+                        source=source,
+                        size=f"{config.ZIP_MAX_TOTAL_BYTES / 2**30:.0f}",
+                    )
                 )
             files.append((relative, info.st_size))
     return files, skipped
@@ -589,7 +623,9 @@ def _check_layout(folder: Path) -> None:
     if split and (folder / "validation").is_dir():
         # Validation photos come from their own folder: one training photo per class is enough.
         if len(counts) < 2:
-            raise DatasetError(f"a data set needs at least two classes with photos; this one has {len(counts)}")
+            raise DatasetError(
+                Message("a data set needs at least two classes with photos; this one has {count}", count=len(counts))
+            )
         return
     check_classes(counts)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from catdog import access, config
 from catdog.data.errors import DataError
+from catdog.messages import Message
 from catdog.progress import Progress
 
 
@@ -42,8 +43,13 @@ def download_default_dataset(progress: Progress | None = None, *, actor: access.
     except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(
-            f"{archive} is not the published {config.DATASET_FILE} (its SHA-256 differs) and could not be "
-            f"downloaded again ({reason})"
+            Message(
+                "{archive} is not the published {file} (its SHA-256 differs) and could not be downloaded again "
+                "({reason})",
+                archive=archive,
+                file=config.DATASET_FILE,
+                reason=reason,
+            )
         ) from None
     return Path(extracted) / config.DATASET_NAME
 
@@ -64,5 +70,7 @@ def _download(url: str, target: Path, progress: Progress | None) -> None:
     except (urllib.error.URLError, OSError) as error:
         partial.unlink(missing_ok=True)
         reason = getattr(error, "reason", error)
-        raise DataError(f"could not download {url}: {reason} (is the network reachable?)") from None
+        raise DataError(
+            Message("could not download {url}: {reason} (is the network reachable?)", url=url, reason=str(reason))
+        ) from None
     partial.replace(target)

@@ -46,7 +46,7 @@ def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Pa
         return path
     if path.parent == config.datasets_dir() and not path.name.startswith("."):
         if not access.can_see(actor, dataset_owner(path), classroom.load().show_classmates_runs):
-            raise DataError(f"no data set {path.name!r} in {path.parent}")
+            raise DataError(Message("no data set {name} in {folder}", name=repr(path.name), folder=path.parent))
         return path
     access.authorize(actor, access.Action.CHOOSE_FOLDER)
     roots = config.data_roots()

@@ -25,6 +25,7 @@ from catdog.data.pixels import cached_pixels, decode_all, read_file, read_pixels
 from catdog.data.scan_cache import latest, lock_for, read_report, record_latest, scans_dir, utf8, valid_key
 from catdog.data.split import assign_splits, min_photos_per_class
 from catdog.data.walk import layout_of
+from catdog.messages import N_, Message
 from catdog.progress import Progress
 from catdog.storage import write_json_atomic
 
@@ -61,9 +62,13 @@ class Scan:
         """A one-line refusal up front when training could not measure itself: no validation photos."""
         if not self.files["validation"]:
             raise DataError(
-                f"{self.root}: the validation split is empty: each class needs at least "
-                f"{min_photos_per_class()} photos (a {config.VALIDATION_FRACTION:.0%} share is held out "
-                "for validation), or a validation/ folder"
+                Message(
+                    "{root}: the validation split is empty: each class needs at least {count} photos (a {share} "
+                    "share is held out for validation), or a validation/ folder",
+                    root=self.root,
+                    count=min_photos_per_class(),
+                    share=f"{config.VALIDATION_FRACTION:.0%}",
+                )
             )
 
     def arrays(
@@ -184,7 +189,7 @@ def scan(
     root = resolve_data_dir(data_dir, progress, actor)
     layout, unreadable = layout_of(root, actor)
     if not any(layout.values()):
-        raise DataError(f"{root} has no class folders (expected one subfolder per class)")
+        raise DataError(Message("{root} has no class folders (expected one subfolder per class)", root=root))
     key = _fingerprint(root, layout)
     report_path = scans_dir() / f"{key}.json"
     # Sessions asking for one new folder at once: the first checks it, the others wait and read its cache.
@@ -279,12 +284,19 @@ def _make_scan(
         for name, files in folders.items():
             where = f"{split}/{name}/" if split else f"{name}/"
             if not files:
-                skipped.append({"file": where, "reason": "class folder has no usable images"})
+                skipped.append({"file": where, "reason": N_("class folder has no usable images")})
             elif name not in classes:
-                skipped.append({"file": where, "reason": f"class '{name}' has no training images"})
+                skipped.append({"file": where, "reason": Message("class '{name}' has no training images", name=name)})
     if len(classes) < 2:
-        found = ", ".join(classes) or "none"
-        raise DataError(f"{root} needs at least two class folders with images; found {len(classes)} ({found})")
+        found = ", ".join(classes) or Message(N_("none"))
+        raise DataError(
+            Message(
+                "{root} needs at least two class folders with images; found {count} ({found})",
+                root=root,
+                count=len(classes),
+                found=found,
+            )
+        )
     return Scan(
         root=root,
         classes=classes,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from catdog import access, config
 from catdog.data.errors import DataError
-from catdog.messages import Message
+from catdog.messages import N_, Message
 
 
 def _link_judge(root: Path, actor: access.Actor) -> Callable[[Path], bool]:
@@ -56,11 +56,11 @@ class _Walk:
                             )
                         )
                     if _is_link(entry) and not self.may_follow(Path(entry.path)):
-                        self.skip(Path(entry.path), "a link to outside the folder (not followed)")
+                        self.skip(Path(entry.path), N_("a link to outside the folder (not followed)"))
                     else:
                         found.append(entry)
         except OSError as error:
-            self.skip(folder, f"folder cannot be read ({error.strerror or error})", "/")
+            self.skip(folder, Message("folder cannot be read ({error})", error=error.strerror or str(error)), "/")
         return found
 
     def skip(self, path: Path, reason: str, suffix: str = "") -> None:

@@ -23,6 +23,7 @@ import filelock
 
 from catdog import classroom, config
 from catdog.access import OWNER, Action, Actor, authorize, can_see
+from catdog.messages import Message
 from catdog.runs import cluster
 from catdog.runs import queue as local_queue
 from catdog.runs.record import Run
@@ -70,10 +71,10 @@ class RunStore:
     def get(self, run_id: str) -> Run:
         """The run with this id; ids are checked so no path outside the runs directory is reached."""
         if not _RUN_ID.match(run_id or ""):
-            raise RunError(f"invalid run id {run_id!r}")
+            raise RunError(Message("invalid run id {id}", id=repr(run_id)))
         path = self.root / run_id
         if path.is_symlink() or not (path / "config.json").is_file() or not self.visible(Run(path)):
-            raise RunError(f"no run {run_id!r} in {self.root}")
+            raise RunError(Message("no run {id} in {folder}", id=repr(run_id), folder=self.root))
         return Run(path)
 
     def acted_on(self, run_id: str, actor: Actor) -> Run:
@@ -81,7 +82,7 @@ class RunStore:
         forged id learns nothing of it."""
         run = self.get(run_id)
         if not can_see(actor, run.owner, classroom.load().show_classmates_runs):
-            raise RunError(f"no run {run_id!r} in {self.root}")
+            raise RunError(Message("no run {id} in {folder}", id=repr(run_id), folder=self.root))
         return run
 
     def live(self) -> list[Run]:
@@ -105,11 +106,22 @@ class RunStore:
             probe.write_text("ok")
             probe.unlink()
         except OSError as error:
-            raise RunError(f"runs directory {self.root} is not writable ({error.strerror or error})") from None
+            raise RunError(
+                Message(
+                    "runs directory {folder} is not writable ({error})",
+                    folder=self.root,
+                    error=error.strerror or str(error),
+                )
+            ) from None
         free = shutil.disk_usage(self.root).free
         if free < MIN_FREE_BYTES:
             raise RunError(
-                f"only {free / 2**20:.0f} MB free in {self.root}; training needs at least {MIN_FREE_BYTES // 2**20} MB"
+                Message(
+                    "only {free} MB free in {folder}; training needs at least {least} MB",
+                    free=format(free / 2**20, ".0f"),
+                    folder=self.root,
+                    least=MIN_FREE_BYTES // 2**20,
+                )
             )
 
     def create(self, run_config: RunConfig | dict, *, owner: Actor = OWNER, **status) -> Run:
@@ -205,7 +217,7 @@ class RunStore:
         authorize(actor, Action.CANCEL_RUN, owner=run.owner)
         status = run.status()
         if status["state"] not in ACTIVE:
-            raise RunError(f"run {run_id} is already {status['state']}")
+            raise RunError(Message("run {id} is already {state}", id=run_id, state=Message(status["state"])))
         if status.get("same_as"):  # a share: only its own record ends; the run others wait on trains on
             return run.mark("cancelled", error=None)
         run.request_cancel()
@@ -237,7 +249,9 @@ class RunStore:
         authorize(actor, Action.DELETE_RUN, owner=run.owner)
         state = run.state
         if state in ACTIVE:
-            raise RunError(f"run {run_id} is {state}: cancel it before deleting it")
+            raise RunError(
+                Message("run {id} is {state}: cancel it before deleting it", id=run_id, state=Message(state))
+            )
         for share in self.shares_of(run):
             share.status()  # a share settles now, taking the files it reads while it can
         # Renamed first, at once, to a name that is no run id: no reader ever lists half a run.
@@ -245,7 +259,9 @@ class RunStore:
         try:
             run.path.rename(doomed)
         except OSError as error:
-            raise RunError(f"run {run_id} could not be deleted ({error.strerror or error})") from None
+            raise RunError(
+                Message("run {id} could not be deleted ({error})", id=run_id, error=error.strerror or str(error))
+            ) from None
         shutil.rmtree(doomed, ignore_errors=True)
 
 

@@ -115,12 +115,14 @@ def write_y4m(photos: list[bytes], path: Path, size: tuple[int, int] = (320, 240
     return path
 
 
-def serve(tmp_path_factory, data_dir: Path, runs: Path) -> Iterator[str]:
-    """A fixture's body: a dashboard over this data and runs folder, its address while the fixture lasts."""
+def serve(tmp_path_factory, data_dir: Path, runs: Path, **more_env: str) -> Iterator[str]:
+    """A fixture's body: a dashboard over this data and runs folder (and more_env, a teacher
+    password say), its address while the fixture lasts."""
     env = {
         "CATDOG_DATA_DIR": str(data_dir),
         "CATDOG_RUNS_DIR": str(runs),
         "CATDOG_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "cache"),
+        **more_env,
     }
     with Dashboard(env, runs.parent / "streamlit.log") as server:
         yield server.url
