@@ -8,8 +8,9 @@ every session gets its answer, without an error.
 import asyncio
 
 from tests.helpers.browser import Dashboard
-from tests.helpers.protocol import classroom
-from tests.helpers.support import synthetic_photos
+from tests.helpers.polling_app import LAST_LINE
+from tests.helpers.protocol import ProtocolError, Session, classroom, xsrf_token
+from tests.helpers.support import ROOT, synthetic_photos
 
 SESSIONS = 10
 # Generous: on 2 shared cores the first session imports TensorFlow and loads the model.
@@ -25,6 +26,38 @@ def test_a_class_of_sessions_at_once_all_get_their_answer(trained_run_dir, tiny_
     assert [visit.errors for visit in visits] == [[]] * SESSIONS
     assert [visit.answer in ("cats", "dogs") for visit in visits] == [True] * SESSIONS
     assert all(visit.page_ready_s and visit.answer_s for visit in visits)
+
+
+def test_every_page_run_reaches_every_tab_while_their_fragments_poll(tmp_path):
+    """Thirty tabs open a page again and again while each one's sidebar fragment reruns on its timer.
+    Every run must reach its tab whole and finished. Streamlit alone dropped the end of 36 of 600
+    (catdog_ui._deliver_a_stopped_run_s_messages); the class benchmark's sessions stalled on it."""
+    sessions, runs_each = 30, 10
+
+    async def open_again_and_again(url: str, xsrf: str) -> list[str]:
+        session, lost = Session(url, xsrf), []
+        await session.open()
+        try:
+            for _ in range(runs_each):
+                try:
+                    run = await session.run_page("", timeout=30)
+                except ProtocolError as error:
+                    lost.append(str(error))
+                    continue
+                if LAST_LINE not in run.markdown:
+                    lost.append("a run without its last element")
+        finally:
+            await session.close()
+        return lost
+
+    async def a_class(url: str) -> list[str]:
+        xsrf = await asyncio.to_thread(xsrf_token, url)
+        tabs = await asyncio.gather(*(open_again_and_again(url, xsrf) for _ in range(sessions)))
+        return [problem for tab in tabs for problem in tab]
+
+    env = {"PYTHONPATH": str(ROOT)}
+    with Dashboard(env, tmp_path / "streamlit.log", script="tests/helpers/polling_app.py") as server:
+        assert asyncio.run(a_class(server.url)) == []
 
 
 def test_a_hostile_zip_on_the_predict_page_leaves_the_server_up_for_every_other_session(

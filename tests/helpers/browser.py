@@ -53,8 +53,9 @@ def healthy(url: str) -> bool:
 class Dashboard(ServerProcess):
     """A dashboard server process; stopping and starting it again keeps its port, as a restart does."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None):
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None, script: str = "dashboard.py"):
         self.env = {**os.environ, **env}
+        self.script = script
         self.log_path = log_path
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -68,7 +69,7 @@ class Dashboard(ServerProcess):
                     "-m",
                     "streamlit",
                     "run",
-                    "dashboard.py",
+                    self.script,
                     "--server.headless",
                     "true",
                     "--server.port",
