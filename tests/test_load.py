@@ -40,7 +40,7 @@ def test_every_page_run_reaches_every_tab_while_their_fragments_poll(tmp_path):
         try:
             for _ in range(runs_each):
                 try:
-                    run = await session.run_page("", timeout=30)
+                    run = await session.run_page("", timeout=STEP_TIMEOUT_S)
                 except ProtocolError as error:
                     lost.append(str(error))
                     continue

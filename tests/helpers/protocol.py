@@ -78,6 +78,7 @@ class Session:
         self._run = Run()
         self._finished: asyncio.Future[Run] | None = None
         self._awaited_fragment = ""
+        self._awaited_run_started = False
         self._file_urls: dict[str, asyncio.Future] = {}
         self._fragment_timers: dict[str, asyncio.Task] = {}
         self._fetched: set[str] = set()
@@ -143,6 +144,7 @@ class Session:
         """A full run of the page, or a run of one fragment; waits for it to end."""
         self._finished = asyncio.get_running_loop().create_future()
         self._awaited_fragment = fragment_id
+        self._awaited_run_started = False
         await self._send(BackMsg(rerun_script=self._client_state(fragment_id)))
         try:
             return await asyncio.wait_for(self._finished, timeout)
@@ -182,7 +184,12 @@ class Session:
         if kind == "new_session":  # the start of every run, of the page or of fragments
             self.session_id = message.new_session.initialize.session_id or self.session_id
             fragments = message.metadata.run.fragment_ids
+            awaiting_page = self._finished is not None and not self._finished.done() and not self._awaited_fragment
+            if awaiting_page and fragments and self._awaited_run_started:
+                # A session runs one script at a time: the page's run is over, and its end never came.
+                self._fail("the end of the page's run was lost: a later run started before it finished")
             if not fragments:  # the whole page runs again: its fragments start anew
+                self._awaited_run_started = awaiting_page
                 self._run = Run()
                 for timer in self._fragment_timers.values():
                     timer.cancel()
