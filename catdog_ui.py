@@ -677,6 +677,24 @@ class RunSnapshot(Run):
         return super().config
 
     @cached_property
+    def _recorded_status(self) -> dict:
+        return super().recorded_status()
+
+    def recorded_status(self) -> dict:
+        return self._recorded_status
+
+    @cached_property
+    def note(self) -> str:
+        return Run.note.fget(self)
+
+    @cached_property
+    def _summary(self) -> dict:
+        return super().summary()
+
+    def summary(self) -> dict:
+        return dict(self._summary)
+
+    @cached_property
     def _status(self) -> dict:
         return super().status()
 
