@@ -219,6 +219,39 @@ def test_library_messages_are_translated_from_their_template(monkeypatch):
     assert ui.tr("a text no catalog holds") == "a text no catalog holds"
 
 
+def refusals() -> Iterator[BaseException]:
+    """The library's refusals a page shows, each provoked as a user's input or a damaged file would."""
+    from catdog.runs.states import RunError
+    from catdog.settings import AugmentConfig, RunConfig, check_lesson_seeds
+
+    for make in (
+        lambda: RunConfig("model1", epochs=0),
+        lambda: RunConfig("model1", batch_size=2.5),
+        lambda: RunConfig("model1", image_size=100),
+        lambda: RunConfig("model1", learning_rate="1,5"),
+        lambda: RunConfig("model1", fast=True),
+        lambda: RunConfig("model1", fine_tune_epochs=3),
+        lambda: RunConfig("model9"),
+        lambda: RunConfig.from_dict({"arch": "model1", "augmentation": []}),
+        lambda: AugmentConfig(zoom=0.7),
+        lambda: AugmentConfig(flip="sideways"),
+        lambda: AugmentConfig(rotation=(0.5, -0.5)),
+        lambda: check_lesson_seeds(0),
+    ):
+        with pytest.raises((ValueError, RunError)) as refused:
+            make()
+        yield refused.value
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_library_refusals_speak_the_class_language(monkeypatch, language):
+    """Each refusal, translated, keeps no English word (its English stays for the CLI)."""
+    english = english_words(language)
+    monkeypatch.setattr(ui, "language", lambda: language)
+    left = [f"{sorted(words(ui.tr(error)) & english)}: {ui.tr(error)!r}" for error in refusals()]
+    assert not [line for line in left if not line.startswith("[]")], "\n".join(left)
+
+
 def test_the_language_follows_the_browser_then_the_picker_and_stays_in_the_link(tiny_env):
     app = open_app()
     assert app.session_state["language"] == "en"
