@@ -219,8 +219,11 @@ def test_library_messages_are_translated_from_their_template(monkeypatch):
     assert ui.tr("a text no catalog holds") == "a text no catalog holds"
 
 
-def refusals() -> Iterator[BaseException]:
+def refusals(folder) -> Iterator[BaseException]:
     """The library's refusals a page shows, each provoked as a user's input or a damaged file would."""
+    from catdog import project
+    from catdog.inference import loading, web
+    from catdog.runs.record import Run
     from catdog.runs.states import RunError
     from catdog.settings import AugmentConfig, RunConfig, check_lesson_seeds
 
@@ -237,6 +240,10 @@ def refusals() -> Iterator[BaseException]:
         lambda: AugmentConfig(flip="sideways"),
         lambda: AugmentConfig(rotation=(0.5, -0.5)),
         lambda: check_lesson_seeds(0),
+        lambda: project._json(b'{"classes": [', project._run_file("20260101-x", "data.json")),
+        lambda: web.export(Run(folder), "float8"),
+        lambda: web.write(Run(folder), folder, "pdf"),
+        lambda: loading.model_version(Run(folder)),
     ):
         with pytest.raises((ValueError, RunError)) as refused:
             make()
@@ -244,11 +251,11 @@ def refusals() -> Iterator[BaseException]:
 
 
 @pytest.mark.parametrize("language", TRANSLATED)
-def test_the_library_refusals_speak_the_class_language(monkeypatch, language):
+def test_the_library_refusals_speak_the_class_language(monkeypatch, tmp_path, language):
     """Each refusal, translated, keeps no English word (its English stays for the CLI)."""
     english = english_words(language)
     monkeypatch.setattr(ui, "language", lambda: language)
-    left = [f"{sorted(words(ui.tr(error)) & english)}: {ui.tr(error)!r}" for error in refusals()]
+    left = [f"{sorted(words(ui.tr(error)) & english)}: {ui.tr(error)!r}" for error in refusals(tmp_path)]
     assert not [line for line in left if not line.startswith("[]")], "\n".join(left)
 
 

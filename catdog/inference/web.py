@@ -36,6 +36,7 @@ from catdog.inference import familiarity
 from catdog.inference.answers import class_names, input_size
 from catdog.inference.loading import guard, load_model, model_version
 from catdog.inference.once import OncePerKey
+from catdog.messages import Message
 from catdog.runs.record import Run
 from catdog.runs.states import RunError
 from catdog.storage import write_bytes_atomic, write_json_atomic
@@ -86,7 +87,11 @@ def export(run: Run, precision: str = "float32") -> WebModel:
     precision however many sessions ask at once (every live camera page asks); ExportError if it
     cannot be made."""
     if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        raise ExportError(
+            Message(
+                "precision must be one of {choices}, not {value}", choices=", ".join(PRECISIONS), value=repr(precision)
+            )
+        )
     key = (str(run.path.resolve()), model_version(run), _guard_stamp(run), precision)
     return _exports.get(key, lambda: _export(run, precision))
 
@@ -181,7 +186,9 @@ def _imagenet_weights():
     import h5py
 
     if not backbone.weights_path().is_file():
-        raise ExportError(f"MobileNetV2 ImageNet weights unavailable: {backbone.weights_path()} is missing")
+        raise ExportError(
+            Message("MobileNetV2 ImageNet weights unavailable: {path} is missing", path=str(backbone.weights_path()))
+        )
     with h5py.File(backbone.weights_path(), "r") as file:
         return {layer: {key: np.asarray(file[layer][key]) for key in _h5_keys(file[layer])} for layer in file}
 
@@ -226,7 +233,13 @@ def _add_keras(graph, model: "keras.Model", x: str) -> str:
 def _activation(layer) -> str:
     name = getattr(layer.activation, "__name__", "linear")
     if name not in ("relu", "linear"):
-        raise ExportError(f"layer {layer.name}: the {name} activation cannot be exported for the browser yet")
+        raise ExportError(
+            Message(
+                "layer {layer}: the {name} activation cannot be exported for the browser yet",
+                layer=layer.name,
+                name=name,
+            )
+        )
     return name
 
 
@@ -259,7 +272,9 @@ def _add_layer(graph, layer, x: str) -> str:
         return backbone.add_mobilenet(graph, x)
     if kind == "GlobalMaxPooling2D":
         return graph.node("Flatten", [graph.node("GlobalMaxPool", [x])])
-    raise ExportError(f"layer {layer.name} ({kind}) cannot be exported for the browser yet")
+    raise ExportError(
+        Message("layer {layer} ({kind}) cannot be exported for the browser yet", layer=layer.name, kind=kind)
+    )
 
 
 def _add_guard(graph, features: str, guard: familiarity.Guard) -> str:
@@ -359,7 +374,13 @@ def _packed(data: bytes) -> str:
 def runtime_path(name: str) -> Path:
     path = RUNTIME_DIR / name
     if not path.is_file():
-        raise ExportError(f"the browser runtime is missing: {path} (run assets/vendor/refresh.py)")
+        raise ExportError(
+            Message(
+                "the browser runtime is missing: {path} (run {script})",
+                path=str(path),
+                script="assets/vendor/refresh.py",
+            )
+        )
     return path
 
 
@@ -389,7 +410,9 @@ def _html_text(text: str) -> str:
 def write(run: Run, out: Path, fmt: str, precision: str = "float32") -> list[Path]:
     """`catdog export --format web|html`: the folder's files, or the one page."""
     if fmt not in FORMATS:
-        raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise ExportError(
+            Message("format must be one of {choices}, not {value}", choices=", ".join(FORMATS), value=repr(fmt))
+        )
     exported = export(run, precision)
     if fmt == "web":
         return exported.write(out)
