@@ -223,7 +223,10 @@ def refusals(folder) -> Iterator[BaseException]:
     """The library's refusals a page shows, each provoked as a user's input or a damaged file would."""
     from catdog import project
     from catdog.inference import loading, web
-    from catdog.runs.record import Run
+    from catdog.access import Actor, Role
+    from catdog.runs.lessons import delete_experiment
+    from catdog.runs.record import NOTE_MAX_CHARS, Run
+    from catdog.runs.store import RunStore
     from catdog.runs.states import RunError
     from catdog.settings import AugmentConfig, RunConfig, check_lesson_seeds
 
@@ -244,6 +247,8 @@ def refusals(folder) -> Iterator[BaseException]:
         lambda: web.export(Run(folder), "float8"),
         lambda: web.write(Run(folder), folder, "pdf"),
         lambda: loading.model_version(Run(folder)),
+        lambda: Run(folder).set_note("x" * (NOTE_MAX_CHARS + 1), actor=Actor("s", "Ana", Role.STUDENT)),
+        lambda: delete_experiment(RunStore(folder), "e1", actor=Actor("s", "Ana", Role.STUDENT)),
     ):
         with pytest.raises((ValueError, RunError)) as refused:
             make()
