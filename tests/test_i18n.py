@@ -222,12 +222,12 @@ def test_library_messages_are_translated_from_their_template(monkeypatch):
 def refusals(folder) -> Iterator[BaseException]:
     """The library's refusals a page shows, each provoked as a user's input or a damaged file would."""
     from catdog import project
-    from catdog.inference import loading, web
     from catdog.access import Actor, Role
+    from catdog.inference import loading, web
     from catdog.runs.lessons import delete_experiment
     from catdog.runs.record import NOTE_MAX_CHARS, Run
-    from catdog.runs.store import RunStore
     from catdog.runs.states import RunError
+    from catdog.runs.store import RunStore
     from catdog.settings import AugmentConfig, RunConfig, check_lesson_seeds
 
     for make in (
