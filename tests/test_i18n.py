@@ -264,6 +264,64 @@ def test_the_library_refusals_speak_the_class_language(monkeypatch, tmp_path, la
     assert not [line for line in left if not line.startswith("[]")], "\n".join(left)
 
 
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_skipped_files_read_back_from_the_scan_cache_speak_the_class_language(monkeypatch, tmp_path, language):
+    """Reasons with variable parts (a truncated photo's format, a PDF's kind), cached by one scan
+    and read back by the page's, are shown translated."""
+    from catdog.data.scan import scan
+    from tests.helpers.support import make_dataset
+
+    folder = make_dataset(tmp_path / "set1")
+    whole = (folder / "train" / "cats" / "cats.0.jpg").read_bytes()
+    (folder / "train" / "cats" / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    (folder / "train" / "dogs" / "letter.jpg").write_bytes(b"%PDF-1.7 a letter, not a photo")
+    assert len(scan(str(folder)).skipped) == 2  # the report the page reads back
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(folder))
+    app = open_app("pages/dataset.py", language=language)
+    assert_clean(app)
+    english = english_words(language)
+    (table,) = [frame.value for frame in app.dataframe if len(frame.value) == 2]
+    reasons = list(table.iloc[:, 1])
+    assert not set(reasons) & {str(row["reason"]) for row in scan(str(folder)).skipped}, reasons
+    left = [reason for reason in reasons if words(reason) & english]
+    assert not left, left
+    assert not english_left(app, language)
+
+
+def test_a_kept_reason_that_no_longer_fits_its_template_makes_the_report_again(tmp_path):
+    """A report whose kept message is damaged is none: the scan checks the folder again."""
+    from catdog.data.scan_cache import read_report, write_report
+    from catdog.messages import Message, Messages
+
+    reason = Message("not an image: {name}", name=Messages([Message("a PDF document"), "x"]))
+    report = {"good": [], "sizes": {}, "digests": {}, "skipped": [{"file": "a.jpg", "reason": reason}]}
+    write_report(tmp_path / "report.json", report)
+    (kept,) = read_report(tmp_path / "report.json")["skipped"]
+    assert kept["reason"] == reason and kept["reason"].template == reason.template
+    assert kept["reason"].values["name"].parts == reason.values["name"].parts
+    damaged = json.loads((tmp_path / "report.json").read_text())
+    damaged["skipped"][0]["reason"]["values"] = {}
+    (tmp_path / "report.json").write_text(json.dumps(damaged))
+    assert read_report(tmp_path / "report.json") is None
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_offline_page_speaks_the_class_language(monkeypatch, language):
+    """The page a student downloads from the Predict page: its language, what it shows before its
+    script runs, and every text its script shows (catdog.js reads them from the page), translated."""
+    from catdog.inference.web import PAGE_TEXTS, WebModel, html_page
+
+    monkeypatch.setattr(ui, "language", lambda: language)
+    page = html_page(WebModel(b"", {"classes": ["cats", "dogs"]}), "catdog · 20260101-x", ui.page_texts(), language)
+    assert f'<html lang="{language}">' in page
+    texts = json.loads(re.search(r"const texts = (\{.*?\});", page).group(1))
+    assert texts.keys() == PAGE_TEXTS.keys() and texts != PAGE_TEXTS
+    shown = re.sub(r"<!--.*?-->|<[^>]*>", " ", HIDDEN_HTML.sub(" ", page), flags=re.DOTALL)
+    english = english_words(language)
+    left = [text for text in (shown, *texts.values()) if words(text) & english]
+    assert not left, [sorted(words(text) & english) for text in left]
+
+
 def test_the_language_follows_the_browser_then_the_picker_and_stays_in_the_link(tiny_env):
     app = open_app()
     assert app.session_state["language"] == "en"
@@ -309,3 +367,14 @@ def test_a_browser_gets_its_language_and_a_link_keeps_the_class_language(browser
         settle(spanish)
         expect(heading(spanish, "Datos")).to_be_visible()
         assert "lang=es" in spanish.url
+
+        # Streamlit's own uploader texts, as the page's stylesheet replaces them: seen and read out.
+        nav_link(spanish, "Aumento de datos").click()
+        settle(spanish)
+        spanish.get_by_text("Subir", exact=True).first.click()
+        settle(spanish)
+        uploader = spanish.get_by_test_id("stFileUploader")
+        expect(uploader.get_by_role("button", name="Subir", exact=True)).to_be_visible()
+        read_out = uploader.aria_snapshot()
+        assert "25 MB por archivo" in read_out and "per file" not in read_out, read_out
+        assert "Upload" not in uploader.inner_text()

@@ -36,7 +36,7 @@ from catdog.inference import familiarity
 from catdog.inference.answers import class_names, input_size
 from catdog.inference.loading import guard, load_model, model_version
 from catdog.inference.once import OncePerKey
-from catdog.messages import Message
+from catdog.messages import N_, Message
 from catdog.runs.record import Run
 from catdog.runs.states import RunError
 from catdog.storage import write_bytes_atomic, write_json_atomic
@@ -384,10 +384,37 @@ def runtime_path(name: str) -> Path:
     return path
 
 
-def html_page(exported: WebModel, title: str) -> str:
-    """One self-contained page: runtime, model and camera, nothing fetched from anywhere."""
+# What the browser pages (offline.html, live.html and catdog.js) say, in English: the command line's
+# page keeps it, the dashboard's pages translate it (catdog_ui.page_texts).
+PAGE_TEXTS = {
+    "loading": N_("Loading the model…"),
+    "offlineFailed": N_("The model could not start in this browser: {error}"),
+    "liveFailed": N_(
+        "The live camera cannot run in this browser ({error}). Switch on “Use the camera” below instead: the "
+        "server answers each photo you take."
+    ),
+    "start": N_("Start the camera"),
+    "stop": N_("Stop the camera"),
+    "switch": N_("Switch camera"),
+    "choose": N_("Or choose a photo:"),
+    "cameraView": N_("the camera's view"),
+    "chosenPhoto": N_("the chosen photo"),
+    "prompt": N_("Start the camera or choose a photo."),
+    "noCamera": N_("This browser offers no camera here; choose a photo instead."),
+    "cameraFailed": N_("The camera could not start ({error}); choose a photo instead."),
+    "rate": N_("{rate} answers a second"),
+    "unfamiliar": N_("I don't know: this doesn't look like the photos I learned from (nearest: {label})"),
+}
+
+
+def html_page(exported: WebModel, title: str, texts: dict[str, str] = PAGE_TEXTS, language: str = "en") -> str:
+    """One self-contained page: runtime, model and camera, nothing fetched from anywhere; it says
+    `texts` (PAGE_TEXTS, or their translation) in `language`."""
     template = (PAGE_DIR / "offline.html").read_text()
     parts = {
+        "LANGUAGE": _html_text(language),
+        "LOADING": _html_text(texts["loading"]),
+        "TEXTS": json.dumps(texts).replace("<", "\\u003c"),
         "TITLE": _html_text(title),
         "ORT_SCRIPT": runtime_path(RUNTIME_FILES[0]).read_text().replace("</script", "<\\/script"),
         "CATDOG_SCRIPT": (PAGE_DIR / "catdog.js").read_text(),
