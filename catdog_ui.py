@@ -53,6 +53,7 @@ LOGO = ASSETS / "logo.svg"
 # Contrast, keyboard and touch fixes Streamlit has no option for (README: Accessibility).
 ACCESSIBILITY_CSS = ASSETS / "a11y.css"
 ANNOUNCE_JS = ASSETS / "announce.js"
+UPLOADER_JS = ASSETS / "uploader.js"
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
 SPLIT_NAMES = {"train": N_("train"), "validation": N_("validation"), "test": N_("test")}
 STATE_NAMES = {
@@ -288,6 +289,10 @@ def setup_page() -> None:
     st.logo(str(LOGO), size="large")
     st.html(ACCESSIBILITY_CSS)
     st.html(f"<style>{uploader_css()}</style>")
+    st.html(
+        f"<script>{UPLOADER_JS.read_text()}catdogNameUploaders({uploader_names()});</script>",
+        unsafe_allow_javascript=True,
+    )
     with error_boundary(N_("Signing in")):
         sign_in_from_link()
     with error_boundary(N_("Resuming queued runs")):
@@ -308,6 +313,18 @@ def uploader_css() -> str:
         f" {instructions}::after {{content: {_css_string(hint)}; font-size: 0.875rem;"
         " color: light-dark(#575f68, #b2b7bc)}"
     )
+
+
+def uploader_names() -> str:
+    """What screen readers call the uploader's parts that Streamlit names itself (assets/uploader.js),
+    in the session's language, as a script's object."""
+    names = {
+        "input": _("Choose files to upload"),
+        "remove": _("Remove {name}"),
+        "cancel": _("Cancel the upload of {name}"),
+        "add": _("Add files"),
+    }
+    return json.dumps(names).replace("</", "<\\/")
 
 
 def _css_string(text: str) -> str:

@@ -378,3 +378,10 @@ def test_a_browser_gets_its_language_and_a_link_keeps_the_class_language(browser
         read_out = uploader.aria_snapshot()
         assert "25 MB por archivo" in read_out and "per file" not in read_out, read_out
         assert "Upload" not in uploader.inner_text()
+        # What Streamlit names for screen readers alone, renamed by assets/uploader.js.
+        expect(uploader.get_by_role("button", name="Elegir archivos para subir")).to_be_attached()
+        uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(next(tiny_data.rglob("*.jpg"))))
+        settle(spanish)
+        expect(uploader.get_by_role("button", name="Añadir archivos")).to_be_visible()
+        read_out = uploader.aria_snapshot()
+        assert "Quitar " in read_out and not re.search("Remove|Add files|file upload", read_out), read_out
