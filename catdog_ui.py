@@ -320,6 +320,7 @@ def uploader_names() -> str:
     in the session's language, as a script's object."""
     names = {
         "input": _("Choose files to upload"),
+        "upload": _("Upload"),
         "remove": _("Remove {name}"),
         "cancel": _("Cancel the upload of {name}"),
         "add": _("Add files"),

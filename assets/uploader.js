@@ -1,7 +1,7 @@
 // Streamlit's file uploader names some of its parts for screen readers itself, in English, with no
-// option to change it (streamlit/streamlit#13500): its hidden file input, each chosen file's remove
-// (or cancel) button and its "Add files" button. These names are set here in the page's language
-// (catdog_ui.uploader_names), and again whenever Streamlit draws the uploader anew.
+// option to change it (streamlit/streamlit#13500): its hidden file input, its "Upload" button, each
+// chosen file's remove (or cancel) button and its "Add files" button. These names are set here in
+// the page's language (catdog_ui.uploader_names), and again whenever Streamlit draws them anew.
 function catdogNameUploaders(names) {
   window.catdogUploaderNames = names;
   const fill = (template, name) => template.replace("{name}", name);
@@ -23,6 +23,9 @@ function catdogNameUploaders(names) {
         if (cancels) rename(button, fill(texts.cancel, cancels[1]));
       }
       uploader.querySelectorAll('button[aria-label="Add files"]').forEach((button) => rename(button, texts.add));
+      // Its "Upload" button shows our word (catdog_ui.uploader_css); named so for every checker too.
+      uploader.querySelectorAll('[data-testid="stFileUploaderDropzone"] button:not([aria-label])')
+        .forEach((button) => rename(button, texts.upload));
     }
   };
   renameAll();
