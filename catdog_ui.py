@@ -54,6 +54,7 @@ LOGO = ASSETS / "logo.svg"
 # Contrast, keyboard and touch fixes Streamlit has no option for (README: Accessibility).
 ACCESSIBILITY_CSS = ASSETS / "a11y.css"
 ANNOUNCE_JS = ASSETS / "announce.js"
+UPLOADER_JS = ASSETS / "uploader.js"
 STATE_COLORS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange"}
 SPLIT_NAMES = {"train": N_("train"), "validation": N_("validation"), "test": N_("test")}
 STATE_NAMES = {
@@ -323,10 +324,49 @@ def setup_page() -> None:
     st.set_page_config(page_title="catdog", page_icon=str(LOGO), layout="wide")
     st.logo(str(LOGO), size="large")
     st.html(ACCESSIBILITY_CSS)
+    st.html(f"<style>{uploader_css()}</style>")
+    st.html(
+        f"<script>{UPLOADER_JS.read_text()}catdogNameUploaders({uploader_names()});</script>",
+        unsafe_allow_javascript=True,
+    )
     with error_boundary(N_("Signing in")):
         sign_in_from_link()
     with error_boundary(N_("Resuming queued runs")):
         resume_queue(str(config.runs_dir()))
+
+
+def uploader_css() -> str:
+    """Streamlit's file uploader in the session's language. Streamlit 1.67 has no option for its
+    own texts (its "Upload" button and "25MB per file" hint; streamlit/streamlit#13500), so they are
+    hidden (display: none: from screen readers too) and ours are shown in their place as generated
+    content, which screen readers read, and which names the button."""
+    hint = _("{size} MB per file", size=number(st.get_option("server.maxUploadSize")))
+    button = '[data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"]'
+    instructions = '[data-testid="stFileUploaderDropzoneInstructions"] > div'
+    return (
+        f"{button} p, {instructions} span {{display: none}}"
+        f" {button}::after {{content: {_css_string(_('Upload'))}}}"
+        f" {instructions}::after {{content: {_css_string(hint)}; font-size: 0.875rem;"
+        " color: light-dark(#575f68, #b2b7bc)}"
+    )
+
+
+def uploader_names() -> str:
+    """What screen readers call the uploader's parts that Streamlit names itself (assets/uploader.js),
+    in the session's language, as a script's object."""
+    names = {
+        "input": _("Choose files to upload"),
+        "upload": _("Upload"),
+        "remove": _("Remove {name}"),
+        "cancel": _("Cancel the upload of {name}"),
+        "add": _("Add files"),
+    }
+    return json.dumps(names).replace("</", "<\\/")
+
+
+def _css_string(text: str) -> str:
+    """A CSS string holding `text`, which cannot end it or the <style> element around it."""
+    return '"' + "".join(char if char.isalnum() or char in " .,-" else f"\\{ord(char):x} " for char in text) + '"'
 
 
 @st.cache_resource(show_spinner=False, ttl=RESUME_EVERY_S)
@@ -962,7 +1002,21 @@ def live_camera(run: Run) -> None:
         except web.ExportError as error:
             st.caption(_("The live camera is not available for this model: {error}", error=tr(error)))
             return
-    _live_component()(model=model, key=f"live-{run.id}", default=None, height=LIVE_CAMERA_HEIGHT)
+    _live_component()(
+        model=model,
+        texts=page_texts(),
+        language=language(),
+        key=f"live-{run.id}",
+        default=None,
+        height=LIVE_CAMERA_HEIGHT,
+    )
+
+
+def page_texts() -> dict[str, str]:
+    """The browser pages' texts (the live camera's, the offline page's) in the session's language."""
+    from catdog.inference import web
+
+    return {key: _(text) for key, text in web.PAGE_TEXTS.items()}
 
 
 # --- the teacher's lock -----------------------------------------------------------------

@@ -69,9 +69,9 @@ class Actor:
     role: Role
 
 
-OWNER = Actor("owner", "the owner", Role.OWNER)
+OWNER = Actor("owner", N_("the owner"), Role.OWNER)
 # One teacher per class, however many sessions unlock: their runs and data sets are one owner's.
-TEACHER = Actor("teacher", "the teacher", Role.TEACHER)
+TEACHER = Actor("teacher", N_("the teacher"), Role.TEACHER)
 
 # Actions on an existing thing: `authorize` must be told its owner, and a student may take them
 # on their own things alone.
@@ -145,7 +145,7 @@ def authorize(actor: Actor, action: Action, owner: Actor | None = None) -> None:
         raise Forbidden(
             Message(
                 "Not yours: this is {owner}'s, and students may {action} of their own only.",
-                owner=owner.name,
+                owner=Message(owner.name) if owner.role in SHARED_ROLES else owner.name,
                 action=Message(action.value),
             )
         )

@@ -41,3 +41,27 @@ class Messages(str):
 
     def __getnewargs__(self) -> tuple:
         return list(self.parts), self.separator
+
+
+def to_record(text: object) -> object:
+    """A message as JSON keeps it (a cache, a record): its template and values, so that it is still
+    translated when read back with `from_record`. Plain text and numbers stay as they are."""
+    if isinstance(text, Messages):
+        return {"parts": [to_record(part) for part in text.parts], "separator": text.separator}
+    if isinstance(text, Message):
+        return {"template": text.template, "values": {name: to_record(value) for name, value in text.values.items()}}
+    return text if text is None or isinstance(text, str | int | float | bool) else str(text)
+
+
+def from_record(record: object) -> object:
+    """What `to_record` kept, as it was; ValueError if a kept template does not fit its values."""
+    if isinstance(record, dict) and isinstance(record.get("template"), str) and isinstance(record.get("values"), dict):
+        values = {name: from_record(value) for name, value in record["values"].items()}
+        try:
+            record["template"].format(**values)  # every field filled, none left to a reader's surprise
+            return Message(record["template"], **values)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"a kept message does not fit its values: {error}") from None
+    if isinstance(record, dict) and isinstance(record.get("parts"), list) and isinstance(record.get("separator"), str):
+        return Messages([from_record(part) for part in record["parts"]], record["separator"])
+    return record

@@ -293,13 +293,33 @@ def _known(entry: Member) -> bool:
     return bool(match) and (match["key"] is not None or match["file"] in RUN_FILES)
 
 
-def _json(data: bytes, name: str):
+def _json(data: bytes, name: str | Message):
     if len(data) > config.PROJECT_MAX_JSON_BYTES:
-        raise ProjectError(f"{name} is larger than the {config.PROJECT_MAX_JSON_BYTES // 2**20} MB a record may be")
+        raise ProjectError(
+            Message(
+                "{name} is larger than the {limit} MB a record may be",
+                name=name,
+                limit=config.PROJECT_MAX_JSON_BYTES // 2**20,
+            )
+        )
     try:
         return json.loads(data)
-    except (ValueError, RecursionError) as error:
-        raise ProjectError(f"{name} is not readable JSON ({str(error).splitlines()[0][:80]})") from None
+    except json.JSONDecodeError as error:
+        raise ProjectError(
+            Message(
+                "{name} is not readable JSON (line {line}, column {column})",
+                name=name,
+                line=error.lineno,
+                column=error.colno,
+            )
+        ) from None
+    except (ValueError, RecursionError):
+        raise ProjectError(Message("{name} is not readable JSON", name=name)) from None
+
+
+def _run_file(run_id: str, file: str) -> Message:
+    """A file of a run in the project file, named as a refusal names it."""
+    return Message("run {id}'s {file}", id=run_id, file=file)
 
 
 def _manifest(members: dict[str, bytes]) -> dict:
@@ -395,21 +415,22 @@ def _stage_run(folder: Path, run_id: str, files: dict[str, bytes], actor: Actor)
     loaded as this app loads them; the opener's, finished."""
     run = Run(folder)
     run.path.mkdir()
-    what = f"run {run_id}'s"
+    config_json = _run_file(run_id, "config.json")
     try:
-        run_config = RunConfig.from_dict(_json(files["config.json"], f"{what} config.json"))
+        run_config = RunConfig.from_dict(_json(files["config.json"], config_json))
     except (SettingsError, TypeError, ValueError) as error:
-        raise ProjectError(f"{what} config.json is refused: {str(error).splitlines()[0]}") from None
-    status = _json(files["status.json"], f"{what} status.json")
+        reason = error.args[0] if isinstance(error, SettingsError) else str(error).splitlines()[0]
+        raise ProjectError(Message("{name} is refused: {error}", name=config_json, error=reason)) from None
+    status = _json(files["status.json"], _run_file(run_id, "status.json"))
     if not isinstance(status, dict) or status.get("state") != "finished":
         raise ProjectError(Message("run {id} is not a finished run", id=run_id))
     run.write_config(run_config)
     run.record_owner(actor)
     run.mark("finished", pid=None, error=None, **_kept_status(status))
-    _write_records(run, files, what)
-    _stage_model(run, files[MODEL], what)
+    _write_records(run, files, run_id)
+    _stage_model(run, files[MODEL], run_id)
     if GUARD in files:
-        _stage_guard(run, files[GUARD], what)
+        _stage_guard(run, files[GUARD], run_id)
     return run
 
 
@@ -420,26 +441,27 @@ def _kept_status(status: dict) -> dict:
     return {**numbers, "collapsed": collapsed[:500] if collapsed else None}
 
 
-def _write_records(run: Run, files: dict[str, bytes], what: str) -> None:
+def _write_records(run: Run, files: dict[str, bytes], run_id: str) -> None:
     """The run's JSON records as parsed (never the bytes as sent), each of the shape a reader expects."""
-    data = _json(files["data.json"], f"{what} data.json")
+    data_json = _run_file(run_id, "data.json")
+    data = _json(files["data.json"], data_json)
     classes = data.get("classes") if isinstance(data, dict) else None
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-        raise ProjectError(f"{what} data.json names no classes")
+        raise ProjectError(Message("{name} names no classes", name=data_json))
     recorded = data.get("files")
     if not isinstance(recorded, dict) or not all(_pairs(items) for items in recorded.values()):
-        raise ProjectError(f"{what} data.json lists its photos in no known shape")
+        raise ProjectError(Message("{name} lists its photos in no known shape", name=data_json))
     _write_json(run.path / "data.json", {"classes": classes, "files": recorded, **_shown(data)})
     for name in ("evaluation.json", "evaluation-flip.json"):
-        if name in files and isinstance(scores := _json(files[name], f"{what} {name}"), dict):
+        if name in files and isinstance(scores := _json(files[name], _run_file(run_id, name)), dict):
             _write_json(run.path / name, scores)
     if "note.json" in files:
-        note = _json(files["note.json"], f"{what} note.json")
+        note = _json(files["note.json"], _run_file(run_id, "note.json"))
         if isinstance(note, str) and note.strip():
             _write_json(run.path / "note.json", note[:NOTE_MAX_CHARS])
     if HISTORY in files:
         lines = [line for line in files[HISTORY].splitlines() if line.strip()]
-        lines = _json(b"[" + b",".join(lines) + b"]", f"{what} {HISTORY}")
+        lines = _json(b"[" + b",".join(lines) + b"]", _run_file(run_id, HISTORY))
         records = [json.dumps(record) for record in lines if isinstance(record, dict)]
         (run.path / HISTORY).write_text("".join(f"{line}\n" for line in records))
 
@@ -464,7 +486,7 @@ def _write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=1))
 
 
-def _check_inner(data: bytes, name: str) -> None:
+def _check_inner(data: bytes, name: str | Message) -> None:
     """A model or guard is itself a zip: held to the same limits before anything reads it."""
     try:
         for entry in zip_members(data, _limits()):
@@ -476,21 +498,29 @@ def _check_inner(data: bytes, name: str) -> None:
         raise ProjectError(Message("{name} is refused: {error}", name=name, error=error.args[0])) from None
 
 
-def _stage_model(run: Run, data: bytes, what: str) -> None:
-    _check_inner(data, f"{what} {MODEL}")
+def _stage_model(run: Run, data: bytes, run_id: str) -> None:
+    name = _run_file(run_id, MODEL)
+    _check_inner(data, name)
     run.model_path.write_bytes(data)
     try:
         load_safely(run.model_path)
     except Exception as error:  # noqa: BLE001 -- whatever a crafted file makes Keras raise, it is refused
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise ProjectError(f"{what} {MODEL} is refused: {reason}") from None
+        raise ProjectError(Message("{name} is refused: {error}", name=name, error=reason)) from None
 
 
-def _stage_guard(run: Run, data: bytes, what: str) -> None:
-    _check_inner(data, f"{what} {GUARD}")
+def _stage_guard(run: Run, data: bytes, run_id: str) -> None:
+    name = _run_file(run_id, GUARD)
+    _check_inner(data, name)
     run.familiarity_path.write_bytes(data)
     if familiarity.Guard.load(run.familiarity_path) is None:
-        raise ProjectError(f"{what} {GUARD} is refused: not an unfamiliarity guard this catdog reads")
+        raise ProjectError(
+            Message(
+                "{name} is refused: {error}",
+                name=name,
+                error=Message(N_("not an unfamiliarity guard this catdog reads")),
+            )
+        )
 
 
 def _open_dataset(data: bytes, name: str, datasets: DatasetStore, actor: Actor) -> tuple[Dataset, list[dict]]:

@@ -18,18 +18,39 @@ class SettingsError(ValueError):
     """A setting outside its range or choices; the message names the value received."""
 
 
+def _refused(template: str, label: str, **values: object) -> SettingsError:
+    """A setting's refusal, its label (marked with N_ by the caller) translated with the template."""
+    return SettingsError(Message(template, label=Message(label), **values))
+
+
+def _plain(bound: float) -> float:
+    """A bound as people write it: 0 and 0.5, not 0.0 and 0.5."""
+    return int(bound) if float(bound).is_integer() else bound
+
+
 def _check_choice(label: str, value, choices):
     if value not in choices:
-        raise SettingsError(f"{label} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise _refused(
+            N_("{label} must be one of {choices}; got {value}"),
+            label,
+            choices=Messages([Message(str(choice)) for choice in choices]),
+            value=repr(value),
+        )
     return value
 
 
 def _whole(label: str, value, bounds: tuple[int, int] | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise SettingsError(f"{label} must be a whole number; got {value!r}")
+        raise _refused(N_("{label} must be a whole number; got {value}"), label, value=repr(value))
     number = int(value)
     if bounds and not bounds[0] <= number <= bounds[1]:
-        raise SettingsError(f"{label} must be between {bounds[0]} and {bounds[1]}; got {number}")
+        raise _refused(
+            N_("{label} must be between {low} and {high}; got {value}"),
+            label,
+            low=bounds[0],
+            high=bounds[1],
+            value=number,
+        )
     return number
 
 
@@ -37,9 +58,9 @@ def _learning_rate(value) -> float:
     try:
         rate = float(value)
     except (TypeError, ValueError):
-        raise SettingsError(f"learning rate must be a number; got {value!r}") from None
+        raise SettingsError(Message("learning rate must be a number; got {value}", value=repr(value))) from None
     if not 0 < rate <= 1:
-        raise SettingsError(f"learning rate must be in (0, 1]; got {value!r}")
+        raise SettingsError(Message("learning rate must be in (0, 1]; got {value}", value=repr(value)))
     return rate
 
 
@@ -79,9 +100,15 @@ AMOUNT_MEANINGS = {
 
 def _amount(label: str, value, bounds: tuple[float, float]) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SettingsError(f"{label} must be a number; got {value!r}")
+        raise _refused(N_("{label} must be a number; got {value}"), label, value=repr(value))
     if not bounds[0] <= value <= bounds[1]:
-        raise SettingsError(f"{label} must be between {bounds[0]:g} and {bounds[1]:g}; got {value!r}")
+        raise _refused(
+            N_("{label} must be between {low} and {high}; got {value}"),
+            label,
+            low=_plain(bounds[0]),
+            high=_plain(bounds[1]),
+            value=repr(value),
+        )
     return float(value)
 
 
@@ -104,13 +131,18 @@ class AugmentConfig:
     brightness: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_choice("flip", self.flip, FLIP_MODES)
-        _check_choice("fill mode", self.fill_mode, FILL_MODES)
+        _check_choice(N_("flip"), self.flip, FLIP_MODES)
+        _check_choice(N_("fill mode"), self.fill_mode, FILL_MODES)
         low, high = self.rotation
         lowest, highest = ROTATION_RANGE
         if not lowest <= low <= high <= highest:
             raise SettingsError(
-                f"rotation range must satisfy {lowest:g} <= low <= high <= {highest:g}; got {self.rotation}"
+                Message(
+                    "rotation range must satisfy {lowest} <= low <= high <= {highest}; got {value}",
+                    lowest=_plain(lowest),
+                    highest=_plain(highest),
+                    value=str(self.rotation),
+                )
             )
         object.__setattr__(self, "rotation", (float(low), float(high)))
         for name, bounds in AMOUNT_RANGES.items():
@@ -276,7 +308,11 @@ def get_architecture(name: str) -> Architecture:
     try:
         return ARCHITECTURES[name]
     except KeyError:
-        raise SettingsError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
+        raise SettingsError(
+            Message(
+                "unknown architecture {name}; choose one of {names}", name=repr(name), names=", ".join(ARCHITECTURES)
+            )
+        ) from None
 
 
 # --- runs --------------------------------------------------------------------------------
@@ -298,7 +334,7 @@ LESSON_SEEDS_RANGE = (1, 10)
 
 
 def check_lesson_seeds(seeds) -> int:
-    return _whole("seeds", seeds, LESSON_SEEDS_RANGE)
+    return _whole(N_("seeds"), seeds, LESSON_SEEDS_RANGE)
 
 
 # Fine-tuning archs train this many epochs with the backbone's top unfrozen, after the head.
@@ -357,36 +393,50 @@ class RunConfig:
     def __post_init__(self) -> None:
         architecture = get_architecture(self.arch)
         if self.fast and not architecture.uses_backbone:
-            raise SettingsError(f"the fast path needs a frozen backbone; {self.arch} has none")
+            raise SettingsError(Message("the fast path needs a frozen backbone; {arch} has none", arch=self.arch))
         if not isinstance(self.augmentation, AugmentConfig):
-            raise SettingsError(f"augmentation must be an AugmentConfig; got {self.augmentation!r}")
+            raise SettingsError(
+                Message("augmentation must be an AugmentConfig; got {value}", value=repr(self.augmentation))
+            )
         epochs = default_epochs(self.fast) if self.epochs is None else self.epochs
         fine_tune_epochs = self.fine_tune_epochs
         if fine_tune_epochs is None:
             fine_tune_epochs = FINE_TUNE_EPOCHS if architecture.fine_tune else 0
         elif fine_tune_epochs and not architecture.fine_tune:
-            raise SettingsError(f"{self.arch} does not fine-tune; got {fine_tune_epochs} fine-tune epochs")
+            raise SettingsError(
+                Message(
+                    "{arch} does not fine-tune; got {count} fine-tune epochs", arch=self.arch, count=fine_tune_epochs
+                )
+            )
         learning_rate = architecture.learning_rate if self.learning_rate is None else self.learning_rate
         mixed_precision = self.mixed_precision
         if mixed_precision is None:
             mixed_precision = architecture.mixed_precision_by_default
         if mixed_precision and not architecture.mixed_precision:
-            raise SettingsError(f"mixed precision is offered for {', '.join(mixed_precision_archs())}; not {self.arch}")
+            raise SettingsError(
+                Message(
+                    "mixed precision is offered for {names}; not {arch}",
+                    names=", ".join(mixed_precision_archs()),
+                    arch=self.arch,
+                )
+            )
         checked = {
-            "epochs": _whole("epochs", epochs, EPOCHS_RANGE),
-            "fine_tune_epochs": _whole("fine-tune epochs", fine_tune_epochs, FINE_TUNE_EPOCHS_RANGE),
-            "batch_size": _whole("batch size", self.batch_size, BATCH_SIZE_RANGE),
-            "image_size": _check_choice("image size", _whole("image size", self.image_size), config.IMAGE_SIDES),
+            "epochs": _whole(N_("epochs"), epochs, EPOCHS_RANGE),
+            "fine_tune_epochs": _whole(N_("fine-tune epochs"), fine_tune_epochs, FINE_TUNE_EPOCHS_RANGE),
+            "batch_size": _whole(N_("batch size"), self.batch_size, BATCH_SIZE_RANGE),
+            "image_size": _check_choice(
+                N_("image size"), _whole(N_("image size"), self.image_size), config.IMAGE_SIDES
+            ),
             "learning_rate": _learning_rate(learning_rate),
-            "seed": _whole("seed", self.seed, SEED_RANGE),
-            "split_seed": _whole("split seed", self.split_seed),
-            "feature_copies": _whole("augmented copies", self.feature_copies, FEATURE_COPIES_RANGE),
+            "seed": _whole(N_("seed"), self.seed, SEED_RANGE),
+            "split_seed": _whole(N_("split seed"), self.split_seed),
+            "feature_copies": _whole(N_("augmented copies"), self.feature_copies, FEATURE_COPIES_RANGE),
             "fast": bool(self.fast),
             "mixed_precision": bool(mixed_precision),
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "photos_per_class": None
             if self.photos_per_class is None
-            else _whole("photos per class", self.photos_per_class, PHOTOS_PER_CLASS_RANGE),
+            else _whole(N_("photos per class"), self.photos_per_class, PHOTOS_PER_CLASS_RANGE),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -410,12 +460,14 @@ class RunConfig:
         """A recorded config.json, checked as at submission. Settings a run recorded before they
         existed take their defaults; names this version does not know (id, versions) are ignored."""
         if not isinstance(record, dict) or "arch" not in record:
-            raise SettingsError("a run config must be a JSON object with an architecture")
+            raise SettingsError(Message(N_("a run config must be a JSON object with an architecture")))
         known = {field.name for field in fields(cls)}
         settings = {name: value for name, value in record.items() if name in known}
         augmentation = settings.get("augmentation")
         if augmentation is not None and not isinstance(augmentation, dict):
-            raise SettingsError(f"a recorded augmentation must be a JSON object; got {augmentation!r}")
+            raise SettingsError(
+                Message("a recorded augmentation must be a JSON object; got {value}", value=repr(augmentation))
+            )
         settings["augmentation"] = AugmentConfig.from_dict(augmentation)
         # Runs recorded before mixed precision was offered trained in float32.
         settings.setdefault("mixed_precision", False)

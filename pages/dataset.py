@@ -218,7 +218,7 @@ def editable_copy(scan: Scan) -> None:
         disabled=locked,
         help=_(ui.LOCKED) if locked else _("Photos can be moved between classes or removed only in a copy."),
     ):
-        name = st.text_input(_("Name of the copy"), key="copy_name", placeholder=f"{scan.root.name}-copy")
+        name = st.text_input(_("Name of the copy"), key="copy_name", placeholder=_("{name}-copy", name=scan.root.name))
         if not st.button(_("Copy"), key="copy_create", type="primary"):
             return
         folder = ui.chosen_data_dir()

@@ -170,9 +170,11 @@ def your_photos(run: Run, flip_average: bool) -> None:
 def export_buttons(run: Run) -> None:
     """The model to take home: one offline page with the camera, or the files for a web page."""
     page, folder = st.columns(2)
+    # Worked out now: Streamlit makes the download later, outside this session's run and language.
+    texts, language = ui.page_texts(), ui.language()
     page.download_button(
         _("Download the offline page"),
-        lambda: web.html_page(web.export(run), f"catdog · {run.id}"),
+        lambda: web.html_page(web.export(run), f"catdog · {run.id}", texts, language),
         file_name=f"{run.id}.html",
         mime="text/html",
         on_click="ignore",

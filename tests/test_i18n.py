@@ -219,6 +219,109 @@ def test_library_messages_are_translated_from_their_template(monkeypatch):
     assert ui.tr("a text no catalog holds") == "a text no catalog holds"
 
 
+def refusals(folder) -> Iterator[BaseException]:
+    """The library's refusals a page shows, each provoked as a user's input or a damaged file would."""
+    from catdog import project
+    from catdog.access import Actor, Role
+    from catdog.inference import loading, web
+    from catdog.runs.lessons import delete_experiment
+    from catdog.runs.record import NOTE_MAX_CHARS, Run
+    from catdog.runs.states import RunError
+    from catdog.runs.store import RunStore
+    from catdog.settings import AugmentConfig, RunConfig, check_lesson_seeds
+
+    for make in (
+        lambda: RunConfig("model1", epochs=0),
+        lambda: RunConfig("model1", batch_size=2.5),
+        lambda: RunConfig("model1", image_size=100),
+        lambda: RunConfig("model1", learning_rate="1,5"),
+        lambda: RunConfig("model1", fast=True),
+        lambda: RunConfig("model1", fine_tune_epochs=3),
+        lambda: RunConfig("model9"),
+        lambda: RunConfig.from_dict({"arch": "model1", "augmentation": []}),
+        lambda: AugmentConfig(zoom=0.7),
+        lambda: AugmentConfig(flip="sideways"),
+        lambda: AugmentConfig(rotation=(0.5, -0.5)),
+        lambda: check_lesson_seeds(0),
+        lambda: project._json(b'{"classes": [', project._run_file("20260101-x", "data.json")),
+        lambda: web.export(Run(folder), "float8"),
+        lambda: web.write(Run(folder), folder, "pdf"),
+        lambda: loading.model_version(Run(folder)),
+        lambda: Run(folder).set_note("x" * (NOTE_MAX_CHARS + 1), actor=Actor("s", "Ana", Role.STUDENT)),
+        lambda: delete_experiment(RunStore(folder), "e1", actor=Actor("s", "Ana", Role.STUDENT)),
+    ):
+        with pytest.raises((ValueError, RunError)) as refused:
+            make()
+        yield refused.value
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_library_refusals_speak_the_class_language(monkeypatch, tmp_path, language):
+    """Each refusal, translated, keeps no English word (its English stays for the CLI)."""
+    english = english_words(language)
+    monkeypatch.setattr(ui, "language", lambda: language)
+    left = [f"{sorted(words(ui.tr(error)) & english)}: {ui.tr(error)!r}" for error in refusals(tmp_path)]
+    assert not [line for line in left if not line.startswith("[]")], "\n".join(left)
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_skipped_files_read_back_from_the_scan_cache_speak_the_class_language(monkeypatch, tmp_path, language):
+    """Reasons with variable parts (a truncated photo's format, a PDF's kind), cached by one scan
+    and read back by the page's, are shown translated."""
+    from catdog.data.scan import scan
+    from tests.helpers.support import make_dataset
+
+    folder = make_dataset(tmp_path / "set1")
+    whole = (folder / "train" / "cats" / "cats.0.jpg").read_bytes()
+    (folder / "train" / "cats" / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    (folder / "train" / "dogs" / "letter.jpg").write_bytes(b"%PDF-1.7 a letter, not a photo")
+    assert len(scan(str(folder)).skipped) == 2  # the report the page reads back
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(folder))
+    app = open_app("pages/dataset.py", language=language)
+    assert_clean(app)
+    english = english_words(language)
+    (table,) = [frame.value for frame in app.dataframe if len(frame.value) == 2]
+    reasons = list(table.iloc[:, 1])
+    assert not set(reasons) & {str(row["reason"]) for row in scan(str(folder)).skipped}, reasons
+    left = [reason for reason in reasons if words(reason) & english]
+    assert not left, left
+    assert not english_left(app, language)
+
+
+def test_a_kept_reason_that_no_longer_fits_its_template_makes_the_report_again(tmp_path):
+    """A report whose kept message is damaged is none: the scan checks the folder again."""
+    from catdog.data.scan_cache import read_report, write_report
+    from catdog.messages import Message, Messages
+
+    reason = Message("not an image: {name}", name=Messages([Message("a PDF document"), "x"]))
+    report = {"good": [], "sizes": {}, "digests": {}, "skipped": [{"file": "a.jpg", "reason": reason}]}
+    write_report(tmp_path / "report.json", report)
+    (kept,) = read_report(tmp_path / "report.json")["skipped"]
+    assert kept["reason"] == reason and kept["reason"].template == reason.template
+    assert kept["reason"].values["name"].parts == reason.values["name"].parts
+    damaged = json.loads((tmp_path / "report.json").read_text())
+    damaged["skipped"][0]["reason"]["values"] = {}
+    (tmp_path / "report.json").write_text(json.dumps(damaged))
+    assert read_report(tmp_path / "report.json") is None
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_offline_page_speaks_the_class_language(monkeypatch, language):
+    """The page a student downloads from the Predict page: its language, what it shows before its
+    script runs, and every text its script shows (catdog.js reads them from the page), translated."""
+    from catdog.inference.web import PAGE_TEXTS, WebModel, html_page
+
+    monkeypatch.setattr(ui, "language", lambda: language)
+    page = html_page(WebModel(b"", {"classes": ["cats", "dogs"]}), "catdog · 20260101-x", ui.page_texts(), language)
+    assert f'<html lang="{language}">' in page
+    texts = json.loads(re.search(r"const texts = (\{.*?\});", page).group(1))
+    assert texts.keys() == PAGE_TEXTS.keys() and texts != PAGE_TEXTS
+    shown = re.sub(r"<!--.*?-->|<[^>]*>", " ", HIDDEN_HTML.sub(" ", page), flags=re.DOTALL)
+    english = english_words(language)
+    left = [text for text in (shown, *texts.values()) if words(text) & english]
+    assert not left, [sorted(words(text) & english) for text in left]
+
+
 def test_the_language_follows_the_browser_then_the_picker_and_stays_in_the_link(tiny_env):
     app = open_app()
     assert app.session_state["language"] == "en"
@@ -264,3 +367,21 @@ def test_a_browser_gets_its_language_and_a_link_keeps_the_class_language(browser
         settle(spanish)
         expect(heading(spanish, "Datos")).to_be_visible()
         assert "lang=es" in spanish.url
+
+        # Streamlit's own uploader texts, as the page's stylesheet replaces them: seen and read out.
+        nav_link(spanish, "Aumento de datos").click()
+        settle(spanish)
+        spanish.get_by_text("Subir", exact=True).first.click()
+        settle(spanish)
+        uploader = spanish.get_by_test_id("stFileUploader")
+        expect(uploader.get_by_role("button", name="Subir", exact=True)).to_be_visible()
+        read_out = uploader.aria_snapshot()
+        assert "25 MB por archivo" in read_out and "per file" not in read_out, read_out
+        assert "Upload" not in uploader.inner_text()
+        # What Streamlit names for screen readers alone, renamed by assets/uploader.js.
+        expect(uploader.get_by_role("button", name="Elegir archivos para subir")).to_be_attached()
+        uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(next(tiny_data.rglob("*.jpg"))))
+        settle(spanish)
+        expect(uploader.get_by_role("button", name="Añadir archivos")).to_be_visible()
+        read_out = uploader.aria_snapshot()
+        assert "Quitar " in read_out and not re.search("Remove|Add files|file upload", read_out), read_out

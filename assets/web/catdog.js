@@ -125,23 +125,33 @@
     return node;
   }
 
+  // A text of options.texts (the page's language; catdog.inference.web.PAGE_TEXTS holds the
+  // English and the pages' translations) with its {fields} filled.
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (field, name) => (name in values ? values[name] : field));
+  }
+
   // The camera (or a photo) view with its live answer, built into `root`.
   class View {
     constructor(root, model, options) {
       this.model = model;
       this.options = options || {};
+      const texts = this.options.texts || {};
+      this.text = (key, values) => fill(texts[key] || key, values || {});
+      this.numbers = new Intl.NumberFormat(document.documentElement.lang || "en", { maximumFractionDigits: 1, minimumFractionDigits: 1 });
+      this.percents = new Intl.NumberFormat(document.documentElement.lang || "en", { style: "percent" });
       this.facing = "environment";
       this.stats = { answers: 0, started: null, firstAnswerMs: null, perSecond: 0, last: null };
       const bar = element("div", { class: "catdog-controls" }, root);
-      this.cameraButton = element("button", { type: "button" }, bar, "Start the camera");
-      this.switchButton = element("button", { type: "button", disabled: "" }, bar, "Switch camera");
-      const picker = element("label", { class: "catdog-picker" }, bar, "Or choose a photo: ");
+      this.cameraButton = element("button", { type: "button" }, bar, this.text("start"));
+      this.switchButton = element("button", { type: "button", disabled: "" }, bar, this.text("switch"));
+      const picker = element("label", { class: "catdog-picker" }, bar, this.text("choose") + " ");
       this.photoInput = element("input", { type: "file", accept: "image/*" }, picker);
       const stage = element("div", { class: "catdog-stage" }, root);
-      this.video = element("video", { playsinline: "", muted: "", autoplay: "", "aria-label": "the camera's view" }, stage);
-      this.photo = element("img", { alt: "the chosen photo", hidden: "" }, stage);
+      this.video = element("video", { playsinline: "", muted: "", autoplay: "", "aria-label": this.text("cameraView") }, stage);
+      this.photo = element("img", { alt: this.text("chosenPhoto"), hidden: "" }, stage);
       this.answer = element("p", { class: "catdog-answer", role: "status", "aria-live": "polite" }, root,
-        "Start the camera or choose a photo.");
+        this.text("prompt"));
       this.bars = element("div", { class: "catdog-bars" }, root);
       this.meters = {};
       for (const name of model.meta.classes) {
@@ -160,19 +170,19 @@
 
     async start() {
       if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-        this.say("This browser offers no camera here; choose a photo instead.");
+        this.say(this.text("noCamera"));
         return;
       }
       try {
         this.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: this.facing }, audio: false });
       } catch (error) {
-        this.say("The camera could not start (" + error.name + "); choose a photo instead.");
+        this.say(this.text("cameraFailed", { error: error.name }));
         return;
       }
       this.video.srcObject = this.stream;
       this.video.hidden = false;
       this.photo.hidden = true;
-      this.cameraButton.textContent = "Stop the camera";
+      this.cameraButton.textContent = this.text("stop");
       this.switchButton.removeAttribute("disabled");
       await this.video.play();
       this.stats.started = this.stats.started || performance.now();
@@ -182,7 +192,7 @@
     stop() {
       if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
       this.stream = null;
-      this.cameraButton.textContent = "Start the camera";
+      this.cameraButton.textContent = this.text("start");
       this.switchButton.setAttribute("disabled", "");
     }
 
@@ -203,7 +213,7 @@
           const now = performance.now();
           if (now - windowStart >= 1000) {
             this.stats.perSecond = (windowCount * 1000) / (now - windowStart);
-            this.rate.textContent = this.stats.perSecond.toFixed(1) + " answers a second";
+            this.rate.textContent = this.text("rate", { rate: this.numbers.format(this.stats.perSecond) });
             windowStart = now;
             windowCount = 0;
           }
@@ -234,9 +244,9 @@
     }
 
     show(result) {
-      const percent = (p) => Math.round(p * 100) + "%";
+      const percent = (p) => this.percents.format(p);
       const text = result.unfamiliar
-        ? "I don't know: this doesn't look like the photos I learned from (nearest: " + result.label + ")"
+        ? this.text("unfamiliar", { label: result.label })
         : result.label + " (" + percent(result.confidence) + ")";
       this.say(text);
       this.answer.dataset.label = result.label;

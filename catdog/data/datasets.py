@@ -247,7 +247,7 @@ class Dataset:
             parts[1 if self._split_layout else 0] = to_class
             target = self._free("/".join(parts))
             if target == file:
-                raise DatasetError(f"{file} is already in class {to_class}")
+                raise DatasetError(Message("{file} is already in class {name}", file=file, name=to_class))
             change = Change(f"{time.time_ns()}-{secrets.token_hex(2)}", MOVE, file, target, time.time())
             self._rename(file, target)
             self._record([*self.changes(), change])

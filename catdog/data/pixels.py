@@ -10,6 +10,7 @@ import numpy as np
 from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image, read_upload, to_model_input
 from catdog.data.scan_cache import latest, lock_for, read_report, record_latest, scans_dir, valid_key
+from catdog.messages import N_, Message
 from catdog.progress import Progress
 from catdog.storage import save_npy_atomic
 
@@ -18,9 +19,9 @@ def read_file(path: Path) -> bytes:
     try:
         return read_upload(path)
     except PermissionError:
-        raise ImageError("cannot be read (permission denied)") from None
+        raise ImageError(Message(N_("cannot be read (permission denied)"))) from None
     except OSError as error:
-        raise ImageError(f"cannot be read ({error.strerror or error})") from None
+        raise ImageError(Message("cannot be read ({error})", error=error.strerror or str(error))) from None
 
 
 def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -28,7 +29,13 @@ def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
     try:
         return to_model_input(open_image(read_file(path), draft=size[::-1]), size)
     except ImageError as error:
-        raise DataError(f"{path} changed since the data set was checked ({error}); check it again") from None
+        raise DataError(
+            Message(
+                "{path} changed since the data set was checked ({error}); check it again",
+                path=str(path),
+                error=error.args[0],
+            )
+        ) from None
 
 
 def decode_all(root: Path, names: list[str], size: tuple[int, int], progress: Progress | None = None) -> np.ndarray:

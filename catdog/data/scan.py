@@ -22,12 +22,20 @@ from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image, stored_size, to_model_input
 from catdog.data.location import resolve_data_dir
 from catdog.data.pixels import cached_pixels, decode_all, read_file, read_pixels
-from catdog.data.scan_cache import latest, lock_for, read_report, record_latest, scans_dir, utf8, valid_key
+from catdog.data.scan_cache import (
+    latest,
+    lock_for,
+    read_report,
+    record_latest,
+    scans_dir,
+    utf8,
+    valid_key,
+    write_report,
+)
 from catdog.data.split import assign_splits, min_photos_per_class
 from catdog.data.walk import layout_of
 from catdog.messages import N_, Message
 from catdog.progress import Progress
-from catdog.storage import write_json_atomic
 
 
 @dataclass
@@ -137,8 +145,9 @@ def _labels(items: list[tuple[str, int]]) -> np.ndarray:
     return np.array([label for _, label in items], dtype=np.int32)
 
 
-# Bumped when what the check accepts changes, so that cached reports are made again.
-_CHECK_VERSION = 2
+# Bumped when what the check accepts or the report keeps changes, so that cached reports are made
+# again (3: skipped files' reasons kept as messages, to be translated).
+_CHECK_VERSION = 3
 
 
 def _check(path: Path, keep: tuple[int, int] | None = None) -> tuple[tuple[int, int], str, np.ndarray | None]:
@@ -198,7 +207,7 @@ def scan(
         report = read_report(report_path)
         if report is None:
             report, kept = _build_report(root, layout, progress, _latest_report(root), keep)
-            write_json_atomic(report_path, report)
+            write_report(report_path, report)
             record_latest(root, key=key)
     result = _make_scan(root, layout, report, key, seed)
     result.skipped.extend(unreadable)
@@ -261,7 +270,7 @@ def _try_check(path: Path, known: dict[str, list[int]], keep: tuple[int, int] | 
                 return tuple(known[digest]), digest, None
         return _check(path, keep)
     except ImageError as error:
-        return str(error)
+        return error.args[0] if len(error.args) == 1 else str(error)
 
 
 def _make_scan(

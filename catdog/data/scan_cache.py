@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from catdog import config
+from catdog.messages import from_record, to_record
 from catdog.storage import read_json, write_json_atomic
 
 _locks: dict[str, threading.Lock] = {}
@@ -25,11 +26,22 @@ def scans_dir() -> Path:
 
 
 def read_report(report_path: Path) -> dict | None:
-    """The cached report, or None when it is missing or damaged."""
+    """The cached report, or None when it is missing or damaged (it is made again)."""
     report = read_json(report_path)
     if not isinstance(report, dict) or not {"good", "sizes", "digests", "skipped"} <= report.keys():
         return None
-    return report
+    try:
+        skipped = [{**row, "reason": from_record(row["reason"])} for row in report["skipped"]]
+    except (TypeError, KeyError, ValueError):
+        return None
+    return {**report, "skipped": skipped}
+
+
+def write_report(report_path: Path, report: dict) -> None:
+    """Skipped files' reasons are kept as their messages' templates and values, so that a page
+    shows a reason read back from here in its user's language."""
+    skipped = [{**row, "reason": to_record(row["reason"])} for row in report["skipped"]]
+    write_json_atomic(report_path, {**report, "skipped": skipped})
 
 
 def _latest_path(root: Path) -> Path:

@@ -13,6 +13,7 @@ from catdog.fast import backbone
 from catdog.fast.features import extract
 from catdog.inference import familiarity
 from catdog.inference.loading import at_current_version, guard, head_at, load_model
+from catdog.messages import Message
 from catdog.runs.record import Run
 from catdog.runs.states import RunError
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 def class_names(run: Run) -> list[str]:
     classes = run.data().get("classes")
     if not classes:
-        raise RunError(f"run {run.id} has no recorded classes (did it start training?)")
+        raise RunError(Message("run {id} has no recorded classes (did it start training?)", id=run.id))
     return classes
 
 

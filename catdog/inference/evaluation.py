@@ -13,6 +13,7 @@ from catdog.inference.answers import class_names, input_size, probabilities
 from catdog.inference.lineage import as_trained
 from catdog.inference.loading import at_current_version, model_at
 from catdog.inference.once import OncePerKey
+from catdog.messages import N_, Message
 from catdog.runs.record import Run
 from catdog.runs.states import RunError
 from catdog.storage import read_json, write_json_atomic
@@ -167,11 +168,17 @@ def _score(run: Run, version: int, flip_average: bool, data: Scan, gone: int) ->
     start = time.perf_counter()
     classes = class_names(run)
     if data.classes != classes:
-        raise RunError(f"the data folder's classes changed since run {run.id} trained: {data.classes}")
+        raise RunError(
+            Message(
+                "the data folder's classes changed since run {id} trained: {classes}",
+                id=run.id,
+                classes=", ".join(data.classes),
+            )
+        )
     model = model_at(run, version)
     pixels, labels = data.arrays("test", size=input_size(model))
     if not len(labels):
-        raise RunError("the test split is empty")
+        raise RunError(Message(N_("the test split is empty")))
     probs = probabilities(model, pixels, flip_average)
     predicted = probs.argmax(axis=1)
     confusion = np.zeros((len(classes), len(classes)), dtype=int)

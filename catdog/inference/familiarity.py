@@ -29,6 +29,7 @@ from catdog import config
 from catdog.data.errors import DataError
 from catdog.data.scan import Scan
 from catdog.inference.lineage import as_trained
+from catdog.messages import N_, Message
 from catdog.progress import Progress
 from catdog.runs.record import Run
 from catdog.storage import write_bytes_atomic
@@ -93,7 +94,7 @@ class Guard:
     def fit(cls, train: np.ndarray, validation: np.ndarray, neighbours: int = NEIGHBOURS, seed: int = 0) -> "Guard":
         """Training features are the reference; validation features, never trained on, set the border."""
         if not len(train) or not len(validation):
-            raise GuardUnavailable("the guard needs training and validation photos")
+            raise GuardUnavailable(Message(N_("the guard needs training and validation photos")))
         if len(train) > MAX_REFERENCE:
             train = train[np.sort(np.random.default_rng(seed).choice(len(train), MAX_REFERENCE, replace=False))]
         train = np.asarray(train, np.float32)
@@ -187,7 +188,7 @@ def fit_on(data: Scan, progress: Progress | None = None) -> Guard:
         train, _ = cache.features("train")
         validation, _ = cache.features("validation")
     except WeightsUnavailable as error:
-        raise GuardUnavailable(str(error)) from None
+        raise GuardUnavailable(*error.args) from None
     return Guard.fit(train, validation)
 
 
@@ -208,7 +209,9 @@ def ensure(run: Run, data: Scan | None = None, progress: Progress | None = None)
         try:
             data = data or as_trained(run)[0]
         except DataError as error:
-            raise GuardUnavailable(f"the run's data folder cannot be read: {error}") from None
+            raise GuardUnavailable(
+                Message("the run's data folder cannot be read: {error}", error=error.args[0])
+            ) from None
         guard = fit_on(data, progress)
         guard.save(path)
         return guard

@@ -12,6 +12,7 @@ from catdog.fast import head
 from catdog.fast.features import extract, model4_with_head
 from catdog.inference import familiarity
 from catdog.inference.once import OncePerKey
+from catdog.messages import Message
 from catdog.models.model4 import MODEL_NAME as HEAD_MODEL_NAME
 from catdog.models.model4 import WeightsUnavailable
 from catdog.runs.record import Run
@@ -38,11 +39,11 @@ def model_version(run: Run) -> int:
     """The saved model's version: its file's modification time, which every save changes."""
     path = run.model_path
     if path.is_symlink():
-        raise RunError(f"run {run.id}'s model is a link; only model files the app saved are loaded")
+        raise RunError(Message("run {id}'s model is a link; only model files the app saved are loaded", id=run.id))
     try:
         return path.stat().st_mtime_ns
     except FileNotFoundError:
-        raise RunError(f"run {run.id} has no saved model yet") from None
+        raise RunError(Message("run {id} has no saved model yet", id=run.id)) from None
 
 
 def at_current_version(run: Run, use: Callable[[int], T]) -> T:
@@ -113,10 +114,10 @@ def guard(run: Run, progress: familiarity.Progress | None = None) -> familiarity
         except familiarity.GuardUnavailable as error:
             return error
         except WeightsUnavailable as error:  # a guard saved while the weights were there
-            return familiarity.GuardUnavailable(str(error))
+            return familiarity.GuardUnavailable(*error.args)
         return made
 
     found = _guards.get((str(path.resolve()), stamp), make)
     if isinstance(found, familiarity.GuardUnavailable):
-        raise familiarity.GuardUnavailable(str(found))
+        raise familiarity.GuardUnavailable(*found.args)
     return found

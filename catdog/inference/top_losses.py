@@ -13,6 +13,7 @@ from catdog.inference.answers import class_names, input_size, probabilities, sof
 from catdog.inference.lineage import as_trained
 from catdog.inference.loading import at_current_version, head_at, model_at
 from catdog.inference.once import OncePerKey
+from catdog.messages import Message
 from catdog.runs.record import Run
 from catdog.runs.states import RunError
 from catdog.storage import read_json, write_json_atomic
@@ -47,7 +48,12 @@ def top_losses(run: Run, data: Scan, count: int) -> list[Suspect]:
     classes = class_names(run)
     if data.classes != classes:
         raise RunError(
-            f"run {run.id} knows the classes {', '.join(classes)}; this data set has {', '.join(data.classes)}"
+            Message(
+                "run {id} knows the classes {known}; this data set has {classes}",
+                id=run.id,
+                known=", ".join(classes),
+                classes=", ".join(data.classes),
+            )
         )
     data, _ = as_trained(run, data)
     key = (str(run.photo_scores_path.resolve()), data.content_key("train"))

@@ -36,6 +36,7 @@ from catdog.inference import familiarity
 from catdog.inference.answers import class_names, input_size
 from catdog.inference.loading import guard, load_model, model_version
 from catdog.inference.once import OncePerKey
+from catdog.messages import N_, Message
 from catdog.runs.record import Run
 from catdog.runs.states import RunError
 from catdog.storage import write_bytes_atomic, write_json_atomic
@@ -86,7 +87,11 @@ def export(run: Run, precision: str = "float32") -> WebModel:
     precision however many sessions ask at once (every live camera page asks); ExportError if it
     cannot be made."""
     if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        raise ExportError(
+            Message(
+                "precision must be one of {choices}, not {value}", choices=", ".join(PRECISIONS), value=repr(precision)
+            )
+        )
     key = (str(run.path.resolve()), model_version(run), _guard_stamp(run), precision)
     return _exports.get(key, lambda: _export(run, precision))
 
@@ -181,7 +186,9 @@ def _imagenet_weights():
     import h5py
 
     if not backbone.weights_path().is_file():
-        raise ExportError(f"MobileNetV2 ImageNet weights unavailable: {backbone.weights_path()} is missing")
+        raise ExportError(
+            Message("MobileNetV2 ImageNet weights unavailable: {path} is missing", path=str(backbone.weights_path()))
+        )
     with h5py.File(backbone.weights_path(), "r") as file:
         return {layer: {key: np.asarray(file[layer][key]) for key in _h5_keys(file[layer])} for layer in file}
 
@@ -226,7 +233,13 @@ def _add_keras(graph, model: "keras.Model", x: str) -> str:
 def _activation(layer) -> str:
     name = getattr(layer.activation, "__name__", "linear")
     if name not in ("relu", "linear"):
-        raise ExportError(f"layer {layer.name}: the {name} activation cannot be exported for the browser yet")
+        raise ExportError(
+            Message(
+                "layer {layer}: the {name} activation cannot be exported for the browser yet",
+                layer=layer.name,
+                name=name,
+            )
+        )
     return name
 
 
@@ -259,7 +272,9 @@ def _add_layer(graph, layer, x: str) -> str:
         return backbone.add_mobilenet(graph, x)
     if kind == "GlobalMaxPooling2D":
         return graph.node("Flatten", [graph.node("GlobalMaxPool", [x])])
-    raise ExportError(f"layer {layer.name} ({kind}) cannot be exported for the browser yet")
+    raise ExportError(
+        Message("layer {layer} ({kind}) cannot be exported for the browser yet", layer=layer.name, kind=kind)
+    )
 
 
 def _add_guard(graph, features: str, guard: familiarity.Guard) -> str:
@@ -359,14 +374,47 @@ def _packed(data: bytes) -> str:
 def runtime_path(name: str) -> Path:
     path = RUNTIME_DIR / name
     if not path.is_file():
-        raise ExportError(f"the browser runtime is missing: {path} (run assets/vendor/refresh.py)")
+        raise ExportError(
+            Message(
+                "the browser runtime is missing: {path} (run {script})",
+                path=str(path),
+                script="assets/vendor/refresh.py",
+            )
+        )
     return path
 
 
-def html_page(exported: WebModel, title: str) -> str:
-    """One self-contained page: runtime, model and camera, nothing fetched from anywhere."""
+# What the browser pages (offline.html, live.html and catdog.js) say, in English: the command line's
+# page keeps it, the dashboard's pages translate it (catdog_ui.page_texts).
+PAGE_TEXTS = {
+    "loading": N_("Loading the model…"),
+    "offlineFailed": N_("The model could not start in this browser: {error}"),
+    "liveFailed": N_(
+        "The live camera cannot run in this browser ({error}). Switch on “Use the camera” below instead: the "
+        "server answers each photo you take."
+    ),
+    "start": N_("Start the camera"),
+    "stop": N_("Stop the camera"),
+    "switch": N_("Switch camera"),
+    "choose": N_("Or choose a photo:"),
+    "cameraView": N_("the camera's view"),
+    "chosenPhoto": N_("the chosen photo"),
+    "prompt": N_("Start the camera or choose a photo."),
+    "noCamera": N_("This browser offers no camera here; choose a photo instead."),
+    "cameraFailed": N_("The camera could not start ({error}); choose a photo instead."),
+    "rate": N_("{rate} answers a second"),
+    "unfamiliar": N_("I don't know: this doesn't look like the photos I learned from (nearest: {label})"),
+}
+
+
+def html_page(exported: WebModel, title: str, texts: dict[str, str] = PAGE_TEXTS, language: str = "en") -> str:
+    """One self-contained page: runtime, model and camera, nothing fetched from anywhere; it says
+    `texts` (PAGE_TEXTS, or their translation) in `language`."""
     template = (PAGE_DIR / "offline.html").read_text()
     parts = {
+        "LANGUAGE": _html_text(language),
+        "LOADING": _html_text(texts["loading"]),
+        "TEXTS": json.dumps(texts).replace("<", "\\u003c"),
         "TITLE": _html_text(title),
         "ORT_SCRIPT": runtime_path(RUNTIME_FILES[0]).read_text().replace("</script", "<\\/script"),
         "CATDOG_SCRIPT": (PAGE_DIR / "catdog.js").read_text(),
@@ -389,7 +437,9 @@ def _html_text(text: str) -> str:
 def write(run: Run, out: Path, fmt: str, precision: str = "float32") -> list[Path]:
     """`catdog export --format web|html`: the folder's files, or the one page."""
     if fmt not in FORMATS:
-        raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise ExportError(
+            Message("format must be one of {choices}, not {value}", choices=", ".join(FORMATS), value=repr(fmt))
+        )
     exported = export(run, precision)
     if fmt == "web":
         return exported.write(out)

@@ -14,7 +14,7 @@ import keras
 from keras import layers
 
 from catdog import config
-from catdog.messages import N_
+from catdog.messages import N_, Message
 from catdog.models import model4
 from catdog.models.augmentation import PIXEL_RANGE, build_augmentation
 from catdog.models.model4 import WeightsUnavailable
@@ -82,10 +82,18 @@ def backbone_weights_path() -> str:
         )
     except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        found = f"in {where} is not the published file (its SHA-256 differs)" if cached else f"is not in {where}"
+        template = (
+            N_(
+                "MobileNetV2 ImageNet weights unavailable: {file} in {where} is not the published file (its SHA-256 "
+                "differs) and could not be downloaded ({reason})"
+            )
+            if cached
+            else N_(
+                "MobileNetV2 ImageNet weights unavailable: {file} is not in {where} and could not be downloaded ({reason})"
+            )
+        )
         raise WeightsUnavailable(
-            f"MobileNetV2 ImageNet weights unavailable: {config.BACKBONE_WEIGHTS_FILE} {found} and could not be "
-            f"downloaded ({reason})"
+            Message(template, file=config.BACKBONE_WEIGHTS_FILE, where=str(where), reason=reason)
         ) from None
 
 

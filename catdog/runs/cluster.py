@@ -19,6 +19,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from catdog import config
+from catdog.messages import Message
 from catdog.runs.states import ACTIVE, RunError
 
 if TYPE_CHECKING:
@@ -46,7 +47,9 @@ def submit(store: RunStore, run_config: RunConfig | dict, *, owner: Actor) -> Ru
         )
     except (OSError, RuntimeError) as error:
         run.mark("failed", error=f"the Ray cluster did not take the run: {error}")
-        raise RunError(f"the Ray cluster at {address} did not take the run ({error})") from None
+        raise RunError(
+            Message("the Ray cluster at {address} did not take the run ({error})", address=address, error=str(error))
+        ) from None
     return run
 
 
@@ -81,7 +84,9 @@ def stop(run: Run, recorded: dict) -> None:
     try:
         _client(address).stop_job(run.id)
     except (OSError, RuntimeError) as error:
-        raise RunError(f"the Ray cluster at {address} did not stop the job ({error})") from None
+        raise RunError(
+            Message("the Ray cluster at {address} did not stop the job ({error})", address=address, error=str(error))
+        ) from None
 
 
 @functools.cache
@@ -90,11 +95,19 @@ def _client(address: str):
     try:
         from ray.job_submission import JobSubmissionClient
     except ImportError:
-        raise RunError(f"{config.RAY_ADDRESS_VAR} is set but Ray is not installed: pip install 'catdog[ray]'") from None
+        raise RunError(
+            Message(
+                "{variable} is set but Ray is not installed: {command}",
+                variable=config.RAY_ADDRESS_VAR,
+                command="pip install 'catdog[ray]'",
+            )
+        ) from None
     try:
         return JobSubmissionClient(address)
     except (OSError, RuntimeError) as error:
-        raise RunError(f"no Ray job server answers at {address} ({error})") from None
+        raise RunError(
+            Message("no Ray job server answers at {address} ({error})", address=address, error=str(error))
+        ) from None
 
 
 def _resources_per_run(address: str) -> dict[str, int]:
@@ -105,7 +118,9 @@ def _resources_per_run(address: str) -> dict[str, int]:
     try:
         nodes = list_nodes(address=address, filters=[("state", "=", "ALIVE")], detail=True)
     except (RayStateApiException, OSError) as error:
-        raise RunError(f"the Ray cluster at {address} did not list its nodes ({error})") from None
+        raise RunError(
+            Message("the Ray cluster at {address} did not list its nodes ({error})", address=address, error=str(error))
+        ) from None
     if any(node.resources_total.get("GPU", 0) > 0 for node in nodes):
         return {"entrypoint_num_gpus": 1}
     return {"entrypoint_num_cpus": 1}

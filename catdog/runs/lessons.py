@@ -235,11 +235,17 @@ def delete_experiment(store: RunStore, experiment: str, *, actor: Actor) -> list
     actor's to delete; returns their ids. One the actor does not see is no experiment to them."""
     found = find_experiment(RunStore(store.root, viewer=actor), experiment)
     if found is None:
-        raise RunError(f"no experiment {experiment!r} in {store.root}")
+        raise RunError(Message("no experiment {name} in {folder}", name=repr(experiment), folder=str(store.root)))
     for run in found.runs:
         authorize(actor, Action.DELETE_EXPERIMENT, owner=run.owner)
     if busy := [run.id for run in found.runs if run.state in ACTIVE]:
-        raise RunError(f"experiment {experiment} has runs queued or running ({', '.join(busy)}): cancel them first")
+        raise RunError(
+            Message(
+                "experiment {name} has runs queued or running ({runs}): cancel them first",
+                name=experiment,
+                runs=", ".join(busy),
+            )
+        )
     for run in found.runs:
         store.delete(run.id, actor=actor)
     return [run.id for run in found.runs]

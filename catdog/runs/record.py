@@ -44,7 +44,7 @@ import filelock
 import psutil
 
 from catdog.access import Action, Actor, actor_record, authorize, recorded_actor
-from catdog.messages import N_
+from catdog.messages import N_, Message
 from catdog.runs import cluster
 from catdog.runs.states import ACTIVE, FINAL, STATES, RunError
 from catdog.settings import RunConfig, SettingsError
@@ -91,7 +91,8 @@ class Run:
         try:
             return RunConfig.from_dict(read_json(self.path / "config.json"))
         except (SettingsError, TypeError, ValueError) as error:
-            raise RunError(f"run {self.id} has a damaged config.json ({error})") from None
+            reason = error.args[0] if isinstance(error, SettingsError) else str(error)
+            raise RunError(Message("run {id} has a damaged config.json ({error})", id=self.id, error=reason)) from None
 
     def write_config(self, run_config: RunConfig) -> None:
         write_json_atomic(self.path / "config.json", {**run_config.to_dict(), "id": self.id})
@@ -292,7 +293,13 @@ class Run:
         authorize(actor, Action.NOTE_RUN, owner=self.owner)
         text = text.strip()
         if len(text) > NOTE_MAX_CHARS:
-            raise RunError(f"a note can be at most {NOTE_MAX_CHARS} characters; this one has {len(text)}")
+            raise RunError(
+                Message(
+                    "a note can be at most {limit} characters; this one has {count}",
+                    limit=NOTE_MAX_CHARS,
+                    count=len(text),
+                )
+            )
         if text:
             write_json_atomic(self.path / "note.json", text)
         else:
