@@ -91,9 +91,10 @@ def _deliver_a_stopped_run_s_messages() -> None:
     badge every few seconds) reaches the session just after that run's thread has stopped, before
     the server loop has sent what the run produced: the rerun starts a new ScriptRunner, and the
     session then ignores the stopped runner's queued messages (its last elements, its "finished")
-    as a stale runner's. The tab shows a page cut short that never finishes. Under a class's load
-    it stalled 36 of 600 page runs (30 protocol sessions, a 1 s fragment; 0 with this). Starting the
-    new runner one loop turn later lets the queued messages go out first (tests/test_load.py)."""
+    as a stale runner's. The tab shows a page cut short, with what the page before left on it
+    (cleared only by a run's "finished"). Under a class's load that befell 36 of 600 page runs (30
+    protocol sessions, a 1 s fragment; 0 with this). Starting the new runner one loop turn later
+    lets the queued messages go out first (tests/test_load.py)."""
     start_runner = AppSession._create_scriptrunner
     if getattr(start_runner, "delivers_queued_messages", False):
         return
