@@ -353,14 +353,31 @@ def uploader_css() -> str:
 
 
 def uploader_names() -> str:
-    """What screen readers call the uploader's parts that Streamlit names itself (assets/uploader.js),
-    in the session's language, as a script's object."""
+    """What screen readers call the uploader's parts that Streamlit names itself, and the camera
+    input's words (assets/uploader.js), in the session's language, as a script's object."""
     names = {
         "input": _("Choose files to upload"),
         "upload": _("Upload"),
         "remove": _("Remove {name}"),
         "cancel": _("Cancel the upload of {name}"),
         "add": _("Add files"),
+        # Words Streamlit 1.67 writes itself: while a file is dragged over, a refused file's reason.
+        "uploader": {
+            "Drag and drop files here": _("Drag and drop files here"),
+            "Drag and drop a file here": _("Drag and drop a file here"),
+            "Error:": _("Error:"),
+            "Upload failed": _("Upload failed"),
+        },
+        "tooLarge": _("File must be {size} or smaller."),
+        "notAllowed": _("{type} files are not allowed."),
+        # The camera input's own words, as Streamlit 1.67 writes them.
+        "camera": {
+            "Take Photo": _("Take Photo"),
+            "Clear photo": _("Clear photo"),
+            "Switch camera": _("Switch camera"),
+            "This app would like to use your camera.": _("This app would like to use your camera."),
+            "Learn how to allow access.": _("Learn how to allow access."),
+        },
     }
     return json.dumps(names).replace("</", "<\\/")
 

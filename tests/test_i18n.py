@@ -383,5 +383,40 @@ def test_a_browser_gets_its_language_and_a_link_keeps_the_class_language(browser
         uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(next(tiny_data.rglob("*.jpg"))))
         settle(spanish)
         expect(uploader.get_by_role("button", name="Añadir archivos")).to_be_visible()
+        expect(uploader.get_by_role("button", name=re.compile("^Quitar "))).to_be_attached()  # uploaded
         read_out = uploader.aria_snapshot()
         assert "Quitar " in read_out and not re.search("Remove|Add files|file upload", read_out), read_out
+        # The words Streamlit writes itself: a file over the size limit refused, a file dragged over.
+        too_large = tmp_path / "huge.jpg"
+        too_large.write_bytes(bytes(26 * 1024 * 1024))
+        uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(too_large))
+        expect(uploader.get_by_text("El archivo debe ocupar 25.0MB o menos.")).to_be_visible()
+        dragged = spanish.evaluate_handle(
+            "() => { const d = new DataTransfer(); d.items.add(new File(['x'], 'a.jpg')); return d; }"
+        )
+        uploader.get_by_test_id("stFileUploaderDropzone").dispatch_event("dragenter", {"dataTransfer": dragged})
+        expect(uploader.get_by_text("Arrastra y suelta un archivo aquí")).to_be_visible()
+        assert not re.search("Drag and drop|must be", uploader.inner_text())
+
+
+def test_the_camera_speaks_the_class_language(browser, tiny_data, trained_run_dir, tmp_path):
+    """Streamlit's camera input writes its buttons' words itself; assets/uploader.js puts them in the
+    class's language, again when a photo taken turns "Take Photo" into "Clear photo"."""
+    from playwright.sync_api import expect
+
+    from tests.helpers.browser import SLOW_MS, Dashboard, new_page, settle
+
+    env = {"CATDOG_DATA_DIR": str(tiny_data), "CATDOG_RUNS_DIR": str(trained_run_dir)}
+    with Dashboard(env, tmp_path / "streamlit.log") as server:
+        page = new_page(browser)
+        page.goto(f"{server.url}/predict?lang=es")
+        settle(page)
+        page.get_by_text("Usar la cámara").click()
+        camera = page.get_by_test_id("stCameraInput")
+        take = camera.get_by_role("button", name="Hacer la foto")
+        expect(take).to_be_enabled()  # once Chromium's fake camera shows its test pattern
+        assert "Take Photo" not in camera.inner_text()
+        take.click()
+        expect(camera.get_by_role("button", name="Borrar la foto")).to_be_visible(timeout=SLOW_MS)
+        assert not re.search("Take Photo|Clear photo", camera.inner_text())
+        page.close()
