@@ -15,6 +15,7 @@ import re
 import runpy
 import secrets
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -70,6 +71,8 @@ STATUS_REFRESH_S = 5.0
 # process that dies without a word is noticed this late at most (see shared_runs).
 RUNS_TTL_S = 2.0
 RESUME_EVERY_S = 30
+# How long a scanned folder is kept: files changed on disk outside the app are seen this late at most.
+SCAN_RENEWED_S = 60
 
 log = logging.getLogger("catdog.dashboard")
 
@@ -333,7 +336,7 @@ def setup_page() -> None:
     with error_boundary(N_("Signing in")):
         sign_in_from_link()
     with error_boundary(N_("Resuming queued runs")):
-        resume_queue(str(config.runs_dir()))
+        resume_queue(str(config.runs_dir()), time_bucket(RESUME_EVERY_S))
 
 
 def uploader_css() -> str:
@@ -387,11 +390,19 @@ def _css_string(text: str) -> str:
     return '"' + "".join(char if char.isalnum() or char in " .,-" else f"\\{ord(char):x} " for char in text) + '"'
 
 
-@st.cache_resource(show_spinner=False, ttl=RESUME_EVERY_S)
-def resume_queue(runs_dir: str) -> None:
+def time_bucket(seconds: float) -> int:
+    """Which stretch of `seconds` now falls in: as a cached function's argument, it renews the entry
+    that often. Not Streamlit's ttl: in 1.67 an entry could expire between the cache's own check and
+    its read, and the KeyError reached a page (once in a 30-student class period)."""
+    return int(time.monotonic() // seconds)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def resume_queue(runs_dir: str, period: int) -> None:
     """Runs left queued with no queue process (a reboot, a killed process) get one again.
 
-    At most every RESUME_EVERY_S per server and runs folder: a page view must stay cheap.
+    At most once a period (time_bucket(RESUME_EVERY_S)) per server and runs folder: a page view
+    must stay cheap.
     """
     RunStore(runs_dir).resume()
 
@@ -617,12 +628,15 @@ def load_scan(folder: str | None) -> Scan:
         confine(folder, reader)  # on every call: a cached scan must not skip the check
     managed = datasets.DatasetStore().find(folder)
     # Keyed by what the reader may read, not who reads: sessions alike share one scan.
-    return _scan(folder, access.allowed(reader, Action.READ_ANY_FOLDER), managed.version() if managed else 0, reader)
+    version = managed.version() if managed else 0
+    reads_any_folder = access.allowed(reader, Action.READ_ANY_FOLDER)
+    return _scan(folder, reads_any_folder, version, time_bucket(SCAN_RENEWED_S), reader)
 
 
 # A resource, not data: the pixels are a memory-mapped array that must not be copied per session.
-@st.cache_resource(show_spinner=False, ttl=60, max_entries=4)
-def _scan(folder: str | None, reads_any_folder: bool, version: int, _reader: access.Actor) -> Scan:
+# Made again each period (`period`, see time_bucket): files changed on disk are seen that late at most.
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _scan(folder: str | None, reads_any_folder: bool, version: int, period: int, _reader: access.Actor) -> Scan:
     with progress_bar(
         lambda done, total: _("Checking the images… {done} of {total}", done=number(done), total=number(total)),
         _("Checking the images…"),
@@ -794,7 +808,7 @@ class SharedRuns(RunStore):
     """
 
     def every_run(self) -> list[Run]:
-        return list(_runs_snapshot(str(self.root), _runs_version(self.root)))
+        return list(_runs_snapshot(str(self.root), _runs_version(self.root), time_bucket(RUNS_TTL_S)))
 
     def get(self, run_id: str) -> Run:
         return next((run for run in self.runs() if run.id == run_id), None) or super().get(run_id)
@@ -814,9 +828,10 @@ def _runs_version(root: Path) -> tuple:
     return tuple(sorted(stamps))
 
 
-@st.cache_resource(show_spinner=False, ttl=RUNS_TTL_S, max_entries=4)
-def _runs_snapshot(runs_dir: str, version: tuple) -> tuple[RunSnapshot, ...]:
-    """Every run, its files read at most once; `version` (see _runs_version) keys it to their state."""
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _runs_snapshot(runs_dir: str, version: tuple, period: int) -> tuple[RunSnapshot, ...]:
+    """Every run, its files read at most once; `version` (see _runs_version) keys it to their state,
+    `period` (time_bucket(RUNS_TTL_S)) renews it while they do not change."""
     return tuple(RunSnapshot(run.path) for run in RunStore(runs_dir).runs())
 
 
