@@ -741,62 +741,35 @@ def jpeg(pixels: np.ndarray, quality: int = 85) -> bytes:
 # --- runs and models --------------------------------------------------------------------
 
 
+def _read_once(method: Callable[[Run], object]) -> Callable[[Run], object]:
+    """A Run method whose answer a snapshot reads from the run's files once and keeps."""
+
+    @wraps(method)
+    def once(run: Run):
+        kept = run.__dict__.setdefault("_read_once", {})
+        if method.__name__ not in kept:
+            kept[method.__name__] = method(run)
+        return kept[method.__name__]
+
+    return once
+
+
 class RunSnapshot(Run):
     """A run whose files are read at most once: what every session shows of it for a moment."""
 
-    @cached_property
-    def config(self) -> RunConfig:
-        return super().config
-
-    @cached_property
-    def _recorded_status(self) -> dict:
-        return super().recorded_status()
-
-    def recorded_status(self) -> dict:
-        return self._recorded_status
-
-    @cached_property
-    def note(self) -> str:
-        return Run.note.fget(self)
-
-    @cached_property
-    def _summary(self) -> dict:
-        return super().summary()
+    config = cached_property(Run.config.fget)
+    owner = cached_property(Run.owner.fget)
+    note = cached_property(Run.note.fget)
+    recorded_status = _read_once(Run.recorded_status)
+    status = _read_once(Run.status)
+    history = _read_once(Run.history)
+    progress = _read_once(Run.progress)
+    data = _read_once(Run.data)
+    _summary = _read_once(Run.summary)
 
     def summary(self) -> dict:
-        return dict(self._summary)
-
-    @cached_property
-    def _status(self) -> dict:
-        return super().status()
-
-    def status(self) -> dict:
-        return self._status
-
-    @cached_property
-    def _history(self) -> list[dict]:
-        return super().history()
-
-    def history(self) -> list[dict]:
-        return self._history
-
-    @cached_property
-    def _progress(self) -> dict | None:
-        return super().progress()
-
-    def progress(self) -> dict | None:
-        return self._progress
-
-    @cached_property
-    def _data(self) -> dict:
-        return super().data()
-
-    def data(self) -> dict:
-        return self._data
-
-    @cached_property
-    def owner(self) -> access.Actor:
-        return Run.owner.fget(self)
+        # A copy: callers add to it.
+        return dict(self._summary())
 
 
 class SharedRuns(RunStore):

@@ -4,6 +4,7 @@ Uses the tiny synthetic data set and a copy of the tiny trained run; screenshots
 $CATDOG_SCREENSHOTS (default: screenshots/, ignored by git).
 """
 
+import hashlib
 import io
 import re
 import shutil
@@ -174,10 +175,11 @@ def test_training_run_goes_live_and_cancels(page, fresh_app_url, screenshots):
     page.screenshot(path=screenshots / "e2e-train-cancelled.png", full_page=True)
 
 
-def augmentation_pictures(page) -> list[bytes]:
-    """The original and its variants as the browser received them."""
+def augmentation_pictures(page) -> list[str]:
+    """Digests of the original and its variants as the browser received them (the pictures a page
+    shows while it still draws are fewer, or an earlier run's)."""
     sources = page.locator('[data-testid="stImage"] img').evaluate_all("images => images.map(i => i.src)")
-    return [page.request.get(source).body() for source in sources[:9]]
+    return [hashlib.sha256(page.request.get(source).body()).hexdigest()[:16] for source in sources[:9]]
 
 
 def test_a_shared_augmentation_link_shows_the_same_pictures_in_a_new_browser(browser, app_url, screenshots):
@@ -201,7 +203,14 @@ def test_a_shared_augmentation_link_shows_the_same_pictures_in_a_new_browser(bro
         settle(pupil)
         assert_no_errors(pupil)
         sync_api.expect(pupil.get_by_label("Seed")).to_have_value("7")
-        assert augmentation_pictures(pupil) == augmentation_pictures(teacher)
+        shown = wait_for(
+            lambda: len(pictures := augmentation_pictures(teacher)) == 9 and pictures,
+            SLOW_MS / 1000,
+            message="the teacher's nine pictures",
+        )
+        wait_for(
+            lambda: augmentation_pictures(pupil) == shown, SLOW_MS / 1000, message=f"the pupil's pictures to be {shown}"
+        )
     finally:
         teacher.close()
         pupil.close()
