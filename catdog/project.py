@@ -27,6 +27,7 @@ never queued. Runs are staged in a hidden folder inside the runs folder and rena
 all of the file has been checked and the data sets made, so a refusal leaves nothing behind.
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -67,6 +68,8 @@ _RUN_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 _KEY = r"d[0-9]{1,4}"
 _MEMBER = re.compile(rf"^(?:runs/(?P<run>{_RUN_ID})/(?P<file>[a-z.-]+)|datasets/(?P<key>{_KEY})\.zip)$")
 _STAGING = ".incoming-project-"
+# A staging folder this much older than any opening takes was left by one that was killed.
+STALE_STAGING_S = 24 * 3600
 
 
 class ProjectError(RunError):
@@ -401,7 +404,12 @@ def _runs(members: dict[str, bytes], manifest: dict) -> dict[str, dict[str, byte
 @contextmanager
 def _staging(root: Path):
     """A hidden folder inside the runs folder (no run id starts with a dot, so no list shows it),
-    removed however opening ends: what was renamed out of it by then is in."""
+    removed however opening ends: what was renamed out of it by then is in. Those of openings that
+    were killed (a server stopped mid-way) are removed by the next one."""
+    for stale in root.glob(f"{_STAGING}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_STAGING_S:
+                shutil.rmtree(stale, ignore_errors=True)
     folder = root / f"{_STAGING}{secrets.token_hex(8)}"
     folder.mkdir()
     try:

@@ -4,6 +4,8 @@ crafted file is refused whole, leaving nothing behind."""
 import hashlib
 import io
 import json
+import os
+import time
 import zipfile
 
 import numpy as np
@@ -117,6 +119,21 @@ def test_opening_twice_adds_new_ids_and_names_and_changes_nothing_there(exported
     assert {path.name: path.read_bytes() for path in old.path.iterdir() if path.is_file()} == before
     assert new.config.data_dir == str(datasets.get("pets 2").root)
     assert datasets.get("pets").recorded_id() != datasets.get("pets 2").recorded_id() == new.data()["dataset"]
+
+
+def test_an_opening_clears_what_a_killed_one_left_and_no_other_s(exported):
+    """A server stopped while it opened a project leaves its hidden staging folder behind; the next
+    opening removes it, but not the staging folder of one still going."""
+    root = RunStore().root
+    root.mkdir(parents=True, exist_ok=True)
+    killed, going = root / f"{project._STAGING}killed", root / f"{project._STAGING}going"
+    for folder in (killed, going):
+        (folder / "run").mkdir(parents=True)
+        (folder / "run" / "model.keras").write_bytes(b"half written")
+    long_ago = time.time() - project.STALE_STAGING_S - 60
+    os.utime(killed, (long_ago, long_ago))
+    project.open_project(exported, actor=OWNER)
+    assert not killed.exists() and (going / "run" / "model.keras").exists()
 
 
 def test_an_experiments_runs_never_join_an_experiment_here(tmp_path, monkeypatch):
