@@ -46,6 +46,8 @@ from catdog.settings import (
     MIXED_PRECISION_MEANING,
     PRESETS,
     SEED_RANGE,
+    SMALL_PHOTO_COPIES_MEANING,
+    SMALL_PHOTO_SIDES,
     AugmentConfig,
     RunConfig,
     SettingsError,
@@ -199,6 +201,7 @@ def cmd_train(args) -> int:
         data_dir=chosen_data_dir(args),
         fast=args.fast,
         feature_copies=args.feature_copies,
+        small_photo_copies=args.small_photo_copies,
         mixed_precision=args.mixed_precision,
     )
     # A data set training cannot use is refused here, in one line, not minutes later in the run.
@@ -741,6 +744,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=run_defaults["feature_copies"],
         help=f"fast path: cached augmented copies of the training set, {FEATURE_COPIES_RANGE[0]} to "
         f"{FEATURE_COPIES_RANGE[1]}",
+    )
+    train.add_argument(
+        "--small-photo-copies",
+        action="store_true",
+        help=f"fast path: {SMALL_PHOTO_COPIES_MEANING.format(low=SMALL_PHOTO_SIDES[0], high=SMALL_PHOTO_SIDES[1])}",
     )
     train.add_argument(
         "--mixed-precision",

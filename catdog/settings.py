@@ -351,6 +351,16 @@ def mixed_precision_archs() -> list[str]:
     return [arch.name for arch in ARCHITECTURES.values() if arch.mixed_precision]
 
 
+# Small-photo copies: each training photo's thumbnail has its long side drawn from this range. Chosen
+# on the 800 validation photos shrunk to 200 and 128 px (benchmarks/README.md, issue #25).
+SMALL_PHOTO_SIDES = (96, 256)
+SMALL_PHOTO_COPIES_MEANING = N_(
+    "the head also learns from one thumbnail of each training photo (its long side {low} to {high} px, "
+    "saved as JPEG), as thumbnails, screenshots and messenger photos arrive: more often right on small "
+    "photos, for one more MobileNetV2 pass over the training photos on a cold start"
+)
+
+
 def default_epochs(fast: bool) -> int:
     """Head epochs on cached features take a few hundredths of a second each, so the fast path
     trains more: under its decaying learning rate (catdog.fast.head) 20 epochs settled the head at
@@ -380,6 +390,9 @@ class RunConfig:
     # Measured on cats_and_dogs_filtered: augmented copies did not raise validation
     # accuracy and each costs a backbone pass over the training set on a cold cache.
     feature_copies: int = 0
+    # The fast path also learns from a thumbnail-sized copy of each training photo, as small uploads
+    # are: right more often on small photos for a longer cold start (SMALL_PHOTO_COPIES_MEANING).
+    small_photo_copies: bool = False
     # None: the architecture's default (Architecture.mixed_precision_by_default).
     mixed_precision: bool | None = None
     # An experiment is a set of runs that differ in one setting, named here (catdog.runs.lessons).
@@ -398,6 +411,8 @@ class RunConfig:
             raise SettingsError(
                 Message("augmentation must be an AugmentConfig; got {value}", value=repr(self.augmentation))
             )
+        if self.small_photo_copies and not self.fast:
+            raise SettingsError(Message(N_("small-photo copies are made on the fast path only")))
         epochs = default_epochs(self.fast) if self.epochs is None else self.epochs
         fine_tune_epochs = self.fine_tune_epochs
         if fine_tune_epochs is None:
@@ -432,6 +447,7 @@ class RunConfig:
             "split_seed": _whole(N_("split seed"), self.split_seed),
             "feature_copies": _whole(N_("augmented copies"), self.feature_copies, FEATURE_COPIES_RANGE),
             "fast": bool(self.fast),
+            "small_photo_copies": bool(self.small_photo_copies),
             "mixed_precision": bool(mixed_precision),
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "photos_per_class": None

@@ -34,6 +34,8 @@ from catdog.settings import (
     LESSON_SEEDS,
     MIXED_PRECISION_MEANING,
     SEED_RANGE,
+    SMALL_PHOTO_COPIES_MEANING,
+    SMALL_PHOTO_SIDES,
     Architecture,
     RunConfig,
 )
@@ -175,10 +177,17 @@ def start_form(architecture: Architecture) -> None:
             key=f"train_mixed_precision_{architecture.name}",
             help=f"{meaning[0].upper()}{meaning[1:]}.",
         )
-        copies = defaults.feature_copies
+        copies, small_photo_copies = defaults.feature_copies, defaults.small_photo_copies
         if fast:
             copies = st.number_input(
                 _("Augmented copies (fast path)"), *FEATURE_COPIES_RANGE, defaults.feature_copies, key="train_copies"
+            )
+            meaning = _(SMALL_PHOTO_COPIES_MEANING, low=SMALL_PHOTO_SIDES[0], high=SMALL_PHOTO_SIDES[1])
+            small_photo_copies = st.toggle(
+                _("Learn from small photos too"),
+                defaults.small_photo_copies,
+                key="train_small_photo_copies",
+                help=f"{meaning[0].upper()}{meaning[1:]}.",
             )
             st.caption(_(FAST_PATH_EXPLANATION))
         locked = ui.refused(Action.START_RUN)
@@ -208,6 +217,7 @@ def start_form(architecture: Architecture) -> None:
             data_dir=folder,
             fast=fast,
             feature_copies=copies,
+            small_photo_copies=small_photo_copies,
             mixed_precision=mixed_precision,
         )
         ui.load_scan(folder).check_trainable()

@@ -66,8 +66,9 @@ def test_smoke_benchmark_writes_every_figure(tmp_path, backbone_weights):
 def test_smoke_small_photos_and_limits_report_each_size_and_the_floor(tmp_path, backbone_weights):
     results, table = run_smoke("benchmarks.speed", tmp_path / "results.json", 600, "--only", "small_photos", "limits")
     sizes = results["small_photos"]["sizes"]
-    assert list(sizes) == ["full", "200", "128"]
-    for figures in sizes.values():
+    copies = results["small_photos"]["with_small_photo_copies"]
+    assert list(sizes) == list(copies["sizes"]) == ["full", "200", "128"] and copies["setting"]["small_photo_copies"]
+    for figures in [*sizes.values(), *copies["sizes"].values()]:
         assert len(figures["per_seed"]["plain"]) == len(figures["per_seed"]["mirror_average"]) == 2
         assert figures["plain_mean"] == round(sum(figures["per_seed"]["plain"]) / 2, 4)
     assert {"small_photos_full", "small_photos_200", "small_photos_128", "small_photos_128_mirror_not_lower"} <= set(
@@ -80,7 +81,7 @@ def test_smoke_small_photos_and_limits_report_each_size_and_the_floor(tmp_path, 
     assert ratio == pytest.approx((HIRES / 160) ** 2, rel=0.05)
     assert 0 < large["floor_int8_s"] and 0 < large["floor_float32_s"]
     assert all(rate["one_core"] > 0 for rate in limits["gmac_per_s"].values())
-    assert "multiply-adds a photo" in table and "test photos at 128" in table
+    assert "multiply-adds a photo" in table and "test photos at 128 with small-photo copies" in table
 
 
 def test_smoke_held_out_alone_reports_each_seed_and_its_goal(tmp_path, backbone_weights):

@@ -32,14 +32,35 @@ def test_onnx_runtime_features_match_keras(backbone_weights, side):
     np.testing.assert_allclose(ours, keras_features, atol=1e-3)
 
 
+def test_the_int8_backbone_runs_integer_convolutions_and_keeps_the_features(backbone_weights, tmp_path):
+    """The features heads learn from: every convolution fused into an integer one by ONNX Runtime
+    (else int8 would be slower, not faster), and close to float32's without being them."""
+    import onnx
+    import onnxruntime
+
+    side = 160
+    pixels = _photos(6, (side, side))
+    exact, int8 = (backbone.extractor((side, side), quantized)(pixels) for quantized in (False, True))
+    cosine = (exact * int8).sum(axis=1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(int8, axis=1)
+    assert cosine.min() > 0.9 and not np.allclose(int8, exact, atol=1e-2)
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    graph = backbone.graph((side, side), int8=True)
+    onnxruntime.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    convolutions = sum(node.op_type == "Conv" for node in graph.graph.node)
+    optimized = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    assert convolutions == 52 and optimized.count("QLinearConv") == convolutions and "Conv" not in optimized
+
+
 def test_extract_falls_back_to_keras_without_the_runtime(backbone_weights, monkeypatch):
     pixels = _photos(3, (96, 96))
     fast = features.extract(pixels, (96, 96))
     monkeypatch.setattr(backbone, "available", lambda: False)
     backbone.extractor.cache_clear()
     try:
-        assert backbone.extractor((96, 96)) is None
+        assert backbone.extractor((96, 96)) is None and backbone.extractor((96, 96), int8=True) is None
         np.testing.assert_allclose(features.extract(pixels, (96, 96)), fast, atol=1e-3)
+        np.testing.assert_allclose(features.extract(pixels, (96, 96), int8=True), fast, atol=1e-3)
     finally:
         backbone.extractor.cache_clear()
 
@@ -206,3 +227,50 @@ def test_a_fast_runs_training_photos_are_ranked_by_heads_that_never_saw_them(bac
     assert top[0].file == "train/cats/cats.planted.jpg" and top[0].predicted == "dogs"
     assert in_sample == [], "the run's own model scored its training photos"
     assert len(ranking.top_losses(run, scan(folder), 100)) == len(run.data()["files"]["train"])
+
+
+def test_small_photo_copies_are_thumbnails_of_the_training_photos_read_as_uploads(backbone_weights, tmp_path):
+    """Each training photo once more, shrunk to a side drawn from the setting's range and saved as
+    JPEG, then read as an upload is, its features from the int8 backbone (the photos' own stay
+    float32, as answers are); cached like the photos' own features."""
+    from catdog.data.images import as_small_upload, open_image, to_model_input
+    from catdog.data.scan import scan
+    from catdog.settings import SMALL_PHOTO_SIDES
+
+    folder = make_dataset(tmp_path / "pets", per_split=(("train", 4), ("validation", 3)), size=(400, 300))
+    data, size = scan(folder), (96, 96)
+    cache = features.FeatureCache(data, size)
+    own, own_labels = cache.features("train")
+    both, labels = cache.features("train", small_copies=True)
+    count = len(data.files["train"])
+    assert both.shape == (2 * count, backbone.FEATURES) and np.array_equal(both[:count], own)
+    np.testing.assert_allclose(own, features.extract(data.arrays("train", size=size)[0], size), atol=1e-5)
+    assert np.array_equal(labels, np.tile(own_labels, 2))
+    sides = np.random.default_rng(features.SMALL_COPY_SEED).integers(
+        SMALL_PHOTO_SIDES[0], SMALL_PHOTO_SIDES[1] + 1, count
+    )
+    for i in (0, count - 1):
+        name, side = data.files["train"][i][0], int(sides[i])
+        thumbnail = open_image(as_small_upload(open_image((folder / name).read_bytes()), side))
+        assert max(thumbnail.size) == side
+        expected = features.extract(to_model_input(thumbnail, size)[None], size, int8=True)[0]
+        assert np.allclose(both[count + i], expected, atol=1e-4)
+        assert not np.allclose(both[count + i], own[i], atol=1e-3), "a copy is not its photo"
+    cached = sorted(cache.root.iterdir())
+    assert np.array_equal(cache.features("train", small_copies=True)[0], both)
+    assert sorted(cache.root.iterdir()) == cached, "the copies' features were computed again"
+
+
+def test_a_run_with_small_photo_copies_records_them_and_trains(backbone_weights, tiny_data, tmp_path):
+    from catdog.settings import RunConfig
+
+    runs = str(tmp_path / "runs")
+    args = ("train", "--arch", "model4", "--fast", "--epochs", "2", "--small-photo-copies", "--wait")
+    result = catdog(*args, "--data-dir", str(tiny_data), "--runs-dir", runs)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = RunStore(runs).get(json.loads(result.stdout)["run"])
+    assert run.state == "finished" and RunConfig.from_dict(run.config.to_dict()).small_photo_copies
+    refused = catdog(
+        "train", "--arch", "model4", "--small-photo-copies", "--data-dir", str(tiny_data), "--runs-dir", runs
+    )
+    assert refused.returncode != 0 and "small-photo copies are made on the fast path" in refused.stderr

@@ -621,6 +621,7 @@ def test_train_page_starts_from_the_library_defaults(tiny_env):
                 assert app.number_input(key="train_fine_tune").value == shown.fine_tune_epochs
             if fast:
                 assert app.number_input(key="train_copies").value == shown.feature_copies
+                assert app.toggle(key="train_small_photo_copies").value == shown.small_photo_copies
             toggles = [toggle for toggle in app.toggle if toggle.key == f"train_mixed_precision_{arch.name}"]
             assert [toggle.value for toggle in toggles] == ([shown.mixed_precision] if arch.mixed_precision else [])
     assert_clean(app)

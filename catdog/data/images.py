@@ -52,6 +52,8 @@ _IMAGE_SIGNATURES = (
     (b"II*\0", "TIFF"),
     (b"MM\0*", "TIFF"),
 )
+# The JPEG quality of a shrunk copy (as_small_upload): what browsers and phones save by default.
+SMALL_UPLOAD_QUALITY = 90
 _FORMAT_NAMES = {"WEBP": "WebP", "MPO": "JPEG"}
 _ORIENTATION = 0x0112
 _UPRIGHT = {
@@ -142,7 +144,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         return _flatten_alpha(image)
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _turn(image: Image.Image) -> Image.Transpose | None:
@@ -302,8 +304,11 @@ def read_upload(path: Path) -> bytes:
         size = os.fstat(file.fileno()).st_size
         if size > MAX_UPLOAD_BYTES:
             raise ImageError(_too_large(size))
-        # Bounded even if the file grows after the size check.
-        data = file.read(MAX_UPLOAD_BYTES + 1)
+        # read(n) sets n bytes aside first, and a scan reads thousands of photos: the file's size,
+        # then the rest if it grew since, bounded.
+        data = file.read(size + 1)
+        if len(data) > size:
+            data += file.read(MAX_UPLOAD_BYTES + 1 - len(data))
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImageError(_too_large(len(data)))
     return data
@@ -321,6 +326,16 @@ def to_model_input(image: Image.Image | np.ndarray, size: tuple[int, int] = IMAG
     if image.mode != "RGB":
         image = _to_rgb(image)
     return np.asarray(image.resize(size[::-1], Image.Resampling.BILINEAR))
+
+
+def as_small_upload(image: Image.Image, long_side: int) -> bytes:
+    """A photo as a thumbnail, screenshot or messenger copy reaches us: its long side shrunk (Lanczos,
+    as image editors shrink) and saved again as JPEG, with the blur and artefacts that come with it."""
+    small = image.copy()
+    small.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=SMALL_UPLOAD_QUALITY)
+    return out.getvalue()
 
 
 def data_url(pixels: np.ndarray, side: int, quality: int = 70) -> str:

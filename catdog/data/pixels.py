@@ -2,13 +2,14 @@
 
 import contextlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from catdog.data.errors import DataError
-from catdog.data.images import ImageError, open_image, read_upload, to_model_input
+from catdog.data.images import ImageError, as_small_upload, open_image, read_upload, to_model_input
 from catdog.data.scan_cache import latest, lock_for, read_report, record_latest, scans_dir, valid_key
 from catdog.messages import N_, Message
 from catdog.progress import Progress
@@ -26,8 +27,12 @@ def read_file(path: Path) -> bytes:
 
 def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
     """Model-size pixels of a file the scan found usable."""
+    return _from_checked_file(path, lambda data: to_model_input(open_image(data, draft=size[::-1]), size))
+
+
+def _from_checked_file(path: Path, pixels_of: Callable[[bytes], np.ndarray]) -> np.ndarray:
     try:
-        return to_model_input(open_image(read_file(path), draft=size[::-1]), size)
+        return pixels_of(read_file(path))
     except ImageError as error:
         raise DataError(
             Message(
@@ -40,15 +45,36 @@ def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 def decode_all(root: Path, names: list[str], size: tuple[int, int], progress: Progress | None = None) -> np.ndarray:
     """Decodes files into one array, one thread per core (Pillow decodes outside the GIL)."""
-    out = np.empty((len(names), *size, 3), np.uint8)
+    return _each_photo(len(names), size, lambda i: _decode(root / names[i], size), progress)
+
+
+def decode_shrunk(
+    root: Path, names: list[str], sides: list[int], size: tuple[int, int], progress: Progress | None = None
+) -> np.ndarray:
+    """Model-size pixels of each file as a small upload of it would be read: its long side shrunk to
+    `sides[i]` and saved as JPEG (as_small_upload), then decoded and resized as an upload is."""
+
+    def shrunk(data: bytes, side: int) -> np.ndarray:
+        small = as_small_upload(open_image(data), side)
+        return to_model_input(open_image(small, draft=size[::-1]), size)
+
+    return _each_photo(
+        len(names), size, lambda i: _from_checked_file(root / names[i], lambda data: shrunk(data, sides[i])), progress
+    )
+
+
+def _each_photo(
+    count: int, size: tuple[int, int], pixels_of: Callable[[int], np.ndarray], progress: Progress | None
+) -> np.ndarray:
+    out = np.empty((count, *size, 3), np.uint8)
 
     def decode(i: int) -> None:
-        out[i] = _decode(root / names[i], size)
+        out[i] = pixels_of(i)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for done, _ in enumerate(pool.map(decode, range(len(names))), start=1):
-            if progress and (done % 25 == 0 or done == len(names)):
-                progress(done, len(names))
+        for done, _ in enumerate(pool.map(decode, range(count)), start=1):
+            if progress and (done % 25 == 0 or done == count):
+                progress(done, count)
     return out
 
 

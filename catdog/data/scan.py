@@ -21,7 +21,7 @@ from catdog import access, config
 from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image, stored_size, to_model_input
 from catdog.data.location import resolve_data_dir
-from catdog.data.pixels import cached_pixels, decode_all, read_file, read_pixels
+from catdog.data.pixels import cached_pixels, decode_all, decode_shrunk, read_file, read_pixels
 from catdog.data.scan_cache import (
     latest,
     lock_for,
@@ -104,6 +104,12 @@ class Scan:
         """One usable photo's pixels at a model size, as training sees it."""
         cached = self._all_pixels(tuple(size), build=False)
         return cached[self.index[name]] if cached is not None else decode_all(self.root, [name], tuple(size))[0]
+
+    def shrunk(self, split: str, sides: list[int], size: tuple[int, int], picks: range) -> np.ndarray:
+        """Model-size pixels of the split's photos at positions `picks` as small uploads of them would
+        be read: each shrunk to its long side in `sides` (one per photo of the split) first."""
+        names = [self.files[split][i][0] for i in picks]
+        return decode_shrunk(self.root, names, [sides[i] for i in picks], tuple(size))
 
     def labels(self, split: str) -> np.ndarray:
         """Integer labels of one split, in file order, without reading any pixels."""

@@ -23,7 +23,7 @@ from catdog.data.scan import Scan
 from catdog.fast import backbone
 from catdog.models.model4 import MODEL_NAME, NAMES
 from catdog.progress import Progress
-from catdog.settings import AugmentConfig
+from catdog.settings import SMALL_PHOTO_SIDES, AugmentConfig
 from catdog.storage import save_npy_atomic
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ BATCH = 32
 DECODE_CHUNK = 256
 # Bump when the extractor changes, so stale features are never reused.
 EXTRACTOR_VERSION = 1
+# The draw of the small-photo copies' sides (RunConfig.small_photo_copies): the same for every run,
+# so runs share the copies' cached features.
+SMALL_COPY_SEED = 0
 
 
 def build_extractor(image_size: ImageSize = config.IMAGE_SIZE) -> "keras.Model":
@@ -78,13 +81,15 @@ def extract(
     image_size: ImageSize = config.IMAGE_SIZE,
     progress: Progress | None = None,
     augmentation: AugmentConfig | None = None,
+    int8: bool = False,
 ) -> np.ndarray:
     """Pooled backbone features (N, 1280) of 0..255 pixels (N, H, W, 3): the one way to get them.
 
     ONNX Runtime where it is installed (catdog.fast.backbone: no TensorFlow import, and about twice
-    Keras's speed here); Keras otherwise, and for augmented copies, whose random layers are Keras's.
+    Keras's speed here), in int8 where asked (small-photo copies); Keras in float32 otherwise,
+    and for augmented copies, whose random layers are Keras's.
     """
-    run = None if augmentation else backbone.extractor(tuple(image_size))
+    run = None if augmentation else backbone.extractor(tuple(image_size), int8)
     layers = None
     if run is None:
         run, layers = _keras_extractor(tuple(image_size)), augmentation and _augmentation_layers(augmentation)
@@ -128,31 +133,32 @@ class FeatureCache:
         self.data, self.image_size, self.progress = data, tuple(image_size), progress
         self.root = config.cache_dir() / "features"
 
-    def _path(self, split: str, copy: int, augmentation: AugmentConfig | None) -> Path:
-        key = json.dumps(
-            [
-                EXTRACTOR_VERSION,
-                self.data.content_key(split),
-                self.image_size,
-                copy,
-                augmentation and augmentation.to_dict(),
-            ]
-        )
+    def _path(self, split: str, *variant) -> Path:
+        key = json.dumps([EXTRACTOR_VERSION, self.data.content_key(split), self.image_size, *variant])
         return self.root / f"{split}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
 
     def features(
-        self, split: str, copies: int = 0, augmentation: AugmentConfig | None = None
+        self, split: str, copies: int = 0, augmentation: AugmentConfig | None = None, small_copies: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Features of a split's images, then of `copies` augmented versions, with their labels.
-        Pixels are decoded only for features not cached yet: that is most of a cold start."""
+        """Features of a split's images, then of `copies` augmented versions, then (small_copies) of
+        a small-upload version of each, with their labels. Pixels are decoded only for features not
+        cached yet: that is most of a cold start."""
         blocks = []
         for copy in range(copies + 1):
             aug = dataclasses.replace(augmentation, seed=1000 + copy) if copy and augmentation else None
-            path = self._path(split, copy, augmentation if copy else None)
+            path = self._path(split, copy, augmentation.to_dict() if copy and augmentation else None)
             if not path.exists():
                 save_npy_atomic(path, self._extract(split, aug))
             blocks.append(np.load(path))
-        return np.concatenate(blocks), np.tile(self.data.labels(split), copies + 1)
+        if small_copies:
+            # From the int8 backbone where ONNX Runtime is installed: half the time, and heads learnt
+            # as well from them (catdog.fast.backbone._Int8Graph).
+            int8 = backbone.available()
+            path = self._path(split, "small", int8, SMALL_PHOTO_SIDES, SMALL_COPY_SEED)
+            if not path.exists():
+                save_npy_atomic(path, self._extract_small(split, int8))
+            blocks.append(np.load(path))
+        return np.concatenate(blocks), np.tile(self.data.labels(split), len(blocks))
 
     def _extract(self, split: str, augmentation: AugmentConfig | None) -> np.ndarray:
         if augmentation:
@@ -160,11 +166,24 @@ class FeatureCache:
             return extract(
                 self.data.arrays(split, size=self.image_size)[0], self.image_size, self.progress, augmentation
             )
+        return self._in_chunks(
+            split, lambda picks: extract(self.data.arrays(split, picks, self.image_size)[0], self.image_size)
+        )
+
+    def _extract_small(self, split: str, int8: bool) -> np.ndarray:
+        low, high = SMALL_PHOTO_SIDES
+        sides = np.random.default_rng(SMALL_COPY_SEED).integers(low, high + 1, len(self.data.files[split])).tolist()
+        return self._in_chunks(
+            split,
+            lambda picks: extract(self.data.shrunk(split, sides, self.image_size, picks), self.image_size, int8=int8),
+        )
+
+    def _in_chunks(self, split: str, features_of: Callable[[range], np.ndarray]) -> np.ndarray:
         count = len(self.data.files[split])
         blocks = []
         for start in range(0, count, DECODE_CHUNK):
             picks = range(start, min(start + DECODE_CHUNK, count))
-            blocks.append(extract(self.data.arrays(split, picks, self.image_size)[0], self.image_size))
+            blocks.append(features_of(picks))
             if self.progress:
                 self.progress(picks.stop, count)
         return np.concatenate(blocks) if blocks else np.zeros((0, backbone.FEATURES), np.float32)

@@ -40,7 +40,7 @@ def _train_head_on_features(run: Run, data: Scan, cfg: RunConfig) -> tuple[head.
         run.record_progress(PHASE_FEATURES, 0, done, total, time.time() - start)
 
     cache = FeatureCache(data, cfg.input_size, progress)
-    x_train, y_train = cache.features("train", cfg.feature_copies, cfg.augmentation)
+    x_train, y_train = cache.features("train", cfg.feature_copies, cfg.augmentation, cfg.small_photo_copies)
     x_val, y_val = cache.features("validation")
     run.record_features(time.time() - start)
     reporter = EpochReporter(run, PHASE_HEAD)

@@ -103,13 +103,15 @@ def synthetic_photos(count: int) -> list[tuple[str, bytes]]:
     return photos
 
 
-def make_dataset(root: Path, per_split=(("train", 12), ("validation", 10)), classes=("cats", "dogs")) -> Path:
+def make_dataset(
+    root: Path, per_split=(("train", 12), ("validation", 10)), classes=("cats", "dogs"), size=(64, 48)
+) -> Path:
     for split, count in per_split:
         for label, name in enumerate(classes):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                synthetic_image(label, i + 1000 * (split == "validation")).save(folder / f"{name}.{i}.jpg")
+                synthetic_image(label, i + 1000 * (split == "validation"), size).save(folder / f"{name}.{i}.jpg")
     return root
 
 
