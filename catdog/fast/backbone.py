@@ -126,18 +126,16 @@ class _Graph:
         the names of two graphs apart when catdog.inference.web puts them into one model."""
         self.weights, self.nodes, self.initializers = weights, [], []
         self.size, self.count, self.prefix = list(image_size), 0, prefix
-        # A tensor's per-channel mean and spread, where the weights tell them (catdog.fast.backbone._Int8Graph).
-        self.spread: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def name(self, prefix: str) -> str:
         self.count += 1
         return f"{self.prefix}{prefix}_{self.count}"
 
-    def constant(self, prefix: str, value: np.ndarray) -> str:
+    def constant(self, prefix: str, value: np.ndarray, dtype=np.float32) -> str:
         from onnx import numpy_helper
 
         name = self.name(prefix)
-        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
     def node(self, op: str, inputs: list[str], output: str | None = None, **attributes) -> str:
@@ -164,7 +162,7 @@ class _Graph:
             pads = (top, left, bottom, right)
         self.size = [(side + pads[i] + pads[i + 2] - k) // stride + 1 for i, side in enumerate(self.size)]
         weights, bias = self.conv_weights(x, onnx_kernel, beta - mean * scale)
-        output = self.node(
+        return self.node(
             "Conv",
             [x, weights, bias],
             kernel_shape=[k, k],
@@ -172,9 +170,6 @@ class _Graph:
             pads=list(pads),
             group=onnx_kernel.shape[0] if depthwise else 1,
         )
-        # BatchNormalization makes each output channel's mean beta and spread gamma on ImageNet.
-        self.spread[output] = (beta, np.abs(gamma))
-        return output
 
     def conv_weights(self, x: str, kernel: np.ndarray, bias: np.ndarray) -> tuple[str, str]:
         return self.constant("w", kernel), self.constant("b", bias)
@@ -226,22 +221,24 @@ class _Int8Graph(_Graph):
         super().__init__(weights, image_size)
         # The quantization step of each tensor a convolution may read.
         self.scales: dict[str, float] = {}
+        # A tensor's per-channel mean and spread, where the weights tell them.
+        self.spread: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def conv_bn(self, x: str, layer: str, bn: str, **kwargs) -> str:
+        output = super().conv_bn(x, layer, bn, **kwargs)
+        # BatchNormalization makes each output channel's mean beta and spread gamma on ImageNet.
+        beta, gamma = (np.asarray(self.weights[bn][f"{bn}/{part}:0"], dtype=np.float64) for part in ("beta", "gamma"))
+        self.spread[output] = (beta, np.abs(gamma))
+        return output
 
     def quantized(self, x: str, low: float, high: float) -> str:
         low, high = min(low, 0.0), max(high, 0.0)
         scale = (high - low) / 255
         zero = int(np.clip(round(-low / scale), 0, 255))
-        parameters = [self.constant("scale", np.float32(scale)), self.integers("zero", np.uint8(zero))]
+        parameters = [self.constant("scale", np.float32(scale)), self.constant("zero", zero, np.uint8)]
         output = self.node("DequantizeLinear", [self.node("QuantizeLinear", [x, *parameters]), *parameters])
         self.scales[output] = scale
         return output
-
-    def integers(self, prefix: str, value: np.ndarray) -> str:
-        from onnx import numpy_helper
-
-        name = self.name(prefix)
-        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
 
     def conv_weights(self, x: str, kernel: np.ndarray, bias: np.ndarray) -> tuple[str, str]:
         """Per-output-channel int8 weights, and the bias in the int32 steps of input × weight."""
@@ -258,9 +255,9 @@ class _Int8Graph(_Graph):
     def dequantized(self, prefix: str, values: np.ndarray, step: np.ndarray) -> str:
         zeros = np.zeros(len(step), values.dtype)
         inputs = [
-            self.integers(prefix, values),
+            self.constant(prefix, values, values.dtype),
             self.constant(f"{prefix}_step", step),
-            self.integers(f"{prefix}_zero", zeros),
+            self.constant(f"{prefix}_zero", zeros, values.dtype),
         ]
         return self.node("DequantizeLinear", inputs, axis=0)
 
