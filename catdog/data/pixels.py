@@ -54,13 +54,14 @@ def decode_shrunk(
     """Model-size pixels of each file as a small upload of it would be read: its long side shrunk to
     `sides[i]` and saved as JPEG (as_small_upload), then decoded and resized as an upload is."""
 
-    def shrunk(data: bytes, side: int) -> np.ndarray:
-        small = as_small_upload(open_image(data), side)
-        return to_model_input(open_image(small, draft=size[::-1]), size)
+    def shrunk(i: int) -> np.ndarray:
+        def pixels_of(data: bytes) -> np.ndarray:
+            small = as_small_upload(open_image(data), sides[i])
+            return to_model_input(open_image(small, draft=size[::-1]), size)
 
-    return _each_photo(
-        len(names), size, lambda i: _from_checked_file(root / names[i], lambda data: shrunk(data, sides[i])), progress
-    )
+        return _from_checked_file(root / names[i], pixels_of)
+
+    return _each_photo(len(names), size, shrunk, progress)
 
 
 def _each_photo(
