@@ -192,6 +192,11 @@ def _localized(value: object) -> object:
     return number(value)
 
 
+def capitalised(phrase: str) -> str:
+    """A library phrase (lower case, as the command line prints it) starting a sentence."""
+    return phrase[:1].upper() + phrase[1:]
+
+
 def number(value: float) -> str:
     """A count or measure with the language's decimal sign; no grouping: counts stay short."""
     return numbers.format_decimal(value, locale=language(), group_separator=False)
@@ -481,7 +486,7 @@ def progress_text(run_config: RunConfig, history: list[dict], progress: dict) ->
         what = _(PREPARING[progress["phase"]])
         return _(
             "{what}: {done} of {total} images · {left}",
-            what=what[0].upper() + what[1:],
+            what=capitalised(what),
             done=done,
             total=total,
             left=left,

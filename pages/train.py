@@ -175,7 +175,7 @@ def start_form(architecture: Architecture) -> None:
             _("Mixed precision"),
             defaults.mixed_precision,
             key=f"train_mixed_precision_{architecture.name}",
-            help=f"{meaning[0].upper()}{meaning[1:]}.",
+            help=f"{ui.capitalised(meaning)}.",
         )
         copies, small_photo_copies = defaults.feature_copies, defaults.small_photo_copies
         if fast:
@@ -187,7 +187,7 @@ def start_form(architecture: Architecture) -> None:
                 _("Learn from small photos too"),
                 defaults.small_photo_copies,
                 key="train_small_photo_copies",
-                help=f"{meaning[0].upper()}{meaning[1:]}.",
+                help=f"{ui.capitalised(meaning)}.",
             )
             st.caption(_(FAST_PATH_EXPLANATION))
         locked = ui.refused(Action.START_RUN)
