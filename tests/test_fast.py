@@ -127,12 +127,8 @@ def test_the_head_kept_is_the_last_epochs_not_the_best_on_validation():
         x_val,
         y_val,
         2,
-        8,
-        32,
-        1e-2,
-        0,
-        lambda *_: None,
-        lambda epoch, seconds, metrics: scores.append(metrics["val_accuracy"]),
+        head.Schedule(epochs=8, batch_size=32, learning_rate=1e-2, seed=0),
+        on_epoch=lambda epoch, seconds, metrics: scores.append(metrics["val_accuracy"]),
     )
     assert max(scores) > scores[-1], "the best epoch is not the last here"
     assert accuracy == pytest.approx(scores[-1], abs=1e-5)

@@ -21,13 +21,29 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from catdog.models.model4 import DROPOUT, DROPOUT_NAME, HIDDEN, MODEL_NAME, NAMES
-from catdog.settings import library_versions
+from catdog.settings import RunConfig, library_versions
 from catdog.storage import write_bytes_atomic
 
 # keras.optimizers.Adam's defaults.
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 
 Metrics = dict[str, float]
+OnBatch = Callable[[int, int, int, float], None]
+OnEpoch = Callable[[int, float, Metrics], None]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How a head learns: a run's settings, whichever caller trains it."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> "Schedule":
+        return cls(cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.seed)
 
 
 @dataclass
@@ -107,15 +123,12 @@ def train(
     x_val: np.ndarray,
     y_val: np.ndarray,
     num_classes: int,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
-    on_batch: Callable[[int, int, int, float], None],
-    on_epoch: Callable[[int, float, Metrics], None],
+    schedule: Schedule,
+    on_batch: OnBatch | None = None,
+    on_epoch: OnEpoch | None = None,
 ) -> tuple[Head, float]:
-    """The head after `epochs`, its learning rate decayed to zero by the last batch, and its
-    validation accuracy.
+    """The head after the schedule's epochs, its learning rate decayed to zero by the last batch,
+    and its validation accuracy.
 
     Why the last head: at a constant rate the head still jumps about from batch to batch, and the
     best of its epochs on 800 validation photos is partly chosen on their noise. Decayed, it
@@ -128,17 +141,18 @@ def train(
     # BLAS threads cost more than they save on matrices this small, and on a busy machine
     # (the dashboard, other runs) their waiting made an epoch 10-50x slower.
     with threadpool_limits(1, user_api="blas"):
-        return _train(x, y, x_val, y_val, num_classes, epochs, batch_size, learning_rate, seed, on_batch, on_epoch)
+        return _train(x, y, x_val, y_val, num_classes, schedule, on_batch, on_epoch)
 
 
-def _train(x, y, x_val, y_val, num_classes, epochs, batch_size, learning_rate, seed, on_batch, on_epoch):
-    rng = np.random.default_rng(seed)
+def _train(x, y, x_val, y_val, num_classes, schedule: Schedule, on_batch, on_epoch):
+    rng = np.random.default_rng(schedule.seed)
     x, x_val = np.asarray(x, np.float32), np.asarray(x_val, np.float32)
     head = Head.initial(x.shape[1], num_classes, rng)
+    batch_size = schedule.batch_size
     batches = -(-len(y) // batch_size)
-    adam = Adam(head.weights, learning_rate, decay_steps=epochs * batches)
+    adam = Adam(head.weights, schedule.learning_rate, decay_steps=schedule.epochs * batches)
     val_accuracy = 0.0
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, schedule.epochs + 1):
         start, losses, hits = time.time(), [], []
         order = rng.permutation(len(y))
         for batch in range(batches):
@@ -148,7 +162,8 @@ def _train(x, y, x_val, y_val, num_classes, epochs, batch_size, learning_rate, s
             adam.apply(head.weights, gradients)
             losses.append(loss * len(rows))
             hits.append(accuracy * len(rows))
-            on_batch(epoch, batch + 1, batches, time.time() - start)
+            if on_batch:
+                on_batch(epoch, batch + 1, batches, time.time() - start)
         val_loss, val_accuracy = evaluate(head, x_val, y_val)
         metrics = {
             "loss": sum(losses) / len(y),
@@ -156,7 +171,8 @@ def _train(x, y, x_val, y_val, num_classes, epochs, batch_size, learning_rate, s
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
         }
-        on_epoch(epoch, time.time() - start, {key: round(value, 5) for key, value in metrics.items()})
+        if on_epoch:
+            on_epoch(epoch, time.time() - start, {key: round(value, 5) for key, value in metrics.items()})
     return head, val_accuracy
 
 

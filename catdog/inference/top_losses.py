@@ -2,7 +2,7 @@
 mislabeled photos rise to the top."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -107,12 +107,7 @@ def _out_of_fold(run: Run, data: Scan) -> np.ndarray:
                 x_val,
                 y_val,
                 len(data.classes),
-                cfg.epochs,
-                cfg.batch_size,
-                cfg.learning_rate,
-                cfg.seed + k,
-                lambda *_: None,
-                lambda *_: None,
+                replace(head.Schedule.of(cfg), seed=cfg.seed + k),
             )
             probs[held] = softmax(trained.logits(x[held]))
     return probs

@@ -50,10 +50,7 @@ def _train_head_on_features(run: Run, data: Scan, cfg: RunConfig) -> tuple[head.
         x_val,
         y_val,
         len(data.classes),
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.learning_rate,
-        cfg.seed,
+        head.Schedule.of(cfg),
         on_batch=lambda epoch, done, batches, seconds: reporter.batch(batches, done, seconds),
         on_epoch=lambda epoch, seconds, metrics: reporter.epoch(seconds, metrics),
     )
