@@ -12,6 +12,7 @@ import secrets
 import statistics
 import time
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from catdog import classroom, config
 from catdog.access import Action, Actor, authorize
@@ -61,70 +62,58 @@ def _new_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
+class LessonSettings(TypedDict, total=False):
+    """What every run of a lesson shares, besides its seeds (LESSON_DEFAULTS where not given)."""
+
+    epochs: int
+    image_size: int
+    data_dir: str | None
+    learning_rate: float | None
+    photos_per_class: int | None
+    batch_size: int
+
+
+LESSON_DEFAULTS = LessonSettings(epochs=LESSON_EPOCHS, image_size=LESSON_IMAGE_SIZE, batch_size=config.BATCH_SIZE)
+
+
 def augmentation_experiment(
-    augmentation: AugmentConfig,
-    epochs: int = LESSON_EPOCHS,
-    image_size: int = LESSON_IMAGE_SIZE,
-    seed: int = 0,
-    data_dir: str | None = None,
-    seeds: int = LESSON_SEEDS,
-    learning_rate: float | None = None,
-    photos_per_class: int | None = None,
-    batch_size: int = config.BATCH_SIZE,
+    augmentation: AugmentConfig, seed: int = 0, seeds: int = LESSON_SEEDS, **settings: Unpack[LessonSettings]
 ) -> list[RunConfig]:
-    """Runs without and with the augmentation, alike in every other setting, for seeds `seed`,
-    `seed + 1`, ...: seed by seed, so that a lesson stopped early has both arms of its first seeds."""
-    experiment = _new_id()
-    return [
-        RunConfig(
-            LESSON_ARCH,
-            epochs=epochs,
-            image_size=image_size,
-            seed=run_seed,
-            data_dir=data_dir,
-            augmentation=choice,
-            experiment=experiment,
-            varied=AUGMENTATION,
-            learning_rate=learning_rate,
-            photos_per_class=photos_per_class,
-            batch_size=batch_size,
-        )
-        for run_seed in range(seed, seed + check_lesson_seeds(seeds))
-        for choice in (PRESETS["none"], augmentation)
-    ]
+    """Runs without and with the augmentation, alike in every other setting."""
+    arms = [(LESSON_ARCH, PRESETS["none"]), (LESSON_ARCH, augmentation)]
+    return _experiment(AUGMENTATION, arms, seed, seeds, settings)
 
 
 def architecture_experiment(
     augmentation: AugmentConfig = PRESETS["posts"],
-    epochs: int = LESSON_EPOCHS,
-    image_size: int = LESSON_IMAGE_SIZE,
     seed: int = 0,
-    data_dir: str | None = None,
     seeds: int = LESSON_SEEDS,
-    learning_rate: float | None = None,
-    photos_per_class: int | None = None,
-    batch_size: int = config.BATCH_SIZE,
+    **settings: Unpack[LessonSettings],
 ) -> list[RunConfig]:
     """model1 to model4 with the same seeds, data, epochs and augmentation (model1 has no augmentation
     layers). model4 trains end to end, not on cached features, so that all four see the same photos.
     Without a learning rate each takes its architecture's own."""
+    arms = [(arch, augmentation) for arch in COMPARED_ARCHS]
+    return _experiment(ARCHITECTURE, arms, seed, seeds, settings)
+
+
+def _experiment(
+    varied: str, arms: list[tuple[str, AugmentConfig]], seed: int, seeds: int, settings: LessonSettings
+) -> list[RunConfig]:
+    """Each arm (architecture, augmentation) for seeds `seed`, `seed + 1`, ...: seed by seed, so that
+    a lesson stopped early has every arm of its first seeds."""
     experiment = _new_id()
     return [
         RunConfig(
             arch,
-            epochs=epochs,
-            image_size=image_size,
             seed=run_seed,
-            data_dir=data_dir,
             augmentation=augmentation,
             experiment=experiment,
-            varied=ARCHITECTURE,
-            learning_rate=learning_rate,
-            photos_per_class=photos_per_class,
-            batch_size=batch_size,
+            varied=varied,
+            **{**LESSON_DEFAULTS, **settings},
         )
         for run_seed in range(seed, seed + check_lesson_seeds(seeds))
-        for arch in COMPARED_ARCHS
+        for arch, augmentation in arms
     ]
 
 
