@@ -46,6 +46,7 @@ from catdog.access import Action, Actor, Role, authorize, controls
 from catdog.data.archives import ArchiveError, Limits, Member, Skipped, zip_members
 from catdog.data.datasets import Dataset, DatasetError, DatasetStore, check_name, listing
 from catdog.data.download import default_dataset_dir
+from catdog.fast import head
 from catdog.inference import familiarity
 from catdog.inference.loading import load_safely
 from catdog.messages import N_, Message
@@ -512,6 +513,7 @@ def _stage_model(run: Run, data: bytes, run_id: str) -> None:
     run.model_path.write_bytes(data)
     try:
         load_safely(run.model_path)
+        head.load(run.model_path)  # a head is also read without Keras: it must be one save() wrote
     except Exception as error:  # noqa: BLE001 -- whatever a crafted file makes Keras raise, it is refused
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise ProjectError(Message("{name} is refused: {error}", name=name, error=reason)) from None

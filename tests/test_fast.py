@@ -13,6 +13,7 @@ from catdog.fast import backbone, features, head
 from catdog.inference.answers import predict, predict_photo
 from catdog.models import model4
 from catdog.runs.store import RunStore
+from tests.helpers.corpus import head_weights_file
 from tests.helpers.support import ROOT, catdog, make_dataset, synthetic_image
 
 
@@ -78,6 +79,31 @@ def test_the_head_file_is_the_one_keras_saves_and_loads_safely(tmp_path):
     loaded = keras.models.load_model(tmp_path / "ours.keras", safe_mode=True, compile=False)
     x = np.random.default_rng(1).normal(size=(5, 1280)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), trained.logits(x), atol=1e-5)
+
+
+def _head_file(path, config: dict, weights: bytes):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", weights)
+    return path
+
+
+def test_a_head_file_s_weights_are_read_only_from_the_file_itself(tmp_path):
+    """Read without Keras, so without Keras's checks: a dataset kept in another file (the server's
+    secrets, say) or declared larger than stored (gigabytes of fill value) is refused."""
+    config = head.keras_config(1280, 2)
+    elsewhere = _head_file(
+        tmp_path / "elsewhere.keras",
+        config,
+        head_weights_file(external={"layers/dense/vars/0": tmp_path / "secret"}),
+    )
+    with pytest.raises(head.NotAHead, match="layers/dense/vars/0"):
+        head.load(elsewhere)
+    huge = {"layers/dense/vars/0": (2**20, 64)}
+    declared = _head_file(tmp_path / "declared.keras", head.keras_config(2**20, 2), head_weights_file(declared=huge))
+    with pytest.raises(head.NotAHead, match="layers/dense/vars/0"):
+        head.load(declared)
+    assert head.load(_head_file(tmp_path / "plain.keras", config, head_weights_file())) is not None
 
 
 def _without_object_ids(value):

@@ -18,7 +18,7 @@ from catdog.data.scan import scan
 from catdog.fast import head
 from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
-from tests.helpers.corpus import class_photos, make_zip
+from tests.helpers.corpus import class_photos, head_weights_file, make_zip
 from tests.helpers.support import session_actor
 
 TEACHER, STUDENT, VISITOR = session_actor("teacher"), session_actor("student"), session_actor("visitor")
@@ -212,6 +212,24 @@ def test_a_model_with_code_in_it_is_refused(exported, tmp_path):
     model = next(n for n in files if n.endswith("model.keras"))
     files[model] = (tmp_path / "tampered.keras").read_bytes()
     assert "lambda" in refusal(repacked(files)).lower()
+
+
+def _with_model(exported: bytes, **inner_changes) -> bytes:
+    files = members(exported)
+    model = next(n for n in files if n.endswith("model.keras"))
+    files[model] = make_zip({**members(files[model]), **inner_changes})
+    return repacked(files)
+
+
+def test_a_head_whose_weights_read_a_server_file_is_refused(exported, tmp_path):
+    """Named the head, its dense layers left out of its config, Keras's safe load opens none of its
+    weights; catdog reads them without Keras, and h5py reads an "external" dataset from any path."""
+    config = head.keras_config(1280, 2)
+    config["config"]["layers"] = config["config"]["layers"][:1]
+    config["config"]["output_layers"] = ["features", 0, 0]
+    weights = head_weights_file(external={"layers/dense/vars/0": tmp_path / "secrets.toml"})
+    changes = {"config.json": json.dumps(config).encode(), "model.weights.h5": weights}
+    assert "not a head catdog saved" in refusal(_with_model(exported, **changes))
 
 
 def test_a_member_that_is_not_the_one_the_manifest_lists_is_refused(exported):

@@ -291,14 +291,56 @@ def _weights_file(head: Head) -> bytes:
 
 
 def load(path: Path) -> Head | None:
-    """The head in a .keras file `save` wrote, read without Keras; None for any other model."""
+    """The head in a .keras file `save` wrote, read without Keras; None for any other model.
+
+    A file that calls itself the head must be exactly what `save` writes (NotAHead otherwise):
+    project files come from students, and h5py follows an external or virtual dataset out of
+    the file, or fills a dataset declared larger than what it stores, where Keras would refuse.
+    """
     import h5py
 
     with zipfile.ZipFile(path) as archive:
-        if json.loads(archive.read("config.json")).get("config", {}).get("name") != MODEL_NAME:
+        config = json.loads(archive.read("config.json"))
+        if not isinstance(config, dict) or config.get("config", {}).get("name") != MODEL_NAME:
             return None
+        num_features, num_classes = _head_shape(config)
+        shapes = ((num_features, HIDDEN), (HIDDEN,), (HIDDEN, num_classes), (num_classes,))
+        names = [f"layers/{layer}/vars/{i}" for layer in ("dense", "dense_1") for i in "01"]
         with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as file:
-            return Head([np.asarray(file[f"layers/{layer}/vars/{i}"]) for layer in ("dense", "dense_1") for i in "01"])
+            return Head([_stored_array(file, name, shape) for name, shape in zip(names, shapes)])
+
+
+class NotAHead(ValueError):
+    """A model file named as the head that `save` did not write."""
+
+
+def _head_shape(config: dict) -> tuple[int, int]:
+    try:
+        layers = config["config"]["layers"]
+        shape = layers[0]["config"]["batch_shape"][1], layers[-1]["config"]["units"]
+    except (KeyError, IndexError, TypeError):
+        raise NotAHead("not a head catdog saved: its layers differ") from None
+    if not all(isinstance(n, int) and n > 0 for n in shape) or config != keras_config(*shape):
+        raise NotAHead("not a head catdog saved: its layers differ")
+    return shape
+
+
+def _stored_array(file, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 dataset of this shape whose every byte is stored in the file itself."""
+    import h5py
+
+    link = file.get(name, getlink=True)
+    dataset = file.get(name) if isinstance(link, h5py.HardLink) else None
+    if (
+        not isinstance(dataset, h5py.Dataset)
+        or dataset.is_virtual
+        or dataset.external
+        or dataset.dtype != np.float32
+        or dataset.shape != shape
+        or dataset.id.get_storage_size() != dataset.nbytes
+    ):
+        raise NotAHead(f"not a head catdog saved: {name} is not a float32 array of shape {shape} stored in it")
+    return dataset[()]
 
 
 def save(head: Head, path: Path) -> None:

@@ -334,3 +334,31 @@ ARCHIVES: dict[str, Archive] = {
     "not-a-zip": Archive(lambda: encode(gradient(), "JPEG"), refused=("not a readable zip",)),
     "only-junk": Archive(lambda: make_zip({"cats/a.txt": b"a", "dogs/b.txt": b"b"}), refused=("two classes",)),
 }
+
+
+def head_weights_file(external: dict | None = None, declared: dict | None = None) -> bytes:
+    """model.weights.h5 laid out as catdog.fast.head.save writes it for 1280 features and 2 classes,
+    but with the datasets named in `external` read from that file (written here, as big as the
+    array) and those in `declared` given that shape and never written (read, they are the fill value)."""
+    import h5py
+
+    from catdog.fast import head
+
+    external, declared = external or {}, declared or {}
+    arrays = head.Head.initial(1280, 2, np.random.default_rng(0)).weights
+    out = io.BytesIO()
+    with h5py.File(out, "w") as file:
+        file.create_group("vars").attrs["name"] = head.MODEL_NAME
+        for layer, pair in (("dense", arrays[:2]), ("dense_1", arrays[2:])):
+            for index, array in zip("01", pair):
+                name = f"layers/{layer}/vars/{index}"
+                if name in external:
+                    external[name].write_bytes(b"\x42" * array.nbytes)
+                    file.create_dataset(
+                        name, array.shape, np.float32, external=[(str(external[name]), 0, array.nbytes)]
+                    )
+                elif name in declared:
+                    file.create_dataset(name, declared[name], np.float32, chunks=True)
+                else:
+                    file[name] = array.astype(np.float32)
+    return out.getvalue()
