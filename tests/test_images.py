@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from catdog import config
+from catdog.data import images
 from catdog.data.images import FORMATS, ImageError, load_image, open_image, stored_size, to_model_input
 from tests.helpers import corpus
 from tests.helpers.support import ROOT, peak_rss
@@ -221,6 +222,19 @@ def test_a_big_png_is_reduced_to_the_size_asked_for_as_it_is_decoded() -> None:
     """Not only JPEG (DCT scaling): a 16-bit PNG comes back just covering the size asked for."""
     assert open_image(corpus.wide_png(2000), draft=(224, 224)).size == (250, 250)
     assert open_image(corpus.wide_png(2000), max_side=1024).size == (1024, 1024)
+
+
+def test_a_progressive_jpeg_counts_what_libjpeg_holds_at_full_size(monkeypatch) -> None:
+    """A progressive JPEG keeps every DCT coefficient of the whole image while it decodes, at any
+    scale: an 88 MP one of 1 MB took 512 MB, counted as the 0.3 MB its drafted pixels take."""
+    photo = corpus.gradient((2000, 1500))
+    baseline, progressive = corpus.encode(photo, "JPEG"), corpus.encode(photo, "JPEG", progressive=True)
+    monkeypatch.setattr(images, "MAX_DECODED_BYTES", 8 * 2**20)  # the coefficients: 2000 x 1500 x 3 bytes
+    assert open_image(baseline, draft=(224, 224)).size == (500, 375)
+    with pytest.raises(ImageError, match=r"2000 × 1500 pixels, 9 MB to decode at 3 bytes a pixel"):
+        open_image(progressive, draft=(224, 224))
+    monkeypatch.setattr(images, "MAX_DECODED_BYTES", 10 * 2**20)
+    assert open_image(progressive, draft=(224, 224)).size == (500, 375)
 
 
 def test_sessions_decoding_big_photos_at_once_take_turns_within_a_memory_ceiling(tmp_path) -> None:

@@ -197,9 +197,9 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
         if (draft or max_side) and image.format in ("JPEG", "MPO"):
             # DCT scaling decodes a 12 MP JPEG at 1/2-1/8 size, several times faster.
             image.draft("RGB", _upright_size(image, draft) if draft else (max_side, max_side))
-        cost = _decoded_bytes(image)
+        cost = max(_decoded_bytes(image), _coefficient_bytes(image, width, height))
         if cost > MAX_DECODED_BYTES:
-            raise ImageError(_too_many_bytes(image, cost))
+            raise ImageError(_too_many_bytes((width, height), cost))
         with _large_decodes if cost > LARGE_DECODE_BYTES else contextlib.nullcontext():
             image.load()
             turn = _turn(image)
@@ -225,6 +225,16 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
 def _decoded_bytes(image: Image.Image) -> int:
     width, height = image.size
     return width * height * _BYTES_PER_PIXEL.get(image.mode, 4)
+
+
+def _coefficient_bytes(image: Image.Image, width: int, height: int) -> int:
+    """What libjpeg holds for a progressive JPEG whatever scale it decodes at: every DCT coefficient
+    of the whole image, 2 bytes each, per component at its sampling (3 bytes a pixel at 4:2:0)."""
+    if image.format not in ("JPEG", "MPO") or not image.info.get("progressive"):
+        return 0
+    layers = getattr(image, "layer", None) or [(None, 1, 1, None)] * len(image.getbands())
+    full = max(h for _, h, _, _ in layers) * max(v for _, _, v, _ in layers)
+    return int(width * height * 2 * sum(h * v for _, h, v, _ in layers) / full)
 
 
 def _reduction(image: Image.Image, draft: tuple[int, int] | None, max_side: int | None) -> int:
@@ -262,8 +272,8 @@ def _too_many_pixels(found: str) -> str:
     )
 
 
-def _too_many_bytes(image: Image.Image, cost: int) -> str:
-    width, height = image.size
+def _too_many_bytes(size: tuple[int, int], cost: int) -> str:
+    width, height = size
     return Message(
         "image is {width} × {height} pixels, {size} MB to decode at {bytes} bytes a pixel, over the {limit} MB "
         "limit (possible decompression bomb)",
