@@ -211,10 +211,16 @@ def test_the_class_results_csv_keeps_a_students_name_from_running_as_a_formula()
     from catdog.runs.class_results import COLUMNS
 
     out = StringIO()
-    write_rows([{"student": "=HYPERLINK(1)", "final_gap": -0.05, "setting": "none"}], COLUMNS, out)
-    header, row = out.getvalue().splitlines()
+    rows = [
+        {"student": "=HYPERLINK(1)", "final_gap": -0.05, "setting": "none"},
+        # A spreadsheet in a locale that separates cells with ";" splits unquoted text there.
+        {"student": "Ann;=cmd|' /C calc'!A0;", "setting": "none"},
+    ]
+    write_rows(rows, COLUMNS, out)
+    header, first, second = out.getvalue().splitlines()
     assert header.startswith("student,setting,varied,best_val_accuracy,final_gap")
-    assert row.startswith("'=HYPERLINK(1),none,,,-0.05,")
+    assert first.startswith('"\'=HYPERLINK(1)","none","","",-0.05,')
+    assert second.startswith('"Ann;=cmd|\' /C calc\'!A0;","none",')
 
 
 def test_a_student_past_the_queue_limit_is_refused_in_one_line_on_the_train_page(

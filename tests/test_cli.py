@@ -1,6 +1,8 @@
 """The command line, run as a user runs it: a subprocess, JSON on stdout, one-line errors."""
 
 import argparse
+import csv
+import io
 import json
 import os
 import pty
@@ -194,8 +196,8 @@ def test_predict_answers_each_photo_of_a_zip_and_each_entry_left_out(trained_run
     assert "zip bomb" in answers[str(bomb)]["error"] and answers[str(cat)]["label"] in ("cats", "dogs")
 
     table = catdog(*base, "--csv", str(album))
-    _, *rows = table.stdout.splitlines()
-    assert [row.split(",")[0] for row in rows] == list(answers)[:4] and table.returncode == 1
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert [row["file"] for row in rows] == list(answers)[:4] and table.returncode == 1
 
 
 def test_evaluate_with_flip_tta_says_so(trained_run_dir):

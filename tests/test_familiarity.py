@@ -1,5 +1,6 @@
 """The unfamiliarity guard: known answers on synthetic features, then the real backbone on a trained run."""
 
+import csv
 import io
 import json
 import shutil
@@ -157,7 +158,8 @@ def test_predict_json_lines_and_csv_carry_the_unfamiliarity(run, trained_run_dir
 
     table = catdog(*base, "--csv", *files)
     assert table.returncode == 1, table.stderr
-    header, *rows = table.stdout.splitlines()
-    assert header == "file,label,confidence,unfamiliar,unfamiliarity,error"
-    assert [row.split(",")[0] for row in rows] == files
-    assert rows[1].split(",")[3] == "True" and rows[2].endswith(",,,,,not an image: a text file")
+    assert table.stdout.splitlines()[0] == "file,label,confidence,unfamiliar,unfamiliarity,error"
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert [row["file"] for row in rows] == files
+    assert rows[1]["unfamiliar"] == "True" and rows[2]["error"] == "not an image: a text file"
+    assert rows[2]["label"] == rows[2]["confidence"] == ""

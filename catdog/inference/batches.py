@@ -89,9 +89,11 @@ def write_rows(rows: Iterable[dict], columns: Iterable[str], out) -> None:
     there is no value; text cells that a spreadsheet would run as a formula (a file named
     `=HYPERLINK(...)`, a student called `=1+1`) start with a quote."""
     # CSV's own line end, CRLF: the writer then quotes a cell with a CR in it, which would otherwise
-    # end the row early and start a forged one.
-    writer = csv.DictWriter(out, tuple(columns), lineterminator="\r\n")
-    writer.writeheader()
+    # end the row early and start a forged one. Every text cell is quoted: a spreadsheet whose
+    # locale separates with ";" splits an unquoted "Ann;=1+1" into a second cell, a formula.
+    columns = tuple(columns)
+    csv.writer(out, lineterminator="\r\n").writerow(columns)
+    writer = csv.DictWriter(out, columns, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
     for row in rows:
         writer.writerow({key: _cell(value) for key, value in row.items()})
         out.flush()
