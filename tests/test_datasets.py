@@ -201,6 +201,22 @@ def test_managed_data_sets_may_be_read_where_typed_folders_are_confined(tmp_path
         scan(make_dataset(tmp_path / "typed"), actor=session_actor("teacher"))
 
 
+def test_a_classmate_s_private_data_set_is_not_read_by_a_path_inside_it(monkeypatch):
+    """Where CATDOG_DATA_ROOTS holds the app's own folders, a data set's root is checked for whose
+    it is: a split inside it, or the folder of them all, must not slip past that check."""
+    from catdog.access import Actor, Role
+
+    alice, bob = Actor("alice", "Alice", Role.STUDENT), Actor("bob", "Bob", Role.STUDENT)
+    dataset = DatasetStore().import_zip(io.BytesIO(make_zip(class_photos())), "alices", actor=alice).dataset
+    monkeypatch.setenv("CATDOG_DATA_ROOTS", str(config.datasets_dir().parent))
+    assert scan(dataset.root, actor=alice).classes == ["cats", "dogs"]
+    with pytest.raises(DataError, match="no data set 'alices'"):
+        scan(dataset.root, actor=bob)
+    for typed in (dataset.root / "cats", config.datasets_dir(), config.runs_dir()):
+        with pytest.raises(DataError, match="inside catdog's own folders"):
+            scan(typed, actor=bob)
+
+
 def test_a_run_keeps_the_files_it_trained_on(tmp_path):
     scanned = scan(make_dataset(tmp_path / "d"))
     run = RunStore().create({"arch": "model1"})

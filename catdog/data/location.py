@@ -49,6 +49,10 @@ def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Pa
             raise DataError(Message("no data set {name} in {folder}", name=repr(path.name), folder=path.parent))
         return path
     access.authorize(actor, access.Action.CHOOSE_FOLDER)
+    if _inside_own_folders(path) and not access.allowed(actor, access.Action.READ_ANY_FOLDER):
+        raise DataError(
+            Message("{folder} is inside catdog's own folders: choose one of its data sets by name", folder=folder)
+        )
     roots = config.data_roots()
     if roots and not any(path.is_relative_to(root) for root in roots):
         raise DataError(
@@ -57,6 +61,14 @@ def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Pa
     if not roots and not access.allowed(actor, access.Action.READ_ANY_FOLDER):
         raise DataError(Message(N_("this server reads no typed folders: its CATDOG_DATA_ROOTS is not set")))
     return path
+
+
+def _inside_own_folders(path: Path) -> bool:
+    """Whether a folder is, or is inside, the app's own data sets, runs, class or cache: a data set is
+    read from its root only (above), so that a split of a classmate's private one, or the folder
+    of them all, is never read by a typed path, even where CATDOG_DATA_ROOTS holds them."""
+    own = (config.datasets_dir(), config.runs_dir(), config.class_dir(), config.cache_dir().resolve())
+    return any(path.is_relative_to(folder) for folder in own)
 
 
 def dataset_owner(root: Path) -> access.Actor:
