@@ -225,6 +225,18 @@ def test_a_run_keeps_the_files_it_trained_on(tmp_path):
     assert {split: [tuple(item) for item in items] for split, items in recorded.items()} == scanned.files
 
 
+def test_photo_names_a_windows_server_could_not_store_are_made_ones_it_can(tmp_path):
+    """A teacher's Windows laptop may be the server: CON.jpg would open a device there, a trailing
+    dot would be dropped (two names, one file), and some characters are refused."""
+    photos = class_photos()
+    odd = ["CON.jpg", "nul.png", "kitten.jpg.", "a|b?.jpg", "lpt1"]
+    for index, name in enumerate(odd):
+        photos[f"cats/{name}"] = photos.pop(f"cats/cats-{index % 4}.jpg") if index < 4 else photo(0, 7)
+    made = DatasetStore(tmp_path / "datasets").import_zip(io.BytesIO(make_zip(photos)), "pets", actor=OWNER)
+    cats = sorted(path.name for path in (made.dataset.root / "cats").iterdir())
+    assert cats == ["_CON.jpg", "_lpt1", "_nul.png", "a_b_.jpg", "kitten.jpg"] and made.skipped == []
+
+
 def test_a_zip_is_read_from_a_path_too(tmp_path):
     path = tmp_path / "pets.zip"
     path.write_bytes(make_zip(class_photos()))
