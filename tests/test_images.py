@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from catdog import config
-from catdog.data import images
+from catdog.data import image_structure, images
 from catdog.data.images import FORMATS, ImageError, load_image, open_image, stored_size, to_model_input
 from tests.helpers import corpus
 from tests.helpers.support import ROOT, peak_rss
@@ -235,6 +235,41 @@ def test_a_progressive_jpeg_counts_what_libjpeg_holds_at_full_size(monkeypatch) 
         open_image(progressive, draft=(224, 224))
     monkeypatch.setattr(images, "MAX_DECODED_BYTES", 10 * 2**20)
     assert open_image(progressive, draft=(224, 224)).size == (500, 375)
+
+
+@pytest.mark.parametrize(
+    ("make", "limit", "words"),
+    [
+        (lambda: corpus.encode(corpus.gradient(), "JPEG", progressive=True), "MAX_JPEG_SCANS", "JPEG scans"),
+        (lambda: corpus.encode(corpus.gradient(), "JPEG", comment=b"x"), "MAX_JPEG_SEGMENTS", "JPEG metadata segments"),
+        (
+            lambda: corpus.encode(corpus.gradient((14, 40), "L"), "TIFF", tiffinfo={278: 1}),
+            "MAX_TIFF_STRIPS",
+            "TIFF strips",
+        ),
+        (
+            lambda: corpus.encode(corpus.gradient(), "GIF", comment=b"x" * 3000),
+            "MAX_GIF_BLOCKS",
+            "GIF extension blocks",
+        ),
+    ],
+)
+def test_a_file_of_more_parts_than_a_photo_has_is_refused_before_it_is_parsed(make, limit, words, monkeypatch) -> None:
+    """Thousands of empty JPEG scans took hours of a core, and empty metadata segments, TIFF strips
+    or GIF comment blocks gigabytes, each a few bytes of a 25 MB upload: here a few, over a lowered limit."""
+    data = make()
+    assert open_image(data, draft=(16, 16)) and stored_size(data)
+    monkeypatch.setattr(image_structure, limit, 1)
+    for read in (lambda: open_image(data, draft=(16, 16)), lambda: stored_size(data)):
+        with pytest.raises(ImageError, match=f"{words} in one image, over the 1 a photo has"):
+            read()
+
+
+def test_a_big_rle_bmp_is_refused_before_its_slow_decoder_runs() -> None:
+    """Pillow decodes RLE in Python, a pixel at a time: a 40 KB 89 MP file took 13 s of a core."""
+    with pytest.raises(ImageError, match="RLE-compressed BMP of 6 megapixels, over the 4"):
+        open_image(corpus.rle_bmp(3000, 2000), draft=(224, 224))
+    assert open_image(corpus.rle_bmp(300, 200)).size == (300, 200)
 
 
 def test_sessions_decoding_big_photos_at_once_take_turns_within_a_memory_ceiling(tmp_path) -> None:

@@ -20,6 +20,7 @@ from catdog.config import (
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
 )
+from catdog.data import image_structure
 from catdog.messages import N_, Message
 
 # Only these decoders ever see user bytes: no PostScript, PSD, ICO or other rarely-audited parsers.
@@ -188,7 +189,7 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
         raise ImageError(_too_large(len(data)))
     fmt = None
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        image = _open(data)
         fmt = image.format
         width, height = image.size
         if width * height > MAX_PIXELS:
@@ -219,6 +220,16 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
         raise ImageError(_decode_failure(error, fmt or _guess_format(data))) from None
     if max_side and max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return image
+
+
+def _open(data: bytes) -> Image.Image:
+    """Pillow's image of the bytes, opened only once their structure is a photo's (image_structure)."""
+    if (why := image_structure.refusal(data)) is not None:
+        raise ImageError(why)
+    image = Image.open(io.BytesIO(data), formats=FORMATS)
+    if (why := image_structure.decoder_refusal(image)) is not None:
+        raise ImageError(why)
     return image
 
 
@@ -297,8 +308,10 @@ def _bomb(error: Image.DecompressionBombError | Image.DecompressionBombWarning) 
 def stored_size(data: bytes) -> tuple[int, int]:
     """Width and height as stored in the header, without decoding the pixels."""
     try:
-        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+        with _open(data) as image:
             return image.size
+    except ImageError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(_bomb(error)) from None
     except Image.UnidentifiedImageError:

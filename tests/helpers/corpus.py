@@ -362,3 +362,13 @@ def head_weights_file(external: dict | None = None, declared: dict | None = None
                 else:
                     file[name] = array.astype(np.float32)
     return out.getvalue()
+
+
+def rle_bmp(width: int, height: int) -> bytes:
+    """An 8-bit RLE BMP of one pixel a row (each row ends early; the rest is the first colour):
+    a few bytes a row, however wide."""
+    pixels = b"\x01\x05\x00\x00" * height + b"\x00\x01"
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256))
+    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835, 256, 0)
+    offset = 14 + len(header) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + palette + pixels

@@ -1,0 +1,103 @@
+"""How many parts a file asks its decoder to walk, counted from its bytes before Pillow opens it.
+
+Pillow parses every JPEG metadata segment, TIFF strip and GIF extension block as it opens a file,
+and decodes every JPEG scan, and nothing bounds how many there are: a few bytes each, 25 MB of
+empty ones took hours of a core or gigabytes of memory before the pixel budget
+(catdog.data.images) was ever checked. Photos have a handful of each; these limits are far above.
+"""
+
+import struct
+from typing import TYPE_CHECKING
+
+from catdog.messages import N_, Message
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+MAX_JPEG_SCANS = 100  # a progressive JPEG has about ten
+MAX_JPEG_SEGMENTS = 1000  # metadata before the first scan: EXIF, ICC, XMP, comments
+MAX_TIFF_STRIPS = 65_536  # a strip a row of a 64 K-row image
+MAX_GIF_BLOCKS = 10_000  # extension sub-blocks of up to 255 bytes before the first frame
+# Pillow decodes an RLE-compressed BMP in Python, a pixel at a time: 13 s of a core at 89 MP.
+MAX_RLE_BMP_PIXELS = 4_000_000
+_SEGMENT_MARKERS = (*range(0xE0, 0xF0), 0xFE)  # APP0-APP15, COM
+
+
+def refusal(data: bytes) -> Message | None:
+    """Why a file has more parts than any photo, or None."""
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg(data)
+    if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return _tiff(data)
+    if data.startswith(b"GIF8"):
+        return _gif(data)
+    return None
+
+
+def decoder_refusal(image: "Image.Image") -> Message | None:
+    """Why an opened image would take its decoder far longer than a photo does, or None."""
+    width, height = image.size
+    if image.format == "BMP" and image.tile and image.tile[0][0] == "bmp_rle" and width * height > MAX_RLE_BMP_PIXELS:
+        return Message(
+            "an RLE-compressed BMP of {count} megapixels, over the {limit} such a file may have "
+            "(it decodes a pixel at a time; save it as PNG or JPEG)",
+            count=f"{width * height / 10**6:.0f}",
+            limit=MAX_RLE_BMP_PIXELS // 10**6,
+        )
+    return None
+
+
+def _too_many(count: int, what: str, limit: int) -> Message:
+    return Message(
+        "{count} {what} in one image, over the {limit} a photo has (possible decompression bomb)",
+        count=count,
+        what=Message(what),
+        limit=limit,
+    )
+
+
+def _jpeg(data: bytes) -> Message | None:
+    # Inside compressed data a 0xFF byte is always followed by 0x00 or a restart marker, so every
+    # 0xFF 0xDA is a scan, and every APPn or COM marker before the first one a segment Pillow parses.
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        return _too_many(scans, N_("JPEG scans"), MAX_JPEG_SCANS)
+    header = memoryview(data)[: max(data.find(b"\xff\xda"), 0) or len(data)].tobytes()
+    segments = sum(header.count(bytes((0xFF, marker))) for marker in _SEGMENT_MARKERS)
+    if segments > MAX_JPEG_SEGMENTS:
+        return _too_many(segments, N_("JPEG metadata segments"), MAX_JPEG_SEGMENTS)
+    return None
+
+
+def _tiff(data: bytes) -> Message | None:
+    """The first page's strip or tile count (the only page Pillow reads)."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\0", b"\0+")
+    try:
+        ifd = struct.unpack_from(order + ("Q" if big else "I"), data, 8 if big else 4)[0]
+        entries = struct.unpack_from(order + ("Q" if big else "H"), data, ifd)[0]
+        size, first = (20, ifd + 8) if big else (12, ifd + 2)
+        for index in range(min(entries, 4096)):
+            tag, _, count = struct.unpack_from(order + ("HHQ" if big else "HHI"), data, first + index * size)
+            if tag in (273, 324) and count > MAX_TIFF_STRIPS:  # StripOffsets, TileOffsets
+                return _too_many(count, N_("TIFF strips"), MAX_TIFF_STRIPS)
+    except struct.error:
+        return None  # cut short: Pillow says how
+    return None
+
+
+def _gif(data: bytes) -> Message | None:
+    if len(data) < 13:
+        return None
+    flags, at, blocks = data[10], 13, 0
+    if flags & 0x80:
+        at += 3 << ((flags & 0x07) + 1)  # the global colour table
+    while at + 1 < len(data) and data[at] == 0x21:  # extensions, up to the first frame
+        at += 2
+        while at < len(data) and data[at]:
+            blocks += 1
+            if blocks > MAX_GIF_BLOCKS:
+                return _too_many(blocks, N_("GIF extension blocks"), MAX_GIF_BLOCKS)
+            at += 1 + data[at]
+        at += 1
+    return None
