@@ -58,6 +58,9 @@ DECODE_SLOTS = 2
 # of zeros into kilobytes). A copied data set may hold no more than ZIP_MAX_TOTAL_BYTES either.
 ZIP_MAX_ENTRIES = 20_000
 ZIP_MAX_TOTAL_BYTES = 2 * 1024**3
+# A data set is never written past the point where the disk would have less than this free: its
+# photos may be 100 times their zip (bitmaps pack well), and a full disk stops every run and session.
+DATASET_KEEP_FREE_BYTES = 1024**3
 ZIP_MAX_RATIO = 100
 
 # Project files (catdog.project): a workspace's runs, models and data sets as one file, refused past

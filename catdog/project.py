@@ -242,11 +242,14 @@ def open_project(
                 progress(done, steps)
         experiments = _fresh_experiments(store, [run.config.experiment for run in staged.values()])
         made, skipped = {}, []
+        # The photos of all its data sets together, as the file's own limit: bitmaps pack well.
+        budget = config.PROJECT_MAX_BYTES
         try:
             for entry in manifest["datasets"]:
                 dataset, left_out = _open_dataset(
-                    members[f"datasets/{entry['key']}.zip"], entry["name"], datasets, actor
+                    members[f"datasets/{entry['key']}.zip"], entry["name"], datasets, actor, budget
                 )
+                budget -= sum(path.stat().st_size for path in dataset.root.rglob("*") if path.is_file())
                 made[entry["key"]] = dataset
                 skipped += [{**item, "file": f"{dataset.name}/{item['file']}"} for item in left_out]
                 done += 1
@@ -533,10 +536,14 @@ def _stage_guard(run: Run, data: bytes, run_id: str) -> None:
         )
 
 
-def _open_dataset(data: bytes, name: str, datasets: DatasetStore, actor: Actor) -> tuple[Dataset, list[dict]]:
-    """A data set made from the photos as any uploaded zip is, under a name free here."""
+def _open_dataset(
+    data: bytes, name: str, datasets: DatasetStore, actor: Actor, budget: int
+) -> tuple[Dataset, list[dict]]:
+    """A data set made from the photos as any uploaded zip is, under a name free here, of at most
+    `budget` bytes unpacked."""
+    limits = Limits(total_bytes=max(budget, 0))
     try:
-        made = datasets.import_zip(io.BytesIO(data), _free_name(name, datasets), actor=actor)
+        made = datasets.import_zip(io.BytesIO(data), _free_name(name, datasets), actor=actor, limits=limits)
     except DatasetError as error:
         raise ProjectError(
             Message("data set {name} is refused: {error}", name=repr(name), error=error.args[0])

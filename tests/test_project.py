@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from catdog import project
 from catdog.access import OWNER, Actor, Forbidden, Role
@@ -19,6 +20,7 @@ from catdog.fast import head
 from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 from tests.helpers.corpus import class_photos, head_weights_file, make_zip
+from tests.helpers.corpus import encode as corpus_encode
 from tests.helpers.support import session_actor
 
 TEACHER, STUDENT, VISITOR = session_actor("teacher"), session_actor("student"), session_actor("visitor")
@@ -230,6 +232,17 @@ def test_a_head_whose_weights_read_a_server_file_is_refused(exported, tmp_path):
     weights = head_weights_file(external={"layers/dense/vars/0": tmp_path / "secrets.toml"})
     changes = {"config.json": json.dumps(config).encode(), "model.weights.h5": weights}
     assert "not a head catdog saved" in refusal(_with_model(exported, **changes))
+
+
+def test_a_data_set_s_photos_count_against_the_file_s_own_limit_unpacked(exported, monkeypatch):
+    """Bitmaps pack a hundredfold: a 1.3 MB file wrote 600 MB of photos under an upload's 2 GB limit."""
+    files = members(exported)
+    photos = next(name for name in files if name.startswith("datasets/"))
+    blank = corpus_encode(Image.new("RGB", (600, 600), "white"), "BMP")  # 1 MB, packs to a few KB
+    files[photos] = make_zip({f"{kind}/{kind}-{i}.bmp": blank for kind in ("cats", "dogs") for i in range(6)})
+    packed = repacked(files)
+    monkeypatch.setattr(project.config, "PROJECT_MAX_BYTES", 8 * 2**20)
+    assert len(packed) < 2**20 and "unpacks to 12 MB; the limit is 8 MB" in refusal(packed)
 
 
 def test_a_member_that_is_not_the_one_the_manifest_lists_is_refused(exported):

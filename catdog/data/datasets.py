@@ -38,7 +38,7 @@ import filelock
 
 from catdog import classroom, config
 from catdog.access import OWNER, Action, Actor, actor_record, authorize, can_see
-from catdog.data.archives import ArchiveError, Skipped, zip_members
+from catdog.data.archives import ArchiveError, Limits, Skipped, zip_members
 from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image
 from catdog.data.location import METADATA_FILE, dataset_owner, resolve_data_dir
@@ -440,12 +440,19 @@ class DatasetStore:
     # --- making data sets ----------------------------------------------------------------
 
     def import_zip(
-        self, archive: str | os.PathLike | BinaryIO, name: str, progress: Progress | None = None, *, actor: Actor
+        self,
+        archive: str | os.PathLike | BinaryIO,
+        name: str,
+        progress: Progress | None = None,
+        *,
+        actor: Actor,
+        limits: Limits | None = None,
     ) -> Made:
-        """A data set from a zip of class folders (either layout), unpacked safely (see `unpack`)."""
+        """A data set from a zip of class folders (either layout), unpacked safely (see `unpack`),
+        within an upload's limits or tighter ones (a project file's)."""
         authorize(actor, Action.MAKE_DATASET)
         with self._incoming(name, actor) as folder:
-            skipped = unpack(archive, folder, progress)
+            skipped = unpack(archive, folder, progress, limits)
             _check_layout(folder)
         return Made(self.get(name), skipped)
 
@@ -467,6 +474,7 @@ class DatasetStore:
                         continue
                     target = folder / class_name / _photo_name(file_name, i)
                     target.parent.mkdir(exist_ok=True)
+                    _check_room(folder, len(data))
                     target.write_bytes(data)
                     counts[class_name] += 1
             check_classes(counts)
@@ -486,6 +494,7 @@ class DatasetStore:
             for relative, size in files:
                 target = folder / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
+                _check_room(folder, size)
                 shutil.copyfile(source_root / relative, target)
                 done += size
                 if progress:
@@ -634,7 +643,7 @@ def _check_layout(folder: Path) -> None:
 
 
 def unpack(
-    archive: str | os.PathLike | BinaryIO, target: Path, progress: Progress | None = None
+    archive: str | os.PathLike | BinaryIO, target: Path, progress: Progress | None = None, limits: Limits | None = None
 ) -> list[dict[str, str]]:
     """Unpacks the photos of a zip of class folders into `target`; returns the entries skipped.
 
@@ -647,13 +656,14 @@ def unpack(
     `cats/` is one class, spelled as first met).
     """
     try:
-        members = zip_members(archive)
+        members = zip_members(archive, limits)
         depth = _wrapping_depth(members.paths)
         skipped, classes = [], _ClassNames()
         for done, entry in enumerate(members, 1):
             if isinstance(entry, Skipped):
                 skipped.append({"file": entry.name, "reason": entry.reason})
             else:
+                _check_room(target, len(entry.data))
                 reason = _write_photo(entry.data, classes.inside(PurePosixPath(*entry.path.parts[depth:])), target)
                 if reason:
                     skipped.append({"file": str(entry.path), "reason": reason})
@@ -662,6 +672,21 @@ def unpack(
     except ArchiveError as error:
         raise DatasetError(*error.args) from None
     return skipped
+
+
+def _check_room(folder: Path, size: int) -> None:
+    """Refuses the data set being made when writing `size` more bytes would leave the disk with less
+    than config.DATASET_KEEP_FREE_BYTES free: runs and every other session need the rest."""
+    free = shutil.disk_usage(folder).free
+    if free - size < config.DATASET_KEEP_FREE_BYTES:
+        raise DatasetError(
+            Message(
+                "the server's disk has {free} MB free, and data sets must leave {keep} MB: ask the teacher to "
+                "delete data sets no one uses",
+                free=f"{free / 2**20:,.0f}",
+                keep=config.DATASET_KEEP_FREE_BYTES // 2**20,
+            )
+        )
 
 
 def _wrapping_depth(paths: list[PurePosixPath]) -> int:
