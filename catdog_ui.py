@@ -31,7 +31,9 @@ import streamlit.components.v1 as components
 from babel import Locale, dates, numbers
 from babel.messages import mofile, pofile
 from PIL import Image
+from starlette.exceptions import HTTPException
 from streamlit.runtime.app_session import AppSession, AppSessionState
+from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 from catdog import access, config, roster
@@ -123,6 +125,34 @@ def _deliver_a_stopped_run_s_messages() -> None:
 
 
 _deliver_a_stopped_run_s_messages()
+
+
+def _bound_held_uploads() -> None:
+    """Streamlit 1.67 keeps every file PUT to its upload address in memory, checking only each
+    file's size: forty 25 MB PUTs from one forged tab held 1 GB, freed two minutes after it closed.
+    A file past its session's share or the server's (config.HELD_UPLOAD_BYTES*) is refused, 413."""
+    add = MemoryUploadedFileManager.add_file
+    if getattr(add, "bounded", False):
+        return
+
+    def add_within_bounds(manager: MemoryUploadedFileManager, session_id: str, file) -> None:
+        with manager._lock:
+            held = manager.file_storage.get(session_id, {})
+            session = sum(len(other.data) for key, other in held.items() if key != file.file_id)
+            replaced = len(held[file.file_id].data) if file.file_id in held else 0
+            server = manager._total_bytes - replaced
+        if (
+            session + len(file.data) > config.HELD_UPLOAD_BYTES_PER_SESSION
+            or server + len(file.data) > config.HELD_UPLOAD_BYTES
+        ):
+            raise HTTPException(status_code=413, detail="Too many files held for this session or server")
+        add(manager, session_id, file)
+
+    add_within_bounds.bounded = True
+    MemoryUploadedFileManager.add_file = add_within_bounds
+
+
+_bound_held_uploads()
 P = ParamSpec("P")
 T = TypeVar("T")
 

@@ -6,10 +6,14 @@ every session gets its answer, without an error.
 """
 
 import asyncio
+import os
+import uuid
+
+import requests
 
 from tests.helpers.browser import Dashboard
 from tests.helpers.polling_app import LAST_LINE
-from tests.helpers.protocol import ProtocolError, Session, classroom, xsrf_token
+from tests.helpers.protocol import XSRF_COOKIE, ProtocolError, Session, classroom, xsrf_token
 from tests.helpers.support import ROOT, synthetic_photos
 
 SESSIONS = 10
@@ -104,3 +108,40 @@ def test_a_hostile_zip_on_the_predict_page_leaves_the_server_up_for_every_other_
     assert [visit.errors for visit in others] == [[]] * 3
     assert all(visit.answer in ("cats", "dogs") for visit in others)
     assert peak[0] < 3 * 2**30, f"server peak RSS {peak[0] / 2**20:.0f} MiB"
+
+
+def test_a_tab_cannot_make_the_server_hold_more_uploads_than_its_share(tmp_path):
+    """Streamlit keeps every file sent to its upload address in memory until the session ends;
+    forty from one forged tab held a gigabyte. Four files at the size limit are a session's share
+    (catdog_ui._bound_held_uploads): the fifth is refused, and another tab still gets its own."""
+    from catdog import config
+
+    blob = os.urandom(config.MAX_UPLOAD_BYTES - 2**12)
+
+    async def put_files(url: str, xsrf: str, count: int) -> list[int]:
+        session = Session(url, xsrf)
+        await session.open()
+        try:
+            await session.run_page("", timeout=STEP_TIMEOUT_S)
+            statuses = []
+            for index in range(count):
+                response = await asyncio.to_thread(
+                    requests.put,
+                    f"{url}/_stcore/upload_file/{session.session_id}/{uuid.uuid4()}",
+                    files={"file": (f"{index}.jpg", blob, "image/jpeg")},
+                    headers={"X-Xsrftoken": xsrf},
+                    cookies={XSRF_COOKIE: xsrf},
+                    timeout=STEP_TIMEOUT_S,
+                )
+                statuses.append(response.status_code)
+            return statuses
+        finally:
+            await session.close()
+
+    async def two_tabs(url: str) -> tuple[list[int], list[int]]:
+        xsrf = await asyncio.to_thread(xsrf_token, url)
+        return await put_files(url, xsrf, 5), await put_files(url, xsrf, 1)
+
+    env = {"PYTHONPATH": str(ROOT)}
+    with Dashboard(env, tmp_path / "streamlit.log", script="tests/helpers/polling_app.py") as server:
+        assert asyncio.run(two_tabs(server.url)) == ([204, 204, 204, 204, 413], [204])
