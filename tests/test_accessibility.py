@@ -89,15 +89,21 @@ def photos(tmp_path_factory) -> dict[str, Path]:
     return {"photo": photo, "zip": album}
 
 
-def axe_violations(page) -> list[dict]:
-    """axe-core's WCAG 2.1 A and AA violations on the page as it is now, once the app's stylesheet is
-    in effect and no element is faded for a redraw (axe once met Home's caption at Streamlit's own
-    4.3:1 while the screenshot just after showed assets/a11y.css's colour)."""
+def styled(page) -> None:
+    """Waits until the app's stylesheet is in effect and no element is faded for a redraw: before,
+    a page has Streamlit's own colours and sizes (axe once met Home's caption at Streamlit's 4.3:1,
+    and the phone check its 28 px navigation links, while the screenshot just after showed
+    assets/a11y.css's)."""
     page.wait_for_function(
         """() => getComputedStyle(document.documentElement).getPropertyValue('--catdog-a11y').trim() === '1'
             && !document.querySelector('[data-stale="true"]')""",
         timeout=SLOW_MS,
     )
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's WCAG 2.1 A and AA violations on the page as it is now, once styled."""
+    styled(page)
     page.add_script_tag(path=AXE)
     return page.evaluate(
         """tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})
@@ -338,6 +344,7 @@ def test_every_page_fits_phones_and_tablets_with_touch_sized_controls(browser, a
     try:
         for state in walk_through(page, app_url, photos):
             assert_no_errors(page)
+            styled(page)
             if page.locator('[data-testid="stMain"]').evaluate("main => main.scrollWidth > main.clientWidth"):
                 problems.append(f"{state}: scrolls sideways")
             problems += [f"{state}: {target} is under {TOUCH_PX} px" for target in small_targets(page)]
