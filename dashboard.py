@@ -135,7 +135,12 @@ def project_open() -> None:
         ui._("Open a project file"),
         type=[config.PROJECT_SUFFIX.lstrip(".")],
         key="project_upload",
-        max_upload_size=config.PROJECT_MAX_BYTES // 2**20,
+        # The web server takes no file past an upload's limit, whatever a widget says.
+        max_upload_size=config.MAX_UPLOAD_BYTES // 2**20,
+        help=ui._(
+            "Up to {limit} MB here; a larger project file opens with `catdog project open FILE` on the server.",
+            limit=config.MAX_UPLOAD_BYTES // 2**20,
+        ),
         disabled=locked,
     )
     opening = st.button(

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import time
+import tomllib
 import zipfile
 
 import numpy as np
@@ -21,7 +22,7 @@ from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 from tests.helpers.corpus import class_photos, head_weights_file, make_zip
 from tests.helpers.corpus import encode as corpus_encode
-from tests.helpers.support import session_actor
+from tests.helpers.support import ROOT, session_actor
 
 TEACHER, STUDENT, VISITOR = session_actor("teacher"), session_actor("student"), session_actor("visitor")
 
@@ -308,6 +309,9 @@ def test_the_home_page_packs_the_file_and_another_server_opens_it(tmp_path, monk
     another_server(tmp_path, monkeypatch)
     app = open_app()
     assert app.button(key="project_open").disabled
+    # What the page offers is what the web server takes (a 200 MB offer met a 25 MB server).
+    server_limit = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
+    assert app.file_uploader(key="project_upload").proto.max_upload_size_mb == server_limit
     app.file_uploader(key="project_upload").set_value((name, data, "application/zip")).run()
     app.button(key="project_open").click().run()
     assert_clean(app)
