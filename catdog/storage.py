@@ -3,10 +3,25 @@
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+# Windows refuses to replace a file another process holds open (a page loading the model, a
+# reader of a status) where POSIX lets the reader keep the old one: a short wait, then again.
+REPLACE_TRIES, REPLACE_WAIT_S = 20, 0.1
+
+
+def replace_file(source: Path | str, target: Path | str) -> None:
+    """os.replace, waiting out a reader that has the target open on Windows (about 2 s at most)."""
+    for _ in range(REPLACE_TRIES - 1):
+        try:
+            return os.replace(source, target)
+        except PermissionError:
+            time.sleep(REPLACE_WAIT_S)
+    os.replace(source, target)
 
 
 @contextmanager
@@ -26,7 +41,7 @@ def _replaced_atomically(path: Path, mode: str, mtime_ns: int | None = None, mak
             yield out
         if mtime_ns is not None:
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

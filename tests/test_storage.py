@@ -1,8 +1,10 @@
 """Files written while others read or write them too."""
 
+import os
 import threading
 
 import numpy as np
+import pytest
 
 from catdog.storage import save_npy_atomic
 
@@ -30,3 +32,26 @@ def test_concurrent_npy_writers_of_one_file_all_succeed_and_leave_one_whole_file
     saved = np.load(path)
     assert saved.shape == (256, 1280) and len(np.unique(saved)) == 1
     assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file is left behind"
+
+
+def test_a_file_a_reader_holds_open_is_replaced_once_the_reader_lets_go(tmp_path, monkeypatch):
+    """Windows refuses os.replace while another process has the target open (a page loading the
+    model, a reader of a status): as Windows answers, the first two tries here are refused."""
+    from catdog import storage
+
+    real_replace, refusals = os.replace, iter([PermissionError(13, "Access is denied")] * 2)
+
+    def as_windows(source, target):
+        if (refused := next(refusals, None)) is not None:
+            raise refused
+        real_replace(source, target)
+
+    monkeypatch.setattr(storage, "REPLACE_WAIT_S", 0.001)
+    monkeypatch.setattr(os, "replace", as_windows)
+    path = tmp_path / "status.json"
+    storage.write_json_atomic(path, {"state": "finished"})
+    assert storage.read_json(path) == {"state": "finished"} and [p.name for p in tmp_path.iterdir()] == ["status.json"]
+    refusals = iter([PermissionError(13, "Access is denied")] * storage.REPLACE_TRIES)
+    with pytest.raises(PermissionError):
+        storage.write_json_atomic(path, {"state": "failed"})
+    assert storage.read_json(path) == {"state": "finished"} and [p.name for p in tmp_path.iterdir()] == ["status.json"]

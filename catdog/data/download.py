@@ -8,6 +8,7 @@ from catdog import access, config
 from catdog.data.errors import DataError
 from catdog.messages import Message
 from catdog.progress import Progress
+from catdog.storage import replace_file
 
 
 def default_dataset_dir() -> Path:
@@ -73,4 +74,4 @@ def _download(url: str, target: Path, progress: Progress | None) -> None:
         raise DataError(
             Message("could not download {url}: {reason} (is the network reachable?)", url=url, reason=str(reason))
         ) from None
-    partial.replace(target)
+    replace_file(partial, target)

@@ -19,6 +19,7 @@ from catdog.models.architectures import build, unfreeze_top
 from catdog.models.model4 import NAMES
 from catdog.runs.record import PHASE_FINE_TUNE, PHASE_PHOTOS, PHASE_TRAIN, Run
 from catdog.settings import RunConfig
+from catdog.storage import replace_file
 from catdog.training.callbacks import EpochReporter
 
 
@@ -104,7 +105,7 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
     """A reader (the Predict page) never loads a half-written model file."""
     partial = path.with_name(f".partial-{os.getpid()}.keras")
     model.save(partial)
-    partial.replace(path)
+    replace_file(partial, path)
 
 
 def compile_model(model: keras.Model, learning_rate: float) -> None:
