@@ -255,6 +255,16 @@ def test_a_data_set_never_fills_the_disk(tmp_path, monkeypatch):
     assert store.import_zip(io.BytesIO(zipped), "zipped", actor=OWNER).dataset.classes() == ["cats", "dogs"]
 
 
+def test_class_names_that_differ_only_in_case_are_one_class_on_windows_and_macos(tmp_path):
+    photos = {
+        "Cat": [("c.jpg", photo(0, 1))] * 5,
+        "cat": [("c.jpg", photo(0, 2))] * 5,
+        "dog": [("d.jpg", photo(1, 1))] * 5,
+    }
+    with pytest.raises(DatasetError, match="differ in more than upper and lower case: Cat, cat, dog"):
+        DatasetStore(tmp_path / "datasets").create("pets", photos, actor=OWNER)
+
+
 def test_a_zip_is_read_from_a_path_too(tmp_path):
     path = tmp_path / "pets.zip"
     path.write_bytes(make_zip(class_photos()))

@@ -461,6 +461,12 @@ class DatasetStore:
         authorize(actor, Action.MAKE_DATASET)
         for class_name in photos:
             check_name(class_name, N_("class"))
+        folded = [class_name.casefold() for class_name in photos]
+        if len(set(folded)) < len(folded):
+            # On Windows and macOS they would be one folder, each photo of one overwriting the other's.
+            raise DatasetError(
+                Message("class names must differ in more than upper and lower case: {names}", names=", ".join(photos))
+            )
         counts = {class_name: 0 for class_name in photos}
         skipped = []
         with self._incoming(name, actor) as folder:
