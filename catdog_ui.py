@@ -365,7 +365,7 @@ def setup_page() -> None:
     st.html(ACCESSIBILITY_CSS)
     st.html(f"<style>{uploader_css()}</style>")
     st.html(
-        f"<script>{UPLOADER_JS.read_text()}catdogNameUploaders({uploader_names()});</script>",
+        f"<script>{UPLOADER_JS.read_text(encoding='utf-8')}catdogNameUploaders({uploader_names()});</script>",
         unsafe_allow_javascript=True,
     )
     with error_boundary(N_("Signing in")):
@@ -583,7 +583,7 @@ def announce(channel: str, message: str, reveal: str | None = None) -> None:
     scroll into view with it."""
     arguments = ", ".join(json.dumps(value) for value in (channel, message, reveal))
     call = f"catdogAnnounce({arguments});".replace("</", "<\\/")
-    st.html(f"<script>{ANNOUNCE_JS.read_text()}{call}</script>", unsafe_allow_javascript=True)
+    st.html(f"<script>{ANNOUNCE_JS.read_text(encoding='utf-8')}{call}</script>", unsafe_allow_javascript=True)
 
 
 def plotly_chart(figure: go.Figure, key: str, table: pd.DataFrame | None = None, name: str | None = None) -> None:

@@ -465,6 +465,10 @@ def cmd_predict(args) -> int:
     photos = photos_in((name, Path(name)) for name in args.images)
     answers = noted(answer_photos(run, photos, args.flip_tta))
     if args.csv:
+        # CSV ends its rows with CR LF itself: a Windows console or pipe in text mode would make them
+        # CR CR LF, and write a photo named in another script in its code page, or fail.
+        if reconfigure := getattr(sys.stdout, "reconfigure", None):
+            reconfigure(newline="", encoding="utf-8")
         write_csv(answers, sys.stdout)
     else:
         for answer in answers:

@@ -475,7 +475,7 @@ def _write_records(run: Run, files: dict[str, bytes], run_id: str) -> None:
         lines = [line for line in files[HISTORY].splitlines() if line.strip()]
         lines = _json(b"[" + b",".join(lines) + b"]", _run_file(run_id, HISTORY))
         records = [json.dumps(record) for record in lines if isinstance(record, dict)]
-        (run.path / HISTORY).write_text("".join(f"{line}\n" for line in records))
+        (run.path / HISTORY).write_text("".join(f"{line}\n" for line in records), encoding="utf-8")
 
 
 def _pairs(items) -> bool:
@@ -495,7 +495,7 @@ def _shown(data: dict) -> dict:
 
 
 def _write_json(path: Path, value) -> None:
-    path.write_text(json.dumps(value, indent=1))
+    path.write_text(json.dumps(value, indent=1), encoding="utf-8")
 
 
 def _check_inner(data: bytes, name: str | Message) -> None:

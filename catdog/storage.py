@@ -37,7 +37,7 @@ def _replaced_atomically(path: Path, mode: str, mtime_ns: int | None = None, mak
         path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode) as out:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as out:
             yield out
         if mtime_ns is not None:
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
@@ -68,21 +68,21 @@ def save_npy_atomic(path: Path, array) -> None:
 def read_json(path: Path, default: Any = None) -> Any:
     """The file's data, or default when it is missing or damaged."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return default
 
 
 def append_jsonl(path: Path, record: dict) -> None:
     """One whole line per write, so a reader sees at most a half-written last line."""
-    with open(path, "a") as out:
+    with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(record) + "\n")
 
 
 def read_jsonl(path: Path) -> list[dict]:
     """Every complete record; a torn or damaged line (a writer killed mid-line) is skipped."""
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return []
     records = []

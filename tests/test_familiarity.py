@@ -3,7 +3,10 @@
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 
@@ -16,7 +19,7 @@ from catdog.inference.familiarity import BORDER, Guard
 from catdog.inference.loading import guard
 from catdog.runs.record import Run
 from catdog.runs.store import RunStore
-from tests.helpers.support import catdog, synthetic_image
+from tests.helpers.support import ROOT, catdog, synthetic_image
 
 
 def family(centre: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -140,6 +143,20 @@ def test_without_a_guard_predictions_still_answer_and_say_so(unguarded_run, tmp_
 
     printed = catdog("predict", "--run", unguarded_run.id, "--runs-dir", str(tmp_path), str(tmp_path / "none.jpg"))
     assert "no unfamiliarity scores" in printed.stderr and "gone" in printed.stderr
+
+
+def test_predict_csv_is_utf_8_whatever_the_console_s_code_page(run, trained_run_dir, tmp_path):
+    """A Windows console or pipe writes in its code page (here cp1252, as a Western one): a photo
+    named in another script failed the whole table."""
+    (tmp_path / "猫.jpg").write_bytes(jpeg(1, 3003))
+    base = ["predict", "--run", run.id, "--runs-dir", str(trained_run_dir), "--csv", str(tmp_path / "猫.jpg")]
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    table = subprocess.run(
+        [sys.executable, "-m", "catdog", *base], cwd=ROOT, capture_output=True, env=env, timeout=300, check=False
+    )
+    assert table.returncode == 0, table.stderr.decode(errors="replace")[-2000:]
+    header, row = table.stdout.decode("utf-8").split("\r\n")[:2]
+    assert header.startswith("file,label") and row.startswith(f'"{tmp_path / "猫.jpg"}"')
 
 
 def test_predict_json_lines_and_csv_carry_the_unfamiliarity(run, trained_run_dir, tmp_path):

@@ -70,7 +70,7 @@ class WebModel:
         """model.onnx and model.json in the folder out, made if need be."""
         out.mkdir(parents=True, exist_ok=True)
         (out / MODEL_FILE).write_bytes(self.onnx)
-        (out / META_FILE).write_text(json.dumps(self.meta, indent=1))
+        (out / META_FILE).write_text(json.dumps(self.meta, indent=1), encoding="utf-8")
         return [out / MODEL_FILE, out / META_FILE]
 
     def zipped(self) -> bytes:
@@ -410,14 +410,14 @@ PAGE_TEXTS = {
 def html_page(exported: WebModel, title: str, texts: dict[str, str] = PAGE_TEXTS, language: str = "en") -> str:
     """One self-contained page: runtime, model and camera, nothing fetched from anywhere; it says
     `texts` (PAGE_TEXTS, or their translation) in `language`."""
-    template = (PAGE_DIR / "offline.html").read_text()
+    template = (PAGE_DIR / "offline.html").read_text(encoding="utf-8")
     parts = {
         "LANGUAGE": _html_text(language),
         "LOADING": _html_text(texts["loading"]),
         "TEXTS": json.dumps(texts).replace("<", "\\u003c"),
         "TITLE": _html_text(title),
-        "ORT_SCRIPT": runtime_path(RUNTIME_FILES[0]).read_text().replace("</script", "<\\/script"),
-        "CATDOG_SCRIPT": (PAGE_DIR / "catdog.js").read_text(),
+        "ORT_SCRIPT": runtime_path(RUNTIME_FILES[0]).read_text(encoding="utf-8").replace("</script", "<\\/script"),
+        "CATDOG_SCRIPT": (PAGE_DIR / "catdog.js").read_text(encoding="utf-8"),
         "LOADER": _packed(runtime_path(RUNTIME_FILES[1]).read_bytes()),
         "WASM": _packed(runtime_path(RUNTIME_FILES[2]).read_bytes()),
         "MODEL": _packed(exported.onnx),
