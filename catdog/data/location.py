@@ -44,7 +44,7 @@ def confine(folder: str | os.PathLike, actor: access.Actor = access.OWNER) -> Pa
     path = Path(str(folder).strip()).expanduser().resolve()
     if config.data_dir() and path == Path(config.data_dir()).expanduser().resolve():
         return path
-    if path.parent == config.datasets_dir() and not path.name.startswith("."):
+    if _same_folder(path.parent, config.datasets_dir()) and not path.name.startswith("."):
         if not access.can_see(actor, dataset_owner(path), classroom.load().show_classmates_runs):
             raise DataError(Message("no data set {name} in {folder}", name=repr(path.name), folder=path.parent))
         return path
@@ -68,7 +68,18 @@ def _inside_own_folders(path: Path) -> bool:
     read from its root only (above), so that a split of a classmate's private one, or the folder
     of them all, is never read by a typed path, even where CATDOG_DATA_ROOTS holds them."""
     own = (config.datasets_dir(), config.runs_dir(), config.class_dir(), config.cache_dir().resolve())
-    return any(path.is_relative_to(folder) for folder in own)
+    return any(_same_folder(inside, folder) for inside in (path, *path.parents) for folder in own)
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    """Whether two paths are one folder, however spelt: on macOS a name's case is not the file's,
+    and resolve() keeps the case typed, so "DATASETS/bob" passed for "datasets/bob"."""
+    if one == other:
+        return True
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False
 
 
 def dataset_owner(root: Path) -> access.Actor:
