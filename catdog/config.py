@@ -51,11 +51,12 @@ MAX_PIXELS = 89_478_485
 MAX_DECODED_BYTES = 256 * 2**20
 LARGE_DECODE_BYTES = 32 * 2**20
 DECODE_SLOTS = 2
-# The files the web server holds for the sessions' upload widgets, in memory until a widget lets
-# go of one or its session ends (two minutes after its tab closes): four at MAX_UPLOAD_BYTES a
-# session, and a gigabyte for the whole server, however many a forged client sends.
-HELD_UPLOAD_BYTES_PER_SESSION = 4 * MAX_UPLOAD_BYTES
-HELD_UPLOAD_BYTES = 1024**3
+# The files the web server holds for the sessions' upload widgets, in memory until the user removes
+# one or the session ends (two minutes after its tab closes), however many a forged client sends:
+# sixteen at MAX_UPLOAD_BYTES a tab (the class builder's 40 phone photos take about 160 MB), 4 GiB
+# for the whole server.
+HELD_UPLOAD_BYTES_PER_SESSION = 16 * MAX_UPLOAD_BYTES
+HELD_UPLOAD_BYTES = 4 * 1024**3
 
 # Zip archives of photos (a data set's, or photos for the model) are refused past these limits
 # before anything is unpacked: more entries, more bytes in all once unpacked, or an entry unpacking

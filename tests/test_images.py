@@ -265,6 +265,19 @@ def test_a_file_of_more_parts_than_a_photo_has_is_refused_before_it_is_parsed(ma
             read()
 
 
+def test_the_parts_counted_are_the_photo_s_own_as_its_decoder_walks_them(monkeypatch) -> None:
+    """A motion photo's video after the JPEG's end holds "scan" bytes by chance (a Pixel's 8 MB
+    counted 138); a stray byte between GIF blocks, which Pillow passes over, must not end the count."""
+    photo = corpus.encode(corpus.gradient(), "JPEG")
+    assert open_image(photo + b"\xff\xda\x00\x08" * 500, draft=(16, 16)).size == (40, 30)
+    gif = corpus.encode(corpus.gradient(), "GIF", comment=b"x" * 3000)
+    colours = 3 << ((gif[10] & 0x07) + 1) if gif[10] & 0x80 else 0
+    stray = gif[: 13 + colours] + b"\x00" + gif[13 + colours :]
+    monkeypatch.setattr(image_structure, "MAX_GIF_BLOCKS", 1)
+    with pytest.raises(ImageError, match="GIF extension blocks"):
+        stored_size(stray)
+
+
 def test_a_big_rle_bmp_is_refused_before_its_slow_decoder_runs() -> None:
     """Pillow decodes RLE in Python, a pixel at a time: a 40 KB 89 MP file took 13 s of a core."""
     with pytest.raises(ImageError, match="RLE-compressed BMP of 6 megapixels, over the 4"):

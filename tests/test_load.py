@@ -112,11 +112,12 @@ def test_a_hostile_zip_on_the_predict_page_leaves_the_server_up_for_every_other_
 
 def test_a_tab_cannot_make_the_server_hold_more_uploads_than_its_share(tmp_path):
     """Streamlit keeps every file sent to its upload address in memory until the session ends;
-    forty from one forged tab held a gigabyte. Four files at the size limit are a session's share
-    (catdog_ui._bound_held_uploads): the fifth is refused, and another tab still gets its own."""
+    forty from one forged tab held a gigabyte. Sixteen files at the size limit are a session's share
+    (catdog_ui._bound_held_uploads): the next is refused, and another tab still gets its own."""
     from catdog import config
 
     blob = os.urandom(config.MAX_UPLOAD_BYTES - 2**12)
+    share = config.HELD_UPLOAD_BYTES_PER_SESSION // len(blob)
 
     async def put_files(url: str, xsrf: str, count: int) -> list[int]:
         session = Session(url, xsrf)
@@ -140,8 +141,8 @@ def test_a_tab_cannot_make_the_server_hold_more_uploads_than_its_share(tmp_path)
 
     async def two_tabs(url: str) -> tuple[list[int], list[int]]:
         xsrf = await asyncio.to_thread(xsrf_token, url)
-        return await put_files(url, xsrf, 5), await put_files(url, xsrf, 1)
+        return await put_files(url, xsrf, share + 1), await put_files(url, xsrf, 1)
 
     env = {"PYTHONPATH": str(ROOT)}
     with Dashboard(env, tmp_path / "streamlit.log", script="tests/helpers/polling_app.py") as server:
-        assert asyncio.run(two_tabs(server.url)) == ([204, 204, 204, 204, 413], [204])
+        assert asyncio.run(two_tabs(server.url)) == ([204] * share + [413], [204])

@@ -6,7 +6,9 @@ empty ones took hours of a core or gigabytes of memory before the pixel budget
 (catdog.data.images) was ever checked. Photos have a handful of each; these limits are far above.
 """
 
+import re
 import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from catdog.messages import N_, Message
@@ -15,12 +17,18 @@ if TYPE_CHECKING:
     from PIL import Image
 
 MAX_JPEG_SCANS = 100  # a progressive JPEG has about ten
-MAX_JPEG_SEGMENTS = 1000  # metadata before the first scan: EXIF, ICC, XMP, comments
+MAX_JPEG_SEGMENTS = 1000  # metadata: EXIF, ICC (in chunks of 64 KB), XMP, comments
 MAX_TIFF_STRIPS = 65_536  # a strip a row of a 64 K-row image
-MAX_GIF_BLOCKS = 10_000  # extension sub-blocks of up to 255 bytes before the first frame
+# Extension sub-blocks before the first frame: Adobe's XMP packet reads as one every ~80 bytes.
+MAX_GIF_BLOCKS = 50_000
 # Pillow decodes an RLE-compressed BMP in Python, a pixel at a time: 13 s of a core at 89 MP.
 MAX_RLE_BMP_PIXELS = 4_000_000
 _SEGMENT_MARKERS = (*range(0xE0, 0xF0), 0xFE)  # APP0-APP15, COM
+_FRAMES = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+_PROGRESSIVE_FRAMES = (0xC2, 0xC6, 0xCA, 0xCE)
+_RESTARTS = tuple(range(0xD0, 0xD8))
+# The next marker after compressed data: 0xFF not followed by a stuffed 0x00, a restart or a fill 0xFF.
+_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 def refusal(data: bytes) -> Message | None:
@@ -56,16 +64,48 @@ def _too_many(count: int, what: str, limit: int) -> Message:
     )
 
 
+@dataclass(frozen=True)
+class JpegParts:
+    scans: int
+    segments: int  # APPn and COM, Pillow parses each as it opens the file
+    whole_image: bool  # libjpeg keeps every coefficient of the image: progressive, or scans by component
+
+
+def jpeg_parts(data: bytes) -> JpegParts:
+    """A JPEG's parts, walked marker by marker up to its end (a motion photo's video after it is
+    not the photo), stopping once past a limit."""
+    scans = segments = 0
+    frame_components, whole = 0, False
+    at = 2
+    while at + 4 <= len(data) and scans <= MAX_JPEG_SCANS and segments <= MAX_JPEG_SEGMENTS:
+        if data[at] != 0xFF or data[at + 1] in (0xFF, 0x00, *_RESTARTS):
+            found = _MARKER.search(data, at + 1)
+            if found is None:
+                break
+            at = found.start()
+            continue
+        marker = data[at + 1]
+        if marker == 0xD9:  # the end of the image
+            break
+        length = struct.unpack_from(">H", data, at + 2)[0]
+        if marker in _SEGMENT_MARKERS:
+            segments += 1
+        elif marker in _FRAMES and at + 9 < len(data):
+            frame_components = data[at + 9]
+            whole = whole or marker in _PROGRESSIVE_FRAMES
+        elif marker == 0xDA:
+            scans += 1
+            whole = whole or (scans == 1 and at + 4 < len(data) and data[at + 4] < frame_components)
+        at += 2 + length
+    return JpegParts(scans, segments, whole)
+
+
 def _jpeg(data: bytes) -> Message | None:
-    # Inside compressed data a 0xFF byte is always followed by 0x00 or a restart marker, so every
-    # 0xFF 0xDA is a scan, and every APPn or COM marker before the first one a segment Pillow parses.
-    scans = data.count(b"\xff\xda")
-    if scans > MAX_JPEG_SCANS:
-        return _too_many(scans, N_("JPEG scans"), MAX_JPEG_SCANS)
-    header = memoryview(data)[: max(data.find(b"\xff\xda"), 0) or len(data)].tobytes()
-    segments = sum(header.count(bytes((0xFF, marker))) for marker in _SEGMENT_MARKERS)
-    if segments > MAX_JPEG_SEGMENTS:
-        return _too_many(segments, N_("JPEG metadata segments"), MAX_JPEG_SEGMENTS)
+    parts = jpeg_parts(data)
+    if parts.scans > MAX_JPEG_SCANS:
+        return _too_many(parts.scans, N_("JPEG scans"), MAX_JPEG_SCANS)
+    if parts.segments > MAX_JPEG_SEGMENTS:
+        return _too_many(parts.segments, N_("JPEG metadata segments"), MAX_JPEG_SEGMENTS)
     return None
 
 
@@ -77,7 +117,7 @@ def _tiff(data: bytes) -> Message | None:
         ifd = struct.unpack_from(order + ("Q" if big else "I"), data, 8 if big else 4)[0]
         entries = struct.unpack_from(order + ("Q" if big else "H"), data, ifd)[0]
         size, first = (20, ifd + 8) if big else (12, ifd + 2)
-        for index in range(min(entries, 4096)):
+        for index in range(min(entries, (len(data) - first) // size)):
             tag, _, count = struct.unpack_from(order + ("HHQ" if big else "HHI"), data, first + index * size)
             if tag in (273, 324) and count > MAX_TIFF_STRIPS:  # StripOffsets, TileOffsets
                 return _too_many(count, N_("TIFF strips"), MAX_TIFF_STRIPS)
@@ -92,7 +132,10 @@ def _gif(data: bytes) -> Message | None:
     flags, at, blocks = data[10], 13, 0
     if flags & 0x80:
         at += 3 << ((flags & 0x07) + 1)  # the global colour table
-    while at + 1 < len(data) and data[at] == 0x21:  # extensions, up to the first frame
+    while at + 1 < len(data) and data[at] not in (0x2C, 0x3B):  # up to the first frame or the end
+        if data[at] != 0x21:  # a stray byte: Pillow passes over it, as here
+            at += 1
+            continue
         at += 2
         while at < len(data) and data[at]:
             blocks += 1

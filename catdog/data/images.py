@@ -198,7 +198,7 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
         if (draft or max_side) and image.format in ("JPEG", "MPO"):
             # DCT scaling decodes a 12 MP JPEG at 1/2-1/8 size, several times faster.
             image.draft("RGB", _upright_size(image, draft) if draft else (max_side, max_side))
-        cost = max(_decoded_bytes(image), _coefficient_bytes(image, width, height))
+        cost = max(_decoded_bytes(image), _coefficient_bytes(image, width, height, data))
         if cost > MAX_DECODED_BYTES:
             raise ImageError(_too_many_bytes((width, height), cost))
         with _large_decodes if cost > LARGE_DECODE_BYTES else contextlib.nullcontext():
@@ -238,10 +238,11 @@ def _decoded_bytes(image: Image.Image) -> int:
     return width * height * _BYTES_PER_PIXEL.get(image.mode, 4)
 
 
-def _coefficient_bytes(image: Image.Image, width: int, height: int) -> int:
-    """What libjpeg holds for a progressive JPEG whatever scale it decodes at: every DCT coefficient
-    of the whole image, 2 bytes each, per component at its sampling (3 bytes a pixel at 4:2:0)."""
-    if image.format not in ("JPEG", "MPO") or not image.info.get("progressive"):
+def _coefficient_bytes(image: Image.Image, width: int, height: int, data: bytes) -> int:
+    """What libjpeg holds for a progressive JPEG, or one scanned a component at a time, whatever
+    scale it decodes at: every DCT coefficient of the whole image, 2 bytes each, per component at
+    its sampling (3 bytes a pixel at 4:2:0)."""
+    if image.format not in ("JPEG", "MPO") or not image_structure.jpeg_parts(data).whole_image:
         return 0
     layers = getattr(image, "layer", None) or [(None, 1, 1, None)] * len(image.getbands())
     full = max(h for _, h, _, _ in layers) * max(v for _, _, v, _ in layers)
