@@ -31,15 +31,23 @@ _RESTARTS = tuple(range(0xD0, 0xD8))
 _MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
-def refusal(data: bytes) -> Message | None:
-    """Why a file has more parts than any photo, or None."""
+@dataclass(frozen=True)
+class Structure:
+    """What a file's bytes say before Pillow opens it."""
+
+    refusal: Message | None = None  # why it has more parts than any photo
+    whole_image: bool = False  # a JPEG libjpeg decodes holding every coefficient: progressive, or scanned by component
+
+
+def structure(data: bytes) -> Structure:
     if data.startswith(b"\xff\xd8"):
-        return _jpeg(data)
+        parts = _jpeg_parts(data)
+        return Structure(_jpeg_refusal(parts), parts.whole_image)
     if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
-        return _tiff(data)
+        return Structure(_tiff(data))
     if data.startswith(b"GIF8"):
-        return _gif(data)
-    return None
+        return Structure(_gif(data))
+    return Structure()
 
 
 def decoder_refusal(image: "Image.Image") -> Message | None:
@@ -65,13 +73,13 @@ def _too_many(count: int, what: str, limit: int) -> Message:
 
 
 @dataclass(frozen=True)
-class JpegParts:
+class _JpegParts:
     scans: int
     segments: int  # APPn and COM, Pillow parses each as it opens the file
-    whole_image: bool  # libjpeg keeps every coefficient of the image: progressive, or scans by component
+    whole_image: bool
 
 
-def jpeg_parts(data: bytes) -> JpegParts:
+def _jpeg_parts(data: bytes) -> _JpegParts:
     """A JPEG's parts, walked marker by marker up to its end (a motion photo's video after it is
     not the photo), stopping once past a limit."""
     scans = segments = 0
@@ -97,11 +105,10 @@ def jpeg_parts(data: bytes) -> JpegParts:
             scans += 1
             whole = whole or (scans == 1 and at + 4 < len(data) and data[at + 4] < frame_components)
         at += 2 + length
-    return JpegParts(scans, segments, whole)
+    return _JpegParts(scans, segments, whole)
 
 
-def _jpeg(data: bytes) -> Message | None:
-    parts = jpeg_parts(data)
+def _jpeg_refusal(parts: _JpegParts) -> Message | None:
     if parts.scans > MAX_JPEG_SCANS:
         return _too_many(parts.scans, N_("JPEG scans"), MAX_JPEG_SCANS)
     if parts.segments > MAX_JPEG_SEGMENTS:

@@ -189,7 +189,7 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
         raise ImageError(_too_large(len(data)))
     fmt = None
     try:
-        image = _open(data)
+        image, structure = _open(data)
         fmt = image.format
         width, height = image.size
         if width * height > MAX_PIXELS:
@@ -198,7 +198,7 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
         if (draft or max_side) and image.format in ("JPEG", "MPO"):
             # DCT scaling decodes a 12 MP JPEG at 1/2-1/8 size, several times faster.
             image.draft("RGB", _upright_size(image, draft) if draft else (max_side, max_side))
-        cost = max(_decoded_bytes(image), _coefficient_bytes(image, width, height, data))
+        cost = max(_decoded_bytes(image), _coefficient_bytes(image, width, height, structure.whole_image))
         if cost > MAX_DECODED_BYTES:
             raise ImageError(_too_many_bytes((width, height), cost))
         with _large_decodes if cost > LARGE_DECODE_BYTES else contextlib.nullcontext():
@@ -223,14 +223,15 @@ def open_image(data: bytes, max_side: int | None = None, draft: tuple[int, int] 
     return image
 
 
-def _open(data: bytes) -> Image.Image:
-    """Pillow's image of the bytes, opened only once their structure is a photo's (image_structure)."""
-    if (why := image_structure.refusal(data)) is not None:
-        raise ImageError(why)
+def _open(data: bytes) -> tuple[Image.Image, image_structure.Structure]:
+    """Pillow's image of the bytes, opened only once their structure is a photo's, and that structure."""
+    structure = image_structure.structure(data)
+    if structure.refusal is not None:
+        raise ImageError(structure.refusal)
     image = Image.open(io.BytesIO(data), formats=FORMATS)
     if (why := image_structure.decoder_refusal(image)) is not None:
         raise ImageError(why)
-    return image
+    return image, structure
 
 
 def _decoded_bytes(image: Image.Image) -> int:
@@ -238,11 +239,11 @@ def _decoded_bytes(image: Image.Image) -> int:
     return width * height * _BYTES_PER_PIXEL.get(image.mode, 4)
 
 
-def _coefficient_bytes(image: Image.Image, width: int, height: int, data: bytes) -> int:
+def _coefficient_bytes(image: Image.Image, width: int, height: int, whole_image: bool) -> int:
     """What libjpeg holds for a progressive JPEG, or one scanned a component at a time, whatever
     scale it decodes at: every DCT coefficient of the whole image, 2 bytes each, per component at
     its sampling (3 bytes a pixel at 4:2:0)."""
-    if image.format not in ("JPEG", "MPO") or not image_structure.jpeg_parts(data).whole_image:
+    if image.format not in ("JPEG", "MPO") or not whole_image:
         return 0
     layers = getattr(image, "layer", None) or [(None, 1, 1, None)] * len(image.getbands())
     full = max(h for _, h, _, _ in layers) * max(v for _, _, v, _ in layers)
@@ -309,7 +310,8 @@ def _bomb(error: Image.DecompressionBombError | Image.DecompressionBombWarning) 
 def stored_size(data: bytes) -> tuple[int, int]:
     """Width and height as stored in the header, without decoding the pixels."""
     try:
-        with _open(data) as image:
+        image, _ = _open(data)
+        with image:
             return image.size
     except ImageError:
         raise
