@@ -249,7 +249,7 @@ def open_project(
                 dataset, left_out = _open_dataset(
                     members[f"datasets/{entry['key']}.zip"], entry["name"], datasets, actor, budget
                 )
-                budget -= sum(path.stat().st_size for path in dataset.root.rglob("*") if path.is_file())
+                budget -= sum(size for _, size in listing(dataset.root)[0])
                 made[entry["key"]] = dataset
                 skipped += [{**item, "file": f"{dataset.name}/{item['file']}"} for item in left_out]
                 done += 1
