@@ -319,8 +319,8 @@ def _head_shape(config: dict) -> tuple[int, int]:
         layers = config["config"]["layers"]
         shape = layers[0]["config"]["batch_shape"][1], layers[-1]["config"]["units"]
     except (KeyError, IndexError, TypeError):
-        raise NotAHead("not a head catdog saved: its layers differ") from None
-    if not all(isinstance(n, int) and n > 0 for n in shape) or config != keras_config(*shape):
+        shape = None
+    if shape is None or not all(isinstance(n, int) and n > 0 for n in shape) or config != keras_config(*shape):
         raise NotAHead("not a head catdog saved: its layers differ")
     return shape
 
