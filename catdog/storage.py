@@ -12,14 +12,19 @@ from typing import IO, Any
 # Windows refuses to replace a file another process holds open (a page loading the model, a
 # reader of a status) where POSIX lets the reader keep the old one: a short wait, then again.
 REPLACE_TRIES, REPLACE_WAIT_S = 20, 0.1
+# How Windows words that refusal: access denied, sharing violation.
+HELD_OPEN_WINERRORS = frozenset({5, 32})
 
 
 def replace_file(source: Path | str, target: Path | str) -> None:
-    """os.replace, waiting out a reader that has the target open on Windows (about 2 s at most)."""
+    """os.replace, waiting out a reader that has the target open on Windows (about 2 s at most).
+    Any other refusal, and every one on POSIX (where no reader blocks a replace), is raised at once."""
     for _ in range(REPLACE_TRIES - 1):
         try:
             return os.replace(source, target)
-        except PermissionError:
+        except PermissionError as error:
+            if getattr(error, "winerror", None) not in HELD_OPEN_WINERRORS:
+                raise
             time.sleep(REPLACE_WAIT_S)
     os.replace(source, target)
 

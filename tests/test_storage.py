@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from catdog.storage import save_npy_atomic
+from tests.helpers.support import held_open_refusal
 
 
 def test_concurrent_npy_writers_of_one_file_all_succeed_and_leave_one_whole_file(tmp_path):
@@ -39,7 +40,7 @@ def test_a_file_a_reader_holds_open_is_replaced_once_the_reader_lets_go(tmp_path
     model, a reader of a status): as Windows answers, the first two tries here are refused."""
     from catdog import storage
 
-    real_replace, refusals = os.replace, iter([PermissionError(13, "Access is denied")] * 2)
+    real_replace, refusals = os.replace, iter([held_open_refusal()] * 2)
 
     def as_windows(source, target):
         if (refused := next(refusals, None)) is not None:
@@ -51,7 +52,24 @@ def test_a_file_a_reader_holds_open_is_replaced_once_the_reader_lets_go(tmp_path
     path = tmp_path / "status.json"
     storage.write_json_atomic(path, {"state": "finished"})
     assert storage.read_json(path) == {"state": "finished"} and [p.name for p in tmp_path.iterdir()] == ["status.json"]
-    refusals = iter([PermissionError(13, "Access is denied")] * storage.REPLACE_TRIES)
+    refusals = iter([held_open_refusal()] * storage.REPLACE_TRIES)
     with pytest.raises(PermissionError):
         storage.write_json_atomic(path, {"state": "failed"})
     assert storage.read_json(path) == {"state": "finished"} and [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def test_a_real_permission_error_is_raised_at_once(tmp_path, monkeypatch):
+    """Only Windows's refusal for a file held open is waited out: a folder the server may not
+    write to is said at once, not after 2 s of retries."""
+    from catdog import storage
+
+    tries = []
+
+    def refused(source, target):
+        tries.append(target)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(PermissionError):
+        storage.write_json_atomic(tmp_path / "status.json", {"state": "finished"})
+    assert len(tries) == 1 and list(tmp_path.iterdir()) == []

@@ -239,3 +239,10 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def held_open_refusal() -> PermissionError:
+    """PermissionError as Windows raises it for a file another process has open (ERROR_SHARING_VIOLATION)."""
+    error = PermissionError(13, "The process cannot access the file because it is being used by another process")
+    error.winerror = 32
+    return error
