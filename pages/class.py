@@ -5,8 +5,6 @@ run a student starts (catdog.classroom), whatever a page sends. The results char
 board: each point one finished run that learned, labelled by student, refreshed as runs finish.
 """
 
-import io
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -15,7 +13,7 @@ import catdog_ui as ui
 from catdog import classroom, config
 from catdog.access import Action, Forbidden
 from catdog.classroom import ClassSettings
-from catdog.inference.batches import write_rows
+from catdog.inference.batches import csv_download
 from catdog.messages import N_
 from catdog.runs.class_results import COLUMNS, HEADERS, class_results
 from catdog.runs.lessons import ARCHITECTURE, AUGMENTATION
@@ -124,7 +122,7 @@ def results() -> None:
             st.plotly_chart(chart(table), key="class_chart")
         st.download_button(
             _("Download the results (CSV)"),
-            csv_text(rows),
+            csv_download(rows, COLUMNS),
             file_name="class-results.csv",
             mime="text/csv",
             icon=":material/download:",
@@ -168,12 +166,6 @@ def chart(table: pd.DataFrame):
     figure.update_xaxes(tickformat=".0%")
     figure.update_yaxes(tickformat=".0%")
     return figure
-
-
-def csv_text(rows: list[dict]) -> str:
-    out = io.StringIO()
-    write_rows(rows, COLUMNS, out)
-    return out.getvalue()
 
 
 ui.ensure_router()

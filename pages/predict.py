@@ -4,7 +4,6 @@ anything it was trained on, and how it does on unseen photos.
 Uploaded bytes stay in memory, zips included: nothing is written under the uploader's file names.
 """
 
-import io
 import itertools
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +21,14 @@ from catdog.data.scan import Scan
 from catdog.inference import web
 from catdog.inference.answers import Prediction, analyse_photo
 from catdog.inference.batches import (
+    CSV_COLUMNS,
     PhotoAnswer,
     answered_batch,
+    csv_download,
     photo_count,
     photos_in,
     photos_of,
     uploads_digest,
-    write_csv,
 )
 from catdog.inference.data_map import DataMap, data_map
 from catdog.inference.evaluation import Evaluation, ImageResult, evaluate
@@ -221,11 +221,9 @@ def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_ave
     )
     st.dataframe(answers_frame(answers), hide_index=True)
     ui.announce("answers", ngettext("{count} answer in the table", "{count} answers in the table", len(answers)))
-    out = io.StringIO()
-    write_csv(answers, out)
     st.download_button(
         _("Download the answers as CSV"),
-        out.getvalue(),
+        csv_download((answer.row() for answer in answers), CSV_COLUMNS),
         file_name=f"predictions-{run.id}.csv",
         mime="text/csv",
         icon=":material/download:",

@@ -223,6 +223,18 @@ def test_the_class_results_csv_keeps_a_students_name_from_running_as_a_formula()
     assert second.startswith('"Ann;=cmd|\' /C calc\'!A0;","none",')
 
 
+def test_a_downloaded_table_opens_in_excel_with_its_accents():
+    """Excel takes a CSV for the system's code page unless it starts with UTF-8's byte-order mark."""
+    import codecs
+
+    from catdog.inference.batches import csv_download
+    from catdog.runs.class_results import COLUMNS
+
+    data = csv_download([{"student": "Zoë Ødegård", "setting": "none"}], COLUMNS)
+    assert data.startswith(codecs.BOM_UTF8)
+    assert data.decode("utf-8-sig").splitlines()[1].startswith('"Zoë Ødegård","none",')
+
+
 def test_a_student_past_the_queue_limit_is_refused_in_one_line_on_the_train_page(
     tiny_data, no_queue_process, monkeypatch
 ):

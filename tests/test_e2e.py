@@ -4,6 +4,7 @@ Uses the tiny synthetic data set and a copy of the tiny trained run; screenshots
 $CATDOG_SCREENSHOTS (default: screenshots/, ignored by git).
 """
 
+import codecs
 import csv
 import hashlib
 import io
@@ -82,7 +83,9 @@ def test_predict_flags_an_unfamiliar_photo_and_tables_a_zip(page, app_url, scree
     page.screenshot(path=screenshots / "e2e-predict-unfamiliar-batch.png", full_page=True)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the answers as CSV").click()
-    text = Path(download.value.path()).read_text()
+    raw = Path(download.value.path()).read_bytes()
+    assert raw.startswith(codecs.BOM_UTF8), "Excel reads the file as UTF-8 only with its byte-order mark"
+    text = raw.decode("utf-8-sig")
     assert text.splitlines()[0] == "file,label,confidence,unfamiliar,unfamiliarity,error"
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 5 and rows[0]["file"] == "stripes.jpg" and rows[0]["unfamiliar"] == "True"
