@@ -3,13 +3,18 @@
 The helpers they use live in tests/helpers/ (support.py, protocol.py, browser.py, corpus.py).
 """
 
+import http.server
 import os
 import shutil
+import ssl
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from catdog.access import OWNER
+from tests.helpers import https
 from tests.helpers.support import MADE_FROM_MODEL, make_dataset, train_model1
 
 
@@ -133,3 +138,21 @@ def page(browser):
     page = new_page(browser)
     yield page
     page.close()
+
+
+@pytest.fixture
+def https_server(tmp_path) -> Iterator[tuple[str, Path]]:
+    """The base URL of a local HTTPS server whose certificate no CA vouches for, and that certificate."""
+    certificate, key = https.self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), https.Archive)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_port}", certificate
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

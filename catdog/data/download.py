@@ -1,5 +1,6 @@
 """The default data set, cats_and_dogs_filtered: where it lies in the Keras cache, and its checked download."""
 
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -42,7 +43,7 @@ def download_default_dataset(progress: Progress | None = None, *, actor: access.
             file_hash=config.DATASET_SHA256,
         )
     except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = certificate_failure(error) or (str(error).splitlines()[0] if str(error) else type(error).__name__)
         raise DataError(
             Message(
                 "{archive} is not the published {file} (its SHA-256 differs) and could not be downloaded again "
@@ -70,8 +71,31 @@ def _download(url: str, target: Path, progress: Progress | None) -> None:
                     progress(done, total)
     except (urllib.error.URLError, OSError) as error:
         partial.unlink(missing_ok=True)
+        if certificate := certificate_failure(error):
+            raise DataError(Message("could not download {url}: {reason}", url=url, reason=certificate)) from None
         reason = getattr(error, "reason", error)
         raise DataError(
             Message("could not download {url}: {reason} (is the network reachable?)", url=url, reason=str(reason))
         ) from None
     replace_file(partial, target)
+
+
+def certificate_failure(error: BaseException) -> Message | None:
+    """The reason to show when a download failed because the server's certificate could not be
+    verified, else None. Its usual cause is a python.org Python on macOS whose certificates were
+    never installed: the network is fine, so asking about it would send the user the wrong way.
+    urllib hides the SSL error in a URLError's reason, and Keras's get_file in the context of its own."""
+    pending: list[object] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return Message(
+                "this Python could not verify the server's certificate; on macOS, run "
+                '"Install Certificates.command" from the Python folder in Applications once'
+            )
+        seen.add(id(current))
+        pending += [getattr(current, "reason", None), current.__cause__, current.__context__]
+    return None
