@@ -44,7 +44,7 @@ from pathlib import Path
 from catdog import __version__, config
 from catdog.access import Action, Actor, Role, authorize, controls
 from catdog.data.archives import ArchiveError, Limits, Member, Skipped, zip_members
-from catdog.data.datasets import Dataset, DatasetError, DatasetStore, check_name, listing
+from catdog.data.datasets import Dataset, DatasetError, DatasetStore, check_name, listing, portable_name
 from catdog.data.download import default_dataset_dir
 from catdog.fast import head
 from catdog.inference import familiarity
@@ -53,7 +53,7 @@ from catdog.messages import N_, Message
 from catdog.progress import Progress
 from catdog.runs.record import NOTE_MAX_CHARS, Run
 from catdog.runs.states import RunError
-from catdog.runs.store import RunStore
+from catdog.runs.store import RUN_ID, RunStore
 from catdog.settings import RunConfig, SettingsError
 
 FORMAT, VERSION = "catdog-project", 1
@@ -65,9 +65,8 @@ RUN_FILES = (*RUN_JSON, HISTORY, MODEL, GUARD)
 REQUIRED = ("config.json", "status.json", "data.json", MODEL)
 # The status fields a run keeps from home; state, process and error are this server's.
 STATUS_FIELDS = ("created", "started", "ended", "best_val_accuracy", "collapsed")
-_RUN_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 _KEY = r"d[0-9]{1,4}"
-_MEMBER = re.compile(rf"^(?:runs/(?P<run>{_RUN_ID})/(?P<file>[a-z.-]+)|datasets/(?P<key>{_KEY})\.zip)$")
+_MEMBER = re.compile(rf"^(?:runs/(?P<run>{RUN_ID})/(?P<file>[a-z.-]+)|datasets/(?P<key>{_KEY})\.zip)$")
 _STAGING = ".incoming-project-"
 # A staging folder this much older than any opening takes was left by one that was killed.
 STALE_STAGING_S = 24 * 3600
@@ -565,9 +564,18 @@ def _free_name(name: str, datasets: DatasetStore) -> str:
 
 
 def _fresh_ids(store: RunStore, run_ids: list[str]) -> dict[str, str]:
-    """Each run's id here: its own where free, else a new one (never another run's folder)."""
-    taken = {path.name for path in store.root.iterdir()}
-    return {run_id: run_id if run_id not in taken else f"{run_id[:100]}-{secrets.token_hex(3)}" for run_id in run_ids}
+    """Each run's id here: its own where free, else a new one, never another run's folder. Free
+    means on every system: Windows opens a device for CON and drops a trailing dot, and Windows
+    and macOS take Run1 and run1 for one folder."""
+    taken = {path.name.casefold() for path in store.root.iterdir()}
+    ids = {}
+    for run_id in run_ids:
+        fresh = run_id
+        while portable_name(fresh) != fresh or fresh.casefold() in taken:
+            fresh = f"{run_id.split('.')[0][:100]}-{secrets.token_hex(3)}"
+        taken.add(fresh.casefold())
+        ids[run_id] = fresh
+    return ids
 
 
 def _fresh_experiments(store: RunStore, experiments: list[str | None]) -> dict[str, str]:

@@ -397,3 +397,27 @@ def test_a_refusal_after_a_data_set_was_made_takes_it_back(tmp_path, monkeypatch
     another_server(tmp_path, monkeypatch)
     files["datasets/d2.zip"] = make_zip(class_photos(("cats",), per_class=6))
     assert "data set 'toys' is refused" in refusal(repacked(files))
+
+
+def with_run_id(exported: bytes, run_id: str) -> bytes:
+    """The project file with its run under another id (its folder and its manifest entry)."""
+    files = members(exported)
+    manifest = json.loads(files[project.MANIFEST])
+    (entry,) = manifest["runs"]
+    old = f"runs/{entry['id']}/"
+    files = {name.replace(old, f"runs/{run_id}/", 1): data for name, data in files.items()}
+    entry["id"] = run_id
+    files[project.MANIFEST] = json.dumps(manifest).encode()
+    return repacked(files)
+
+
+def test_a_run_id_that_windows_or_macos_would_store_as_another_is_opened_under_a_fresh_one(exported):
+    """A Windows server opens a device for CON and drops a trailing dot; Windows and macOS take
+    RUN-1 and run-1 for one folder, so the second would land in the first's."""
+    device = project.open_project(with_run_id(exported, "CON"), actor=OWNER).runs[0]
+    dotted = project.open_project(with_run_id(exported, "run-1."), actor=OWNER).runs[0]
+    lower = project.open_project(with_run_id(exported, "run-2"), actor=OWNER).runs[0]
+    upper = project.open_project(with_run_id(exported, "RUN-2"), actor=OWNER).runs[0]
+    assert device.startswith("CON-") and dotted.startswith("run-1-") and lower == "run-2"
+    assert upper.casefold() != "run-2" and upper.startswith("RUN-2-")
+    assert sorted(run.id for run in RunStore().runs()) == sorted([device, dotted, lower, upper])

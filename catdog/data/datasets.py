@@ -723,15 +723,15 @@ class _ClassNames:
             return str(error)
         name = self._spelled.setdefault(name.casefold(), name)
         folders = (path.parts[0].casefold(), name) if split else (name,)
-        return PurePosixPath(*folders, *(_portable(part) for part in path.parts[at + 1 :]))
+        return PurePosixPath(*folders, *(portable_name(part) for part in path.parts[at + 1 :]))
 
 
 # What a Windows folder cannot hold in a name: a teacher's laptop may be the server.
 _UNPORTABLE = re.compile(r'[<>:"|?*\x00-\x1f]')
 
 
-def _portable(part: str) -> str:
-    """A photo's or subfolder's own name, made one that every system stores as given: Windows
+def portable_name(part: str) -> str:
+    """A file's or folder's own name, made one that every system stores as given: Windows
     refuses some characters, drops trailing dots and spaces (so two names become one), and opens
     a device for CON, nul.jpg and the like."""
     part = _UNPORTABLE.sub("_", part).rstrip(". ") or "_"

@@ -30,7 +30,9 @@ from catdog.runs.record import Run
 from catdog.runs.states import ACTIVE, RunError
 from catdog.settings import RunConfig
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# A run's id, which names its folder: never a path's separator or a hidden name.
+RUN_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_RUN_ID = re.compile(rf"^{RUN_ID}$")
 # Refuse to start a run with less free space than a few checkpoints and caches need.
 MIN_FREE_BYTES = 200 * 2**20
 # What a run records about itself rather than what it trains: left out when runs are compared.
