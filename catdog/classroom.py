@@ -25,6 +25,8 @@ from catdog.storage import read_json, write_json_atomic
 SETTINGS_FILE = "settings.json"
 # What the teacher's form offers for "runs queued per student".
 QUEUED_RANGE = (1, 100)
+# And for "data sets per student" (MB).
+DATASET_MB_RANGE = (10, 100_000)
 
 
 class LimitExceeded(ValueError):
@@ -40,6 +42,9 @@ class ClassSettings:
     max_epochs: int = 20  # fine-tuning epochs count too; the fast path's default is 20 head epochs
     max_image_size: int = 160  # the posts' size, and model4's default
     max_queued_per_student: int = 6  # one quick lesson: 3 seeds × 2 arms
+    # A student's data sets together: a copy of the default set (68 MB) and a few of their own, such
+    # as the class builder's 40 phone photos (about 160 MB). 30 of them fill 9 GB at most.
+    max_dataset_mb_per_student: int = 300
 
     def __post_init__(self) -> None:
         if not self.architectures or any(name not in ARCHITECTURES for name in self.architectures):
@@ -52,6 +57,10 @@ class ClassSettings:
             N_("runs queued per student must be a whole number from {low} to {high}; got {value}"): (
                 self.max_queued_per_student,
                 QUEUED_RANGE,
+            ),
+            N_("data sets per student must be a whole number of MB from {low} to {high}; got {value}"): (
+                self.max_dataset_mb_per_student,
+                DATASET_MB_RANGE,
             ),
         }
         for template, (value, (low, high)) in checks.items():
@@ -105,6 +114,12 @@ def save(settings: ClassSettings, *, actor: Actor) -> None:
 def limited(actor: Actor) -> bool:
     """Whether the teacher's limits apply to `actor`: to students only."""
     return actor.role == Role.STUDENT
+
+
+def dataset_share(actor: Actor) -> int | None:
+    """The bytes of data sets `actor` may keep, or None where unlimited: a student's share, so that
+    one student's imports never leave the class without room for theirs."""
+    return load().max_dataset_mb_per_student * 2**20 if limited(actor) else None
 
 
 def check_limits(actor: Actor, run_configs: list[RunConfig], active: int) -> None:

@@ -59,12 +59,26 @@ def limits() -> None:
             current.max_queued_per_student,
             key="class_max_queued",
         )
+        dataset_mb = st.number_input(
+            _("Data sets per student (MB)"),
+            *classroom.DATASET_MB_RANGE,
+            current.max_dataset_mb_per_student,
+            step=50,
+            key="class_dataset_mb",
+        )
         show = st.checkbox(_("Students see classmates' runs"), current.show_classmates_runs, key="class_show")
         saved = st.form_submit_button(_("Save the limits"), icon=":material/save:")
     if not saved:
         return
     try:
-        chosen = ClassSettings(show, tuple(architectures), int(max_epochs), int(max_image_size), int(max_queued))
+        chosen = ClassSettings(
+            show_classmates_runs=show,
+            architectures=tuple(architectures),
+            max_epochs=int(max_epochs),
+            max_image_size=int(max_image_size),
+            max_queued_per_student=int(max_queued),
+            max_dataset_mb_per_student=int(dataset_mb),
+        )
         classroom.save(chosen, actor=ui.actor())
     except (SettingsError, Forbidden) as error:
         st.error(_("The limits were not saved: {error}", error=ui.tr(error)))
@@ -86,6 +100,7 @@ def limits_text(settings: ClassSettings) -> str:
                 "- At most {count} runs queued or training at once per student",
                 settings.max_queued_per_student,
             ),
+            _("- At most {mb} MB of data sets per student", mb=ui.number(settings.max_dataset_mb_per_student)),
             _("- Classmates' runs: visible") if settings.show_classmates_runs else _("- Classmates' runs: hidden"),
         )
     )

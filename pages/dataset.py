@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 import catdog_ui as ui
-from catdog import config
+from catdog import classroom, config
 from catdog.access import Action, Forbidden
 from catdog.data.datasets import Dataset, DatasetStore, Made
 from catdog.data.download import default_dataset_available
@@ -123,6 +123,14 @@ def new_dataset(store: DatasetStore) -> None:
             st.warning(ngettext("{count} file was left out:", "{count} files were left out:", len(made["skipped"])))
             st.dataframe(ui.skipped_table(made["skipped"]), hide_index=True)
     locked = ui.refused(Action.MAKE_DATASET)
+    if not locked and (share := classroom.dataset_share(ui.actor())) is not None:
+        st.caption(
+            _(
+                "Your data sets take {used} of the {share} MB your teacher allows each student.",
+                used=ui.number(round(store.usage(ui.actor()) / 2**20)),
+                share=ui.number(share // 2**20),
+            )
+        )
     upload, build = st.tabs([_("Upload a zip"), _("Build classes")])
     with upload:
         upload_zip(store, locked)

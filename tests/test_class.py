@@ -178,9 +178,10 @@ def test_the_class_page_shows_the_results_and_lets_only_the_teacher_change_the_l
     assert_clean(app)
     assert app.number_input(key="class_max_epochs").value == 20
     app.number_input(key="class_max_epochs").set_value(8)
+    app.number_input(key="class_dataset_mb").set_value(150)
     app.button(key="FormSubmitter:class_limits-Save the limits").click().run()
     assert_clean(app)
-    assert classroom.load().max_epochs == 8
+    assert classroom.load().max_epochs == 8 and classroom.load().max_dataset_mb_per_student == 150
     assert len(app.get("plotly_chart")) == 1
     assert any(button.label == "Download the results (CSV)" for button in app.get("download_button"))
 
@@ -193,6 +194,7 @@ def test_students_see_the_limits_read_only_and_the_train_page_mirrors_them(tiny_
     assert_clean(app)
     assert not app.number_input and not app.get("multiselect")
     assert any("At most 8 epochs a run, images of at most 96 px" in m.value for m in app.markdown)
+    assert any("At most 300 MB of data sets per student" in m.value for m in app.markdown)
 
     app.switch_page("pages/train.py").run()
     assert_clean(app)
@@ -202,6 +204,11 @@ def test_students_see_the_limits_read_only_and_the_train_page_mirrors_them(tiny_
     ]
     assert app.select_slider(key="train_image_size").options == ["64 px", "96 px"]
     assert app.number_input(key="train_epochs").max == 8
+
+    app.switch_page("pages/dataset.py").run()
+    app.button_group(key="data_source").set_value("Your data sets").run()
+    assert_clean(app)
+    assert any("Your data sets take 0 of the 300 MB" in caption.value for caption in app.caption)
 
 
 def test_the_class_results_csv_keeps_a_students_name_from_running_as_a_formula():

@@ -15,7 +15,7 @@ from catdog.data.errors import DataError
 from catdog.data.scan import scan
 from catdog.data.split import min_photos_per_class
 from catdog.runs.store import RunStore
-from tests.helpers.corpus import ARCHIVES, bomb_zip, class_photos, make_zip, photo
+from tests.helpers.corpus import ARCHIVES, bomb_zip, class_photos, make_zip, noisy_photo, photo
 from tests.helpers.support import ROOT, catdog, make_dataset, session_actor, synthetic_image, train_model1
 
 
@@ -252,6 +252,40 @@ def test_a_data_set_never_fills_the_disk(tmp_path, monkeypatch):
     assert store.names() == [] and [path for path in store.root.iterdir() if path.name != ".lock"] == []
     monkeypatch.setattr(config, "DATASET_KEEP_FREE_BYTES", 0)
     assert store.import_zip(io.BytesIO(zipped), "zipped", actor=OWNER).dataset.classes() == ["cats", "dogs"]
+
+
+def test_a_student_s_data_sets_stay_within_the_teacher_s_share():
+    """One student's imports never use up the room the class needs: past the teacher's share per
+    student a data set is refused in one line with nothing left, and a classmate and the teacher
+    still make theirs."""
+    from catdog import classroom
+    from catdog.access import Actor, Role
+    from catdog.classroom import ClassSettings
+
+    teacher, ana, ben = (
+        Actor(name, name, role) for name, role in (("t", Role.TEACHER), ("ana", Role.STUDENT), ("ben", Role.STUDENT))
+    )
+    classroom.save(ClassSettings(max_dataset_mb_per_student=10), actor=teacher)
+    store = DatasetStore()
+    pets = lambda seed: {
+        name: [(f"{i}.png", noisy_photo(seed + 10 * label + i)) for i in range(3)]
+        for label, name in enumerate(("cats", "dogs"))
+    }
+    store.create("first", pets(0), actor=ana)  # 6.5 MB
+    assert 6 * 2**20 < store.usage(ana) < 7 * 2**20
+    for make in (
+        lambda name: store.create(name, pets(100), actor=ana),
+        lambda name: store.import_zip(
+            io.BytesIO(make_zip({f"{c}/{f}": d for c, items in pets(200).items() for f, d in items})), name, actor=ana
+        ),
+    ):
+        with pytest.raises(DatasetError, match="allows 10 MB of data sets per student"):
+            make("second")
+    assert store.names() == ["first"] and [p.name for p in store.root.iterdir() if p.name.startswith(".incoming")] == []
+    store.create("bens", pets(300), actor=ben)
+    store.create("teachers", pets(400), actor=teacher)
+    store.create("teachers-too", pets(500), actor=teacher)
+    assert store.names() == ["bens", "first", "teachers", "teachers-too"]
 
 
 def test_class_names_that_differ_only_in_case_are_one_class_on_windows_and_macos(tmp_path):

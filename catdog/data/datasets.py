@@ -37,7 +37,7 @@ from typing import BinaryIO
 import filelock
 
 from catdog import classroom, config
-from catdog.access import OWNER, Action, Actor, actor_record, authorize, can_see
+from catdog.access import OWNER, Action, Actor, actor_record, authorize, can_see, is_same
 from catdog.data.archives import ArchiveError, Limits, Skipped, zip_members
 from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image
@@ -451,9 +451,9 @@ class DatasetStore:
         """A data set from a zip of class folders (either layout), unpacked safely (see `unpack`),
         within an upload's limits or tighter ones (a project file's)."""
         authorize(actor, Action.MAKE_DATASET)
-        with self._incoming(name, actor) as folder:
-            skipped = unpack(archive, folder, progress, limits)
-            _check_layout(folder)
+        with self._incoming(name, actor) as room:
+            skipped = unpack(archive, room, progress, limits)
+            _check_layout(room.folder)
         return Made(self.get(name), skipped)
 
     def create(self, name: str, photos: dict[str, Sequence[tuple[str, bytes]]], *, actor: Actor) -> Made:
@@ -469,7 +469,7 @@ class DatasetStore:
             )
         counts = {class_name: 0 for class_name in photos}
         skipped = []
-        with self._incoming(name, actor) as folder:
+        with self._incoming(name, actor) as room:
             for class_name, items in photos.items():
                 for i, (file_name, data) in enumerate(items):
                     shown = f"{class_name}/{file_name}"
@@ -478,9 +478,9 @@ class DatasetStore:
                     except ImageError as error:
                         skipped.append({"file": shown, "reason": str(error)})
                         continue
-                    target = folder / class_name / _photo_name(file_name, i)
+                    target = room.folder / class_name / _photo_name(file_name, i)
                     target.parent.mkdir(exist_ok=True)
-                    _check_room(folder, len(data))
+                    room.take(len(data))
                     target.write_bytes(data)
                     counts[class_name] += 1
             check_classes(counts)
@@ -496,16 +496,16 @@ class DatasetStore:
         files, skipped = listing(source_root)
         total = sum(size for _, size in files) or 1
         done = 0
-        with self._incoming(name, actor) as folder:
+        with self._incoming(name, actor) as room:
             for relative, size in files:
-                target = folder / relative
+                target = room.folder / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _check_room(folder, size)
+                room.take(size)
                 shutil.copyfile(source_root / relative, target)
                 done += size
                 if progress:
                     progress(done, total)
-            _check_layout(folder)
+            _check_layout(room.folder)
         return Made(self.get(name), skipped)
 
     def _lock(self) -> filelock.BaseFileLock:
@@ -519,20 +519,22 @@ class DatasetStore:
         return path
 
     @contextmanager
-    def _incoming(self, name: str, owner: Actor) -> Iterator[Path]:
-        """A hidden folder to fill, renamed to the data set of `owner`'s named `name` only once
-        filled without error. Its lock is taken before the folder exists and held until it is
-        gone: see `_sweep`."""
+    def _incoming(self, name: str, owner: Actor) -> Iterator["Room"]:
+        """A hidden folder to fill, within `owner`'s room, renamed to the data set of `owner`'s
+        named `name` only once filled without error. Its lock is taken before the folder exists and
+        held until it is gone: see `_sweep`."""
         self._new_path(name)
         self.root.mkdir(parents=True, exist_ok=True)
         self._sweep()
         folder = self.root / f"{_INCOMING}{secrets.token_hex(8)}"
+        share = classroom.dataset_share(owner)
+        room = Room(folder, None if share is None else share - self.usage(owner), share)
         lock = _incoming_lock(folder)
         try:
             with lock:
                 folder.mkdir()
                 try:
-                    yield folder
+                    yield room
                     write_json_atomic(folder / METADATA_FILE, {"owner": actor_record(owner)}, make_folder=False)
                     with self._lock():
                         folder.rename(self._new_path(name))
@@ -540,6 +542,20 @@ class DatasetStore:
                     shutil.rmtree(folder, ignore_errors=True)
         finally:
             _remove_lock_file(lock)
+
+    def usage(self, owner: Actor) -> int:
+        """The bytes of `owner`'s data sets, counted against their share (classroom.dataset_share)."""
+        if not self.root.is_dir():
+            return 0
+        return sum(
+            size
+            for path in self.root.iterdir()
+            if not path.name.startswith(".")
+            and path.is_dir()
+            and not path.is_symlink()
+            and is_same(dataset_owner(path), owner)
+            for _, size in listing(path)[0]
+        )
 
     def _sweep(self) -> None:
         """Removes what crashed imports and deletes left: `.incoming-…` folders whose lock nobody
@@ -649,9 +665,9 @@ def _check_layout(folder: Path) -> None:
 
 
 def unpack(
-    archive: str | os.PathLike | BinaryIO, target: Path, progress: Progress | None = None, limits: Limits | None = None
+    archive: str | os.PathLike | BinaryIO, room: "Room", progress: Progress | None = None, limits: Limits | None = None
 ) -> list[dict[str, str]]:
-    """Unpacks the photos of a zip of class folders into `target`; returns the entries skipped.
+    """Unpacks the photos of a zip of class folders into `room`; returns the entries skipped.
 
     The zip is read through `archives.zip_members`, which refuses it as a whole (here in one
     line, before anything is written) for its size, a zip bomb or a path trick, and skips unsafe
@@ -669,8 +685,8 @@ def unpack(
             if isinstance(entry, Skipped):
                 skipped.append({"file": entry.name, "reason": entry.reason})
             else:
-                _check_room(target, len(entry.data))
-                reason = _write_photo(entry.data, classes.inside(PurePosixPath(*entry.path.parts[depth:])), target)
+                room.take(len(entry.data))
+                reason = _write_photo(entry.data, classes.inside(PurePosixPath(*entry.path.parts[depth:])), room.folder)
                 if reason:
                     skipped.append({"file": str(entry.path), "reason": reason})
             if progress:
@@ -680,19 +696,39 @@ def unpack(
     return skipped
 
 
-def _check_room(folder: Path, size: int) -> None:
-    """Refuses the data set being made when writing `size` more bytes would leave the disk with less
-    than config.DATASET_KEEP_FREE_BYTES free: runs and every other session need the rest."""
-    free = shutil.disk_usage(folder).free
-    if free - size < config.DATASET_KEEP_FREE_BYTES:
-        raise DatasetError(
-            Message(
-                "the server's disk has {free} MB free, and data sets must leave {keep} MB: ask the teacher to "
-                "delete data sets no one uses",
-                free=f"{free / 2**20:,.0f}",
-                keep=config.DATASET_KEEP_FREE_BYTES // 2**20,
+@dataclass
+class Room:
+    """What a data set being made may still write into its folder: never the disk's last
+    config.DATASET_KEEP_FREE_BYTES (runs and every other session need them), and for a student
+    no more than what their share leaves (`left` bytes; None: no share)."""
+
+    folder: Path
+    left: int | None = None
+    share: int | None = None
+
+    def take(self, size: int) -> None:
+        """Counts `size` more bytes written, or refuses the data set in one line."""
+        free = shutil.disk_usage(self.folder).free
+        if free - size < config.DATASET_KEEP_FREE_BYTES:
+            raise DatasetError(
+                Message(
+                    "the server's disk has {free} MB free, and data sets must leave {keep} MB: ask the teacher to "
+                    "delete data sets no one uses",
+                    free=f"{free / 2**20:,.0f}",
+                    keep=config.DATASET_KEEP_FREE_BYTES // 2**20,
+                )
             )
-        )
+        if self.left is None:
+            return
+        if size > self.left:
+            raise DatasetError(
+                Message(
+                    "Your teacher allows {most} MB of data sets per student, and yours would take more with this one: "
+                    "delete one you no longer need, or ask the teacher for more room.",
+                    most=f"{self.share / 2**20:,.0f}",
+                )
+            )
+        self.left -= size
 
 
 def _wrapping_depth(paths: list[PurePosixPath]) -> int:

@@ -244,6 +244,15 @@ def photo(label: int, index: int) -> bytes:
     return encode(synthetic_image(label, index), "JPEG")
 
 
+def noisy_photo(seed: int, side: int = 600) -> bytes:
+    """A PNG of random pixels: about a megabyte that no compression shrinks, as phone photos are."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    return encode(Image.fromarray(pixels), "PNG")
+
+
 def make_zip(entries: dict[str, bytes], links: dict[str, str] | None = None, stored: bool = False) -> bytes:
     """A zip of these files (and symbolic links, as Unix zip stores them: mode bits in external_attr)."""
     out = io.BytesIO()
