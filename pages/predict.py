@@ -21,10 +21,9 @@ from catdog.data.scan import Scan
 from catdog.inference import web
 from catdog.inference.answers import Prediction, analyse_photo
 from catdog.inference.batches import (
-    CSV_COLUMNS,
     PhotoAnswer,
     answered_batch,
-    csv_download,
+    answers_download,
     photo_count,
     photos_in,
     photos_of,
@@ -223,7 +222,7 @@ def answers_table(run: Run, files: list[tuple[str, bytes]], count: int, flip_ave
     ui.announce("answers", ngettext("{count} answer in the table", "{count} answers in the table", len(answers)))
     st.download_button(
         _("Download the answers as CSV"),
-        csv_download((answer.row() for answer in answers), CSV_COLUMNS),
+        answers_download(answers),
         file_name=f"predictions-{run.id}.csv",
         mime="text/csv",
         icon=":material/download:",

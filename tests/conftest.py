@@ -156,3 +156,15 @@ def https_server(tmp_path) -> Iterator[tuple[str, Path]]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def ten_mb_share():
+    """A teacher who allows each student 10 MB of data sets, and two students: (teacher, ana, ben)."""
+    from catdog import classroom
+    from catdog.access import Actor, Role
+    from catdog.classroom import ClassSettings
+
+    teacher = Actor("teacher-1", "Ms Rivera", Role.TEACHER)
+    classroom.save(ClassSettings(max_dataset_mb_per_student=10), actor=teacher)
+    return teacher, Actor("student-ana", "Ana", Role.STUDENT), Actor("student-ben", "Ben", Role.STUDENT)

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -15,7 +16,7 @@ from catdog.data.errors import DataError
 from catdog.data.scan import scan
 from catdog.data.split import min_photos_per_class
 from catdog.runs.store import RunStore
-from tests.helpers.corpus import ARCHIVES, bomb_zip, class_photos, make_zip, noisy_photo, photo
+from tests.helpers.corpus import ARCHIVES, bomb_zip, class_photos, make_zip, noisy_pets, pets_zip, photo
 from tests.helpers.support import ROOT, catdog, make_dataset, session_actor, synthetic_image, train_model1
 
 
@@ -254,38 +255,73 @@ def test_a_data_set_never_fills_the_disk(tmp_path, monkeypatch):
     assert store.import_zip(io.BytesIO(zipped), "zipped", actor=OWNER).dataset.classes() == ["cats", "dogs"]
 
 
-def test_a_student_s_data_sets_stay_within_the_teacher_s_share():
+def test_a_student_s_data_sets_stay_within_the_teacher_s_share(ten_mb_share):
     """One student's imports never use up the room the class needs: past the teacher's share per
     student a data set is refused in one line with nothing left, and a classmate and the teacher
     still make theirs."""
-    from catdog import classroom
-    from catdog.access import Actor, Role
-    from catdog.classroom import ClassSettings
-
-    teacher, ana, ben = (
-        Actor(name, name, role) for name, role in (("t", Role.TEACHER), ("ana", Role.STUDENT), ("ben", Role.STUDENT))
-    )
-    classroom.save(ClassSettings(max_dataset_mb_per_student=10), actor=teacher)
+    teacher, ana, ben = ten_mb_share
     store = DatasetStore()
-    pets = lambda seed: {
-        name: [(f"{i}.png", noisy_photo(seed + 10 * label + i)) for i in range(3)]
-        for label, name in enumerate(("cats", "dogs"))
-    }
-    store.create("first", pets(0), actor=ana)  # 6.5 MB
+    store.create("first", noisy_pets(0), actor=ana)  # 6.5 MB
     assert 6 * 2**20 < store.usage(ana) < 7 * 2**20
     for make in (
-        lambda name: store.create(name, pets(100), actor=ana),
-        lambda name: store.import_zip(
-            io.BytesIO(make_zip({f"{c}/{f}": d for c, items in pets(200).items() for f, d in items})), name, actor=ana
-        ),
+        lambda name: store.create(name, noisy_pets(100), actor=ana),
+        lambda name: store.import_zip(io.BytesIO(pets_zip(noisy_pets(200))), name, actor=ana),
     ):
         with pytest.raises(DatasetError, match="allows 10 MB of data sets per student"):
             make("second")
     assert store.names() == ["first"] and [p.name for p in store.root.iterdir() if p.name.startswith(".incoming")] == []
-    store.create("bens", pets(300), actor=ben)
-    store.create("teachers", pets(400), actor=teacher)
-    store.create("teachers-too", pets(500), actor=teacher)
+    store.create("bens", noisy_pets(300), actor=ben)
+    store.create("teachers", noisy_pets(400), actor=teacher)
+    store.create("teachers-too", noisy_pets(500), actor=teacher)
     assert store.names() == ["bens", "first", "teachers", "teachers-too"]
+
+
+def test_photos_in_the_trash_still_take_their_room(ten_mb_share):
+    """Removed photos wait in the trash for undo and restore: emptying a data set into it and
+    importing again must not make room the disk does not have."""
+    _, ana, _ = ten_mb_share
+    store = DatasetStore()
+    dataset = store.create("first", noisy_pets(0), actor=ana).dataset
+    used = store.usage(ana)
+    for file in [name for name in scan(dataset.root).index]:
+        dataset.remove(file, actor=ana)
+    assert store.usage(ana) == used
+    with pytest.raises(DatasetError, match="allows 10 MB of data sets per student"):
+        store.create("second", noisy_pets(100), actor=ana)
+
+
+def test_a_student_importing_in_two_tabs_at_once_gets_the_share_once(ten_mb_share):
+    """The share left is reckoned when an import starts: a second one beside it would see the
+    whole of it too, so it waits its turn, refused in one line. A classmate's is not held up."""
+    _, ana, ben = ten_mb_share
+    store, started, release, made = DatasetStore(), threading.Event(), threading.Event(), []
+
+    def held(done: int, total: int) -> None:
+        started.set()
+        assert release.wait(timeout=60)
+
+    archive = pets_zip(noisy_pets(0))
+    first = threading.Thread(target=lambda: made.append(store.import_zip(io.BytesIO(archive), "tab1", held, actor=ana)))
+    first.start()
+    try:
+        assert started.wait(timeout=60)
+        with pytest.raises(DatasetError, match="still being made"):
+            store.import_zip(io.BytesIO(archive), "tab2", actor=ana)
+        store.import_zip(io.BytesIO(pets_zip(noisy_pets(100))), "bens", actor=ben)
+    finally:
+        release.set()
+        first.join()
+    assert len(made) == 1 and store.names() == ["bens", "tab1"]
+    with pytest.raises(DatasetError, match="allows 10 MB"):
+        store.import_zip(io.BytesIO(archive), "tab2", actor=ana)
+
+
+def test_entries_an_import_leaves_out_take_no_room(ten_mb_share):
+    _, ana, _ = ten_mb_share
+    pets = noisy_pets(0)  # 6.5 MB, and the same photos again as a second spelling of each class
+    archive = pets_zip({**pets, **{name.upper(): photos for name, photos in pets.items()}})
+    made = DatasetStore().import_zip(io.BytesIO(archive), "pets", actor=ana)
+    assert len(made.skipped) == 6 and DatasetStore().usage(ana) < 7 * 2**20
 
 
 def test_class_names_that_differ_only_in_case_are_one_class_on_windows_and_macos(tmp_path):

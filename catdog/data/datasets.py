@@ -22,6 +22,7 @@ gone and stops in one line, never writing into a new folder under the old name. 
 imports TensorFlow.
 """
 
+import hashlib
 import os
 import re
 import secrets
@@ -164,6 +165,14 @@ class Dataset:
     @property
     def owner(self) -> Actor:
         return dataset_owner(self.root)
+
+    def size(self) -> int:
+        """The bytes the data set was made with, its trash included: fixes only move photos, so
+        that stays what it takes on disk. Walked for a data set made before it was recorded."""
+        recorded = self._metadata().get("bytes")
+        if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 0:
+            return recorded
+        return _bytes_below(self.root)
 
     def recorded_id(self) -> str | None:
         """The data set's id, None while nothing has asked for one (see `id`)."""
@@ -527,20 +536,45 @@ class DatasetStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._sweep()
         folder = self.root / f"{_INCOMING}{secrets.token_hex(8)}"
-        share = classroom.dataset_share(owner)
-        room = Room(folder, None if share is None else share - self.usage(owner), share)
         lock = _incoming_lock(folder)
+        with self._room(folder, owner) as room:
+            try:
+                with lock:
+                    folder.mkdir()
+                    try:
+                        yield room
+                        write_json_atomic(
+                            folder / METADATA_FILE,
+                            {"owner": actor_record(owner), "bytes": room.written},
+                            make_folder=False,
+                        )
+                        with self._lock():
+                            folder.rename(self._new_path(name))
+                    finally:
+                        shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                _remove_lock_file(lock)
+
+    @contextmanager
+    def _room(self, folder: Path, owner: Actor) -> Iterator["Room"]:
+        """The room `owner`'s new data set has in `folder`: what is left of their share, held until
+        the data set is in (two tabs importing at once would each see the whole of it)."""
+        share = classroom.dataset_share(owner)
+        if share is None:
+            yield Room(folder)
+            return
+        key = hashlib.sha256(owner.id.encode()).hexdigest()[:16]
+        lock = filelock.FileLock(self.root / f".share-{key}.lock")
         try:
-            with lock:
-                folder.mkdir()
-                try:
-                    yield room
-                    write_json_atomic(folder / METADATA_FILE, {"owner": actor_record(owner)}, make_folder=False)
-                    with self._lock():
-                        folder.rename(self._new_path(name))
-                finally:
-                    shutil.rmtree(folder, ignore_errors=True)
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise DatasetError(
+                Message(N_("another of your data sets is still being made: wait for it to finish, then try again"))
+            ) from None
+        try:
+            yield Room(folder, share - self.usage(owner), share)
         finally:
+            lock.release()
             _remove_lock_file(lock)
 
     def usage(self, owner: Actor) -> int:
@@ -548,13 +582,12 @@ class DatasetStore:
         if not self.root.is_dir():
             return 0
         return sum(
-            size
+            Dataset(path).size()
             for path in self.root.iterdir()
             if not path.name.startswith(".")
             and path.is_dir()
             and not path.is_symlink()
             and is_same(dataset_owner(path), owner)
-            for _, size in listing(path)[0]
         )
 
     def _sweep(self) -> None:
@@ -601,6 +634,20 @@ def _photo_name(file_name: str, index: int) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-")[:60] or "photo"
     suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", suffix) else ".jpg"
     return f"{index:04d}-{safe}{suffix}"
+
+
+def _bytes_below(root: Path) -> int:
+    """The bytes of the regular files below a folder, hidden ones too, links not followed; a file
+    another tab moves meanwhile is passed over."""
+    total = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            try:
+                info = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue
+            total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+    return total
 
 
 def listing(source: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]]]:
@@ -685,8 +732,7 @@ def unpack(
             if isinstance(entry, Skipped):
                 skipped.append({"file": entry.name, "reason": entry.reason})
             else:
-                room.take(len(entry.data))
-                reason = _write_photo(entry.data, classes.inside(PurePosixPath(*entry.path.parts[depth:])), room.folder)
+                reason = _write_photo(entry.data, classes.inside(PurePosixPath(*entry.path.parts[depth:])), room)
                 if reason:
                     skipped.append({"file": str(entry.path), "reason": reason})
             if progress:
@@ -705,6 +751,7 @@ class Room:
     folder: Path
     left: int | None = None
     share: int | None = None
+    written: int = 0
 
     def take(self, size: int) -> None:
         """Counts `size` more bytes written, or refuses the data set in one line."""
@@ -718,6 +765,7 @@ class Room:
                     keep=config.DATASET_KEEP_FREE_BYTES // 2**20,
                 )
             )
+        self.written += size
         if self.left is None:
             return
         if size > self.left:
@@ -774,18 +822,20 @@ def portable_name(part: str) -> str:
     return f"_{part}" if part.split(".")[0].lower() in _RESERVED else part
 
 
-def _write_photo(data: bytes, path: PurePosixPath | str, target: Path) -> str | None:
-    """Writes one photo at its checked path below `target`; returns why it was skipped instead, if it was."""
+def _write_photo(data: bytes, path: PurePosixPath | str, room: "Room") -> str | None:
+    """Writes one photo at its checked path in `room`; returns why it was skipped instead, if it
+    was. Only a photo written takes room: a skipped one never counts against the share."""
     if isinstance(path, str):
         return path
     try:
         open_image(data, _CHECK_SIDE)
     except ImageError as error:
         return str(error)
-    file = target.joinpath(*path.parts)
+    file = room.folder.joinpath(*path.parts)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         with open(file, "xb") as out:
+            room.take(len(data))
             out.write(data)
     except FileExistsError:
         if file.is_dir() or not file.parent.is_dir():

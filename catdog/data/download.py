@@ -43,7 +43,7 @@ def download_default_dataset(progress: Progress | None = None, *, actor: access.
             file_hash=config.DATASET_SHA256,
         )
     except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
-        reason = certificate_failure(error) or (str(error).splitlines()[0] if str(error) else type(error).__name__)
+        reason = failure_reason(error)
         raise DataError(
             Message(
                 "{archive} is not the published {file} (its SHA-256 differs) and could not be downloaded again "
@@ -80,6 +80,12 @@ def _download(url: str, target: Path, progress: Progress | None) -> None:
     replace_file(partial, target)
 
 
+def failure_reason(error: BaseException) -> Message | str:
+    """Why a download failed, in one line: what to do about a certificate this Python cannot
+    verify, else the error's own first line."""
+    return certificate_failure(error) or (str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
 def certificate_failure(error: BaseException) -> Message | None:
     """The reason to show when a download failed because the server's certificate could not be
     verified, else None. Its usual cause is a python.org Python on macOS whose certificates were
@@ -93,8 +99,9 @@ def certificate_failure(error: BaseException) -> Message | None:
             continue
         if isinstance(current, ssl.SSLCertVerificationError):
             return Message(
-                "this Python could not verify the server's certificate; on macOS, run "
-                '"Install Certificates.command" from the Python folder in Applications once'
+                "this Python could not verify the server's certificate: on macOS, run "
+                '"Install Certificates.command" from the Python folder in Applications once; on a network that '
+                "inspects secure connections, install its certificate"
             )
         seen.add(id(current))
         pending += [getattr(current, "reason", None), current.__cause__, current.__context__]

@@ -81,8 +81,16 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def write_csv(answers: Iterable[PhotoAnswer], out) -> None:
     """Answers as CSV, a header and then one row as each answer comes: what `predict --csv`
-    prints and the Predict page downloads."""
-    write_rows((answer.row() for answer in answers), CSV_COLUMNS, out)
+    prints and the Predict page downloads (`answers_download`)."""
+    write_rows(_rows(answers), CSV_COLUMNS, out)
+
+
+def answers_download(answers: Iterable[PhotoAnswer]) -> bytes:
+    return csv_download(_rows(answers), CSV_COLUMNS)
+
+
+def _rows(answers: Iterable[PhotoAnswer]) -> Iterator[dict]:
+    return (answer.row() for answer in answers)
 
 
 # Excel reads a CSV in the system's code page unless it starts with a byte-order mark ("Zoë" opens

@@ -14,7 +14,7 @@ import keras
 from keras import layers
 
 from catdog import config
-from catdog.data.download import certificate_failure
+from catdog.data.download import failure_reason
 from catdog.messages import N_, Message
 from catdog.models import model4
 from catdog.models.augmentation import PIXEL_RANGE, build_augmentation
@@ -82,7 +82,7 @@ def backbone_weights_path() -> str:
             file_hash=config.BACKBONE_WEIGHTS_SHA256,
         )
     except Exception as error:  # noqa: BLE001 -- get_file raises a bare Exception for network failures
-        reason = certificate_failure(error) or (str(error).splitlines()[0] if str(error) else type(error).__name__)
+        reason = failure_reason(error)
         template = (
             N_(
                 "MobileNetV2 ImageNet weights unavailable: {file} in {where} is not the published file (its SHA-256 "

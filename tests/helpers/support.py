@@ -242,7 +242,8 @@ class ServerProcess:
 
 
 def held_open_refusal() -> PermissionError:
-    """PermissionError as Windows raises it for a file another process has open (ERROR_SHARING_VIOLATION)."""
-    error = PermissionError(13, "The process cannot access the file because it is being used by another process")
-    error.winerror = 32
+    """PermissionError as Windows raises it when os.replace meets a target another process has
+    open (ERROR_ACCESS_DENIED; ERROR_SHARING_VIOLATION, 32, is the other form)."""
+    error = PermissionError(13, "Access is denied")
+    error.winerror = 5
     return error
