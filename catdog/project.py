@@ -46,8 +46,11 @@ from catdog.access import Action, Actor, Role, authorize, controls
 from catdog.data.archives import ArchiveError, Limits, Member, Skipped, zip_members
 from catdog.data.datasets import Dataset, DatasetError, DatasetStore, check_name, listing, portable_name
 from catdog.data.download import default_dataset_dir
+from catdog.data.errors import DataError
+from catdog.data.location import confine
 from catdog.fast import head
 from catdog.inference import familiarity
+from catdog.inference.lineage import run_data_dir
 from catdog.inference.loading import load_safely
 from catdog.messages import N_, Message
 from catdog.progress import Progress
@@ -110,7 +113,7 @@ def export_project(
     runs = [_chosen(store, run_id, actor) for run_id in run_ids] if run_ids else exportable(actor, store)
     if not runs:
         raise ProjectError(Message(N_("nothing to put in a project file: no finished runs of yours")))
-    sources = _data_sources(runs, datasets)
+    sources = _data_sources(runs, datasets, actor)
     members: dict[str, bytes] = {}
     keys: dict[Path, str] = {}
     total, done = len(runs) + len(sources), 0
@@ -157,14 +160,15 @@ def _chosen(store: RunStore, run_id: str, actor: Actor) -> Run:
 
 def _data_folder(run: Run, datasets: DatasetStore) -> Path | None:
     """The folder of the photos the run trained on, where they are now; None for the default set."""
-    recorded = run.data()
-    if (dataset_id := recorded.get("dataset")) and (found := datasets.with_id(dataset_id)):
-        return found.root
-    folder = run.config.data_dir
+    try:
+        folder = run_data_dir(run, datasets)
+    except DataError as error:
+        raise ProjectError(*error.args) from None
     return Path(folder).expanduser().resolve() if folder else None
 
 
-def _data_sources(runs: list[Run], datasets: DatasetStore) -> list[Path]:
+def _data_sources(runs: list[Run], datasets: DatasetStore, actor: Actor) -> list[Path]:
+    """The folders the runs' photos are in, each one `actor` may read now."""
     folders = []
     for run in runs:
         folder = _data_folder(run, datasets)
@@ -177,6 +181,10 @@ def _data_sources(runs: list[Run], datasets: DatasetStore) -> list[Path]:
                         folder=str(folder),
                     )
                 )
+            try:
+                confine(folder, actor)
+            except DataError as error:
+                raise ProjectError(*error.args) from None
             folders.append(folder)
     return folders
 

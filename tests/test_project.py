@@ -18,6 +18,7 @@ from catdog.access import OWNER, Actor, Forbidden, Role
 from catdog.data.datasets import DatasetStore
 from catdog.data.scan import scan
 from catdog.fast import head
+from catdog.inference.lineage import trained_on
 from catdog.runs.store import RunStore
 from catdog.settings import RunConfig
 from tests.helpers.corpus import class_photos, head_weights_file, make_zip
@@ -421,3 +422,16 @@ def test_a_run_id_that_windows_or_macos_would_store_as_another_is_opened_under_a
     assert device.startswith("CON-") and dotted.startswith("run-1-") and lower == "run-2"
     assert upper.casefold() != "run-2" and upper.startswith("RUN-2-")
     assert sorted(run.id for run in RunStore().runs()) == sorted([device, dotted, lower, upper])
+
+
+def test_a_run_whose_data_set_was_deleted_never_packs_another_s_data_set_of_that_name():
+    """Bob trained on his "pets" and deleted it; Ada, whose work Bob may not see, has made her own
+    "pets" since. His run's photos are gone, and his project file must not carry hers instead."""
+    bob, ada = Actor("student-bob", "Bob", Role.STUDENT), Actor("student-ada", "Ada", Role.STUDENT)
+    run, _ = home_run()
+    run.record_owner(bob)
+    DatasetStore().delete("pets", actor=OWNER)
+    DatasetStore().import_zip(io.BytesIO(make_zip(class_photos(per_class=6, prefix="ada-"))), "pets", actor=ada)
+    with pytest.raises(project.ProjectError, match="trained on data set pets, which was deleted since"):
+        project.export_project(bob)
+    assert not trained_on(run, DatasetStore().get("pets").root)

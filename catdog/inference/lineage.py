@@ -5,29 +5,38 @@ from dataclasses import replace
 from pathlib import Path
 
 from catdog.data.datasets import DatasetStore
+from catdog.data.errors import DataError
 from catdog.data.scan import Scan, scan
+from catdog.messages import Message
 from catdog.runs.record import Run
 
 
-def run_data_dir(run: Run) -> str | None:
+def run_data_dir(run: Run, store: DatasetStore | None = None) -> str | None:
     """The folder a run's photos are in now (None: the default set): the one it trained on, or,
     for a data set of the app's own renamed since, that data set's folder, found by the id the
-    run recorded when it trained."""
+    run recorded when it trained. DataError where that data set was deleted: its old name may now
+    be another's data set, a classmate's perhaps, whose photos are not the run's to read."""
     folder = run.config.data_dir or run.data().get("root")
     dataset_id = run.data().get("dataset")
     if not dataset_id:
         return folder
-    store = DatasetStore()
+    store = store or DatasetStore()
     trained_in = store.find(folder)
     if trained_in and trained_in.recorded_id() == dataset_id:
         return folder
-    moved = store.with_id(dataset_id)
-    return str(moved.root) if moved else folder
+    if moved := store.with_id(dataset_id):
+        return str(moved.root)
+    raise DataError(
+        Message("run {id} trained on data set {name}, which was deleted since", id=run.id, name=Path(folder).name)
+    )
 
 
 def trained_on(run: Run, root: Path) -> bool:
     """Whether the run trained on the data folder at `root` (resolved), wherever that data set is now."""
-    folder = run_data_dir(run)
+    try:
+        folder = run_data_dir(run)
+    except DataError:
+        return False
     return bool(folder) and Path(folder).expanduser().resolve() == root
 
 
