@@ -2,6 +2,7 @@
 across students, identical work done once, and the class's results on one chart."""
 
 import os
+import threading
 from dataclasses import replace
 
 import pytest
@@ -64,6 +65,30 @@ def test_a_students_experiment_beyond_the_queue_limit_is_refused_whole(tiny_data
     with pytest.raises(LimitExceeded, match="you have 6, and 1 more"):
         store.submit(lesson[0].to_dict(), actor=BEN)
     assert len(lessons.submit_experiment(store, lesson, actor=OWNER)) == 6
+
+
+def test_tabs_submitting_at_once_stay_within_the_queue_limit(tiny_data, no_queue_process):
+    """Each tab is its own thread on the server: submitted at the same moment, twelve runs must
+    not each count the student's queue before any of the others is in it."""
+    classroom.save(ClassSettings(max_queued_per_student=2), actor=TEACHER)
+    start, outcomes = threading.Barrier(12), []
+
+    def tab(seed: int) -> None:
+        run_config = RunConfig("model1", epochs=1, image_size=64, seed=seed, data_dir=str(tiny_data))
+        start.wait()
+        try:
+            RunStore().submit(run_config.to_dict(), actor=BEN, content=f"photos-{seed}")
+            outcomes.append("queued")
+        except LimitExceeded:
+            outcomes.append("refused")
+
+    tabs = [threading.Thread(target=tab, args=(seed,)) for seed in range(12)]
+    for thread in tabs:
+        thread.start()
+    for thread in tabs:
+        thread.join()
+    assert sorted(outcomes) == ["queued"] * 2 + ["refused"] * 10
+    assert RunStore().active_count(BEN) == 2
 
 
 def test_only_the_teacher_changes_the_limits_and_damage_reads_as_the_defaults():

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TypedDict, Unpack
 
-from catdog import classroom, config
+from catdog import config
 from catdog.access import Action, Actor, authorize
 from catdog.messages import N_, Message, Messages
 from catdog.runs.record import Run
@@ -124,8 +124,7 @@ def submit_experiment(
     cluster. A student's experiment is within the teacher's limits as a whole or not queued at all;
     `content`: the data's Scan.content, so that runs identical to others train once (RunStore.submit)."""
     authorize(actor, Action.START_EXPERIMENT)
-    classroom.check_limits(actor, run_configs, store.active_count(actor))
-    return [store.submit(run_config.to_dict(), actor=actor, content=content) for run_config in run_configs]
+    return store.submit_all(run_configs, actor=actor, content=content)
 
 
 def record_experiment(store: RunStore, run_configs: list[RunConfig], *, actor: Actor) -> list[Run]:

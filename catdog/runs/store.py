@@ -11,6 +11,7 @@ they may be measuring.
 """
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -149,10 +150,26 @@ class RunStore:
         A student's run must be within the teacher's limits, and is answered by an identical run
         if there is one; `content`: the data's Scan.content, from the caller's scan of the folder
         (without it the run trains)."""
+        return self.submit_all([run_config], actor=actor, content=content)[0]
+
+    def submit_all(self, run_configs: list[RunConfig | dict], *, actor: Actor, content: str | None = None) -> list[Run]:
+        """`submit` for runs that go together, an experiment's: within a student's limits as a
+        whole, or none is queued."""
         authorize(actor, Action.START_RUN)
-        if isinstance(run_config, dict):
-            run_config = RunConfig.from_dict(run_config)
-        classroom.check_limits(actor, [run_config], self.active_count(actor))
+        run_configs = [RunConfig.from_dict(c) if isinstance(c, dict) else c for c in run_configs]
+        with self._turn(actor):
+            classroom.check_limits(actor, run_configs, self.active_count(actor))
+            return [self._submit(run_config, actor, content) for run_config in run_configs]
+
+    def _turn(self, actor: Actor) -> contextlib.AbstractContextManager:
+        """A student's submissions one at a time: tabs submitting at once would each count the
+        runs already queued before any of theirs, and each pass the teacher's limit."""
+        if not classroom.limited(actor):
+            return contextlib.nullcontext()
+        self.root.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(self.root / f".turn-{hashlib.sha256(actor.id.encode()).hexdigest()[:16]}.lock")
+
+    def _submit(self, run_config: RunConfig, actor: Actor, content: str | None) -> Run:
         if not (classroom.limited(actor) and content):
             return self._start(run_config, actor, content)
         # One at a time: students pressing the same lesson at once share one run, not train two.
