@@ -1187,11 +1187,12 @@ def signed_in_identity(claims: Mapping, teachers: frozenset[str], unlocked: bool
     """The actor of an ID token's claims. Its id comes from the issuer and `sub`, the provider's
     own never-reused key for the person: an email can change hands or be renamed, and two
     providers may both vouch for one address. The teacher's email counts only where the provider
-    has not said it is unverified: some let anyone type any address."""
+    says it verified it: some let anyone type any address and say nothing of it (Microsoft Entra's
+    `email` is such an attribute), so silence is no proof."""
     digest = hashlib.sha256(f"{claims['iss']}\n{claims['sub']}".encode()).hexdigest()[:16]
     name = str(claims.get("name") or claims.get("email") or "a signed-in user")
     email = str(claims.get("email") or "").strip().lower()
-    is_teacher = unlocked or (email in teachers and claims.get("email_verified", True) is not False)
+    is_teacher = unlocked or (email in teachers and claims.get("email_verified") is True)
     return access.Actor(SIGNED_IN_PREFIX + digest, name, access.Role.TEACHER if is_teacher else access.Role.STUDENT)
 
 

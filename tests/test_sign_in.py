@@ -39,9 +39,12 @@ def test_a_signed_in_user_is_a_student_known_by_issuer_and_subject():
 
 
 def test_the_teacher_is_an_allow_listed_verified_email_or_the_password_holder():
-    assert ui.signed_in_identity(claims(email="GRACE@school.test "), TEACHERS).role is access.Role.TEACHER
+    grace = claims(email="GRACE@school.test ", email_verified=True)
+    assert ui.signed_in_identity(grace, TEACHERS).role is access.Role.TEACHER
     unverified = ui.signed_in_identity(claims(email="grace@school.test", email_verified=False), TEACHERS)
     assert unverified.role is access.Role.STUDENT, "an address the provider never checked is anyone's"
+    unsaid = ui.signed_in_identity(claims(email="grace@school.test"), TEACHERS)
+    assert unsaid.role is access.Role.STUDENT, "a provider that says nothing of the address has not checked it"
     assert ui.signed_in_identity(claims(), TEACHERS, unlocked=True).role is access.Role.TEACHER
 
 
