@@ -58,6 +58,7 @@ class Action(Enum):
     DOWNLOAD = N_("download the data set")
     SET_CLASS = N_("change the class settings")
     OPEN_PROJECT = N_("open project files")
+    REMOVE_STUDENT = N_("remove students from the class")
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,9 @@ STUDENT_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
 STUDENT_CODE_LENGTH = 8
 # More joins than any class needs: what a script joining in a loop may fill the roster with.
 MAX_STUDENTS = 500
+# Joins a minute, the whole class together: thirty at the bell fit, and a script filling the roster
+# under made-up names takes long enough for the teacher to see it and remove them (Class page).
+JOINS_PER_MINUTE = 60
 # The CLI's `--as NAME` reads the student's code from here.
 STUDENT_CODE_VAR = "CATDOG_SECRET"
 

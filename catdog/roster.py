@@ -113,6 +113,8 @@ def join(name: str, session: str) -> Joined:
             raise RosterError(
                 Message("the class is full ({count} students): ask the teacher", count=config.MAX_STUDENTS)
             )
+        if _joined_lately(records) >= config.JOINS_PER_MINUTE:
+            raise RosterError(Message(N_("many students are joining right now: try again in a minute")))
         record = {
             "id": f"{STUDENT_PREFIX}{secrets.token_hex(4)}",
             "name": name,
@@ -122,6 +124,18 @@ def join(name: str, session: str) -> Joined:
         }
         write_json_atomic(roster_path(), [*records, record])
     return Joined(_actor(record), code)
+
+
+def remove(student_ids: list[str], *, actor: Actor) -> int:
+    """Takes students off the roster, the teacher's to do: a name someone took as a joke, or a
+    class's worth of made-up ones. Their runs and data sets stay; their names are free again and
+    their codes sign no one in. Returns how many were removed."""
+    access.authorize(actor, access.Action.REMOVE_STUDENT)
+    with _lock():
+        records = _records()
+        kept = [record for record in records if record["id"] not in set(student_ids)]
+        write_json_atomic(roster_path(), kept)
+    return len(records) - len(kept)
 
 
 def sign_in(name: str, code: str, session: str) -> Actor:
@@ -166,6 +180,12 @@ def _checked(record: dict | None, code: str, session: str) -> Actor:
 
 def _hash(code: str, salt: bytes) -> bytes:
     return hashlib.scrypt(code.encode(), salt=salt, **_SCRYPT)
+
+
+def _joined_lately(records: list[dict]) -> int:
+    """How many joined in the last minute."""
+    now = time.time()
+    return sum(1 for record in records if isinstance(joined := record.get("joined"), float) and now - joined < 60)
 
 
 def _actor(record: dict) -> Actor:

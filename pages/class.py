@@ -10,7 +10,7 @@ import plotly.express as px
 import streamlit as st
 
 import catdog_ui as ui
-from catdog import classroom, config
+from catdog import classroom, config, roster
 from catdog.access import Action, Forbidden
 from catdog.classroom import ClassSettings
 from catdog.inference.batches import csv_download
@@ -28,6 +28,7 @@ VARIED = {AUGMENTATION: N_("Augmentation settings"), ARCHITECTURE: N_("Architect
 def main() -> None:
     st.title(_("Class"))
     limits()
+    students()
     st.divider()
     results()
 
@@ -84,6 +85,40 @@ def limits() -> None:
         st.error(_("The limits were not saved: {error}", error=ui.tr(error)))
         return
     st.toast(_("Limits saved"), icon=":material/save:")
+
+
+def students() -> None:
+    """The roster, for the teacher to take off a name someone took as a joke, or made-up ones."""
+    if ui.refused(Action.REMOVE_STUDENT):
+        return
+    st.subheader(_("Students"))
+    if removed := st.session_state.pop("class_removed", None):
+        st.success(ngettext("{count} student removed", "{count} students removed", removed))
+    joined = roster.students()
+    if not joined:
+        st.caption(_("No student has joined yet."))
+        return
+    names = {student.id: student.name for student in joined}
+    with st.form("class_students", border=True):
+        st.multiselect(
+            ngettext("{count} student has joined", "{count} students have joined", len(joined)),
+            list(names),
+            format_func=names.get,
+            key="class_remove_students",
+        )
+        st.caption(_("Their runs and data sets stay; their names are free again, and their codes sign no one in."))
+        st.form_submit_button(_("Remove from the class"), icon=":material/person_remove:", on_click=remove_students)
+
+
+def remove_students() -> None:
+    """Before the page runs again, so that the list it shows is the roster after the removal."""
+    chosen = st.session_state.get("class_remove_students") or []
+    st.session_state["class_remove_students"] = []
+    try:
+        st.session_state["class_removed"] = roster.remove(chosen, actor=ui.actor()) if chosen else None
+    except Forbidden as error:
+        st.session_state["class_removed"] = None
+        st.toast(ui.tr(error), icon=":material/block:")
 
 
 def limits_text(settings: ClassSettings) -> str:

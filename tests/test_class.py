@@ -211,13 +211,27 @@ def test_the_class_page_shows_the_results_and_lets_only_the_teacher_change_the_l
     assert any(button.label == "Download the results (CSV)" for button in app.get("download_button"))
 
 
+def test_the_teacher_removes_students_on_the_class_page():
+    from catdog import roster
+
+    ana, ben = roster.join("Ana", "ana-tab").actor, roster.join("Ben", "ben-tab").actor
+    app = open_app("pages/class.py")
+    assert app.multiselect(key="class_remove_students").options == ["Ana", "Ben"]
+    app.multiselect(key="class_remove_students").select(ana.id)
+    app.button(key="FormSubmitter:class_students-Remove from the class").click().run()
+    assert_clean(app)
+    assert roster.students() == [ben]
+    assert app.multiselect(key="class_remove_students").options == ["Ben"]
+    assert any("1 student removed" in message.value for message in app.success)
+
+
 def test_students_see_the_limits_read_only_and_the_train_page_mirrors_them(tiny_data, monkeypatch):
     monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "Kätzchen-42")
     monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
     classroom.save(ClassSettings(architectures=("model1", "model4"), max_epochs=8, max_image_size=96), actor=TEACHER)
     app = join_class(open_app("pages/class.py"), "Ana")
     assert_clean(app)
-    assert not app.number_input and not app.get("multiselect")
+    assert not app.number_input and not app.get("multiselect") and "Students" not in [h.value for h in app.subheader]
     assert any("At most 8 epochs a run, images of at most 96 px" in m.value for m in app.markdown)
     assert any("At most 300 MB of data sets per student" in m.value for m in app.markdown)
 

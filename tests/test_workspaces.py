@@ -250,6 +250,30 @@ def test_guessing_codes_is_throttled_and_logged(class_of_two, caplog):
     assert "wrong student code from session a guesser while throttled" in caplog.text
 
 
+def test_the_teacher_removes_a_student_and_the_name_is_free_again(class_of_two):
+    """A name someone took as a joke, or made-up ones, come off the roster by the teacher's hand only."""
+    ada, bob = class_of_two
+    for not_the_teacher in (bob.actor, VISITOR):
+        with pytest.raises(Forbidden):
+            roster.remove([ada.actor.id], actor=not_the_teacher)
+    assert roster.remove([ada.actor.id], actor=TEACHER) == 1
+    assert roster.students() == [bob.actor]
+    with pytest.raises(roster.RosterError, match="^Wrong name or code.$"):
+        roster.sign_in("Ada", ada.code, "a reload")
+    assert roster.join("Ada", "the real Ada").actor != ada.actor
+
+
+def test_a_script_cannot_fill_the_roster_faster_than_a_class_joins(monkeypatch):
+    """Thirty at the bell fit in a minute; a loop of made-up names is held to the same pace, so the
+    class is never full before the teacher sees it."""
+    monkeypatch.setattr(config, "JOINS_PER_MINUTE", 3)
+    for name in ("A1", "A2", "A3"):
+        roster.join(name, "a script")
+    with pytest.raises(roster.RosterError, match="many students are joining right now: try again in a minute"):
+        roster.join("A4", "a script")
+    assert len(roster.students()) == 3
+
+
 # --- the command line --------------------------------------------------------------------------------
 
 
