@@ -42,8 +42,9 @@ class ClassSettings:
     max_epochs: int = 20  # fine-tuning epochs count too; the fast path's default is 20 head epochs
     max_image_size: int = 160  # the posts' size, and model4's default
     max_queued_per_student: int = 6  # one quick lesson: 3 seeds × 2 arms
-    # A student's data sets together: a copy of the default set (68 MB) and a few of their own, such
-    # as the class builder's 40 phone photos (about 160 MB). 30 of them fill 9 GB at most.
+    # What a student brings in, data sets and opened project files: a copy of the default set (68 MB)
+    # and a few of their own, such as the class builder's 40 phone photos (about 160 MB). 30 of them
+    # fill 9 GB at most.
     max_dataset_mb_per_student: int = 300
 
     def __post_init__(self) -> None:
@@ -58,7 +59,7 @@ class ClassSettings:
                 self.max_queued_per_student,
                 QUEUED_RANGE,
             ),
-            N_("data sets per student must be a whole number of MB from {low} to {high}; got {value}"): (
+            N_("room per student must be a whole number of MB from {low} to {high}; got {value}"): (
                 self.max_dataset_mb_per_student,
                 DATASET_MB_RANGE,
             ),

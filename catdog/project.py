@@ -41,10 +41,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from catdog import __version__, config
+from catdog import __version__, classroom, config
 from catdog.access import Action, Actor, Role, authorize, controls
 from catdog.data.archives import ArchiveError, Limits, Member, Skipped, zip_members
-from catdog.data.datasets import Dataset, DatasetError, DatasetStore, check_name, listing, portable_name
+from catdog.data.datasets import (
+    Dataset,
+    DatasetError,
+    DatasetStore,
+    check_name,
+    listing,
+    portable_name,
+    share_exceeded,
+)
 from catdog.data.download import default_dataset_dir
 from catdog.data.errors import DataError
 from catdog.data.location import confine
@@ -56,7 +64,7 @@ from catdog.messages import N_, Message
 from catdog.progress import Progress
 from catdog.runs.record import NOTE_MAX_CHARS, Run
 from catdog.runs.states import RunError
-from catdog.runs.store import RUN_ID, RunStore
+from catdog.runs.store import OPENED_BYTES, RUN_ID, RunStore
 from catdog.settings import RunConfig, SettingsError
 
 FORMAT, VERSION = "catdog-project", 1
@@ -238,6 +246,40 @@ def open_project(
     manifest = _manifest(members)
     runs = _runs(members, manifest)
     store.check_writable()
+    try:
+        with datasets.student_turn(actor) as left:
+            if left is not None and _bytes_brought(members) > left:
+                raise share_exceeded(classroom.dataset_share(actor))
+            return _open(members, manifest, runs, actor, store, datasets, progress)
+    except DatasetError as error:
+        raise ProjectError(*error.args) from None
+
+
+def _bytes_brought(members: dict[str, bytes]) -> int:
+    """What opening a project file adds at most: its runs' files and its data sets' photos unpacked
+    (as their zips declare them; archives.zip_members holds each entry to its declared size)."""
+    photos = 0
+    for name, data in members.items():
+        if name.startswith("datasets/"):
+            # One that is no zip is refused when it is unpacked, and counts nothing here.
+            with contextlib.suppress(zipfile.BadZipFile), zipfile.ZipFile(io.BytesIO(data)) as archive:
+                photos += sum(info.file_size for info in archive.infolist())
+    return photos + _bytes_of({name: data for name, data in members.items() if name.startswith("runs/")})
+
+
+def _bytes_of(files: dict[str, bytes]) -> int:
+    return sum(len(data) for data in files.values())
+
+
+def _open(
+    members: dict[str, bytes],
+    manifest: dict,
+    runs: dict[str, dict[str, bytes]],
+    actor: Actor,
+    store: RunStore,
+    datasets: DatasetStore,
+    progress: Progress | None,
+) -> Opened:
     steps, done = len(runs) + len(manifest["datasets"]), 0
     with _staging(store.root) as staging:
         ids = _fresh_ids(store, list(runs))
@@ -445,7 +487,7 @@ def _stage_run(folder: Path, run_id: str, files: dict[str, bytes], actor: Actor)
         raise ProjectError(Message("run {id} is not a finished run", id=run_id))
     run.write_config(run_config)
     run.record_owner(actor)
-    run.mark("finished", pid=None, error=None, **_kept_status(status))
+    run.mark("finished", pid=None, error=None, **_kept_status(status), **{OPENED_BYTES: _bytes_of(files)})
     _write_records(run, files, run_id)
     _stage_model(run, files[MODEL], run_id)
     if GUARD in files:

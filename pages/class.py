@@ -61,7 +61,7 @@ def limits() -> None:
             key="class_max_queued",
         )
         dataset_mb = st.number_input(
-            _("Data sets per student (MB)"),
+            _("Room per student for data sets and project files (MB)"),
             *classroom.DATASET_MB_RANGE,
             current.max_dataset_mb_per_student,
             step=50,
@@ -135,7 +135,10 @@ def limits_text(settings: ClassSettings) -> str:
                 "- At most {count} runs queued or training at once per student",
                 settings.max_queued_per_student,
             ),
-            _("- At most {mb} MB of data sets per student", mb=ui.number(settings.max_dataset_mb_per_student)),
+            _(
+                "- At most {mb} MB of data sets and project files per student",
+                mb=ui.number(settings.max_dataset_mb_per_student),
+            ),
             _("- Classmates' runs: visible") if settings.show_classmates_runs else _("- Classmates' runs: hidden"),
         )
     )

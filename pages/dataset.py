@@ -126,7 +126,7 @@ def new_dataset(store: DatasetStore) -> None:
     if not locked and (share := classroom.dataset_share(ui.actor())) is not None:
         st.caption(
             _(
-                "Your data sets take {used} of the {share} MB your teacher allows each student.",
+                "Your data sets and project files take {used} of the {share} MB your teacher allows each student.",
                 used=ui.number(round(store.usage(ui.actor()) / 2**20)),
                 share=ui.number(share // 2**20),
             )

@@ -233,7 +233,7 @@ def test_students_see_the_limits_read_only_and_the_train_page_mirrors_them(tiny_
     assert_clean(app)
     assert not app.number_input and not app.get("multiselect") and "Students" not in [h.value for h in app.subheader]
     assert any("At most 8 epochs a run, images of at most 96 px" in m.value for m in app.markdown)
-    assert any("At most 300 MB of data sets per student" in m.value for m in app.markdown)
+    assert any("At most 300 MB of data sets and project files per student" in m.value for m in app.markdown)
 
     app.switch_page("pages/train.py").run()
     assert_clean(app)
@@ -247,7 +247,7 @@ def test_students_see_the_limits_read_only_and_the_train_page_mirrors_them(tiny_
     app.switch_page("pages/dataset.py").run()
     app.button_group(key="data_source").set_value("Your data sets").run()
     assert_clean(app)
-    assert any("Your data sets take 0 of the 300 MB" in caption.value for caption in app.caption)
+    assert any("Your data sets and project files take 0 of the 300 MB" in caption.value for caption in app.caption)
 
 
 def test_the_class_results_csv_keeps_a_students_name_from_running_as_a_formula():

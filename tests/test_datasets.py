@@ -267,7 +267,7 @@ def test_a_student_s_data_sets_stay_within_the_teacher_s_share(ten_mb_share):
         lambda name: store.create(name, noisy_pets(100), actor=ana),
         lambda name: store.import_zip(io.BytesIO(pets_zip(noisy_pets(200))), name, actor=ana),
     ):
-        with pytest.raises(DatasetError, match="allows 10 MB of data sets per student"):
+        with pytest.raises(DatasetError, match="allows 10 MB per student"):
             make("second")
     assert store.names() == ["first"] and [p.name for p in store.root.iterdir() if p.name.startswith(".incoming")] == []
     store.create("bens", noisy_pets(300), actor=ben)
@@ -286,7 +286,7 @@ def test_photos_in_the_trash_still_take_their_room(ten_mb_share):
     for file in [name for name in scan(dataset.root).index]:
         dataset.remove(file, actor=ana)
     assert store.usage(ana) == used
-    with pytest.raises(DatasetError, match="allows 10 MB of data sets per student"):
+    with pytest.raises(DatasetError, match="allows 10 MB per student"):
         store.create("second", noisy_pets(100), actor=ana)
 
 

@@ -435,3 +435,18 @@ def test_a_run_whose_data_set_was_deleted_never_packs_another_s_data_set_of_that
     with pytest.raises(project.ProjectError, match="trained on data set pets, which was deleted since"):
         project.export_project(bob)
     assert not trained_on(run, DatasetStore().get("pets").root)
+
+
+def test_a_student_s_opened_project_files_count_against_their_share(exported, ten_mb_share):
+    """Each opening adds the file's runs and photos: opened again and again, a project file would
+    otherwise fill the runs' disk for the whole class outside the teacher's share."""
+    _, ana, ben = ten_mb_share
+    opened = 0
+    with pytest.raises(project.ProjectError, match="allows 10 MB per student"):
+        while opened < 200:
+            project.open_project(exported, actor=ana)
+            opened += 1
+    used = DatasetStore().usage(ana)
+    assert opened > 1 and used <= 10 * 2**20 < used + len(exported)
+    assert RunStore().opened_bytes(ana) > 0 and len(RunStore().runs()) == opened
+    project.open_project(exported, actor=ben)  # a classmate's share is their own

@@ -557,14 +557,22 @@ class DatasetStore:
 
     @contextmanager
     def _room(self, folder: Path, owner: Actor) -> Iterator["Room"]:
-        """The room `owner`'s new data set has in `folder`: what is left of their share, held until
-        the data set is in (two tabs importing at once would each see the whole of it)."""
+        """The room `owner`'s new data set has in `folder`: what is left of their share."""
+        with self.student_turn(owner) as left:
+            yield Room(folder, left, classroom.dataset_share(owner))
+
+    @contextmanager
+    def student_turn(self, owner: Actor) -> Iterator[int | None]:
+        """What is left of `owner`'s share (None: no share), theirs alone until the block ends: two
+        tabs adding at once would each see the whole of it. Taken again within it by the same
+        thread, as a project file's data sets are made inside the turn that counted the file."""
         share = classroom.dataset_share(owner)
         if share is None:
-            yield Room(folder)
+            yield None
             return
+        self.root.mkdir(parents=True, exist_ok=True)
         key = hashlib.sha256(owner.id.encode()).hexdigest()[:16]
-        lock = filelock.FileLock(self.root / f".share-{key}.lock")
+        lock = filelock.FileLock(self.root / f".share-{key}.lock", is_singleton=True)
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -572,23 +580,28 @@ class DatasetStore:
                 Message(N_("another of your data sets is still being made: wait for it to finish, then try again"))
             ) from None
         try:
-            yield Room(folder, share - self.usage(owner), share)
+            yield share - self.usage(owner)
         finally:
             lock.release()
-            _remove_lock_file(lock)
+            if not lock.is_locked:
+                _remove_lock_file(lock)
 
     def usage(self, owner: Actor) -> int:
-        """The bytes of `owner`'s data sets, counted against their share (classroom.dataset_share)."""
-        if not self.root.is_dir():
-            return 0
-        return sum(
-            Dataset(path).size()
-            for path in self.root.iterdir()
-            if not path.name.startswith(".")
-            and path.is_dir()
-            and not path.is_symlink()
-            and is_same(dataset_owner(path), owner)
+        """The bytes `owner` brought in, counted against their share (classroom.dataset_share):
+        their data sets, and the runs they opened from project files."""
+        datasets = (
+            sum(
+                Dataset(path).size()
+                for path in self.root.iterdir()
+                if not path.name.startswith(".")
+                and path.is_dir()
+                and not path.is_symlink()
+                and is_same(dataset_owner(path), owner)
+            )
+            if self.root.is_dir()
+            else 0
         )
+        return datasets + RunStore().opened_bytes(owner)
 
     def _sweep(self) -> None:
         """Removes what crashed imports and deletes left: `.incoming-…` folders whose lock nobody
@@ -769,14 +782,18 @@ class Room:
         if self.left is None:
             return
         if size > self.left:
-            raise DatasetError(
-                Message(
-                    "Your teacher allows {most} MB of data sets per student, and yours would take more with this one: "
-                    "delete one you no longer need, or ask the teacher for more room.",
-                    most=f"{self.share / 2**20:,.0f}",
-                )
-            )
+            raise share_exceeded(self.share)
         self.left -= size
+
+
+def share_exceeded(share: int) -> DatasetError:
+    return DatasetError(
+        Message(
+            "Your teacher allows {most} MB per student for data sets and project files, and yours would take more "
+            "with this one: delete one you no longer need, or ask the teacher for more room.",
+            most=f"{share / 2**20:,.0f}",
+        )
+    )
 
 
 def _wrapping_depth(paths: list[PurePosixPath]) -> int:

@@ -34,6 +34,8 @@ from catdog.settings import RunConfig
 # A run's id, which names its folder: never a path's separator or a hidden name.
 RUN_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 _RUN_ID = re.compile(rf"^{RUN_ID}$")
+# The status field of a run opened from a project file: how many bytes the file brought with it.
+OPENED_BYTES = "opened_bytes"
 # Refuse to start a run with less free space than a few checkpoints and caches need.
 MIN_FREE_BYTES = 200 * 2**20
 # What a run records about itself rather than what it trains: left out when runs are compared.
@@ -186,6 +188,15 @@ class RunStore:
         run = self.create(run_config, owner=actor, **({"data_content": content} if content else {}))
         local_queue.start_process(self.root)
         return run
+
+    def opened_bytes(self, owner: Actor) -> int:
+        """The bytes of `owner`'s runs that came from project files (catdog.project records them):
+        part of what they brought in, as their data sets are."""
+        return sum(
+            opened
+            for run in self.every_run()
+            if run.owner.id == owner.id and isinstance(opened := run.status().get(OPENED_BYTES), int)
+        )
 
     def active_count(self, actor: Actor) -> int:
         """How many of `actor`'s runs are queued or training: what the teacher's limit counts."""
