@@ -1089,7 +1089,12 @@ def actor() -> access.Actor:
         return access.OWNER
     if st.session_state.get(UNLOCKED_KEY, False):
         return access.TEACHER
-    return st.session_state.get(STUDENT_KEY) or access.Actor(session_id(), "a visitor", access.Role.VISITOR)
+    student = st.session_state.get(STUDENT_KEY)
+    if student is not None and not roster.on_roster(student.id):
+        # The teacher removed them: their open tabs watch from then on, as a visitor's do.
+        st.session_state.pop(STUDENT_KEY, None)
+        student = None
+    return student or access.Actor(session_id(), "a visitor", access.Role.VISITOR)
 
 
 def session_id() -> str:

@@ -10,6 +10,7 @@ counted per session and server, logged, and answered with a wait once there are 
 is whoever holds the teacher's password (`access.TEACHER`).
 """
 
+import functools
 import hashlib
 import hmac
 import re
@@ -94,6 +95,21 @@ def shown_code(code: str) -> str:
 def students() -> list[Actor]:
     """Everyone who joined, in the order they did."""
     return [_actor(record) for record in _records()]
+
+
+def on_roster(student_id: str) -> bool:
+    """Whether a student is still in the class: a session asks on every action, so the roster is
+    read again only when its file changed."""
+    try:
+        info = roster_path().stat()
+    except FileNotFoundError:
+        return False
+    return student_id in _ids(str(roster_path()), info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _ids(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    return frozenset(record["id"] for record in _records())
 
 
 def join(name: str, session: str) -> Joined:

@@ -225,6 +225,18 @@ def test_the_teacher_removes_students_on_the_class_page():
     assert any("1 student removed" in message.value for message in app.success)
 
 
+def test_a_removed_student_s_open_tab_acts_as_them_no_more(monkeypatch):
+    """Removing a name someone took as a joke must take effect now, not at their next reload."""
+    from catdog import roster
+
+    monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "Kätzchen-42")
+    app = join_class(open_app("pages/class.py"), "Ana")
+    roster.remove([app.session_state["student"].id], actor=TEACHER)
+    app.run()
+    assert_clean(app)
+    assert "student" not in app.session_state and app.text_input(key="join_name") is not None
+
+
 def test_students_see_the_limits_read_only_and_the_train_page_mirrors_them(tiny_data, monkeypatch):
     monkeypatch.setenv("CATDOG_TEACHER_PASSWORD", "Kätzchen-42")
     monkeypatch.setenv("CATDOG_DATA_DIR", str(tiny_data))
