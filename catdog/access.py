@@ -16,6 +16,7 @@ throttle can slow guessing from many tabs without doing that, so the password it
 long (README).
 """
 
+import hashlib
 import hmac
 import logging
 import math
@@ -112,6 +113,11 @@ def controls(actor: Actor, owner: Actor) -> bool:
 
 class Forbidden(ValueError):
     """An action the actor may not take; the message is one line, shown as it is."""
+
+
+def file_key(actor: Actor) -> str:
+    """A name for a file kept per person, such as a lock: an id may hold any character."""
+    return hashlib.sha256(actor.id.encode()).hexdigest()[:16]
 
 
 def is_same(actor: Actor, other: Actor) -> bool:

@@ -22,7 +22,6 @@ gone and stops in one line, never writing into a new folder under the old name. 
 imports TensorFlow.
 """
 
-import hashlib
 import os
 import re
 import secrets
@@ -38,7 +37,7 @@ from typing import BinaryIO
 import filelock
 
 from catdog import classroom, config
-from catdog.access import OWNER, Action, Actor, actor_record, authorize, can_see, is_same
+from catdog.access import OWNER, Action, Actor, actor_record, authorize, can_see, file_key, is_same
 from catdog.data.archives import ArchiveError, Limits, Skipped, zip_members
 from catdog.data.errors import DataError
 from catdog.data.images import ImageError, open_image
@@ -571,8 +570,7 @@ class DatasetStore:
             yield None
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        key = hashlib.sha256(owner.id.encode()).hexdigest()[:16]
-        lock = filelock.FileLock(self.root / f".share-{key}.lock", is_singleton=True)
+        lock = filelock.FileLock(self.root / f".share-{file_key(owner)}.lock", is_singleton=True)
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:

@@ -11,7 +11,6 @@ they may be measuring.
 """
 
 import contextlib
-import hashlib
 import os
 import re
 import secrets
@@ -23,7 +22,7 @@ from dataclasses import asdict, replace
 import filelock
 
 from catdog import classroom, config
-from catdog.access import OWNER, Action, Actor, authorize, can_see
+from catdog.access import OWNER, Action, Actor, authorize, can_see, file_key
 from catdog.messages import Message
 from catdog.runs import cluster
 from catdog.runs import queue as local_queue
@@ -169,7 +168,7 @@ class RunStore:
         if not classroom.limited(actor):
             return contextlib.nullcontext()
         self.root.mkdir(parents=True, exist_ok=True)
-        return filelock.FileLock(self.root / f".turn-{hashlib.sha256(actor.id.encode()).hexdigest()[:16]}.lock")
+        return filelock.FileLock(self.root / f".turn-{file_key(actor)}.lock")
 
     def _submit(self, run_config: RunConfig, actor: Actor, content: str | None) -> Run:
         if not (classroom.limited(actor) and content):
