@@ -190,11 +190,12 @@ class RunStore:
 
     def opened_bytes(self, owner: Actor) -> int:
         """The bytes of `owner`'s runs that came from project files (catdog.project records them):
-        part of what they brought in, as their data sets are."""
+        part of what they brought in, as their data sets are. Read as recorded: the Dataset page
+        asks on every rerun, and a live status may ask a cluster about each running run."""
         return sum(
             opened
             for run in self.every_run()
-            if run.owner.id == owner.id and isinstance(opened := run.status().get(OPENED_BYTES), int)
+            if run.owner.id == owner.id and isinstance(opened := run.recorded_status().get(OPENED_BYTES), int)
         )
 
     def active_count(self, actor: Actor) -> int:
